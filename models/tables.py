@@ -1,0 +1,361 @@
+"""The store: plant master data, signals, exceptions and the two outboxes.
+
+All timestamps are timezone-aware and stored as UTC (SQLModel's `UTCDateTime` enforces it
+on SQLite and PostgreSQL alike). Plant-local time exists only at the edges: the plant file,
+shifts and rendered messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default_factory=kw.pop("factory", dict), sa_column=Column(JSON, nullable=False), **kw)
+
+
+class ExceptionType(StrEnum):
+    breakdown = "breakdown"
+    quality = "quality"
+    material = "material"
+    safety = "safety"
+    tooling = "tooling"
+    utility = "utility"
+    staffing = "staffing"
+    other = "other"
+
+
+class Intent(StrEnum):
+    report = "report"
+    update = "update"
+    ack = "ack"
+    approve = "approve"
+    reject = "reject"
+    query = "query"
+    other = "other"
+
+
+class Role(StrEnum):
+    operator = "operator"
+    supervisor = "supervisor"
+    maintenance = "maintenance"
+    maintenance_lead = "maintenance_lead"
+    planner = "planner"
+    materials = "materials"
+    quality = "quality"
+    customer_service = "customer_service"
+    manager = "manager"
+
+
+class ExceptionStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    proposed = "proposed"
+    approved = "approved"
+    posted = "posted"
+    closed = "closed"
+
+
+class WorkOrderStatus(StrEnum):
+    planned = "planned"
+    released = "released"
+    running = "running"
+    held = "held"
+    done = "done"
+
+
+class ErpKind(StrEnum):
+    maintenance_request = "maintenance_request"
+    production_order_status = "production_order_status"
+    production_order_reschedule = "production_order_reschedule"
+    stock_status = "stock_status"
+    nonconformance = "nonconformance"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"  # notifications: handed to the platform; ERP: posted
+    failed = "failed"  # permanent: recorded on the timeline, never retried by itself
+    rejected = "rejected"  # ERP said no (validation); correct and retry from the thread
+
+
+# --- plant master data -------------------------------------------------------------------
+
+
+class Plant(SQLModel, table=True):
+    __tablename__ = "plants"
+    id: str = Field(primary_key=True)
+    name: str
+    timezone: str = "UTC"
+    source_file: str | None = None
+    content_hash: str | None = None
+    erp: dict[str, Any] = _json()
+    loaded_at: datetime | None = None
+
+
+class Area(SQLModel, table=True):
+    __tablename__ = "areas"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    name: str
+
+
+class Machine(SQLModel, table=True):
+    __tablename__ = "machines"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    name: str
+    area_id: str
+    aliases: list[str] = _json(factory=list)
+    running: bool = True  # last known state from signals or a confirmed fix
+
+
+class Material(SQLModel, table=True):
+    __tablename__ = "materials"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    name: str
+    aliases: list[str] = _json(factory=list)
+    area_id: str | None = None
+
+
+class CustomerOrder(SQLModel, table=True):
+    __tablename__ = "customer_orders"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    customer: str
+    due: datetime | None = None
+
+
+class WorkOrder(SQLModel, table=True):
+    __tablename__ = "work_orders"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    machine_id: str
+    material_id: str | None = None
+    quantity: float | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    customer_order_id: str | None = None
+    status: str = WorkOrderStatus.planned
+
+
+class Shift(SQLModel, table=True):
+    __tablename__ = "shifts"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    start: str  # "HH:MM" plant-local
+    end: str
+    days: list[str] = _json(factory=list)
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "people"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    id: str = Field(primary_key=True)
+    name: str
+    roles: list[str] = _json(factory=list)
+    areas: list[str] = _json(factory=list)
+    shifts: list[str] = _json(factory=list)
+    language: str = "en"
+    channels: dict[str, str] = _json()
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """Maps an address on a chat platform to a person, so inbound messages find their sender."""
+
+    __tablename__ = "channel_identities"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id")
+    person_id: str
+    channel: str
+    address: str
+
+
+class RoutingRule(SQLModel, table=True):
+    __tablename__ = "routing_rules"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    position: int = Field(primary_key=True)
+    when: dict[str, Any] = _json()
+    notify: list[dict[str, Any]] = _json(factory=list)
+    approver: str = Role.supervisor
+
+
+# --- what happens ------------------------------------------------------------------------
+
+
+class Signal(SQLModel, table=True):
+    """Every inbound event, stored before it is processed. Append-only; `source_key` dedupes."""
+
+    __tablename__ = "signals"
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id", index=True)
+    source: str  # slack, telegram, whatsapp, console, replay, mqtt, opcua, webhook, ...
+    source_key: str = Field(unique=True)
+    kind: str  # chat | action | machine
+    received_at: datetime
+    person_id: str | None = None
+    payload: dict[str, Any] = _json()
+    processed_at: datetime | None = None
+    error: str | None = None
+
+
+class PlantException(SQLModel, table=True):
+    """One exception (a problem on the floor) and its thread."""
+
+    __tablename__ = "exceptions"
+    __table_args__ = (Index("ix_exceptions_plant_status", "plant_id", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id")
+    code: str = Field(unique=True)  # E-0042, shown on channels without threads
+    type: str
+    status: str = ExceptionStatus.open
+    severity: str = "medium"
+    summary: str = ""
+    language: str = "en"
+    machine_id: str | None = None
+    area_id: str | None = None
+    material_id: str | None = None
+    reporter_id: str | None = None
+    rule_position: int | None = None
+    approver_role: str = Role.supervisor
+    work_orders: list[str] = _json(factory=list)
+    customer_orders_at_risk: list[str] = _json(factory=list)
+    staging_conflict: dict[str, Any] = _json()
+    proposal: dict[str, Any] = _json()
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    proposed_at: datetime | None = None
+    approved_at: datetime | None = None
+    posted_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline_events"
+    id: int | None = Field(default=None, primary_key=True)
+    exception_id: int = Field(foreign_key="exceptions.id", index=True)
+    at: datetime
+    kind: str
+    person_id: str | None = None
+    text: str = ""
+    data: dict[str, Any] = _json()
+
+
+class Notification(SQLModel, table=True):
+    """Outbox row for one chat message to one person; a worker delivers it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_pending", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id")
+    dedupe_key: str = Field(unique=True)
+    exception_id: int | None = Field(default=None, foreign_key="exceptions.id", index=True)
+    person_id: str
+    role: str | None = None
+    kind: str  # alert, escalation, reply, question, refusal, confirmation, erp_reference, ...
+    channel: str
+    address: str
+    language: str = "en"
+    text: str
+    buttons: list[str] = _json(factory=list)
+    created_at: datetime
+    status: str = OutboxStatus.pending
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    platform_message_id: str | None = None
+    error: str | None = None
+
+
+class AckTimer(SQLModel, table=True):
+    """An escalation timer: if `role` has not acknowledged by `due_at`, page `escalate_to`."""
+
+    __tablename__ = "ack_timers"
+    __table_args__ = (UniqueConstraint("exception_id", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    exception_id: int = Field(foreign_key="exceptions.id", index=True)
+    role: str
+    due_at: datetime = Field(index=True)
+    escalate_to: str | None = None
+    status: str = "pending"  # pending | acknowledged | fired
+    settled_at: datetime | None = None
+
+
+class Approval(SQLModel, table=True):
+    __tablename__ = "approvals"
+    id: int | None = Field(default=None, primary_key=True)
+    exception_id: int = Field(foreign_key="exceptions.id", index=True)
+    person_id: str
+    decision: str  # approve | reject
+    accepted: bool
+    reason: str = ""
+    at: datetime
+
+
+class ErpTransaction(SQLModel, table=True):
+    """Outbox row for one ERP transaction, written in the same DB transaction as its approval."""
+
+    __tablename__ = "erp_transactions"
+    __table_args__ = (Index("ix_erp_transactions_pending", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id")
+    exception_id: int | None = Field(default=None, foreign_key="exceptions.id", index=True)
+    sequence: int = 0  # order within the exception
+    kind: str
+    fields: dict[str, Any] = _json()
+    idempotency_key: str = Field(unique=True)
+    status: str = OutboxStatus.pending
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    posted_at: datetime | None = None
+    reference: str | None = None
+    error: str | None = None
+
+
+class LedgerDocument(SQLModel, table=True):
+    """The embedded ledger ERP's own book: what a real ERP would hold."""
+
+    __tablename__ = "ledger_documents"
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True)
+    idempotency_key: str = Field(unique=True)
+    kind: str
+    fields: dict[str, Any] = _json()
+    posted_at: datetime
+
+
+class PendingReport(SQLModel, table=True):
+    """A report the bot asked back about; the person's next answer completes it."""
+
+    __tablename__ = "pending_reports"
+    id: int | None = Field(default=None, primary_key=True)
+    plant_id: str = Field(foreign_key="plants.id")
+    person_id: str = Field(index=True)
+    signal_id: int = Field(foreign_key="signals.id")
+    text: str
+    extraction: dict[str, Any] = _json()
+    missing: str  # machine | type
+    candidates: list[str] = _json(factory=list)
+    created_at: datetime
+    resolved_at: datetime | None = None
+
+
+class Attachment(SQLModel, table=True):
+    """A photo or voice note sent with a chat message, linked to the exception's timeline."""
+
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    signal_id: int = Field(foreign_key="signals.id")
+    exception_id: int | None = Field(default=None, foreign_key="exceptions.id")
+    kind: str  # photo | voice | file
+    content_type: str | None = None
+    path: str
+    created_at: datetime
