@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, schema: str | None = None) -> Engine:
+    """`schema` (PostgreSQL only) puts every table in that schema via the connection's search_path,
+    so tests or tenants can share one database without seeing each other's rows."""
     url = normalise_url(url)
+    if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        raise ValueError(f"bad schema name {schema!r}: letters, digits and _ only")
     if url.startswith("sqlite"):
+        if schema is not None:
+            raise ValueError("schema applies to PostgreSQL only")
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -34,7 +41,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"options": f"-csearch_path={schema}"} if schema is not None else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def migrate(engine: Engine) -> None:

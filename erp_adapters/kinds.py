@@ -1,0 +1,125 @@
+"""The neutral ERP transaction kinds: which fields each carries, checked once for every adapter.
+
+Routing produces these fields; every adapter (ledger, ERPNext, Odoo, SAP) validates them here
+before it talks to its ERP, so a bad transaction is rejected with the same clear reason
+whichever ERP the plant runs. docs/erp.md documents the fields and each ERP's mapping.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from erp_adapters.base import Rejected
+
+PRIORITIES = ("low", "medium", "high", "critical")
+ORDER_ACTIONS = ("hold", "release", "complete")
+STOCK_ACTIONS = ("block", "release", "scrap")
+
+# kind -> (required fields, optional fields)
+FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "maintenance_request": (
+        ("machine", "description"),
+        ("machine_name", "reported_by", "exception", "downtime_minutes", "priority"),
+    ),
+    "production_order_status": (("work_order", "action"), ("reason",)),
+    "production_order_reschedule": (("work_order", "start", "end"), ("reason",)),
+    "stock_status": (("action", "material", "quantity", "unit"), ("lot", "work_order", "reason")),
+    "nonconformance": (
+        ("exception", "type", "description"),
+        ("machine", "material", "work_order", "quantity", "unit", "disposition"),
+    ),
+}
+
+# Document-number prefixes of the embedded ledger, one per kind.
+PREFIXES = {
+    "maintenance_request": "MR",
+    "production_order_status": "POS",
+    "production_order_reschedule": "RES",
+    "stock_status": "STK",
+    "nonconformance": "NC",
+}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp with an offset, or None when it is not one."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.utcoffset() is not None else None
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def problems(kind: str, fields: dict[str, Any]) -> list[str]:
+    """Every problem with these fields, in words a planner can act on; empty when valid."""
+    if kind not in FIELDS:
+        return [f"unknown transaction kind {kind!r}; expected one of {', '.join(FIELDS)}"]
+    if not isinstance(fields, dict):
+        return [f"fields must be a mapping, got {type(fields).__name__}"]
+    required, _optional = FIELDS[kind]
+    found = [f"{name} is missing" for name in required if fields.get(name) in (None, "")]
+
+    def text(name: str) -> None:
+        value = fields.get(name)
+        if value not in (None, "") and not _is_text(value) and not _is_number(value):
+            found.append(f"{name} must be text, got {value!r}")
+
+    def choice(name: str, allowed: tuple[str, ...]) -> None:
+        value = fields.get(name)
+        if value not in (None, "") and value not in allowed:
+            found.append(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+
+    def positive(name: str) -> None:
+        value = fields.get(name)
+        if value is not None and (not _is_number(value) or value <= 0):
+            found.append(f"{name} must be a number greater than 0 (got {value!r})")
+
+    if kind == "maintenance_request":
+        for name in ("machine", "description", "machine_name", "reported_by", "exception"):
+            text(name)
+        choice("priority", PRIORITIES)
+        minutes = fields.get("downtime_minutes")
+        if minutes is not None and (not _is_number(minutes) or minutes < 0):
+            found.append(f"downtime_minutes must be a number of minutes, 0 or more (got {minutes!r})")
+    elif kind == "production_order_status":
+        text("work_order")
+        choice("action", ORDER_ACTIONS)
+    elif kind == "production_order_reschedule":
+        text("work_order")
+        start, end = fields.get("start"), fields.get("end")
+        for name, value in (("start", start), ("end", end)):
+            if value not in (None, "") and parse_time(value) is None:
+                found.append(f"{name} must be an ISO 8601 time with a UTC offset (got {value!r})")
+        start_at, end_at = parse_time(start), parse_time(end)
+        if start_at and end_at and end_at <= start_at:
+            found.append(f"end ({end}) must be after start ({start})")
+    elif kind == "stock_status":
+        choice("action", STOCK_ACTIONS)
+        for name in ("material", "unit", "lot", "work_order"):
+            text(name)
+        positive("quantity")
+    elif kind == "nonconformance":
+        for name in ("exception", "type", "description", "machine", "material", "work_order", "disposition"):
+            text(name)
+        positive("quantity")
+    return found
+
+
+def validate(kind: str, fields: dict[str, Any]) -> None:
+    """Raise `Rejected` naming every problem, so the thread can correct them in one go."""
+    found = problems(kind, fields)
+    if found:
+        raise Rejected(f"{kind}: " + "; ".join(found) if kind in FIELDS else found[0])

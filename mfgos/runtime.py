@@ -1,0 +1,208 @@
+"""The composition root: one place that builds the engine, plant, NLP, channels, ERP and workers.
+
+`Runtime` is what every interface drives — the web console, the terminal chat, replay and
+`serve`. Inbound events are stored as signals (committed) before they are processed;
+processing runs in its own transaction that also marks the signal processed, so a crash
+between the two leaves an unprocessed signal that `process_pending` picks up at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text as sa_text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.channels.base import CaptureChannel, Channel
+from bot.conversation import handle_chat
+from bot.outbox import NotificationOutbox
+from erp_adapters.base import ErpAdapter
+from erp_adapters.outbox import ErpOutbox
+from erp_adapters.registry import create_adapter
+from models import ChannelIdentity, Notification, Plant, Signal, make_engine, migrate, session_scope
+from models.plant_file import PlantChanges, apply, load
+from mfgos.config import Settings
+from nlp.extractor import Extractor, master_data_from_store
+from routing import messages
+from routing import workflow as wf
+from routing.clock import Clock, SystemClock
+from signals.machine_state import handle_machine_signal
+
+log = logging.getLogger(__name__)
+TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+
+
+@dataclass
+class Received:
+    """What `receive` did: the signal id, and whether it was a redelivery of one already stored."""
+
+    signal_id: int
+    duplicate: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 channels: dict[str, Channel] | None = None, erp: ErpAdapter | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.engine = make_engine(settings.database_url)
+        migrate(self.engine)
+        self.plant_id = ""
+        self._reader: Extractor | None = None
+        self.load_plant(Path(settings.plant_file))
+        self.channels: dict[str, Channel] = channels if channels is not None else {"console": CaptureChannel("console")}
+        self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings)
+        self.notifications = NotificationOutbox(self.engine, self.channels, now=self.clock.now)
+        self.erp_outbox = ErpOutbox(self.engine, self.erp, now=self.clock.now, on_settled=self._erp_settled)
+
+    # --- plant -------------------------------------------------------------------------
+
+    def load_plant(self, path: Path) -> PlantChanges:
+        """Load (or reload) the plant file; rebuild the NLP indexes only when master data changed."""
+        plant_file = load(path)
+        with session_scope(self.engine) as session:
+            changes = apply(session, plant_file, source_file=str(path))
+        self.plant_id = plant_file.plant.id
+        if changes.changed or self._reader is None:
+            self._reader = None
+        return changes
+
+    @property
+    def reader(self) -> Extractor:
+        if self._reader is None:
+            with Session(self.engine) as session:
+                self._reader = Extractor(master_data_from_store(session, self.plant_id))
+        return self._reader
+
+    def plant(self, session: Session) -> Plant:
+        plant = session.get(Plant, self.plant_id)
+        assert plant is not None, "plant loaded at start"
+        return plant
+
+    # --- inbound -----------------------------------------------------------------------
+
+    def person_for(self, channel: str, address: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.exec(select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel, ChannelIdentity.address == address)).first()
+            return row.person_id if row else None
+
+    def receive(self, *, source: str, source_key: str, kind: str, payload: dict[str, Any],
+                person_id: str | None = None, process: bool = True) -> Received:
+        """Store an inbound event (once per source key), then process it."""
+        signal = Signal(plant_id=self.plant_id, source=source, source_key=source_key, kind=kind,
+                        received_at=self.clock.now(), person_id=person_id, payload=payload)
+        try:
+            with session_scope(self.engine) as session:
+                session.add(signal)
+                session.flush()
+                signal_id = signal.id
+        except IntegrityError:
+            with Session(self.engine) as session:
+                existing = session.exec(select(Signal).where(Signal.source_key == source_key)).one()
+                signal_id, processed = existing.id, existing.processed_at is not None
+            if process and not processed:
+                self.process_signal(signal_id)
+            return Received(signal_id=signal_id, duplicate=True)
+        assert signal_id is not None
+        if process:
+            self.process_signal(signal_id)
+        return Received(signal_id=signal_id)
+
+    def receive_chat(self, *, channel: str, address: str, text: str, event_id: str,
+                     exception_ref: str | None = None, action: str | None = None, reply_to: str | None = None,
+                     attachments: list[dict[str, Any]] | None = None, person_id: str | None = None) -> Received:
+        person_id = person_id or self.person_for(channel, address)
+        payload = {"channel": channel, "address": address, "text": text, "exception_ref": exception_ref,
+                   "action": action, "reply_to": reply_to, "attachments": attachments or []}
+        return self.receive(source=channel, source_key=f"{channel}:{event_id}", kind="action" if action else "chat",
+                            payload=payload, person_id=person_id)
+
+    def process_signal(self, signal_id: int) -> None:
+        try:
+            with session_scope(self.engine) as session:
+                signal = session.get(Signal, signal_id)
+                if signal is None or signal.processed_at is not None:
+                    return
+                ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(),
+                                 cause=f"signal:{signal_id}")
+                if signal.kind in ("chat", "action"):
+                    handle_chat(ctx, signal, self.reader)
+                elif signal.kind == "machine":
+                    handle_machine_signal(ctx, signal)
+                else:
+                    signal.error = f"unknown signal kind {signal.kind!r}"
+                signal.processed_at = ctx.now
+                session.add(signal)
+        except Exception as error:  # the signal stays stored; say so to the sender and move on
+            log.exception("processing signal %s failed", signal_id)
+            self._record_failure(signal_id, error)
+
+    def _record_failure(self, signal_id: int, error: Exception) -> None:
+        with session_scope(self.engine) as session:
+            signal = session.get(Signal, signal_id)
+            if signal is None:
+                return
+            signal.error = f"{type(error).__name__}: {error}"[:2000]
+            signal.processed_at = self.clock.now()
+            session.add(signal)
+            ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(),
+                             cause=f"signal:{signal_id}:failed")
+            who = wf.person(ctx, signal.person_id)
+            if who:
+                wf.notify(ctx, who, "reply", messages.render("processing_failed", who.language),
+                          reply_channel=signal.payload.get("channel"))
+
+    def process_pending(self) -> int:
+        """Process signals stored but not processed (a crash between storing and processing)."""
+        with Session(self.engine) as session:
+            ids = session.exec(select(Signal.id).where(Signal.processed_at == None).order_by(Signal.id)).all()  # noqa: E711
+        for signal_id in ids:
+            self.process_signal(signal_id)
+        return len(ids)
+
+    # --- time and outboxes -------------------------------------------------------------
+
+    def fire_timers(self) -> int:
+        """Fire due escalation timers; on PostgreSQL only the replica holding the advisory lock does."""
+        with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
+                if not locked[0]:
+                    return 0
+            ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(), cause="timers")
+            return wf.escalate_unacknowledged(ctx)
+
+    def next_timer_due(self) -> datetime | None:
+        with Session(self.engine) as session:
+            return wf.next_timer_due(session)
+
+    def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:
+        wf.record_erp_result(session, txn, outcome, detail, self.clock.now())
+
+    async def drain(self, rounds: int = 20) -> None:
+        """Run timers and both outboxes until nothing more is due now (replay and tests)."""
+        for _ in range(rounds):
+            work = self.fire_timers()
+            work += await self.erp_outbox.post_due()
+            work += await self.notifications.deliver_due()
+            if not work:
+                return
+
+    async def aclose(self) -> None:
+        await self.erp.aclose()
+        self.engine.dispose()
+
+    # --- views -------------------------------------------------------------------------
+
+    def notifications_for(self, person_id: str, after_id: int = 0) -> list[Notification]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Notification).where(
+                Notification.person_id == person_id, Notification.id > after_id).order_by(Notification.id)))
+

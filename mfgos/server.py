@@ -1,0 +1,125 @@
+"""`mfgos demo` and `mfgos serve`: one process with the console, the REST API and the workers.
+
+At start the runtime processes signals stored before a crash; then a worker on the
+server's event loop fires escalation timers and drains both outboxes every half second on
+the system clock, so a timer that came due while the process was down fires at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from mfgos.config import DEMO_PLANT, Settings
+from mfgos.runtime import Runtime
+from mfgos.web import CONSOLE, ConsoleChannel, create_app
+
+log = logging.getLogger(__name__)
+
+WORKER_INTERVAL = 0.5  # seconds between passes; short enough that the console feels live
+
+
+async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL) -> None:
+    """Fire due timers and drain both outboxes until `stop` is set; a failing pass is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await runtime.drain()
+        except Exception:  # the rows stay in the outbox; the next pass retries them
+            log.exception("outbox worker pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL,
+                    on_ready: Callable[[], None] | None = None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A FastAPI lifespan that runs `run_worker` beside the app and closes the runtime at the end."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+            await runtime.aclose()
+
+    return lifespan
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The embedded defaults: the demo plant and the ledger ERP; the database stays as configured
+    (a SQLite file in the working directory unless MFGOS_DATABASE_URL or --database says otherwise)."""
+    return settings.model_copy(update={"plant_file": DEMO_PLANT, "erp": "ledger"})
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before serving so `--port 0` can print the port the system picked."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run_server(settings: Settings, host: str, port: int, demo: bool,
+               extra_routers: Sequence[APIRouter] = ()) -> int:
+    """Serve the console, the REST API and `extra_routers` until Ctrl-C; returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if demo:
+        settings = demo_settings(settings)
+    try:
+        sock = _bind(host, port)
+    except OSError as error:
+        print(f"mfgos: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 1
+    try:
+        runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()} if demo else None)
+    except Exception as error:  # a bad plant file, an unreachable database: say which, then stop
+        sock.close()
+        print(f"mfgos: cannot start: {error}", file=sys.stderr)
+        return 1
+    recovered = runtime.process_pending()
+    if recovered:
+        print(f"mfgos: processed {recovered} message(s) stored before the last stop", flush=True)
+    url = _url(host, sock.getsockname()[1])
+
+    def ready() -> None:
+        print(f"mfgos console: {url}", flush=True)
+        print(f"  plant {runtime.plant_id} | database {runtime.engine.url.render_as_string(hide_password=True)} | "
+              f"ERP {settings.erp} | channels {', '.join(sorted(runtime.channels))} | Ctrl-C stops", flush=True)
+        if not _is_loopback(host):
+            print("  warning: the console has no login; anyone who reaches this port can act as any person",
+                  flush=True)
+
+    app = create_app(runtime, extra_routers=extra_routers, lifespan=worker_lifespan(runtime, on_ready=ready))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else 1

@@ -1,0 +1,364 @@
+"""The local web console and its REST API: chat as any person, watch exceptions, the ERP and KPIs.
+
+The page is one static HTML file with vanilla JS (mfgos/static/) that polls the JSON
+endpoints; nothing is downloaded at runtime. Endpoints are plain `def` functions so
+FastAPI runs their database work in its thread pool and the event loop stays free for the
+outbox worker and the channel webhooks mounted beside them (`extra_routers`).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.channels.base import OutboundMessage
+from models import (
+    Approval,
+    Area,
+    ErpTransaction,
+    LedgerDocument,
+    Machine,
+    Notification,
+    Person,
+    Plant,
+    PlantException,
+    Shift,
+    Signal,
+    TimelineEvent,
+)
+from mfgos.runtime import Runtime
+from routing.kpis import compute
+from routing.roster import on_shift, plant_local
+
+STATIC = Path(__file__).parent / "static"
+CONSOLE = "console"
+LIST_LIMIT = 200  # newest rows a list endpoint returns; the console shows a plant's day, not its history
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class ConsoleChannel:
+    """Delivery to the web console and the terminal chat: both read the notification rows
+    themselves, so delivering only hands out an id (and keeps nothing in memory)."""
+
+    name = CONSOLE
+
+    async def send(self, message: OutboundMessage) -> str:
+        return f"console-{message.notification_id}"
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+
+class _FromPerson(BaseModel):
+    person_id: str = Field(min_length=1, max_length=200)
+    event_id: str | None = Field(
+        default=None, description="client-generated id; a second POST with the same id is ignored")
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not EVENT_ID.match(value):
+            raise ValueError("use 1-200 letters, digits or . _ : - (a UUID is ideal)")
+        return value
+
+
+class ChatIn(_FromPerson):
+    text: str = Field(max_length=4000)
+    exception: str | None = Field(default=None, description="the thread (exception code) this belongs to")
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the message is empty")
+        return value
+
+
+class ActionIn(_FromPerson):
+    action: Literal["ack", "approve", "reject", "propose"]
+    exception: str = Field(min_length=1, max_length=40)
+    text: str = Field(default="", max_length=4000, description="a reason (reject) or the fix (propose)")
+
+
+# --- serialisation -------------------------------------------------------------------------
+
+
+def iso(at: datetime | None) -> str | None:
+    """UTC ISO text; SQLite hands datetimes back without their zone, and they are UTC."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def erp_status(txn: ErpTransaction) -> str:
+    """The outbox says `sent`; people say `posted`."""
+    return "posted" if txn.status == "sent" else txn.status
+
+
+def _person_json(person: Person, shifts: dict[str, Shift], local: datetime) -> dict[str, Any]:
+    return {"id": person.id, "name": person.name, "roles": person.roles, "areas": person.areas,
+            "language": person.language, "channels": sorted(person.channels),
+            "on_shift": on_shift(person, shifts, local)}
+
+
+def _exception_json(exc: PlantException, machines: dict[str, Machine]) -> dict[str, Any]:
+    machine = machines.get(exc.machine_id or "")
+    return {
+        "code": exc.code, "type": exc.type, "status": exc.status, "severity": exc.severity,
+        "summary": exc.summary, "machine": exc.machine_id, "machine_name": machine.name if machine else None,
+        "area": exc.area_id, "material": exc.material_id, "reporter": exc.reporter_id,
+        "approver_role": exc.approver_role, "work_orders": exc.work_orders,
+        "customer_orders_at_risk": exc.customer_orders_at_risk, "staging_conflict": exc.staging_conflict or None,
+        "proposal": exc.proposal or None, "opened_at": iso(exc.opened_at),
+        "acknowledged_at": iso(exc.acknowledged_at), "closed_at": iso(exc.closed_at),
+    }
+
+
+def _notification_json(row: Notification, codes: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role, "kind": row.kind,
+        "channel": row.channel, "text": row.text, "buttons": row.buttons,
+        "exception": codes.get(row.exception_id) if row.exception_id else None,
+        "status": row.status, "error": row.error,
+    }
+
+
+def _transaction_json(txn: ErpTransaction, codes: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": txn.id, "exception": codes.get(txn.exception_id) if txn.exception_id else None,
+        "sequence": txn.sequence, "kind": txn.kind, "fields": txn.fields, "status": erp_status(txn),
+        "reference": txn.reference, "attempts": txn.attempts, "error": txn.error,
+        "created_at": iso(txn.created_at), "posted_at": iso(txn.posted_at),
+    }
+
+
+def _codes(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(PlantException.id, PlantException.code)
+                        .where(PlantException.id.in_(wanted))).all()  # type: ignore[union-attr]
+    return {row_id: code for row_id, code in rows if row_id is not None}
+
+
+def _validation_problem(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+# --- the app -------------------------------------------------------------------------------
+
+
+def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
+               lifespan: Lifespan | None = None) -> FastAPI:
+    """The console page, the REST API and `extra_routers` (channel webhooks) on one ASGI app.
+
+    `lifespan` lets the server run its outbox worker beside the app; tests leave it out and
+    drain the runtime themselves.
+    """
+    app = FastAPI(title="mfgos console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.runtime = runtime
+    plant_id = runtime.plant_id
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [_validation_problem(e) for e in error.errors()]
+        return JSONResponse(status_code=422, content={"detail": "; ".join(problems), "problems": problems})
+
+    def person_or_404(session: Session, person_id: str) -> Person:
+        person = session.get(Person, (plant_id, person_id))
+        if person is None:
+            raise HTTPException(404, f"unknown person {person_id!r} in plant {plant_id}")
+        return person
+
+    def exception_or_404(session: Session, code: str) -> PlantException:
+        exc = session.exec(select(PlantException).where(
+            PlantException.plant_id == plant_id, PlantException.code == code.strip().upper())).first()
+        if exc is None:
+            raise HTTPException(404, f"unknown exception {code!r}")
+        return exc
+
+    def check_sender(person_id: str, exception: str | None) -> None:
+        with Session(runtime.engine) as session:
+            person_or_404(session, person_id)
+            if exception:
+                exception_or_404(session, exception)
+
+    def outcome(signal_id: int, duplicate: bool, person_id: str) -> dict[str, Any]:
+        """The stored signal and what the bot answered its sender (notification keys start with the cause)."""
+        with Session(runtime.engine) as session:
+            rows = session.exec(select(Notification).where(
+                Notification.person_id == person_id,
+                Notification.dedupe_key.startswith(f"signal:{signal_id}:"),  # type: ignore[attr-defined]
+            ).order_by(Notification.id)).all()
+            signal = session.get(Signal, signal_id)
+            codes = _codes(session, (r.exception_id for r in rows))
+            return {"signal_id": signal_id, "duplicate": duplicate,
+                    "error": signal.error if signal is not None else None,
+                    "replies": [_notification_json(r, codes) for r in rows]}
+
+    # --- page and health -------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        with Session(runtime.engine) as session:
+            pending = session.exec(select(func.count()).select_from(Notification)
+                                   .where(Notification.status == "pending")).one()
+        return {"status": "ok", "plant": plant_id, "pending_notifications": pending}
+
+    # --- reading -----------------------------------------------------------------------------
+
+    @app.get("/api/plant")
+    def plant_view() -> dict[str, Any]:
+        with Session(runtime.engine) as session:
+            plant = session.get(Plant, plant_id)
+            if plant is None:
+                raise HTTPException(503, "the plant is not loaded")
+            local = plant_local(plant, runtime.clock.now())
+            shifts = {s.id: s for s in session.exec(select(Shift).where(Shift.plant_id == plant_id))}
+            people = session.exec(select(Person).where(Person.plant_id == plant_id).order_by(Person.id)).all()
+            machines = session.exec(select(Machine).where(Machine.plant_id == plant_id).order_by(Machine.id)).all()
+            areas = session.exec(select(Area).where(Area.plant_id == plant_id).order_by(Area.id)).all()
+            return {
+                "plant": {"id": plant.id, "name": plant.name, "timezone": plant.timezone,
+                          "local_time": local.isoformat()},
+                "areas": [{"id": a.id, "name": a.name} for a in areas],
+                "people": [_person_json(p, shifts, local) for p in people],
+                "machines": [{"id": m.id, "name": m.name, "area": m.area_id, "running": m.running}
+                             for m in machines],
+            }
+
+    @app.get("/api/exceptions")
+    def exceptions(status: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+        with Session(runtime.engine) as session:
+            query = select(PlantException).where(PlantException.plant_id == plant_id)
+            if status == "open":
+                query = query.where(PlantException.status != "closed")
+            elif status:
+                query = query.where(PlantException.status == status)
+            rows = session.exec(query.order_by(PlantException.id.desc()).limit(LIST_LIMIT)).all()  # type: ignore[union-attr]
+            machines = {m.id: m for m in session.exec(select(Machine).where(Machine.plant_id == plant_id))}
+            return {"exceptions": [_exception_json(e, machines) for e in rows]}
+
+    @app.get("/api/exceptions/{code}")
+    def exception_detail(code: str) -> dict[str, Any]:
+        with Session(runtime.engine) as session:
+            exc = exception_or_404(session, code)
+            machines = {m.id: m for m in session.exec(select(Machine).where(Machine.plant_id == plant_id))}
+            timeline = session.exec(select(TimelineEvent).where(TimelineEvent.exception_id == exc.id)
+                                    .order_by(TimelineEvent.id)).all()
+            notes = session.exec(select(Notification).where(Notification.exception_id == exc.id)
+                                 .order_by(Notification.id)).all()
+            txns = session.exec(select(ErpTransaction).where(ErpTransaction.exception_id == exc.id)
+                                .order_by(ErpTransaction.sequence, ErpTransaction.id)).all()
+            approvals = session.exec(select(Approval).where(Approval.exception_id == exc.id)
+                                     .order_by(Approval.id)).all()
+            codes = {exc.id: exc.code} if exc.id is not None else {}
+            return {
+                **_exception_json(exc, machines),
+                "timeline": [{"id": t.id, "at": iso(t.at), "kind": t.kind, "person": t.person_id,
+                              "text": t.text, "data": t.data} for t in timeline],
+                "notifications": [_notification_json(n, codes) for n in notes],
+                "erp_transactions": [_transaction_json(t, codes) for t in txns],
+                "approvals": [{"at": iso(a.at), "person": a.person_id, "decision": a.decision,
+                               "accepted": a.accepted, "reason": a.reason} for a in approvals],
+            }
+
+    @app.get("/api/people/{person_id}/messages")
+    def person_messages(person_id: str, after: Annotated[int, Query(ge=0)] = 0,
+                        after_sent: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """Bot messages to the person on any channel (`messages`) and what they sent (`sent`)."""
+        with Session(runtime.engine) as session:
+            person_or_404(session, person_id)
+            rows = session.exec(select(Notification).where(
+                Notification.plant_id == plant_id, Notification.person_id == person_id, Notification.id > after,
+            ).order_by(Notification.id).limit(LIST_LIMIT)).all()
+            sent = session.exec(select(Signal).where(
+                Signal.plant_id == plant_id, Signal.person_id == person_id, Signal.id > after_sent,
+                Signal.kind.in_(("chat", "action")),  # type: ignore[attr-defined]
+            ).order_by(Signal.id).limit(LIST_LIMIT)).all()
+            codes = _codes(session, (r.exception_id for r in rows))
+            return {
+                "person": person_id,
+                "messages": [_notification_json(r, codes) for r in rows],
+                "sent": [{"id": s.id, "at": iso(s.received_at), "channel": s.payload.get("channel") or s.source,
+                          "text": s.payload.get("text") or "", "action": s.payload.get("action"),
+                          "exception": s.payload.get("exception_ref"), "error": s.error} for s in sent],
+            }
+
+    @app.get("/api/erp")
+    def erp_view() -> dict[str, Any]:
+        with Session(runtime.engine) as session:
+            txns = session.exec(select(ErpTransaction).where(ErpTransaction.plant_id == plant_id)
+                                .order_by(ErpTransaction.id.desc()).limit(LIST_LIMIT)).all()  # type: ignore[union-attr]
+            documents = session.exec(select(LedgerDocument).order_by(LedgerDocument.id.desc())  # type: ignore[union-attr]
+                                     .limit(LIST_LIMIT)).all()
+            codes = _codes(session, (t.exception_id for t in txns))
+            return {
+                "erp": runtime.settings.erp,
+                "transactions": [_transaction_json(t, codes) for t in txns],
+                "ledger_documents": [{"reference": d.reference, "kind": d.kind, "fields": d.fields,
+                                      "idempotency_key": d.idempotency_key, "posted_at": iso(d.posted_at)}
+                                     for d in documents],
+            }
+
+    @app.get("/api/kpis")
+    def kpis(period: Literal["today", "week"] = "today") -> dict[str, Any]:
+        now = runtime.clock.now()
+        with Session(runtime.engine) as session:
+            plant = session.get(Plant, plant_id)
+            if plant is None:
+                raise HTTPException(503, "the plant is not loaded")
+            local = plant_local(plant, now)
+            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            if period == "week":
+                start -= timedelta(days=local.weekday())
+            figures = compute(session, plant_id, start, now + timedelta(seconds=1))
+        return {"period": period, **figures.to_json()}
+
+    # --- acting ------------------------------------------------------------------------------
+
+    @app.post("/api/messages")
+    def post_message(body: ChatIn) -> dict[str, Any]:
+        check_sender(body.person_id, body.exception)
+        received = runtime.receive_chat(
+            channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
+            event_id=body.event_id or uuid.uuid4().hex,
+            exception_ref=body.exception.strip().upper() if body.exception else None)
+        return outcome(received.signal_id, received.duplicate, body.person_id)
+
+    @app.post("/api/actions")
+    def post_action(body: ActionIn) -> dict[str, Any]:
+        check_sender(body.person_id, body.exception)
+        received = runtime.receive_chat(
+            channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
+            event_id=body.event_id or uuid.uuid4().hex, exception_ref=body.exception.strip().upper(),
+            action=body.action)
+        return outcome(received.signal_id, received.duplicate, body.person_id)
+
+    for router in extra_routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,973 @@
+"""The plant file (DESIGN.md section 4): read it, check it, store it.
+
+`check(path)` lists every problem in one pass, each with the file, the YAML path and the
+line, so an engineer fixes a file in one round instead of one error per run. `load(path)`
+returns the validated `PlantFile` or raises `PlantFileError` with all the problems.
+`apply(session, plant_file)` upserts it into the master-data tables and never touches what
+happened on the floor (signals, exceptions, notifications, ERP transactions).
+
+Decisions (see docs/plant-file.md):
+- Unknown keys are problems, at the top level and inside every entry: a typo such as
+  `peopel:` or `aliasses:` would otherwise drop data silently. Keys starting with `x-`
+  are extensions and ignored anywhere.
+- The YAML reader keeps `06:00`, `2026-11-25T06:00:00`, `+4917...`, `yes`/`no`/`on`/`off`
+  as text (YAML 1.1 would turn them into minutes, datetimes, integers and booleans).
+- Datetimes without an offset are plant-local (`plant.timezone`); they are stored as UTC.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from sqlmodel import Session, select
+
+from models.tables import (
+    Area,
+    ChannelIdentity,
+    CustomerOrder,
+    ExceptionType,
+    Machine,
+    Material,
+    Person,
+    Plant,
+    Role,
+    RoutingRule,
+    Shift,
+    WorkOrder,
+    WorkOrderStatus,
+)
+
+__all__ = [
+    "CONDITIONS",
+    "DAYS",
+    "PlantChanges",
+    "PlantFile",
+    "PlantFileError",
+    "Problem",
+    "SectionChanges",
+    "apply",
+    "check",
+    "format_problems",
+    "load",
+    "parse_duration",
+]
+
+CONDITIONS = ("staging_conflict", "customer_orders_at_risk")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SEVERITIES = ("low", "medium", "high", "critical")
+_FULL_DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu",
+              "friday": "fri", "saturday": "sat", "sunday": "sun"}
+_ROLES = tuple(r.value for r in Role)
+_EXCEPTION_TYPES = tuple(t.value for t in ExceptionType)
+_STATUSES = tuple(s.value for s in WorkOrderStatus)
+_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|credential", re.IGNORECASE)
+
+YamlPath = tuple[str | int, ...]
+
+
+# --- problems ----------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a plant file, pointing at the line to fix."""
+
+    file: str
+    location: str  # YAML path, e.g. work_orders[2].machine; "" for the file as a whole
+    line: int | None  # 1-based
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.location}: {self.reason}" if self.location else f"{where}: {self.reason}"
+
+
+class PlantFileError(Exception):
+    """A plant file that cannot be used; `problems` lists everything wrong with it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(format_problems(problems))
+        self.problems = problems
+
+
+def format_problems(problems: Sequence[Problem]) -> str:
+    """One problem per line, in the order given (check() sorts by line)."""
+    return "\n".join(str(p) for p in problems)
+
+
+def _location(path: YamlPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _unknown(kind: str, value: object, known: Sequence[str]) -> str:
+    """`unknown machine 'HOB-1' (did you mean HOB-01? known: HOB-01, GRD-02, ...)`."""
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") if known else "none defined"
+    close = difflib.get_close_matches(str(value), list(known), n=2, cutoff=0.75)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"unknown {kind} {value!r} ({hint}known: {shown})"
+
+
+# --- durations, times, datetimes -----------------------------------------------------------
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `10m`, `1h`, `1h30m`, `2d` (spaces between parts allowed); `10 mins` is an error."""
+    match = _DURATION.fullmatch(text.replace(" ", "")) if isinstance(text, str) else None
+    if match is None or not any(match.groups()):
+        raise ValueError(f"bad duration {text!r}: write it like 90s, 10m, 1h, 1h30m or 2d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _local_datetime(value: object, zone: tzinfo) -> datetime:
+    """ISO 8601 date and time; without an offset it is plant-local. Returns aware UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError as error:
+            raise ValueError(f"bad datetime {value!r} ({error}): write it like 2026-11-25T06:00") from None
+        if "T" not in value and " " not in value.strip():
+            raise ValueError(f"bad datetime {value!r}: add the time of day, e.g. {value.strip()}T16:00")
+    else:
+        raise ValueError(f"bad datetime {value!r}: write it like 2026-11-25T06:00")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def _zone(info: ValidationInfo) -> tzinfo:
+    return (info.context or {}).get("timezone", UTC)
+
+
+# --- field types -----------------------------------------------------------------------------
+
+
+def _number_as_text(value: object) -> object:
+    # The YAML reader yields int only for canonical decimals, so str() gives back what was written.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _an_id(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"bad id {value!r}: ids may not contain spaces")
+    return value
+
+
+def _a_name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _one_of(kind: str, allowed: Sequence[str]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(_unknown(kind, value, allowed))
+        return value
+
+    return check
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "use an IANA name like Europe/Berlin"
+        raise ValueError(f"unknown timezone {value!r} ({hint})") from None
+    return value
+
+
+def _clock(value: object) -> str:
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(part) for part in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes).strftime("%H:%M")
+    raise ValueError(f"bad time {value!r}: write a plant-local time from 00:00 to 23:59, like \"06:00\"")
+
+
+def _day(value: str) -> str:
+    day = value.strip().lower()
+    day = _FULL_DAYS.get(day, day)
+    if day not in DAYS:
+        raise ValueError(_unknown("day", value, DAYS))
+    return day
+
+
+def _duration(value: object) -> str:
+    if isinstance(value, str) and parse_duration(value) > timedelta(0):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"bad duration {value!r}: give a unit, e.g. {value}m")
+    if isinstance(value, str):
+        raise ValueError(f"bad duration {value!r}: must be longer than zero")
+    raise ValueError(f"bad duration {value!r}: write it like 90s, 10m, 1h, 1h30m or 2d")
+
+
+def _language(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", value):
+        raise ValueError(f"bad language {value!r}: use a code like en, de, es, hi")
+    return value
+
+
+def _channel_name(value: str) -> str:
+    if value == "console":
+        raise ValueError("'console' is implicit: every person can log in to the console by their id")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise ValueError(f"bad channel name {value!r}: use a lower-case name like slack, telegram, whatsapp")
+    return value
+
+
+def _one_or_many(kind: str, allowed: Sequence[str] | None) -> Callable[[object], object]:
+    """`when` values are one name or a list of names (routing matches either)."""
+
+    def check(value: object) -> object:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError(f"empty list: name at least one {kind}")
+        for item in values:
+            if not isinstance(item, str | int) or isinstance(item, bool):
+                raise ValueError(f"expected a {kind} name or a list of them, got {_describe(item)}")
+            if allowed is not None and str(item) not in allowed:
+                raise ValueError(_unknown(kind, item, allowed))
+        return [str(v) for v in value] if isinstance(value, list) else str(value)
+
+    return check
+
+
+Id = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_an_id)]
+Name = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_a_name)]
+RoleName = Annotated[str, AfterValidator(_one_of("role", _ROLES))]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+Clock = Annotated[str, BeforeValidator(_clock)]
+Day = Annotated[str, AfterValidator(_day)]
+Duration = Annotated[str, BeforeValidator(_duration)]
+Language = Annotated[str, AfterValidator(_language)]
+ChannelName = Annotated[str, AfterValidator(_channel_name)]
+Address = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_a_name)]
+Condition = Annotated[str, AfterValidator(_one_of("condition", CONDITIONS))]
+Status = Annotated[str, AfterValidator(_one_of("status", _STATUSES))]
+OneOrMany = str | list[str]
+
+
+# --- the plant file's shape ------------------------------------------------------------------
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
+
+
+class PlantSpec(_Entry):
+    id: Id
+    name: Name
+    timezone: Timezone
+
+
+class AreaSpec(_Entry):
+    id: Id
+    name: Name
+
+
+class MachineSpec(_Entry):
+    id: Id
+    name: Name
+    area: Id
+    aliases: list[Name] = Field(default_factory=list)
+
+
+class MaterialSpec(_Entry):
+    id: Id
+    name: Name
+    aliases: list[Name] = Field(default_factory=list)
+    area: Id | None = None
+
+
+class CustomerOrderSpec(_Entry):
+    id: Id
+    customer: Name
+    due: datetime | None = None  # aware UTC
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _plant_local(cls, value: object, info: ValidationInfo) -> object:
+        return None if value is None else _local_datetime(value, _zone(info))
+
+
+class WorkOrderSpec(_Entry):
+    id: Id
+    machine: Id
+    material: Id | None = None
+    quantity: float | None = Field(default=None, gt=0)
+    start: datetime | None = None  # aware UTC
+    end: datetime | None = None  # aware UTC
+    customer_order: Id | None = None
+    status: Status = WorkOrderStatus.planned.value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _plant_local(cls, value: object, info: ValidationInfo) -> object:
+        return None if value is None else _local_datetime(value, _zone(info))
+
+
+class ShiftSpec(_Entry):
+    id: Id
+    start: Clock
+    end: Clock  # before start: the shift runs past midnight
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))
+
+
+class PersonSpec(_Entry):
+    id: Id
+    name: Name
+    roles: list[RoleName] = Field(default_factory=list)
+    areas: list[Id] = Field(default_factory=list)  # empty: every area
+    shifts: list[Id] = Field(default_factory=list)  # empty: reachable at any time
+    language: Language = "en"
+    channels: dict[ChannelName, Address] = Field(default_factory=dict)
+
+
+class NotifySpec(_Entry):
+    role: RoleName
+    ack_within: Duration | None = None  # kept as written; parse with parse_duration
+    escalate_to: RoleName | None = None
+    if_: Condition | None = Field(default=None, alias="if")
+
+    def stored(self) -> dict[str, Any]:
+        return {"role": self.role, "ack_within": self.ack_within,
+                "escalate_to": self.escalate_to, "if": self.if_}
+
+
+class WhenSpec(_Entry):
+    type: Annotated[OneOrMany, BeforeValidator(_one_or_many("exception type", _EXCEPTION_TYPES))] | None = None
+    area: Annotated[OneOrMany, BeforeValidator(_one_or_many("area", None))] | None = None
+    machine: Annotated[OneOrMany, BeforeValidator(_one_or_many("machine", None))] | None = None
+    severity: Annotated[OneOrMany, BeforeValidator(_one_or_many("severity", SEVERITIES))] | None = None
+
+
+class RuleSpec(_Entry):
+    when: WhenSpec = Field(default_factory=WhenSpec)  # empty: every exception
+    notify: list[NotifySpec] = Field(min_length=1)
+    approver: RoleName = Role.supervisor.value
+
+
+class PlantFile(_Entry):
+    """A validated plant file; datetimes are aware UTC, everything else as written."""
+
+    plant: PlantSpec
+    areas: list[AreaSpec] = Field(default_factory=list)
+    machines: list[MachineSpec] = Field(default_factory=list)
+    materials: list[MaterialSpec] = Field(default_factory=list)
+    customer_orders: list[CustomerOrderSpec] = Field(default_factory=list)
+    work_orders: list[WorkOrderSpec] = Field(default_factory=list)
+    shifts: list[ShiftSpec] = Field(default_factory=list)
+    people: list[PersonSpec] = Field(default_factory=list)
+    routing: list[RuleSpec] = Field(default_factory=list)
+    erp: dict[str, Any] = Field(default_factory=dict)  # handed to the ERP adapter as is
+    _file: str = PrivateAttr(default="plant.yaml")
+    _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
+
+    def content_hash(self) -> str:
+        """Hash of the content (not the text), so comments and layout do not count as changes."""
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_LISTS: dict[str, type[_Entry]] = {
+    "areas": AreaSpec,
+    "machines": MachineSpec,
+    "materials": MaterialSpec,
+    "customer_orders": CustomerOrderSpec,
+    "work_orders": WorkOrderSpec,
+    "shifts": ShiftSpec,
+    "people": PersonSpec,
+    "routing": RuleSpec,
+}
+_SECTIONS = ("plant", *_LISTS, "erp")
+
+
+# --- reading YAML with line numbers --------------------------------------------------------
+
+
+class _PlantLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2-like scalars: only true/false are booleans, only plain
+    decimals are numbers, and times, timestamps and `+49...` numbers stay text."""
+
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+_PlantLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_PlantLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^-?(?:0|[1-9][0-9]*)$"), list("-0123456789"))
+_PlantLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|-?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-0123456789."),
+)
+_PlantLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_PlantLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class _Reader:
+    """Turns the YAML node tree into plain data plus a map from YAML path to line number."""
+
+    def __init__(self, loader: _PlantLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.lines: dict[YamlPath, int] = {}
+        self.problems: list[Problem] = []
+        self._open: set[int] = set()
+
+    def read(self, node: yaml.Node, path: YamlPath) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._open:
+            self._problem(path, node, "an alias refers to a node that contains it")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.read(child, (*path, i)) for i, child in enumerate(node.value)]
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as error:
+            mark = error.problem_mark or node.start_mark
+            self.problems.append(Problem(self.file, _location(path), mark.line + 1, f"YAML: {error.problem}"))
+            return None
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merges
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._problem(path, key_node, "a key must be plain text, not a list or mapping")
+                continue
+            key = self.loader.construct_object(key_node)
+            key = key if isinstance(key, str) else key_node.value
+            key_path = (*path, key)
+            if key in result:
+                first = self.lines.get(key_path)
+                self._problem(key_path, key_node, f"duplicate key {key!r} (first at line {first})")
+                continue
+            self.lines[key_path] = key_node.start_mark.line + 1
+            result[key] = self.read(value_node, key_path)
+        return result
+
+    def _problem(self, path: YamlPath, node: yaml.Node, reason: str) -> None:
+        self.problems.append(Problem(self.file, _location(path), node.start_mark.line + 1, reason))
+
+
+def _yaml_problem(file: str, error: yaml.YAMLError) -> Problem:
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return Problem(file, "", None, f"YAML syntax error: {error}")
+    mark = error.problem_mark
+    reason = f"YAML syntax error: {error.problem} (column {mark.column + 1}"
+    if error.context and error.context_mark is not None and error.context_mark.line != mark.line:
+        reason += f"; {error.context} at line {error.context_mark.line + 1}"
+    return Problem(file, "", mark.line + 1, reason + ")")
+
+
+# --- checking -----------------------------------------------------------------------------
+
+
+class _Check:
+    """One pass over a plant file's data: shape per entry, then cross-references."""
+
+    def __init__(self, file: str, lines: dict[YamlPath, int]) -> None:
+        self.file = file
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self.valid: dict[str, list[tuple[int, Any]]] = {name: [] for name in _LISTS}
+        self.plant: PlantSpec | None = None
+        self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
+
+    def line(self, path: YamlPath) -> int | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def add(self, path: YamlPath, reason: str) -> None:
+        self.problems.append(Problem(self.file, _location(path), self.line(path), reason))
+
+    def validate(self, model: type[_Entry], data: object, path: YamlPath, zone: tzinfo) -> Any:
+        try:
+            return model.model_validate(data, context={"timezone": zone})
+        except ValidationError as error:
+            for item in error.errors(include_url=False):
+                self._add_validation(model, path, item)
+            return None
+
+    def _add_validation(self, model: type[BaseModel], path: YamlPath, error: Any) -> None:
+        loc = tuple(part for part in error["loc"] if part != "[key]")
+        kind, value = error["type"], error.get("input")
+        if kind == "missing":
+            self.add((*path, *loc[:-1]), f"missing required key {loc[-1]!r}")
+        elif kind == "extra_forbidden":
+            known = _keys_of(model, loc[:-1])
+            self.add((*path, *loc[:-1]), _unknown("key", loc[-1], known) if known else f"unknown key {loc[-1]!r}")
+        elif kind == "value_error":
+            self.add((*path, *loc), str(error["msg"]).removeprefix("Value error, "))
+        elif kind in _EXPECTED:
+            self.add((*path, *loc), f"expected {_EXPECTED[kind]}, got {_describe(value)}")
+        elif kind == "too_short":
+            self.add((*path, *loc), "must not be empty")
+        elif kind == "greater_than":
+            self.add((*path, *loc), f"must be greater than {error['ctx']['gt']:g}, got {value!r}")
+        else:
+            self.add((*path, *loc), str(error["msg"]))
+
+    def run(self, data: object) -> None:
+        if not isinstance(data, dict):
+            self.add((), f"the top level must be a mapping of sections ({', '.join(_SECTIONS)}), got {_describe(data)}")
+            return
+        for key in data:
+            if key not in _SECTIONS and not key.startswith("x-"):
+                self.add((key,), _unknown("section", key, _SECTIONS))
+        zone: tzinfo = UTC
+        if "plant" not in data:
+            self.add((), "missing required section 'plant'")
+        else:
+            self.plant = self.validate(PlantSpec, data["plant"], ("plant",), UTC)
+            if self.plant is not None:
+                zone = ZoneInfo(self.plant.timezone)
+        for name, model in _LISTS.items():
+            entries = data.get(name)
+            if entries is None:
+                continue
+            if not isinstance(entries, list):
+                self.add((name,), f"expected a list, got {_describe(entries)}")
+                self.ids[name] = None
+                continue
+            self._ids(name, entries)
+            for index, entry in enumerate(entries):
+                spec = self.validate(model, entry, (name, index), zone)
+                if spec is not None:
+                    self.valid[name].append((index, spec))
+        self._erp(data.get("erp"))
+        self._references(data, zone)
+
+    def _ids(self, section: str, entries: list[Any]) -> None:
+        """Known ids include entries with other problems, so one mistake is reported once."""
+        first: dict[str, int] = {}
+        known: list[str] = []
+        self.ids[section] = known
+        for index, entry in enumerate(entries):
+            if section == "routing" or not isinstance(entry, dict):
+                continue
+            value = _number_as_text(entry.get("id"))
+            if not isinstance(value, str):
+                continue
+            value = value.strip()
+            if value in first:
+                earlier = self.line((section, first[value], "id"))
+                self.add((section, index, "id"), f"duplicate id {value!r} (first at line {earlier})")
+            else:
+                first[value] = index
+                known.append(value)
+
+    def _erp(self, block: object) -> None:
+        if block is None:
+            return
+        if not isinstance(block, dict):
+            self.add(("erp",), f"expected a mapping, got {_describe(block)}")
+            return
+
+        def walk(value: object, path: YamlPath) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    if _SECRET_KEY.search(str(key)):
+                        self.add((*path, key), "looks like a secret: credentials belong in MFGOS_ERP_USER / "
+                                 "MFGOS_ERP_TOKEN, never in the plant file")
+                    walk(inner, (*path, key))
+            elif isinstance(value, list):
+                for index, inner in enumerate(value):
+                    walk(inner, (*path, index))
+
+        walk(block, ("erp",))
+
+    def _reference(self, path: YamlPath, value: str | None, section: str, kind: str) -> None:
+        known = self.ids.get(section, [])
+        if known is not None and value is not None and value not in known:
+            self.add(path, _unknown(kind, value, known))
+
+    def _references(self, data: dict[str, Any], zone: tzinfo) -> None:
+        """Reads the raw entries, so an entry with a shape problem still has its references checked."""
+        for i, machine in _entries(data, "machines"):
+            self._reference(("machines", i, "area"), _text(machine.get("area")), "areas", "area")
+        for i, material in _entries(data, "materials"):
+            self._reference(("materials", i, "area"), _text(material.get("area")), "areas", "area")
+        for i, order in _entries(data, "work_orders"):
+            for key, section, kind in (("machine", "machines", "machine"), ("material", "materials", "material"),
+                                       ("customer_order", "customer_orders", "customer order")):
+                self._reference(("work_orders", i, key), _text(order.get(key)), section, kind)
+            start, end = (_moment(order.get(key), zone) for key in ("start", "end"))
+            if start is not None and end is not None and end <= start:
+                self.add(("work_orders", i, "end"), f"end {order['end']} must be after start {order['start']}")
+        addresses: dict[tuple[str, str], tuple[str, YamlPath]] = {}
+        for i, person in _entries(data, "people"):
+            for key, section, kind in (("areas", "areas", "area"), ("shifts", "shifts", "shift")):
+                for j, value in enumerate(_list(person.get(key))):
+                    self._reference(("people", i, key, j), _text(value), section, kind)
+            channels = person.get("channels")
+            for channel, address in (channels.items() if isinstance(channels, dict) else ()):
+                path: YamlPath = ("people", i, "channels", channel)
+                key = (channel, _text(address))
+                if key[1] is None:
+                    continue
+                if key in addresses:
+                    owner, first = addresses[key]
+                    self.add(path, f"{channel} address {key[1]!r} is already used by person {owner!r} "
+                             f"(line {self.line(first)})")
+                else:
+                    addresses[key] = (str(_text(person.get("id"))), path)
+        for i, rule in _entries(data, "routing"):
+            when = rule.get("when")
+            for key, section in (("area", "areas"), ("machine", "machines")):
+                wanted = when.get(key) if isinstance(when, dict) else None
+                for value in wanted if isinstance(wanted, list) else [wanted]:
+                    self._reference(("routing", i, "when", key), _text(value), section, key)
+            for j, step in enumerate(_list(rule.get("notify"))):
+                if isinstance(step, dict) and step.get("escalate_to") is not None and step.get("ack_within") is None:
+                    self.add(("routing", i, "notify", j, "escalate_to"),
+                             "escalate_to needs ack_within (how long to wait before escalating)")
+
+
+def _entries(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    entries = data.get(section)
+    return [(i, e) for i, e in enumerate(entries) if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    value = _number_as_text(value)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _moment(value: object, zone: tzinfo) -> datetime | None:
+    try:
+        return _local_datetime(value, zone)
+    except ValueError:
+        return None
+
+
+_EXPECTED = {
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "bool_type": "true or false",
+    "datetime_type": "a datetime like 2026-11-25T06:00",
+}
+
+
+def _keys_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at `loc` inside `model`, for "unknown key" messages."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        fields = {f.alias or name: f for name, f in current.model_fields.items()}
+        if part not in fields:
+            return []
+        current = fields[part].annotation
+        # list[X], X | None, dict[K, X] -> X
+        while typing.get_origin(current) is not None and typing.get_args(current):
+            current = [a for a in typing.get_args(current) if a is not type(None)][-1]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _inspect(path: str | Path) -> tuple[list[Problem], PlantFile | None]:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return [Problem(file, "", None, f"cannot read the file: {error}")], None
+    loader = _PlantLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as error:
+            return [_yaml_problem(file, error)], None
+        if root is None:
+            return [Problem(file, "", None, "the file is empty")], None
+        reader = _Reader(loader, file)
+        data = reader.read(root, ())
+    finally:
+        loader.dispose()
+    checker = _Check(file, reader.lines)
+    checker.problems.extend(reader.problems)
+    checker.run(data)
+    problems = sorted(checker.problems, key=lambda p: (p.line is None, p.line or 0))
+    if problems or checker.plant is None:
+        return problems, None
+    sections = {name: [spec for _, spec in checker.valid[name]] for name in _LISTS}
+    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, **sections)
+    plant_file._file = file
+    plant_file._lines = reader.lines
+    return [], plant_file
+
+
+def check(path: str | Path) -> list[Problem]:
+    """Every problem in the plant file at `path`, sorted by line; empty when it is fine."""
+    return _inspect(path)[0]
+
+
+def load(path: str | Path) -> PlantFile:
+    """The validated plant file; raises PlantFileError listing every problem."""
+    problems, plant_file = _inspect(path)
+    if plant_file is None:
+        raise PlantFileError(problems)
+    return plant_file
+
+
+# --- storing ------------------------------------------------------------------------------
+
+
+@dataclass
+class SectionChanges:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+@dataclass
+class PlantChanges:
+    """What `apply` changed, per section (plant, areas, ..., channel_identities, routing)."""
+
+    plant_id: str
+    sections: dict[str, SectionChanges] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return any(self.sections.values())
+
+    def summary(self) -> str:
+        """`plant pune-1: machines: 1 added (HOB-03), 1 updated (HOB-01); people: ...`."""
+        parts = []
+        for name, change in self.sections.items():
+            words = [f"{len(ids)} {verb} ({', '.join(ids)})"
+                     for verb, ids in (("added", change.added), ("updated", change.updated),
+                                       ("removed", change.removed)) if ids]
+            if words:
+                parts.append(f"{name}: {', '.join(words)}")
+        return f"plant {self.plant_id}: " + ("; ".join(parts) if parts else "no changes")
+
+
+_Row = Area | Machine | Material | CustomerOrder | WorkOrder | Shift | Person | RoutingRule
+
+
+def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str, dict[str, Any]]]]:
+    """Per section: the table, its key column and the wanted column values by key."""
+    pid = plant_file.plant.id
+    return {
+        "areas": (Area, "id", {a.id: {"plant_id": pid, "id": a.id, "name": a.name} for a in plant_file.areas}),
+        "machines": (Machine, "id", {
+            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "area_id": m.area, "aliases": list(m.aliases)}
+            for m in plant_file.machines}),
+        "materials": (Material, "id", {
+            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area}
+            for m in plant_file.materials}),
+        "customer_orders": (CustomerOrder, "id", {
+            c.id: {"plant_id": pid, "id": c.id, "customer": c.customer, "due": c.due}
+            for c in plant_file.customer_orders}),
+        "work_orders": (WorkOrder, "id", {
+            w.id: {"plant_id": pid, "id": w.id, "machine_id": w.machine, "material_id": w.material,
+                   "quantity": w.quantity, "start": w.start, "end": w.end,
+                   "customer_order_id": w.customer_order, "status": w.status}
+            for w in plant_file.work_orders}),
+        "shifts": (Shift, "id", {
+            s.id: {"plant_id": pid, "id": s.id, "start": s.start, "end": s.end, "days": list(s.days)}
+            for s in plant_file.shifts}),
+        "people": (Person, "id", {
+            p.id: {"plant_id": pid, "id": p.id, "name": p.name, "roles": list(p.roles), "areas": list(p.areas),
+                   "shifts": list(p.shifts), "language": p.language, "channels": dict(p.channels)}
+            for p in plant_file.people}),
+        "routing": (RoutingRule, "position", {
+            str(i): {"plant_id": pid, "position": i, "when": r.when.model_dump(exclude_none=True),
+                     "notify": [step.stored() for step in r.notify], "approver": r.approver}
+            for i, r in enumerate(plant_file.routing)}),
+    }
+
+
+def _identities(plant_file: PlantFile) -> dict[str, tuple[str, str, str, YamlPath]]:
+    """`person:channel` -> (person, channel, address, YAML path); console logs in by person id."""
+    wanted: dict[str, tuple[str, str, str, YamlPath]] = {}
+    for i, person in enumerate(plant_file.people):
+        wanted[f"{person.id}:console"] = (person.id, "console", person.id, ("people", i, "id"))
+        for channel, address in person.channels.items():
+            wanted[f"{person.id}:{channel}"] = (person.id, channel, address, ("people", i, "channels", channel))
+    return wanted
+
+
+def apply(session: Session, plant_file: PlantFile, source_file: str | None = None) -> PlantChanges:
+    """Upsert the plant file into the master-data tables and report what changed.
+
+    Idempotent: the same content twice changes nothing. Rows no longer in the file are
+    deleted; signals, exceptions, notifications and ERP rows are never touched, and a
+    machine keeps its last known `running` state. Flushes, never commits: the caller's
+    session_scope decides. Raises PlantFileError if a chat address already belongs to a
+    person of another plant in the same database.
+    """
+    pid = plant_file.plant.id
+    changes = PlantChanges(pid)
+    content_hash = plant_file.content_hash()
+    plant = session.get(Plant, pid)
+    if plant is not None and plant.content_hash == content_hash and source_file in (None, plant.source_file):
+        return changes
+
+    identities = _identities(plant_file)
+    _refuse_foreign_addresses(session, plant_file, identities, source_file)
+
+    plant_changes = changes.sections.setdefault("plant", SectionChanges())
+    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp}
+    if source_file is not None:
+        wanted_plant["source_file"] = source_file
+    if plant is None:
+        plant = Plant(id=pid, **wanted_plant)
+        session.add(plant)
+        plant_changes.added.append(pid)
+    elif _assign(plant, wanted_plant):
+        plant_changes.updated.append(pid)
+    plant.content_hash = content_hash
+    plant.loaded_at = datetime.now(UTC)
+    session.flush()
+
+    # Deletes are flushed before inserts so a moved unique chat address never collides.
+    pending: list[tuple[SectionChanges, type[_Row], str, dict[str, dict[str, Any]], dict[str, Any]]] = []
+    for name, (table, key, wanted) in _desired(plant_file).items():
+        section = changes.sections.setdefault(name, SectionChanges())
+        existing = {str(getattr(row, key)): row for row in session.exec(select(table).where(table.plant_id == pid))}
+        for row_key in sorted(existing.keys() - wanted.keys(), key=_natural):
+            session.delete(existing.pop(row_key))
+            section.removed.append(row_key)
+        pending.append((section, table, key, wanted, existing))
+    identity_changes = changes.sections.setdefault("channel_identities", SectionChanges())
+    stored = {f"{row.person_id}:{row.channel}": row
+              for row in session.exec(select(ChannelIdentity).where(ChannelIdentity.plant_id == pid))}
+    for label, row in stored.items():
+        wanted_identity = identities.get(label)
+        if wanted_identity is None or wanted_identity[2] != row.address:
+            session.delete(row)
+            (identity_changes.updated if wanted_identity else identity_changes.removed).append(label)
+    session.flush()
+
+    for section, table, _key, wanted, existing in pending:
+        for row_key, values in wanted.items():
+            row = existing.get(row_key)
+            if row is None:
+                session.add(table(**values))
+                section.added.append(row_key)
+            elif _assign(row, values):
+                section.updated.append(row_key)
+    for label, (person_id, channel, address, _path) in identities.items():
+        row = stored.get(label)
+        if row is None or row.address != address:
+            session.add(ChannelIdentity(plant_id=pid, person_id=person_id, channel=channel, address=address))
+            if row is None:
+                identity_changes.added.append(label)
+    session.flush()
+    return changes
+
+
+def _natural(key: str) -> tuple[int, str]:
+    return (int(key), "") if key.isdigit() else (0, key)
+
+
+def _assign(row: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for column, value in values.items():
+        if getattr(row, column) != value:
+            setattr(row, column, value)
+            changed = True
+    return changed
+
+
+def _refuse_foreign_addresses(session: Session, plant_file: PlantFile,
+                              identities: dict[str, tuple[str, str, str, YamlPath]],
+                              source_file: str | None) -> None:
+    """A chat address maps to one person in the whole database (the table's unique key)."""
+    pid = plant_file.plant.id
+    wanted = {(channel, address): path for _person, channel, address, path in identities.values()}
+    taken = session.exec(select(ChannelIdentity).where(ChannelIdentity.plant_id != pid)).all()
+    problems = []
+    for row in taken:
+        path = wanted.get((row.channel, row.address))
+        if path is not None:
+            problems.append(Problem(source_file or plant_file._file, _location(path), plant_file._lines.get(path),
+                                    f"{row.channel} address {row.address!r} already belongs to person "
+                                    f"{row.person_id!r} of plant {row.plant_id!r}"))
+    if problems:
+        raise PlantFileError(problems)

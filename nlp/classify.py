@@ -1,0 +1,118 @@
+"""Intent, exception type and severity from lexicon cues plus a few structural rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from nlp.lexicon import Lexicon, Phrase
+
+_LEADING_NO = re.compile(r"^\W*(no|nope|nein|nee|nahi|nahin|na|not yet|noch nicht|todavia no|aun no)\b\s*[,.!:;-]", re.I)
+_QUESTION_START = frozenset({
+    "is", "are", "does", "do", "did", "can", "could", "will", "when", "how", "what", "which", "why", "where",
+    "any", "who", "wie", "wann", "was", "welche", "welcher", "wieviel", "wieviele",
+    "warum", "wo", "cuando", "cuanto", "cuantos", "cuantas", "que", "donde", "cual", "como", "hay", "kab", "kitna",
+    "kitne", "kya", "kaun", "kaunsi", "kyun", "kaise", "kidhar", "status",
+})
+_QUESTION_END = frozenset({"kya", "na"})
+PROBLEM_TYPES = ("breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other")
+
+
+@dataclass
+class Cues:
+    intent: dict[str, float] = field(default_factory=dict)
+    exception_type: dict[str, float] = field(default_factory=dict)
+    severity: set[str] = field(default_factory=set)
+
+
+def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
+    """Sum cue weights; at each position only the longest cue counts."""
+    cues = Cues()
+    longest = lexicon.longest_cue
+    tables = (("intent", lexicon.cues["intent"], cues.intent), ("exception_type", lexicon.cues["exception_type"],
+              cues.exception_type))
+    n = len(words)
+    for _, table, out in tables:
+        i = 0
+        while i < n:
+            size = _longest_at(words, i, table, longest, skip)
+            if size:
+                for label, weight in table[tuple(words[i : i + size])]:
+                    out[label] = out.get(label, 0.0) + weight
+                i += size
+            else:
+                i += 1
+    for _, _, level in find_phrases(words, lexicon.severity):
+        cues.severity.add(str(level))
+    return cues
+
+
+def _longest_at(words: list[str], i: int, table: dict, longest: int, skip: list[bool]) -> int:
+    for size in range(min(longest, len(words) - i), 0, -1):
+        if not skip[i + size - 1] and not skip[i] and tuple(words[i : i + size]) in table:
+            return size
+    return 0
+
+
+def is_question(text: str, words: list[str]) -> bool:
+    stripped = text.rstrip()
+    return stripped.endswith("?") or (bool(words) and (words[0] in _QUESTION_START or words[-1] in _QUESTION_END))
+
+
+def decide_intent(text: str, words: list[str], cues: Cues, problem: float) -> tuple[str, float]:
+    """(intent, how sure 0..1). `problem` is the strongest exception-type score."""
+    score = dict(cues.intent)
+    if _LEADING_NO.match(text):
+        score["reject"] = score.get("reject", 0.0) + 3.0
+    question = is_question(text, words)
+    if question:
+        score["query"] = score.get("query", 0.0) + 3.0
+    approve, reject = score.get("approve", 0.0), score.get("reject", 0.0)
+    update, ack, other = score.get("update", 0.0), score.get("ack", 0.0), score.get("other", 0.0)
+    query = score.get("query", 0.0)
+    if max(approve, reject) >= 3 and max(approve, reject) >= update:
+        return ("approve" if approve > reject else "reject"), 0.9
+    if question and query >= 3:
+        return "query", 0.85
+    if update >= 3:
+        return "update", 0.85 if update >= 4 else 0.7
+    if problem >= 2:
+        return "report", min(0.95, 0.55 + 0.1 * problem)
+    if ack >= 2:
+        return "ack", 0.85
+    if max(approve, reject) >= 2:
+        return ("approve" if approve > reject else "reject"), 0.6
+    if query >= 2:
+        return "query", 0.6
+    if update >= 2:
+        return "update", 0.55
+    if other >= 2:
+        return "other", 0.8
+    if problem > 0:
+        return "report", 0.4
+    return "other", 0.4
+
+
+def best_type(scores: dict[str, float]) -> tuple[str | None, float, float]:
+    """(type, its score, runner-up score); ties go to the earlier type in PROBLEM_TYPES."""
+    ranked = sorted(((scores.get(t, 0.0), -k, t) for k, t in enumerate(PROBLEM_TYPES)), reverse=True)
+    top, second = ranked[0], ranked[1]
+    if top[0] <= 0:
+        return None, 0.0, 0.0
+    return top[2], top[0], second[0]
+
+
+def find_phrases(words: list[str], table: dict[Phrase, object], longest: int = 4) -> list[tuple[int, int, object]]:
+    """Non-overlapping (start, end, value) hits of a phrase table, longest first at each position."""
+    hits = []
+    i, n = 0, len(words)
+    while i < n:
+        for size in range(min(longest, n - i), 0, -1):
+            value = table.get(tuple(words[i : i + size]))
+            if value is not None:
+                hits.append((i, i + size, value))
+                i += size
+                break
+        else:
+            i += 1
+    return hits

@@ -1,0 +1,252 @@
+"""Reads one chat message into an `Extraction`, matched against one plant's master data.
+
+Build one `Extractor` per plant load (indexes are built in `__init__`), then call
+`extract` per message; it is pure, never raises on odd text and takes well under a
+millisecond. `match_machine` resolves the short answer to an ask-back ("la 2", "mill 2").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from nlp.classify import Cues, best_type, decide_intent, score_cues
+from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, WorkOrderRef
+from nlp.langid import detect_language
+from nlp.lexicon import Lexicon, load_lexicon
+from nlp.matching import MachineMatch, MasterIndex
+from nlp.resolution import PlacedQuantity, parse_resolution
+from nlp.text import Token, fold, is_number, number_value, split
+
+MAX_CHARS = 2000  # a chat line longer than this is a paste; its head says what matters
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CLAUSE = re.compile(r"(?<!\d)[.,](?!\d)|[;!?\n]|\b(?:and|und|aur|then|dann|luego|phir|y)\b")
+_LOT = re.compile(r"\b(?:lot|lote|charge|batch|los)\s*(?:no\.?|nr\.?)?\s*[:#]?\s*([A-Za-z]*\d[\w-]*)", re.I)
+_ORDINALS: dict[str, int] = {
+    "first": 0, "1st": 0, "primera": 0, "primero": 0, "erste": 0, "ersten": 0, "erstere": 0, "pehla": 0,
+    "pehli": 0, "pehle": 0, "second": 1, "2nd": 1, "segunda": 1, "segundo": 1, "zweite": 1, "zweiten": 1,
+    "dusra": 1, "dusri": 1, "doosra": 1, "doosri": 1, "third": 2, "3rd": 2, "tercera": 2, "tercero": 2,
+    "dritte": 2, "dritten": 2, "teesra": 2, "teesri": 2, "last": -1, "ultima": -1, "ultimo": -1,
+    "letzte": -1, "letzten": -1, "aakhri": -1, "akhri": -1,
+}
+_NOT_QUANTITY_AFTER = frozenset({"am", "pm", "uhr", "baje", "bje", "oclock"})
+_MACHINE_TYPES = frozenset({"breakdown", "tooling"})
+
+
+class Extractor:
+    """Message -> Extraction for one plant. Thread-safe for reading; rebuild when master data changes."""
+
+    def __init__(self, master: MasterData, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon or load_lexicon()
+        self.index = MasterIndex(master, self.lexicon)
+
+    @property
+    def master(self) -> MasterData:
+        return self.index.master
+
+    # --- public API ----------------------------------------------------------------------
+
+    def extract(self, text: str, language: str | None = None) -> Extraction:
+        """Read one message; `language` is the sender's language, used when the text is unclear."""
+        if not isinstance(text, str):
+            raise TypeError(f"extract() needs the message text as str, got {type(text).__name__}")
+        text = _CONTROL.sub(" ", text[:MAX_CHARS])
+        raw, raw_clause = _split_clauses(text)
+        tokens = self._mend(self.lexicon.canon.tokens(raw))
+        words = [t.text for t in tokens]
+        clause_of = [raw_clause[t.start] for t in tokens]
+        taken = [False] * len(words)
+        lex, index = self.lexicon, self.index
+
+        work_order, customer_order = index.find_orders(tokens, taken, bare=False)
+        machines = index.find_machines(tokens, taken)
+        material, material_mentions = index.find_material(tokens, taken)
+        bare_wo, bare_co = index.find_orders(tokens, taken, bare=True)
+        work_order, customer_order = work_order or bare_wo, customer_order or bare_co
+        quantities, unit_tokens = self._quantities(words, taken)
+
+        cues = score_cues(words, unit_tokens, lex)
+        type_scores = self._type_scores(cues, machines, material)
+        exception_type, type_score, _ = best_type(type_scores)
+        free = [w for w, t in zip(words, taken, strict=True) if not t]
+        intent, intent_confidence = decide_intent(text, free, cues, type_score)
+        covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
+        detected, _ = detect_language(text, [w for k, w in enumerate(raw) if k not in covered], lex, language)
+
+        result = Extraction(text=text, language=detected, intent=intent)
+        result.machine = machines.machine
+        result.machine_candidates = list(machines.candidates) if machines.machine is None else []
+        result.work_order = work_order
+        result.customer_order = customer_order
+        result.material = material
+        result.quantities = [Quantity(q.value, q.unit) for q in quantities]
+
+        if intent == "report":
+            result.exception_type = exception_type or "other"
+        elif intent == "update":
+            result.exception_type = exception_type or self._type_from_entities(machines, material)
+            material_at = {m.start: m.ids[0] for m in material_mentions}
+            lots = _LOT.findall(text)
+            result.resolution = parse_resolution(words, clause_of, quantities, material, material_at,
+                                                 lots[0].upper() if lots else None, lex)
+        result.severity = self._severity(intent, result.exception_type, cues)
+        result.clarify = self._clarify(result, machines, type_score)
+        result.confidence = _confidence(intent, intent_confidence, type_score, result)
+        return result
+
+    def match_machine(self, text: str, candidates: Sequence[str] | None = None) -> str | None:
+        """Resolve a short answer ("la 2", "mill 2", "HOB-01", "the second one") to a machine id."""
+        if not isinstance(text, str):
+            raise TypeError(f"match_machine() needs str, got {type(text).__name__}")
+        pool = [c for c in (candidates or []) if c in self.index.machines] or list(self.index.machines)
+        raw, _ = _split_clauses(_CONTROL.sub(" ", text[:MAX_CHARS]))
+        tokens = self._mend(self.lexicon.canon.tokens(raw))
+        words = [t.text for t in tokens]
+        found = self.index.find_machines(tokens, [False] * len(words), allowed=pool)
+        if found.machine:
+            return found.machine
+        narrowed = found.candidates or pool
+        numbers = [w for w in words if is_number(w)]
+        for number in numbers:
+            owners = [m for m in narrowed if number in self.index.machine_numbers.get(m, ())]
+            if len(owners) == 1:
+                return owners[0]
+        if candidates:
+            for word in raw:
+                if word in _ORDINALS and len(pool) > abs(_ORDINALS[word]) - (_ORDINALS[word] < 0):
+                    return pool[_ORDINALS[word]]
+            if len(numbers) == 1 and numbers[0].isdigit() and 1 <= int(numbers[0]) <= len(pool):
+                return pool[int(numbers[0]) - 1]
+        return None
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _mend(self, tokens: list[Token]) -> list[Token]:
+        speller = self.index.speller
+        out: list[Token] = []
+        for token in tokens:
+            fixed = speller.mend(token.text)
+            if fixed:
+                out.extend(Token(w, token.start, token.end) for w in fixed)
+            else:
+                out.append(token)
+        return out
+
+    def _quantities(self, words: list[str], taken: list[bool]) -> tuple[list[PlacedQuantity], list[bool]]:
+        units = self.lexicon.units
+        found: list[PlacedQuantity] = []
+        unit_tokens = [False] * len(words)
+        for i, word in enumerate(words):
+            if taken[i] or not is_number(word):
+                continue
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            if nxt in _NOT_QUANTITY_AFTER:
+                continue
+            unit = units.get(nxt) if nxt is not None and not taken[i + 1] else None
+            if unit:
+                unit_tokens[i + 1] = True
+            elif nxt == "%":
+                unit = "%"
+            found.append(PlacedQuantity(number_value(word), unit, i))
+        return found, unit_tokens
+
+    def _type_scores(self, cues: Cues, machines: MachineMatch, material: str | None) -> dict[str, float]:
+        scores = dict(cues.exception_type)
+        if material and scores.get("material", 0.0) > 0:
+            scores["material"] += 2.0
+        if machines.machine and scores.get("breakdown", 0.0) > 0 and self._is_utility(machines.machine):
+            scores["utility"] = scores.get("utility", 0.0) + scores.pop("breakdown")
+        return scores
+
+    def _is_utility(self, machine: str) -> bool:
+        return bool(self.index.machine_kinds.get(machine, set()) & self.lexicon.utility_classes)
+
+    def _type_from_entities(self, machines: MachineMatch, material: str | None) -> str | None:
+        if material:
+            return "material"
+        if machines.machine:
+            return "utility" if self._is_utility(machines.machine) else "breakdown"
+        return None
+
+    @staticmethod
+    def _severity(intent: str, exception_type: str | None, cues: Cues) -> str:
+        if intent != "report":
+            return "low" if intent in ("ack", "other", "query") else "medium"
+        if "critical" in cues.severity:
+            return "critical"
+        if "high" in cues.severity or exception_type == "safety":
+            return "high"
+        if "low" in cues.severity:
+            return "low"
+        return "medium"
+
+    def _clarify(self, result: Extraction, machines: MachineMatch, type_score: float) -> str | None:
+        if result.intent != "report":
+            return None
+        questions = self.lexicon.questions
+        language = result.language if result.language in questions["which_machine"] else "en"
+        if result.machine is None:
+            options = self._options(result.machine_candidates, language)
+            if machines.unknown:
+                base = questions["unknown_machine"][language].format(name=machines.unknown)
+                return f"{base} {options}?" if options else base
+            if len(result.machine_candidates) > 1:
+                return questions["which_of"][language].format(options=options)
+            if result.exception_type in _MACHINE_TYPES or (
+                    result.exception_type == "quality" and not result.work_order and not result.material):
+                return questions["which_machine"][language]
+        if type_score < 2:
+            return questions["what_problem"][language]
+        return None
+
+    def _options(self, ids: list[str], language: str) -> str:
+        labels = []
+        for ident in ids[:5]:
+            machine = self.index.machines.get(ident)
+            labels.append(f"{ident} ({machine.name})" if machine and machine.name != ident else ident)
+        if len(labels) < 2:
+            return "".join(labels)
+        word = self.lexicon.questions["or"][language]
+        return f"{', '.join(labels[:-1])} {word} {labels[-1]}"
+
+
+def _split_clauses(text: str) -> tuple[list[str], list[int]]:
+    """Folded raw tokens and, for each, the clause it is in (commas, 'and', 'und', 'y' split)."""
+    raw: list[str] = []
+    clause_of: list[int] = []
+    for k, clause in enumerate(_CLAUSE.split(fold(text))):
+        if clause:
+            words = split(clause)
+            raw.extend(words)
+            clause_of.extend([k] * len(words))
+    return raw, clause_of
+
+
+def _confidence(intent: str, intent_confidence: float, type_score: float, result: Extraction) -> float:
+    confidence = intent_confidence
+    if intent == "report":
+        confidence *= 1.0 if type_score >= 3 else 0.8
+        if result.clarify:
+            confidence *= 0.6
+    return round(max(0.05, min(0.99, confidence)), 2)
+
+
+def master_data_from_store(session: Any, plant_id: str) -> MasterData:
+    """The plant's machines, materials, work orders and customer orders, read from the store."""
+    from sqlmodel import select
+
+    from models.tables import CustomerOrder, Machine, Material, WorkOrder
+
+    machines = session.exec(select(Machine).where(Machine.plant_id == plant_id).order_by(Machine.id)).all()
+    materials = session.exec(select(Material).where(Material.plant_id == plant_id).order_by(Material.id)).all()
+    orders = session.exec(select(WorkOrder).where(WorkOrder.plant_id == plant_id).order_by(WorkOrder.id)).all()
+    customers = session.exec(select(CustomerOrder.id).where(CustomerOrder.plant_id == plant_id)
+                             .order_by(CustomerOrder.id)).all()
+    return MasterData(
+        machines=tuple(MachineRef(m.id, m.name, m.area_id, tuple(m.aliases or ())) for m in machines),
+        materials=tuple(MaterialRef(m.id, m.name, tuple(m.aliases or ())) for m in materials),
+        work_orders=tuple(WorkOrderRef(w.id, w.machine_id, w.material_id, w.customer_order_id) for w in orders),
+        customer_orders=tuple(customers),
+    )
+

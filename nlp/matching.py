@@ -1,0 +1,369 @@
+"""Indexes over a plant's master data, built once per load, and the matchers that use them.
+
+Machines are found by id, name and alias (exact, level 3), by kind + number ("Drehmaschine
+11" -> a lathe numbered 11, level 2), by kind alone when the plant has one of that kind
+(level 1) and by a word only one machine's name has ("liebherr", level 0). Typos are
+mended against the plant's and the lexicon's words before matching (rapidfuzz distances).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz.distance import OSA
+
+from nlp.extraction import MasterData
+from nlp.lexicon import Lexicon, Phrase
+from nlp.text import Token, canonical_number, fold, is_number, split
+
+EXACT, KIND_NUMBER, KIND, WORD = 3, 2, 1, 0
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+
+
+@dataclass
+class Mention:
+    """A stretch of the message that names something: which ids, how surely, where."""
+
+    ids: tuple[str, ...]
+    level: int
+    start: int  # canonical token indexes, end exclusive
+    end: int
+
+
+@dataclass
+class MachineMatch:
+    machine: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    unknown: str | None = None  # "grinder 3" when the plant has no grinder 3
+    mentions: list[Mention] = field(default_factory=list)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+class Speller:
+    """Mends typos of known words: edit distance 1 (2 for long words), via a deletion index."""
+
+    def __init__(self, targets: dict[str, Phrase], known: set[str]) -> None:
+        self._targets = targets
+        self._known = known
+        self._index: dict[str, set[str]] = defaultdict(set)
+        for word in targets:
+            self._index[word].add(word)
+            for deleted in _deletions(word):
+                self._index[deleted].add(word)
+        self._cache: dict[str, Phrase | None] = {}
+
+    def mend(self, token: str) -> Phrase | None:
+        if len(token) < 5 or token in self._known or not token.isalpha():
+            return None
+        if token in self._cache:
+            return self._cache[token]
+        limit = 2 if len(token) >= 8 else 1
+        probes = {token} | _deletions(token)
+        if limit == 2:
+            probes |= {d2 for d in _deletions(token) for d2 in _deletions(d)}
+        best: tuple[int, str] | None = None
+        for probe in probes:
+            for word in self._index.get(probe, ()):
+                if abs(len(word) - len(token)) > limit:
+                    continue
+                distance = OSA.distance(token, word, score_cutoff=limit)
+                if distance <= limit and (best is None or (distance, word) < best):
+                    best = (distance, word)
+        result = self._targets[best[1]] if best else None
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[token] = result
+        return result
+
+
+class PhraseTable:
+    """Canonical token tuples -> {id: level}; finds the longest phrase at each position."""
+
+    def __init__(self) -> None:
+        self.phrases: dict[Phrase, dict[str, int]] = {}
+        self.longest = 1
+
+    def add(self, phrase: Phrase, ident: str, level: int) -> None:
+        if not phrase:
+            return
+        slot = self.phrases.setdefault(phrase, {})
+        if slot.get(ident, -1) < level:
+            slot[ident] = level
+        self.longest = max(self.longest, len(phrase))
+
+    def scan(self, words: list[str], taken: list[bool]) -> list[Mention]:
+        found: list[Mention] = []
+        i, n = 0, len(words)
+        while i < n:
+            hit = None
+            for size in range(min(self.longest, n - i), 0, -1):
+                if any(taken[i : i + size]):
+                    continue
+                ids = self.phrases.get(tuple(words[i : i + size]))
+                if ids:
+                    top = max(ids.values())
+                    hit = Mention(tuple(k for k, v in ids.items() if v == top), top, i, i + size)
+                    break
+            if hit is None:
+                i += 1
+                continue
+            found.append(hit)
+            i = hit.end
+        return found
+
+
+class MasterIndex:
+    """Everything the extractor looks up for one plant, built once when master data loads."""
+
+    def __init__(self, master: MasterData, lexicon: Lexicon) -> None:
+        self.master = master
+        self.lexicon = lexicon
+        canon = lexicon.canon
+        self.machines = {m.id: m for m in master.machines}
+        self.materials = {m.id: m for m in master.materials}
+        self.machine_table = PhraseTable()
+        self.material_table = PhraseTable()
+        self.machine_numbers: dict[str, set[str]] = {}
+        self.machine_kinds: dict[str, set[Phrase]] = {}
+        self.kind_words: set[str] = {w for kind in lexicon.machine_classes for w in kind}
+        area_words = {w for m in master.machines if m.area for w in canon.words(m.area)}
+        material_words = {w for m in master.materials for f in (m.name, *m.aliases) for w in canon.words(f)}
+        generic = lexicon.generic_words | area_words | material_words
+
+        word_owners: dict[str, set[str]] = defaultdict(set)
+        for machine in master.machines:
+            forms = [machine.id, machine.name, *machine.aliases]
+            numbers: set[str] = set()
+            kinds: set[Phrase] = set()
+            for form in forms:
+                words = canon.words(form)
+                self.machine_table.add(words, machine.id, EXACT)
+                numbers.update(w for w in words if is_number(w))
+            for form in (machine.name, *machine.aliases):
+                words = canon.words(_HYPHENATED.sub(" ", fold(form)))
+                for kind in lexicon.machine_classes:
+                    if _contains(words, kind):
+                        kinds.add(kind)
+                for word in words:
+                    if len(word) >= 4 and not is_number(word) and word not in generic and word not in self.kind_words:
+                        word_owners[word].add(machine.id)
+            self.machine_numbers[machine.id] = numbers
+            self.machine_kinds[machine.id] = kinds
+            for kind in kinds:
+                self.machine_table.add(kind, machine.id, KIND)
+                for number in numbers:
+                    self.machine_table.add((*kind, number), machine.id, KIND_NUMBER)
+                    self.machine_table.add((*kind, "no", number), machine.id, KIND_NUMBER)
+                    self.machine_table.add((*kind, "nr", number), machine.id, KIND_NUMBER)
+        for word, owners in word_owners.items():
+            if len(owners) == 1:
+                (owner,) = owners
+                self.machine_table.add((word,), owner, WORD)
+
+        for material in master.materials:
+            for form in (material.id, material.name, *material.aliases):
+                self.material_table.add(canon.words(form), material.id, EXACT)
+        material_owners: dict[str, set[str]] = defaultdict(set)
+        for material in master.materials:
+            for word in canon.words(material.name):
+                if len(word) >= 4 and not is_number(word) and word not in lexicon.generic_words:
+                    material_owners[word].add(material.id)
+        for word, owners in material_owners.items():
+            if len(owners) == 1 and (word,) not in self.material_table.phrases:
+                self.material_table.add((word,), next(iter(owners)), KIND)
+        self.material_words = {m: {w for f in (r.name, *r.aliases) for w in canon.words(f)}
+                               for m, r in self.materials.items()}
+
+        self.work_orders = _NumberIndex((w.id for w in master.work_orders), canon)
+        self.customer_orders = _NumberIndex(master.customer_orders, canon)
+        self.work_order_prefixes = set(lexicon.work_order_prefixes) | self.work_orders.prefixes
+        self.customer_order_prefixes = set(lexicon.customer_order_prefixes) | self.customer_orders.prefixes
+        self.work_order_refs = {w.id: w for w in master.work_orders}
+
+        targets: dict[str, Phrase] = {}
+        for table in (self.machine_table, self.material_table):
+            for phrase in table.phrases:
+                for word in phrase:
+                    if word.isalpha() and len(word) >= 4:
+                        targets[word] = (word,)
+        for word in lexicon.vocabulary:
+            if word.isalpha() and len(word) >= 5:
+                targets.setdefault(word, (word,))
+        known = set(targets) | set(lexicon.vocabulary) | lexicon.common_words
+        self.speller = Speller(targets, known)
+
+    # --- machines ------------------------------------------------------------------------
+
+    def find_machines(self, tokens: list[Token], taken: list[bool],
+                      allowed: Iterable[str] | None = None) -> MachineMatch:
+        words = [t.text for t in tokens]
+        mentions = self.machine_table.scan(words, taken)
+        allow = set(allowed) if allowed is not None else None
+        result = MachineMatch()
+        kept: list[Mention] = []
+        for mention in mentions:
+            ids = mention.ids if allow is None else tuple(i for i in mention.ids if i in allow)
+            if not ids:
+                continue
+            nxt = mention.end
+            if (tuple(words[mention.start : mention.end]) in self.lexicon.machine_classes
+                    and nxt < len(words) and is_number(words[nxt]) and not taken[nxt]
+                    and not (nxt + 1 < len(words) and words[nxt + 1] in self.lexicon.units)):
+                # "grinder 3" when the plant has no grinder 3: a machine we do not know.
+                result.unknown = " ".join(words[mention.start : nxt + 1])
+                result.candidates = list(dict.fromkeys([*result.candidates, *ids]))
+                for k in range(mention.start, nxt + 1):
+                    taken[k] = True
+                continue
+            kept.append(Mention(ids, mention.level, mention.start, mention.end))
+        result.mentions = kept
+        if not kept:
+            return result
+        kept = self._apply_corrections(words, kept)
+        top = max(m.level for m in kept)
+        best = [m for m in kept if m.level == top]
+        ids = list(dict.fromkeys(i for m in best for i in m.ids))
+        for m in kept:
+            for k in range(m.start, m.end):
+                taken[k] = True
+        if len(ids) == 1:
+            result.machine = ids[0]
+            result.candidates = []
+            result.unknown = None
+        else:
+            result.candidates = ids
+        return result
+
+    def _apply_corrections(self, words: list[str], mentions: list[Mention]) -> list[Mention]:
+        """'press 14 is NOT down, it's press 12': keep what follows a correction, drop negated."""
+        if len({m.ids for m in mentions}) < 2:
+            return mentions
+        lex = self.lexicon
+        last_correction = -1
+        for i in range(len(words)):
+            for phrase in lex.corrections:
+                if tuple(words[i : i + len(phrase)]) == phrase:
+                    last_correction = max(last_correction, i)
+        if last_correction >= 0:
+            after = [m for m in mentions if m.start > last_correction]
+            if after:
+                return after[:1]
+        negated = [m for m in mentions if any(w in lex.negations for w in words[m.end : m.end + 3])]
+        rest = [m for m in mentions if m not in negated]
+        return rest if negated and rest else mentions
+
+    # --- materials -----------------------------------------------------------------------
+
+    def find_material(self, tokens: list[Token], taken: list[bool]) -> tuple[str | None, list[Mention]]:
+        words = [t.text for t in tokens]
+        found: list[Mention] = []
+        for mention in self.material_table.scan(words, taken):
+            if mention.end - mention.start == 1 and mention.start > 0:
+                before = words[mention.start - 1]
+                own = set().union(*(self.material_words[i] for i in mention.ids))
+                if before in self.lexicon.material_qualifiers and before not in own:
+                    continue
+            found.append(mention)
+        if not found:
+            return None, []
+        top = max(m.level for m in found)
+        for m in found:
+            for k in range(m.start, m.end):
+                taken[k] = True
+        first = next(m for m in found if m.level == top)
+        return first.ids[0], found
+
+    # --- work orders and customer orders --------------------------------------------------
+
+    def find_orders(self, tokens: list[Token], taken: list[bool], bare: bool) -> tuple[str | None, str | None]:
+        """(work order, customer order). With `bare`, a known number alone counts ("la 1077");
+        without, only numbers after an order word ("wo 1042", "#1042", "Auftrag 1042")."""
+        words = [t.text for t in tokens]
+        work_order = customer_order = None
+        i, n = 0, len(words)
+        while i < n:
+            if taken[i]:
+                i += 1
+                continue
+            prefix_len, kind = self._prefix_at(words, i)
+            if not bare and kind is None:
+                i += 1
+                continue
+            start = i + prefix_len
+            if start < n and is_number(words[start]) and not taken[start]:
+                if kind == "co":
+                    ident, size = self.customer_orders.lookup(words, start)
+                    if ident:
+                        customer_order = customer_order or ident
+                    else:
+                        ident, size = self.work_orders.lookup(words, start)
+                        work_order = work_order or ident
+                else:
+                    ident, size = self.work_orders.lookup(words, start)
+                    if ident:
+                        work_order = work_order or ident
+                    elif kind == "wo":
+                        size = 1  # an order number the plant does not know: not a quantity either
+                    else:
+                        ident, size = self.customer_orders.lookup(words, start)
+                        if ident:
+                            customer_order = customer_order or ident
+                if size and (ident or kind == "wo"):
+                    for k in range(i, start + size):
+                        taken[k] = True
+                    i = start + size
+                    continue
+            i += 1
+        return work_order, customer_order
+
+    def _prefix_at(self, words: list[str], i: int) -> tuple[int, str | None]:
+        for size in (3, 2, 1):
+            phrase = tuple(words[i : i + size])
+            if len(phrase) < size:
+                continue
+            if phrase in self.work_order_prefixes or phrase == ("#",):
+                return size, "wo"
+            if phrase in self.customer_order_prefixes:
+                return size, "co"
+        return 0, None
+
+
+class _NumberIndex:
+    """Order ids by their number part: "WO-1042" is found as 1042, wo 1042, WO1042, #1042."""
+
+    def __init__(self, ids: Iterable[str], canon) -> None:  # noqa: ANN001 - Canonicalizer
+        self.by_numbers: dict[Phrase, str | None] = {}
+        self.prefixes: set[Phrase] = set()
+        for ident in ids:
+            words = split(ident)
+            numbers = tuple(canonical_number(w) for w in words if is_number(w))
+            letters = tuple(w for w in words if not is_number(w))
+            if not numbers:
+                continue
+            key = numbers
+            self.by_numbers[key] = None if key in self.by_numbers and self.by_numbers[key] != ident else ident
+            if letters and len(letters) <= 2:
+                self.prefixes.add(letters)
+        self.longest = max((len(k) for k in self.by_numbers), default=1)
+
+    def lookup(self, words: list[str], start: int) -> tuple[str | None, int]:
+        for size in range(self.longest, 0, -1):
+            run = words[start : start + size]
+            if len(run) < size or not all(is_number(w) for w in run):
+                continue
+            ident = self.by_numbers.get(tuple(run))
+            if ident:
+                return ident, size
+        return None, 0
+
+
+def _contains(words: Phrase, phrase: Phrase) -> bool:
+    n = len(phrase)
+    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+

@@ -1,0 +1,69 @@
+"""The plant's routing rules: the first rule whose `when` matches decides who is told and who approves."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models import RoutingRule
+
+CONDITIONS = ("staging_conflict", "customer_orders_at_risk")
+_DURATION = re.compile(r"(\d+)\s*([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `10m`, `1h30m`, `2d`; anything else is an error (the plant file checker says where)."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 10m, 1h30m, 2d")
+    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+
+
+@dataclass(frozen=True)
+class NotifyStep:
+    role: str
+    ack_within: timedelta | None = None
+    escalate_to: str | None = None
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    position: int
+    steps: tuple[NotifyStep, ...]
+    approver: str
+
+
+def _matches(when: dict[str, Any], facts: dict[str, Any]) -> bool:
+    for key, wanted in when.items():
+        have = facts.get(key)
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if have not in options:
+            return False
+    return True
+
+
+def matching_rule(session: Session, plant_id: str, facts: dict[str, Any]) -> Rule | None:
+    """`facts`: type, area, machine, severity of the exception."""
+    rows = session.exec(
+        select(RoutingRule).where(RoutingRule.plant_id == plant_id).order_by(RoutingRule.position)
+    ).all()
+    for row in rows:
+        if _matches(row.when or {}, facts):
+            steps = tuple(
+                NotifyStep(
+                    role=step["role"],
+                    ack_within=parse_duration(step["ack_within"]) if step.get("ack_within") else None,
+                    escalate_to=step.get("escalate_to"),
+                    condition=step.get("if"),
+                )
+                for step in row.notify
+            )
+            return Rule(position=row.position, steps=steps, approver=row.approver or "supervisor")
+    return None

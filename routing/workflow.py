@@ -1,0 +1,594 @@
+"""The exception lifecycle: open, correlate, route, acknowledge, propose, decide, post, close.
+
+Every function here runs inside the caller's database transaction and only writes rows:
+timeline events, notification outbox rows, escalation timers and ERP outbox rows. Nothing
+leaves the process from here, so a crash before the commit leaves no trace and a crash
+after it leaves the outbox workers everything they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models import (
+    AckTimer,
+    Approval,
+    ErpTransaction,
+    Machine,
+    Material,
+    Notification,
+    Person,
+    Plant,
+    PlantException,
+    TimelineEvent,
+    WorkOrder,
+)
+from routing import messages
+from routing.impact import analyse
+from routing.roster import people_for_role
+from routing.rules import NotifyStep, matching_rule
+
+OPEN_STATUSES = ("open", "acknowledged", "proposed", "approved", "posted")
+MACHINE_TYPES = ("breakdown", "tooling", "utility")  # resolutions that become maintenance requests
+# Reports of these types are about a machine; without one the bot asks back.
+NEEDS_MACHINE = ("breakdown", "tooling")
+CORRELATION_WINDOW = timedelta(hours=2)  # for reports that name no machine
+
+
+class WorkflowError(Exception):
+    """A request the lifecycle cannot take (e.g. approving a closed exception)."""
+
+
+@dataclass
+class Context:
+    """One unit of work: the session, the plant, the time, and what caused it (for outbox keys)."""
+
+    session: Session
+    plant: Plant
+    now: datetime
+    cause: str  # e.g. "signal:42", "timer:7", "erp:3" — makes outbox keys deterministic
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def person(ctx: Context, person_id: str | None) -> Person | None:
+    return ctx.session.get(Person, (ctx.plant.id, person_id)) if person_id else None
+
+
+def display_name(ctx: Context, person_id: str | None) -> str:
+    found = person(ctx, person_id)
+    return found.name if found else (person_id or "system")
+
+
+def log(ctx: Context, exc: PlantException, event_kind: str, text: str = "", person_id: str | None = None,
+        **data: Any) -> TimelineEvent:
+    event = TimelineEvent(exception_id=exc.id, at=ctx.now, kind=event_kind, person_id=person_id, text=text, data=data)
+    ctx.session.add(event)
+    return event
+
+
+def preferred_channel(who: Person, reply_channel: str | None = None) -> tuple[str, str]:
+    """Answer where the person wrote from; otherwise their first configured channel; else the console."""
+    if reply_channel and (reply_channel == "console" or reply_channel in who.channels):
+        return reply_channel, who.channels.get(reply_channel, who.id)
+    for channel, address in who.channels.items():
+        return channel, address
+    return "console", who.id
+
+
+def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantException | None = None,
+           role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None) -> Notification:
+    channel, address = preferred_channel(who, reply_channel)
+    key = f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}"
+    existing = ctx.session.exec(select(Notification).where(Notification.dedupe_key == key)).first()
+    if existing:
+        return existing
+    row = Notification(
+        plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id if exc else None, person_id=who.id,
+        role=role, kind=kind, channel=channel, address=address, language=who.language, text=text,
+        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
+    )
+    ctx.session.add(row)
+    return row
+
+
+def machine_label(ctx: Context, machine_id: str | None) -> str:
+    if not machine_id:
+        return "?"
+    machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+    return f"{machine_id} ({machine.name})" if machine else machine_id
+
+
+def thread_people(ctx: Context, exc: PlantException) -> list[Person]:
+    """The reporter and everyone paged for the exception, in the order they joined."""
+    ids: list[str] = [exc.reporter_id] if exc.reporter_id else []
+    rows = ctx.session.exec(
+        select(Notification.person_id)
+        .where(Notification.exception_id == exc.id, Notification.kind.in_(("alert", "escalation")))  # type: ignore[attr-defined]
+        .order_by(Notification.id)
+    ).all()
+    for pid in rows:
+        if pid not in ids:
+            ids.append(pid)
+    return [p for p in (person(ctx, pid) for pid in ids) if p]
+
+
+def open_exceptions(ctx: Context) -> list[PlantException]:
+    return list(ctx.session.exec(
+        select(PlantException)
+        .where(PlantException.plant_id == ctx.plant.id, PlantException.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+        .order_by(PlantException.id)
+    ))
+
+
+def exception_by_code(ctx: Context, code: str) -> PlantException | None:
+    return ctx.session.exec(select(PlantException).where(PlantException.code == code.upper())).first()
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def find_correlated(ctx: Context, *, exception_type: str, machine_id: str | None, area_id: str | None,
+                    work_order_id: str | None) -> PlantException | None:
+    """A second report of the same problem joins the open exception instead of opening another.
+
+    Same problem = same type on the same machine while the exception is open; for reports
+    without a machine, same type and the same work order, or the same area within two hours.
+    """
+    for exc in reversed(open_exceptions(ctx)):
+        if exc.type != exception_type:
+            continue
+        if machine_id:
+            if exc.machine_id == machine_id:
+                return exc
+        elif work_order_id and work_order_id in exc.work_orders:
+            return exc
+        elif area_id and exc.area_id == area_id and exc.machine_id is None and ctx.now - exc.opened_at <= CORRELATION_WINDOW:
+            return exc
+    return None
+
+
+def join_report(ctx: Context, exc: PlantException, reporter: Person | None, text: str,
+                work_order_id: str | None, reply_channel: str | None) -> None:
+    log(ctx, exc, "reported_again", text, reporter.id if reporter else None)
+    if work_order_id and work_order_id not in exc.work_orders:
+        exc.work_orders = [*exc.work_orders, work_order_id]
+    if reporter:
+        notify(ctx, reporter, "joined", messages.render("joined", reporter.language, code=exc.code, status=exc.status),
+               exc=exc, role="reporter", reply_channel=reply_channel)
+
+
+def open_exception(
+    ctx: Context,
+    *,
+    exception_type: str,
+    text: str,
+    reporter: Person | None,
+    machine_id: str | None = None,
+    work_order_id: str | None = None,
+    material_id: str | None = None,
+    severity: str = "medium",
+    language: str = "en",
+    expected_downtime: timedelta | None = None,
+    reply_channel: str | None = None,
+    source: str = "chat",
+) -> PlantException:
+    """Open an exception, analyse its impact, route it and page the people the rules name."""
+    area_id = area_for(ctx, machine_id, material_id, work_order_id, reporter)
+    if machine_id is None and work_order_id:
+        wo = ctx.session.get(WorkOrder, (ctx.plant.id, work_order_id))
+        machine_id = wo.machine_id if wo else None
+    exc = PlantException(
+        plant_id=ctx.plant.id, code="E-pending", type=exception_type, severity=severity, summary=text[:500],
+        language=language, machine_id=machine_id, area_id=area_id, material_id=material_id,
+        reporter_id=reporter.id if reporter else None, opened_at=ctx.now,
+    )
+    ctx.session.add(exc)
+    ctx.session.flush()
+    exc.code = f"E-{exc.id:04d}"
+    impact = analyse(
+        ctx.session, ctx.plant.id, machine_id=machine_id, work_order_id=work_order_id, material_id=material_id,
+        exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime,
+    )
+    exc.work_orders = impact.work_orders
+    exc.customer_orders_at_risk = impact.customer_orders_at_risk
+    exc.staging_conflict = impact.staging_conflict
+    log(ctx, exc, "opened", text, exc.reporter_id, type=exception_type, machine=machine_id, source=source,
+        severity=severity)
+    log(ctx, exc, "impact", "", None, work_orders=impact.work_orders,
+        customer_orders_at_risk=impact.customer_orders_at_risk, staging_conflict=impact.staging_conflict)
+    if machine_id and exception_type == "breakdown":
+        machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+        if machine and machine.running:
+            machine.running = False
+            ctx.session.add(machine)
+    paged = route(ctx, exc)
+    if reporter:
+        names = ", ".join(sorted({p.name for p in paged})) or "-"
+        notify(ctx, reporter, "opened", messages.render(
+            "reporter_opened", reporter.language, code=exc.code,
+            type=messages.type_name(exception_type, reporter.language),
+            machine=machine_label(ctx, machine_id), names=names,
+        ), exc=exc, role="reporter", reply_channel=reply_channel)
+    return exc
+
+
+def area_for(ctx: Context, machine_id: str | None, material_id: str | None, work_order_id: str | None,
+              reporter: Person | None) -> str | None:
+    if machine_id and (machine := ctx.session.get(Machine, (ctx.plant.id, machine_id))):
+        return machine.area_id
+    if work_order_id and (wo := ctx.session.get(WorkOrder, (ctx.plant.id, work_order_id))):
+        machine = ctx.session.get(Machine, (ctx.plant.id, wo.machine_id))
+        if machine:
+            return machine.area_id
+    if material_id and (material := ctx.session.get(Material, (ctx.plant.id, material_id))) and material.area_id:
+        return material.area_id
+    if reporter and len(reporter.areas) == 1:
+        return reporter.areas[0]
+    return None
+
+
+def _alert_text(ctx: Context, exc: PlantException, who: Person, step: NotifyStep) -> str:
+    lang = who.language
+    parts = [messages.render("alert", lang, code=exc.code, type=messages.type_name(exc.type, lang),
+                             machine=machine_label(ctx, exc.machine_id), summary=exc.summary)]
+    if exc.work_orders:
+        parts.append(messages.render("alert_work_orders", lang, work_orders=", ".join(exc.work_orders)))
+    if exc.customer_orders_at_risk and step.role in ("customer_service", "planner", "manager", "supervisor"):
+        parts.append(messages.render("alert_customers", lang, customer_orders=", ".join(exc.customer_orders_at_risk)))
+    if exc.staging_conflict and step.role in ("materials", "planner"):
+        parts.append(messages.render("alert_staging", lang, work_order=exc.staging_conflict.get("work_order")
+                                     or ", ".join(exc.staging_conflict.get("work_orders", [])),
+                                     material=exc.staging_conflict.get("material")))
+    if step.ack_within:
+        parts.append(messages.render("alert_ack", lang, ack=_format_minutes(step.ack_within)))
+    return " ".join(parts)
+
+
+def _format_minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+
+
+def route(ctx: Context, exc: PlantException) -> list[Person]:
+    """Page each role of the first matching rule; start an escalation timer where `ack_within` is set."""
+    rule = matching_rule(ctx.session, ctx.plant.id, {
+        "type": exc.type, "area": exc.area_id, "machine": exc.machine_id, "severity": exc.severity,
+    })
+    if rule is None:
+        log(ctx, exc, "unrouted", "no routing rule matches")
+        return []
+    exc.rule_position = rule.position
+    exc.approver_role = rule.approver
+    paged: list[Person] = []
+    conditions = {
+        "staging_conflict": bool(exc.staging_conflict),
+        "customer_orders_at_risk": bool(exc.customer_orders_at_risk),
+    }
+    for step in rule.steps:
+        if step.condition and not conditions.get(step.condition, False):
+            continue
+        # The reporter already knows; paging them for their own report is noise.
+        people = [p for p in people_for_role(ctx.session, ctx.plant, step.role, exc.area_id, ctx.now)
+                  if p.id != exc.reporter_id]
+        if not people:
+            log(ctx, exc, "nobody_available", f"nobody with role {step.role} on shift", role=step.role)
+            if step.escalate_to:
+                paged += _escalate(ctx, exc, step.role, step.escalate_to, "nobody_on_shift", step.ack_within)
+            continue
+        for who in people:
+            notify(ctx, who, "alert", _alert_text(ctx, exc, who, step), exc=exc, role=step.role,
+                   buttons=("ack", "propose") if step.ack_within else ())
+            paged.append(who)
+        log(ctx, exc, "routed", "", None, role=step.role, people=[p.id for p in people],
+            ack_within=int(step.ack_within.total_seconds()) if step.ack_within else None)
+        if step.ack_within:
+            ctx.session.add(AckTimer(exception_id=exc.id, role=step.role, due_at=ctx.now + step.ack_within,
+                                     escalate_to=step.escalate_to))
+    return paged
+
+
+def _escalate(ctx: Context, exc: PlantException, role: str, escalate_to: str, template: str,
+              ack_within: timedelta | None) -> list[Person]:
+    people = people_for_role(ctx.session, ctx.plant, escalate_to, exc.area_id, ctx.now) or \
+        people_for_role(ctx.session, ctx.plant, escalate_to, None, ctx.now)
+    for who in people:
+        text = messages.render(template, who.language, code=exc.code, role=role,
+                               ack=_format_minutes(ack_within) if ack_within else "-",
+                               summary=f"{machine_label(ctx, exc.machine_id)}: {exc.summary}")
+        notify(ctx, who, "escalation", text, exc=exc, role=escalate_to, buttons=("ack",))
+    log(ctx, exc, "escalated", "", None, role=role, to_role=escalate_to, people=[p.id for p in people])
+    return people
+
+
+# --- the thread --------------------------------------------------------------------------
+
+
+def acknowledge(ctx: Context, exc: PlantException, who: Person, text: str = "",
+                reply_channel: str | None = None) -> bool:
+    """Settle the timers of the roles `who` holds; the first acknowledgement moves `open` on."""
+    timers = ctx.session.exec(
+        select(AckTimer).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
+    ).all()
+    settled = [t for t in timers if t.role in who.roles or t.escalate_to in who.roles]
+    for timer in settled:
+        timer.status = "acknowledged"
+        timer.settled_at = ctx.now
+        ctx.session.add(timer)
+    if not settled and exc.status != "open":
+        return False
+    if exc.status == "open":
+        exc.status = "acknowledged"
+        exc.acknowledged_at = ctx.now
+    log(ctx, exc, "acknowledged", text, who.id, roles=[t.role for t in settled])
+    reporter = person(ctx, exc.reporter_id)
+    if reporter and reporter.id != who.id:
+        notify(ctx, reporter, "acknowledged", messages.render("acknowledged", reporter.language, code=exc.code,
+                                                              name=who.name), exc=exc, role="reporter")
+    return True
+
+
+def is_responder(ctx: Context, exc: PlantException, who: Person) -> bool:
+    """Paged for this exception (directly or by escalation)."""
+    return ctx.session.exec(select(Notification.id).where(
+        Notification.exception_id == exc.id, Notification.person_id == who.id,
+        Notification.kind.in_(("alert", "escalation")),  # type: ignore[attr-defined]
+    )).first() is not None
+
+
+def comment(ctx: Context, exc: PlantException, who: Person | None, text: str) -> None:
+    log(ctx, exc, "comment", text, who.id if who else None)
+
+
+def propose(ctx: Context, exc: PlantException, who: Person, text: str, resolution: dict[str, Any],
+            reply_channel: str | None = None) -> None:
+    """A proposed resolution waits for the rule's approver; a fixed machine counts as running again."""
+    if exc.status in ("approved", "posted", "closed"):
+        comment(ctx, exc, who, text)
+        return
+    if exc.status == "open" or is_responder(ctx, exc, who):
+        acknowledge(ctx, exc, who, "", reply_channel)
+    exc.status = "proposed"
+    exc.proposed_at = ctx.now
+    exc.proposal = {"by": who.id, "text": text, **resolution}
+    log(ctx, exc, "proposed", text, who.id, **resolution)
+    if resolution.get("machine_running") and exc.machine_id:
+        set_machine_running(ctx, exc.machine_id, True, f"reported fixed by {who.name}")
+    for approver in people_for_role(ctx.session, ctx.plant, exc.approver_role, exc.area_id, ctx.now) or \
+            people_for_role(ctx.session, ctx.plant, exc.approver_role, None, ctx.now):
+        notify(ctx, approver, "approval_request",
+               messages.render("proposal", approver.language, code=exc.code, name=who.name, summary=text),
+               exc=exc, role=exc.approver_role, buttons=("approve", "reject"))
+
+
+def decide(ctx: Context, exc: PlantException, who: Person, decision: str, reason: str = "",
+           reply_channel: str | None = None) -> bool:
+    """Approve or reject the proposal; only the rule's approver role may, anyone else is refused."""
+    if exc.approver_role not in who.roles:
+        ctx.session.add(Approval(exception_id=exc.id, person_id=who.id, decision=decision, accepted=False,
+                                 reason=f"{who.id} lacks role {exc.approver_role}", at=ctx.now))
+        log(ctx, exc, "approval_refused", reason, who.id, decision=decision, required_role=exc.approver_role)
+        notify(ctx, who, "refusal", messages.render("refused", who.language, role=exc.approver_role, code=exc.code),
+               exc=exc, role=_first_role(who), reply_channel=reply_channel)
+        return False
+    if exc.status != "proposed":
+        log(ctx, exc, "decision_ignored", reason, who.id, decision=decision, status=exc.status)
+        notify(ctx, who, "reply", messages.render("nothing_to_approve", who.language, code=exc.code),
+               exc=exc, role=_first_role(who), reply_channel=reply_channel)
+        return False
+    approval = Approval(exception_id=exc.id, person_id=who.id, decision=decision, accepted=True, reason=reason,
+                        at=ctx.now)
+    ctx.session.add(approval)
+    ctx.session.flush()
+    proposer = person(ctx, exc.proposal.get("by"))
+    if decision == "reject":
+        exc.status = "acknowledged"
+        log(ctx, exc, "rejected", reason, who.id, proposal=exc.proposal)
+        for target in _unique([proposer, person(ctx, exc.reporter_id)]):
+            notify(ctx, target, "rejected", messages.render("rejected", target.language, code=exc.code,
+                                                            name=who.name, reason=reason), exc=exc)
+        exc.proposal = {}
+        return True
+    exc.status = "approved"
+    exc.approved_at = ctx.now
+    log(ctx, exc, "approved", reason, who.id)
+    transactions = erp_transactions_for(ctx, exc, approval, who)
+    for txn in transactions:
+        ctx.session.add(txn)
+        log(ctx, exc, "erp_queued", "", None, kind=txn.kind, idempotency_key=txn.idempotency_key)
+    for target in _unique([proposer, person(ctx, exc.reporter_id)]):
+        if target.id != who.id:
+            notify(ctx, target, "approved", messages.render("approved", target.language, code=exc.code,
+                                                            name=who.name), exc=exc)
+    if not transactions:
+        _finish_posting(ctx, exc)
+    return True
+
+
+def _unique(people: list[Person | None]) -> list[Person]:
+    seen: dict[str, Person] = {}
+    for p in people:
+        if p and p.id not in seen:
+            seen[p.id] = p
+    return list(seen.values())
+
+
+def _first_role(who: Person) -> str | None:
+    return who.roles[0] if who.roles else None
+
+
+# --- ERP ---------------------------------------------------------------------------------
+
+
+def erp_transactions_for(ctx: Context, exc: PlantException, approval: Approval, approver: Person) -> list[ErpTransaction]:
+    """The neutral transactions an approved resolution becomes (mapping documented in docs/routing.md).
+
+    - breakdown / tooling / utility on a machine -> maintenance_request
+    - each disposition line (scrap / block / release) -> stock_status
+    - quality and safety -> nonconformance (with the disposition)
+    - a proposal to hold / release a work order -> production_order_status
+    """
+    proposal = exc.proposal or {}
+    downtime = int((ctx.now - exc.opened_at).total_seconds() // 60)
+    work_order = (exc.work_orders or [None])[0]
+    material = exc.material_id
+    if not material and work_order and (wo := ctx.session.get(WorkOrder, (ctx.plant.id, work_order))):
+        material = wo.material_id
+    kinds: list[tuple[str, dict[str, Any]]] = []
+    if exc.type in MACHINE_TYPES and exc.machine_id:
+        machine = ctx.session.get(Machine, (ctx.plant.id, exc.machine_id))
+        kinds.append(("maintenance_request", {
+            "machine": exc.machine_id, "machine_name": machine.name if machine else exc.machine_id,
+            "description": f"{exc.summary} | fix: {proposal.get('text', '')}".strip(" |"),
+            "reported_by": exc.reporter_id, "exception": exc.code, "downtime_minutes": downtime,
+            "priority": {"critical": "urgent", "high": "high"}.get(exc.severity, "normal"),
+        }))
+    dispositions = proposal.get("dispositions") or []
+    if exc.type in ("quality", "safety"):
+        kinds.append(("nonconformance", {
+            "exception": exc.code, "type": exc.type, "machine": exc.machine_id, "material": material,
+            "work_order": work_order, "description": exc.summary,
+            "quantity": sum(float(d.get("quantity") or 0) for d in dispositions) or None,
+            "disposition": proposal.get("text", ""),
+        }))
+    for line in dispositions:
+        if line.get("action") in ("block", "release", "scrap") and line.get("quantity"):
+            kinds.append(("stock_status", {
+                "action": line["action"], "material": line.get("material") or material,
+                "quantity": line["quantity"], "unit": line.get("unit") or "pcs", "lot": line.get("lot"),
+                "work_order": work_order, "reason": f"{exc.code}: {exc.summary}"[:200],
+            }))
+    for hold in proposal.get("work_order_actions") or []:
+        kinds.append(("production_order_status", {
+            "work_order": hold["work_order"], "action": hold["action"], "reason": exc.code,
+        }))
+    return [
+        ErpTransaction(
+            plant_id=ctx.plant.id, exception_id=exc.id, sequence=seq, kind=kind, fields=fields,
+            idempotency_key=f"{ctx.plant.id}:{exc.code}:A{approval.id}:{seq}", created_at=ctx.now,
+            next_attempt_at=ctx.now,
+        )
+        for seq, (kind, fields) in enumerate(kinds, start=1)
+    ]
+
+
+def record_erp_result(session: Session, txn: ErpTransaction, outcome: str, detail: str, now: datetime) -> None:
+    """Called by the ERP outbox worker in the same DB transaction as the row's new status."""
+    if txn.exception_id is None or outcome == "retry":
+        return
+    exc = session.get(PlantException, txn.exception_id)
+    plant = session.get(Plant, txn.plant_id)
+    if exc is None or plant is None:
+        return
+    ctx = Context(session=session, plant=plant, now=now, cause=f"erp:{txn.id}:{txn.attempts}:{outcome}")
+    recipients = _unique([person(ctx, exc.proposal.get("by")), person(ctx, exc.reporter_id),
+                          *_approvers_who_approved(ctx, exc)])
+    if outcome == "posted":
+        log(ctx, exc, "erp_posted", "", None, kind=txn.kind, reference=txn.reference)
+        for who in recipients:
+            notify(ctx, who, "erp_reference", messages.render("erp_posted", who.language, code=exc.code,
+                                                              kind=txn.kind, reference=txn.reference), exc=exc)
+        pending = session.exec(select(ErpTransaction.id).where(
+            ErpTransaction.exception_id == exc.id, ErpTransaction.status != "sent")).first()
+        if pending is None:
+            _finish_posting(ctx, exc)
+    elif outcome == "rejected":
+        log(ctx, exc, "erp_rejected", detail, None, kind=txn.kind, transaction=txn.id)
+        for who in recipients:
+            notify(ctx, who, "erp_rejected", messages.render("erp_rejected", who.language, code=exc.code,
+                                                             kind=txn.kind, reason=detail), exc=exc)
+    elif outcome == "auth_failed":
+        log(ctx, exc, "erp_auth_failed", detail, None, kind=txn.kind)
+        for who in _admins(ctx):
+            notify(ctx, who, "erp_auth_failed", messages.render("erp_auth_failed", who.language, reason=detail),
+                   exc=exc)
+
+
+def _approvers_who_approved(ctx: Context, exc: PlantException) -> list[Person | None]:
+    rows = ctx.session.exec(select(Approval).where(
+        Approval.exception_id == exc.id, Approval.accepted == True, Approval.decision == "approve")).all()  # noqa: E712
+    return [person(ctx, a.person_id) for a in rows]
+
+
+def _admins(ctx: Context) -> list[Person]:
+    """Plant engineers and managers hear about ERP credential trouble."""
+    return people_for_role(ctx.session, ctx.plant, "manager", None, ctx.now)
+
+
+def _finish_posting(ctx: Context, exc: PlantException) -> None:
+    exc.status = "posted"
+    exc.posted_at = ctx.now
+    log(ctx, exc, "posted", "")
+    close_if_done(ctx, exc)
+
+
+def close_if_done(ctx: Context, exc: PlantException) -> None:
+    """A posted exception closes once its machine (if it stopped one) runs again."""
+    if exc.status != "posted":
+        return
+    if exc.type == "breakdown" and exc.machine_id:
+        machine = ctx.session.get(Machine, (ctx.plant.id, exc.machine_id))
+        if machine and not machine.running:
+            return
+    exc.status = "closed"
+    exc.closed_at = ctx.now
+    log(ctx, exc, "closed", "")
+    for who in _unique([person(ctx, exc.reporter_id)]):
+        notify(ctx, who, "closed", messages.render("closed", who.language, code=exc.code), exc=exc)
+
+
+# --- machines and timers -----------------------------------------------------------------
+
+
+def set_machine_running(ctx: Context, machine_id: str, running: bool, note: str) -> None:
+    machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+    if machine is None or machine.running == running:
+        return
+    machine.running = running
+    ctx.session.add(machine)
+    for exc in open_exceptions(ctx):
+        if exc.machine_id == machine_id:
+            log(ctx, exc, "machine_state", note, None, running=running)
+            close_if_done(ctx, exc)
+
+
+def escalate_unacknowledged(ctx: Context) -> int:
+    """Fire every escalation timer due by `ctx.now`; a timer due while the process was down fires now."""
+    due = ctx.session.exec(
+        select(AckTimer).where(AckTimer.status == "pending", AckTimer.due_at <= ctx.now).order_by(AckTimer.due_at)
+    ).all()
+    for timer in due:
+        exc = ctx.session.get(PlantException, timer.exception_id)
+        timer.status = "fired"
+        timer.settled_at = ctx.now
+        ctx.session.add(timer)
+        if exc is None or exc.status not in OPEN_STATUSES:
+            continue
+        if timer.escalate_to:
+            ack_within = timer.due_at - _routed_at(ctx, exc, timer.role)
+            ctx.cause = f"timer:{timer.id}"
+            _escalate(ctx, exc, timer.role, timer.escalate_to, "escalation", ack_within)
+        else:
+            log(ctx, exc, "ack_overdue", "", None, role=timer.role)
+    return len(due)
+
+
+def _routed_at(ctx: Context, exc: PlantException, role: str) -> datetime:
+    event = ctx.session.exec(select(TimelineEvent).where(
+        TimelineEvent.exception_id == exc.id, TimelineEvent.kind == "routed").order_by(TimelineEvent.id)).all()
+    for row in event:
+        if row.data.get("role") == role:
+            return row.at
+    return exc.opened_at
+
+
+def next_timer_due(session: Session) -> datetime | None:
+    timer = session.exec(
+        select(AckTimer).where(AckTimer.status == "pending").order_by(AckTimer.due_at)
+    ).first()
+    return timer.due_at if timer else None
