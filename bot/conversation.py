@@ -65,6 +65,8 @@ def handle_chat(ctx: Context, signal: Signal, reader: Reader) -> None:
         if pending and _complete_pending(ctx, who, pending, extraction, reader, channel):
             return
     intent = extraction.intent
+    if intent == "other" and queries.is_question(text):
+        intent = "query"
     if intent == "query":
         _reply(ctx, who, "reply", queries.answer(ctx.session, ctx.plant, ctx.now, extraction, who.language), exc, channel)
         return

@@ -7,6 +7,9 @@ whichever ERP the plant runs. docs/erp.md documents the fields and each ERP's ma
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -123,3 +126,19 @@ def validate(kind: str, fields: dict[str, Any]) -> None:
     found = problems(kind, fields)
     if found:
         raise Rejected(f"{kind}: " + "; ".join(found) if kind in FIELDS else found[0])
+
+
+def key_digest(key: str, length: int) -> str:
+    """A stable, upper-case alphanumeric digest of an idempotency key."""
+    return base64.b32encode(hashlib.sha1(key.encode()).digest()).decode()[:length]
+
+
+def short_reference(key: str, limit: int) -> str:
+    """The key itself when it fits an ERP's short reference field, else a stable digest of it.
+
+    SAP's MaintNotifExtReferenceNumber holds 20 characters; keys longer than that (or with
+    characters a filter would need to escape) become "M" + 19 digest characters.
+    """
+    if len(key) <= limit and re.fullmatch(r"[A-Za-z0-9._/-]+", key):
+        return key
+    return "M" + key_digest(key, limit - 1)

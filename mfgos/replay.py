@@ -24,9 +24,9 @@ import yaml
 from sqlmodel import Session, select
 
 from bot.channels.base import CaptureChannel, Channel
-from models import ErpTransaction, Notification, Person, PlantException, TimelineEvent
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
+from models import ErpTransaction, Notification, Person, PlantException, TimelineEvent
 from routing.clock import SimulatedClock
 
 CHANNELS = ("slack", "telegram", "whatsapp", "console", "bridge")

@@ -24,9 +24,9 @@ from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox
 from erp_adapters.registry import create_adapter
+from mfgos.config import Settings
 from models import ChannelIdentity, Notification, Plant, Signal, make_engine, migrate, session_scope
 from models.plant_file import PlantChanges, apply, load
-from mfgos.config import Settings
 from nlp.extractor import Extractor, master_data_from_store
 from routing import messages
 from routing import workflow as wf

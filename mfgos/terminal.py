@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.text import Text
 from sqlmodel import Session, func, select
 
-from models import Notification, Person, PlantException
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel
+from models import Notification, Person, PlantException
 
 BUTTON_COMMANDS = ("ack", "approve", "reject", "propose")
 HELP = """commands:

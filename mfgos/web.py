@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.channels.base import OutboundMessage
+from mfgos.runtime import Runtime
 from models import (
     Approval,
     Area,
@@ -39,7 +40,6 @@ from models import (
     Signal,
     TimelineEvent,
 )
-from mfgos.runtime import Runtime
 from routing.kpis import compute
 from routing.roster import on_shift, plant_local
 

@@ -83,7 +83,7 @@ _FULL_DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday":
 _ROLES = tuple(r.value for r in Role)
 _EXCEPTION_TYPES = tuple(t.value for t in ExceptionType)
 _STATUSES = tuple(s.value for s in WorkOrderStatus)
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|credential", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|credential", re.IGNORECASE)
 
 YamlPath = tuple[str | int, ...]
 
@@ -534,7 +534,7 @@ class _Check:
         self.file = file
         self.lines = lines
         self.problems: list[Problem] = []
-        self.valid: dict[str, list[tuple[int, Any]]] = {name: [] for name in _LISTS}
+        self.valid: dict[str, list[Any]] = {name: [] for name in _LISTS}
         self.plant: PlantSpec | None = None
         self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
 
@@ -600,7 +600,7 @@ class _Check:
             for index, entry in enumerate(entries):
                 spec = self.validate(model, entry, (name, index), zone)
                 if spec is not None:
-                    self.valid[name].append((index, spec))
+                    self.valid[name].append(spec)
         self._erp(data.get("erp"))
         self._references(data, zone)
 
@@ -770,8 +770,7 @@ def _inspect(path: str | Path) -> tuple[list[Problem], PlantFile | None]:
     problems = sorted(checker.problems, key=lambda p: (p.line is None, p.line or 0))
     if problems or checker.plant is None:
         return problems, None
-    sections = {name: [spec for _, spec in checker.valid[name]] for name in _LISTS}
-    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, **sections)
+    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, **checker.valid)
     plant_file._file = file
     plant_file._lines = reader.lines
     return [], plant_file

@@ -54,17 +54,20 @@ def _longest_at(words: list[str], i: int, table: dict, longest: int, skip: list[
     return 0
 
 
-def is_question(text: str, words: list[str]) -> bool:
-    stripped = text.rstrip()
-    return stripped.endswith("?") or (bool(words) and (words[0] in _QUESTION_START or words[-1] in _QUESTION_END))
+def is_question(text: str, words: list[str], first_free: bool) -> bool:
+    """Ends in '?', starts with a question word ("is the mazak running"), or ends in Hindi "kya"."""
+    if text.rstrip().endswith("?"):
+        return True
+    return bool(words) and ((first_free and words[0] in _QUESTION_START) or words[-1] in _QUESTION_END)
 
 
-def decide_intent(text: str, words: list[str], cues: Cues, problem: float) -> tuple[str, float]:
-    """(intent, how sure 0..1). `problem` is the strongest exception-type score."""
+def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, problem: float) -> tuple[str, float]:
+    """(intent, how sure 0..1). `words` are the tokens that name nothing in the plant;
+    `first_free` says the message starts with one of them; `problem` is the top type score."""
     score = dict(cues.intent)
     if _LEADING_NO.match(text):
         score["reject"] = score.get("reject", 0.0) + 3.0
-    question = is_question(text, words)
+    question = is_question(text, words, first_free)
     if question:
         score["query"] = score.get("query", 0.0) + 3.0
     approve, reject = score.get("approve", 0.0), score.get("reject", 0.0)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nlp.classify import Cues, best_type, decide_intent, score_cues
-from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, WorkOrderRef
+from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, Resolution, WorkOrderRef
 from nlp.langid import detect_language
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.matching import MachineMatch, MasterIndex
@@ -22,7 +22,7 @@ from nlp.text import Token, fold, is_number, number_value, split
 MAX_CHARS = 2000  # a chat line longer than this is a paste; its head says what matters
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CLAUSE = re.compile(r"(?<!\d)[.,](?!\d)|[;!?\n]|\b(?:and|und|aur|then|dann|luego|phir|y)\b")
-_LOT = re.compile(r"\b(?:lot|lote|charge|batch|los)\s*(?:no\.?|nr\.?)?\s*[:#]?\s*([A-Za-z]*\d[\w-]*)", re.I)
+_LOT = re.compile(r"\b(?:lot|lote|charge|batch|los)\s*(?:no\.?|nr\.?)?\s*[:#]?\s*([A-Za-z]*[-/]?\d[\w/-]*)", re.I)
 _ORDINALS: dict[str, int] = {
     "first": 0, "1st": 0, "primera": 0, "primero": 0, "erste": 0, "ersten": 0, "erstere": 0, "pehla": 0,
     "pehli": 0, "pehle": 0, "second": 1, "2nd": 1, "segunda": 1, "segundo": 1, "zweite": 1, "zweiten": 1,
@@ -62,6 +62,7 @@ class Extractor:
         work_order, customer_order = index.find_orders(tokens, taken, bare=False)
         machines = index.find_machines(tokens, taken)
         material, material_mentions = index.find_material(tokens, taken)
+        self._take_lots(words, taken)
         bare_wo, bare_co = index.find_orders(tokens, taken, bare=True)
         work_order, customer_order = work_order or bare_wo, customer_order or bare_co
         quantities, unit_tokens = self._quantities(words, taken)
@@ -70,7 +71,7 @@ class Extractor:
         type_scores = self._type_scores(cues, machines, material)
         exception_type, type_score, _ = best_type(type_scores)
         free = [w for w, t in zip(words, taken, strict=True) if not t]
-        intent, intent_confidence = decide_intent(text, free, cues, type_score)
+        intent, intent_confidence = decide_intent(text, free, bool(taken) and not taken[0], cues, type_score)
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
         detected, _ = detect_language(text, [w for k, w in enumerate(raw) if k not in covered], lex, language)
 
@@ -85,11 +86,12 @@ class Extractor:
         if intent == "report":
             result.exception_type = exception_type or "other"
         elif intent == "update":
-            result.exception_type = exception_type or self._type_from_entities(machines, material)
             material_at = {m.start: m.ids[0] for m in material_mentions}
             lots = _LOT.findall(text)
-            result.resolution = parse_resolution(words, clause_of, quantities, material, material_at,
-                                                 lots[0].upper() if lots else None, lex)
+            resolution = parse_resolution(words, clause_of, quantities, material, material_at,
+                                          lots[0].upper() if lots else None, lex)
+            result.resolution = resolution
+            result.exception_type = exception_type or self._type_from_entities(machines, material, resolution)
         result.severity = self._severity(intent, result.exception_type, cues)
         result.clarify = self._clarify(result, machines, type_score)
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
@@ -162,12 +164,29 @@ class Extractor:
     def _is_utility(self, machine: str) -> bool:
         return bool(self.index.machine_kinds.get(machine, set()) & self.lexicon.utility_classes)
 
-    def _type_from_entities(self, machines: MachineMatch, material: str | None) -> str | None:
+    def _type_from_entities(self, machines: MachineMatch, material: str | None,
+                            resolution: Resolution) -> str | None:
+        """An update without problem words: what it settles says what the problem was."""
+        if resolution.dispositions:
+            return "quality"
         if material:
             return "material"
         if machines.machine:
             return "utility" if self._is_utility(machines.machine) else "breakdown"
+        if resolution.machine_running is not None:
+            return "breakdown"
         return None
+
+    def _take_lots(self, words: list[str], taken: list[bool]) -> None:
+        """The number after 'lot'/'Charge'/'lote' names a lot, not a quantity or an order."""
+        for i, word in enumerate(words):
+            if (word,) in self.lexicon.lot_words:
+                for k in range(i + 1, min(i + 3, len(words))):
+                    if taken[k]:
+                        break
+                    taken[k] = True
+                    if is_number(words[k]):
+                        break
 
     @staticmethod
     def _severity(intent: str, exception_type: str | None, cues: Cues) -> str:

@@ -224,6 +224,8 @@ class MasterIndex:
             kept.append(Mention(ids, mention.level, mention.start, mention.end))
         result.mentions = kept
         if not kept:
+            if result.unknown is None:
+                result.unknown = self._unknown_kind_number(words, taken)
             return result
         kept = self._apply_corrections(words, kept)
         top = max(m.level for m in kept)
@@ -239,6 +241,23 @@ class MasterIndex:
         else:
             result.candidates = ids
         return result
+
+    def _unknown_kind_number(self, words: list[str], taken: list[bool]) -> str | None:
+        """'press 12' in a plant without presses: name it back in the question, not as a quantity."""
+        found = None
+        for i in range(len(words)):
+            for kind in self.lexicon.machine_classes:
+                end = i + len(kind)
+                if (tuple(words[i:end]) == kind and end < len(words) and is_number(words[end])
+                        and not any(taken[i : end + 1])
+                        and not (end + 1 < len(words) and words[end + 1] in self.lexicon.units)):
+                    found = (i, end)
+        if found is None:
+            return None
+        start, end = found
+        for k in range(start, end + 1):
+            taken[k] = True
+        return " ".join(words[start : end + 1])
 
     def _apply_corrections(self, words: list[str], mentions: list[Mention]) -> list[Mention]:
         """'press 14 is NOT down, it's press 12': keep what follows a correction, drop negated."""
@@ -306,6 +325,8 @@ class MasterIndex:
                         work_order = work_order or ident
                 else:
                     ident, size = self.work_orders.lookup(words, start)
+                    if ident and kind is None and start + size < n and words[start + size] in self.lexicon.units:
+                        ident, size = None, 0  # "1077 pcs" is a quantity even when WO-1077 exists
                     if ident:
                         work_order = work_order or ident
                     elif kind == "wo":

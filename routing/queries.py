@@ -30,6 +30,11 @@ HEADERS = {
 }
 
 
+def is_question(text: str) -> bool:
+    """A KPI request or a question mark: answer it even when the intent model was unsure."""
+    return bool(_KPI_WORDS.search(text)) or text.rstrip().endswith("?")
+
+
 def _h(key: str, lang: str, **values: str) -> str:
     return (HEADERS[key].get(lang) or HEADERS[key]["en"]).format(**values)
 

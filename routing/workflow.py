@@ -146,9 +146,7 @@ def find_correlated(ctx: Context, *, exception_type: str, machine_id: str | None
         if machine_id:
             if exc.machine_id == machine_id:
                 return exc
-        elif work_order_id and work_order_id in exc.work_orders:
-            return exc
-        elif area_id and exc.area_id == area_id and exc.machine_id is None and ctx.now - exc.opened_at <= CORRELATION_WINDOW:
+        elif work_order_id and work_order_id in exc.work_orders or area_id and exc.area_id == area_id and exc.machine_id is None and ctx.now - exc.opened_at <= CORRELATION_WINDOW:
             return exc
     return None
 

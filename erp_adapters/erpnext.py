@@ -1,0 +1,358 @@
+"""ERPNext (Frappe REST): documents through /api/v2/document, lists through /api/resource.
+
+Idempotency: every document we create gets a deterministic name derived from the
+idempotency key (`MFGOS-<key>-<digest>`). Frappe keeps a name supplied on a v2 create, so a
+repeated create answers 409 DuplicateEntryError and we adopt the existing document. Work
+order status changes and reschedules create no document; they are idempotent by state (we
+read the work order and only change what is not already so). Mapping table: docs/erp.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from erp_adapters import kinds
+from erp_adapters.base import (
+    ErpCustomerOrder,
+    ErpMachine,
+    ErpMaterial,
+    ErpWorkOrder,
+    HttpErpAdapter,
+    Rejected,
+    StockLine,
+    Transaction,
+    require_setting,
+)
+
+WORK_ORDER_METHODS = "/api/method/erpnext.manufacturing.doctype.work_order.work_order"
+# Doctypes we create, probed in this order by `lookup`; the submitted ones must have docstatus 1.
+CREATED = ("Stock Entry", "Asset Repair", "Downtime Entry", "Non Conformance")
+SUBMITTED = {"Stock Entry"}
+
+STATUS = {
+    "Draft": "planned",
+    "Submitted": "released",
+    "Not Started": "released",
+    "Stock Reserved": "released",
+    "Stock Partially Reserved": "released",
+    "In Process": "running",
+    "Material Transferred": "running",
+    "Stopped": "held",
+    "Completed": "done",
+    "Closed": "done",
+    "Cancelled": "done",
+}
+
+
+def document_name(key: str) -> str:
+    """Deterministic, readable and unique: MFGOS-E-0001-1-ABCDEFGH."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[:60]
+    return f"MFGOS-{readable}-{kinds.key_digest(key, 8)}"
+
+
+def _doc_path(doctype: str, name: str | None = None, *, version: str = "v2") -> str:
+    base = f"/api/v2/document/{quote(doctype)}" if version == "v2" else f"/api/resource/{quote(doctype)}"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
+
+
+def _strip_html(text: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
+class ErpNextErp(HttpErpAdapter):
+    """ERPNext v14+ over Frappe's REST API; `Authorization: token <api key>:<api secret>`."""
+
+    name: ClassVar[str] = "erpnext"
+
+    def __init__(self, base_url: str, *, now: Callable[[], datetime] | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        if not self.user or not self._token:
+            raise ValueError("erpnext: set MFGOS_ERP_USER to the API key and MFGOS_ERP_TOKEN to the API secret")
+        self.now = now or (lambda: datetime.now(UTC))
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.user}:{self._token}"}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """Frappe's words: v2 `errors[].message`, v1 `_server_messages`, then `exception`."""
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_message(response)
+        messages: list[str] = []
+        if isinstance(body, dict):
+            for error in body.get("errors") or []:
+                if isinstance(error, dict) and error.get("message"):
+                    messages.append(str(error["message"]))
+            raw = body.get("_server_messages")
+            if isinstance(raw, str):
+                try:
+                    for item in json.loads(raw):
+                        entry = json.loads(item) if isinstance(item, str) else item
+                        messages.append(str(entry.get("message", entry)) if isinstance(entry, dict) else str(entry))
+                except ValueError:
+                    messages.append(raw)
+            if not messages and body.get("exception"):
+                messages.append(str(body["exception"]))
+            if not messages and body.get("exc_type"):
+                messages.append(str(body["exc_type"]))
+        text = "; ".join(_strip_html(m) for m in messages if m)
+        return text or super().error_message(response)
+
+    # --- posting -----------------------------------------------------------------------------
+
+    async def post(self, transaction: Transaction) -> str:
+        kinds.validate(transaction.kind, transaction.fields)
+        fields, settings = transaction.fields, transaction.plant_settings
+        if transaction.kind == "stock_status":
+            return await self._create("Stock Entry", self._stock_entry(fields, settings), transaction.idempotency_key)
+        if transaction.kind == "maintenance_request":
+            doctype, doc = self._maintenance(fields, settings)
+            return await self._create(doctype, doc, transaction.idempotency_key)
+        if transaction.kind == "nonconformance":
+            return await self._create("Non Conformance", self._nonconformance(fields, settings), transaction.idempotency_key)
+        if transaction.kind == "production_order_status":
+            return await self._order_status(fields)
+        return await self._reschedule(fields, settings)
+
+    async def lookup(self, idempotency_key: str) -> str | None:
+        name = document_name(idempotency_key)
+        for doctype in CREATED:
+            doc = await self._get(doctype, name)
+            if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
+                return name
+        return None
+
+    async def _get(self, doctype: str, name: str) -> dict[str, Any] | None:
+        response = await self.request("GET", _doc_path(doctype, name), allow=(404,))
+        if response.status_code == 404:
+            return None
+        return response.json().get("data")
+
+    async def _create(self, doctype: str, doc: dict[str, Any], key: str) -> str:
+        name = document_name(key)
+        response = await self.request("POST", _doc_path(doctype), json={**doc, "name": name}, allow=(409,))
+        if response.status_code != 409:
+            return str(response.json()["data"]["name"])
+        # An earlier attempt already created it (its answer was lost): adopt it if it is complete.
+        existing = await self._get(doctype, name)
+        if existing is None:
+            raise Rejected(f"ERPNext reports {doctype} {name} as a duplicate but cannot show it")
+        if doctype in SUBMITTED and existing.get("docstatus") != 1:
+            state = "cancelled" if existing.get("docstatus") == 2 else "a draft"
+            raise Rejected(f"{doctype} {name} already exists in ERPNext as {state}; amend or delete it there, then retry")
+        return name
+
+    def _site_time(self, when: datetime, settings: dict[str, Any]) -> str:
+        """Frappe stores naive datetimes in the site's time zone (erp.timezone, default UTC)."""
+        zone = ZoneInfo(settings.get("timezone") or "UTC")
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _stock_entry(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        company = require_setting(settings, "company", "on every ERPNext stock entry")
+        stock = require_setting(settings, "warehouse", "as the warehouse of usable stock")
+        quarantine = require_setting(settings, "quarantine_warehouse", "to block and release stock")
+        action = fields["action"]
+        item: dict[str, Any] = {"item_code": fields["material"], "qty": fields["quantity"], "uom": fields["unit"]}
+        if action == "block":
+            entry_type, item["s_warehouse"], item["t_warehouse"] = "Material Transfer", stock, quarantine
+        elif action == "release":
+            entry_type, item["s_warehouse"], item["t_warehouse"] = "Material Transfer", quarantine, stock
+        else:
+            entry_type = "Material Issue"
+            item["s_warehouse"] = quarantine if settings.get("scrap_from", "blocked") == "blocked" else stock
+        if fields.get("lot"):
+            item["batch_no"] = fields["lot"]
+            item["use_serial_batch_fields"] = 1
+        remarks = " · ".join(
+            str(part)
+            for part in (f"mfgos {action}", fields.get("reason"), fields.get("work_order") and f"work order {fields['work_order']}")
+            if part
+        )
+        return {
+            "stock_entry_type": entry_type,
+            "purpose": entry_type,
+            "company": company,
+            "items": [item],
+            "remarks": remarks,
+            "docstatus": 1,
+        }
+
+    def _maintenance(self, fields: dict[str, Any], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        now = self.now()
+        text = f"{fields.get('exception') or ''} {fields['description']}".strip()
+        asset = (settings.get("assets") or {}).get(fields["machine"])
+        if asset:
+            return "Asset Repair", {
+                "asset": asset,
+                "failure_date": self._site_time(now, settings),
+                "repair_status": "Pending",
+                "description": text,
+            }
+        minutes = float(fields.get("downtime_minutes") or 0)
+        doc = {
+            "workstation": (settings.get("workstations") or {}).get(fields["machine"], fields["machine"]),
+            "from_time": self._site_time(now - timedelta(minutes=minutes), settings),
+            "to_time": self._site_time(now, settings),
+            "stop_reason": settings.get("stop_reason", "Unplanned machine maintenance"),
+            "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {fields.get('priority') or 'medium'})",
+        }
+        if settings.get("operator"):
+            doc["operator"] = settings["operator"]
+        return "Downtime Entry", doc
+
+    def _nonconformance(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        procedure = require_setting(settings, "quality_procedure", "because ERPNext links every Non Conformance to one")
+        details = [fields["description"]]
+        for label in ("machine", "material", "work_order", "quantity", "disposition"):
+            if fields.get(label) not in (None, ""):
+                unit = f" {fields.get('unit') or ''}" if label == "quantity" else ""
+                details.append(f"{label.replace('_', ' ')}: {fields[label]}{unit}")
+        return {
+            "subject": f"{fields['exception']} {fields['type']}: {fields['description']}"[:140],
+            "procedure": procedure,
+            "status": "Open",
+            "details": "<br>".join(details),
+        }
+
+    async def _work_order(self, name: str) -> dict[str, Any]:
+        response = await self.request("GET", _doc_path("Work Order", name), allow=(404,))
+        if response.status_code == 404:
+            raise Rejected(f"ERPNext has no Work Order {name}")
+        return response.json()["data"]
+
+    async def _order_status(self, fields: dict[str, Any]) -> str:
+        work_order, action = fields["work_order"], fields["action"]
+        status = (await self._work_order(work_order)).get("status")
+        if action == "hold":
+            if status != "Stopped":
+                await self.request("POST", f"{WORK_ORDER_METHODS}.stop_unstop", json={"work_order": work_order, "status": "Stopped"})
+            return f"{work_order} Stopped"
+        if action == "release":
+            if status == "Stopped":
+                await self.request("POST", f"{WORK_ORDER_METHODS}.stop_unstop", json={"work_order": work_order, "status": "Resumed"})
+            elif status == "Draft":
+                await self.request("PUT", _doc_path("Work Order", work_order, version="v1"), json={"docstatus": 1})
+            return f"{work_order} released"
+        if status not in ("Completed", "Closed"):
+            await self.request("POST", f"{WORK_ORDER_METHODS}.close_work_order", json={"work_order": work_order, "status": "Closed"})
+        return f"{work_order} Closed" if status != "Completed" else f"{work_order} Completed"
+
+    async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        work_order = fields["work_order"]
+        start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
+        end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
+        current = await self._work_order(work_order)
+        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (start, end):
+            await self.request(
+                "PUT",
+                _doc_path("Work Order", work_order, version="v1"),
+                json={"planned_start_date": start, "planned_end_date": end},
+            )
+        return f"{work_order} planned {start} to {end}"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def _list(self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None) -> list[dict[str, Any]]:
+        """Every row of a v1 list, page by page."""
+        rows: list[dict[str, Any]] = []
+        page = 500
+        while True:
+            params = {
+                "fields": json.dumps(fields),
+                "filters": json.dumps(filters or []),
+                "limit_start": len(rows),
+                "limit_page_length": page,
+                "order_by": "name asc",
+            }
+            response = await self.request("GET", _doc_path(doctype, version="v1"), params=params)
+            batch = response.json().get("data") or []
+            rows.extend(batch)
+            if len(batch) < page:
+                return rows
+
+    def _from_site_time(self, value: Any, settings: dict[str, Any]) -> datetime | None:
+        if not value:
+            return None
+        parsed = datetime.fromisoformat(str(value))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(settings.get("timezone") or "UTC"))
+        return parsed.astimezone(UTC)
+
+    def _since(self, changed_since: datetime | None, settings: dict[str, Any]) -> list[list[Any]]:
+        return [] if changed_since is None else [["modified", ">", self._site_time(changed_since, settings)]]
+
+    async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
+        rows = await self._list("Workstation", ["name", "workstation_name"])
+        return [ErpMachine(id=r["name"], name=r.get("workstation_name") or r["name"]) for r in rows]
+
+    async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
+        rows = await self._list("Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0]])
+        return [ErpMaterial(id=r["item_code"], name=r.get("item_name") or r["item_code"], unit=r.get("stock_uom")) for r in rows]
+
+    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+        filters = self._since(changed_since, settings)
+        if settings.get("company"):
+            filters.append(["company", "=", settings["company"]])
+        rows = await self._list(
+            "Work Order",
+            ["name", "status", "production_item", "qty", "planned_start_date", "planned_end_date", "sales_order", "modified"],
+            filters,
+        )
+        orders = []
+        for row in rows:
+            # The machine lives on the operations child table, which a list cannot return.
+            operations = (await self._work_order(row["name"])).get("operations") or []
+            machine = next((op.get("workstation") for op in operations if op.get("workstation")), None)
+            orders.append(
+                ErpWorkOrder(
+                    id=row["name"],
+                    status=STATUS.get(row.get("status") or "", "planned"),
+                    machine=machine,
+                    material=row.get("production_item"),
+                    quantity=row.get("qty"),
+                    start=self._from_site_time(row.get("planned_start_date"), settings),
+                    end=self._from_site_time(row.get("planned_end_date"), settings),
+                    customer_order=row.get("sales_order") or None,
+                    modified=self._from_site_time(row.get("modified"), settings),
+                )
+            )
+        return orders
+
+    async def read_customer_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpCustomerOrder]:
+        filters = [["docstatus", "=", 1], *self._since(changed_since, settings)]
+        rows = await self._list("Sales Order", ["name", "customer", "delivery_date", "modified"], filters)
+        return [
+            ErpCustomerOrder(
+                id=r["name"],
+                customer=r.get("customer") or "",
+                due=self._from_site_time(r.get("delivery_date"), settings),
+                modified=self._from_site_time(r.get("modified"), settings),
+            )
+            for r in rows
+        ]
+
+    async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
+        rows = await self._list("Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"], [["item_code", "=", material]])
+        quarantine = settings.get("quarantine_warehouse")
+        return [
+            StockLine(
+                material=r["item_code"],
+                quantity=float(r.get("actual_qty") or 0),
+                location=r["warehouse"],
+                blocked=r["warehouse"] == quarantine,
+                unit=r.get("stock_uom"),
+            )
+            for r in rows
+            if r.get("actual_qty")
+        ]

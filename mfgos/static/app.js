@@ -1,0 +1,433 @@
+// mfgos console: vanilla JS, no build step. Polls the JSON API every 1.5 s.
+"use strict";
+
+const POLL_MS = 1500;
+const EXAMPLES = [
+  ["report (hi)", "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"],
+  ["report (en)", "grinder 2 stopped, coolant pump leaking"],
+  ["on my way", "on my way"],
+  ["fixed", "fixed, replaced the hob arbor bearing, running again"],
+  ["what is down?", "what is down right now?"],
+  ["KPIs", "mttr this week?"],
+];
+
+const state = {
+  plant: null,
+  people: [],
+  person: localStorage.getItem("mfgos.person") || "",
+  thread: "",
+  after: 0,
+  afterSent: 0,
+  items: [],          // chat items: {dir: "in"|"out", at, ...}
+  exceptions: [],
+  selected: null,     // exception code shown in the detail panel
+  period: "today",
+  pressed: new Set(), // "notificationId:button" already pressed here
+  pending: null,      // {text, eventId} of a send that has not been answered yet
+  polling: false,
+  generation: 0,      // bumped when the chat switches person, so late answers are dropped
+  rendered: {},       // last JSON per panel, to re-render only on change
+};
+
+// --- helpers -----------------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function newEventId() {
+  // crypto.randomUUID needs a secure context; getRandomValues works on plain http too.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+async function api(path, body) {
+  const options = body === undefined ? {} : {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  };
+  const response = await fetch(path, options);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.detail || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function timeFormat(options) {
+  const zone = state.plant ? state.plant.timezone : undefined;
+  try {
+    return new Intl.DateTimeFormat("en-GB", {timeZone: zone, ...options});
+  } catch (_) {
+    return new Intl.DateTimeFormat("en-GB", options);
+  }
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const today = timeFormat({dateStyle: "short"}).format(new Date());
+  const day = timeFormat({dateStyle: "short"}).format(date);
+  const clock = timeFormat({hour: "2-digit", minute: "2-digit"}).format(date);
+  return day === today ? clock : `${timeFormat({day: "numeric", month: "short"}).format(date)} ${clock}`;
+}
+
+function minutes(value) {
+  return value === null || value === undefined ? "–" : `${value} min`;
+}
+
+function badge(status) {
+  return h("span", {class: `badge st-${status}`}, status);
+}
+
+function codeTag(code) {
+  return h("span", {class: "tag code", title: "open this thread", onclick: () => selectException(code, true)}, code);
+}
+
+function personName(id) {
+  const person = state.people.find((p) => p.id === id);
+  return person ? person.name : id || "system";
+}
+
+function changed(key, data) {
+  const text = JSON.stringify(data);
+  if (state.rendered[key] === text) return false;
+  state.rendered[key] = text;
+  return true;
+}
+
+function fieldsText(fields) {
+  return Object.entries(fields || {})
+    .filter(([key, value]) => value !== null && value !== "" && !["description", "reason"].includes(key))
+    .map(([key, value]) => `${key}=${value}`).join(", ");
+}
+
+// --- plant, people, machines -------------------------------------------------------------
+
+function renderPlant(data) {
+  state.plant = data.plant;
+  document.getElementById("plant-name").textContent = `${data.plant.name} (${data.plant.id})`;
+  document.getElementById("plant-clock").textContent =
+    `${timeFormat({weekday: "short", hour: "2-digit", minute: "2-digit"}).format(new Date())} ${data.plant.timezone}`;
+  if (changed("machines", data.machines)) {
+    document.getElementById("machines").replaceChildren(...data.machines.map((m) =>
+      h("span", {class: `machine ${m.running ? "running" : "down"}`, title: `${m.name} · ${m.area}`},
+        `${m.id}${m.running ? "" : " down"}`)));
+  }
+  if (changed("people", data.people)) {
+    state.people = data.people;
+    const select = document.getElementById("person");
+    select.replaceChildren(...data.people.map((p) =>
+      h("option", {value: p.id}, `${p.name} — ${p.roles.join(", ")} (${p.language})${p.on_shift ? "" : " · off shift"}`)));
+    if (!state.people.some((p) => p.id === state.person)) state.person = data.people.length ? data.people[0].id : "";
+    select.value = state.person;
+  }
+  renderPersonInfo();
+}
+
+function renderPersonInfo() {
+  const person = state.people.find((p) => p.id === state.person);
+  if (!person) return;
+  const channels = person.channels.length ? person.channels.join(", ") : "console only";
+  document.getElementById("person-info").textContent =
+    `${person.id} · areas ${person.areas.join(", ") || "all"} · channels ${channels} · ${person.on_shift ? "on shift" : "off shift"}`;
+}
+
+function switchPerson(id) {
+  state.person = id;
+  state.generation += 1;
+  localStorage.setItem("mfgos.person", id);
+  state.after = 0;
+  state.afterSent = 0;
+  state.items = [];
+  state.pending = null;
+  document.getElementById("messages").replaceChildren();
+  document.getElementById("send-error").textContent = "";
+  renderPersonInfo();
+  poll();
+}
+
+// --- chat --------------------------------------------------------------------------------
+
+function renderThreadOptions() {
+  const open = state.exceptions.filter((e) => e.status !== "closed");
+  if (!changed("threads", open.map((e) => [e.code, e.status, e.machine]))) return;
+  const select = document.getElementById("thread");
+  const options = [h("option", {value: ""}, "none — a new message")];
+  for (const e of open) options.push(h("option", {value: e.code}, `${e.code} · ${e.type} · ${e.machine || e.area || "-"} · ${e.status}`));
+  if (state.thread && !open.some((e) => e.code === state.thread)) options.push(h("option", {value: state.thread}, state.thread));
+  select.replaceChildren(...options);
+  select.value = state.thread;
+}
+
+function setThread(code) {
+  state.thread = code || "";
+  state.rendered.threads = null;
+  renderThreadOptions();
+}
+
+function messageItem(item) {
+  if (item.dir === "out") {
+    const text = item.action ? `▶ ${item.action}${item.text ? `: ${item.text}` : ""}` : item.text;
+    return h("div", {class: `msg out${item.action ? " action" : ""}`},
+      h("div", {class: "meta"}, "you", h("span", {class: `tag ch-${item.channel}`}, item.channel),
+        item.exception ? codeTag(item.exception) : null, when(item.at)),
+      h("div", {class: "body"}, text),
+      item.error ? h("div", {class: "error"}, item.error) : null);
+  }
+  const buttons = (item.buttons || []).map((button) => {
+    const key = `${item.id}:${button}`;
+    return h("button", {
+      type: "button", class: `${button}${state.pressed.has(key) ? " pressed" : ""}`,
+      disabled: state.pressed.has(key) || !item.exception,
+      onclick: (event) => press(item, button, event.target),
+    }, button);
+  });
+  return h("div", {class: "msg in", "data-id": item.id},
+    h("div", {class: "meta"}, "bot", h("span", {class: `tag ch-${item.channel}`, title: "channel"}, item.channel),
+      item.exception ? codeTag(item.exception) : null, h("span", {class: "tag"}, item.kind), when(item.at),
+      item.status === "failed" ? h("span", {class: "badge st-failed", title: item.error || ""}, "not delivered") : null),
+    h("div", {class: "body"}, item.text),
+    buttons.length ? h("div", {class: "buttons"}, buttons) : null);
+}
+
+function addMessages(data) {
+  const fresh = [];
+  for (const m of data.messages) {
+    state.after = Math.max(state.after, m.id);
+    fresh.push({dir: "in", ...m});
+  }
+  for (const s of data.sent) {
+    state.afterSent = Math.max(state.afterSent, s.id);
+    fresh.push({dir: "out", ...s});
+  }
+  if (!fresh.length) return;
+  const box = document.getElementById("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  state.items.push(...fresh);
+  state.items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : (a.dir === "out" ? -1 : 1)));
+  box.replaceChildren(...state.items.map(messageItem));
+  if (atBottom || fresh.some((f) => f.dir === "out")) box.scrollTop = box.scrollHeight;
+}
+
+async function send(event) {
+  event.preventDefault();
+  const area = document.getElementById("text");
+  const text = area.value.trim();
+  const errorBox = document.getElementById("send-error");
+  if (!text || !state.person) return;
+  // A retry of the same text after a failed request reuses its id, so the server stores it once.
+  if (!state.pending || state.pending.text !== text) state.pending = {text, eventId: newEventId()};
+  const button = document.getElementById("send");
+  button.disabled = true;
+  try {
+    await api("/api/messages", {person_id: state.person, text, event_id: state.pending.eventId, exception: state.thread || null});
+    area.value = "";
+    state.pending = null;
+    errorBox.textContent = "";
+  } catch (error) {
+    errorBox.textContent = `Not sent: ${error.message}`;
+  } finally {
+    button.disabled = false;
+    area.focus();
+    poll();
+  }
+}
+
+async function press(item, button, element) {
+  let text = "";
+  if (button === "reject") {
+    const reason = window.prompt(`Reject ${item.exception}: why?`, "");
+    if (reason === null) return;
+    text = reason;
+  } else if (button === "propose") {
+    text = document.getElementById("text").value.trim();
+    if (!text) {
+      const fix = window.prompt(`Propose a fix for ${item.exception}:`, "");
+      if (fix === null) return;
+      text = fix;
+    }
+  }
+  element.disabled = true;
+  const key = `${item.id}:${button}`;
+  try {
+    await api("/api/actions", {person_id: state.person, action: button, exception: item.exception, text, event_id: `${key}:${newEventId()}`});
+    state.pressed.add(key);
+    element.classList.add("pressed");
+    if (button === "propose") document.getElementById("text").value = "";
+  } catch (error) {
+    element.disabled = false;
+    document.getElementById("send-error").textContent = `${button} failed: ${error.message}`;
+  }
+  poll();
+}
+
+// --- exceptions --------------------------------------------------------------------------
+
+function renderExceptions(data) {
+  state.exceptions = data.exceptions;
+  renderThreadOptions();
+  const showClosed = document.getElementById("show-closed").checked;
+  const rows = data.exceptions.filter((e) => showClosed || e.status !== "closed");
+  if (!changed("exceptions", [rows, state.selected])) return;
+  document.getElementById("no-exceptions").hidden = rows.length > 0;
+  document.querySelector("#exceptions tbody").replaceChildren(...rows.map((e) =>
+    h("tr", {class: e.code === state.selected ? "selected" : null, onclick: () => selectException(e.code, false)},
+      h("td", {}, h("strong", {}, e.code)), h("td", {}, badge(e.status)), h("td", {}, e.type),
+      h("td", {title: e.machine_name || ""}, e.machine || e.area || "–"),
+      h("td", {}, e.work_orders.join(", ") || "–"), h("td", {}, e.customer_orders_at_risk.join(", ") || "–"),
+      h("td", {}, when(e.opened_at)))));
+}
+
+function selectException(code, asThread) {
+  state.selected = code;
+  if (asThread) setThread(code);
+  state.rendered.exceptions = null;
+  state.rendered.detail = null;
+  poll();
+}
+
+function renderDetail(d) {
+  if (!changed("detail", d)) return;
+  const facts = [
+    ["Summary", d.summary], ["Severity", d.severity], ["Reporter", personName(d.reporter)],
+    ["Machine", d.machine ? `${d.machine}${d.machine_name ? ` (${d.machine_name})` : ""}` : "–"],
+    ["Work orders", d.work_orders.join(", ") || "–"],
+    ["Customer orders at risk", d.customer_orders_at_risk.join(", ") || "–"],
+    ["Staging conflict", d.staging_conflict ? fieldsText(d.staging_conflict) : "–"],
+    ["Approver role", d.approver_role],
+    ["Proposal", d.proposal ? `${personName(d.proposal.by)}: ${d.proposal.text || ""}` : "–"],
+  ];
+  const timeline = d.timeline.map((t) => {
+    const data = fieldsText(Object.fromEntries(Object.entries(t.data || {}).filter(([, v]) => !(Array.isArray(v) && !v.length))));
+    return h("li", {}, h("span", {class: "when"}, when(t.at)), h("span", {class: `kind k-${t.kind}`}, t.kind),
+      h("span", {}, t.person ? h("strong", {}, `${personName(t.person)} `) : null, t.text || "",
+        data ? h("div", {class: "data"}, data) : null));
+  });
+  const notes = d.notifications.map((n) => h("tr", {},
+    h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role || "–"),
+    h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, n.kind), h("td", {}, badge(n.status))));
+  const txns = d.erp_transactions.map((t) => h("tr", {},
+    h("td", {}, t.kind), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
+  document.getElementById("detail").replaceChildren(
+    h("h2", {}, d.code, badge(d.status), h("span", {class: "muted"}, `${d.type} on ${d.machine || d.area || "–"}`),
+      h("button", {type: "button", class: "tag code", onclick: () => setThread(d.code)}, "write in this thread")),
+    h("dl", {class: "facts"}, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v || "–")])),
+    h("h3", {}, "Timeline"), h("ul", {class: "timeline"}, timeline),
+    h("h3", {}, "Notifications"),
+    h("div", {class: "table-wrap"}, h("table", {class: "table"},
+      h("thead", {}, h("tr", {}, ["At", "To", "Role", "Channel", "Kind", "Status"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, notes))),
+    h("h3", {}, "ERP transactions"),
+    txns.length ? h("table", {class: "table"}, h("tbody", {}, txns)) : h("div", {class: "empty"}, "None yet."));
+}
+
+// --- ERP and KPIs ------------------------------------------------------------------------
+
+function renderErp(data) {
+  if (!changed("erp", data)) return;
+  document.getElementById("erp-name").textContent = data.erp;
+  document.getElementById("no-txns").hidden = data.transactions.length > 0;
+  document.querySelector("#erp-txns tbody").replaceChildren(...data.transactions.map((t) =>
+    h("tr", {title: fieldsText(t.fields)}, h("td", {}, t.id), h("td", {}, t.exception ? codeTag(t.exception) : "–"),
+      h("td", {}, t.kind), h("td", {}, badge(t.status)),
+      h("td", {}, t.reference ? h("strong", {}, t.reference) : (t.error || "–")))));
+  document.getElementById("no-docs").hidden = data.ledger_documents.length > 0;
+  document.querySelector("#ledger tbody").replaceChildren(...data.ledger_documents.map((d) =>
+    h("tr", {}, h("td", {}, h("strong", {}, d.reference)), h("td", {}, d.kind), h("td", {}, when(d.posted_at)),
+      h("td", {class: "fields"}, fieldsText(d.fields)))));
+}
+
+function renderKpis(k) {
+  if (!changed("kpis", k)) return;
+  const tiles = [
+    ["Opened", k.opened], ["Open now", k.open_now], ["Closed", k.closed],
+    ["MTTA", minutes(k.mtta_minutes)], ["MTTR", minutes(k.mttr_minutes)],
+    ["Escalations", k.escalations],
+    ["Msgs / exception", k.messages_per_exception === null ? "–" : k.messages_per_exception],
+  ];
+  document.getElementById("kpi-tiles").replaceChildren(...tiles.map(([label, value]) =>
+    h("div", {class: "tile"}, h("div", {class: "value"}, value), h("div", {class: "label"}, label))));
+}
+
+// --- the loop ----------------------------------------------------------------------------
+
+async function poll() {
+  if (state.polling) return;
+  state.polling = true;
+  const conn = document.getElementById("conn");
+  try {
+    const [plant, exceptions, erp, kpis] = await Promise.all([
+      api("/api/plant"), api("/api/exceptions"), api("/api/erp"), api(`/api/kpis?period=${state.period}`),
+    ]);
+    renderPlant(plant);
+    renderExceptions(exceptions);
+    renderErp(erp);
+    renderKpis(kpis);
+    if (state.person) {
+      const generation = state.generation;
+      const data = await api(`/api/people/${encodeURIComponent(state.person)}/messages?after=${state.after}&after_sent=${state.afterSent}`);
+      if (generation === state.generation) addMessages(data);  // the person changed meanwhile: drop it
+    }
+    if (state.selected) {
+      try {
+        renderDetail(await api(`/api/exceptions/${encodeURIComponent(state.selected)}`));
+      } catch (error) {
+        if (error.status === 404) state.selected = null; else throw error;
+      }
+    }
+    conn.className = "conn ok";
+    conn.textContent = "live";
+  } catch (error) {
+    conn.className = "conn down";
+    conn.textContent = "offline";
+    conn.title = String(error.message || error);
+  } finally {
+    state.polling = false;
+  }
+}
+
+function start() {
+  document.getElementById("person").addEventListener("change", (e) => switchPerson(e.target.value));
+  document.getElementById("thread").addEventListener("change", (e) => setThread(e.target.value));
+  document.getElementById("composer").addEventListener("submit", send);
+  document.getElementById("text").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      document.getElementById("composer").requestSubmit();
+    }
+  });
+  document.getElementById("show-closed").addEventListener("change", () => { state.rendered.exceptions = null; poll(); });
+  for (const button of document.querySelectorAll(".period button")) {
+    button.addEventListener("click", () => {
+      state.period = button.dataset.period;
+      for (const other of document.querySelectorAll(".period button")) other.classList.toggle("active", other === button);
+      poll();
+    });
+  }
+  document.getElementById("examples").replaceChildren(...EXAMPLES.map(([label, text]) =>
+    h("button", {type: "button", title: text, onclick: () => {
+      const area = document.getElementById("text");
+      area.value = text;
+      area.focus();
+    }}, label)));
+  poll();
+  setInterval(poll, POLL_MS);
+}
+
+start();

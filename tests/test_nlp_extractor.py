@@ -1,0 +1,116 @@
+"""The extractor on the example plant: scenarios, labelled examples, ask-backs, resolutions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlp import DispositionLine, Extractor
+from nlp.evaluate import evaluate, load_labelled, master_data_from_plant_file
+
+DATA = Path(__file__).resolve().parents[1] / "nlp" / "data"
+DEMO_PLANT = DATA / "plants" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Extractor:
+    return Extractor(master_data_from_plant_file(DEMO_PLANT))
+
+
+def test_breakdown_scenario_in_hindi(extractor: Extractor) -> None:
+    got = extractor.extract("hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042", "hi")
+    assert (got.intent, got.exception_type, got.machine, got.work_order) == ("report", "breakdown", "HOB-01", "WO-1042")
+    assert got.language == "hi"
+    assert got.clarify is None
+    assert got.severity in ("high", "critical")
+
+
+def test_ack_and_fix_in_the_thread(extractor: Extractor) -> None:
+    ack = extractor.extract("bin unterwegs", "de")
+    assert (ack.intent, ack.exception_type, ack.language) == ("ack", None, "de")
+    fix = extractor.extract("fixed, replaced the hob arbor bearing, running again", "de")
+    assert fix.intent == "update"
+    assert fix.resolution is not None and fix.resolution.machine_running is True
+    assert fix.material is None  # a spare part of the machine, not the production material
+
+
+def test_material_scenario_and_status_query(extractor: Extractor) -> None:
+    got = extractor.extract("assembly line is out of 6305 bearings, WO 1077 will stop in 15 min", "en")
+    assert (got.intent, got.exception_type, got.machine, got.material, got.work_order) == (
+        "report", "material", "ASM-01", "BRG-6305", "WO-1077")
+    query = extractor.extract("status wo 1077?", "en")
+    assert (query.intent, query.exception_type, query.work_order) == ("query", None, "WO-1077")
+
+
+def test_example_messages_reach_the_bar(extractor: Extractor) -> None:
+    report = evaluate(extractor, load_labelled(DATA / "corpus" / "examples.jsonl"))
+    for field in ("intent", "exception_type", "machine", "work_order", "material"):
+        assert report["fields"][field] >= 0.95, (field, report["misses"])
+
+
+@pytest.mark.parametrize("text", ["wo 1042", "WO-1042", "WO1042", "#1042", "orden 1042", "Auftrag 1042",
+                                  "wo-1042 hobber 1 alarm", "problem mit auftrag 1042"])
+def test_work_order_number_forms(extractor: Extractor, text: str) -> None:
+    assert extractor.extract(text).work_order == "WO-1042"
+
+
+def test_known_number_alone_is_a_work_order_but_a_quantity_is_not(extractor: Extractor) -> None:
+    assert extractor.extract("no hay sellos para la 1077").work_order == "WO-1077"
+    got = extractor.extract("1077 pcs scrapped")
+    assert got.work_order is None
+    assert [(q.value, q.unit) for q in got.quantities] == [(1077.0, "pcs")]
+
+
+@pytest.mark.parametrize(("text", "machine"), [
+    ("HOB-01 alarm", "HOB-01"), ("hob01 alarm", "HOB-01"), ("hobbr 1 stopped", "HOB-01"),
+    ("lc 300 stopped", "HOB-01"), ("Drehmaschine 11 steht", "CNC-11"), ("torno 11 se paró", "CNC-11"),
+    ("bhatti band hai", "HT-01"), ("liebherr alarm", "HOB-01"), ("Kompressor macht Geräusche", "CMP-02"),
+    ("la lavadora no arranca", "WSH-01"), ("linea 1 parada", "ASM-01"),
+])
+def test_machine_by_id_name_alias_kind_and_typo(extractor: Extractor, text: str, machine: str) -> None:
+    assert extractor.extract(text).machine == machine
+
+
+def test_unknown_numbered_machine_asks_back_instead_of_guessing(extractor: Extractor) -> None:
+    got = extractor.extract("grinder 3 down no idea why", "en")
+    assert got.machine is None
+    assert got.clarify and "grinder 3" in got.clarify
+    assert got.machine_candidates == ["GRD-02"]
+
+
+def test_ambiguous_machine_asks_in_the_senders_language(extractor: Extractor) -> None:
+    got = extractor.extract("gear machine band hai, koi maint wala bhejo", "hi")
+    assert (got.intent, got.exception_type, got.machine) == ("report", "breakdown", None)
+    assert got.clarify is not None and got.clarify.startswith("Kaun")
+    assert got.confidence < 0.7
+
+
+def test_resolution_with_dispositions(extractor: Extractor) -> None:
+    got = extractor.extract("scrap 40 pcs, release the other 160")
+    assert got.intent == "update"
+    assert got.resolution is not None
+    assert got.resolution.dispositions == (DispositionLine("scrap", 40, "pcs"), DispositionLine("release", 160, "pcs"))
+
+
+def test_resolution_names_material_and_lot(extractor: Extractor) -> None:
+    got = extractor.extract("block 200 seals lot L-2231, rework the rest")
+    assert got.resolution is not None
+    first, second = got.resolution.dispositions
+    assert (first.action, first.quantity, first.material, first.lot) == ("block", 200, "SEAL-45", "L-2231")
+    assert (second.action, second.quantity) == ("rework", None)
+
+
+@pytest.mark.parametrize(("answer", "candidates", "machine"), [
+    ("la 2", ["HOB-01", "GRD-02"], "GRD-02"), ("grinder 2", None, "GRD-02"), ("HOB-01", None, "HOB-01"),
+    ("the second one", ["HOB-01", "GRD-02"], "GRD-02"), ("die erste", ["HOB-01", "GRD-02"], "HOB-01"),
+    ("hobber", ["HOB-01", "GRD-02"], "HOB-01"), ("no idea", ["HOB-01", "GRD-02"], None),
+])
+def test_match_machine_answers(extractor: Extractor, answer: str, candidates: list[str] | None,
+                               machine: str | None) -> None:
+    assert extractor.match_machine(answer, candidates) == machine
+
+
+def test_non_text_is_a_clear_error(extractor: Extractor) -> None:
+    with pytest.raises(TypeError, match="str"):
+        extractor.extract(None)  # type: ignore[arg-type]
