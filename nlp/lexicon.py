@@ -38,10 +38,7 @@ class Lexicon:
     language_words: dict[str, dict[str, float]]  # word -> {language: weight}
     vocabulary: frozenset[str]  # every canonical word the lexicon knows (never a typo)
     common_words: frozenset[str]
-
-    @property
-    def longest_cue(self) -> int:
-        return max((len(p) for table in self.cues.values() for p in table), default=1)
+    longest_cue: int
 
 
 def _phrases(canon: Canonicalizer, items: list[str]) -> frozenset[Phrase]:
@@ -112,4 +109,5 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         language_words=language_words,
         vocabulary=frozenset(vocabulary),
         common_words=frozenset(owners),
+        longest_cue=max((len(p) for table in cues.values() for p in table), default=1),
     )

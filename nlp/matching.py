@@ -132,6 +132,9 @@ class MasterIndex:
         self.machine_numbers: dict[str, set[str]] = {}
         self.machine_kinds: dict[str, set[Phrase]] = {}
         self.kind_words: set[str] = {w for kind in lexicon.machine_classes for w in kind}
+        self.kinds_by_first: dict[str, list[Phrase]] = defaultdict(list)
+        for kind in lexicon.machine_classes:
+            self.kinds_by_first[kind[0]].append(kind)
         area_words = {w for m in master.machines if m.area for w in canon.words(m.area)}
         material_words = {w for m in master.materials for f in (m.name, *m.aliases) for w in canon.words(f)}
         generic = lexicon.generic_words | area_words | material_words
@@ -245,8 +248,8 @@ class MasterIndex:
     def _unknown_kind_number(self, words: list[str], taken: list[bool]) -> str | None:
         """'press 12' in a plant without presses: name it back in the question, not as a quantity."""
         found = None
-        for i in range(len(words)):
-            for kind in self.lexicon.machine_classes:
+        for i, word in enumerate(words):
+            for kind in self.kinds_by_first.get(word, ()):
                 end = i + len(kind)
                 if (tuple(words[i:end]) == kind and end < len(words) and is_number(words[end])
                         and not any(taken[i : end + 1])

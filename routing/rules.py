@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,19 +9,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from models import RoutingRule
-
-CONDITIONS = ("staging_conflict", "customer_orders_at_risk")
-_DURATION = re.compile(r"(\d+)\s*([dhms])")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `10m`, `1h30m`, `2d`; anything else is an error (the plant file checker says where)."""
-    compact = text.replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 10m, 1h30m, 2d")
-    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+from models.plant_file import parse_duration
 
 
 @dataclass(frozen=True)
