@@ -1,99 +1,401 @@
 """The notification outbox worker: delivers pending chat messages through their channel.
 
-Rows were written in the same database transaction as the decision that caused them. The
-worker keeps the order of messages to one person about one exception, retries rate limits
-and temporary failures, and records permanent failures on the exception's timeline so a
-person can see who was not reached.
+Rows were written in the same database transaction as the decision that caused them. How a
+row travels (a crash at any point loses nothing; a message is posted twice only if the
+process dies between the platform's answer and the commit that records it):
+
+1. Claim (short DB transaction): the due head of each thread (channel, address, exception;
+   a row with an earlier pending row in its thread is never a head), locked with
+   `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas take different threads. Owning the
+   head owns the thread: the claim also leases the head's due successors, and every claimed
+   row gets `next_attempt_at` pushed to the end of the lease and `attempts` counted (the
+   compare-and-set token of the settle).
+2. Send (no DB transaction open), one task per thread, rows in order: wait for the
+   channel's rate buckets (`bot.ratelimit`), send, and on a 429 pause the bucket the
+   platform named and try again; 5xx and network errors back off and try again. A wait
+   longer than `max_inline_wait` puts the row back with `next_attempt_at` and ends the run,
+   so the rest of the thread waits behind it and keeps its order.
+3. Settle (short DB transaction, compare-and-set on `attempts`): sent with the platform's
+   message id, rescheduled, or failed with a `not_reached` event on the exception's
+   timeline so a person can see who was not reached.
+
+`deliver_due()` is one pass (replay, tests, `Runtime.drain`); `run()` delivers continuously
+for `mfgos serve`, woken by `wake()` when new rows are committed. Status edits of messages
+already sent (Slack `chat.update`, Telegram `editMessageText`) follow the exception's
+timeline: see `sync_status`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.channels.base import Channel, OutboundMessage, PermanentFailure, RateLimited, TemporaryFailure
+from bot.ratelimit import Bucket, RateLimiter, Reservation
 from models import Notification, PlantException, TimelineEvent, session_scope
 
+log = logging.getLogger(__name__)
+
 MAX_BACKOFF = timedelta(minutes=5)
+STATUS_EVENTS = ("opened", "acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
+
+_N = Notification.__table__
 
 
-def thread_key(row: Notification) -> str:
+def thread_key(row: Notification | Any) -> str:
+    """Messages with one key keep their order: one person's conversation about one exception."""
     return f"{row.channel}:{row.address}:{row.exception_id or '-'}"
+
+
+@runtime_checkable
+class RateLimitedChannel(Protocol):
+    """A channel that knows its platform's limits: the buckets one message counts against."""
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[Bucket, ...]: ...
+
+
+@runtime_checkable
+class EditableChannel(Protocol):
+    """A channel that can edit a message it sent when the exception's status changes."""
+
+    async def update_status(self, row: Notification, exception: PlantException) -> None: ...
+
+
+@dataclass
+class _Claim:
+    id: int
+    attempts: int  # after the claim; the settle compares against it
+    message: OutboundMessage
+    channel_name: str
+    exception_id: int | None
+    person_id: str
+
+
+@dataclass
+class _Run:
+    key: str
+    claims: list[_Claim]
+    lease_until: datetime
+    settled: int = 0
+    done: list[int] = field(default_factory=list)
 
 
 class NotificationOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, now: Callable[[], datetime],
-                 fallback: str | None = "console") -> None:
+                 fallback: str | None = "console", limiter: RateLimiter | None = None,
+                 lease: timedelta = timedelta(seconds=60), concurrency: int = 128, run_length: int = 50,
+                 max_inline_wait: float = 10.0, backoff_base: float = 0.25) -> None:
         self.engine = engine
         self.channels = channels
         self.now = now
         self.fallback = fallback
+        self.limiter = limiter or RateLimiter()
+        self.lease = lease
+        self.concurrency = concurrency
+        self.run_length = run_length  # rows of one thread leased per claim
+        self.max_inline_wait = max_inline_wait
+        self.backoff_base = backoff_base
+        self._wake = asyncio.Event()
+        self._running = False
+        self._status_mark: int | None = None
+        self._mark_status()
 
-    def _channel_for(self, row: Notification) -> Channel | None:
-        return self.channels.get(row.channel) or (self.channels.get(self.fallback) if self.fallback else None)
+    # --- passes --------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New rows were committed: the continuous worker claims them now rather than at its next poll."""
+        self._wake.set()
 
     async def deliver_due(self, limit: int = 500) -> int:
-        """One pass over due rows in creation order; returns how many were settled."""
-        now = self.now()
-        with Session(self.engine) as session:
-            ids = session.exec(
-                select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                .order_by(Notification.id).limit(limit)
-            ).all()
-        blocked: set[str] = set()
-        settled = 0
-        for row_id in ids:
-            with session_scope(self.engine) as session:
-                row = session.get(Notification, row_id)
-                if row is None or row.status != "pending":
-                    continue
-                key = thread_key(row)
-                if key in blocked:
-                    continue  # an earlier message of this thread is waiting: keep the order
-                channel = self._channel_for(row)
-                if channel is None:
-                    self._fail(session, row, f"no channel {row.channel!r} configured")
-                    settled += 1
-                    continue
-                message = OutboundMessage(
-                    channel=row.channel, address=row.address, text=row.text, notification_id=row.id,
-                    exception_code=self._code(session, row), thread_key=key, buttons=tuple(row.buttons),
-                    language=row.language,
-                )
-                row.attempts += 1
-                try:
-                    row.platform_message_id = await channel.send(message)
-                except RateLimited as error:
-                    row.next_attempt_at = now + timedelta(seconds=error.retry_after)
-                    row.error = str(error)
-                    blocked.add(key)
-                except TemporaryFailure as error:
-                    row.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=2 ** min(row.attempts, 8)))
-                    row.error = str(error)
-                    blocked.add(key)
-                except PermanentFailure as error:
-                    self._fail(session, row, str(error))
-                    settled += 1
-                else:
-                    row.status, row.sent_at, row.error = "sent", now, None
-                    if channel.name != row.channel:
-                        row.error = f"{row.channel} not configured; shown on {channel.name}"
-                    settled += 1
-                session.add(row)
+        """One pass over due rows; returns how many were settled.
+
+        While `run()` delivers continuously this only wakes it and returns 0, so the
+        periodic `Runtime.drain` and the worker never compete for rows.
+        """
+        if self._running:
+            self.wake()
+            return 0
+        runs = await asyncio.to_thread(self._claim, limit, set())
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(run: _Run) -> int:
+            async with gate:
+                return await self._deliver_run(run)
+
+        settled = sum(await asyncio.gather(*(bounded(run) for run in runs)))
+        await self.sync_status()
         return settled
 
-    def _fail(self, session: Session, row: Notification, reason: str) -> None:
-        row.status, row.error = "failed", reason
-        session.add(row)
-        if row.exception_id:
-            session.add(TimelineEvent(exception_id=row.exception_id, at=self.now(), kind="not_reached",
-                                      person_id=row.person_id, text=reason,
-                                      data={"channel": row.channel, "notification": row.id}))
+    async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
+        """Deliver until `stop` is set: a task per thread, new threads claimed as soon as `wake()` says."""
+        self._running = True
+        self._wake = asyncio.Event()  # bound to this loop; replay and tests run passes on loops of their own
+        tasks: dict[str, asyncio.Task[int]] = {}
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                room = self.concurrency - len(tasks)
+                if room > 0:
+                    try:
+                        runs = await asyncio.to_thread(self._claim, room, set(tasks))
+                    except Exception:
+                        log.exception("notification outbox: claim failed; trying again shortly")
+                        runs = []
+                    for run in runs:
+                        task = asyncio.create_task(self._deliver_run(run), name=f"outbox:{run.key}")
+                        tasks[run.key] = task
+                        task.add_done_callback(lambda _t, key=run.key: (tasks.pop(key, None), self._wake.set()))
+                try:
+                    await self.sync_status()
+                except Exception:
+                    log.exception("notification outbox: status edits failed; trying again shortly")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._first(stop), timeout=poll)
+        finally:
+            self._running = False
+            if tasks:
+                # Rows in flight finish or keep their lease; another pass delivers them after it.
+                _, pending = await asyncio.wait(list(tasks.values()), timeout=5)
+                for task in pending:
+                    task.cancel()
 
-    @staticmethod
-    def _code(session: Session, row: Notification) -> str | None:
-        exc = session.get(PlantException, row.exception_id) if row.exception_id else None
-        return exc.code if exc else None
+    async def _first(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # --- claim ---------------------------------------------------------------------------
+
+    def _channel_for(self, name: str) -> Channel | None:
+        return self.channels.get(name) or (self.channels.get(self.fallback) if self.fallback else None)
+
+    def _claim(self, limit: int, busy: set[str]) -> list[_Run]:
+        now = self.now()
+        earlier = _N.alias("earlier")
+        same_thread = (
+            (earlier.c.channel == _N.c.channel) & (earlier.c.address == _N.c.address)
+            & (func.coalesce(earlier.c.exception_id, 0) == func.coalesce(_N.c.exception_id, 0))
+        )
+        has_earlier = exists().where(same_thread, earlier.c.status == "pending", earlier.c.id < _N.c.id)
+        due = (_N.c.status == "pending") & (_N.c.next_attempt_at.is_(None) | (_N.c.next_attempt_at <= now))
+        heads_query = select(_N.c.id).where(due, ~has_earlier).order_by(_N.c.id).limit(limit + len(busy))
+        if self.engine.dialect.name == "postgresql":
+            heads_query = heads_query.with_for_update(skip_locked=True, of=_N)
+        lease_until = now + self.lease
+        with Session(self.engine, expire_on_commit=False) as session:
+            head_ids = list(session.execute(heads_query).scalars())
+            if not head_ids:
+                session.rollback()
+                return []
+            heads = {row.id: row for row in session.execute(select(_N).where(_N.c.id.in_(head_ids)))}
+            keys = {thread_key(row): row for row in heads.values() if thread_key(row) not in busy}
+            keys = dict(list(keys.items())[:limit])
+            if not keys:
+                session.rollback()
+                return []
+            # The successors of every head: nobody else can claim them while the head is pending.
+            followers: dict[str, list[Any]] = {key: [] for key in keys}
+            first = min(row.id for row in keys.values())
+            stopped: set[str] = set()
+            for row in session.execute(select(_N).where(_N.c.status == "pending", _N.c.id > first).order_by(_N.c.id)):
+                key = thread_key(row)
+                if key not in keys or key in stopped or row.id <= keys[key].id:
+                    continue
+                if (row.next_attempt_at is not None and row.next_attempt_at > now) \
+                        or len(followers[key]) + 1 >= self.run_length:
+                    stopped.add(key)  # keep the run contiguous: a later row waits for this one
+                    continue
+                followers[key].append(row)
+            rows_by_key = {key: [head, *followers[key]] for key, head in keys.items()}
+            claimed: dict[str, list[tuple[Any, int]]] = {}
+            for key, rows in rows_by_key.items():
+                for row in rows:
+                    result = session.execute(
+                        update(_N).where(_N.c.id == row.id, _N.c.attempts == row.attempts, _N.c.status == "pending")
+                        .values(attempts=row.attempts + 1, next_attempt_at=lease_until))
+                    if result.rowcount != 1:
+                        break
+                    claimed.setdefault(key, []).append((row, row.attempts + 1))
+            exception_ids = {row.exception_id for rows in claimed.values() for row, _ in rows if row.exception_id}
+            codes = dict(session.execute(select(PlantException.id, PlantException.code)
+                                         .where(PlantException.id.in_(exception_ids))).all()) if exception_ids else {}
+            session.commit()
+        runs = []
+        for key, rows in claimed.items():
+            claims = [
+                _Claim(id=row.id, attempts=attempts, channel_name=row.channel, exception_id=row.exception_id,
+                       person_id=row.person_id,
+                       message=OutboundMessage(
+                           channel=row.channel, address=row.address, text=row.text, notification_id=row.id,
+                           exception_code=codes.get(row.exception_id), thread_key=key,
+                           buttons=tuple(row.buttons or ()), language=row.language or "en"))
+                for row, attempts in rows
+            ]
+            runs.append(_Run(key=key, claims=claims, lease_until=lease_until))
+        return runs
+
+    # --- send ----------------------------------------------------------------------------
+
+    async def _deliver_run(self, run: _Run) -> int:
+        for index, claim in enumerate(run.claims):
+            try:
+                values, failed_reason = await self._attempt(run, claim, index)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never lose the row: it keeps its lease and is tried again after it
+                log.exception("notification %s: delivery failed unexpectedly", claim.id)
+                return run.settled
+            try:
+                ok = await asyncio.to_thread(self._settle, claim, values, failed_reason)
+            except Exception:
+                log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
+                return run.settled
+            if values.get("status") == "pending":
+                return run.settled  # rescheduled: the rest of the thread waits behind it, in order
+            run.settled += ok
+        return run.settled
+
+    def _backoff(self, failures: int) -> float:
+        return min(MAX_BACKOFF.total_seconds(), self.backoff_base * 2 ** max(failures - 1, 0))
+
+    async def _attempt(self, run: _Run, claim: _Claim, index: int) -> tuple[dict[str, Any], str | None]:
+        """Send one row, retrying in place while the waits stay short; returns the row's new values."""
+        channel = self._channel_for(claim.channel_name)
+        if channel is None:
+            return {"status": "failed", "error": f"no channel {claim.channel_name!r} configured"}, \
+                f"no channel {claim.channel_name!r} configured"
+        buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
+        waited = 0.0
+        failures = 0
+        while True:
+            await self._renew_if_needed(run, index)
+            reservation: Reservation | None = await self.limiter.acquire(buckets) if buckets else None
+            try:
+                message_id = await channel.send(claim.message)
+            except RateLimited as error:
+                self._refund(reservation)
+                retry_after = max(0.0, float(error.retry_after))
+                if buckets:
+                    scope = getattr(error, "scope", None)
+                    key, rate = buckets[-1] if scope == "all" else buckets[0]
+                    self.limiter.pause(key, rate, retry_after)
+                if waited + retry_after <= self.max_inline_wait and buckets:
+                    waited += retry_after
+                    continue
+                return self._reschedule(retry_after, str(error)), None
+            except TemporaryFailure as error:
+                self._refund(reservation)
+                failures += 1
+                delay = self._backoff(failures)
+                if waited + delay <= self.max_inline_wait:
+                    waited += delay
+                    await asyncio.sleep(delay)
+                    continue
+                return self._reschedule(self._backoff(claim.attempts + failures), str(error)), None
+            except PermanentFailure as error:
+                self._refund(reservation)
+                return {"status": "failed", "error": str(error)[:2000], "next_attempt_at": None}, str(error)
+            values: dict[str, Any] = {"status": "sent", "sent_at": self.now(), "platform_message_id": message_id,
+                                      "error": None, "next_attempt_at": None}
+            if channel.name != claim.channel_name:
+                values["error"] = f"{claim.channel_name} not configured; shown on {channel.name}"
+            return values, None
+
+    def _refund(self, reservation: Reservation | None) -> None:
+        if reservation is not None:
+            self.limiter.refund(reservation)
+
+    def _reschedule(self, seconds: float, error: str) -> dict[str, Any]:
+        return {"status": "pending", "error": error[:2000], "next_attempt_at": self.now() + timedelta(seconds=seconds)}
+
+    async def _renew_if_needed(self, run: _Run, index: int) -> None:
+        now = self.now()
+        if now < run.lease_until - self.lease / 2:
+            return
+        run.lease_until = now + self.lease
+        rest = run.claims[index:]
+        await asyncio.to_thread(self._renew, rest, run.lease_until)
+
+    def _renew(self, claims: list[_Claim], until: datetime) -> None:
+        with session_scope(self.engine) as session:
+            for claim in claims:
+                session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,
+                                                 _N.c.status == "pending").values(next_attempt_at=until))
+
+    # --- settle --------------------------------------------------------------------------
+
+    def _settle(self, claim: _Claim, values: dict[str, Any], failed_reason: str | None) -> int:
+        with Session(self.engine, expire_on_commit=False) as session:
+            result = session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,
+                                                      _N.c.status == "pending").values(**values))
+            if result.rowcount != 1:
+                session.rollback()
+                log.warning("notification %s: lease lost before settling (%s)", claim.id, values.get("status"))
+                return 0
+            if failed_reason is not None and claim.exception_id:
+                session.add(TimelineEvent(
+                    exception_id=claim.exception_id, at=self.now(), kind="not_reached", person_id=claim.person_id,
+                    text=failed_reason[:2000], data={"channel": claim.channel_name, "notification": claim.id}))
+            session.commit()
+        return 0 if values.get("status") == "pending" else 1
+
+    # --- status edits --------------------------------------------------------------------
+
+    def _editable(self) -> dict[str, EditableChannel]:
+        return {name: ch for name, ch in self.channels.items() if isinstance(ch, EditableChannel)}
+
+    def _mark_status(self) -> None:
+        """Edits follow timeline events written after this worker started (older ones were shown already)."""
+        with contextlib.suppress(Exception), Session(self.engine) as session:
+            self._status_mark = session.execute(select(func.max(TimelineEvent.id))).scalar() or 0
+
+    async def sync_status(self) -> int:
+        """Edit sent messages (thread roots, cards with buttons) of exceptions whose status moved on."""
+        editable = self._editable()
+        if not editable or self._status_mark is None:
+            return 0
+        work = await asyncio.to_thread(self._status_work, list(editable))
+        edited = 0
+        for row, exception in work:
+            channel = editable[row.channel]
+            buckets = channel.rate_buckets(OutboundMessage(channel=row.channel, address=row.address, text="")) \
+                if isinstance(channel, RateLimitedChannel) else ()
+            reservation = await self.limiter.acquire(buckets) if buckets else None
+            try:
+                await channel.update_status(row, exception)
+                edited += 1
+            except (RateLimited, TemporaryFailure, PermanentFailure) as error:
+                self._refund(reservation)
+                log.info("status edit of notification %s on %s skipped: %s", row.id, row.channel, error)
+        return edited
+
+    def _status_work(self, channels: list[str]) -> list[tuple[Notification, PlantException]]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            events = session.execute(
+                select(TimelineEvent.id, TimelineEvent.exception_id)
+                .where(TimelineEvent.id > self._status_mark, TimelineEvent.kind.in_(STATUS_EVENTS))
+                .order_by(TimelineEvent.id)).all()
+            if not events:
+                return []
+            self._status_mark = events[-1][0]
+            exception_ids = {exception_id for _, exception_id in events}
+            exceptions = {e.id: e for e in session.execute(
+                select(PlantException).where(PlantException.id.in_(exception_ids))).scalars()}
+            rows = session.execute(select(Notification).where(
+                Notification.exception_id.in_(exception_ids), Notification.channel.in_(channels),
+                Notification.status == "sent", Notification.platform_message_id.is_not(None),
+            ).order_by(Notification.id)).scalars().all()
+            return [(row, exceptions[row.exception_id]) for row in rows
+                    if row.exception_id in exceptions and (row.buttons or row.kind == "thread_root")]

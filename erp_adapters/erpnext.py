@@ -161,7 +161,8 @@ class ErpNextErp(HttpErpAdapter):
         stock = require_setting(settings, "warehouse", "as the warehouse of usable stock")
         quarantine = require_setting(settings, "quarantine_warehouse", "to block and release stock")
         action = fields["action"]
-        item: dict[str, Any] = {"item_code": fields["material"], "qty": fields["quantity"], "uom": fields["unit"]}
+        unit = (settings.get("units") or {}).get(fields["unit"], fields["unit"])
+        item: dict[str, Any] = {"item_code": fields["material"], "qty": fields["quantity"], "uom": unit}
         if action == "block":
             entry_type, item["s_warehouse"], item["t_warehouse"] = "Material Transfer", stock, quarantine
         elif action == "release":
@@ -288,7 +289,8 @@ class ErpNextErp(HttpErpAdapter):
         return parsed.astimezone(UTC)
 
     def _since(self, changed_since: datetime | None, settings: dict[str, Any]) -> list[list[Any]]:
-        return [] if changed_since is None else [["modified", ">", self._site_time(changed_since, settings)]]
+        # ">=" at whole seconds: re-reading a row changed in the same second is harmless (upsert).
+        return [] if changed_since is None else [["modified", ">=", self._site_time(changed_since, settings)]]
 
     async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
         rows = await self._list("Workstation", ["name", "workstation_name"])

@@ -30,9 +30,17 @@ class Settings(BaseSettings):
     whatsapp_api_url: str = "https://graph.facebook.com"
     bridge_secret: SecretStr | None = None
     bridge_callback_url: str | None = None
+    # Slack: area id -> channel id where each exception of the area gets a thread ("*": every other
+    # area); without one, people get direct messages. JSON in the environment: {"gears": "C0GEARS"}.
+    slack_channels: dict[str, str] = {}
+    telegram_webhook_url: str | None = None  # public URL of POST /telegram/webhook, registered at start
+    whatsapp_api_version: str = "v21.0"
 
     mqtt_url: str | None = None
+    mqtt_client_id: str | None = None  # fixed per replica (persistent session); default mfgos-<plant>-<host>
+    mqtt_shared_group: str | None = None  # replicas split plants/+/+/state as $share/<group>/...
     opcua_url: str | None = None
+    signals_webhook_secret: SecretStr | None = None  # POST /signals/mes is off until this is set
 
     erp: str = "ledger"
     erp_url: str | None = None

@@ -14,12 +14,14 @@ STATUS_STYLE = {"open": "red", "acknowledged": "yellow", "proposed": "cyan", "ap
                 "rejected": "red", "sent": "green"}
 
 
-def _minutes(elapsed_s: float | None) -> str:
-    """Scenario time as +M:SS, the way the scenario file counts."""
+def _elapsed(elapsed_s: float | None) -> str:
+    """Scenario time the way scenario files write offsets: +4m, +1h30m, +2m30s."""
     if elapsed_s is None:
         return "-"
-    seconds = int(round(elapsed_s))
-    return f"+{seconds // 60}:{seconds % 60:02d}"
+    hours, rest = divmod(int(round(elapsed_s)), 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or hours else "") + (f"{seconds}s" if seconds else "")
+    return f"+{text or '0m'}"
 
 
 def _status(status: str | None) -> Text:
@@ -29,6 +31,10 @@ def _status(status: str | None) -> Text:
 def _cells(*values: Any) -> list[Text]:
     """Plain text cells: chat text may hold brackets that rich would read as markup."""
     return [v if isinstance(v, Text) else Text("-" if v is None else str(v)) for v in values]
+
+
+def _value(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _join(values: list[str] | None) -> str:
@@ -68,8 +74,8 @@ def timeline_table(exc: dict[str, Any]) -> Table:
         table.add_column(name, overflow="fold")
     for event in exc.get("timeline", []):
         data = event.get("data") or {}
-        detail = event.get("text") or ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "", [], {}))
-        table.add_row(*_cells(_minutes(event.get("elapsed_s")), event.get("kind"), event.get("person") or "",
+        detail = event.get("text") or ", ".join(f"{k}={_value(v)}" for k, v in data.items() if v not in (None, "", [], {}))
+        table.add_row(*_cells(_elapsed(event.get("elapsed_s")), event.get("kind"), event.get("person") or "",
                               detail))
     return table
 
@@ -80,7 +86,7 @@ def notifications_table(result: dict[str, Any]) -> Table:
         table.add_column(name, overflow="fold")
     for note in result.get("notifications", []):
         exception = note.get("exception")
-        table.add_row(*_cells(_minutes(note.get("elapsed_s")), note.get("to"), note.get("role"),
+        table.add_row(*_cells(_elapsed(note.get("elapsed_s")), note.get("to"), note.get("role"),
                               note.get("channel"), exception, note.get("kind"), note.get("text") or ""))
     return table
 

@@ -31,7 +31,7 @@ from nlp.extractor import Extractor, master_data_from_store
 from routing import messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
-from signals.machine_state import handle_machine_signal
+from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
 TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
@@ -134,8 +134,8 @@ class Runtime:
                                  cause=f"signal:{signal_id}")
                 if signal.kind in ("chat", "action"):
                     handle_chat(ctx, signal, self.reader)
-                elif signal.kind == "machine":
-                    handle_machine_signal(ctx, signal)
+                elif (handler := SIGNAL_HANDLERS.get(signal.kind)) is not None:
+                    handler(ctx, signal)
                 else:
                     signal.error = f"unknown signal kind {signal.kind!r}"
                 signal.processed_at = ctx.now

@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -39,12 +40,23 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
-def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL,
+class Hub(Protocol):
+    """The configured chat channels (`bot.channels.registry.ChannelHub`): started and stopped with the app."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub: Hub | None = None,
                     on_ready: Callable[[], None] | None = None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A FastAPI lifespan that runs `run_worker` beside the app and closes the runtime at the end."""
+    """A FastAPI lifespan that runs `run_worker` (and the channels, if any) beside the app and closes
+    the runtime at the end."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if hub is not None:
+            await hub.start()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
         if on_ready is not None:
@@ -54,6 +66,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL,
         finally:
             stop.set()
             await task
+            if hub is not None:
+                await hub.stop()
             await runtime.aclose()
 
     return lifespan
@@ -88,7 +102,7 @@ def _is_loopback(host: str) -> bool:
 def run_server(settings: Settings, host: str, port: int, demo: bool,
                extra_routers: Sequence[APIRouter] = ()) -> int:
     """Serve the console, the REST API and `extra_routers` until Ctrl-C; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if demo:
         settings = demo_settings(settings)
     try:
@@ -97,8 +111,15 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
         print(f"mfgos: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 1
     try:
-        runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()} if demo else None)
-    except Exception as error:  # a bad plant file, an unreachable database: say which, then stop
+        runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
+        hub, routers = None, list(extra_routers)
+        if not demo:
+            # `serve`: every channel whose settings are present, with its webhook on this app.
+            from bot.channels.registry import ChannelHub
+
+            hub = ChannelHub(settings, runtime)
+            routers += hub.routers()
+    except Exception as error:  # a bad plant file, an unreachable database, half a channel config: say which
         sock.close()
         print(f"mfgos: cannot start: {error}", file=sys.stderr)
         return 1
@@ -115,11 +136,16 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
             print("  warning: the console has no login; anyone who reaches this port can act as any person",
                   flush=True)
 
-    app = create_app(runtime, extra_routers=extra_routers, lifespan=worker_lifespan(runtime, on_ready=ready))
+    app = create_app(runtime, extra_routers=routers, lifespan=worker_lifespan(runtime, hub=hub, on_ready=ready))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown; that is a clean stop
+        pass
     finally:
         sock.close()
-    return 0 if server.started else 1
+    if not server.started:
+        return 1
+    print("mfgos: stopped", flush=True)
+    return 0

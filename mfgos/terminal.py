@@ -9,6 +9,7 @@ escalation that came due in between shows up too. Works with piped stdin (no TTY
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,13 +18,14 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel
 from models import Notification, Person, PlantException
 
+RECENT = 5  # messages shown again when a chat starts
 BUTTON_COMMANDS = ("ack", "approve", "reject", "propose")
 HELP = """commands:
   /thread E-0001   write in the thread of E-0001 (/thread alone shows it, /thread none leaves it)
@@ -47,13 +49,16 @@ class ChatState:
 
 
 def _lines(stream: TextIO, prompt: str, console: Console) -> Iterator[str]:
-    interactive = stream.isatty()
-    while True:
-        if interactive:
-            console.print(Text(prompt, style="bold cyan"), end="")
-        line = stream.readline()
-        if not line:
-            return
+    """Lines from a terminal (with a prompt and line editing) or from a pipe (plain reads)."""
+    if stream is sys.stdin and stream.isatty():
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (arrow keys and history for input())
+        while True:
+            try:
+                yield console.input(Text(prompt, style="bold cyan"))
+            except EOFError:
+                return
+    while line := stream.readline():
         yield line.rstrip("\r\n")
 
 
@@ -64,8 +69,10 @@ class TerminalChat:
         self.state = ChatState(person=person)
         self._loop = asyncio.new_event_loop()
         with Session(runtime.engine) as session:
-            self.state.last_seen = session.exec(select(func.max(Notification.id)).where(
-                Notification.person_id == person.id)).one() or 0
+            recent = session.exec(select(Notification.id).where(Notification.person_id == person.id)
+                                  .order_by(Notification.id.desc()).limit(RECENT)).all()  # type: ignore[union-attr]
+        # Start just before the last few messages, so a chat opens with what the person missed.
+        self.state.last_seen = min(recent) - 1 if recent else 0
 
     def close(self) -> None:
         self._loop.run_until_complete(self.runtime.aclose())
@@ -85,7 +92,8 @@ class TerminalChat:
                                       .where(PlantException.id.in_(ids))).all()) if ids else {}  # type: ignore[union-attr]
         for row in rows:
             code = codes.get(row.exception_id) if row.exception_id else None
-            line = Text("bot ", style="bold green")
+            line = Text()
+            line.append("bot ", style="bold green")
             line.append(f"[{row.channel}] ", style="magenta")
             if code:
                 line.append(f"{code} ", style="bold yellow")
@@ -105,11 +113,9 @@ class TerminalChat:
     # --- input -------------------------------------------------------------------------------
 
     def send(self, text: str, action: str | None = None, thread: str | None = None) -> None:
-        received = self.runtime.receive_chat(
+        self.runtime.receive_chat(
             channel=CONSOLE, address=self.state.person.id, person_id=self.state.person.id, text=text,
             event_id=uuid.uuid4().hex, exception_ref=thread or self.state.thread, action=action)
-        if received.duplicate:
-            self.note("(already received)")
 
     def command(self, line: str) -> bool:
         """Run one /command; False means quit."""
@@ -128,9 +134,9 @@ class TerminalChat:
             if thread is None:
                 self.note(f"no thread for /{name}: use /thread E-0001 first", style="red")
             else:
-                if thread != self.state.thread:
-                    self.note(f"(on {thread})")
                 self.send(rest, action=name, thread=thread)
+                exc = self.exception(thread)
+                self.note(f"/{name} on {thread}: now {exc.status if exc else '?'}")
         else:
             self.note(f"unknown command /{name}; /help lists them", style="red")
         return True
@@ -143,15 +149,17 @@ class TerminalChat:
             self.state.thread = None
             self.note("left the thread")
             return
-        code = code.upper()
-        with Session(self.runtime.engine) as session:
-            exc = session.exec(select(PlantException).where(
-                PlantException.plant_id == self.runtime.plant_id, PlantException.code == code)).first()
+        exc = self.exception(code)
         if exc is None:
             self.note(f"unknown exception {code}; /open lists the open ones", style="red")
             return
         self.state.thread = exc.code
         self.note(f"thread {exc.code}: {exc.type} on {exc.machine_id or exc.area_id or '-'} [{exc.status}]")
+
+    def exception(self, code: str) -> PlantException | None:
+        with Session(self.runtime.engine) as session:
+            return session.exec(select(PlantException).where(
+                PlantException.plant_id == self.runtime.plant_id, PlantException.code == code.upper())).first()
 
     def list_open(self) -> None:
         with Session(self.runtime.engine) as session:

@@ -79,7 +79,7 @@ class _FromPerson(BaseModel):
 
 class ChatIn(_FromPerson):
     text: str = Field(max_length=4000)
-    exception: str | None = Field(default=None, description="the thread (exception code) this belongs to")
+    exception: str | None = Field(default=None, max_length=40, description="the thread (exception code) it belongs to")
 
     @field_validator("text")
     @classmethod
@@ -195,19 +195,25 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             raise HTTPException(404, f"unknown exception {code!r}")
         return exc
 
-    def check_sender(person_id: str, exception: str | None) -> None:
+    def check_sender(person_id: str, exception: str | None) -> int:
+        """404 for an unknown person or thread; returns the newest notification id so far."""
         with Session(runtime.engine) as session:
             person_or_404(session, person_id)
             if exception:
                 exception_or_404(session, exception)
+            return session.exec(select(func.max(Notification.id))).one() or 0
 
-    def outcome(signal_id: int, duplicate: bool, person_id: str) -> dict[str, Any]:
-        """The stored signal and what the bot answered its sender (notification keys start with the cause)."""
+    def outcome(signal_id: int, duplicate: bool, person_id: str, newer_than: int) -> dict[str, Any]:
+        """The stored signal and what the bot answered its sender: notification keys start with
+        their cause (`signal:ID:`); the id bound keeps the lookup on the primary key."""
         with Session(runtime.engine) as session:
-            rows = session.exec(select(Notification).where(
+            query = select(Notification).where(
                 Notification.person_id == person_id,
                 Notification.dedupe_key.startswith(f"signal:{signal_id}:"),  # type: ignore[attr-defined]
-            ).order_by(Notification.id)).all()
+            )
+            if not duplicate:
+                query = query.where(Notification.id > newer_than)
+            rows = session.exec(query.order_by(Notification.id)).all()
             signal = session.get(Signal, signal_id)
             codes = _codes(session, (r.exception_id for r in rows))
             return {"signal_id": signal_id, "duplicate": duplicate,
@@ -343,21 +349,21 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
 
     @app.post("/api/messages")
     def post_message(body: ChatIn) -> dict[str, Any]:
-        check_sender(body.person_id, body.exception)
+        newest = check_sender(body.person_id, body.exception)
         received = runtime.receive_chat(
             channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
             event_id=body.event_id or uuid.uuid4().hex,
             exception_ref=body.exception.strip().upper() if body.exception else None)
-        return outcome(received.signal_id, received.duplicate, body.person_id)
+        return outcome(received.signal_id, received.duplicate, body.person_id, newest)
 
     @app.post("/api/actions")
     def post_action(body: ActionIn) -> dict[str, Any]:
-        check_sender(body.person_id, body.exception)
+        newest = check_sender(body.person_id, body.exception)
         received = runtime.receive_chat(
             channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
             event_id=body.event_id or uuid.uuid4().hex, exception_ref=body.exception.strip().upper(),
             action=body.action)
-        return outcome(received.signal_id, received.duplicate, body.person_id)
+        return outcome(received.signal_id, received.duplicate, body.person_id, newest)
 
     for router in extra_routers:
         app.include_router(router)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from nlp.lexicon import Lexicon, Phrase
+from nlp.lexicon import Lexicon, Phrase, stem
 
 _LEADING_NO = re.compile(r"^\W*(no|nope|nein|nee|nahi|nahin|na|not yet|noch nicht|todavia no|aun no)\b\s*[,.!:;-]", re.I)
 _QUESTION_START = frozenset({
-    "is", "are", "does", "do", "did", "can", "could", "will", "when", "how", "what", "which", "why", "where",
+    "is", "are", "does", "when", "how", "what", "which", "why", "where",
     "any", "who", "wie", "wann", "was", "welche", "welcher", "wieviel", "wieviele",
     "warum", "wo", "cuando", "cuanto", "cuantos", "cuantas", "que", "donde", "cual", "como", "hay", "kab", "kitna",
     "kitne", "kya", "kaun", "kaunsi", "kyun", "kaise", "kidhar", "status",
 })
 _QUESTION_END = frozenset({"kya", "na"})
 PROBLEM_TYPES = ("breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other")
+# On a tie the more specific reading wins: "wifi down" is a utility problem, not a breakdown.
+_TIE_ORDER = ("safety", "tooling", "utility", "quality", "material", "staffing", "breakdown", "other")
 
 
 @dataclass
@@ -26,22 +28,29 @@ class Cues:
 
 
 def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
-    """Sum cue weights; at each position only the longest cue counts."""
+    """Sum cue weights; at each position only the longest cue counts. Numbers match "num"
+    in a cue ("num rejected": "15 rejected" is a count of bad parts, not a decision)."""
     cues = Cues()
+    words = ["num" if w[:1].isdigit() else w for w in words]
     longest = lexicon.longest_cue
     tables = (("intent", lexicon.cues["intent"], cues.intent), ("exception_type", lexicon.cues["exception_type"],
               cues.exception_type))
     n = len(words)
-    for _, table, out in tables:
+    for name, table, out in tables:
+        stems = lexicon.cue_stems[name]
         i = 0
         while i < n:
             size = _longest_at(words, i, table, longest, skip)
-            if size:
-                for label, weight in table[tuple(words[i : i + size])]:
-                    out[label] = out.get(label, 0.0) + weight
-                i += size
-            else:
-                i += 1
+            entries = table[tuple(words[i : i + size])] if size else None
+            if entries and name == "intent" and i > 0 and words[i - 1] in lexicon.negations:
+                # "not delivered", "nicht freigeben": a negated update or approval is something else
+                entries = tuple(e for e in entries if e[0] in ("reject", "query"))
+            if entries is None and not skip[i]:
+                root = stem(words[i])
+                entries = stems.get(root) if root != words[i] else None
+            for label, weight in entries or ():
+                out[label] = out.get(label, 0.0) + weight
+            i += size or 1
     for _, _, level in find_phrases(words, lexicon.severity):
         cues.severity.add(str(level))
     return cues
@@ -61,24 +70,29 @@ def is_question(text: str, words: list[str], first_free: bool) -> bool:
     return bool(words) and ((first_free and words[0] in _QUESTION_START) or words[-1] in _QUESTION_END)
 
 
-def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, problem: float) -> tuple[str, float]:
+def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, problem: float,
+                  names_something: bool) -> tuple[str, float]:
     """(intent, how sure 0..1). `words` are the tokens that name nothing in the plant;
     `first_free` says the message starts with one of them; `problem` is the top type score."""
     score = dict(cues.intent)
     if _LEADING_NO.match(text):
-        score["reject"] = score.get("reject", 0.0) + 3.0
+        score["reject"] = score.get("reject", 0.0) + 4.0
     question = is_question(text, words, first_free)
     if question:
         score["query"] = score.get("query", 0.0) + 3.0
     approve, reject = score.get("approve", 0.0), score.get("reject", 0.0)
     update, ack, other = score.get("update", 0.0), score.get("ack", 0.0), score.get("other", 0.0)
     query = score.get("query", 0.0)
-    if max(approve, reject) >= 3 and max(approve, reject) >= update:
+    decision = max(approve, reject)
+    # A decision rarely names a machine or counts parts; "go ahead and scrap" names a disposition.
+    if decision >= 3 and decision >= update and (decision >= problem or not names_something):
         return ("approve" if approve > reject else "reject"), 0.9
     if question and query >= 3:
         return "query", 0.85
     if update >= 3:
         return "update", 0.85 if update >= 4 else 0.7
+    if ack >= 3 and ack > problem:
+        return "ack", 0.85
     if problem >= 2:
         return "report", min(0.95, 0.55 + 0.1 * problem)
     if ack >= 2:
@@ -98,7 +112,7 @@ def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, pro
 
 def best_type(scores: dict[str, float]) -> tuple[str | None, float, float]:
     """(type, its score, runner-up score); ties go to the earlier type in PROBLEM_TYPES."""
-    ranked = sorted(((scores.get(t, 0.0), -k, t) for k, t in enumerate(PROBLEM_TYPES)), reverse=True)
+    ranked = sorted(((scores.get(t, 0.0), -k, t) for k, t in enumerate(_TIE_ORDER)), reverse=True)
     top, second = ranked[0], ranked[1]
     if top[0] <= 0:
         return None, 0.0, 0.0

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from nlp.classify import Cues, best_type, decide_intent, score_cues
+from nlp.classify import Cues, best_type, decide_intent, find_phrases, score_cues
 from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, Resolution, WorkOrderRef
 from nlp.langid import detect_language
 from nlp.lexicon import Lexicon, load_lexicon
@@ -32,6 +32,7 @@ _ORDINALS: dict[str, int] = {
 }
 _NOT_QUANTITY_AFTER = frozenset({"am", "pm", "uhr", "baje", "bje", "oclock"})
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
+_SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling", "staffing"})
 
 
 class Extractor:
@@ -52,7 +53,7 @@ class Extractor:
         if not isinstance(text, str):
             raise TypeError(f"extract() needs the message text as str, got {type(text).__name__}")
         text = _CONTROL.sub(" ", text[:MAX_CHARS])
-        raw, raw_clause = _split_clauses(text)
+        raw, raw_clause = self._split_clauses(text)
         tokens = self._mend(self.lexicon.canon.tokens(raw))
         words = [t.text for t in tokens]
         clause_of = [raw_clause[t.start] for t in tokens]
@@ -68,30 +69,48 @@ class Extractor:
         quantities, unit_tokens = self._quantities(words, taken)
 
         cues = score_cues(words, unit_tokens, lex)
-        type_scores = self._type_scores(cues, machines, material)
+        if (any(action for _, _, action in find_phrases(words, lex.dispositions))
+                and (quantities or find_phrases(words, lex.rest_words))):
+            cues.intent["update"] = cues.intent.get("update", 0.0) + 2.0  # "30 Stück sperren, Rest freigeben"
+        if material and cues.intent.get("update", 0.0) >= 2:
+            cues.intent["update"] += 1.0  # "resin drums received": material news on an open shortage
+        type_scores = self._type_scores(cues, machines, material, quantities, words)
         exception_type, type_score, _ = best_type(type_scores)
         free = [w for w, t in zip(words, taken, strict=True) if not t]
-        intent, intent_confidence = decide_intent(text, free, bool(taken) and not taken[0], cues, type_score)
+        intent, intent_confidence = decide_intent(text, free, bool(taken) and not taken[0], cues, type_score,
+                                                  machines.machine is not None or bool(quantities))
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
         detected, _ = detect_language(text, [w for k, w in enumerate(raw) if k not in covered], lex, language)
+        weak_material = bool(material_mentions) and all(index.is_weak_material(m, words) for m in material_mentions)
 
         result = Extraction(text=text, language=detected, intent=intent)
         result.machine = machines.machine
         result.machine_candidates = list(machines.candidates) if machines.machine is None else []
         result.work_order = work_order
         result.customer_order = customer_order
-        result.material = material
         result.quantities = [Quantity(q.value, q.unit) for q in quantities]
 
+        if intent == "other" and not cues.intent and (machines.machine or material):
+            # A message that names a machine or material and nothing we know how to read is
+            # most likely a problem ("Förderband gerissen"); say so with low confidence.
+            intent, intent_confidence = "report", 0.35
+            result.intent = intent
+            exception_type = self._type_from_entities(machines, material, Resolution())
         if intent == "report":
             result.exception_type = exception_type or "other"
+            if weak_material and result.exception_type in _SPARE_PART_TYPES:
+                material = None  # "oil on the floor", "spindle bearing noisy": not the plant's stock
         elif intent == "update":
             material_at = {m.start: m.ids[0] for m in material_mentions}
             lots = _LOT.findall(text)
             resolution = parse_resolution(words, clause_of, quantities, material, material_at,
                                           lots[0].upper() if lots else None, lex)
+            if weak_material and resolution.machine_running is not None and not cues.exception_type.get("material"):
+                material = None  # "bearing badal diya": a spare part fitted in a repair
+                exception_type = best_type(self._type_scores(cues, machines, None, quantities, words))[0]
             result.resolution = resolution
             result.exception_type = exception_type or self._type_from_entities(machines, material, resolution)
+        result.material = material
         result.severity = self._severity(intent, result.exception_type, cues)
         result.clarify = self._clarify(result, machines, type_score)
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
@@ -102,7 +121,7 @@ class Extractor:
         if not isinstance(text, str):
             raise TypeError(f"match_machine() needs str, got {type(text).__name__}")
         pool = [c for c in (candidates or []) if c in self.index.machines] or list(self.index.machines)
-        raw, _ = _split_clauses(_CONTROL.sub(" ", text[:MAX_CHARS]))
+        raw, _ = self._split_clauses(_CONTROL.sub(" ", text[:MAX_CHARS]))
         tokens = self._mend(self.lexicon.canon.tokens(raw))
         words = [t.text for t in tokens]
         found = self.index.find_machines(tokens, [False] * len(words), allowed=pool)
@@ -124,6 +143,17 @@ class Extractor:
 
     # --- steps ---------------------------------------------------------------------------
 
+    def _split_clauses(self, text: str) -> tuple[list[str], list[int]]:
+        """Folded raw tokens and, for each, its clause (commas, 'and', 'und', 'y' split clauses)."""
+        raw: list[str] = []
+        clause_of: list[int] = []
+        for k, clause in enumerate(_CLAUSE.split(fold(text))):
+            if clause:
+                words = self.index.decompound(split(clause))
+                raw.extend(words)
+                clause_of.extend([k] * len(words))
+        return raw, clause_of
+
     def _mend(self, tokens: list[Token]) -> list[Token]:
         speller = self.index.speller
         out: list[Token] = []
@@ -140,9 +170,15 @@ class Extractor:
         found: list[PlacedQuantity] = []
         unit_tokens = [False] * len(words)
         for i, word in enumerate(words):
-            if taken[i] or not is_number(word):
+            if taken[i]:
                 continue
             nxt = words[i + 1] if i + 1 < len(words) else None
+            if not is_number(word):
+                counted = self.lexicon.number_words.get(word)
+                if counted and nxt in units and not taken[i + 1]:
+                    unit_tokens[i + 1] = True
+                    found.append(PlacedQuantity(counted, units[nxt], i))
+                continue
             if nxt in _NOT_QUANTITY_AFTER:
                 continue
             unit = units.get(nxt) if nxt is not None and not taken[i + 1] else None
@@ -153,10 +189,32 @@ class Extractor:
             found.append(PlacedQuantity(number_value(word), unit, i))
         return found, unit_tokens
 
-    def _type_scores(self, cues: Cues, machines: MachineMatch, material: str | None) -> dict[str, float]:
+    def _type_scores(self, cues: Cues, machines: MachineMatch, material: str | None,
+                     quantities: list[PlacedQuantity], words: list[str]) -> dict[str, float]:
         scores = dict(cues.exception_type)
+
+        def add(kind: str, weight: float) -> None:
+            scores[kind] = scores.get(kind, 0.0) + weight
+
         if material and scores.get("material", 0.0) > 0:
-            scores["material"] += 2.0
+            add("material", 2.0)
+        if material and any(w in self.lexicon.negations for w in words):
+            add("material", 3.0)  # "no seals for wo 1078", "blanks nahi aaye"
+        units = {q.unit for q in quantities}
+        if "pcs" in units:
+            add("quality", 1.5)  # counted pieces are usually bad pieces
+        people = max((q.value for q in quantities if q.unit == "person"), default=0)
+        if people:
+            add("staffing", 4.0 if people >= 2 else 1.0)  # "ek aadmi jal gaya" is about one person hurt
+        if (machines.machine and any(w in self.lexicon.negations for w in words)
+                and max((v for k, v in scores.items() if k != "breakdown"), default=0.0) < 3):
+            add("breakdown", 2.0)  # "Ofen 2 heizt nicht": a machine that does not do its job
+        if machines.machine and not self._is_utility(machines.machine) and 0 < scores.get("utility", 0.0) < 3:
+            add("utility", -1.0)  # "washer leaking water" is about the washer
+        if material and not any(v > 0 for k, v in scores.items() if k != "material"):
+            add("material", 2.0)  # "line 1 waiting for seals": a material named and nothing else wrong
+        if machines.machine and scores.get("breakdown", 0.0) > 0 and scores["breakdown"] == max(scores.values()):
+            add("breakdown", 0.5)  # a tie on a named machine: the machine is the problem
         if machines.machine and scores.get("breakdown", 0.0) > 0 and self._is_utility(machines.machine):
             scores["utility"] = scores.get("utility", 0.0) + scores.pop("breakdown")
         return scores
@@ -228,18 +286,6 @@ class Extractor:
             return "".join(labels)
         word = self.lexicon.questions["or"][language]
         return f"{', '.join(labels[:-1])} {word} {labels[-1]}"
-
-
-def _split_clauses(text: str) -> tuple[list[str], list[int]]:
-    """Folded raw tokens and, for each, the clause it is in (commas, 'and', 'und', 'y' split)."""
-    raw: list[str] = []
-    clause_of: list[int] = []
-    for k, clause in enumerate(_CLAUSE.split(fold(text))):
-        if clause:
-            words = split(clause)
-            raw.extend(words)
-            clause_of.extend([k] * len(words))
-    return raw, clause_of
 
 
 def _confidence(intent: str, intent_confidence: float, type_score: float, result: Extraction) -> float:

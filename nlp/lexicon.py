@@ -9,9 +9,19 @@ from typing import Any
 
 import yaml
 
-from nlp.text import Canonicalizer
+from nlp.text import Canonicalizer, singular, split
 
 LEXICON_FILE = Path(__file__).parent / "data" / "lexicon.yaml"
+
+
+class _WordsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML where words stay words: "no", "on", "yes" are not booleans in a lexicon."""
+
+
+_WordsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 Phrase = tuple[str, ...]
 
@@ -27,18 +37,60 @@ class Lexicon:
     customer_order_prefixes: frozenset[Phrase]
     units: dict[str, str]  # canonical token -> unit
     cues: dict[str, dict[Phrase, tuple[tuple[str, float], ...]]]  # "intent"/"exception_type" -> phrase -> labels
+    cue_stems: dict[str, dict[str, tuple[tuple[str, float], ...]]]  # one-word cues by stem ("crashing" -> crash)
     negations: frozenset[str]
     corrections: frozenset[Phrase]
     questions: dict[str, dict[str, str]]
-    dispositions: dict[Phrase, str]  # "verschrotten" -> scrap
-    rest_words: frozenset[Phrase]
+    dispositions: dict[Phrase, str]  # "verschrotten" -> scrap; "" for states ("on hold")
+    rest_words: dict[Phrase, str]  # "the other", "baaki" -> "rest"
     lot_words: frozenset[Phrase]
     running: dict[Phrase, bool]  # "running again" -> True, "still down" -> False
     severity: dict[Phrase, str]
     language_words: dict[str, dict[str, float]]  # word -> {language: weight}
     vocabulary: frozenset[str]  # every canonical word the lexicon knows (never a typo)
     common_words: frozenset[str]
+    number_words: dict[str, float]
+    surface_words: frozenset[str]  # every word as written in the lexicon, before canonical rewriting
     longest_cue: int
+
+
+_HINDI_FORMS = (("gaya", "gayi", "gaye"), ("raha", "rahi", "rahe"), ("hua", "hui", "hue"), ("hoon", "hu", "hun"),
+                ("karta", "karti", "karte"), ("aata", "aati", "aate"), ("chala", "chali", "chale"))
+_HINDI_VARIANTS = {form: group for group in _HINDI_FORMS for form in group}
+_STEM_SUFFIXES = ("ing", "ed", "es", "en", "s", "e")
+
+
+def stem(word: str) -> str:
+    """A crude suffix strip so one-word cues meet their inflections ("crashing", "crashed")."""
+    if len(word) >= 6:
+        for suffix in _STEM_SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                return word[: -len(suffix)]
+    return word
+
+
+def _inflections(phrase: Phrase) -> list[Phrase]:
+    """A Hindi cue in every gender/number form: "ho gaya" also as "ho gayi", "ho gaye"."""
+    out: list[Phrase] = [phrase] if phrase else []
+    for i, word in enumerate(phrase):
+        for form in _HINDI_VARIANTS.get(word, ()):
+            if form != word:
+                out.append((*phrase[:i], form, *phrase[i + 1 :]))
+    return out
+
+
+def _surface(data: Any) -> set[str]:
+    """All words the lexicon file spells out, folded, singular (for compound splitting)."""
+    words: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            words |= _surface(key) | _surface(value)
+    elif isinstance(data, list):
+        for item in data:
+            words |= _surface(item)
+    elif isinstance(data, str):
+        words.update(singular(w) for w in split(data) if w.isalpha())
+    return words
 
 
 def _phrases(canon: Canonicalizer, items: list[str]) -> frozenset[Phrase]:
@@ -47,7 +99,7 @@ def _phrases(canon: Canonicalizer, items: list[str]) -> frozenset[Phrase]:
 
 @cache
 def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
-    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506
     canon = Canonicalizer({k: [str(v) for v in vs] for k, vs in data["synonyms"].items()})
     cues: dict[str, dict[Phrase, list[tuple[str, float]]]] = {}
     vocabulary: set[str] = set()
@@ -55,11 +107,18 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         table: dict[Phrase, list[tuple[str, float]]] = {}
         for label, phrases in labels.items():
             for phrase, weight in phrases.items():
-                key = canon.words(str(phrase))
-                if key:
-                    table.setdefault(key, []).append((label, float(weight)))
+                for key in _inflections(canon.words(str(phrase))):
+                    entries = table.setdefault(key, [])
+                    if all(existing != label for existing, _ in entries):
+                        entries.append((label, float(weight)))
                     vocabulary.update(key)
         cues[field] = table
+    stems: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    for field, table in cues.items():
+        stems[field] = {}
+        for key, entries in table.items():
+            if len(key) == 1 and len(key[0]) >= 5 and stem(key[0]) != key[0]:
+                stems[field].setdefault(stem(key[0]), list(entries))
     units: dict[str, str] = {}
     for unit, variants in data["units"].items():
         for variant in [unit, *variants]:
@@ -76,7 +135,8 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         for phrase in phrases:
             vocabulary.update(phrase)
     vocabulary.update(units)
-    dispositions = {p: action for action, items in data["dispositions"].items() for p in _phrases(canon, items)}
+    dispositions = dict.fromkeys(_phrases(canon, data["disposition_states"]), "")
+    dispositions.update({p: action for action, items in data["dispositions"].items() for p in _phrases(canon, items)})
     running = {p: state == "true" for state, items in data["running"].items() for p in _phrases(canon, items)}
     severity = {p: level for level, items in data["severity"].items() for p in _phrases(canon, items)}
     owners: dict[str, set[str]] = {}
@@ -98,16 +158,19 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         customer_order_prefixes=lists["customer_order_prefixes"],
         units=units,
         cues={f: {p: tuple(v) for p, v in t.items()} for f, t in cues.items()},
+        cue_stems={f: {w: tuple(v) for w, v in t.items()} for f, t in stems.items()},
         negations=frozenset(w for x in data["negations"] for w in canon.words(str(x))),
         corrections=lists["corrections"],
         questions=data["questions"],
         dispositions=dispositions,
-        rest_words=_phrases(canon, data["rest_words"]),
+        rest_words=dict.fromkeys(_phrases(canon, data["rest_words"]), "rest"),
         lot_words=_phrases(canon, data["lot_words"]),
         running=running,
         severity=severity,
         language_words=language_words,
         vocabulary=frozenset(vocabulary),
         common_words=frozenset(owners),
+        number_words={w: float(n) for n, items in data["number_words"].items() for w in map(str, items)},
+        surface_words=frozenset(_surface(data)),
         longest_cue=max((len(p) for table in cues.values() for p in table), default=1),
     )

@@ -70,7 +70,8 @@ class Speller:
         best: tuple[int, str] | None = None
         for probe in probes:
             for word in self._index.get(probe, ()):
-                if abs(len(word) - len(token)) > limit:
+                # People keep the first letter when they mistype; "flanks" is not "blanks".
+                if word[0] != token[0] or abs(len(word) - len(token)) > limit:
                     continue
                 distance = OSA.distance(token, word, score_cutoff=limit)
                 if distance <= limit and (best is None or (distance, word) < best):
@@ -154,7 +155,8 @@ class MasterIndex:
                     if _contains(words, kind):
                         kinds.add(kind)
                 for word in words:
-                    if len(word) >= 4 and not is_number(word) and word not in generic and word not in self.kind_words:
+                    if (len(word) >= 4 and not is_number(word) and word not in generic and word not in self.kind_words
+                            and word not in lexicon.vocabulary and word not in lexicon.common_words):
                         word_owners[word].add(machine.id)
             self.machine_numbers[machine.id] = numbers
             self.machine_kinds[machine.id] = kinds
@@ -173,9 +175,11 @@ class MasterIndex:
             for form in (material.id, material.name, *material.aliases):
                 self.material_table.add(canon.words(form), material.id, EXACT)
         material_owners: dict[str, set[str]] = defaultdict(set)
+        machine_words = {w for m in master.machines for f in (m.name, *m.aliases) for w in canon.words(f)}
         for material in master.materials:
             for word in canon.words(material.name):
-                if len(word) >= 4 and not is_number(word) and word not in lexicon.generic_words:
+                if (len(word) >= 4 and not is_number(word) and word not in lexicon.generic_words
+                        and word not in machine_words):
                     material_owners[word].add(material.id)
         for word, owners in material_owners.items():
             if len(owners) == 1 and (word,) not in self.material_table.phrases:
@@ -190,16 +194,36 @@ class MasterIndex:
         self.work_order_refs = {w.id: w for w in master.work_orders}
 
         targets: dict[str, Phrase] = {}
+        master_words: set[str] = set()
         for table in (self.machine_table, self.material_table):
             for phrase in table.phrases:
-                for word in phrase:
-                    if word.isalpha() and len(word) >= 4:
-                        targets[word] = (word,)
+                master_words.update(w for w in phrase if w.isalpha())
+        for word in master_words:
+            if len(word) >= 5:
+                targets[word] = (word,)
         for word in lexicon.vocabulary:
-            if word.isalpha() and len(word) >= 5:
+            if word.isalpha() and len(word) >= 6:
                 targets.setdefault(word, (word,))
-        known = set(targets) | set(lexicon.vocabulary) | lexicon.common_words
+        known = master_words | set(lexicon.vocabulary) | lexicon.common_words | lexicon.surface_words
         self.speller = Speller(targets, known)
+        self.known_words = known
+        self.compound_heads = {w for w in lexicon.surface_words | set(lexicon.vocabulary) | master_words
+                               if len(w) >= 4 and w.isalpha() and w not in lexicon.common_words}
+
+    def decompound(self, raw: list[str]) -> list[str]:
+        """German compounds the lexicon does not list: "montagelinie" -> montage linie."""
+        out: list[str] = []
+        for word in raw:
+            if len(word) >= 8 and word.isalpha() and word not in self.known_words:
+                for k in range(3, len(word) - 3):
+                    if word[k:] in self.compound_heads:
+                        out.extend((word[:k], word[k:]))
+                        break
+                else:
+                    out.append(word)
+            else:
+                out.append(word)
+        return out
 
     # --- machines ------------------------------------------------------------------------
 
@@ -282,6 +306,10 @@ class MasterIndex:
 
     # --- materials -----------------------------------------------------------------------
 
+    def is_weak_material(self, mention: Mention, words: list[str]) -> bool:
+        """One everyday word ("oil", "bearing"): may be a spare part or a spill, not the plant's material."""
+        return mention.end - mention.start == 1 and words[mention.start] in self.lexicon.vocabulary
+
     def find_material(self, tokens: list[Token], taken: list[bool]) -> tuple[str | None, list[Mention]]:
         words = [t.text for t in tokens]
         found: list[Mention] = []
@@ -328,8 +356,9 @@ class MasterIndex:
                         work_order = work_order or ident
                 else:
                     ident, size = self.work_orders.lookup(words, start)
-                    if ident and kind is None and start + size < n and words[start + size] in self.lexicon.units:
-                        ident, size = None, 0  # "1077 pcs" is a quantity even when WO-1077 exists
+                    if (ident and kind is None and len(words[start]) < 4 and start + size < n
+                            and words[start + size] in self.lexicon.units):
+                        ident, size = None, 0  # "200 pcs" is a quantity even when WO-200 exists
                     if ident:
                         work_order = work_order or ident
                     elif kind == "wo":

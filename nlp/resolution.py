@@ -26,6 +26,8 @@ def parse_resolution(words: list[str], clause_of: list[int], quantities: list[Pl
     used: set[int] = set()
     last_unit: str | None = None
     for start, end, action in find_phrases(words, lexicon.dispositions):
+        if not action:
+            continue
         clause = clause_of[start]
         in_clause = [q for q in quantities if clause_of[q.position] == clause and q.position not in used]
         after = [q for q in in_clause if q.position >= end]

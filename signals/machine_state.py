@@ -1,7 +1,8 @@
 """Machine state events (MQTT, OPC UA, MES webhooks) -> machine up/down and breakdown exceptions.
 
 Sources normalise their payloads to `{"machine": id, "state": STATE, ...}`; topic-based sources
-may leave the machine in the topic (`plants/<plant>/<machine>/state`).
+may leave the machine in the topic (`plants/<plant>/<machine>/state`). A source that could
+not read a message still stores it, with `unreadable` saying why, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,6 +15,29 @@ from routing.workflow import Context
 
 RUNNING_STATES = {"RUNNING", "RUN", "UP", "PRODUCING", "EXECUTE", "OK", "AUTO"}
 DOWN_STATES = {"DOWN", "STOPPED", "FAULT", "ALARM", "ERROR", "BREAKDOWN", "ABORTED", "HELD"}
+# Known states that say nothing about a breakdown: transitions (the end state follows) and
+# an idle or finished machine. They are recorded and change nothing.
+NEUTRAL_STATES = {"IDLE", "STANDBY", "READY", "SETUP", "UNDEFINED", "CLEARING", "STARTING", "SUSPENDED",
+                  "STOPPING", "ABORTING", "HOLDING", "UNHOLDING", "SUSPENDING", "UNSUSPENDING", "RESETTING",
+                  "COMPLETING", "COMPLETE"}
+# PackML StateCurrent (ISA-TR88.00.02): PLCs publish the number, not the name.
+PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: "IDLE", 5: "SUSPENDED",
+                 6: "EXECUTE", 7: "STOPPING", 8: "ABORTING", 9: "ABORTED", 10: "HOLDING", 11: "HELD",
+                 12: "UNHOLDING", 13: "SUSPENDING", 14: "UNSUSPENDING", 15: "RESETTING", 16: "COMPLETING",
+                 17: "COMPLETE"}
+
+
+def state_name(value: object) -> str:
+    """A state as sources send it -> its upper-case name: `"fault "` -> FAULT, PackML `6` -> EXECUTE,
+    a boolean "running" flag -> RUNNING / STOPPED."""
+    if isinstance(value, bool):
+        return "RUNNING" if value else "STOPPED"
+    if isinstance(value, int):
+        return PACKML_STATES.get(value, str(value))
+    if isinstance(value, float) and value.is_integer():
+        return PACKML_STATES.get(int(value), str(value))
+    text = str(value or "").strip().upper()
+    return PACKML_STATES.get(int(text), text) if text.isdigit() else text
 
 
 def machine_of(ctx: Context, payload: dict[str, Any]) -> str | None:
@@ -27,11 +51,18 @@ def machine_of(ctx: Context, payload: dict[str, Any]) -> str | None:
 
 def handle_machine_signal(ctx: Context, signal: Signal) -> None:
     payload = signal.payload
+    if payload.get("unreadable"):
+        signal.error = str(payload["unreadable"])
+        return
     body = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
-    state = str(body.get("state") or body.get("status") or "").upper()
-    machine_id = machine_of(ctx, {**body, "topic": payload.get("topic")})
-    if not machine_id or ctx.session.get(Machine, (ctx.plant.id, machine_id)) is None:
-        signal.error = f"unknown machine in {payload.get('topic') or body}"
+    state = state_name(body.get("state") if body.get("state") is not None else body.get("status"))
+    machine_id = machine_of(ctx, {**body, "machine": body.get("machine") or payload.get("machine"),
+                                  "topic": payload.get("topic")})
+    if not machine_id:
+        signal.error = f"no machine of plant {ctx.plant.id} in {payload.get('topic') or body}"
+        return
+    if ctx.session.get(Machine, (ctx.plant.id, machine_id)) is None:
+        signal.error = f"unknown machine {machine_id!r} in plant {ctx.plant.id}"
         return
     if state in RUNNING_STATES:
         wf.set_machine_running(ctx, machine_id, True, f"{signal.source}: {state}")
@@ -41,5 +72,5 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
             reason = body.get("reason") or body.get("alarm") or state
             wf.open_exception(ctx, exception_type="breakdown", text=f"{machine_id} {state}: {reason}", reporter=None,
                               machine_id=machine_id, severity="high", source=signal.source)
-    else:
+    elif state not in NEUTRAL_STATES:
         signal.error = f"unknown machine state {state!r}"

@@ -57,9 +57,10 @@ def test_work_order_number_forms(extractor: Extractor, text: str) -> None:
 
 def test_known_number_alone_is_a_work_order_but_a_quantity_is_not(extractor: Extractor) -> None:
     assert extractor.extract("no hay sellos para la 1077").work_order == "WO-1077"
-    got = extractor.extract("1077 pcs scrapped")
+    assert extractor.extract("sink marks on 1077 parts").work_order == "WO-1077"
+    got = extractor.extract("Teile mit Lunker ca 200 Stück")
     assert got.work_order is None
-    assert [(q.value, q.unit) for q in got.quantities] == [(1077.0, "pcs")]
+    assert [(q.value, q.unit) for q in got.quantities] == [(200.0, "pcs")]
 
 
 @pytest.mark.parametrize(("text", "machine"), [

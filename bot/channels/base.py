@@ -32,6 +32,7 @@ class InboundMessage:
     reply_to: str | None = None  # platform id of the message this one replies to or quotes
     attachments: tuple[InboundAttachment, ...] = ()
     received_at: datetime | None = None
+    aliases: tuple[str, ...] = ()  # other ids of the same sender (WhatsApp: wa_id and the business-scoped user id)
 
 
 @dataclass(frozen=True)

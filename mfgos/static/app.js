@@ -111,10 +111,21 @@ function changed(key, data) {
   return true;
 }
 
-function fieldsText(fields) {
+function words(name) {
+  return String(name || "").replaceAll("_", " ");  // "maintenance request" can wrap in a narrow column
+}
+
+function isEmpty(value) {
+  if (value === null || value === undefined || value === "") return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return typeof value === "object" && Object.keys(value).length === 0;
+}
+
+function fieldsText(fields, skip = ["description", "reason"]) {
   return Object.entries(fields || {})
-    .filter(([key, value]) => value !== null && value !== "" && !["description", "reason"].includes(key))
-    .map(([key, value]) => `${key}=${value}`).join(", ");
+    .filter(([key, value]) => !isEmpty(value) && !skip.includes(key))
+    .map(([key, value]) => `${key}=${typeof value === "object" && !Array.isArray(value) ? JSON.stringify(value) : value}`)
+    .join(", ");
 }
 
 // --- plant, people, machines -------------------------------------------------------------
@@ -249,7 +260,7 @@ async function send(event) {
   }
 }
 
-async function press(item, button, element) {
+async function press(item, button, element, repeatable = false) {
   let text = "";
   if (button === "reject") {
     const reason = window.prompt(`Reject ${item.exception}: why?`, "");
@@ -267,8 +278,12 @@ async function press(item, button, element) {
   const key = `${item.id}:${button}`;
   try {
     await api("/api/actions", {person_id: state.person, action: button, exception: item.exception, text, event_id: `${key}:${newEventId()}`});
-    state.pressed.add(key);
-    element.classList.add("pressed");
+    if (repeatable) {
+      element.disabled = false;
+    } else {
+      state.pressed.add(key);
+      element.classList.add("pressed");
+    }
     if (button === "propose") document.getElementById("text").value = "";
   } catch (error) {
     element.disabled = false;
@@ -303,7 +318,7 @@ function selectException(code, asThread) {
 }
 
 function renderDetail(d) {
-  if (!changed("detail", d)) return;
+  if (!changed("detail", [d, state.person])) return;
   const facts = [
     ["Summary", d.summary], ["Severity", d.severity], ["Reporter", personName(d.reporter)],
     ["Machine", d.machine ? `${d.machine}${d.machine_name ? ` (${d.machine_name})` : ""}` : "–"],
@@ -314,8 +329,8 @@ function renderDetail(d) {
     ["Proposal", d.proposal ? `${personName(d.proposal.by)}: ${d.proposal.text || ""}` : "–"],
   ];
   const timeline = d.timeline.map((t) => {
-    const data = fieldsText(Object.fromEntries(Object.entries(t.data || {}).filter(([, v]) => !(Array.isArray(v) && !v.length))));
-    return h("li", {}, h("span", {class: "when"}, when(t.at)), h("span", {class: `kind k-${t.kind}`}, t.kind),
+    const data = fieldsText(t.data, []);
+    return h("li", {}, h("span", {class: "when"}, when(t.at)), h("span", {class: `kind k-${t.kind}`}, words(t.kind)),
       h("span", {}, t.person ? h("strong", {}, `${personName(t.person)} `) : null, t.text || "",
         data ? h("div", {class: "data"}, data) : null));
   });
@@ -323,10 +338,15 @@ function renderDetail(d) {
     h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role || "–"),
     h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, n.kind), h("td", {}, badge(n.status))));
   const txns = d.erp_transactions.map((t) => h("tr", {},
-    h("td", {}, t.kind), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
-  document.getElementById("detail").replaceChildren(
+    h("td", {}, words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
+  document.getElementById("detail").replaceChildren(...[
     h("h2", {}, d.code, badge(d.status), h("span", {class: "muted"}, `${d.type} on ${d.machine || d.area || "–"}`),
       h("button", {type: "button", class: "tag code", onclick: () => setThread(d.code)}, "write in this thread")),
+    d.status === "closed" ? null : h("div", {class: "actions"}, `As ${personName(state.person)}:`,
+      ["ack", "propose", "approve", "reject"].map((action) => h("button", {
+        type: "button", class: action,
+        onclick: (event) => press({id: `detail-${d.code}`, exception: d.code}, action, event.target, true),
+      }, action))),
     h("dl", {class: "facts"}, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v || "–")])),
     h("h3", {}, "Timeline"), h("ul", {class: "timeline"}, timeline),
     h("h3", {}, "Notifications"),
@@ -334,7 +354,8 @@ function renderDetail(d) {
       h("thead", {}, h("tr", {}, ["At", "To", "Role", "Channel", "Kind", "Status"].map((c) => h("th", {}, c)))),
       h("tbody", {}, notes))),
     h("h3", {}, "ERP transactions"),
-    txns.length ? h("table", {class: "table"}, h("tbody", {}, txns)) : h("div", {class: "empty"}, "None yet."));
+    txns.length ? h("table", {class: "table"}, h("tbody", {}, txns)) : h("div", {class: "empty"}, "None yet."),
+  ].filter(Boolean));
 }
 
 // --- ERP and KPIs ------------------------------------------------------------------------
@@ -345,12 +366,12 @@ function renderErp(data) {
   document.getElementById("no-txns").hidden = data.transactions.length > 0;
   document.querySelector("#erp-txns tbody").replaceChildren(...data.transactions.map((t) =>
     h("tr", {title: fieldsText(t.fields)}, h("td", {}, t.id), h("td", {}, t.exception ? codeTag(t.exception) : "–"),
-      h("td", {}, t.kind), h("td", {}, badge(t.status)),
-      h("td", {}, t.reference ? h("strong", {}, t.reference) : (t.error || "–")))));
+      h("td", {}, words(t.kind)), h("td", {}, badge(t.status)),
+      h("td", {class: t.reference ? "nowrap" : null}, t.reference ? h("strong", {}, t.reference) : (t.error || "–")))));
   document.getElementById("no-docs").hidden = data.ledger_documents.length > 0;
   document.querySelector("#ledger tbody").replaceChildren(...data.ledger_documents.map((d) =>
-    h("tr", {}, h("td", {}, h("strong", {}, d.reference)), h("td", {}, d.kind), h("td", {}, when(d.posted_at)),
-      h("td", {class: "fields"}, fieldsText(d.fields)))));
+    h("tr", {}, h("td", {class: "nowrap"}, h("strong", {}, d.reference)),
+      h("td", {}, words(d.kind), h("div", {class: "fields"}, fieldsText(d.fields))), h("td", {}, when(d.posted_at)))));
 }
 
 function renderKpis(k) {

@@ -1,0 +1,118 @@
+"""What rich chat messages show about an exception, neutral of any platform.
+
+Channels with buttons and editable messages (Slack Block Kit, Telegram inline keyboards,
+WhatsApp reply buttons) render the same things from here: button titles in the
+recipient's language, the button value (`ack:E-0042`, so a press names its exception even
+where the platform has no threads), which buttons still make sense for a status, and the
+short context of a thread (machine, work orders, customer orders at risk, the SLA clock).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from models import AckTimer, Machine, Plant, PlantException
+from routing import messages
+from routing.roster import plant_local
+
+ACTIONS = ("ack", "propose", "approve", "reject")
+CODE = re.compile(r"\bE-\d{4,6}\b")
+# Which buttons still mean something once the exception has moved on.
+LIVE = {
+    "open": {"ack", "propose"},
+    "acknowledged": {"propose"},
+    "proposed": {"approve", "reject"},
+}
+
+
+def button_label(action: str, language: str) -> str:
+    return messages.render(f"button_{action}", language)
+
+
+def button_value(action: str, code: str | None) -> str:
+    return f"{action}:{code}" if code else action
+
+
+def parse_button(value: str) -> tuple[str | None, str | None]:
+    """`ack:E-0042` -> ("ack", "E-0042"); anything that is not one of our buttons -> (None, None)."""
+    action, _, code = (value or "").partition(":")
+    if action not in ACTIONS:
+        return None, None
+    return action, (code.upper() if code and CODE.fullmatch(code.upper()) else None)
+
+
+def live_buttons(buttons: tuple[str, ...] | list[str], status: str) -> tuple[str, ...]:
+    return tuple(b for b in buttons if b in LIVE.get(status, set()))
+
+
+def status_name(status: str, language: str) -> str:
+    key = f"status_{status}"
+    return messages.render(key, language) if key in messages.TEMPLATES else status
+
+
+def with_code(text: str, code: str | None) -> str:
+    """Channels without threads carry the exception's code in every message about it."""
+    if not code or code in text:
+        return text
+    return f"[{code}] {text}"
+
+
+@dataclass(frozen=True)
+class ExceptionCard:
+    code: str
+    status: str
+    type: str
+    machine: str
+    summary: str
+    area: str | None
+    work_orders: tuple[str, ...]
+    customer_orders: tuple[str, ...]
+    opened: str  # plant-local "HH:MM"
+    ack_due: str | None
+
+    def context_lines(self, language: str) -> list[str]:
+        lines = [messages.render("card_machine", language, machine=self.machine)]
+        if self.work_orders:
+            lines.append(messages.render("card_work_orders", language, work_orders=", ".join(self.work_orders)))
+        if self.customer_orders:
+            lines.append(messages.render("card_customers", language, customer_orders=", ".join(self.customer_orders)))
+        clock = messages.render("card_opened", language, opened=self.opened)
+        if self.ack_due and self.status == "open":
+            clock += " · " + messages.render("card_ack_due", language, due=self.ack_due)
+        lines.append(clock)
+        lines.append(messages.render("card_status_line", language, status=status_name(self.status, language)))
+        return lines
+
+    def headline(self, language: str) -> str:
+        return messages.render("card_root", language, code=self.code, type=messages.type_name(self.type, language),
+                               machine=self.machine, summary=self.summary[:300])
+
+
+def exception_card(engine: Engine, exception: PlantException | str) -> ExceptionCard | None:
+    """The card of an exception (by row or code), read in a short session of its own."""
+    with Session(engine) as session:
+        exc = exception if isinstance(exception, PlantException) else session.exec(
+            select(PlantException).where(PlantException.code == exception)).first()
+        if exc is None:
+            return None
+        plant = session.get(Plant, exc.plant_id)
+        machine = session.get(Machine, (exc.plant_id, exc.machine_id)) if exc.machine_id else None
+        due = session.exec(select(AckTimer.due_at).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
+                           .order_by(AckTimer.due_at)).first()
+
+        def local(at: datetime | None) -> str | None:
+            if at is None:
+                return None
+            return (plant_local(plant, at) if plant else at).strftime("%H:%M")
+
+        return ExceptionCard(
+            code=exc.code, status=exc.status, type=exc.type, summary=exc.summary, area=exc.area_id,
+            machine=f"{exc.machine_id} ({machine.name})" if machine else (exc.machine_id or "?"),
+            work_orders=tuple(exc.work_orders), customer_orders=tuple(exc.customer_orders_at_risk),
+            opened=local(exc.opened_at) or "?", ack_due=local(due),
+        )

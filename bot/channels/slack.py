@@ -1,0 +1,327 @@
+"""Slack through slack-bolt: events -> InboundMessage, OutboundMessage -> chat.postMessage (Block Kit).
+
+Events arrive over HTTP at `POST /slack/events` (bolt checks the signing secret and
+answers `url_verification`; the listener runs after the 3-second ack) or over Socket Mode
+when `MFGOS_SLACK_APP_TOKEN` is set. A redelivery (`X-Slack-Retry-Num`) carries the same
+message, whose key `<channel>:<ts>` the shared gate has seen.
+
+Where messages go: an exception whose area has a channel (`MFGOS_SLACK_CHANNELS`, "*" for
+every area) gets one thread there; its root shows the exception (context block: machine,
+work orders, customer orders at risk, SLA clock; live buttons) and is edited with
+`chat.update` as the status moves on; every message about the exception is a reply in
+that thread that mentions its recipient. Without a channel, people get direct messages.
+Thread roots are stored as `Notification` rows of kind `thread_root`, so a reply in the
+thread finds its exception the way a reply to any of our messages does (`reply_to`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.channels.base import (
+    InboundAttachment,
+    InboundMessage,
+    OutboundMessage,
+    PermanentFailure,
+    TemporaryFailure,
+)
+from bot.channels.cards import (
+    ACTIONS,
+    ExceptionCard,
+    button_label,
+    button_value,
+    exception_card,
+    live_buttons,
+    parse_button,
+)
+from bot.middleware import InboundGate
+from bot.ratelimit import Bucket, Rate, rate_limited
+from models import Notification, PlantException, session_scope
+
+log = logging.getLogger(__name__)
+
+PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
+             "msg_too_long", "no_text", "invalid_blocks", "cannot_dm_bot", "user_disabled", "message_not_found",
+             "cant_update_message", "restricted_action"}
+AUTH = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope"}
+IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave",
+                    "channel_topic", "channel_purpose", "channel_name", "thread_broadcast", "ekm_access_denied"}
+MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+STYLES = {"ack": "primary", "approve": "primary", "reject": "danger"}
+
+
+def _kind(mimetype: str | None) -> str:
+    if (mimetype or "").startswith("image/"):
+        return "photo"
+    if (mimetype or "").startswith(("audio/", "video/")):
+        return "voice"
+    return "file"
+
+
+class SlackChannel:
+    name = "slack"
+
+    def __init__(self, *, token: str, signing_secret: str | None = None, app_token: str | None = None,
+                 api_url: str = "https://slack.com/api/", area_channels: dict[str, str] | None = None,
+                 gate: InboundGate | None = None, engine: Any = None, thread_language: str = "en",
+                 channel_rate: Rate = Rate(1, 1.0, burst=2), workspace_rate: Rate = Rate(50, 1.0)) -> None:
+        self.token = token
+        self.signing_secret = signing_secret
+        self.app_token = app_token
+        self.api_url = api_url
+        self.area_channels = dict(area_channels or {})
+        self.gate = gate
+        self.engine = engine
+        self.thread_language = thread_language
+        self.channel_rate, self.workspace_rate = channel_rate, workspace_rate
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+        self._app: AsyncApp | None = None
+        self._http: AsyncSlackRequestHandler | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._areas: dict[str, str | None] = {}
+        self._root_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
+                      **_: Any) -> SlackChannel:
+        signing, app_token = settings.slack_signing_secret, settings.slack_app_token
+        return cls(token=settings.slack_bot_token.get_secret_value(),
+                   signing_secret=signing.get_secret_value() if signing else None,
+                   app_token=app_token.get_secret_value() if app_token else None, api_url=settings.slack_api_url,
+                   area_channels=settings.slack_channels, gate=gate, engine=engine)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def client(self) -> AsyncWebClient:
+        if self._client is None:
+            # One aiohttp session for every call (a session per call costs ~40% of the throughput).
+            self._session = aiohttp.ClientSession()
+            self._client = AsyncWebClient(token=self.token, base_url=self.api_url, session=self._session,
+                                          retry_handlers=[])
+        return self._client
+
+    @property
+    def app(self) -> AsyncApp:
+        if self._app is None:
+            app = AsyncApp(client=self.client, signing_secret=self.signing_secret or "",
+                           request_verification_enabled=self.signing_secret is not None,
+                           process_before_response=False)
+            app.event("message")(self._on_message)
+            app.event("app_mention")(self._on_message)
+            app.action(re.compile(r"^mfgos_"))(self._on_button)
+            self._app = app
+        return self._app
+
+    @property
+    def http(self) -> AsyncSlackRequestHandler:
+        if self._http is None:
+            self._http = AsyncSlackRequestHandler(self.app)
+        return self._http
+
+    async def start(self) -> None:
+        self.http  # noqa: B018 - build the app on the serving loop
+        if self.app_token:
+            self._socket = AsyncSocketModeHandler(self.app, self.app_token)
+            await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._client = self._app = self._http = None
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def _on_message(self, event: dict[str, Any]) -> None:
+        if self.gate is None or event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id"):
+            return
+        user, conversation, ts = event.get("user"), event.get("channel"), event.get("ts")
+        if not user or not conversation or not ts:
+            return
+        files = event.get("files") or []
+        attachments = tuple(
+            InboundAttachment(_kind(f.get("mimetype")), f.get("mimetype"), url=f.get("url_private_download")
+                              or f.get("url_private")) for f in files if f.get("url_private_download") or f.get("url_private"))
+        text = MENTION.sub("", event.get("text") or "").strip()
+        thread_ts = event.get("thread_ts")
+        inbound = InboundMessage(
+            channel=self.name, address=user, event_id=f"{conversation}:{ts}", text=text, chat_id=conversation,
+            thread_id=thread_ts, reply_to=f"{conversation}:{thread_ts}" if thread_ts and thread_ts != ts else None,
+            attachments=attachments)
+        await self.gate.accept(inbound, fetch=self.fetch)
+
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        if self.gate is None:
+            return
+        kind, code = parse_button(str(action.get("value") or ""))
+        user = (body.get("user") or {}).get("id")
+        container = body.get("container") or {}
+        conversation = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        if kind is None or not user:
+            return
+        inbound = InboundMessage(
+            channel=self.name, address=user, action=kind, exception_ref=code, chat_id=conversation,
+            event_id=f"action:{conversation}:{message_ts}:{action.get('action_ts') or body.get('trigger_id')}:{user}",
+            reply_to=f"{conversation}:{message_ts}" if conversation and message_ts else None)
+        await self.gate.accept(inbound)
+
+    async def fetch(self, attachment: InboundAttachment) -> tuple[bytes, str | None]:
+        """Slack files need the bot token: fetched through the client's own session."""
+        assert self._session is not None
+        async with self._session.get(attachment.url or "", headers={"Authorization": f"Bearer {self.token}"}) as resp:
+            resp.raise_for_status()
+            return await resp.read(), resp.headers.get("Content-Type")
+
+    # --- outbound ------------------------------------------------------------------------
+
+    def _area(self, code: str) -> str | None:
+        if code not in self._areas:
+            with Session(self.engine) as session:
+                self._areas[code] = session.exec(select(PlantException.area_id).where(PlantException.code == code)).first()
+        return self._areas[code]
+
+    def _conversation(self, message: OutboundMessage) -> tuple[str, bool]:
+        """(where the message goes, whether that is the exception's thread in an area channel)."""
+        if message.exception_code and self.area_channels and self.engine is not None:
+            area = self._area(message.exception_code)
+            target = self.area_channels.get(area or "") or self.area_channels.get("*")
+            if target:
+                return target, True
+        return message.address, False
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[Bucket, ...]:
+        conversation, _ = self._conversation(message)
+        return (f"slack:channel:{conversation}", self.channel_rate), ("slack:workspace", self.workspace_rate)
+
+    def blocks(self, text: str, card: ExceptionCard | None, buttons: tuple[str, ...], language: str,
+               context: bool | None = None, code: str | None = None) -> list[dict[str, Any]]:
+        """Block Kit: the text, the exception's context (by default when there is something to decide), buttons."""
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+        if card is not None and (bool(buttons) if context is None else context):
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line[:300]}
+                                                           for line in card.context_lines(language)[:10]]})
+        if buttons:
+            blocks.append({"type": "actions", "block_id": "mfgos_actions", "elements": [
+                {"type": "button", "action_id": f"mfgos_{b}", "text": {"type": "plain_text", "text": button_label(b, language)},
+                 "value": button_value(b, code or (card.code if card else None)), **({"style": STYLES[b]} if b in STYLES else {})}
+                for b in buttons]})
+        return blocks
+
+    async def _card(self, code: str | None) -> ExceptionCard | None:
+        if not code or self.engine is None:
+            return None
+        return await asyncio.to_thread(exception_card, self.engine, code)
+
+    async def send(self, message: OutboundMessage) -> str:
+        conversation, in_thread = self._conversation(message)
+        card = await self._card(message.exception_code)
+        text = message.text
+        thread_ts = None
+        if in_thread and card is not None:
+            thread_ts = await self._thread_root(conversation, card)
+            text = f"<@{message.address}> {text}"
+        try:
+            response = await self.client.chat_postMessage(
+                channel=conversation, text=text[:3000], thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                blocks=self.blocks(text, card, message.buttons, message.language, code=message.exception_code))
+        except Exception as error:
+            raise self._error(error) from error
+        return f"{response['channel']}:{response['ts']}"
+
+    @staticmethod
+    def _error(error: Exception) -> Exception:
+        if isinstance(error, SlackApiError):
+            status = error.response.status_code
+            code = error.response.get("error") if isinstance(error.response.data, dict) else None
+            detail = f"Slack {status}: {code or error}"
+            if status == 429 or code == "ratelimited":
+                return rate_limited(float(error.response.headers.get("Retry-After", 1)), "chat", detail)
+            if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+                return TemporaryFailure(detail)
+            if code in AUTH:
+                log.error("Slack refused the bot token (%s); messages wait until it is fixed", code)
+                return TemporaryFailure(detail)
+            return PermanentFailure(detail)
+        if isinstance(error, aiohttp.ClientError | TimeoutError | SlackClientError | ValueError):
+            return TemporaryFailure(f"Slack unreachable: {type(error).__name__}: {error}")
+        return error
+
+    async def _thread_root(self, conversation: str, card: ExceptionCard) -> str:
+        """The ts of the exception's thread in `conversation`, posting the root the first time."""
+        lock = self._root_locks.setdefault((conversation, card.code), asyncio.Lock())
+        async with lock:
+            found = await asyncio.to_thread(self._stored_root, conversation, card.code)
+            if found:
+                return found.rpartition(":")[2]
+            buttons = live_buttons(ACTIONS, card.status)
+            headline = card.headline(self.thread_language)
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=conversation, text=headline, unfurl_links=False,
+                    blocks=self.blocks(headline, card, buttons, self.thread_language, context=True))
+            except Exception as error:
+                raise self._error(error) from error
+            ts = str(response["ts"])
+            winner = await asyncio.to_thread(self._store_root, conversation, card, ts, headline, buttons)
+            if winner != ts:  # another replica posted the root first: keep one thread
+                try:
+                    await self.client.chat_delete(channel=conversation, ts=ts)
+                except Exception as error:
+                    log.warning("could not delete a second thread root of %s: %s", card.code, error)
+            return winner
+
+    def _stored_root(self, conversation: str, code: str) -> str | None:
+        with Session(self.engine) as session:
+            return session.exec(select(Notification.platform_message_id).join(
+                PlantException, PlantException.id == Notification.exception_id).where(  # type: ignore[arg-type]
+                PlantException.code == code, Notification.kind == "thread_root",
+                Notification.address == conversation, Notification.channel == self.name)).first()
+
+    def _store_root(self, conversation: str, card: ExceptionCard, ts: str, text: str, buttons: tuple[str, ...]) -> str:
+        now = datetime.now(UTC)
+        try:
+            with session_scope(self.engine) as session:
+                exc = session.exec(select(PlantException).where(PlantException.code == card.code)).one()
+                session.add(Notification(
+                    plant_id=exc.plant_id, dedupe_key=f"slack-thread:{conversation}:{exc.id}", exception_id=exc.id,
+                    person_id=f"slack:{conversation}", kind="thread_root", channel=self.name, address=conversation,
+                    language=self.thread_language, text=text, buttons=list(buttons), created_at=now, status="sent",
+                    sent_at=now, platform_message_id=f"{conversation}:{ts}"))
+            return ts
+        except IntegrityError:
+            stored = self._stored_root(conversation, card.code)
+            return stored.rpartition(":")[2] if stored else ts
+
+    async def update_status(self, row: Notification, exception: PlantException) -> None:
+        """chat.update a thread root or a card: the new status in the context, only the buttons that apply."""
+        conversation, _, ts = (row.platform_message_id or "").rpartition(":")
+        card = await self._card(exception.code)
+        if not conversation or card is None:
+            return
+        wanted = ACTIONS if row.kind == "thread_root" else tuple(row.buttons)
+        buttons = live_buttons(wanted, card.status)
+        text = card.headline(row.language) if row.kind == "thread_root" else row.text
+        blocks = self.blocks(text, card, buttons, row.language, context=True)
+        try:
+            await self.client.chat_update(channel=conversation, ts=ts, text=text[:3000], blocks=blocks)
+        except Exception as error:
+            raise self._error(error) from error

@@ -1,0 +1,178 @@
+"""Inbound checks every channel shares, so a platform module only converts payloads.
+
+- Signatures: HMAC-SHA256 helpers for WhatsApp (`X-Hub-Signature-256` over the raw body),
+  the generic bridge (timestamped, so a replay of an old request is refused) and the
+  Telegram secret-token header. Slack requests are verified by slack-bolt's own signature
+  middleware (the same v0 HMAC, ±5 minutes), which the Slack channel configures.
+- `InboundGate.accept`: drops our own messages, drops redeliveries (in process while one is
+  being handled, and by the platform event id in the store: `Signal.source_key`), maps the
+  platform identity to a person of the plant, stores photos and voice notes of known
+  people, stores the message as a signal and processes it, and wakes the outbox so the
+  answers leave at once. A sender who is not in the plant is stored too and gets only the
+  short "not registered" reply (in the language the platform reports for them, if any).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.channels.base import InboundAttachment, InboundMessage
+from bot.media import MediaStore
+
+log = logging.getLogger(__name__)
+
+BRIDGE_MAX_AGE = 300  # seconds a signed bridge request stays valid (as Slack's window)
+SEEN = 10_000  # recently handled event keys remembered in process
+
+Fetch = Callable[[InboundAttachment], Awaitable[tuple[bytes, str | None]]]
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+
+def hmac_hex(secret: str | bytes, message: bytes) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def verify_whatsapp(app_secret: str, raw_body: bytes, header: str | None) -> bool:
+    """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`."""
+    if not header or not header.startswith("sha256="):
+        return False
+    return hmac.compare_digest(header[7:].lower(), hmac_hex(app_secret, raw_body))
+
+
+def sign_bridge(secret: str, raw_body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers of a signed bridge request (both directions use the same scheme)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac_hex(secret, ts.encode() + b"." + raw_body)
+    return {"X-Mfgos-Timestamp": ts, "X-Mfgos-Signature": f"sha256={digest}"}
+
+
+def verify_bridge(secret: str, raw_body: bytes, timestamp: str | None, signature: str | None,
+                  now: float | None = None, max_age: int = BRIDGE_MAX_AGE) -> bool:
+    """HMAC-SHA256 over `<timestamp>.<raw body>`; refused when the timestamp is off by more than `max_age`."""
+    if not timestamp or not signature or not signature.startswith("sha256="):
+        return False
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - sent) > max_age:
+        return False
+    expected = hmac_hex(secret, timestamp.encode() + b"." + raw_body)
+    return hmac.compare_digest(signature[7:].lower(), expected)
+
+
+def verify_telegram(secret: str, header: str | None) -> bool:
+    """Telegram echoes the `secret_token` given to setWebhook in `X-Telegram-Bot-Api-Secret-Token`."""
+    return bool(header) and hmac.compare_digest(header.encode(), secret.encode())
+
+
+# --- the gate ------------------------------------------------------------------------------
+
+
+class Receiver(Protocol):
+    """What the gate needs from the runtime (mfgos.runtime.Runtime has it)."""
+
+    engine: Any
+
+    def person_for(self, channel: str, address: str) -> str | None: ...
+
+    def receive(self, *, source: str, source_key: str, kind: str, payload: dict[str, Any],
+                person_id: str | None = None, process: bool = True) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the gate did with one inbound message."""
+
+    outcome: str  # stored | duplicate | own
+    signal_id: int | None = None
+    person_id: str | None = None
+
+
+class InboundGate:
+    def __init__(self, runtime: Receiver, *, media: MediaStore | None = None,
+                 wake: Callable[[], None] | None = None, workers: int | None = None) -> None:
+        self.runtime = runtime
+        self.media = media
+        self.wake = wake
+        sqlite = str(getattr(runtime.engine, "url", "")).startswith("sqlite")
+        # SQLite takes one writer at a time: one worker avoids lock waits; PostgreSQL takes several.
+        self._pool = ThreadPoolExecutor(max_workers=workers or (1 if sqlite else 4), thread_name_prefix="inbound")
+        self._inflight: set[str] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def accept(self, message: InboundMessage, *, own: bool = False, language: str | None = None,
+                     fetch: Fetch | None = None) -> Accepted:
+        """Store and process one inbound message once; see the module docstring for the order of checks."""
+        if own:
+            return Accepted("own")
+        key = f"{message.channel}:{message.event_id}"
+        if key in self._inflight or key in self._seen:
+            return Accepted("duplicate")
+        self._inflight.add(key)
+        try:
+            person_id = await self._run(self._identify, message)
+            attachments = await self._keep_attachments(message, fetch) if person_id else \
+                [{"kind": a.kind, "content_type": a.content_type, "stored": False} for a in message.attachments]
+            payload = {
+                "channel": message.channel, "address": message.address, "text": message.text,
+                "exception_ref": message.exception_ref, "action": message.action, "reply_to": message.reply_to,
+                "attachments": attachments, "language": language, "chat_id": message.chat_id,
+                "thread_id": message.thread_id,
+            }
+            received = await self._run(self.runtime.receive, source=message.channel, source_key=key,
+                                       kind="action" if message.action else "chat", payload=payload,
+                                       person_id=person_id)
+            if self.media is not None and any(a.get("path") for a in attachments) and not received.duplicate:
+                await self._run(self.media.link, self.runtime.engine, received.signal_id, attachments,
+                                message.exception_ref)
+        finally:
+            self._inflight.discard(key)
+        self._seen[key] = None
+        if len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        if self.wake is not None:
+            self.wake()
+        return Accepted("duplicate" if received.duplicate else "stored", received.signal_id, person_id)
+
+    def _identify(self, message: InboundMessage) -> str | None:
+        for address in (message.address, *message.aliases):
+            if address and (person_id := self.runtime.person_for(message.channel, address)):
+                return person_id
+        return None
+
+    async def _keep_attachments(self, message: InboundMessage, fetch: Fetch | None) -> list[dict[str, Any]]:
+        kept: list[dict[str, Any]] = []
+        for item in message.attachments:
+            data, content_type = item.data, item.content_type
+            try:
+                if data is None and fetch is not None:
+                    data, fetched_type = await fetch(item)
+                    content_type = content_type or fetched_type
+                if data is None or self.media is None:
+                    raise ValueError("no content")
+                kept.append(await self._run(self.media.save, data, item.kind, content_type))
+            except Exception as error:  # the message still counts; the timeline says the file is missing
+                log.warning("%s: attachment %s not stored: %s", message.channel, item.kind, error)
+                kept.append({"kind": item.kind, "content_type": content_type, "stored": False,
+                             "error": str(error)[:200]})
+        return kept

@@ -1,0 +1,528 @@
+"""Odoo: JSON-2 (`/json/2/<model>/<method>`, bearer API key, Odoo 19+) or JSON-RPC execute_kw (16-18).
+
+MFGOS_ERP_URL is the site root with the database (and, for Odoo 16-18, the protocol) in the
+query: `https://odoo.example.com/?db=prod` or `...?db=prod&api=jsonrpc`. MFGOS_ERP_TOKEN is
+the API key; JSON-RPC also needs MFGOS_ERP_USER (the login).
+
+Idempotency: Odoo has none natively, so every record we create carries the marker
+`mfgos:<key>` (in `origin` for transfers and scraps, in `description` for maintenance requests,
+downtime and quality alerts), and we search for it before creating. Multi-step flows (create,
+confirm, reserve, validate) resume from whatever step an earlier attempt reached; a record
+counts as posted only once it is done. Mapping table: docs/erp.md.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import httpx
+
+from erp_adapters import kinds
+from erp_adapters.base import (
+    AuthFailed,
+    ErpCustomerOrder,
+    ErpMachine,
+    ErpMaterial,
+    ErpWorkOrder,
+    HttpErpAdapter,
+    Rejected,
+    StockLine,
+    Transaction,
+    Unavailable,
+    require_setting,
+)
+
+PRIORITY = {"low": "0", "medium": "1", "high": "2", "critical": "3"}
+STATE = {
+    "draft": "planned",
+    "confirmed": "released",
+    "progress": "running",
+    "to_close": "running",
+    "done": "done",
+    "cancel": "done",
+}
+# Wizards a button may return instead of finishing, and the context that skips each one.
+WIZARD_SKIPS: dict[str, dict[str, Any]] = {
+    "stock.backorder.confirmation": {"skip_backorder": True, "cancel_backorder": True},
+    "stock.immediate.transfer": {"skip_immediate": True},
+    "confirm.stock.sms": {"skip_sms": True},
+    "mrp.production.backorder": {"skip_backorder": True, "mo_ids_to_backorder": []},
+    "mrp.consumption.warning": {"skip_consumption": True},
+    "mrp.production.split.multi": {"skip_split": True},
+}
+ODOO_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def marker(key: str) -> str:
+    return f"mfgos:{key}"
+
+
+def _name(value: Any) -> str | None:
+    """The display name of a many2one value ([id, name] or False)."""
+    return value[1] if isinstance(value, list | tuple) and len(value) == 2 else None
+
+
+def _id(value: Any) -> int | None:
+    return value[0] if isinstance(value, list | tuple) and value else None
+
+
+def _utc(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(str(value)[:19], ODOO_TIME).replace(tzinfo=UTC)
+
+
+def _odoo_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(ODOO_TIME)
+
+
+class OdooErp(HttpErpAdapter):
+    """Odoo 16+ Community/Enterprise with mrp, stock and maintenance installed."""
+
+    name: ClassVar[str] = "odoo"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        database: str | None = None,
+        api: str | None = None,
+        now: Callable[[], datetime] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        parts = urlsplit(base_url or "")
+        query = parse_qs(parts.query)
+        super().__init__(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), **kwargs)
+        self.database = database or (query.get("db") or [None])[0]
+        self.api = api or (query.get("api") or ["json2"])[0]
+        if self.api not in ("json2", "jsonrpc"):
+            raise ValueError(f"odoo: api must be json2 (Odoo 19+) or jsonrpc (Odoo 16-18), got {self.api!r}")
+        if not self._token:
+            raise ValueError("odoo: set MFGOS_ERP_TOKEN to an Odoo API key")
+        if self.api == "jsonrpc" and not (self.database and self.user):
+            raise ValueError("odoo: JSON-RPC needs the database (?db= in MFGOS_ERP_URL) and the login (MFGOS_ERP_USER)")
+        self.now = now or (lambda: datetime.now(UTC))
+        self._uid: int | None = None
+        self._version: int | None = None
+        self._ids = itertools.count(1)
+        self._cache: dict[tuple[str, str], int] = {}
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.api != "json2":
+            return {}
+        headers = {"Authorization": f"bearer {self._token}"}
+        if self.database:
+            headers["X-Odoo-Database"] = self.database
+        return headers
+
+    def error_message(self, response: httpx.Response) -> str:
+        """JSON-2 answers errors as {name, message, arguments, context, debug}."""
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_message(response)
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+        return super().error_message(response)
+
+    # --- transport ---------------------------------------------------------------------------
+
+    async def call(self, model: str, method: str, ids: list[int] | None = None, context: dict[str, Any] | None = None, **params: Any) -> Any:
+        """One ORM method call, over JSON-2 or JSON-RPC execute_kw."""
+        if self.api == "json2":
+            body: dict[str, Any] = dict(params)
+            if ids is not None:
+                body["ids"] = ids
+            if context:
+                body["context"] = context
+            response = await self.request("POST", f"/json/2/{model}/{method}", json=body)
+            return response.json()
+        uid = await self._login()
+        kwargs = dict(params)
+        if context:
+            kwargs["context"] = context
+        args = [ids] if ids is not None else []
+        return await self._rpc("object", "execute_kw", [self.database, uid, self._token, model, method, args, kwargs])
+
+    async def _rpc(self, service: str, method: str, args: list[Any]) -> Any:
+        payload = {"jsonrpc": "2.0", "method": "call", "params": {"service": service, "method": method, "args": args}, "id": next(self._ids)}
+        body = (await self.request("POST", "/jsonrpc", json=payload)).json()
+        error = body.get("error")
+        if not error:
+            return body.get("result")
+        data = error.get("data") or {}
+        name, message = str(data.get("name") or ""), str(data.get("message") or error.get("message") or "Odoo error")
+        if any(n in name for n in ("AccessDenied", "AccessError", "SessionExpired")):
+            raise AuthFailed(f"odoo: {message}")
+        if any(n in name for n in ("UserError", "ValidationError", "MissingError", "RedirectWarning", "ValueError")):
+            raise Rejected(message)
+        raise Unavailable(f"odoo: server error {name or error.get('code')}: {message}")
+
+    async def _login(self) -> int:
+        if self._uid is None:
+            version = await self._rpc("common", "version", [])
+            found = re.search(r"\d+", str((version or {}).get("server_version", "")))
+            self._version = int(found.group()) if found else 17
+            uid = await self._rpc("common", "authenticate", [self.database, self.user, self._token, {}])
+            if not uid:
+                raise AuthFailed("odoo: the login or API key was refused")
+            self._uid = int(uid)
+        return self._uid
+
+    async def _odoo_version(self) -> int:
+        if self.api == "json2":
+            return 19
+        await self._login()
+        return self._version or 17
+
+    async def _search_read(self, model: str, domain: list[Any], fields: list[str], limit: int | None = None, order: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"domain": domain, "fields": fields}
+        if limit:
+            params["limit"] = limit
+        if order:
+            params["order"] = order
+        return await self.call(model, "search_read", **params) or []
+
+    async def _create(self, model: str, values: dict[str, Any]) -> int:
+        created = await self.call(model, "create", vals_list=[values])
+        return int(created[0] if isinstance(created, list) else created)
+
+    async def _press(self, model: str, method: str, ids: list[int], context: dict[str, Any] | None = None) -> None:
+        """Press a button; when Odoo answers with a wizard we know, press again skipping it."""
+        context = dict(context or {})
+        for _ in range(len(WIZARD_SKIPS) + 1):
+            result = await self.call(model, method, ids=ids, context=context or None)
+            if not (isinstance(result, dict) and result.get("res_model")):
+                return
+            wizard = result["res_model"]
+            if wizard not in WIZARD_SKIPS or all(context.get(k) == v for k, v in WIZARD_SKIPS[wizard].items()):
+                raise Rejected(f"Odoo asks for {result.get('name') or wizard} ({wizard}) on {model} {ids}; finish it in Odoo")
+            context.update(WIZARD_SKIPS[wizard])
+        raise Rejected(f"Odoo kept returning wizards for {model}.{method}")
+
+    async def _find_id(self, model: str, domain: list[Any], what: str) -> int:
+        cache_key = (model, repr(domain))
+        if cache_key not in self._cache:
+            found = await self._search_read(model, domain, ["id"], limit=1)
+            if not found:
+                raise Rejected(f"Odoo has no {what}")
+            self._cache[cache_key] = int(found[0]["id"])
+        return self._cache[cache_key]
+
+    async def _product(self, material: str) -> int:
+        return await self._find_id("product.product", [["default_code", "=", material]], f"product with internal reference {material}")
+
+    async def _location(self, settings: dict[str, Any], setting: str, purpose: str) -> int:
+        name = require_setting(settings, setting, purpose)
+        return await self._find_id("stock.location", [["complete_name", "=", name]], f"location {name} (erp.{setting})")
+
+    async def _uom(self, unit: str, settings: dict[str, Any]) -> int:
+        name = (settings.get("units") or {}).get(unit, unit)
+        return await self._find_id("uom.uom", [["name", "=", name]], f"unit of measure {name} (map it with erp.units)")
+
+    async def _production(self, work_order: str, fields: list[str]) -> dict[str, Any]:
+        found = await self._search_read("mrp.production", [["name", "=", work_order]], ["id", "name", "state", *fields], limit=1)
+        if not found:
+            raise Rejected(f"Odoo has no manufacturing order {work_order}")
+        return found[0]
+
+    # --- posting -----------------------------------------------------------------------------
+
+    async def post(self, transaction: Transaction) -> str:
+        kinds.validate(transaction.kind, transaction.fields)
+        fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
+        if transaction.kind == "maintenance_request":
+            return await self._maintenance(fields, settings, key)
+        if transaction.kind == "stock_status":
+            if fields["action"] == "scrap":
+                return await self._scrap(fields, settings, key)
+            return await self._transfer(fields, settings, key)
+        if transaction.kind == "nonconformance":
+            return await self._quality_alert(fields, settings, key)
+        if transaction.kind == "production_order_status":
+            return await self._order_status(fields)
+        return await self._reschedule(fields)
+
+    async def lookup(self, idempotency_key: str) -> str | None:
+        tag = marker(idempotency_key)
+        for model in ("stock.picking", "stock.scrap"):
+            done = await self._search_read(model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1)
+            if done:
+                return str(done[0]["name"])
+        requests = await self._search_read("maintenance.request", [["description", "ilike", tag]], ["id"], limit=1)
+        if requests:
+            return f"maintenance.request/{requests[0]['id']}"
+        try:
+            alerts = await self._search_read("quality.alert", [["description", "ilike", tag]], ["name"], limit=1)
+        except Rejected:
+            return None  # no Quality app (Community): nothing of ours can be there
+        return str(alerts[0]["name"]) if alerts else None
+
+    async def _maintenance(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        tag = marker(key)
+        # Downtime first: the request is the record that says the whole posting is done.
+        if fields.get("downtime_minutes"):
+            await self._downtime(fields, settings, tag)
+        existing = await self._search_read("maintenance.request", [["description", "ilike", tag]], ["id"], limit=1)
+        if existing:
+            return f"maintenance.request/{existing[0]['id']}"
+        names = [(settings.get("equipment") or {}).get(fields["machine"]), fields.get("machine_name"), fields["machine"]]
+        equipment = await self._search_read("maintenance.equipment", [["name", "in", [n for n in names if n]]], ["id"], limit=1)
+        details = ", ".join(
+            f"{label} {fields[name]}" for label, name in (("exception", "exception"), ("reported by", "reported_by"), ("down for (min)", "downtime_minutes")) if fields.get(name) not in (None, "")
+        )
+        values: dict[str, Any] = {
+            "name": f"{fields['machine']}: {fields['description']}"[:120],
+            "maintenance_type": "corrective",
+            "priority": PRIORITY.get(fields.get("priority") or "medium", "1"),
+            "description": f"<p>{html.escape(fields['description'])}</p><p>{html.escape(details)}</p><p>{tag}</p>",
+        }
+        if equipment:
+            values["equipment_id"] = equipment[0]["id"]
+        if settings.get("maintenance_team_id"):
+            values["maintenance_team_id"] = settings["maintenance_team_id"]
+        return f"maintenance.request/{await self._create('maintenance.request', values)}"
+
+    async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str) -> None:
+        workcenter = (settings.get("workcenters") or {}).get(fields["machine"], fields["machine"])
+        centers = await self._search_read("mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]], ["id"], limit=1)
+        if not centers:
+            return  # a machine without a work center: the maintenance request still records the stop
+        if await self._search_read("mrp.workcenter.productivity", [["description", "ilike", tag]], ["id"], limit=1):
+            return
+        loss = await self._find_id("mrp.workcenter.productivity.loss", [["loss_type", "=", "availability"]], "availability loss reason")
+        end = self.now()
+        await self._create(
+            "mrp.workcenter.productivity",
+            {
+                "workcenter_id": centers[0]["id"],
+                "loss_id": loss,
+                "date_start": _odoo_time(end - timedelta(minutes=float(fields["downtime_minutes"]))),
+                "date_end": _odoo_time(end),
+                "description": f"{fields['description']} ({tag})",
+            },
+        )
+
+    async def _transfer(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        tag = marker(key)
+        stock = await self._location(settings, "stock_location", "as the location of usable stock")
+        quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
+        source, target = (stock, quarantine) if fields["action"] == "block" else (quarantine, stock)
+        found = await self._search_read("stock.picking", [["origin", "=", tag], ["state", "!=", "cancel"]], ["id", "name", "state"], limit=1)
+        if found:
+            picking = found[0]
+        else:
+            product = await self._product(fields["material"])
+            uom = await self._uom(fields["unit"], settings)
+            kind = settings.get("picking_type") or "internal"
+            picking_type = await self._find_id("stock.picking.type", [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]], f"operation type {kind} (erp.picking_type)")
+            move: dict[str, Any] = {
+                "name": f"mfgos {fields['action']} {fields['material']}",
+                "product_id": product,
+                "product_uom_qty": fields["quantity"],
+                "product_uom": uom,
+                "location_id": source,
+                "location_dest_id": target,
+            }
+            if fields.get("lot"):
+                move["lot_ids"] = [[6, 0, [await self._lot(fields["lot"], product)]]]
+            picking_id = await self._create(
+                "stock.picking",
+                {"picking_type_id": picking_type, "location_id": source, "location_dest_id": target, "origin": tag, "move_ids": [[0, 0, move]]},
+            )
+            picking = {"id": picking_id, "state": "draft"}
+        if picking["state"] != "done":
+            await self._validate_transfer(picking["id"], fields)
+        done = await self.call("stock.picking", "read", ids=[picking["id"]], fields=["name", "state"])
+        if done[0]["state"] != "done":
+            raise Rejected(f"Odoo left transfer {done[0]['name']} in state {done[0]['state']}; validate it in Odoo")
+        return str(done[0]["name"])
+
+    async def _validate_transfer(self, picking_id: int, fields: dict[str, Any]) -> None:
+        state = (await self.call("stock.picking", "read", ids=[picking_id], fields=["state"]))[0]["state"]
+        if state == "draft":
+            await self.call("stock.picking", "action_confirm", ids=[picking_id])
+        await self.call("stock.picking", "action_assign", ids=[picking_id])
+        moves = await self._search_read("stock.move", [["picking_id", "=", picking_id]], ["id", "state", "product_uom_qty", "location_id"])
+        if any(m["state"] not in ("assigned", "done") for m in moves):
+            # Refuse rather than drive stock negative; cancel so a corrected retry starts clean.
+            await self.call("stock.picking", "action_cancel", ids=[picking_id])
+            where = _name(moves[0]["location_id"]) if moves else "the source location"
+            raise Rejected(
+                f"Odoo cannot reserve {fields['quantity']} {fields['unit']} of {fields['material']} in {where}: not enough available"
+            )
+        done_field = {"quantity": None, "picked": True} if await self._odoo_version() >= 17 else {"quantity_done": None}
+        for move in moves:
+            values = {k: (move["product_uom_qty"] if v is None else v) for k, v in done_field.items()}
+            await self.call("stock.move", "write", ids=[move["id"]], vals=values)
+        await self._press("stock.picking", "button_validate", [picking_id])
+
+    async def _lot(self, lot: str, product: int) -> int:
+        return await self._find_id("stock.lot", [["name", "=", lot], ["product_id", "=", product]], f"lot {lot} of that product")
+
+    async def _scrap(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        tag = marker(key)
+        found = await self._search_read("stock.scrap", [["origin", "=", tag]], ["id", "name", "state"], limit=1)
+        if found and found[0]["state"] == "done":
+            return str(found[0]["name"])
+        if found:
+            scrap_id = found[0]["id"]
+        else:
+            product = await self._product(fields["material"])
+            from_blocked = settings.get("scrap_from", "blocked") == "blocked"
+            setting = "quarantine_location" if from_blocked else "stock_location"
+            values: dict[str, Any] = {
+                "product_id": product,
+                "scrap_qty": fields["quantity"],
+                "product_uom_id": await self._uom(fields["unit"], settings),
+                "location_id": await self._location(settings, setting, "as the location scrap is taken from"),
+                "origin": tag,
+            }
+            if settings.get("scrap_location"):
+                values["scrap_location_id"] = await self._location(settings, "scrap_location", "to receive scrap")
+            if fields.get("lot"):
+                values["lot_id"] = await self._lot(fields["lot"], product)
+            if fields.get("work_order"):
+                production = await self._search_read("mrp.production", [["name", "=", fields["work_order"]]], ["id"], limit=1)
+                if production:
+                    values["production_id"] = production[0]["id"]
+            scrap_id = await self._create("stock.scrap", values)
+        result = await self.call("stock.scrap", "action_validate", ids=[scrap_id])
+        if isinstance(result, dict) and result.get("res_model"):
+            # stock.warn.insufficient.qty.scrap: Odoo would scrap stock it does not have.
+            await self.call("stock.scrap", "unlink", ids=[scrap_id])
+            raise Rejected(f"Odoo has not enough {fields['material']} to scrap {fields['quantity']} {fields['unit']} ({result.get('name') or result['res_model']})")
+        done = await self.call("stock.scrap", "read", ids=[scrap_id], fields=["name"])
+        return str(done[0]["name"])
+
+    async def _quality_alert(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        tag = marker(key)
+        model = settings.get("nonconformance_model") or "quality.alert"
+        try:
+            existing = await self._search_read(model, [["description", "ilike", tag]], ["name"], limit=1)
+        except Rejected as exc:
+            raise Rejected(f"Odoo cannot record a non-conformance in {model} (the Quality app is Odoo Enterprise): {exc.reason}") from exc
+        if existing:
+            return str(existing[0]["name"])
+        lines = [f"{label.replace('_', ' ')}: {fields[label]}" for label in ("machine", "material", "work_order", "quantity", "disposition") if fields.get(label) not in (None, "")]
+        values: dict[str, Any] = {
+            "title": f"{fields['exception']} {fields['type']}: {fields['description']}"[:120],
+            "description": "".join(f"<p>{html.escape(str(t))}</p>" for t in [fields["description"], *lines, tag]),
+        }
+        if fields.get("material"):
+            products = await self._search_read("product.product", [["default_code", "=", fields["material"]]], ["id"], limit=1)
+            if products:
+                values["product_id"] = products[0]["id"]
+        alert_id = await self._create(model, values)
+        created = await self.call(model, "read", ids=[alert_id], fields=["name"])
+        return str(created[0]["name"])
+
+    async def _order_status(self, fields: dict[str, Any]) -> str:
+        production = await self._production(fields["work_order"], [])
+        name, action = production["name"], fields["action"]
+        if action == "hold":
+            running = await self._search_read("mrp.workorder", [["production_id", "=", production["id"]], ["state", "=", "progress"]], ["id"])
+            if running:
+                await self.call("mrp.workorder", "button_pending", ids=[w["id"] for w in running])
+            return f"{name} held"
+        if action == "release":
+            if production["state"] == "draft":
+                await self.call("mrp.production", "action_confirm", ids=[production["id"]])
+            return f"{name} released"
+        if production["state"] != "done":
+            await self._press("mrp.production", "button_mark_done", [production["id"]])
+        state = (await self.call("mrp.production", "read", ids=[production["id"]], fields=["state"]))[0]["state"]
+        if state != "done":
+            raise Rejected(f"Odoo left manufacturing order {name} in state {state}")
+        return f"{name} done"
+
+    async def _date_fields(self) -> tuple[str, str]:
+        return ("date_start", "date_finished") if await self._odoo_version() >= 17 else ("date_planned_start", "date_planned_finished")
+
+    async def _reschedule(self, fields: dict[str, Any]) -> str:
+        start_field, end_field = await self._date_fields()
+        production = await self._production(fields["work_order"], [start_field, end_field])
+        start = _odoo_time(kinds.parse_time(fields["start"]))  # type: ignore[arg-type]
+        end = _odoo_time(kinds.parse_time(fields["end"]))  # type: ignore[arg-type]
+        if (production.get(start_field), production.get(end_field)) != (start, end):
+            await self.call("mrp.production", "write", ids=[production["id"]], vals={start_field: start, end_field: end})
+        return f"{production['name']} planned {start} to {end} UTC"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _since(self, changed_since: datetime | None) -> list[Any]:
+        return [] if changed_since is None else [["write_date", ">=", _odoo_time(changed_since)]]
+
+    async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
+        rows = await self._search_read("mrp.workcenter", [], ["name", "code"], order="id")
+        return [ErpMachine(id=r.get("code") or r["name"], name=r["name"]) for r in rows]
+
+    async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
+        rows = await self._search_read("product.product", [["default_code", "!=", False]], ["default_code", "name", "uom_id"], order="id")
+        return [ErpMaterial(id=r["default_code"], name=r["name"], unit=_name(r.get("uom_id"))) for r in rows]
+
+    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+        start_field, end_field = await self._date_fields()
+        rows = await self._search_read(
+            "mrp.production",
+            self._since(changed_since),
+            ["name", "state", "product_id", "product_qty", start_field, end_field, "origin", "write_date"],
+            order="id",
+        )
+        if not rows:
+            return []
+        steps = await self._search_read("mrp.workorder", [["production_id", "in", [r["id"] for r in rows]]], ["production_id", "workcenter_id"], order="id")
+        centers = {r["id"]: r.get("code") or r["name"] for r in await self._search_read("mrp.workcenter", [], ["name", "code"])}
+        machine_of: dict[int, str] = {}
+        for step in steps:
+            machine_of.setdefault(_id(step["production_id"]) or 0, centers.get(_id(step["workcenter_id"]) or 0, ""))
+        product_ids = list({_id(r["product_id"]) for r in rows if _id(r["product_id"])})
+        codes = {p["id"]: p.get("default_code") for p in await self.call("product.product", "read", ids=product_ids, fields=["default_code"])}
+        return [
+            ErpWorkOrder(
+                id=r["name"],
+                status=STATE.get(r["state"], "planned"),
+                machine=machine_of.get(r["id"]) or None,
+                material=codes.get(_id(r["product_id"])) or None,
+                quantity=r.get("product_qty"),
+                start=_utc(r.get(start_field)),
+                end=_utc(r.get(end_field)),
+                customer_order=r.get("origin") or None,
+                modified=_utc(r.get("write_date")),
+            )
+            for r in rows
+        ]
+
+    async def read_customer_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpCustomerOrder]:
+        rows = await self._search_read(
+            "sale.order",
+            [["state", "in", ["sale", "done"]], *self._since(changed_since)],
+            ["name", "partner_id", "commitment_date", "write_date"],
+            order="id",
+        )
+        return [
+            ErpCustomerOrder(id=r["name"], customer=_name(r["partner_id"]) or "", due=_utc(r.get("commitment_date")), modified=_utc(r.get("write_date")))
+            for r in rows
+        ]
+
+    async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
+        product = await self._product(material)
+        quarantine = settings.get("quarantine_location")
+        rows = await self._search_read("stock.quant", [["product_id", "=", product], ["location_id.usage", "=", "internal"], ["quantity", "!=", 0]], ["location_id", "quantity", "lot_id", "product_uom_id"])
+        return [
+            StockLine(
+                material=material,
+                quantity=float(r["quantity"]),
+                location=_name(r["location_id"]) or "",
+                blocked=_name(r["location_id"]) == quarantine,
+                lot=_name(r.get("lot_id")),
+                unit=_name(r.get("product_uom_id")),
+            )
+            for r in rows
+        ]

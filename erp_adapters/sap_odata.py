@@ -1,0 +1,426 @@
+"""SAP S/4HANA over OData V2 (`/sap/opu/odata/sap/<SERVICE>/`), Basic auth.
+
+Protocol duties the base does not know: a CSRF token fetched with `X-CSRF-Token: Fetch` and
+sent (with the session cookies) on every change, fetched again once when SAP answers
+403 `x-csrf-token: Required`; optimistic locking with the ETag and `If-Match`, read again
+when SAP answers 412; SAP's error body `error.message.value` + `innererror.errordetails`.
+
+Idempotency: maintenance notifications carry the key in MaintNotifExtReferenceNumber
+(20 characters), material documents in MaterialDocumentHeaderText (25 characters); both are
+searched before posting. Order status and reschedule are idempotent by state. MFGOS_ERP_URL
+is the system root, optionally with the client: `https://s4.example.com/?sap-client=100`.
+Mapping table: docs/erp.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from erp_adapters import kinds
+from erp_adapters.base import (
+    AuthFailed,
+    ErpCustomerOrder,
+    ErpError,
+    ErpMachine,
+    ErpMaterial,
+    ErpWorkOrder,
+    HttpErpAdapter,
+    Rejected,
+    StockLine,
+    Transaction,
+    Unavailable,
+    require_setting,
+)
+
+ROOT = "/sap/opu/odata/sap"
+NOTIFICATIONS = f"{ROOT}/API_MAINTNOTIFICATION"
+MATERIAL_DOCUMENTS = f"{ROOT}/API_MATERIAL_DOCUMENT_SRV"
+PRODUCTION_ORDERS = f"{ROOT}/API_PRODUCTION_ORDER_2_SRV"
+WORK_CENTERS = f"{ROOT}/API_WORK_CENTERS"
+PRODUCTS = f"{ROOT}/API_PRODUCT_SRV"
+SALES_ORDERS = f"{ROOT}/API_SALES_ORDER_SRV"
+STOCK = f"{ROOT}/API_MATERIAL_STOCK_SRV"
+
+PRIORITY = {"critical": "1", "high": "2", "medium": "3", "low": "4"}
+MOVEMENT_TYPES = {"block": "344", "release": "343", "scrap_blocked": "555", "scrap_unrestricted": "551"}
+ORDER_FUNCTIONS = {"release": "ReleaseOrder", "complete": "TechlyCmpltOrder"}
+ORDER_DONE_FLAG = {"release": "OrderIsReleased", "complete": "OrderIsTechnicallyCompleted"}
+BLOCKED_STOCK_TYPES = ("07",)
+PAGE = 500
+
+
+class _CsrfRequired(ErpError):
+    """403 with `x-csrf-token: Required`: the token is missing or stale."""
+
+
+class _EtagMismatch(ErpError):
+    """412: someone changed the entity since we read its ETag."""
+
+
+def odata_date(when: datetime) -> str:
+    """Edm.DateTime in OData V2 JSON: /Date(<ms since epoch>)/ at midnight UTC of the date."""
+    midnight = datetime(when.year, when.month, when.day, tzinfo=UTC)
+    return f"/Date({int(midnight.timestamp() * 1000)})/"
+
+
+def odata_time(when: datetime) -> str:
+    return f"PT{when.hour:02d}H{when.minute:02d}M{when.second:02d}S"
+
+
+def parse_odata_date(value: Any) -> datetime | None:
+    found = re.match(r"/Date\((-?\d+)([+-]\d{4})?\)/", str(value or ""))
+    return datetime.fromtimestamp(int(found.group(1)) / 1000, tz=UTC) if found else None
+
+
+def parse_odata_time(value: Any) -> timedelta:
+    found = re.match(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?", str(value or ""))
+    if not found:
+        return timedelta(0)
+    hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def literal(value: str) -> str:
+    """An OData string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class SapODataErp(HttpErpAdapter):
+    """S/4HANA (on-premise or cloud communication arrangement) with the standard APIs active."""
+
+    name: ClassVar[str] = "sap"
+
+    def __init__(self, base_url: str, *, now: Callable[[], datetime] | None = None, **kwargs: Any) -> None:
+        parts = urlsplit(base_url or "")
+        self.client_params = {k: v[0] for k, v in parse_qs(parts.query).items() if k == "sap-client"}
+        super().__init__(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), **kwargs)
+        if not self.user or not self._token:
+            raise ValueError("sap: set MFGOS_ERP_USER and MFGOS_ERP_TOKEN (the communication user and its password)")
+        self.now = now or (lambda: datetime.now(UTC))
+        self._csrf: dict[str, str] = {}
+        self._csrf_lock = asyncio.Lock()
+
+    def auth_headers(self) -> dict[str, str]:
+        credentials = base64.b64encode(f"{self.user}:{self._token}".encode()).decode()
+        return {"Authorization": f"Basic {credentials}"}
+
+    def error_message(self, response: httpx.Response) -> str:
+        try:
+            error = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            return super().error_message(response)
+        message = error.get("message")
+        text = message.get("value") if isinstance(message, dict) else message
+        parts = [str(text)] if text else []
+        for detail in (error.get("innererror") or {}).get("errordetails") or []:
+            detail_text = detail.get("message")
+            if detail_text and detail_text not in parts and detail.get("severity", "error") == "error":
+                parts.append(str(detail_text))
+        code = error.get("code")
+        return (f"{'; '.join(parts)} ({code})" if code else "; ".join(parts)) or super().error_message(response)
+
+    def error_for(self, response: httpx.Response) -> ErpError:
+        if response.status_code == 403 and response.headers.get("x-csrf-token", "").lower() == "required":
+            return _CsrfRequired("SAP asks for a fresh CSRF token")
+        if response.status_code == 412:
+            return _EtagMismatch(self.error_message(response))
+        if response.status_code == 428:
+            return Rejected(f"SAP requires If-Match on this change: {self.error_message(response)}")
+        return super().error_for(response)
+
+    # --- protocol helpers --------------------------------------------------------------------
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None, allow: tuple[int, ...] = ()) -> httpx.Response:
+        return await self.request("GET", path, params={**self.client_params, "$format": "json", **(params or {})}, allow=allow)
+
+    async def _token_for(self, service: str, stale: str | None = None) -> str:
+        async with self._csrf_lock:
+            if service not in self._csrf or self._csrf[service] == stale:
+                response = await self.request("GET", f"{service}/", params={**self.client_params, "$format": "json"}, headers={"X-CSRF-Token": "Fetch"})
+                token = response.headers.get("x-csrf-token")
+                if not token:
+                    raise AuthFailed(f"sap: {service} handed out no CSRF token (check the communication user's authorisations)")
+                self._csrf[service] = token
+            return self._csrf[service]
+
+    async def _change(self, method: str, service: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> httpx.Response:
+        """A modifying request with the CSRF token, fetched once more if SAP calls it stale."""
+        token = await self._token_for(service)
+        for attempt in (1, 2):
+            try:
+                return await self.request(
+                    method,
+                    f"{service}/{path}",
+                    json=json,
+                    params={**self.client_params, **(params or {})},
+                    headers={"X-CSRF-Token": token, **(headers or {})},
+                )
+            except _CsrfRequired:
+                if attempt == 2:
+                    raise AuthFailed("sap: SAP rejects every CSRF token we fetch (session or authorisation problem)") from None
+                token = await self._token_for(service, stale=token)
+        raise AssertionError("unreachable")
+
+    async def _collection(self, service: str, entity: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while True:
+            body = (await self._get(f"{service}/{entity}", {**params, "$top": PAGE, "$skip": len(rows)})).json()
+            batch = (body.get("d") or {}).get("results") or []
+            rows.extend(batch)
+            if len(batch) < PAGE:
+                return rows
+
+    def _local(self, when: datetime, settings: dict[str, Any]) -> datetime:
+        return when.astimezone(ZoneInfo(settings.get("timezone") or "UTC"))
+
+    def _from_local(self, date: Any, time: Any, settings: dict[str, Any]) -> datetime | None:
+        day = parse_odata_date(date)
+        if day is None:
+            return None
+        naive = day.replace(tzinfo=None) + parse_odata_time(time)
+        return naive.replace(tzinfo=ZoneInfo(settings.get("timezone") or "UTC")).astimezone(UTC)
+
+    # --- posting -----------------------------------------------------------------------------
+
+    async def post(self, transaction: Transaction) -> str:
+        kinds.validate(transaction.kind, transaction.fields)
+        fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
+        if transaction.kind == "maintenance_request":
+            return await self._notification(fields, settings, key)
+        if transaction.kind == "stock_status":
+            return await self._goods_movement(fields, settings, key)
+        if transaction.kind == "nonconformance":
+            raise Rejected(
+                "SAP non-conformances (API_QUALITYNOTIFICATION) are not mapped yet: its entity sets are "
+                "unverified; record the deviation in SAP QM by hand"
+            )
+        if transaction.kind == "production_order_status":
+            return await self._order_status(fields, settings)
+        return await self._reschedule(fields, settings)
+
+    async def lookup(self, idempotency_key: str) -> str | None:
+        notification = await self._find_notification(kinds.short_reference(idempotency_key, 20))
+        if notification:
+            return notification
+        return await self._find_material_document(kinds.short_reference(idempotency_key, 25))
+
+    async def _find_notification(self, reference: str) -> str | None:
+        params = {"$filter": f"MaintNotifExtReferenceNumber eq {literal(reference)}", "$select": "MaintenanceNotification"}
+        rows = (await self._get(f"{NOTIFICATIONS}/MaintenanceNotification", params)).json()["d"]["results"]
+        return str(rows[0]["MaintenanceNotification"]) if rows else None
+
+    async def _find_material_document(self, header_text: str) -> str | None:
+        params = {
+            "$filter": f"MaterialDocumentHeaderText eq {literal(header_text)}",
+            "$select": "MaterialDocument,MaterialDocumentYear",
+        }
+        rows = (await self._get(f"{MATERIAL_DOCUMENTS}/A_MaterialDocumentHeader", params)).json()["d"]["results"]
+        return f"{rows[0]['MaterialDocument']}/{rows[0]['MaterialDocumentYear']}" if rows else None
+
+    async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        plant = require_setting(settings, "plant", "as the maintenance planning plant")
+        reference = kinds.short_reference(key, 20)
+        existing = await self._find_notification(reference)
+        if existing:
+            return existing
+        start = self._local(self.now() - timedelta(minutes=float(fields.get("downtime_minutes") or 0)), settings)
+        body = {
+            "NotificationText": f"{fields['machine']}: {fields['description']}"[:40],
+            "MaintNotifLongTextForEdit": f"{fields['description']}\n{fields.get('exception') or ''} reported by {fields.get('reported_by') or 'unknown'}",
+            "NotificationType": settings.get("notification_type", "M2"),
+            "MaintPriority": PRIORITY.get(fields.get("priority") or "medium", "3"),
+            "TechnicalObject": (settings.get("equipment") or {}).get(fields["machine"], fields["machine"]),
+            "TechObjIsEquipOrFuncnlLoc": settings.get("technical_object_type", "EAMS_EQUI"),
+            "MaintenanceObjectIsDown": True,
+            "MalfunctionStartDate": odata_date(start),
+            "MalfunctionStartTime": odata_time(start),
+            "MaintenancePlanningPlant": plant,
+            "MaintNotifExtReferenceNumber": reference,
+        }
+        if fields.get("reported_by"):
+            body["ReportedByUser"] = str(fields["reported_by"])[:12]
+        created = await self._change("POST", NOTIFICATIONS, "MaintenanceNotification", json=body)
+        return str(created.json()["d"]["MaintenanceNotification"])
+
+    async def _goods_movement(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+        plant = require_setting(settings, "plant", "on every goods movement")
+        storage_location = require_setting(settings, "storage_location", "for blocked stock postings")
+        header_text = kinds.short_reference(key, 25)
+        existing = await self._find_material_document(header_text)
+        if existing:
+            return existing
+        action = fields["action"]
+        types = {**MOVEMENT_TYPES, **(settings.get("movement_types") or {})}
+        if action == "scrap":
+            movement = types["scrap_blocked" if settings.get("scrap_from", "blocked") == "blocked" else "scrap_unrestricted"]
+        else:
+            movement = types[action]
+        item: dict[str, Any] = {
+            "Material": fields["material"],
+            "Plant": plant,
+            "StorageLocation": storage_location,
+            "GoodsMovementType": str(movement),
+            "QuantityInEntryUnit": f"{fields['quantity']}",
+            "EntryUnit": (settings.get("units") or {}).get(fields["unit"], fields["unit"]),
+        }
+        if fields.get("lot"):
+            item["Batch"] = fields["lot"]
+        if action == "scrap" and settings.get("cost_center"):
+            item["CostCenter"] = settings["cost_center"]
+        if settings.get("reason_codes", {}).get(action):
+            item["GoodsMovementReasonCode"] = settings["reason_codes"][action]
+        today = self._local(self.now(), settings)
+        body = {
+            "GoodsMovementCode": "03" if action == "scrap" else "04",
+            "PostingDate": odata_date(today),
+            "DocumentDate": odata_date(today),
+            "MaterialDocumentHeaderText": header_text,
+            "to_MaterialDocumentItem": {"results": [item]},
+        }
+        created = (await self._change("POST", MATERIAL_DOCUMENTS, "A_MaterialDocumentHeader", json=body)).json()["d"]
+        return f"{created['MaterialDocument']}/{created['MaterialDocumentYear']}"
+
+    async def _order(self, work_order: str) -> httpx.Response:
+        response = await self._get(f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(work_order)})", allow=(404,))
+        if response.status_code == 404:
+            raise Rejected(f"SAP has no production order {work_order}")
+        return response
+
+    async def _order_status(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        work_order, action = fields["work_order"], fields["action"]
+        functions = {**ORDER_FUNCTIONS, **(settings.get("order_functions") or {})}
+        function = functions.get(action)
+        if function is None:
+            raise Rejected(
+                f"SAP's API_PRODUCTION_ORDER_2_SRV has no '{action}' for production orders; set "
+                f"erp.order_functions.{action} to a function import your system offers, or {action} "
+                f"{work_order} in SAP"
+            )
+        order = (await self._order(work_order)).json()["d"]
+        flag = ORDER_DONE_FLAG.get(action)
+        if not (flag and order.get(flag)):
+            await self._change("POST", PRODUCTION_ORDERS, function, params={"ManufacturingOrder": literal(work_order)})
+        return f"{work_order} {function}"
+
+    async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        work_order = fields["work_order"]
+        start = self._local(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
+        end = self._local(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
+        wanted = {
+            "MfgOrderPlannedStartDate": odata_date(start),
+            "MfgOrderPlannedStartTime": odata_time(start),
+            "MfgOrderPlannedEndDate": odata_date(end),
+            "MfgOrderPlannedEndTime": odata_time(end),
+        }
+        reference = f"{work_order} planned {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+        for _ in range(3):
+            response = await self._order(work_order)
+            order = response.json()["d"]
+            if all(order.get(k) == v for k, v in wanted.items()):
+                return reference
+            etag = response.headers.get("etag") or (order.get("__metadata") or {}).get("etag")
+            if not etag:
+                raise Rejected(f"SAP sent no ETag for production order {work_order}")
+            try:
+                await self._change("PATCH", PRODUCTION_ORDERS, f"A_ProductionOrder_2({literal(work_order)})", json=wanted, headers={"If-Match": etag})
+                return reference
+            except _EtagMismatch:
+                continue  # changed under us: read the new ETag and compare again
+        raise Unavailable(f"sap: production order {work_order} keeps changing while we reschedule it")
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _changed(self, changed_since: datetime | None) -> list[str]:
+        if changed_since is None:
+            return []
+        stamp = changed_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return [f"LastChangeDateTime ge datetimeoffset'{stamp}Z'"]
+
+    async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
+        plant = require_setting(settings, "plant", "to read the plant's work centers")
+        rows = await self._collection(WORK_CENTERS, "A_WorkCenters", {"$filter": f"Plant eq {literal(plant)}", "$select": "WorkCenter,WorkCenterDesc"})
+        return [ErpMachine(id=r["WorkCenter"], name=r.get("WorkCenterDesc") or r["WorkCenter"]) for r in rows]
+
+    async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
+        language = settings.get("language", "EN")
+        rows = await self._collection(PRODUCTS, "A_Product", {"$expand": "to_Description", "$select": "Product,BaseUnit,to_Description/ProductDescription,to_Description/Language"})
+        materials = []
+        for row in rows:
+            descriptions = (row.get("to_Description") or {}).get("results") or []
+            name = next((d["ProductDescription"] for d in descriptions if d.get("Language") == language), row["Product"])
+            materials.append(ErpMaterial(id=row["Product"], name=name, unit=row.get("BaseUnit")))
+        return materials
+
+    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+        plant = require_setting(settings, "plant", "to read the plant's production orders")
+        conditions = [f"ProductionPlant eq {literal(plant)}", *self._changed(changed_since)]
+        rows = await self._collection(PRODUCTION_ORDERS, "A_ProductionOrder_2", {"$filter": " and ".join(conditions), "$expand": "to_ProductionOrderOperation"})
+        orders = []
+        for row in rows:
+            operations = (row.get("to_ProductionOrderOperation") or {}).get("results") or []
+            if row.get("OrderIsClosed") or row.get("OrderIsTechnicallyCompleted"):
+                status = "done"
+            elif row.get("OrderIsReleased") and (row.get("OrderIsConfirmed") or row.get("OrderIsPartiallyConfirmed")):
+                status = "running"
+            elif row.get("OrderIsReleased"):
+                status = "released"
+            else:
+                status = "planned"
+            quantity = row.get("TotalQuantity")
+            orders.append(
+                ErpWorkOrder(
+                    id=row["ManufacturingOrder"],
+                    status=status,
+                    machine=next((op["WorkCenter"] for op in operations if op.get("WorkCenter")), None),
+                    material=row.get("Material"),
+                    quantity=float(quantity) if quantity not in (None, "") else None,
+                    start=self._from_local(row.get("MfgOrderPlannedStartDate"), row.get("MfgOrderPlannedStartTime"), settings),
+                    end=self._from_local(row.get("MfgOrderPlannedEndDate"), row.get("MfgOrderPlannedEndTime"), settings),
+                    customer_order=row.get("SalesOrder") or None,
+                    modified=parse_odata_date(row.get("LastChangeDateTime")),
+                )
+            )
+        return orders
+
+    async def read_customer_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpCustomerOrder]:
+        params: dict[str, Any] = {"$select": "SalesOrder,SoldToParty,RequestedDeliveryDate,LastChangeDateTime"}
+        if changed_since is not None:
+            params["$filter"] = " and ".join(self._changed(changed_since))
+        rows = await self._collection(SALES_ORDERS, "A_SalesOrder", params)
+        return [
+            ErpCustomerOrder(
+                id=r["SalesOrder"],
+                customer=r.get("SoldToParty") or "",
+                due=parse_odata_date(r.get("RequestedDeliveryDate")),
+                modified=parse_odata_date(r.get("LastChangeDateTime")),
+            )
+            for r in rows
+        ]
+
+    async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
+        plant = require_setting(settings, "plant", "to read stock")
+        blocked_types = tuple(settings.get("blocked_stock_types") or BLOCKED_STOCK_TYPES)
+        params = {"$filter": f"Material eq {literal(material)} and Plant eq {literal(plant)}"}
+        rows = await self._collection(STOCK, "A_MatlStkInAcctMod", params)
+        return [
+            StockLine(
+                material=material,
+                quantity=float(r.get("MatlWrhsStkQtyInMatlBaseUnit") or 0),
+                location=f"{r.get('Plant')}/{r.get('StorageLocation')}",
+                blocked=r.get("InventoryStockType") in blocked_types,
+                lot=r.get("Batch") or None,
+                unit=r.get("MaterialBaseUnit"),
+            )
+            for r in rows
+            if float(r.get("MatlWrhsStkQtyInMatlBaseUnit") or 0)
+        ]
+

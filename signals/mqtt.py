@@ -1,0 +1,268 @@
+"""MQTT source: plain-JSON machine states and Sparkplug B, at least once, stored before acknowledged.
+
+Topics
+- `plants/<plant>/<machine>/state` with a JSON object `{"state": ..., "reason"?: ..., "ts"?: ...}`.
+  With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
+  replicas split the messages between them (DESIGN.md section 8).
+- `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
+  aliases in its data messages, so each replica reads all of it and the source key lets
+  exactly one of them store each message.
+
+Delivery: QoS 1 on a persistent MQTT v5 session (fixed client id, clean start off, a session
+expiry), and every message is acknowledged only after its signal is committed. A crash or
+a lost connection before that makes the broker redeliver it; the source key makes the
+redelivery a no-op. Keys: `mqtt:<topic>@<stamp>#<digest of topic and payload>`, where the
+stamp is the message's own timestamp (JSON `ts`, Sparkplug `timestamp` and `seq`) and,
+without one, the second it was received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlmodel import Session, select
+
+from models import Machine
+from signals import sparkplug
+from signals.base import Backoff, SignalSettings, SignalSink, Stored, digest, process, store
+from signals.mapping import SignalMap
+
+log = logging.getLogger(__name__)
+
+STATE_FILTER = "plants/+/+/state"
+SESSION_EXPIRY = 7 * 24 * 3600  # seconds the broker keeps our session (and queues QoS 1) while we are away
+REBIRTH_INTERVAL = 30.0  # at most one rebirth request per edge node in this many seconds
+MAX_METRICS = 50  # metrics kept per stored Sparkplug signal: the state and its context, not all telemetry
+RAW_LIMIT = 2000  # characters of an unreadable payload kept in the signal
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Broker:
+        """`mqtt://[user:password@]host[:1883]` or `mqtts://...[:8883]` (TLS)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"bad MFGOS_MQTT_URL {parts.scheme}://{parts.hostname or ''}...: "
+                             "write it like mqtt://broker:1883 or mqtts://user:password@broker:8883")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls,
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None)
+
+    def __str__(self) -> str:  # no credentials in logs
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One signal to store for a message (a Sparkplug NDEATH may give several)."""
+
+    key: str
+    payload: dict[str, Any]
+
+
+class MqttSource:
+    """Subscribes to machine states on one broker and feeds them to the runtime as machine signals."""
+
+    name = "mqtt"
+
+    def __init__(self, url: str, *, client_id: str, shared_group: str | None = None,
+                 signal_map: SignalMap | None = None, sparkplug_groups: tuple[str, ...] = ("+",),
+                 backoff: Backoff | None = None, state_filter: str = STATE_FILTER) -> None:
+        self.broker = Broker.from_url(url)
+        self.client_id = client_id
+        self.shared_group = shared_group
+        self.signal_map = signal_map or SignalMap()
+        self.sparkplug_groups = sparkplug_groups  # () turns Sparkplug off
+        self.state_filter = state_filter
+        self.backoff = backoff or Backoff()
+        self.host = sparkplug.SparkplugHost()
+        self.connected = asyncio.Event()  # set while subscribed: a health check, and tests wait on it
+        self._machines: frozenset[str] = frozenset()
+        self._rebirth_asked: dict[tuple[str, str], float] = {}
+
+    @classmethod
+    def from_settings(cls, settings: SignalSettings, signal_map: SignalMap) -> MqttSource:
+        assert settings.mqtt_url
+        client_id = settings.mqtt_client_id or f"mfgos-{signal_map.plant_id or 'plant'}-{socket.gethostname()}"
+        return cls(settings.mqtt_url, client_id=client_id, shared_group=settings.mqtt_shared_group,
+                   signal_map=signal_map)
+
+    def subscriptions(self) -> list[str]:
+        state = f"$share/{self.shared_group}/{self.state_filter}" if self.shared_group else self.state_filter
+        return [state, *(f"{sparkplug.NAMESPACE}/{group}/#" for group in self.sparkplug_groups)]
+
+    # --- the connection ------------------------------------------------------------------
+
+    async def run(self, sink: SignalSink, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._session(sink, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # broker gone, refused, or the store failed: the broker redelivers
+                log.warning("MQTT %s: %s; reconnecting in about %.0fs", self.broker, error, self.backoff.delay)
+            finally:
+                self.connected.clear()
+            if await self.backoff.wait(stop):
+                return
+
+    def _client(self) -> aiomqtt.Client:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY
+        client = aiomqtt.Client(
+            self.broker.host, self.broker.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False, properties=properties, username=self.broker.username,
+            password=self.broker.password, tls_context=ssl.create_default_context() if self.broker.tls else None,
+            timeout=10,
+        )
+        # aiomqtt acknowledges a message as soon as it is queued (empicano/aiomqtt#345); paho can leave
+        # it to us, set before connecting so messages queued for our session are covered too.
+        client._client.manual_ack_set(True)  # noqa: SLF001
+        return client
+
+    async def _session(self, sink: SignalSink, stop: asyncio.Event) -> None:
+        async with self._client() as client:
+            self._machines = await asyncio.to_thread(_machine_ids, sink)
+            for topic_filter in self.subscriptions():
+                await client.subscribe(topic_filter, qos=1)
+            self.backoff.reset()
+            self.connected.set()
+            log.info("MQTT %s: subscribed to %s as %s", self.broker, ", ".join(self.subscriptions()), self.client_id)
+            consume = asyncio.create_task(self._consume(client, sink))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                done, _ = await asyncio.wait({consume, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if consume in done:
+                    consume.result()  # raises the MqttError that ended the session
+            finally:
+                for task in (consume, stopping):
+                    task.cancel()
+                await asyncio.gather(consume, stopping, return_exceptions=True)
+
+    async def _consume(self, client: aiomqtt.Client, sink: SignalSink) -> None:
+        async for message in client.messages:
+            payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
+                str(message.payload or "").encode()
+            incoming, rebirth = self.read(message.topic.value, payload, time.time())
+            stored: list[Stored] = [await store(sink, source=self.name, source_key=i.key, payload=i.payload)
+                                    for i in incoming]
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
+            for row in stored:
+                await process(sink, row)
+            if rebirth is not None:
+                await self._ask_rebirth(client, rebirth)
+
+    async def _ask_rebirth(self, client: aiomqtt.Client, node: tuple[str, str]) -> None:
+        now = time.monotonic()
+        if now - self._rebirth_asked.get(node, -REBIRTH_INTERVAL) < REBIRTH_INTERVAL:
+            return
+        self._rebirth_asked[node] = now
+        group, edge_node = node
+        log.info("Sparkplug %s/%s: data without a birth; asking for a rebirth", group, edge_node)
+        await client.publish(f"{sparkplug.NAMESPACE}/{group}/NCMD/{edge_node}",
+                             sparkplug.encode_rebirth(int(time.time() * 1000)), qos=0)
+
+    # --- messages -> signals (no I/O) ----------------------------------------------------
+
+    def read(self, topic: str, data: bytes, received_at: float) -> tuple[list[Incoming], tuple[str, str] | None]:
+        """The signals one message gives, and the edge node to ask for a rebirth (if any)."""
+        spb = sparkplug.parse_topic(topic)
+        if spb is not None:
+            return self._sparkplug(topic, spb, data, received_at)
+        if topic.startswith(f"{sparkplug.NAMESPACE}/"):
+            return [], None  # STATE and other Sparkplug topics we do not act on
+        return [self._json(topic, data, received_at)], None
+
+    def _json(self, topic: str, data: bytes, received_at: float) -> Incoming:
+        parts = topic.split("/")
+        machine = self.signal_map.machine_for_topic(topic) or (parts[2] if len(parts) == 4 else None)
+        stamp: Any = None
+        try:
+            body = json.loads(data)
+            if not isinstance(body, dict):
+                raise ValueError(f"expected a JSON object like {{\"state\": \"RUNNING\"}}, got {type(body).__name__}")
+            stamp = body.get("ts")
+            payload: dict[str, Any] = {"topic": topic, "machine": machine, "payload": body}
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            payload = {"topic": topic, "machine": machine, "raw": data[:RAW_LIMIT].decode("utf-8", "replace"),
+                       "unreadable": f"unreadable MQTT payload on {topic}: {error}"}
+        return Incoming(_key(topic, stamp, data, received_at), payload)
+
+    def _sparkplug(self, topic: str, spb: sparkplug.Topic, data: bytes,
+                   received_at: float) -> tuple[list[Incoming], tuple[str, str] | None]:
+        try:
+            decoded = sparkplug.decode(data)
+        except sparkplug.SparkplugError as error:
+            if spb.message_type not in ("DDEATH", "NDEATH", "DDATA", "NDATA", "DBIRTH", "NBIRTH"):
+                return [], None
+            return [Incoming(_key(topic, None, data, received_at), {
+                "topic": topic, "machine": self._machine(topic, spb, spb.device),
+                "raw": data[:RAW_LIMIT].hex(), "unreadable": f"unreadable Sparkplug B payload on {topic}: {error}",
+            })], None
+        outcome = self.host.observe(spb, decoded)
+        stamp = f"{decoded.timestamp}.{decoded.seq}" if decoded.timestamp is not None else None
+        incoming = []
+        for reading in outcome.readings:
+            machine = self._machine(topic, spb, reading.device)
+            if spb.message_type == "NDEATH" and machine is None:
+                continue  # an edge node or device that is not one of our machines went offline: not ours
+            suffix = f"/{reading.device}" if reading.device and reading.device != spb.device else ""
+            incoming.append(Incoming(_key(topic + suffix, stamp, data, received_at), {
+                "topic": topic, "machine": machine if machine is not None else reading.device or spb.edge_node,
+                "payload": {"state": reading.state, "reason": reading.reason, "ts": decoded.timestamp},
+                "sparkplug": {"type": spb.message_type, "group": spb.group, "edge_node": spb.edge_node,
+                              "device": reading.device, "seq": decoded.seq, "timestamp": decoded.timestamp,
+                              "metrics": _jsonable(reading.metrics)},
+            }))
+        if not incoming and outcome.note:
+            log.debug("Sparkplug %s: %s", topic, outcome.note)
+        return incoming, (spb.group, spb.edge_node) if outcome.rebirth else None
+
+    def _machine(self, topic: str, spb: sparkplug.Topic, device: str | None) -> str | None:
+        """The machine a Sparkplug device (or, with no device, the edge node) stands for."""
+        if device and device != spb.device:  # a device taken down by its edge node's NDEATH
+            topic = spb.device_topic("DDEATH", device)
+        mapped = self.signal_map.machine_for_topic(topic)
+        if mapped is not None:
+            return mapped
+        name = device or spb.edge_node
+        return name if name in self._machines or name in self.signal_map.machines else None
+
+
+def _key(topic: str, stamp: Any, data: bytes, received_at: float) -> str:
+    when = str(stamp) if stamp not in (None, "") else f"r{int(received_at)}"
+    return f"mqtt:{topic[:200]}@{when[:40]}#{digest(topic, data)}"
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metric values safe for a JSON column (PostgreSQL refuses NaN and infinities)."""
+    kept = {}
+    for name, value in list(metrics.items())[:MAX_METRICS]:
+        kept[name] = None if isinstance(value, float) and not math.isfinite(value) else value
+    return kept
+
+
+def _machine_ids(sink: SignalSink) -> frozenset[str]:
+    with Session(sink.engine) as session:
+        return frozenset(session.exec(select(Machine.id).where(Machine.plant_id == sink.plant_id)))

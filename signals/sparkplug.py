@@ -1,0 +1,293 @@
+"""Sparkplug B: topics, a protobuf payload decoder, and the host-side session a consumer keeps.
+
+The decoder reads the protobuf wire format of `sparkplug_b.proto` (eclipse/tahu) directly:
+we need a handful of fields, and a 100-line reader beats a generated module, a protoc step
+or a dependency that pins an old paho-mqtt. Field numbers below are the proto's.
+
+Host-side rules we follow (Sparkplug 3.0):
+- metric names come only in births; data messages may carry aliases only, so the aliases
+  of each node and device are remembered from NBIRTH/DBIRTH. Data with an alias we never
+  saw a birth for asks the edge node to rebirth (`Node Control/Rebirth` in an NCMD).
+- DDEATH takes one device down; NDEATH takes the node and every device it announced down,
+  unless its `bdSeq` does not match the node's last NBIRTH (a stale Will from an older session).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+NAMESPACE = "spBv1.0"
+MESSAGE_TYPES = ("NBIRTH", "NDEATH", "NDATA", "NCMD", "DBIRTH", "DDEATH", "DDATA", "DCMD")
+REBIRTH_METRIC = "Node Control/Rebirth"
+BDSEQ_METRIC = "bdSeq"
+# Data types (Payload comment in sparkplug_b.proto)
+INT8, INT16, INT32, INT64 = 1, 2, 3, 4
+BOOLEAN, DATETIME = 11, 13
+_SIGNED_BITS = {INT8: 8, INT16: 16, INT32: 32, INT64: 64}
+# Metric names (last path level, letters and digits only, lower case) that carry a machine state
+# or the reason for a stop. `PackML/Status/StateCurrent` -> statecurrent.
+STATE_METRICS = {"state", "status", "machinestate", "machinestatus", "statecurrent", "currentstate", "runstate"}
+REASON_METRICS = {"reason", "stopreason", "alarm", "alarmtext", "fault", "faultcode", "faulttext"}
+
+
+class SparkplugError(ValueError):
+    """A payload that is not a readable Sparkplug B protobuf message."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    group: str
+    message_type: str
+    edge_node: str
+    device: str | None = None
+
+    def device_topic(self, message_type: str, device: str) -> str:
+        return f"{NAMESPACE}/{self.group}/{message_type}/{self.edge_node}/{device}"
+
+
+def parse_topic(topic: str) -> Topic | None:
+    """`spBv1.0/<group>/<type>/<edge node>[/<device>]`; None for anything else (STATE, foreign topics)."""
+    parts = topic.split("/")
+    if len(parts) not in (4, 5) or parts[0] != NAMESPACE or parts[2] not in MESSAGE_TYPES:
+        return None
+    if (parts[2][0] == "D") != (len(parts) == 5):
+        return None
+    return Topic(parts[1], parts[2], parts[3], parts[4] if len(parts) == 5 else None)
+
+
+# --- the protobuf wire format ------------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    name: str | None = None
+    alias: int | None = None
+    timestamp: int | None = None
+    datatype: int | None = None
+    is_historical: bool = False
+    is_null: bool = False
+    value: Any = None
+
+
+@dataclass
+class Payload:
+    timestamp: int | None = None
+    seq: int | None = None
+    uuid: str | None = None
+    metrics: list[Metric] = field(default_factory=list)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise SparkplugError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise SparkplugError("varint longer than 10 bytes")
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value): ints for varints, bytes for the rest."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos:pos + size], pos + size
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise SparkplugError(f"unsupported protobuf wire type {wire} (field {number})")
+        if pos > len(data):
+            raise SparkplugError(f"truncated field {number}")
+        if number == 0:
+            raise SparkplugError("field number 0")
+        yield number, wire, value
+
+
+def _signed(value: int, datatype: int | None) -> int:
+    bits = _SIGNED_BITS.get(datatype or 0)
+    if bits is None:
+        return value
+    value &= (1 << bits) - 1  # some encoders sign-extend an Int8 to 32 or 64 bits
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
+def _metric(data: bytes) -> Metric:
+    metric = Metric()
+    raw: tuple[int, Any] | None = None
+    for number, wire, value in _fields(data):
+        if number == 1 and wire == 2:
+            metric.name = value.decode("utf-8", errors="replace")
+        elif number == 2 and wire == 0:
+            metric.alias = value
+        elif number == 3 and wire == 0:
+            metric.timestamp = value
+        elif number == 4 and wire == 0:
+            metric.datatype = value
+        elif number == 5 and wire == 0:
+            metric.is_historical = bool(value)
+        elif number == 7 and wire == 0:
+            metric.is_null = bool(value)
+        elif 10 <= number <= 19:
+            raw = (number, value)
+    if raw is not None and not metric.is_null:
+        metric.value = _metric_value(*raw, metric.datatype)
+    return metric
+
+
+def _metric_value(number: int, value: Any, datatype: int | None) -> Any:
+    if number in (10, 11):  # int_value (uint32) / long_value (uint64)
+        return bool(value) if datatype == BOOLEAN else _signed(value, datatype)
+    if number == 12:
+        return struct.unpack("<f", value)[0]
+    if number == 13:
+        return struct.unpack("<d", value)[0]
+    if number == 14:
+        return bool(value)
+    if number == 15:
+        return value.decode("utf-8", errors="replace")
+    if number == 16:
+        return value.hex()
+    return None  # DataSet, Template, extensions: not machine states
+
+
+def decode(data: bytes) -> Payload:
+    """Decode a Sparkplug B payload; raises SparkplugError when it is not one."""
+    payload = Payload()
+    try:
+        for number, wire, value in _fields(bytes(data)):
+            if number == 1 and wire == 0:
+                payload.timestamp = value
+            elif number == 2 and wire == 2:
+                payload.metrics.append(_metric(value))
+            elif number == 3 and wire == 0:
+                payload.seq = value
+            elif number == 4 and wire == 2:
+                payload.uuid = value.decode("utf-8", errors="replace")
+    except struct.error as error:
+        raise SparkplugError(f"bad fixed-size value: {error}") from error
+    return payload
+
+
+def _key(number: int, wire: int) -> bytes:
+    return _encode_varint(number << 3 | wire)
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def encode_rebirth(timestamp_ms: int) -> bytes:
+    """The NCMD payload asking an edge node to re-send its births: `Node Control/Rebirth = true`."""
+    name = REBIRTH_METRIC.encode()
+    metric = (_key(1, 2) + _encode_varint(len(name)) + name + _key(3, 0) + _encode_varint(timestamp_ms)
+              + _key(4, 0) + _encode_varint(BOOLEAN) + _key(14, 0) + b"\x01")
+    return _key(1, 0) + _encode_varint(timestamp_ms) + _key(2, 2) + _encode_varint(len(metric)) + metric
+
+
+# --- the host-side session ---------------------------------------------------------------
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.rsplit("/", 1)[-1].lower())
+
+
+@dataclass
+class Reading:
+    """A machine state read from one Sparkplug message, for one device (or the edge node itself)."""
+
+    device: str | None  # None: the edge node
+    state: Any
+    reason: str | None
+    metrics: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    readings: list[Reading] = field(default_factory=list)
+    rebirth: bool = False  # ask the edge node to rebirth: data came with aliases we cannot name
+    note: str = ""  # why a message gave no reading, for the log
+
+
+class SparkplugHost:
+    """What a Sparkplug host remembers between messages: aliases and devices per edge node."""
+
+    def __init__(self) -> None:
+        self._aliases: dict[tuple[str, str, str | None], dict[int, str]] = {}
+        self._devices: dict[tuple[str, str], set[str]] = {}
+        self._bdseq: dict[tuple[str, str], Any] = {}
+
+    def devices(self, group: str, edge_node: str) -> list[str]:
+        return sorted(self._devices.get((group, edge_node), ()))
+
+    def observe(self, topic: Topic, payload: Payload) -> Outcome:
+        node, kind = (topic.group, topic.edge_node), topic.message_type
+        scope = (topic.group, topic.edge_node, topic.device)
+        if kind == "NBIRTH":
+            for key in [k for k in self._aliases if k[:2] == node]:
+                del self._aliases[key]
+            self._devices[node] = set()
+            self._bdseq[node] = next((m.value for m in payload.metrics if m.name == BDSEQ_METRIC), None)
+        if kind in ("NBIRTH", "DBIRTH"):
+            self._aliases[scope] = {m.alias: m.name for m in payload.metrics if m.alias is not None and m.name}
+            if topic.device:
+                self._devices.setdefault(node, set()).add(topic.device)
+        if kind == "DDEATH":
+            self._aliases.pop(scope, None)
+            self._devices.get(node, set()).discard(topic.device or "")
+            return Outcome([Reading(topic.device, "DOWN", "Sparkplug DDEATH: device offline", {})])
+        if kind == "NDEATH":
+            return self._node_death(topic, payload)
+        if kind in ("NCMD", "DCMD"):
+            return Outcome(note="command")
+        return self._data(topic, payload, scope)
+
+    def _node_death(self, topic: Topic, payload: Payload) -> Outcome:
+        node = (topic.group, topic.edge_node)
+        bdseq = next((m.value for m in payload.metrics if m.name == BDSEQ_METRIC), None)
+        known = self._bdseq.get(node)
+        if bdseq is not None and known is not None and bdseq != known:
+            return Outcome(note=f"stale NDEATH (bdSeq {bdseq}, last NBIRTH had {known})")
+        reason = f"Sparkplug NDEATH: edge node {topic.edge_node} offline"
+        devices = sorted(self._devices.pop(node, set()))
+        for key in [k for k in self._aliases if k[:2] == node]:
+            del self._aliases[key]
+        return Outcome([Reading(None, "DOWN", reason, {}), *(Reading(d, "DOWN", reason, {}) for d in devices)])
+
+    def _data(self, topic: Topic, payload: Payload, scope: tuple[str, str, str | None]) -> Outcome:
+        aliases = self._aliases.get(scope, {})
+        named: dict[str, Any] = {}
+        unnamed = False
+        for metric in payload.metrics:
+            name = metric.name or (aliases.get(metric.alias) if metric.alias is not None else None)
+            if name is None:
+                unnamed = True
+            elif not metric.is_historical:
+                named[name] = metric.value
+        state_name = next((n for n in named if _plain(n) in STATE_METRICS and named[n] is not None), None)
+        if state_name is None:
+            return Outcome(rebirth=unnamed and topic.message_type.endswith("DATA"),
+                           note="aliases without a birth" if unnamed else "no state metric")
+        reason = next((str(v) for n, v in named.items() if _plain(n) in REASON_METRICS and v not in (None, "")),
+                      None)
+        return Outcome([Reading(topic.device, named[state_name], reason, named)], rebirth=unnamed)

@@ -1,0 +1,258 @@
+"""The behaviour every ERP adapter shows, run against each one (fsspec style).
+
+An adapter joins with one line in tests/test_erp_contract.py:
+`class TestOdoo(ErpContract, OdooFixtures): pass`, where the fixtures class provides an `erp`
+fixture returning an `ErpUnderTest` (the adapter factory, its fake ERP and sample data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from erp_adapters.base import AuthFailed, ErpAdapter, Rejected, Transaction, Unavailable
+from erp_adapters.outbox import ErpOutbox
+from erp_adapters.sync import sync_master_data
+from models.tables import CustomerOrder, Machine, Material, WorkOrder
+from tests.erp_fakes.db import T0, queue, row, seed_exception
+from tests.erp_fakes.server import Faults
+
+DOCUMENT_KINDS = ("maintenance_request", "stock_status", "nonconformance")
+
+
+@dataclasses.dataclass
+class ErpUnderTest:
+    name: str  # the registry name
+    make: Callable[..., ErpAdapter]  # make(**overrides) builds a fresh adapter against the fake
+    settings: dict[str, Any]  # the plant file's erp: block for the fake
+    engine: Engine  # a migrated store with plant "berlin-1" carrying `settings`
+    count: Callable[[str], int]  # how many documents in the ERP carry this idempotency key
+    samples: dict[str, dict[str, Any]]  # kind -> valid neutral fields for the fake's master data
+    refused: tuple[str, dict[str, Any], str]  # a transaction the ERP itself refuses, and words of its answer
+    required_setting: tuple[str, str] | None  # (kind, erp: key) the mapping cannot do without
+    bad_credentials: dict[str, Any] = dataclasses.field(default_factory=dict)
+    faults: Faults | None = None  # None: not over HTTP (the ledger)
+    stock: bool = True  # reads stock, so block/release/scrap can be checked in the ERP
+    master_data: bool = True  # reads machines, materials and orders
+    material: str = "AL-6061-BAR"
+    stock_unit: str = "pcs"
+    work_order: str = "WO-4471"
+    customer: str = "ACME Pumps"  # SAP's sales order names the sold-to party by number
+
+    def transaction(self, kind: str, key: str, **changes: Any) -> Transaction:
+        fields = {**self.samples[kind], **changes}
+        return Transaction(kind, fields, key, exception_code="E-0001", plant_settings=self.settings)
+
+    def stock_txn(self, action: str, quantity: float, key: str) -> Transaction:
+        return self.transaction("stock_status", key, action=action, quantity=quantity)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def over_http(erp: ErpUnderTest) -> Faults:
+    if erp.faults is None:
+        pytest.skip(f"{erp.name} is not reached over HTTP")
+    return erp.faults
+
+
+async def blocked(adapter: ErpAdapter, erp: ErpUnderTest) -> float:
+    return sum(line.quantity for line in await adapter.read_stock(erp.settings, erp.material) if line.blocked)
+
+
+class ErpContract:
+    """Every test gets a fresh fake ERP through the `erp` fixture of the joining class."""
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    async def test_posts_every_kind_and_finds_documents_by_key(self, erp: ErpUnderTest) -> None:
+        adapter = erp.make()
+        try:
+            for number, kind in enumerate(erp.samples, 1):
+                key = f"E-0001/{number}"
+                reference = await adapter.post(erp.transaction(kind, key))
+                assert isinstance(reference, str) and reference, kind
+                if kind in DOCUMENT_KINDS:
+                    assert erp.count(key) == 1, kind
+                    assert await adapter.lookup(key) == reference, kind
+                else:
+                    assert await adapter.lookup(key) in (None, reference), kind
+            assert await adapter.lookup("E-9999/1") is None
+        finally:
+            await adapter.aclose()
+
+    async def test_the_same_key_twice_is_one_document(self, erp: ErpUnderTest) -> None:
+        adapter = erp.make()
+        try:
+            for kind in (k for k in DOCUMENT_KINDS if k in erp.samples):
+                first = await adapter.post(erp.transaction(kind, f"twice/{kind}"))
+                again = await adapter.post(erp.transaction(kind, f"twice/{kind}"))
+                assert first == again, kind
+                assert erp.count(f"twice/{kind}") == 1, kind
+            if erp.stock:
+                assert await blocked(adapter, erp) == erp.samples["stock_status"]["quantity"]
+        finally:
+            await adapter.aclose()
+
+    async def test_block_release_and_scrap_move_stock_in_the_erp(self, erp: ErpUnderTest) -> None:
+        if not erp.stock:
+            pytest.skip(f"{erp.name} keeps no stock")
+        adapter = erp.make()
+        try:
+            assert await blocked(adapter, erp) == 0
+            await adapter.post(erp.stock_txn("block", 40, "stock/1"))
+            assert await blocked(adapter, erp) == 40
+            await adapter.post(erp.stock_txn("release", 10, "stock/2"))
+            assert await blocked(adapter, erp) == 30
+            await adapter.post(erp.stock_txn("scrap", 5, "stock/3"))
+            assert await blocked(adapter, erp) == 25
+            usable = [line for line in await adapter.read_stock(erp.settings, erp.material) if not line.blocked]
+            assert sum(line.quantity for line in usable) == 1000 - 40 + 10
+        finally:
+            await adapter.aclose()
+
+    async def test_bad_fields_are_rejected_before_the_erp_is_asked(self, erp: ErpUnderTest) -> None:
+        adapter = erp.make()
+        requests = erp.faults.requests if erp.faults else 0
+        try:
+            with pytest.raises(Rejected, match=r"stock_status: quantity must be a number greater than 0 \(got -5\)"):
+                await adapter.post(erp.stock_txn("block", -5, "bad/1"))
+            with pytest.raises(Rejected, match="maintenance_request: machine is missing"):
+                await adapter.post(erp.transaction("maintenance_request", "bad/2", machine=None))
+        finally:
+            await adapter.aclose()
+        assert (erp.faults.requests if erp.faults else 0) == requests
+        assert erp.count("bad/1") == erp.count("bad/2") == 0
+
+    async def test_the_erps_own_refusal_reaches_the_thread(self, erp: ErpUnderTest) -> None:
+        kind, fields, words = erp.refused
+        adapter = erp.make()
+        try:
+            with pytest.raises(Rejected) as refused:
+                await adapter.post(erp.transaction(kind, "refused/1", **fields))
+        finally:
+            await adapter.aclose()
+        assert words in refused.value.reason
+        assert erp.count("refused/1") == 0
+
+    async def test_a_missing_plant_setting_is_named(self, erp: ErpUnderTest) -> None:
+        if erp.required_setting is None:
+            pytest.skip(f"{erp.name} needs no plant settings")
+        kind, setting = erp.required_setting
+        adapter = erp.make()
+        try:
+            txn = erp.transaction(kind, "settings/1")
+            txn = dataclasses.replace(txn, plant_settings={k: v for k, v in erp.settings.items() if k != setting})
+            with pytest.raises(Rejected, match=rf"erp\.{setting} is not set"):
+                await adapter.post(txn)
+        finally:
+            await adapter.aclose()
+
+    async def test_wrong_credentials_are_auth_failed(self, erp: ErpUnderTest) -> None:
+        over_http(erp)
+        adapter = erp.make(**erp.bad_credentials)
+        try:
+            with pytest.raises(AuthFailed):
+                await adapter.post(erp.transaction("maintenance_request", "auth/1"))
+        finally:
+            await adapter.aclose()
+        assert erp.count("auth/1") == 0
+
+    async def test_429_with_retry_after_seconds_is_unavailable(self, erp: ErpUnderTest) -> None:
+        faults = over_http(erp)
+        faults.throttle, faults.retry_after = 1, "7"
+        adapter = erp.make()
+        try:
+            with pytest.raises(Unavailable) as busy:
+                await adapter.post(erp.transaction("maintenance_request", "busy/1"))
+            assert busy.value.retry_after == 7
+            assert await adapter.post(erp.transaction("maintenance_request", "busy/1"))
+        finally:
+            await adapter.aclose()
+        assert erp.count("busy/1") == 1
+
+    async def test_503_with_an_http_date_is_unavailable(self, erp: ErpUnderTest) -> None:
+        faults = over_http(erp)
+        faults.down = True
+        faults.retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+        adapter = erp.make()
+        try:
+            with pytest.raises(Unavailable) as down:
+                await adapter.post(erp.transaction("maintenance_request", "down/1"))
+        finally:
+            await adapter.aclose()
+        assert down.value.retry_after is not None and 100 < down.value.retry_after <= 120
+        assert erp.count("down/1") == 0
+
+    @pytest.mark.parametrize("fault", ["timeout", "502"])
+    async def test_answer_lost_after_the_erp_saved_posts_nothing_twice(self, erp: ErpUnderTest, fault: str) -> None:
+        faults = over_http(erp)
+        if fault == "timeout":
+            faults.hang_after_save = 1
+        else:
+            faults.lose_after_save = 1
+        exception_id = seed_exception(erp.engine, 1)
+        key = "E-0001/1"
+        txn_id = queue(erp.engine, "maintenance_request", erp.samples["maintenance_request"], key=key, exception_id=exception_id)
+        clock, adapter = Clock(), erp.make()
+        outcomes: list[str] = []
+        outbox = ErpOutbox(erp.engine, adapter, now=clock, on_settled=lambda _s, _t, outcome, _d: outcomes.append(outcome))
+        try:
+            assert await outbox.post_due() == 1
+            # The ERP saved something (for Odoo: the downtime record that comes first), the answer was lost.
+            assert outcomes == ["retry"] and faults.saves >= 1 and erp.count(key) <= 1
+            clock.at += timedelta(seconds=2)
+            assert await outbox.post_due() == 1
+        finally:
+            await adapter.aclose()
+        settled = row(erp.engine, txn_id)
+        assert outcomes == ["retry", "posted"]
+        assert settled.status == "sent" and settled.attempts == 2
+        assert erp.count(key) == 1
+        lookup_adapter = erp.make()
+        try:
+            assert await lookup_adapter.lookup(key) == settled.reference
+        finally:
+            await lookup_adapter.aclose()
+
+    async def test_master_data_sync_is_incremental(self, erp: ErpUnderTest) -> None:
+        adapter = erp.make()
+        try:
+            first = await sync_master_data(erp.engine, adapter, "berlin-1")
+            again = await sync_master_data(erp.engine, adapter, "berlin-1", since=first.watermark)
+        finally:
+            await adapter.aclose()
+        with Session(erp.engine) as session:
+            machines = {m.id: m for m in session.exec(select(Machine))}
+            materials = {m.id for m in session.exec(select(Material))}
+            orders = {w.id: w for w in session.exec(select(WorkOrder))}
+            customer_orders = {c.id: c for c in session.exec(select(CustomerOrder))}
+        if not erp.master_data:
+            assert not (machines or materials or orders or customer_orders)
+            assert all(c.read == 0 for c in first.counts.values())
+            return
+        assert "CNC-07" in machines and erp.material in materials
+        order = orders[erp.work_order]
+        assert order.machine_id == "CNC-07" and order.status == "running"
+        assert order.start is not None and order.start.tzinfo is not None
+        assert order.customer_order_id == "SO-9001"
+        assert customer_orders["SO-9001"].customer == erp.customer
+        assert first.counts["machines"].created >= 1 and first.counts["work_orders"].created >= 1
+        assert first.watermark is not None
+        assert all(c.created == 0 and c.updated == 0 for c in again.counts.values())

@@ -1,0 +1,46 @@
+"""The embedded ledger joins the contract suite too: same behaviour, no HTTP, no stock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, func, select
+
+from erp_adapters.ledger import LedgerErp
+from models.tables import LedgerDocument
+from tests.erp_fakes.contract import ErpUnderTest
+from tests.erp_fakes.db import seed_plant, sqlite_store
+from tests.erp_fakes.samples import samples
+
+
+class LedgerFixtures:
+    @pytest.fixture
+    def erp(self, tmp_path: Path) -> Iterator[ErpUnderTest]:
+        engine = sqlite_store(tmp_path)
+        seed_plant(engine)
+
+        def count(key: str) -> int:
+            with Session(engine) as session:
+                return session.exec(
+                    select(func.count()).select_from(LedgerDocument).where(LedgerDocument.idempotency_key == key)
+                ).one()
+
+        def make(**_overrides: Any) -> LedgerErp:
+            return LedgerErp(engine)
+
+        yield ErpUnderTest(
+            name="ledger",
+            make=make,
+            settings={},
+            engine=engine,
+            count=count,
+            samples=samples(),
+            refused=("stock_status", {"action": "hold"}, "action must be one of block, release, scrap"),
+            required_setting=None,
+            stock=False,
+            master_data=False,
+        )
+        engine.dispose()

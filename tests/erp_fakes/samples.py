@@ -1,0 +1,44 @@
+"""Valid neutral transactions for the demo plant's master data, as routing would produce them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def samples() -> dict[str, dict[str, Any]]:
+    return {
+        "maintenance_request": {
+            "machine": "CNC-07",
+            "machine_name": "CNC mill 7",
+            "description": "spindle noise, stopped",
+            "reported_by": "ravi",
+            "exception": "E-0001",
+            "downtime_minutes": 35,
+            "priority": "high",
+        },
+        "stock_status": {
+            "action": "block",
+            "material": "AL-6061-BAR",
+            "quantity": 40,
+            "unit": "pcs",
+            "work_order": "WO-4471",
+            "reason": "burrs on the bar ends",
+        },
+        "nonconformance": {
+            "exception": "E-0001",
+            "type": "quality",
+            "machine": "CNC-07",
+            "material": "AL-6061-BAR",
+            "work_order": "WO-4471",
+            "quantity": 40,
+            "unit": "pcs",
+            "description": "burrs on the bar ends",
+            "disposition": "scrap 5, release the rest",
+        },
+        "production_order_status": {"work_order": "WO-4471", "action": "hold", "reason": "spindle failure"},
+        "production_order_reschedule": {
+            "work_order": "WO-4472",
+            "start": "2026-11-26T06:00:00+01:00",
+            "end": "2026-11-26T18:00:00+01:00",
+        },
+    }

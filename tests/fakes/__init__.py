@@ -1,0 +1,1 @@
+"""Local fake chat platforms speaking each platform's wire protocol, for the channel tests and benchmarks."""

@@ -1,0 +1,87 @@
+"""mfgos as `serve` runs it, on the test's event loop: runtime, channel hub, the one ASGI app under uvicorn.
+
+The fakes run in threads of their own; the app listens on 127.0.0.1 at a free port, so
+every webhook travels over real HTTP from a fake platform to our routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlmodel import Session, select
+
+from bot.channels.registry import ChannelHub
+from mfgos.config import Settings
+from mfgos.runtime import Runtime
+from mfgos.web import create_app
+from models import Notification, PlantException, Signal, TimelineEvent
+
+PLANT = Path(__file__).resolve().parents[1] / "data" / "channels_plant.yaml"
+
+
+def settings_for(database_url: str, tmp: Path, **channels: Any) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, plant_file=PLANT,  # type: ignore[call-arg]
+                    attachments_dir=tmp / "attachments", **channels)
+
+
+@dataclass
+class Stack:
+    runtime: Runtime
+    hub: ChannelHub
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 10)
+        self.runtime.engine.dispose()
+
+    # --- what the store says ---------------------------------------------------------------
+
+    def exception(self, code: str = "E-0001") -> PlantException | None:
+        with Session(self.runtime.engine) as session:
+            return session.exec(select(PlantException).where(PlantException.code == code)).first()
+
+    def notifications(self, **where: Any) -> list[Notification]:
+        with Session(self.runtime.engine) as session:
+            query = select(Notification).order_by(Notification.id)
+            for name, value in where.items():
+                query = query.where(getattr(Notification, name) == value)
+            return list(session.exec(query))
+
+    def signals(self) -> list[Signal]:
+        with Session(self.runtime.engine) as session:
+            return list(session.exec(select(Signal).order_by(Signal.id)))
+
+    def timeline(self, code: str = "E-0001") -> list[TimelineEvent]:
+        with Session(self.runtime.engine) as session:
+            exc = session.exec(select(PlantException).where(PlantException.code == code)).first()
+            if exc is None:
+                return []
+            return list(session.exec(select(TimelineEvent).where(TimelineEvent.exception_id == exc.id)
+                                     .order_by(TimelineEvent.id)))
+
+
+async def start_stack(settings: Settings, **outbox: Any) -> Stack:
+    runtime = Runtime(settings)
+    for name, value in outbox.items():
+        setattr(runtime.notifications, name, value)
+    hub = ChannelHub(settings, runtime)
+    app = create_app(runtime, extra_routers=hub.routers())
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    await hub.start()
+    return Stack(runtime=runtime, hub=hub, url=f"http://127.0.0.1:{sock.getsockname()[1]}", server=server, task=task)

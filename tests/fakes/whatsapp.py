@@ -1,0 +1,163 @@
+"""A fake WhatsApp Cloud API (Graph): `POST /<version>/<phone-number-id>/messages`, media look-up and download.
+
+It validates what Meta validates for reply buttons (at most 3, titles of at most 20
+characters, body at most 1024) with Graph-style 400 errors; a recipient starting with
+`999` is "not a WhatsApp user" (131026). As the platform it signs webhook deliveries with
+`X-Hub-Signature-256` and builds the documented payloads (text, button reply, image,
+`contacts[].user_id`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.server import FakeServer
+
+VERSION = "v21.0"
+
+
+def graph_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "OAuthException", "code": code,
+                                        "fbtrace_id": "AbCdEf"}}, status=status, headers=headers)
+
+
+class FakeWhatsApp(FakeServer):
+    def __init__(self, token: str = "wa-token", phone_number_id: str = "1055", app_secret: str = "wa-secret",
+                 display_number: str = "15550001055") -> None:
+        super().__init__()
+        self.token, self.phone_number_id, self.app_secret = token, phone_number_id, app_secret
+        self.display_number = display_number
+        self.sent: list[dict[str, Any]] = []
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self._ids = itertools.count(1)
+        self.app.router.add_post(f"/{VERSION}/{{phone}}/messages", self._messages)
+        self.app.router.add_get(f"/{VERSION}/{{media_id}}", self._media_info)
+        self.app.router.add_get("/download/{media_id}", self._download)
+
+    @property
+    def api_url(self) -> str:
+        return self.url
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.record(request, body)
+        if not self._authorised(request):
+            return graph_error(401, 190, "Invalid OAuth access token")
+        if request.match_info["phone"] != self.phone_number_id:
+            return graph_error(400, 100, "Unsupported post request")
+        outcome = self.faults.draw()
+        if outcome == "429":
+            return graph_error(429, 130429, "Rate limit hit", {"Retry-After": str(int(self.faults.retry_after))})
+        if outcome == "5xx":
+            return graph_error(503, 131016, "Service temporarily unavailable")
+        recipient = body.get("to") or body.get("recipient")
+        if body.get("messaging_product") != "whatsapp" or not recipient:
+            return graph_error(400, 100, "Invalid parameter")
+        if str(recipient).startswith("999"):
+            return graph_error(400, 131026, "Message undeliverable: receiver is not a WhatsApp user")
+        if body.get("type") == "interactive":
+            interactive = body["interactive"]
+            buttons = interactive["action"]["buttons"]
+            if not 1 <= len(buttons) <= 3:
+                return graph_error(400, 131009, "Parameter value is not valid: buttons must be 1-3")
+            if any(len(b["reply"]["title"]) > 20 for b in buttons):
+                return graph_error(400, 131009, "Parameter value is not valid: button title longer than 20")
+            if len(interactive["body"]["text"]) > 1024:
+                return graph_error(400, 131009, "Parameter value is not valid: body longer than 1024")
+        wamid = f"wamid.FAKE{next(self._ids):06d}"
+        self.sent.append({"id": wamid, "to": recipient, **body})
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
+                                  "messages": [{"id": wamid}]})
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if not self._authorised(request) or media_id not in self.media:
+            return graph_error(404, 100, "Unsupported get request")
+        data, mime = self.media[media_id]
+        return web.json_response({"messaging_product": "whatsapp", "url": f"{self.url}/download/{media_id}",
+                                  "mime_type": mime, "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data),
+                                  "id": media_id})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if not self._authorised(request) or media_id not in self.media:
+            return web.Response(status=404)
+        data, mime = self.media[media_id]
+        return web.Response(body=data, content_type=mime.split(";")[0])
+
+    # --- what a person sees ----------------------------------------------------------------
+
+    def sent_to(self, number: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["to"] == number.lstrip("+")]
+
+    @staticmethod
+    def text(message: dict[str, Any]) -> str:
+        if message["type"] == "interactive":
+            return message["interactive"]["body"]["text"]
+        return message["text"]["body"]
+
+    @staticmethod
+    def buttons(message: dict[str, Any]) -> list[str]:
+        if message["type"] != "interactive":
+            return []
+        return [b["reply"]["id"] for b in message["interactive"]["action"]["buttons"]]
+
+    # --- as the platform -------------------------------------------------------------------
+
+    def envelope(self, messages: list[dict[str, Any]], contacts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"object": "whatsapp_business_account", "entry": [{"id": "WABA1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": self.display_number, "phone_number_id": self.phone_number_id},
+            "contacts": contacts, "messages": messages}}]}]}
+
+    @staticmethod
+    def contact(wa_id: str | None, name: str = "Person", user_id: str | None = None) -> dict[str, Any]:
+        contact: dict[str, Any] = {"profile": {"name": name}}
+        if wa_id:
+            contact["wa_id"] = wa_id.lstrip("+")
+        if user_id:
+            contact["user_id"] = user_id
+        return contact
+
+    def text_message(self, sender: str | None, text: str, *, context: str | None = None, user_id: str | None = None,
+                     message_id: str | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": message_id or f"wamid.IN{next(self._ids):06d}", "timestamp": str(int(time.time())),
+                                "type": "text", "text": {"body": text}}
+        if sender:
+            item["from"] = sender.lstrip("+")
+        if context:
+            item["context"] = {"from": self.display_number, "id": context}
+        return self.envelope([item], [self.contact(sender, user_id=user_id)])
+
+    def button_reply(self, sender: str, reply_id: str, title: str, context: str) -> dict[str, Any]:
+        item = {"id": f"wamid.IN{next(self._ids):06d}", "from": sender.lstrip("+"), "timestamp": str(int(time.time())),
+                "type": "interactive", "context": {"from": self.display_number, "id": context},
+                "interactive": {"type": "button_reply", "button_reply": {"id": reply_id, "title": title}}}
+        return self.envelope([item], [self.contact(sender)])
+
+    def image_message(self, sender: str, data: bytes, caption: str = "", mime: str = "image/jpeg") -> dict[str, Any]:
+        media_id = f"MEDIA{next(self._ids)}"
+        self.media[media_id] = (data, mime)
+        item = {"id": f"wamid.IN{next(self._ids):06d}", "from": sender.lstrip("+"), "timestamp": str(int(time.time())),
+                "type": "image", "image": {"id": media_id, "mime_type": mime, "caption": caption,
+                                           "sha256": hashlib.sha256(data).hexdigest()}}
+        return self.envelope([item], [self.contact(sender)])
+
+    def sign(self, raw: bytes, secret: str | None = None) -> str:
+        return "sha256=" + hmac.new((secret or self.app_secret).encode(), raw, hashlib.sha256).hexdigest()
+
+    async def deliver(self, url: str, body: dict[str, Any], *, secret: str | None = None,
+                      signature: str | None = None) -> tuple[int, str]:
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or self.sign(raw, secret)}
+        return await self.post(url, raw, headers)

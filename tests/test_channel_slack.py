@@ -1,0 +1,184 @@
+"""Slack end to end: slack-bolt and slack-sdk against the fake Slack, events over HTTP and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from models import Attachment
+from tests.fakes.server import wait_for
+from tests.fakes.slack import BOT_ID, BOT_USER, FakeSlack
+from tests.fakes.stack import Stack, settings_for, start_stack
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+async def _stack(fake: FakeSlack, tmp_path: Path, **extra: Any) -> Stack:
+    settings = settings_for(f"sqlite:///{tmp_path / 'slack.db'}", tmp_path, slack_bot_token="xoxb-fake",
+                            slack_api_url=fake.api_url, **extra)
+    return await start_stack(settings)
+
+
+@pytest.fixture
+async def stack(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Stack]:
+    running = await _stack(fake, tmp_path, slack_signing_secret="slack-secret")
+    yield running
+    await running.stop()
+
+
+def ts(n: int) -> str:
+    return f"{1_800_000_000 + n}.000{n:03d}"
+
+
+async def test_url_verification_needs_a_valid_signature(fake: FakeSlack, stack: Stack) -> None:
+    url = stack.url + "/slack/events"
+    body = {"type": "url_verification", "token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert await fake.acall(fake.deliver_event(url, body)) == (200, json.dumps({"challenge": body["challenge"]}))
+    assert (await fake.acall(fake.deliver_event(url, body, secret="forged")))[0] == 401
+
+
+@pytest.mark.parametrize("how", ["forged", "stale", "unsigned"])
+async def test_a_forged_or_stale_event_is_refused_and_changes_nothing(fake: FakeSlack, stack: Stack, how: str) -> None:
+    body = fake.message_event("U01TOM", "hobber 1 down, spindle broken", "D01TOM", ts(1))
+    if how == "unsigned":
+        status, _ = await fake.acall(fake.post(stack.url + "/slack/events", json.dumps(body).encode(),
+                                               {"Content-Type": "application/json"}))
+    else:
+        status, _ = await fake.acall(fake.deliver_event(
+            stack.url + "/slack/events", body, secret="forged" if how == "forged" else None,
+            timestamp=int(time.time()) - 301 if how == "stale" else None))
+    assert status == 401
+    await asyncio.sleep(0.2)
+    assert stack.signals() == [] and fake.posted() == []
+
+
+async def test_a_report_in_a_dm_pages_people_and_a_redelivery_is_processed_once(fake: FakeSlack, stack: Stack) -> None:
+    url = stack.url + "/slack/events"
+    body = fake.message_event("U01TOM", "hobber 1 band, spindle broken. wo 1042", "D01TOM", ts(1))
+    assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+    await wait_for(lambda: len(fake.posted()) >= 3)
+    for retry in (1, 2):  # Slack redelivers when it thinks the ack came late
+        assert (await fake.acall(fake.deliver_event(url, body, retry_num=retry)))[0] == 200
+    await asyncio.sleep(0.3)
+    assert len(stack.signals()) == 1
+    [alert] = fake.posted(to="U01LENA")  # nobody with the maintenance role is free, so the lead is paged
+    assert alert["text"].startswith("E-0001") and fake.buttons(alert) == ["ack:E-0001"]
+    context = fake.context(alert)
+    assert "Maschine: HOB-01 (Gear hobber 1)" in context and "Aufträge: WO-1042" in context
+    assert "Gefährdete Kundenaufträge: SO-7001" in context and any(c.startswith("Eröffnet") for c in context)
+    assert len(fake.posted(to="U01DEEPA")) == 1
+    [confirmation] = fake.posted(to="U01TOM")
+    assert "E-0001 eröffnet" in confirmation["text"]
+
+
+async def test_our_own_messages_and_other_bots_are_dropped(fake: FakeSlack, stack: Stack) -> None:
+    url = stack.url + "/slack/events"
+    own = fake.message_event(BOT_USER, "E-0001 breakdown on HOB-01", "D01TOM", ts(2))
+    other_bot = fake.message_event("U0OTHER", "hobber 1 down", "D01TOM", ts(3))
+    other_bot["event"]["bot_id"] = "B0OTHER"
+    mine = fake.message_event("U01TOM", "hobber 1 down", "D01TOM", ts(4))
+    mine["event"]["bot_id"] = BOT_ID
+    for body in (own, other_bot, mine):
+        assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+    await asyncio.sleep(0.3)
+    assert stack.signals() == [] and fake.posted() == []
+
+
+async def test_a_stranger_learns_only_that_they_are_not_registered(fake: FakeSlack, stack: Stack) -> None:
+    body = fake.message_event("U0STRANGER", "what is down? status WO-1042", "D0STRANGER", ts(5))
+    assert (await fake.acall(fake.deliver_event(stack.url + "/slack/events", body)))[0] == 200
+    [reply] = await wait_for(lambda: fake.posted(to="U0STRANGER"))
+    assert "not registered" in reply["text"] and "WO-1042" not in reply["text"] and fake.buttons(reply) == []
+    [signal] = stack.signals()
+    assert signal.person_id is None and signal.payload["text"] == "what is down? status WO-1042"
+    assert len(fake.posted()) == 1
+
+
+async def test_area_thread_with_buttons_is_updated_as_the_status_moves(fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"})
+    try:
+        url = stack.url + "/slack/events"
+        body = fake.message_event("U01DEEPA", "hobber 1 stopped, spindle noise", "D01DEEPA", ts(10))
+        assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+        await wait_for(lambda: len(fake.posted(channel="C0GEARS")) >= 2)
+        root, *replies = fake.posted(channel="C0GEARS")
+        assert root["thread_ts"] is None and root["text"].startswith("E-0001 breakdown on HOB-01")
+        assert fake.buttons(root) == ["ack:E-0001", "propose:E-0001"]
+        assert "Status: open" in fake.context(root)
+        [tom] = [r for r in replies if "<@U01TOM>" in r["text"]]
+        assert tom["thread_ts"] == root["ts"] and fake.buttons(tom) == ["ack:E-0001", "propose:E-0001"]
+
+        # Tom acknowledges with the root's button: bolt acks, the listener runs after it.
+        status, _ = await fake.acall(fake.deliver_action(url, fake.button_payload("U01TOM", "ack:E-0001", root)))
+        assert status == 200
+        await wait_for(lambda: stack.exception().status == "acknowledged")
+        await wait_for(lambda: any("Status: acknowledged" in fake.context(m) for m in fake.posted(channel="C0GEARS")
+                                   if m["ts"] == root["ts"]))
+        assert fake.buttons(fake.posted(channel="C0GEARS")[0]) == ["propose:E-0001"]
+
+        # A reply in the thread belongs to the exception: Tom proposes the fix.
+        reply = fake.message_event("U01TOM", "fixed, replaced the spindle bearing, running again", "C0GEARS", ts(11),
+                                   thread_ts=root["ts"])
+        assert (await fake.acall(fake.deliver_event(url, reply)))[0] == 200
+        await wait_for(lambda: stack.exception().status == "proposed")
+        await wait_for(lambda: fake.buttons(fake.posted(channel="C0GEARS")[0]) == ["approve:E-0001", "reject:E-0001"])
+        assert len([m for m in fake.posted(channel="C0GEARS") if m["thread_ts"] is None]) == 1, "one thread per exception"
+    finally:
+        await stack.stop()
+
+
+async def test_a_photo_is_stored_and_linked_to_the_exception(fake: FakeSlack, stack: Stack) -> None:
+    url = stack.url + "/slack/events"
+    await fake.acall(fake.deliver_event(url, fake.message_event("U01TOM", "hobber 1 down, spindle broken", "D01TOM", ts(20))))
+    await wait_for(lambda: stack.exception() is not None)
+    photo = fake.add_file("spindle.jpg", b"\xff\xd8\xff-jpeg-bytes", "image/jpeg")
+    body = fake.message_event("U01TOM", "E-0001 photo of the spindle", "D01TOM", ts(21), files=[photo])
+    assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+
+    def stored() -> list[Attachment]:
+        with Session(stack.runtime.engine) as session:
+            return list(session.exec(select(Attachment)))
+
+    [attachment] = await wait_for(stored)
+    assert attachment.exception_id == stack.exception().id and attachment.kind == "photo"
+    assert Path(attachment.path).read_bytes() == b"\xff\xd8\xff-jpeg-bytes"
+    assert any(e.kind == "attachment" and e.data.get("attachment_ids") == [attachment.id] for e in stack.timeline())
+    status, _ = await fake.acall(fake.get(f"{stack.url}/attachments/{attachment.id}"))
+    assert status == 200, "the console shows it"
+
+
+async def test_socket_mode_receives_events_and_button_presses(fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_app_token="xapp-fake")
+    try:
+        await wait_for(lambda: fake.connected)
+        assert (await fake.acall(fake.post(stack.url + "/slack/events", b"{}", {})))[0] == 404, "no HTTP events"
+        envelope = await fake.acall(fake.push("events_api", fake.message_event(
+            "U01TOM", "hobber 1 down, spindle broken", "D01TOM", ts(30))))
+        await wait_for(lambda: envelope in fake.acks)
+        [alert] = await wait_for(lambda: fake.posted(to="U01LENA"))
+        press = await fake.acall(fake.push("interactive", fake.button_payload("U01LENA", "ack:E-0001", alert)))
+        await wait_for(lambda: press in fake.acks)
+        await wait_for(lambda: stack.exception().status == "acknowledged")
+        await wait_for(lambda: fake.updates)
+        assert fake.buttons(fake.posted(to="U01LENA")[0]) == [], "the acknowledged card has no buttons left"
+    finally:
+        await stack.stop()
