@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.conversation import CODE
 from models import Attachment, Notification, PlantException, Signal, TimelineEvent, session_scope
 
 MAX_BYTES = 25 * 1024 * 1024  # WhatsApp's largest voice/video; Slack and Telegram bots get less
@@ -77,7 +78,7 @@ class MediaStore:
 
 
 def _exception_of(session: Session, signal: Signal, exception_ref: str | None) -> int | None:
-    """The exception the conversation put the message on: a notification it caused, else the named thread."""
+    """The exception the conversation put the message on: a notification it caused, the named or quoted thread."""
     caused = session.exec(select(Notification.exception_id).where(
         Notification.dedupe_key.like(f"signal:{signal.id}:%"),  # type: ignore[attr-defined]
         Notification.exception_id.is_not(None))).first()  # type: ignore[union-attr]
@@ -85,6 +86,10 @@ def _exception_of(session: Session, signal: Signal, exception_ref: str | None) -
         return caused
     if exception_ref:
         found = session.exec(select(PlantException.id).where(PlantException.code == exception_ref.upper())).first()
+        if found:
+            return found
+    if match := CODE.search(signal.payload.get("text") or ""):
+        found = session.exec(select(PlantException.id).where(PlantException.code == f"E-{int(match.group(1)):04d}")).first()
         if found:
             return found
     if reply_to := signal.payload.get("reply_to"):

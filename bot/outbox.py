@@ -288,9 +288,10 @@ class NotificationOutbox:
                 self._refund(reservation)
                 retry_after = max(0.0, float(error.retry_after))
                 if buckets:
+                    # Longer waits are kept by the row itself (next_attempt_at), on the store's clock.
                     scope = getattr(error, "scope", None)
                     key, rate = buckets[-1] if scope == "all" else buckets[0]
-                    self.limiter.pause(key, rate, retry_after)
+                    self.limiter.pause(key, rate, min(retry_after, self.max_inline_wait))
                 if waited + retry_after <= self.max_inline_wait and buckets:
                     waited += retry_after
                     continue

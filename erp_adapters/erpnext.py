@@ -75,7 +75,9 @@ class ErpNextErp(HttpErpAdapter):
     def __init__(self, base_url: str, *, now: Callable[[], datetime] | None = None, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         if not self.user or not self._token:
-            raise ValueError("erpnext: set MFGOS_ERP_USER to the API key and MFGOS_ERP_TOKEN to the API secret")
+            raise ValueError(
+                "erpnext: set MFGOS_ERP_USER to the API key and MFGOS_ERP_TOKEN to the API secret"
+            )
         self.now = now or (lambda: datetime.now(UTC))
 
     def auth_headers(self) -> dict[str, str]:
@@ -97,7 +99,9 @@ class ErpNextErp(HttpErpAdapter):
                 try:
                     for item in json.loads(raw):
                         entry = json.loads(item) if isinstance(item, str) else item
-                        messages.append(str(entry.get("message", entry)) if isinstance(entry, dict) else str(entry))
+                        messages.append(
+                            str(entry.get("message", entry)) if isinstance(entry, dict) else str(entry)
+                        )
                 except ValueError:
                     messages.append(raw)
             if not messages and body.get("exception"):
@@ -113,12 +117,16 @@ class ErpNextErp(HttpErpAdapter):
         kinds.validate(transaction.kind, transaction.fields)
         fields, settings = transaction.fields, transaction.plant_settings
         if transaction.kind == "stock_status":
-            return await self._create("Stock Entry", self._stock_entry(fields, settings), transaction.idempotency_key)
+            return await self._create(
+                "Stock Entry", self._stock_entry(fields, settings), transaction.idempotency_key
+            )
         if transaction.kind == "maintenance_request":
             doctype, doc = self._maintenance(fields, settings)
             return await self._create(doctype, doc, transaction.idempotency_key)
         if transaction.kind == "nonconformance":
-            return await self._create("Non Conformance", self._nonconformance(fields, settings), transaction.idempotency_key)
+            return await self._create(
+                "Non Conformance", self._nonconformance(fields, settings), transaction.idempotency_key
+            )
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields, settings)
@@ -148,7 +156,9 @@ class ErpNextErp(HttpErpAdapter):
             raise Rejected(f"ERPNext reports {doctype} {name} as a duplicate but cannot show it")
         if doctype in SUBMITTED and existing.get("docstatus") != 1:
             state = "cancelled" if existing.get("docstatus") == 2 else "a draft"
-            raise Rejected(f"{doctype} {name} already exists in ERPNext as {state}; amend or delete it there, then retry")
+            raise Rejected(
+                f"{doctype} {name} already exists in ERPNext as {state}; amend or delete it there, then retry"
+            )
         return name
 
     def _site_time(self, when: datetime, settings: dict[str, Any]) -> str:
@@ -175,7 +185,11 @@ class ErpNextErp(HttpErpAdapter):
             item["use_serial_batch_fields"] = 1
         remarks = " · ".join(
             str(part)
-            for part in (f"mfgos {action}", fields.get("reason"), fields.get("work_order") and f"work order {fields['work_order']}")
+            for part in (
+                f"mfgos {action}",
+                fields.get("reason"),
+                fields.get("work_order") and f"work order {fields['work_order']}",
+            )
             if part
         )
         return {
@@ -211,7 +225,9 @@ class ErpNextErp(HttpErpAdapter):
         return "Downtime Entry", doc
 
     def _nonconformance(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-        procedure = require_setting(settings, "quality_procedure", "because ERPNext links every Non Conformance to one")
+        procedure = require_setting(
+            settings, "quality_procedure", "because ERPNext links every Non Conformance to one"
+        )
         details = [fields["description"]]
         for label in ("machine", "material", "work_order", "quantity", "disposition"):
             if fields.get(label) not in (None, ""):
@@ -235,16 +251,30 @@ class ErpNextErp(HttpErpAdapter):
         status = (await self._work_order(work_order)).get("status")
         if action == "hold":
             if status != "Stopped":
-                await self.request("POST", f"{WORK_ORDER_METHODS}.stop_unstop", json={"work_order": work_order, "status": "Stopped"})
+                await self.request(
+                    "POST",
+                    f"{WORK_ORDER_METHODS}.stop_unstop",
+                    json={"work_order": work_order, "status": "Stopped"},
+                )
             return f"{work_order} Stopped"
         if action == "release":
             if status == "Stopped":
-                await self.request("POST", f"{WORK_ORDER_METHODS}.stop_unstop", json={"work_order": work_order, "status": "Resumed"})
+                await self.request(
+                    "POST",
+                    f"{WORK_ORDER_METHODS}.stop_unstop",
+                    json={"work_order": work_order, "status": "Resumed"},
+                )
             elif status == "Draft":
-                await self.request("PUT", _doc_path("Work Order", work_order, version="v1"), json={"docstatus": 1})
+                await self.request(
+                    "PUT", _doc_path("Work Order", work_order, version="v1"), json={"docstatus": 1}
+                )
             return f"{work_order} released"
         if status not in ("Completed", "Closed"):
-            await self.request("POST", f"{WORK_ORDER_METHODS}.close_work_order", json={"work_order": work_order, "status": "Closed"})
+            await self.request(
+                "POST",
+                f"{WORK_ORDER_METHODS}.close_work_order",
+                json={"work_order": work_order, "status": "Closed"},
+            )
         return f"{work_order} Closed" if status != "Completed" else f"{work_order} Completed"
 
     async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -252,7 +282,10 @@ class ErpNextErp(HttpErpAdapter):
         start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
         end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
         current = await self._work_order(work_order)
-        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (start, end):
+        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (
+            start,
+            end,
+        ):
             await self.request(
                 "PUT",
                 _doc_path("Work Order", work_order, version="v1"),
@@ -262,7 +295,9 @@ class ErpNextErp(HttpErpAdapter):
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def _list(self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None) -> list[dict[str, Any]]:
+    async def _list(
+        self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """Every row of a v1 list, page by page."""
         rows: list[dict[str, Any]] = []
         page = 500
@@ -298,15 +333,29 @@ class ErpNextErp(HttpErpAdapter):
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
         rows = await self._list("Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0]])
-        return [ErpMaterial(id=r["item_code"], name=r.get("item_name") or r["item_code"], unit=r.get("stock_uom")) for r in rows]
+        return [
+            ErpMaterial(id=r["item_code"], name=r.get("item_name") or r["item_code"], unit=r.get("stock_uom"))
+            for r in rows
+        ]
 
-    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+    async def read_work_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpWorkOrder]:
         filters = self._since(changed_since, settings)
         if settings.get("company"):
             filters.append(["company", "=", settings["company"]])
         rows = await self._list(
             "Work Order",
-            ["name", "status", "production_item", "qty", "planned_start_date", "planned_end_date", "sales_order", "modified"],
+            [
+                "name",
+                "status",
+                "production_item",
+                "qty",
+                "planned_start_date",
+                "planned_end_date",
+                "sales_order",
+                "modified",
+            ],
             filters,
         )
         orders = []
@@ -345,7 +394,9 @@ class ErpNextErp(HttpErpAdapter):
         ]
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
-        rows = await self._list("Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"], [["item_code", "=", material]])
+        rows = await self._list(
+            "Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"], [["item_code", "=", material]]
+        )
         quarantine = settings.get("quarantine_warehouse")
         return [
             StockLine(

@@ -58,9 +58,7 @@ class LedgerErp(ErpAdapterBase):
             ).first()
 
     def _post(self, transaction: Transaction) -> str:
-        existing = self._lookup(transaction.idempotency_key)
-        if existing is not None:
-            return existing
+        # Insert first: the unique idempotency key turns a second post into the look-up below.
         try:
             with Session(self.engine) as session:
                 # The row id numbers the document, so two writers never race for a number.
@@ -78,7 +76,7 @@ class LedgerErp(ErpAdapterBase):
                 session.commit()
                 return reference
         except IntegrityError:
-            # Another worker booked the same key between our look-up and insert: theirs stands.
+            # This key is booked already (an earlier attempt, or another worker just now): that stands.
             existing = self._lookup(transaction.idempotency_key)
             if existing is None:
                 raise

@@ -106,7 +106,9 @@ class OdooErp(HttpErpAdapter):
         if not self._token:
             raise ValueError("odoo: set MFGOS_ERP_TOKEN to an Odoo API key")
         if self.api == "jsonrpc" and not (self.database and self.user):
-            raise ValueError("odoo: JSON-RPC needs the database (?db= in MFGOS_ERP_URL) and the login (MFGOS_ERP_USER)")
+            raise ValueError(
+                "odoo: JSON-RPC needs the database (?db= in MFGOS_ERP_URL) and the login (MFGOS_ERP_USER)"
+            )
         self.now = now or (lambda: datetime.now(UTC))
         self._uid: int | None = None
         self._version: int | None = None
@@ -133,7 +135,14 @@ class OdooErp(HttpErpAdapter):
 
     # --- transport ---------------------------------------------------------------------------
 
-    async def call(self, model: str, method: str, ids: list[int] | None = None, context: dict[str, Any] | None = None, **params: Any) -> Any:
+    async def call(
+        self,
+        model: str,
+        method: str,
+        ids: list[int] | None = None,
+        context: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Any:
         """One ORM method call, over JSON-2 or JSON-RPC execute_kw."""
         if self.api == "json2":
             body: dict[str, Any] = dict(params)
@@ -148,19 +157,32 @@ class OdooErp(HttpErpAdapter):
         if context:
             kwargs["context"] = context
         args = [ids] if ids is not None else []
-        return await self._rpc("object", "execute_kw", [self.database, uid, self._token, model, method, args, kwargs])
+        return await self._rpc(
+            "object", "execute_kw", [self.database, uid, self._token, model, method, args, kwargs]
+        )
 
     async def _rpc(self, service: str, method: str, args: list[Any]) -> Any:
-        payload = {"jsonrpc": "2.0", "method": "call", "params": {"service": service, "method": method, "args": args}, "id": next(self._ids)}
+        payload = {
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {"service": service, "method": method, "args": args},
+            "id": next(self._ids),
+        }
         body = (await self.request("POST", "/jsonrpc", json=payload)).json()
         error = body.get("error")
         if not error:
             return body.get("result")
         data = error.get("data") or {}
-        name, message = str(data.get("name") or ""), str(data.get("message") or error.get("message") or "Odoo error")
+        name, message = (
+            str(data.get("name") or ""),
+            str(data.get("message") or error.get("message") or "Odoo error"),
+        )
         if any(n in name for n in ("AccessDenied", "AccessError", "SessionExpired")):
             raise AuthFailed(f"odoo: {message}")
-        if any(n in name for n in ("UserError", "ValidationError", "MissingError", "RedirectWarning", "ValueError")):
+        if any(
+            n in name
+            for n in ("UserError", "ValidationError", "MissingError", "RedirectWarning", "ValueError")
+        ):
             raise Rejected(message)
         raise Unavailable(f"odoo: server error {name or error.get('code')}: {message}")
 
@@ -181,7 +203,14 @@ class OdooErp(HttpErpAdapter):
         await self._login()
         return self._version or 17
 
-    async def _search_read(self, model: str, domain: list[Any], fields: list[str], limit: int | None = None, order: str | None = None) -> list[dict[str, Any]]:
+    async def _search_read(
+        self,
+        model: str,
+        domain: list[Any],
+        fields: list[str],
+        limit: int | None = None,
+        order: str | None = None,
+    ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"domain": domain, "fields": fields}
         if limit:
             params["limit"] = limit
@@ -193,7 +222,9 @@ class OdooErp(HttpErpAdapter):
         created = await self.call(model, "create", vals_list=[values])
         return int(created[0] if isinstance(created, list) else created)
 
-    async def _press(self, model: str, method: str, ids: list[int], context: dict[str, Any] | None = None) -> None:
+    async def _press(
+        self, model: str, method: str, ids: list[int], context: dict[str, Any] | None = None
+    ) -> None:
         """Press a button; when Odoo answers with a wizard we know, press again skipping it."""
         context = dict(context or {})
         for _ in range(len(WIZARD_SKIPS) + 1):
@@ -201,8 +232,12 @@ class OdooErp(HttpErpAdapter):
             if not (isinstance(result, dict) and result.get("res_model")):
                 return
             wizard = result["res_model"]
-            if wizard not in WIZARD_SKIPS or all(context.get(k) == v for k, v in WIZARD_SKIPS[wizard].items()):
-                raise Rejected(f"Odoo asks for {result.get('name') or wizard} ({wizard}) on {model} {ids}; finish it in Odoo")
+            if wizard not in WIZARD_SKIPS or all(
+                context.get(k) == v for k, v in WIZARD_SKIPS[wizard].items()
+            ):
+                raise Rejected(
+                    f"Odoo asks for {result.get('name') or wizard} ({wizard}) on {model} {ids}; finish it in Odoo"
+                )
             context.update(WIZARD_SKIPS[wizard])
         raise Rejected(f"Odoo kept returning wizards for {model}.{method}")
 
@@ -216,18 +251,28 @@ class OdooErp(HttpErpAdapter):
         return self._cache[cache_key]
 
     async def _product(self, material: str) -> int:
-        return await self._find_id("product.product", [["default_code", "=", material]], f"product with internal reference {material}")
+        return await self._find_id(
+            "product.product",
+            [["default_code", "=", material]],
+            f"product with internal reference {material}",
+        )
 
     async def _location(self, settings: dict[str, Any], setting: str, purpose: str) -> int:
         name = require_setting(settings, setting, purpose)
-        return await self._find_id("stock.location", [["complete_name", "=", name]], f"location {name} (erp.{setting})")
+        return await self._find_id(
+            "stock.location", [["complete_name", "=", name]], f"location {name} (erp.{setting})"
+        )
 
     async def _uom(self, unit: str, settings: dict[str, Any]) -> int:
         name = (settings.get("units") or {}).get(unit, unit)
-        return await self._find_id("uom.uom", [["name", "=", name]], f"unit of measure {name} (map it with erp.units)")
+        return await self._find_id(
+            "uom.uom", [["name", "=", name]], f"unit of measure {name} (map it with erp.units)"
+        )
 
     async def _production(self, work_order: str, fields: list[str]) -> dict[str, Any]:
-        found = await self._search_read("mrp.production", [["name", "=", work_order]], ["id", "name", "state", *fields], limit=1)
+        found = await self._search_read(
+            "mrp.production", [["name", "=", work_order]], ["id", "name", "state", *fields], limit=1
+        )
         if not found:
             raise Rejected(f"Odoo has no manufacturing order {work_order}")
         return found[0]
@@ -252,14 +297,20 @@ class OdooErp(HttpErpAdapter):
     async def lookup(self, idempotency_key: str) -> str | None:
         tag = marker(idempotency_key)
         for model in ("stock.picking", "stock.scrap"):
-            done = await self._search_read(model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1)
+            done = await self._search_read(
+                model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1
+            )
             if done:
                 return str(done[0]["name"])
-        requests = await self._search_read("maintenance.request", [["description", "ilike", tag]], ["id"], limit=1)
+        requests = await self._search_read(
+            "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
+        )
         if requests:
             return f"maintenance.request/{requests[0]['id']}"
         try:
-            alerts = await self._search_read("quality.alert", [["description", "ilike", tag]], ["name"], limit=1)
+            alerts = await self._search_read(
+                "quality.alert", [["description", "ilike", tag]], ["name"], limit=1
+            )
         except Rejected:
             return None  # no Quality app (Community): nothing of ours can be there
         return str(alerts[0]["name"]) if alerts else None
@@ -269,13 +320,27 @@ class OdooErp(HttpErpAdapter):
         # Downtime first: the request is the record that says the whole posting is done.
         if fields.get("downtime_minutes"):
             await self._downtime(fields, settings, tag)
-        existing = await self._search_read("maintenance.request", [["description", "ilike", tag]], ["id"], limit=1)
+        existing = await self._search_read(
+            "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
+        )
         if existing:
             return f"maintenance.request/{existing[0]['id']}"
-        names = [(settings.get("equipment") or {}).get(fields["machine"]), fields.get("machine_name"), fields["machine"]]
-        equipment = await self._search_read("maintenance.equipment", [["name", "in", [n for n in names if n]]], ["id"], limit=1)
+        names = [
+            (settings.get("equipment") or {}).get(fields["machine"]),
+            fields.get("machine_name"),
+            fields["machine"],
+        ]
+        equipment = await self._search_read(
+            "maintenance.equipment", [["name", "in", [n for n in names if n]]], ["id"], limit=1
+        )
         details = ", ".join(
-            f"{label} {fields[name]}" for label, name in (("exception", "exception"), ("reported by", "reported_by"), ("down for (min)", "downtime_minutes")) if fields.get(name) not in (None, "")
+            f"{label} {fields[name]}"
+            for label, name in (
+                ("exception", "exception"),
+                ("reported by", "reported_by"),
+                ("down for (min)", "downtime_minutes"),
+            )
+            if fields.get(name) not in (None, "")
         )
         values: dict[str, Any] = {
             "name": f"{fields['machine']}: {fields['description']}"[:120],
@@ -291,12 +356,20 @@ class OdooErp(HttpErpAdapter):
 
     async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str) -> None:
         workcenter = (settings.get("workcenters") or {}).get(fields["machine"], fields["machine"])
-        centers = await self._search_read("mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]], ["id"], limit=1)
+        centers = await self._search_read(
+            "mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]], ["id"], limit=1
+        )
         if not centers:
             return  # a machine without a work center: the maintenance request still records the stop
-        if await self._search_read("mrp.workcenter.productivity", [["description", "ilike", tag]], ["id"], limit=1):
+        if await self._search_read(
+            "mrp.workcenter.productivity", [["description", "ilike", tag]], ["id"], limit=1
+        ):
             return
-        loss = await self._find_id("mrp.workcenter.productivity.loss", [["loss_type", "=", "availability"]], "availability loss reason")
+        loss = await self._find_id(
+            "mrp.workcenter.productivity.loss",
+            [["loss_type", "=", "availability"]],
+            "availability loss reason",
+        )
         end = self.now()
         await self._create(
             "mrp.workcenter.productivity",
@@ -314,14 +387,23 @@ class OdooErp(HttpErpAdapter):
         stock = await self._location(settings, "stock_location", "as the location of usable stock")
         quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
         source, target = (stock, quarantine) if fields["action"] == "block" else (quarantine, stock)
-        found = await self._search_read("stock.picking", [["origin", "=", tag], ["state", "!=", "cancel"]], ["id", "name", "state"], limit=1)
+        found = await self._search_read(
+            "stock.picking",
+            [["origin", "=", tag], ["state", "!=", "cancel"]],
+            ["id", "name", "state"],
+            limit=1,
+        )
         if found:
             picking = found[0]
         else:
             product = await self._product(fields["material"])
             uom = await self._uom(fields["unit"], settings)
             kind = settings.get("picking_type") or "internal"
-            picking_type = await self._find_id("stock.picking.type", [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]], f"operation type {kind} (erp.picking_type)")
+            picking_type = await self._find_id(
+                "stock.picking.type",
+                [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]],
+                f"operation type {kind} (erp.picking_type)",
+            )
             move: dict[str, Any] = {
                 "name": f"mfgos {fields['action']} {fields['material']}",
                 "product_id": product,
@@ -334,14 +416,22 @@ class OdooErp(HttpErpAdapter):
                 move["lot_ids"] = [[6, 0, [await self._lot(fields["lot"], product)]]]
             picking_id = await self._create(
                 "stock.picking",
-                {"picking_type_id": picking_type, "location_id": source, "location_dest_id": target, "origin": tag, "move_ids": [[0, 0, move]]},
+                {
+                    "picking_type_id": picking_type,
+                    "location_id": source,
+                    "location_dest_id": target,
+                    "origin": tag,
+                    "move_ids": [[0, 0, move]],
+                },
             )
             picking = {"id": picking_id, "state": "draft"}
         if picking["state"] != "done":
             await self._validate_transfer(picking["id"], fields)
         done = await self.call("stock.picking", "read", ids=[picking["id"]], fields=["name", "state"])
         if done[0]["state"] != "done":
-            raise Rejected(f"Odoo left transfer {done[0]['name']} in state {done[0]['state']}; validate it in Odoo")
+            raise Rejected(
+                f"Odoo left transfer {done[0]['name']} in state {done[0]['state']}; validate it in Odoo"
+            )
         return str(done[0]["name"])
 
     async def _validate_transfer(self, picking_id: int, fields: dict[str, Any]) -> None:
@@ -349,7 +439,9 @@ class OdooErp(HttpErpAdapter):
         if state == "draft":
             await self.call("stock.picking", "action_confirm", ids=[picking_id])
         await self.call("stock.picking", "action_assign", ids=[picking_id])
-        moves = await self._search_read("stock.move", [["picking_id", "=", picking_id]], ["id", "state", "product_uom_qty", "location_id"])
+        moves = await self._search_read(
+            "stock.move", [["picking_id", "=", picking_id]], ["id", "state", "product_uom_qty", "location_id"]
+        )
         if any(m["state"] not in ("assigned", "done") for m in moves):
             # Refuse rather than drive stock negative; cancel so a corrected retry starts clean.
             await self.call("stock.picking", "action_cancel", ids=[picking_id])
@@ -357,18 +449,26 @@ class OdooErp(HttpErpAdapter):
             raise Rejected(
                 f"Odoo cannot reserve {fields['quantity']} {fields['unit']} of {fields['material']} in {where}: not enough available"
             )
-        done_field = {"quantity": None, "picked": True} if await self._odoo_version() >= 17 else {"quantity_done": None}
+        done_field = (
+            {"quantity": None, "picked": True}
+            if await self._odoo_version() >= 17
+            else {"quantity_done": None}
+        )
         for move in moves:
             values = {k: (move["product_uom_qty"] if v is None else v) for k, v in done_field.items()}
             await self.call("stock.move", "write", ids=[move["id"]], vals=values)
         await self._press("stock.picking", "button_validate", [picking_id])
 
     async def _lot(self, lot: str, product: int) -> int:
-        return await self._find_id("stock.lot", [["name", "=", lot], ["product_id", "=", product]], f"lot {lot} of that product")
+        return await self._find_id(
+            "stock.lot", [["name", "=", lot], ["product_id", "=", product]], f"lot {lot} of that product"
+        )
 
     async def _scrap(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
         tag = marker(key)
-        found = await self._search_read("stock.scrap", [["origin", "=", tag]], ["id", "name", "state"], limit=1)
+        found = await self._search_read(
+            "stock.scrap", [["origin", "=", tag]], ["id", "name", "state"], limit=1
+        )
         if found and found[0]["state"] == "done":
             return str(found[0]["name"])
         if found:
@@ -385,11 +485,15 @@ class OdooErp(HttpErpAdapter):
                 "origin": tag,
             }
             if settings.get("scrap_location"):
-                values["scrap_location_id"] = await self._location(settings, "scrap_location", "to receive scrap")
+                values["scrap_location_id"] = await self._location(
+                    settings, "scrap_location", "to receive scrap"
+                )
             if fields.get("lot"):
                 values["lot_id"] = await self._lot(fields["lot"], product)
             if fields.get("work_order"):
-                production = await self._search_read("mrp.production", [["name", "=", fields["work_order"]]], ["id"], limit=1)
+                production = await self._search_read(
+                    "mrp.production", [["name", "=", fields["work_order"]]], ["id"], limit=1
+                )
                 if production:
                     values["production_id"] = production[0]["id"]
             scrap_id = await self._create("stock.scrap", values)
@@ -397,7 +501,9 @@ class OdooErp(HttpErpAdapter):
         if isinstance(result, dict) and result.get("res_model"):
             # stock.warn.insufficient.qty.scrap: Odoo would scrap stock it does not have.
             await self.call("stock.scrap", "unlink", ids=[scrap_id])
-            raise Rejected(f"Odoo has not enough {fields['material']} to scrap {fields['quantity']} {fields['unit']} ({result.get('name') or result['res_model']})")
+            raise Rejected(
+                f"Odoo has not enough {fields['material']} to scrap {fields['quantity']} {fields['unit']} ({result.get('name') or result['res_model']})"
+            )
         done = await self.call("stock.scrap", "read", ids=[scrap_id], fields=["name"])
         return str(done[0]["name"])
 
@@ -407,16 +513,26 @@ class OdooErp(HttpErpAdapter):
         try:
             existing = await self._search_read(model, [["description", "ilike", tag]], ["name"], limit=1)
         except Rejected as exc:
-            raise Rejected(f"Odoo cannot record a non-conformance in {model} (the Quality app is Odoo Enterprise): {exc.reason}") from exc
+            raise Rejected(
+                f"Odoo cannot record a non-conformance in {model} (the Quality app is Odoo Enterprise): {exc.reason}"
+            ) from exc
         if existing:
             return str(existing[0]["name"])
-        lines = [f"{label.replace('_', ' ')}: {fields[label]}" for label in ("machine", "material", "work_order", "quantity", "disposition") if fields.get(label) not in (None, "")]
+        lines = [
+            f"{label.replace('_', ' ')}: {fields[label]}"
+            for label in ("machine", "material", "work_order", "quantity", "disposition")
+            if fields.get(label) not in (None, "")
+        ]
         values: dict[str, Any] = {
             "title": f"{fields['exception']} {fields['type']}: {fields['description']}"[:120],
-            "description": "".join(f"<p>{html.escape(str(t))}</p>" for t in [fields["description"], *lines, tag]),
+            "description": "".join(
+                f"<p>{html.escape(str(t))}</p>" for t in [fields["description"], *lines, tag]
+            ),
         }
         if fields.get("material"):
-            products = await self._search_read("product.product", [["default_code", "=", fields["material"]]], ["id"], limit=1)
+            products = await self._search_read(
+                "product.product", [["default_code", "=", fields["material"]]], ["id"], limit=1
+            )
             if products:
                 values["product_id"] = products[0]["id"]
         alert_id = await self._create(model, values)
@@ -427,7 +543,11 @@ class OdooErp(HttpErpAdapter):
         production = await self._production(fields["work_order"], [])
         name, action = production["name"], fields["action"]
         if action == "hold":
-            running = await self._search_read("mrp.workorder", [["production_id", "=", production["id"]], ["state", "=", "progress"]], ["id"])
+            running = await self._search_read(
+                "mrp.workorder",
+                [["production_id", "=", production["id"]], ["state", "=", "progress"]],
+                ["id"],
+            )
             if running:
                 await self.call("mrp.workorder", "button_pending", ids=[w["id"] for w in running])
             return f"{name} held"
@@ -437,13 +557,19 @@ class OdooErp(HttpErpAdapter):
             return f"{name} released"
         if production["state"] != "done":
             await self._press("mrp.production", "button_mark_done", [production["id"]])
-        state = (await self.call("mrp.production", "read", ids=[production["id"]], fields=["state"]))[0]["state"]
+        state = (await self.call("mrp.production", "read", ids=[production["id"]], fields=["state"]))[0][
+            "state"
+        ]
         if state != "done":
             raise Rejected(f"Odoo left manufacturing order {name} in state {state}")
         return f"{name} done"
 
     async def _date_fields(self) -> tuple[str, str]:
-        return ("date_start", "date_finished") if await self._odoo_version() >= 17 else ("date_planned_start", "date_planned_finished")
+        return (
+            ("date_start", "date_finished")
+            if await self._odoo_version() >= 17
+            else ("date_planned_start", "date_planned_finished")
+        )
 
     async def _reschedule(self, fields: dict[str, Any]) -> str:
         start_field, end_field = await self._date_fields()
@@ -451,7 +577,9 @@ class OdooErp(HttpErpAdapter):
         start = _odoo_time(kinds.parse_time(fields["start"]))  # type: ignore[arg-type]
         end = _odoo_time(kinds.parse_time(fields["end"]))  # type: ignore[arg-type]
         if (production.get(start_field), production.get(end_field)) != (start, end):
-            await self.call("mrp.production", "write", ids=[production["id"]], vals={start_field: start, end_field: end})
+            await self.call(
+                "mrp.production", "write", ids=[production["id"]], vals={start_field: start, end_field: end}
+            )
         return f"{production['name']} planned {start} to {end} UTC"
 
     # --- reading -----------------------------------------------------------------------------
@@ -464,10 +592,14 @@ class OdooErp(HttpErpAdapter):
         return [ErpMachine(id=r.get("code") or r["name"], name=r["name"]) for r in rows]
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
-        rows = await self._search_read("product.product", [["default_code", "!=", False]], ["default_code", "name", "uom_id"], order="id")
+        rows = await self._search_read(
+            "product.product", [["default_code", "!=", False]], ["default_code", "name", "uom_id"], order="id"
+        )
         return [ErpMaterial(id=r["default_code"], name=r["name"], unit=_name(r.get("uom_id"))) for r in rows]
 
-    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+    async def read_work_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpWorkOrder]:
         start_field, end_field = await self._date_fields()
         rows = await self._search_read(
             "mrp.production",
@@ -477,13 +609,26 @@ class OdooErp(HttpErpAdapter):
         )
         if not rows:
             return []
-        steps = await self._search_read("mrp.workorder", [["production_id", "in", [r["id"] for r in rows]]], ["production_id", "workcenter_id"], order="id")
-        centers = {r["id"]: r.get("code") or r["name"] for r in await self._search_read("mrp.workcenter", [], ["name", "code"])}
+        steps = await self._search_read(
+            "mrp.workorder",
+            [["production_id", "in", [r["id"] for r in rows]]],
+            ["production_id", "workcenter_id"],
+            order="id",
+        )
+        centers = {
+            r["id"]: r.get("code") or r["name"]
+            for r in await self._search_read("mrp.workcenter", [], ["name", "code"])
+        }
         machine_of: dict[int, str] = {}
         for step in steps:
-            machine_of.setdefault(_id(step["production_id"]) or 0, centers.get(_id(step["workcenter_id"]) or 0, ""))
+            machine_of.setdefault(
+                _id(step["production_id"]) or 0, centers.get(_id(step["workcenter_id"]) or 0, "")
+            )
         product_ids = list({_id(r["product_id"]) for r in rows if _id(r["product_id"])})
-        codes = {p["id"]: p.get("default_code") for p in await self.call("product.product", "read", ids=product_ids, fields=["default_code"])}
+        codes = {
+            p["id"]: p.get("default_code")
+            for p in await self.call("product.product", "read", ids=product_ids, fields=["default_code"])
+        }
         return [
             ErpWorkOrder(
                 id=r["name"],
@@ -499,7 +644,9 @@ class OdooErp(HttpErpAdapter):
             for r in rows
         ]
 
-    async def read_customer_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpCustomerOrder]:
+    async def read_customer_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpCustomerOrder]:
         rows = await self._search_read(
             "sale.order",
             [["state", "in", ["sale", "done"]], *self._since(changed_since)],
@@ -507,14 +654,23 @@ class OdooErp(HttpErpAdapter):
             order="id",
         )
         return [
-            ErpCustomerOrder(id=r["name"], customer=_name(r["partner_id"]) or "", due=_utc(r.get("commitment_date")), modified=_utc(r.get("write_date")))
+            ErpCustomerOrder(
+                id=r["name"],
+                customer=_name(r["partner_id"]) or "",
+                due=_utc(r.get("commitment_date")),
+                modified=_utc(r.get("write_date")),
+            )
             for r in rows
         ]
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
         product = await self._product(material)
         quarantine = settings.get("quarantine_location")
-        rows = await self._search_read("stock.quant", [["product_id", "=", product], ["location_id.usage", "=", "internal"], ["quantity", "!=", 0]], ["location_id", "quantity", "lot_id", "product_uom_id"])
+        rows = await self._search_read(
+            "stock.quant",
+            [["product_id", "=", product], ["location_id.usage", "=", "internal"], ["quantity", "!=", 0]],
+            ["location_id", "quantity", "lot_id", "product_uom_id"],
+        )
         return [
             StockLine(
                 material=material,

@@ -64,6 +64,9 @@ class _Outcome:
     values: dict[str, Any]
 
 
+_RELEASE = _Outcome("release", "", {})  # not attempted (posting paused): back to the queue, nothing to report
+
+
 class ErpOutbox:
     """Posts due ERP transactions through one adapter; run one per process or replica.
 
@@ -113,8 +116,35 @@ class ErpOutbox:
         if not claims:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
-        settled = await asyncio.gather(*(self._process(claim, gate) for claim in claims))
-        return sum(settled)
+        results: asyncio.Queue[tuple[_Claim, _Outcome | None]] = asyncio.Queue()
+
+        async def attempt(claim: _Claim) -> None:
+            outcome = None
+            try:
+                async with gate:
+                    # After an AuthFailed in this pass the rest is left untouched until the pause ends.
+                    outcome = _RELEASE if self.paused else await self._attempt(claim)
+            finally:
+                await results.put((claim, outcome))  # None: the attempt died; its lease covers it
+
+        tasks = [asyncio.create_task(attempt(claim)) for claim in claims]
+        settled, remaining = 0, len(claims)
+        try:
+            while remaining:
+                # Settle what has finished in one DB transaction; later results queue up meanwhile.
+                batch = [await results.get()]
+                while not results.empty():
+                    batch.append(results.get_nowait())
+                remaining -= len(batch)
+                done = [(claim, outcome) for claim, outcome in batch if outcome is not None]
+                if done:
+                    settled += await asyncio.to_thread(self._settle_batch, done)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        await asyncio.gather(*tasks)  # re-raises what killed an attempt (leased rows stay safe)
+        return settled
 
     async def run_forever(self, stop_event: asyncio.Event, poll_interval: float = 1.0) -> None:
         """Post until `stop_event` is set; a busy pass is followed at once by the next."""
@@ -157,8 +187,18 @@ class ErpOutbox:
             query = query.with_for_update(skip_locked=True, of=_T)
         lease_until = now + self.lease
         with Session(self.engine) as session:
+            candidates = session.execute(query).all()
             claimed: list[tuple[int, int]] = []
-            for row_id, attempts in session.execute(query).all():
+            if self.engine.dialect.name == "postgresql" and candidates:
+                # The rows are locked by this transaction: one update claims them all.
+                session.execute(
+                    update(_T)
+                    .where(_T.c.id.in_([row_id for row_id, _ in candidates]))
+                    .values(attempts=_T.c.attempts + 1, next_attempt_at=lease_until)
+                )
+                claimed = [(row_id, attempts + 1) for row_id, attempts in candidates]
+            for row_id, attempts in candidates if not claimed else ():
+                # SQLite reads outside the write lock: compare-and-set each row.
                 result = session.execute(
                     update(_T)
                     .where(_T.c.id == row_id, _T.c.attempts == attempts, due)
@@ -206,28 +246,6 @@ class ErpOutbox:
 
     # --- post --------------------------------------------------------------------------------
 
-    async def _process(self, claim: _Claim, gate: asyncio.Semaphore) -> int:
-        async with gate:
-            if self.paused:
-                # Another row of this pass met AuthFailed: leave this one untouched until the pause ends.
-                await asyncio.to_thread(self._release, claim)
-                return 0
-            outcome = await self._attempt(claim)
-            if not outcome.values:
-                await asyncio.to_thread(self._release, claim)
-                return 0
-            try:
-                return await asyncio.to_thread(self._settle, claim, outcome)
-            except Exception:
-                log.exception(
-                    "ERP outbox %s: could not record %s for transaction %s; its lease will expire and a "
-                    "look-up will settle it",
-                    self.worker_id,
-                    outcome.outcome,
-                    claim.id,
-                )
-                return 0
-
     async def _attempt(self, claim: _Claim) -> _Outcome:
         txn = claim.transaction
         now = self.now
@@ -249,7 +267,7 @@ class ErpOutbox:
         except AuthFailed as exc:
             if self.paused:
                 # A sibling in this pass already paused posting and reported it: one alert per pause.
-                return _Outcome(AUTH_FAILED, "", {})
+                return _RELEASE
             self.paused_until = now() + self.auth_pause
             detail = f"{exc}; ERP posting paused until {self.paused_until.isoformat()}"
             log.error("ERP outbox %s: %s", self.worker_id, detail)
@@ -288,45 +306,47 @@ class ErpOutbox:
 
     # --- settle ------------------------------------------------------------------------------
 
-    def _settle(self, claim: _Claim, outcome: _Outcome) -> int:
-        with Session(self.engine, expire_on_commit=False) as session:
-            result = session.execute(
-                update(_T)
-                .where(
-                    _T.c.id == claim.id,
-                    _T.c.attempts == claim.attempts,
-                    _T.c.status == OutboxStatus.pending.value,
-                )
-                .values(**outcome.values)
-            )
-            if result.rowcount != 1:
-                session.rollback()
-                log.warning(
-                    "ERP outbox %s: lost the lease on transaction %s before settling it (%s)",
+    def _settle_batch(self, items: list[tuple[_Claim, _Outcome]]) -> int:
+        """Settle finished attempts in one DB transaction; if a report fails, row by row."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                settled = sum(self._settle_one(session, claim, outcome) for claim, outcome in items)
+                session.commit()
+            return settled
+        except Exception:
+            if len(items) == 1:
+                claim, outcome = items[0]
+                log.exception(
+                    "ERP outbox %s: could not record %s for transaction %s; its lease will expire and a "
+                    "look-up will settle it",
                     self.worker_id,
-                    claim.id,
                     outcome.outcome,
+                    claim.id,
                 )
                 return 0
-            if self.on_settled is not None:
-                txn = session.get(ErpTransaction, claim.id, populate_existing=True)
-                assert txn is not None  # the update above just matched it
-                self.on_settled(session, txn, outcome.outcome, outcome.detail)
-            session.commit()
-        return 1
+        return sum(self._settle_batch([item]) for item in items)
 
-    def _release(self, claim: _Claim) -> None:
-        with Session(self.engine) as session:
-            session.execute(
-                update(_T)
-                .where(
-                    _T.c.id == claim.id,
-                    _T.c.attempts == claim.attempts,
-                    _T.c.status == OutboxStatus.pending.value,
-                )
-                .values(next_attempt_at=self.paused_until)
+    def _settle_one(self, session: Session, claim: _Claim, outcome: _Outcome) -> int:
+        owned = and_(
+            _T.c.id == claim.id, _T.c.attempts == claim.attempts, _T.c.status == OutboxStatus.pending.value
+        )
+        if outcome is _RELEASE:
+            session.execute(update(_T).where(owned).values(next_attempt_at=self.paused_until))
+            return 0
+        result = session.execute(update(_T).where(owned).values(**outcome.values))
+        if result.rowcount != 1:
+            log.warning(
+                "ERP outbox %s: lost the lease on transaction %s before settling it (%s)",
+                self.worker_id,
+                claim.id,
+                outcome.outcome,
             )
-            session.commit()
+            return 0
+        if self.on_settled is not None:
+            txn = session.get(ErpTransaction, claim.id, populate_existing=True)
+            assert txn is not None  # the update above just matched it
+            self.on_settled(session, txn, outcome.outcome, outcome.detail)
+        return 1
 
 
 def retry_rejected(

@@ -30,7 +30,9 @@ ADAPTERS: dict[str, AdapterEntry] = {
         "erp_adapters.erpnext:ErpNextErp", "pip install mfgos  (needs httpx)", "ERPNext / Frappe REST API"
     ),
     "odoo": AdapterEntry(
-        "erp_adapters.odoo:OdooErp", "pip install mfgos  (needs httpx)", "Odoo 19+ JSON-2, Odoo 16-18 JSON-RPC"
+        "erp_adapters.odoo:OdooErp",
+        "pip install mfgos  (needs httpx)",
+        "Odoo 19+ JSON-2, Odoo 16-18 JSON-RPC",
     ),
     "sap": AdapterEntry(
         "erp_adapters.sap_odata:SapODataErp", "pip install mfgos  (needs httpx)", "SAP S/4HANA OData V2 APIs"

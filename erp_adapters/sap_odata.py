@@ -104,7 +104,9 @@ class SapODataErp(HttpErpAdapter):
         self.client_params = {k: v[0] for k, v in parse_qs(parts.query).items() if k == "sap-client"}
         super().__init__(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), **kwargs)
         if not self.user or not self._token:
-            raise ValueError("sap: set MFGOS_ERP_USER and MFGOS_ERP_TOKEN (the communication user and its password)")
+            raise ValueError(
+                "sap: set MFGOS_ERP_USER and MFGOS_ERP_TOKEN (the communication user and its password)"
+            )
         self.now = now or (lambda: datetime.now(UTC))
         self._csrf: dict[str, str] = {}
         self._csrf_lock = asyncio.Lock()
@@ -126,7 +128,9 @@ class SapODataErp(HttpErpAdapter):
             if detail_text and detail_text not in parts and detail.get("severity", "error") == "error":
                 parts.append(str(detail_text))
         code = error.get("code")
-        return (f"{'; '.join(parts)} ({code})" if code else "; ".join(parts)) or super().error_message(response)
+        return (f"{'; '.join(parts)} ({code})" if code else "; ".join(parts)) or super().error_message(
+            response
+        )
 
     def error_for(self, response: httpx.Response) -> ErpError:
         if response.status_code == 403 and response.headers.get("x-csrf-token", "").lower() == "required":
@@ -139,20 +143,40 @@ class SapODataErp(HttpErpAdapter):
 
     # --- protocol helpers --------------------------------------------------------------------
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None, allow: tuple[int, ...] = ()) -> httpx.Response:
-        return await self.request("GET", path, params={**self.client_params, "$format": "json", **(params or {})}, allow=allow)
+    async def _get(
+        self, path: str, params: dict[str, Any] | None = None, allow: tuple[int, ...] = ()
+    ) -> httpx.Response:
+        return await self.request(
+            "GET", path, params={**self.client_params, "$format": "json", **(params or {})}, allow=allow
+        )
 
     async def _token_for(self, service: str, stale: str | None = None) -> str:
         async with self._csrf_lock:
             if service not in self._csrf or self._csrf[service] == stale:
-                response = await self.request("GET", f"{service}/", params={**self.client_params, "$format": "json"}, headers={"X-CSRF-Token": "Fetch"})
+                response = await self.request(
+                    "GET",
+                    f"{service}/",
+                    params={**self.client_params, "$format": "json"},
+                    headers={"X-CSRF-Token": "Fetch"},
+                )
                 token = response.headers.get("x-csrf-token")
                 if not token:
-                    raise AuthFailed(f"sap: {service} handed out no CSRF token (check the communication user's authorisations)")
+                    raise AuthFailed(
+                        f"sap: {service} handed out no CSRF token (check the communication user's authorisations)"
+                    )
                 self._csrf[service] = token
             return self._csrf[service]
 
-    async def _change(self, method: str, service: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> httpx.Response:
+    async def _change(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         """A modifying request with the CSRF token, fetched once more if SAP calls it stale."""
         token = await self._token_for(service)
         for attempt in (1, 2):
@@ -166,14 +190,18 @@ class SapODataErp(HttpErpAdapter):
                 )
             except _CsrfRequired:
                 if attempt == 2:
-                    raise AuthFailed("sap: SAP rejects every CSRF token we fetch (session or authorisation problem)") from None
+                    raise AuthFailed(
+                        "sap: SAP rejects every CSRF token we fetch (session or authorisation problem)"
+                    ) from None
                 token = await self._token_for(service, stale=token)
         raise AssertionError("unreachable")
 
     async def _collection(self, service: str, entity: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         while True:
-            body = (await self._get(f"{service}/{entity}", {**params, "$top": PAGE, "$skip": len(rows)})).json()
+            body = (
+                await self._get(f"{service}/{entity}", {**params, "$top": PAGE, "$skip": len(rows)})
+            ).json()
             batch = (body.get("d") or {}).get("results") or []
             rows.extend(batch)
             if len(batch) < PAGE:
@@ -214,7 +242,10 @@ class SapODataErp(HttpErpAdapter):
         return await self._find_material_document(kinds.short_reference(idempotency_key, 25))
 
     async def _find_notification(self, reference: str) -> str | None:
-        params = {"$filter": f"MaintNotifExtReferenceNumber eq {literal(reference)}", "$select": "MaintenanceNotification"}
+        params = {
+            "$filter": f"MaintNotifExtReferenceNumber eq {literal(reference)}",
+            "$select": "MaintenanceNotification",
+        }
         rows = (await self._get(f"{NOTIFICATIONS}/MaintenanceNotification", params)).json()["d"]["results"]
         return str(rows[0]["MaintenanceNotification"]) if rows else None
 
@@ -223,7 +254,9 @@ class SapODataErp(HttpErpAdapter):
             "$filter": f"MaterialDocumentHeaderText eq {literal(header_text)}",
             "$select": "MaterialDocument,MaterialDocumentYear",
         }
-        rows = (await self._get(f"{MATERIAL_DOCUMENTS}/A_MaterialDocumentHeader", params)).json()["d"]["results"]
+        rows = (await self._get(f"{MATERIAL_DOCUMENTS}/A_MaterialDocumentHeader", params)).json()["d"][
+            "results"
+        ]
         return f"{rows[0]['MaterialDocument']}/{rows[0]['MaterialDocumentYear']}" if rows else None
 
     async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
@@ -232,7 +265,9 @@ class SapODataErp(HttpErpAdapter):
         existing = await self._find_notification(reference)
         if existing:
             return existing
-        start = self._local(self.now() - timedelta(minutes=float(fields.get("downtime_minutes") or 0)), settings)
+        start = self._local(
+            self.now() - timedelta(minutes=float(fields.get("downtime_minutes") or 0)), settings
+        )
         body = {
             "NotificationText": f"{fields['machine']}: {fields['description']}"[:40],
             "MaintNotifLongTextForEdit": f"{fields['description']}\n{fields.get('exception') or ''} reported by {fields.get('reported_by') or 'unknown'}",
@@ -261,7 +296,11 @@ class SapODataErp(HttpErpAdapter):
         action = fields["action"]
         types = {**MOVEMENT_TYPES, **(settings.get("movement_types") or {})}
         if action == "scrap":
-            movement = types["scrap_blocked" if settings.get("scrap_from", "blocked") == "blocked" else "scrap_unrestricted"]
+            movement = types[
+                "scrap_blocked"
+                if settings.get("scrap_from", "blocked") == "blocked"
+                else "scrap_unrestricted"
+            ]
         else:
             movement = types[action]
         item: dict[str, Any] = {
@@ -286,11 +325,15 @@ class SapODataErp(HttpErpAdapter):
             "MaterialDocumentHeaderText": header_text,
             "to_MaterialDocumentItem": {"results": [item]},
         }
-        created = (await self._change("POST", MATERIAL_DOCUMENTS, "A_MaterialDocumentHeader", json=body)).json()["d"]
+        created = (
+            await self._change("POST", MATERIAL_DOCUMENTS, "A_MaterialDocumentHeader", json=body)
+        ).json()["d"]
         return f"{created['MaterialDocument']}/{created['MaterialDocumentYear']}"
 
     async def _order(self, work_order: str) -> httpx.Response:
-        response = await self._get(f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(work_order)})", allow=(404,))
+        response = await self._get(
+            f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(work_order)})", allow=(404,)
+        )
         if response.status_code == 404:
             raise Rejected(f"SAP has no production order {work_order}")
         return response
@@ -308,7 +351,9 @@ class SapODataErp(HttpErpAdapter):
         order = (await self._order(work_order)).json()["d"]
         flag = ORDER_DONE_FLAG.get(action)
         if not (flag and order.get(flag)):
-            await self._change("POST", PRODUCTION_ORDERS, function, params={"ManufacturingOrder": literal(work_order)})
+            await self._change(
+                "POST", PRODUCTION_ORDERS, function, params={"ManufacturingOrder": literal(work_order)}
+            )
         return f"{work_order} {function}"
 
     async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -331,7 +376,13 @@ class SapODataErp(HttpErpAdapter):
             if not etag:
                 raise Rejected(f"SAP sent no ETag for production order {work_order}")
             try:
-                await self._change("PATCH", PRODUCTION_ORDERS, f"A_ProductionOrder_2({literal(work_order)})", json=wanted, headers={"If-Match": etag})
+                await self._change(
+                    "PATCH",
+                    PRODUCTION_ORDERS,
+                    f"A_ProductionOrder_2({literal(work_order)})",
+                    json=wanted,
+                    headers={"If-Match": etag},
+                )
                 return reference
             except _EtagMismatch:
                 continue  # changed under us: read the new ETag and compare again
@@ -347,29 +398,51 @@ class SapODataErp(HttpErpAdapter):
 
     async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
         plant = require_setting(settings, "plant", "to read the plant's work centers")
-        rows = await self._collection(WORK_CENTERS, "A_WorkCenters", {"$filter": f"Plant eq {literal(plant)}", "$select": "WorkCenter,WorkCenterDesc"})
+        rows = await self._collection(
+            WORK_CENTERS,
+            "A_WorkCenters",
+            {"$filter": f"Plant eq {literal(plant)}", "$select": "WorkCenter,WorkCenterDesc"},
+        )
         return [ErpMachine(id=r["WorkCenter"], name=r.get("WorkCenterDesc") or r["WorkCenter"]) for r in rows]
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
         language = settings.get("language", "EN")
-        rows = await self._collection(PRODUCTS, "A_Product", {"$expand": "to_Description", "$select": "Product,BaseUnit,to_Description/ProductDescription,to_Description/Language"})
+        rows = await self._collection(
+            PRODUCTS,
+            "A_Product",
+            {
+                "$expand": "to_Description",
+                "$select": "Product,BaseUnit,to_Description/ProductDescription,to_Description/Language",
+            },
+        )
         materials = []
         for row in rows:
             descriptions = (row.get("to_Description") or {}).get("results") or []
-            name = next((d["ProductDescription"] for d in descriptions if d.get("Language") == language), row["Product"])
+            name = next(
+                (d["ProductDescription"] for d in descriptions if d.get("Language") == language),
+                row["Product"],
+            )
             materials.append(ErpMaterial(id=row["Product"], name=name, unit=row.get("BaseUnit")))
         return materials
 
-    async def read_work_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpWorkOrder]:
+    async def read_work_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpWorkOrder]:
         plant = require_setting(settings, "plant", "to read the plant's production orders")
         conditions = [f"ProductionPlant eq {literal(plant)}", *self._changed(changed_since)]
-        rows = await self._collection(PRODUCTION_ORDERS, "A_ProductionOrder_2", {"$filter": " and ".join(conditions), "$expand": "to_ProductionOrderOperation"})
+        rows = await self._collection(
+            PRODUCTION_ORDERS,
+            "A_ProductionOrder_2",
+            {"$filter": " and ".join(conditions), "$expand": "to_ProductionOrderOperation"},
+        )
         orders = []
         for row in rows:
             operations = (row.get("to_ProductionOrderOperation") or {}).get("results") or []
             if row.get("OrderIsClosed") or row.get("OrderIsTechnicallyCompleted"):
                 status = "done"
-            elif row.get("OrderIsReleased") and (row.get("OrderIsConfirmed") or row.get("OrderIsPartiallyConfirmed")):
+            elif row.get("OrderIsReleased") and (
+                row.get("OrderIsConfirmed") or row.get("OrderIsPartiallyConfirmed")
+            ):
                 status = "running"
             elif row.get("OrderIsReleased"):
                 status = "released"
@@ -383,16 +456,24 @@ class SapODataErp(HttpErpAdapter):
                     machine=next((op["WorkCenter"] for op in operations if op.get("WorkCenter")), None),
                     material=row.get("Material"),
                     quantity=float(quantity) if quantity not in (None, "") else None,
-                    start=self._from_local(row.get("MfgOrderPlannedStartDate"), row.get("MfgOrderPlannedStartTime"), settings),
-                    end=self._from_local(row.get("MfgOrderPlannedEndDate"), row.get("MfgOrderPlannedEndTime"), settings),
+                    start=self._from_local(
+                        row.get("MfgOrderPlannedStartDate"), row.get("MfgOrderPlannedStartTime"), settings
+                    ),
+                    end=self._from_local(
+                        row.get("MfgOrderPlannedEndDate"), row.get("MfgOrderPlannedEndTime"), settings
+                    ),
                     customer_order=row.get("SalesOrder") or None,
                     modified=parse_odata_date(row.get("LastChangeDateTime")),
                 )
             )
         return orders
 
-    async def read_customer_orders(self, settings: dict[str, Any], changed_since: datetime | None = None) -> list[ErpCustomerOrder]:
-        params: dict[str, Any] = {"$select": "SalesOrder,SoldToParty,RequestedDeliveryDate,LastChangeDateTime"}
+    async def read_customer_orders(
+        self, settings: dict[str, Any], changed_since: datetime | None = None
+    ) -> list[ErpCustomerOrder]:
+        params: dict[str, Any] = {
+            "$select": "SalesOrder,SoldToParty,RequestedDeliveryDate,LastChangeDateTime"
+        }
         if changed_since is not None:
             params["$filter"] = " and ".join(self._changed(changed_since))
         rows = await self._collection(SALES_ORDERS, "A_SalesOrder", params)
@@ -423,4 +504,3 @@ class SapODataErp(HttpErpAdapter):
             for r in rows
             if float(r.get("MatlWrhsStkQtyInMatlBaseUnit") or 0)
         ]
-

@@ -120,7 +120,12 @@ def _upsert(
     engine: Engine, plant_id: str, settings: dict[str, Any], what: str, rows: list[Any], warnings: list[str]
 ) -> SyncCounts:
     counts = SyncCounts(read=len(rows))
-    model = {"machines": Machine, "materials": Material, "work_orders": WorkOrder, "customer_orders": CustomerOrder}[what]
+    model = {
+        "machines": Machine,
+        "materials": Material,
+        "work_orders": WorkOrder,
+        "customer_orders": CustomerOrder,
+    }[what]
     with Session(engine) as session:
         existing = {r.id: r for r in session.exec(select(model).where(model.plant_id == plant_id))}
         areas = {a.id for a in session.exec(select(Area).where(Area.plant_id == plant_id))}

@@ -23,6 +23,8 @@ from fastapi import APIRouter, FastAPI
 from mfgos.config import DEMO_PLANT, Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
+from signals.base import SignalSource
+from signals.registry import build_routers, build_sources, with_sources
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +115,16 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     try:
         runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
         hub, routers = None, list(extra_routers)
+        sources: list[SignalSource] = []
         if not demo:
             # `serve`: every channel whose settings are present, with its webhook on this app.
             from bot.channels.registry import ChannelHub
 
             hub = ChannelHub(settings, runtime)
             routers += hub.routers()
+            # Structured signals (signals/registry.py): MQTT / OPC UA sources and the MES webhook.
+            sources = build_sources(settings)
+            routers += build_routers(runtime, settings)
     except Exception as error:  # a bad plant file, an unreachable database, half a channel config: say which
         sock.close()
         print(f"mfgos: cannot start: {error}", file=sys.stderr)
@@ -136,7 +142,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
             print("  warning: the console has no login; anyone who reaches this port can act as any person",
                   flush=True)
 
-    app = create_app(runtime, extra_routers=routers, lifespan=worker_lifespan(runtime, hub=hub, on_ready=ready))
+    lifespan = with_sources(worker_lifespan(runtime, hub=hub, on_ready=ready), runtime, sources)
+    app = create_app(runtime, extra_routers=routers, lifespan=lifespan)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from nlp.lexicon import Lexicon, Phrase, stem
+from nlp.text import lengths_by_first
 
 _LEADING_NO = re.compile(r"^\W*(no|nope|nein|nee|nahi|nahin|na|not yet|noch nicht|todavia no|aun no)\b\s*[,.!:;-]", re.I)
 _QUESTION_START = frozenset({
@@ -32,7 +34,6 @@ def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
     in a cue ("num rejected": "15 rejected" is a count of bad parts, not a decision)."""
     cues = Cues()
     words = ["num" if w[:1].isdigit() else w for w in words]
-    longest = lexicon.longest_cue
     tables = (("intent", lexicon.cues["intent"], cues.intent), ("exception_type", lexicon.cues["exception_type"],
               cues.exception_type))
     n = len(words)
@@ -40,7 +41,7 @@ def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
         stems = lexicon.cue_stems[name]
         i = 0
         while i < n:
-            size = _longest_at(words, i, table, longest, skip)
+            size = _longest_at(words, i, table, skip)
             entries = table[tuple(words[i : i + size])] if size else None
             if entries and name == "intent" and i > 0 and words[i - 1] in lexicon.negations:
                 # "not delivered", "nicht freigeben": a negated update or approval is something else
@@ -56,9 +57,12 @@ def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
     return cues
 
 
-def _longest_at(words: list[str], i: int, table: dict, longest: int, skip: list[bool]) -> int:
-    for size in range(min(longest, len(words) - i), 0, -1):
-        if not skip[i + size - 1] and not skip[i] and tuple(words[i : i + size]) in table:
+def _longest_at(words: list[str], i: int, table: dict, skip: list[bool]) -> int:
+    if skip[i]:
+        return 0
+    n = len(words)
+    for size in lengths_by_first(table).get(words[i], ()):
+        if i + size <= n and not skip[i + size - 1] and tuple(words[i : i + size]) in table:
             return size
     return 0
 
@@ -84,6 +88,8 @@ def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, pro
     update, ack, other = score.get("update", 0.0), score.get("ack", 0.0), score.get("other", 0.0)
     query = score.get("query", 0.0)
     decision = max(approve, reject)
+    if question and query >= 3 and query > decision:
+        return "query", 0.85  # "if2 kab tak chalega?": a question, whatever words it borrows
     # A decision rarely names a machine or counts parts; "go ahead and scrap" names a disposition.
     if decision >= 3 and decision >= update and (decision >= problem or not names_something):
         return ("approve" if approve > reject else "reject"), 0.9
@@ -119,13 +125,14 @@ def best_type(scores: dict[str, float]) -> tuple[str | None, float, float]:
     return top[2], top[0], second[0]
 
 
-def find_phrases(words: list[str], table: dict[Phrase, object], longest: int = 4) -> list[tuple[int, int, object]]:
+def find_phrases(words: list[str], table: dict[Phrase, Any]) -> list[tuple[int, int, Any]]:
     """Non-overlapping (start, end, value) hits of a phrase table, longest first at each position."""
     hits = []
+    lengths = lengths_by_first(table)
     i, n = 0, len(words)
     while i < n:
-        for size in range(min(longest, n - i), 0, -1):
-            value = table.get(tuple(words[i : i + size]))
+        for size in lengths.get(words[i], ()):
+            value = table.get(tuple(words[i : i + size])) if i + size <= n else None
             if value is not None:
                 hits.append((i, i + size, value))
                 i += size

@@ -1,27 +1,32 @@
 """Reads one chat message into an `Extraction`, matched against one plant's master data.
 
 Build one `Extractor` per plant load (indexes are built in `__init__`), then call
-`extract` per message; it is pure, never raises on odd text and takes well under a
-millisecond. `match_machine` resolves the short answer to an ask-back ("la 2", "mill 2").
+`extract` per message; it never raises on odd text and takes well under a millisecond.
+`match_machine` resolves the short answer to an ask-back ("la 2", "mill 2"). When master
+data changes, `refresh` rebuilds the indexes and keeps the spaCy pipelines.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nlp.classify import Cues, best_type, decide_intent, find_phrases, score_cues
+from nlp.classify import Cues, best_type, decide_intent, find_phrases
 from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, Resolution, WorkOrderRef
-from nlp.langid import detect_language
+from nlp.langid import LANGUAGES, detect_language
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.matching import MachineMatch, MasterIndex
+from nlp.pipeline import Reading, bind, build_pipeline
 from nlp.resolution import PlacedQuantity, parse_resolution
-from nlp.text import Token, fold, is_number, number_value, split
+from nlp.text import is_number, split
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 MAX_CHARS = 2000  # a chat line longer than this is a paste; its head says what matters
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CLAUSE = re.compile(r"(?<!\d)[.,](?!\d)|[;!?\n]|\b(?:and|und|aur|then|dann|luego|phir|y)\b")
 _LOT = re.compile(r"\b(?:lot|lote|charge|batch|los)\s*(?:no\.?|nr\.?)?\s*[:#]?\s*([A-Za-z]*[-/]?\d[\w/-]*)", re.I)
 _ORDINALS: dict[str, int] = {
     "first": 0, "1st": 0, "primera": 0, "primero": 0, "erste": 0, "ersten": 0, "erstere": 0, "pehla": 0,
@@ -30,21 +35,40 @@ _ORDINALS: dict[str, int] = {
     "dritte": 2, "dritten": 2, "teesra": 2, "teesri": 2, "last": -1, "ultima": -1, "ultimo": -1,
     "letzte": -1, "letzten": -1, "aakhri": -1, "akhri": -1,
 }
-_NOT_QUANTITY_AFTER = frozenset({"am", "pm", "uhr", "baje", "bje", "oclock"})
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
-_SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling", "staffing"})
+_SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling"})
 
 
 class Extractor:
-    """Message -> Extraction for one plant. Thread-safe for reading; rebuild when master data changes."""
+    """Message -> Extraction for one plant. Safe to share between threads."""
 
     def __init__(self, master: MasterData, lexicon: Lexicon | None = None) -> None:
         self.lexicon = lexicon or load_lexicon()
         self.index = MasterIndex(master, self.lexicon)
+        self._pipelines: dict[str, Language] = {}
+        self._lock = threading.Lock()
 
     @property
     def master(self) -> MasterData:
         return self.index.master
+
+    def refresh(self, master: MasterData) -> None:
+        """New master data (a plant reload, an ERP sync): rebuild the indexes, keep the pipelines."""
+        index = MasterIndex(master, self.lexicon)
+        with self._lock:
+            self.index = index
+            for nlp in self._pipelines.values():
+                bind(nlp, index)
+
+    def pipeline(self, language: str) -> Language:
+        """The spaCy pipeline for one language, built on first use."""
+        language = language if language in LANGUAGES else "en"
+        nlp = self._pipelines.get(language)
+        if nlp is None:
+            with self._lock:
+                nlp = self._pipelines.get(language) or build_pipeline(language, self.index)
+                self._pipelines[language] = nlp
+        return nlp
 
     # --- public API ----------------------------------------------------------------------
 
@@ -53,41 +77,36 @@ class Extractor:
         if not isinstance(text, str):
             raise TypeError(f"extract() needs the message text as str, got {type(text).__name__}")
         text = _CONTROL.sub(" ", text[:MAX_CHARS])
-        raw, raw_clause = self._split_clauses(text)
-        tokens = self._mend(self.lexicon.canon.tokens(raw))
-        words = [t.text for t in tokens]
-        clause_of = [raw_clause[t.start] for t in tokens]
-        taken = [False] * len(words)
-        lex, index = self.lexicon, self.index
-
-        work_order, customer_order = index.find_orders(tokens, taken, bare=False)
-        machines = index.find_machines(tokens, taken)
-        material, material_mentions = index.find_material(tokens, taken)
-        self._take_lots(words, taken)
-        bare_wo, bare_co = index.find_orders(tokens, taken, bare=True)
-        work_order, customer_order = work_order or bare_wo, customer_order or bare_co
-        quantities, unit_tokens = self._quantities(words, taken)
-
-        cues = score_cues(words, unit_tokens, lex)
+        lex = self.lexicon
+        guess, _ = detect_language(text, split(text), lex, language)
+        doc = self.pipeline(guess)(text)
+        reading: Reading = doc._.mfgos
+        index = self.index
+        words, taken, tokens = reading.words, reading.taken, reading.tokens
+        machines, material, quantities = reading.machines, reading.material, reading.quantities
+        cues = reading.cues
         if (any(action for _, _, action in find_phrases(words, lex.dispositions))
                 and (quantities or find_phrases(words, lex.rest_words))):
             cues.intent["update"] = cues.intent.get("update", 0.0) + 2.0  # "30 Stück sperren, Rest freigeben"
         if material and cues.intent.get("update", 0.0) >= 2:
             cues.intent["update"] += 1.0  # "resin drums received": material news on an open shortage
+
         type_scores = self._type_scores(cues, machines, material, quantities, words)
         exception_type, type_score, _ = best_type(type_scores)
         free = [w for w, t in zip(words, taken, strict=True) if not t]
         intent, intent_confidence = decide_intent(text, free, bool(taken) and not taken[0], cues, type_score,
                                                   machines.machine is not None or bool(quantities))
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
-        detected, _ = detect_language(text, [w for k, w in enumerate(raw) if k not in covered], lex, language)
-        weak_material = bool(material_mentions) and all(index.is_weak_material(m, words) for m in material_mentions)
+        detected, _ = detect_language(text, [w for k, w in enumerate(reading.raw) if k not in covered], lex,
+                                      language)
+        mentions = reading.material_mentions
+        weak_material = bool(mentions) and all(index.is_weak_material(m, words) for m in mentions)
 
         result = Extraction(text=text, language=detected, intent=intent)
         result.machine = machines.machine
         result.machine_candidates = list(machines.candidates) if machines.machine is None else []
-        result.work_order = work_order
-        result.customer_order = customer_order
+        result.work_order = reading.work_order
+        result.customer_order = reading.customer_order
         result.quantities = [Quantity(q.value, q.unit) for q in quantities]
 
         if intent == "other" and not cues.intent and (machines.machine or material):
@@ -101,14 +120,17 @@ class Extractor:
             if weak_material and result.exception_type in _SPARE_PART_TYPES:
                 material = None  # "oil on the floor", "spindle bearing noisy": not the plant's stock
         elif intent == "update":
-            material_at = {m.start: m.ids[0] for m in material_mentions}
+            material_at = {m.start: m.ids[0] for m in mentions}
             lots = _LOT.findall(text)
-            resolution = parse_resolution(words, clause_of, quantities, material, material_at,
+            resolution = parse_resolution(words, reading.clause_of, quantities, material, material_at,
                                           lots[0].upper() if lots else None, lex)
             if weak_material and resolution.machine_running is not None and not cues.exception_type.get("material"):
                 material = None  # "bearing badal diya": a spare part fitted in a repair
                 exception_type = best_type(self._type_scores(cues, machines, None, quantities, words))[0]
             result.resolution = resolution
+            if (resolution.machine_running and machines.machine
+                    and exception_type not in ("tooling", "material", "quality")):
+                exception_type = None  # "if2 up and running, breaker replaced": the machine was down
             result.exception_type = exception_type or self._type_from_entities(machines, material, resolution)
         result.material = material
         result.severity = self._severity(intent, result.exception_type, cues)
@@ -120,21 +142,23 @@ class Extractor:
         """Resolve a short answer ("la 2", "mill 2", "HOB-01", "the second one") to a machine id."""
         if not isinstance(text, str):
             raise TypeError(f"match_machine() needs str, got {type(text).__name__}")
-        pool = [c for c in (candidates or []) if c in self.index.machines] or list(self.index.machines)
-        raw, _ = self._split_clauses(_CONTROL.sub(" ", text[:MAX_CHARS]))
-        tokens = self._mend(self.lexicon.canon.tokens(raw))
-        words = [t.text for t in tokens]
-        found = self.index.find_machines(tokens, [False] * len(words), allowed=pool)
+        index = self.index
+        pool = [c for c in (candidates or []) if c in index.machines] or list(index.machines)
+        text = _CONTROL.sub(" ", text[:MAX_CHARS])
+        nlp = self.pipeline(detect_language(text, split(text), self.lexicon)[0])
+        reading: Reading = nlp.get_pipe("mfgos_normalizer")(nlp.make_doc(text))._.mfgos
+        words = reading.words
+        found = index.find_machines(reading.tokens, [False] * len(words), allowed=pool)
         if found.machine:
             return found.machine
         narrowed = found.candidates or pool
         numbers = [w for w in words if is_number(w)]
         for number in numbers:
-            owners = [m for m in narrowed if number in self.index.machine_numbers.get(m, ())]
+            owners = [m for m in narrowed if number in index.machine_numbers.get(m, ())]
             if len(owners) == 1:
                 return owners[0]
         if candidates:
-            for word in raw:
+            for word in reading.raw:
                 if word in _ORDINALS and len(pool) > abs(_ORDINALS[word]) - (_ORDINALS[word] < 0):
                     return pool[_ORDINALS[word]]
             if len(numbers) == 1 and numbers[0].isdigit() and 1 <= int(numbers[0]) <= len(pool):
@@ -142,52 +166,6 @@ class Extractor:
         return None
 
     # --- steps ---------------------------------------------------------------------------
-
-    def _split_clauses(self, text: str) -> tuple[list[str], list[int]]:
-        """Folded raw tokens and, for each, its clause (commas, 'and', 'und', 'y' split clauses)."""
-        raw: list[str] = []
-        clause_of: list[int] = []
-        for k, clause in enumerate(_CLAUSE.split(fold(text))):
-            if clause:
-                words = self.index.decompound(split(clause))
-                raw.extend(words)
-                clause_of.extend([k] * len(words))
-        return raw, clause_of
-
-    def _mend(self, tokens: list[Token]) -> list[Token]:
-        speller = self.index.speller
-        out: list[Token] = []
-        for token in tokens:
-            fixed = speller.mend(token.text)
-            if fixed:
-                out.extend(Token(w, token.start, token.end) for w in fixed)
-            else:
-                out.append(token)
-        return out
-
-    def _quantities(self, words: list[str], taken: list[bool]) -> tuple[list[PlacedQuantity], list[bool]]:
-        units = self.lexicon.units
-        found: list[PlacedQuantity] = []
-        unit_tokens = [False] * len(words)
-        for i, word in enumerate(words):
-            if taken[i]:
-                continue
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            if not is_number(word):
-                counted = self.lexicon.number_words.get(word)
-                if counted and nxt in units and not taken[i + 1]:
-                    unit_tokens[i + 1] = True
-                    found.append(PlacedQuantity(counted, units[nxt], i))
-                continue
-            if nxt in _NOT_QUANTITY_AFTER:
-                continue
-            unit = units.get(nxt) if nxt is not None and not taken[i + 1] else None
-            if unit:
-                unit_tokens[i + 1] = True
-            elif nxt == "%":
-                unit = "%"
-            found.append(PlacedQuantity(number_value(word), unit, i))
-        return found, unit_tokens
 
     def _type_scores(self, cues: Cues, machines: MachineMatch, material: str | None,
                      quantities: list[PlacedQuantity], words: list[str]) -> dict[str, float]:
@@ -198,8 +176,11 @@ class Extractor:
 
         if material and scores.get("material", 0.0) > 0:
             add("material", 2.0)
-        if material and any(w in self.lexicon.negations for w in words):
-            add("material", 3.0)  # "no seals for wo 1078", "blanks nahi aaye"
+        short = bool(find_phrases(words, self.lexicon.shortage))
+        if material and short:
+            add("material", 3.0)  # "no seals for wo 1078", "blanks nahi aaye", "cores short"
+        if short and not material and any(w in self.lexicon.people_words for w in words):
+            add("staffing", 3.0)  # "zu wenig Gießer", "short of 3 pourers"
         units = {q.unit for q in quantities}
         if "pcs" in units:
             add("quality", 1.5)  # counted pieces are usually bad pieces
@@ -234,17 +215,6 @@ class Extractor:
         if resolution.machine_running is not None:
             return "breakdown"
         return None
-
-    def _take_lots(self, words: list[str], taken: list[bool]) -> None:
-        """The number after 'lot'/'Charge'/'lote' names a lot, not a quantity or an order."""
-        for i, word in enumerate(words):
-            if (word,) in self.lexicon.lot_words:
-                for k in range(i + 1, min(i + 3, len(words))):
-                    if taken[k]:
-                        break
-                    taken[k] = True
-                    if is_number(words[k]):
-                        break
 
     @staticmethod
     def _severity(intent: str, exception_type: str | None, cues: Cues) -> str:

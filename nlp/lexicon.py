@@ -50,8 +50,9 @@ class Lexicon:
     vocabulary: frozenset[str]  # every canonical word the lexicon knows (never a typo)
     common_words: frozenset[str]
     number_words: dict[str, float]
+    shortage: dict[Phrase, str]
+    people_words: frozenset[str]
     surface_words: frozenset[str]  # every word as written in the lexicon, before canonical rewriting
-    longest_cue: int
 
 
 _HINDI_FORMS = (("gaya", "gayi", "gaye"), ("raha", "rahi", "rahe"), ("hua", "hui", "hue"), ("hoon", "hu", "hun"),
@@ -170,7 +171,8 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         language_words=language_words,
         vocabulary=frozenset(vocabulary),
         common_words=frozenset(owners),
+        shortage=dict.fromkeys(_phrases(canon, data["shortage"]), "short"),
+        people_words=frozenset(w for x in data["people_words"] for w in canon.words(str(x))),
         number_words={w: float(n) for n, items in data["number_words"].items() for w in map(str, items)},
         surface_words=frozenset(_surface(data)),
-        longest_cue=max((len(p) for table in cues.values() for p in table), default=1),
     )

@@ -88,7 +88,7 @@ class PhraseTable:
 
     def __init__(self) -> None:
         self.phrases: dict[Phrase, dict[str, int]] = {}
-        self.longest = 1
+        self.lengths: dict[str, tuple[int, ...]] = {}  # first word -> phrase lengths, longest first
 
     def add(self, phrase: Phrase, ident: str, level: int) -> None:
         if not phrase:
@@ -96,15 +96,17 @@ class PhraseTable:
         slot = self.phrases.setdefault(phrase, {})
         if slot.get(ident, -1) < level:
             slot[ident] = level
-        self.longest = max(self.longest, len(phrase))
+        known = self.lengths.get(phrase[0], ())
+        if len(phrase) not in known:
+            self.lengths[phrase[0]] = tuple(sorted((*known, len(phrase)), reverse=True))
 
     def scan(self, words: list[str], taken: list[bool]) -> list[Mention]:
         found: list[Mention] = []
         i, n = 0, len(words)
         while i < n:
             hit = None
-            for size in range(min(self.longest, n - i), 0, -1):
-                if any(taken[i : i + size]):
+            for size in self.lengths.get(words[i], ()):
+                if i + size > n or any(taken[i : i + size]):
                     continue
                 ids = self.phrases.get(tuple(words[i : i + size]))
                 if ids:
@@ -136,8 +138,17 @@ class MasterIndex:
         self.kinds_by_first: dict[str, list[Phrase]] = defaultdict(list)
         for kind in lexicon.machine_classes:
             self.kinds_by_first[kind[0]].append(kind)
-        area_words = {w for m in master.machines if m.area for w in canon.words(m.area)}
-        material_words = {w for m in master.materials for f in (m.name, *m.aliases) for w in canon.words(f)}
+        cache: dict[str, Phrase] = {}
+
+        def words_of(form: str) -> Phrase:
+            found = cache.get(form)
+            if found is None:
+                found = cache[form] = canon.words(form)
+            return found
+
+        self.material_words = {m.id: {w for f in (m.name, *m.aliases) for w in words_of(f)} for m in master.materials}
+        area_words = {w for m in master.machines if m.area for w in words_of(m.area)}
+        material_words = set().union(*self.material_words.values())
         generic = lexicon.generic_words | area_words | material_words
 
         word_owners: dict[str, set[str]] = defaultdict(set)
@@ -146,14 +157,15 @@ class MasterIndex:
             numbers: set[str] = set()
             kinds: set[Phrase] = set()
             for form in forms:
-                words = canon.words(form)
+                words = words_of(form)
                 self.machine_table.add(words, machine.id, EXACT)
                 numbers.update(w for w in words if is_number(w))
             for form in (machine.name, *machine.aliases):
-                words = canon.words(_HYPHENATED.sub(" ", fold(form)))
-                for kind in lexicon.machine_classes:
-                    if _contains(words, kind):
-                        kinds.add(kind)
+                words = words_of(_HYPHENATED.sub(" ", fold(form)))
+                for i, word in enumerate(words):
+                    for kind in self.kinds_by_first.get(word, ()):
+                        if words[i : i + len(kind)] == kind:
+                            kinds.add(kind)
                 for word in words:
                     if (len(word) >= 4 and not is_number(word) and word not in generic and word not in self.kind_words
                             and word not in lexicon.vocabulary and word not in lexicon.common_words):
@@ -173,25 +185,24 @@ class MasterIndex:
 
         for material in master.materials:
             for form in (material.id, material.name, *material.aliases):
-                self.material_table.add(canon.words(form), material.id, EXACT)
+                self.material_table.add(words_of(form), material.id, EXACT)
         material_owners: dict[str, set[str]] = defaultdict(set)
-        machine_words = {w for m in master.machines for f in (m.name, *m.aliases) for w in canon.words(f)}
+        machine_words = {w for m in master.machines for f in (m.name, *m.aliases) for w in words_of(f)}
         for material in master.materials:
-            for word in canon.words(material.name):
+            for word in words_of(material.name):
                 if (len(word) >= 4 and not is_number(word) and word not in lexicon.generic_words
                         and word not in machine_words):
                     material_owners[word].add(material.id)
         for word, owners in material_owners.items():
             if len(owners) == 1 and (word,) not in self.material_table.phrases:
                 self.material_table.add((word,), next(iter(owners)), KIND)
-        self.material_words = {m: {w for f in (r.name, *r.aliases) for w in canon.words(f)}
-                               for m, r in self.materials.items()}
 
         self.work_orders = _NumberIndex((w.id for w in master.work_orders), canon)
         self.customer_orders = _NumberIndex(master.customer_orders, canon)
         self.work_order_prefixes = set(lexicon.work_order_prefixes) | self.work_orders.prefixes
         self.customer_order_prefixes = set(lexicon.customer_order_prefixes) | self.customer_orders.prefixes
         self.work_order_refs = {w.id: w for w in master.work_orders}
+        self.prefix_first_words = {p[0] for p in self.work_order_prefixes | self.customer_order_prefixes} | {"#"}
 
         targets: dict[str, Phrase] = {}
         master_words: set[str] = set()
@@ -207,29 +218,37 @@ class MasterIndex:
         known = master_words | set(lexicon.vocabulary) | lexicon.common_words | lexicon.surface_words
         self.speller = Speller(targets, known)
         self.known_words = known
+        self._compounds: dict[str, tuple[str, ...]] = {}
         self.compound_heads = {w for w in lexicon.surface_words | set(lexicon.vocabulary) | master_words
                                if len(w) >= 4 and w.isalpha() and w not in lexicon.common_words}
 
-    def decompound(self, raw: list[str]) -> list[str]:
+    def decompound(self, raw: Iterable[str]) -> list[str]:
         """German compounds the lexicon does not list: "montagelinie" -> montage linie."""
         out: list[str] = []
         for word in raw:
             if len(word) >= 8 and word.isalpha() and word not in self.known_words:
-                for k in range(3, len(word) - 3):
-                    if word[k:] in self.compound_heads:
-                        out.extend((word[:k], word[k:]))
-                        break
-                else:
-                    out.append(word)
+                parts = self._compounds.get(word)
+                if parts is None:
+                    parts = (word,)
+                    for k in range(3, len(word) - 3):
+                        if word[k:] in self.compound_heads:
+                            parts = (word[:k], word[k:])
+                            break
+                    if len(self._compounds) > 50_000:
+                        self._compounds.clear()
+                    self._compounds[word] = parts
+                out.extend(parts)
             else:
                 out.append(word)
         return out
 
     # --- machines ------------------------------------------------------------------------
 
-    def find_machines(self, tokens: list[Token], taken: list[bool],
-                      allowed: Iterable[str] | None = None) -> MachineMatch:
+    def find_machines(self, tokens: list[Token], taken: list[bool], allowed: Iterable[str] | None = None,
+                      glued: list[bool] | None = None) -> MachineMatch:
+        """`glued[i]`: token i was written onto the one before ("imm5"), so it is the machine's number."""
         words = [t.text for t in tokens]
+        glued = glued or [False] * len(words)
         mentions = self.machine_table.scan(words, taken)
         allow = set(allowed) if allowed is not None else None
         result = MachineMatch()
@@ -241,7 +260,7 @@ class MasterIndex:
             nxt = mention.end
             if (tuple(words[mention.start : mention.end]) in self.lexicon.machine_classes
                     and nxt < len(words) and is_number(words[nxt]) and not taken[nxt]
-                    and not (nxt + 1 < len(words) and words[nxt + 1] in self.lexicon.units)):
+                    and (glued[nxt] or not (nxt + 1 < len(words) and words[nxt + 1] in self.lexicon.units))):
                 # "grinder 3" when the plant has no grinder 3: a machine we do not know.
                 result.unknown = " ".join(words[mention.start : nxt + 1])
                 result.candidates = list(dict.fromkeys([*result.candidates, *ids]))
@@ -252,15 +271,17 @@ class MasterIndex:
         result.mentions = kept
         if not kept:
             if result.unknown is None:
-                result.unknown = self._unknown_kind_number(words, taken)
+                result.unknown = self._unknown_kind_number(words, taken, glued)
             return result
+        for m in kept:  # a machine named and then corrected away is still not a quantity
+            for k in range(m.start, m.end):
+                taken[k] = True
         kept = self._apply_corrections(words, kept)
         top = max(m.level for m in kept)
         best = [m for m in kept if m.level == top]
         ids = list(dict.fromkeys(i for m in best for i in m.ids))
-        for m in kept:
-            for k in range(m.start, m.end):
-                taken[k] = True
+        if len(ids) > 1 and top >= KIND_NUMBER and all(len(m.ids) == 1 for m in best):
+            ids = ids[:1]  # two machines each named exactly: the first is the subject ("vmc 3 parts failing on cmm")
         if len(ids) == 1:
             result.machine = ids[0]
             result.candidates = []
@@ -269,7 +290,7 @@ class MasterIndex:
             result.candidates = ids
         return result
 
-    def _unknown_kind_number(self, words: list[str], taken: list[bool]) -> str | None:
+    def _unknown_kind_number(self, words: list[str], taken: list[bool], glued: list[bool]) -> str | None:
         """'press 12' in a plant without presses: name it back in the question, not as a quantity."""
         found = None
         for i, word in enumerate(words):
@@ -277,7 +298,7 @@ class MasterIndex:
                 end = i + len(kind)
                 if (tuple(words[i:end]) == kind and end < len(words) and is_number(words[end])
                         and not any(taken[i : end + 1])
-                        and not (end + 1 < len(words) and words[end + 1] in self.lexicon.units)):
+                        and (glued[end] or not (end + 1 < len(words) and words[end + 1] in self.lexicon.units))):
                     found = (i, end)
         if found is None:
             return None
@@ -376,6 +397,8 @@ class MasterIndex:
         return work_order, customer_order
 
     def _prefix_at(self, words: list[str], i: int) -> tuple[int, str | None]:
+        if words[i] not in self.prefix_first_words:
+            return 0, None
         for size in (3, 2, 1):
             phrase = tuple(words[i : i + size])
             if len(phrase) < size:
@@ -415,8 +438,4 @@ class _NumberIndex:
                 return ident, size
         return None, 0
 
-
-def _contains(words: Phrase, phrase: Phrase) -> bool:
-    n = len(phrase)
-    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
 

@@ -10,13 +10,35 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[a-z]+(?:'[a-z]+)?|[?#%]")
 _SPECIAL = str.maketrans({"ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "’": "'", "`": "'"})
 
 
+_LENGTHS: dict[int, tuple[object, dict[str, tuple[int, ...]]]] = {}
+
+
+def lengths_by_first(table: dict[tuple[str, ...], object]) -> dict[str, tuple[int, ...]]:
+    """For a phrase table that never changes: first word -> phrase lengths, longest first.
+    Lets scans skip the many positions where no phrase can start."""
+    cached = _LENGTHS.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    lengths: dict[str, set[int]] = {}
+    for phrase in table:
+        if phrase:
+            lengths.setdefault(phrase[0], set()).add(len(phrase))
+    result = {w: tuple(sorted(ls, reverse=True)) for w, ls in lengths.items()}
+    _LENGTHS[id(table)] = (table, result)
+    return result
+
+
+@lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Lower case without accents or umlauts ("Störung" -> "storung")."""
+    if text.isascii():
+        return text.lower().replace("`", "'")
     text = text.lower().translate(_SPECIAL)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -25,6 +47,12 @@ def fold(text: str) -> str:
 def split(text: str) -> list[str]:
     """Folded word and number tokens; letters and digits are split ("wo1042" -> wo, 1042)."""
     return [t.replace("'", "") for t in _TOKEN.findall(fold(text))]
+
+
+@lru_cache(maxsize=1 << 16)
+def split_word(text: str) -> tuple[str, ...]:
+    """`split` for one spaCy token, cached: chat reuses the same few thousand words."""
+    return tuple(split(text))
 
 
 def is_number(token: str) -> bool:
@@ -71,16 +99,18 @@ class Canonicalizer:
         self._longest = max((len(k) for k in self._phrases), default=1)
 
     @staticmethod
+    @lru_cache(maxsize=1 << 16)
     def _basic(token: str) -> str:
         return canonical_number(token) if is_number(token) else singular(token)
 
     def tokens(self, raw: list[str]) -> list[Token]:
         basic = [self._basic(t) for t in raw]
+        lengths = lengths_by_first(self._phrases)
         out: list[Token] = []
         i, n = 0, len(basic)
         while i < n:
-            for size in range(min(self._longest, n - i), 0, -1):
-                target = self._phrases.get(tuple(basic[i : i + size]))
+            for size in lengths.get(basic[i], ()):
+                target = self._phrases.get(tuple(basic[i : i + size])) if i + size <= n else None
                 if target is not None:
                     out.extend(Token(t, i, i + size) for t in target)
                     i += size
@@ -92,4 +122,18 @@ class Canonicalizer:
 
     def words(self, text: str) -> tuple[str, ...]:
         """The canonical form of a phrase from the lexicon or the plant file."""
-        return tuple(t.text for t in self.tokens(split(text)))
+        basic = [self._basic(t) for t in split(text)]
+        lengths = lengths_by_first(self._phrases)
+        out: list[str] = []
+        i, n = 0, len(basic)
+        while i < n:
+            for size in lengths.get(basic[i], ()):
+                target = self._phrases.get(tuple(basic[i : i + size])) if i + size <= n else None
+                if target is not None:
+                    out.extend(target)
+                    i += size
+                    break
+            else:
+                out.append(basic[i])
+                i += 1
+        return tuple(out)

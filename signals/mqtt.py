@@ -46,6 +46,8 @@ SESSION_EXPIRY = 7 * 24 * 3600  # seconds the broker keeps our session (and queu
 REBIRTH_INTERVAL = 30.0  # at most one rebirth request per edge node in this many seconds
 MAX_METRICS = 50  # metrics kept per stored Sparkplug signal: the state and its context, not all telemetry
 RAW_LIMIT = 2000  # characters of an unreadable payload kept in the signal
+MAX_JSON = 64 * 1024  # a state message is a few hundred bytes; a bigger one is kept as unreadable
+STORE_ATTEMPTS = 3  # a message whose signal cannot be stored this often is stored as unreadable instead
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,21 @@ class MqttSource:
 
     def __init__(self, url: str, *, client_id: str, shared_group: str | None = None,
                  signal_map: SignalMap | None = None, sparkplug_groups: tuple[str, ...] = ("+",),
-                 backoff: Backoff | None = None, state_filter: str = STATE_FILTER) -> None:
+                 backoff: Backoff | None = None, state_filter: str = STATE_FILTER,
+                 session_expiry: int = SESSION_EXPIRY) -> None:
         self.broker = Broker.from_url(url)
         self.client_id = client_id
         self.shared_group = shared_group
         self.signal_map = signal_map or SignalMap()
         self.sparkplug_groups = sparkplug_groups  # () turns Sparkplug off
         self.state_filter = state_filter
+        self.session_expiry = session_expiry
         self.backoff = backoff or Backoff()
         self.host = sparkplug.SparkplugHost()
         self.connected = asyncio.Event()  # set while subscribed: a health check, and tests wait on it
         self._machines: frozenset[str] = frozenset()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
+        self._failed: dict[str, int] = {}  # source key -> failed store attempts
 
     @classmethod
     def from_settings(cls, settings: SignalSettings, signal_map: SignalMap) -> MqttSource:
@@ -128,7 +133,7 @@ class MqttSource:
 
     def _client(self) -> aiomqtt.Client:
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY
+        properties.SessionExpiryInterval = self.session_expiry
         client = aiomqtt.Client(
             self.broker.host, self.broker.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=self.broker.username,
@@ -161,17 +166,41 @@ class MqttSource:
 
     async def _consume(self, client: aiomqtt.Client, sink: SignalSink) -> None:
         async for message in client.messages:
-            payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
-                str(message.payload or "").encode()
-            incoming, rebirth = self.read(message.topic.value, payload, time.time())
-            stored: list[Stored] = [await store(sink, source=self.name, source_key=i.key, payload=i.payload)
-                                    for i in incoming]
-            if message.qos > 0:
-                client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
-            for row in stored:
-                await process(sink, row)
-            if rebirth is not None:
-                await self._ask_rebirth(client, rebirth)
+            handling = asyncio.ensure_future(self._handle(client, sink, message))
+            try:
+                await asyncio.shield(handling)
+            except asyncio.CancelledError:  # stopping: finish the message in hand, so it is stored and acked
+                await handling
+                raise
+
+    async def _handle(self, client: aiomqtt.Client, sink: SignalSink, message: aiomqtt.Message) -> None:
+        data = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
+            str(message.payload or "").encode()
+        incoming, rebirth = self.read(message.topic.value, data, time.time(), retained=message.retain)
+        stored = [await self._store(sink, item) for item in incoming]
+        if message.qos > 0:
+            client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
+        for row in stored:
+            await process(sink, row)
+        if rebirth is not None:
+            await self._ask_rebirth(client, rebirth)
+
+    async def _store(self, sink: SignalSink, item: Incoming) -> Stored:
+        """Store one signal. A failure leaves the message unacknowledged, so the broker redelivers it;
+        one that fails every time (not a database outage: that fails the fallback too) is stored
+        as unreadable with the reason, so it cannot hold up the messages behind it."""
+        try:
+            stored = await store(sink, source=self.name, source_key=item.key, payload=item.payload)
+        except Exception as error:
+            attempts = self._failed[item.key] = self._failed.get(item.key, 0) + 1
+            if attempts < STORE_ATTEMPTS:
+                raise
+            log.error("MQTT: storing %s failed %d times (%s); storing it as unreadable", item.key, attempts, error)
+            stored = await store(sink, source=self.name, source_key=item.key, payload={
+                "topic": item.payload.get("topic"), "machine": item.payload.get("machine"),
+                "unreadable": f"could not be stored: {type(error).__name__}: {str(error)[:500]}"})
+        self._failed.pop(item.key, None)
+        return stored
 
     async def _ask_rebirth(self, client: aiomqtt.Client, node: tuple[str, str]) -> None:
         now = time.monotonic()
@@ -185,21 +214,29 @@ class MqttSource:
 
     # --- messages -> signals (no I/O) ----------------------------------------------------
 
-    def read(self, topic: str, data: bytes, received_at: float) -> tuple[list[Incoming], tuple[str, str] | None]:
-        """The signals one message gives, and the edge node to ask for a rebirth (if any)."""
+    def read(self, topic: str, data: bytes, received_at: float, *,
+             retained: bool = False) -> tuple[list[Incoming], tuple[str, str] | None]:
+        """The signals one message gives, and the edge node to ask for a rebirth (if any).
+
+        A retained message comes again at every subscribe; without a timestamp of its own it is
+        keyed by its content alone, so a reconnect does not replay an old FAULT as a new one.
+        """
+        when = None if retained else received_at
         spb = sparkplug.parse_topic(topic)
         if spb is not None:
-            return self._sparkplug(topic, spb, data, received_at)
+            return self._sparkplug(topic, spb, data, when)
         if topic.startswith(f"{sparkplug.NAMESPACE}/"):
             return [], None  # STATE and other Sparkplug topics we do not act on
-        return [self._json(topic, data, received_at)], None
+        return [self._json(topic, data, when)], None
 
-    def _json(self, topic: str, data: bytes, received_at: float) -> Incoming:
+    def _json(self, topic: str, data: bytes, received_at: float | None) -> Incoming:
         parts = topic.split("/")
         machine = self.signal_map.machine_for_topic(topic) or (parts[2] if len(parts) == 4 else None)
         stamp: Any = None
         try:
-            body = json.loads(data)
+            if len(data) > MAX_JSON:
+                raise ValueError(f"{len(data)} bytes, more than the {MAX_JSON} a state message may have")
+            body = json.loads(data, parse_constant=_refuse_constant)
             if not isinstance(body, dict):
                 raise ValueError(f"expected a JSON object like {{\"state\": \"RUNNING\"}}, got {type(body).__name__}")
             stamp = body.get("ts")
@@ -210,11 +247,11 @@ class MqttSource:
         return Incoming(_key(topic, stamp, data, received_at), payload)
 
     def _sparkplug(self, topic: str, spb: sparkplug.Topic, data: bytes,
-                   received_at: float) -> tuple[list[Incoming], tuple[str, str] | None]:
+                   received_at: float | None) -> tuple[list[Incoming], tuple[str, str] | None]:
         try:
             decoded = sparkplug.decode(data)
         except sparkplug.SparkplugError as error:
-            if spb.message_type not in ("DDEATH", "NDEATH", "DDATA", "NDATA", "DBIRTH", "NBIRTH"):
+            if spb.message_type in ("NCMD", "DCMD"):
                 return [], None
             return [Incoming(_key(topic, None, data, received_at), {
                 "topic": topic, "machine": self._machine(topic, spb, spb.device),
@@ -225,12 +262,12 @@ class MqttSource:
         incoming = []
         for reading in outcome.readings:
             machine = self._machine(topic, spb, reading.device)
-            if spb.message_type == "NDEATH" and machine is None:
-                continue  # an edge node or device that is not one of our machines went offline: not ours
+            if spb.message_type in ("NDEATH", "DDEATH") and machine is None:
+                continue  # a gateway or sensor that is not one of our machines went offline: not ours
             suffix = f"/{reading.device}" if reading.device and reading.device != spb.device else ""
             incoming.append(Incoming(_key(topic + suffix, stamp, data, received_at), {
                 "topic": topic, "machine": machine if machine is not None else reading.device or spb.edge_node,
-                "payload": {"state": reading.state, "reason": reading.reason, "ts": decoded.timestamp},
+                "payload": {"state": _json_value(reading.state), "reason": reading.reason, "ts": decoded.timestamp},
                 "sparkplug": {"type": spb.message_type, "group": spb.group, "edge_node": spb.edge_node,
                               "device": reading.device, "seq": decoded.seq, "timestamp": decoded.timestamp,
                               "metrics": _jsonable(reading.metrics)},
@@ -250,17 +287,26 @@ class MqttSource:
         return name if name in self._machines or name in self.signal_map.machines else None
 
 
-def _key(topic: str, stamp: Any, data: bytes, received_at: float) -> str:
-    when = str(stamp) if stamp not in (None, "") else f"r{int(received_at)}"
+def _key(topic: str, stamp: Any, data: bytes, received_at: float | None) -> str:
+    """Same message, same key: its own timestamp, else the second it arrived, else (retained) none."""
+    if stamp not in (None, ""):
+        when = str(stamp)
+    else:
+        when = f"r{int(received_at)}" if received_at is not None else "retained"
     return f"mqtt:{topic[:200]}@{when[:40]}#{digest(topic, data)}"
 
 
+def _json_value(value: Any) -> Any:
+    """A value safe for a JSON column (PostgreSQL refuses NaN and infinities)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metric values safe for a JSON column (PostgreSQL refuses NaN and infinities)."""
-    kept = {}
-    for name, value in list(metrics.items())[:MAX_METRICS]:
-        kept[name] = None if isinstance(value, float) and not math.isfinite(value) else value
-    return kept
+    return {name: _json_value(value) for name, value in list(metrics.items())[:MAX_METRICS]}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _machine_ids(sink: SignalSink) -> frozenset[str]:

@@ -6,9 +6,8 @@ signal_map)` and `async run(sink, stop)` (`signals.base.SignalSource`), and one 
 `build_routers(sink, settings)` returns:
 
     sources = build_sources(settings)                 # at start: bad configuration fails here
-    app = create_app(runtime, extra_routers=[*channel_routers, *build_routers(runtime, settings)])
-    async with running_sources(runtime, sources):     # inside the FastAPI lifespan
-        yield
+    app = create_app(runtime, extra_routers=[*channel_routers, *build_routers(runtime, settings)],
+                     lifespan=with_sources(worker_lifespan(runtime, ...), runtime, sources))
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from models import Signal
 from routing.workflow import Context
@@ -103,3 +103,17 @@ async def running_sources(sink: SignalSink, sources: list[SignalSource]) -> Asyn
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("signal source %s stopped with an error", task.get_name(), exc_info=task.exception())
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def with_sources(lifespan: Lifespan, sink: SignalSink, sources: list[SignalSource]) -> Lifespan:
+    """`lifespan` with the sources running inside it: they stop before it closes the runtime."""
+
+    @contextlib.asynccontextmanager
+    async def combined(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app), running_sources(sink, sources):
+            yield
+
+    return combined

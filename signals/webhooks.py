@@ -105,7 +105,7 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
             return JSONResponse({"detail": f"bad or missing {SIGNATURE_HEADER}: send sha256=<hex HMAC-SHA256 of "
                                            "the raw body with the shared secret>"}, status_code=401)
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_refuse_constant)
         except ValueError as error:
             return JSONResponse({"detail": f"body is not JSON: {error}"}, status_code=400)
         try:
@@ -123,6 +123,10 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
         return JSONResponse(answer)
 
     return router
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _error_of(sink: SignalSink, signal_id: int) -> str | None:

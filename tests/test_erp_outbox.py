@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +18,7 @@ from erp_adapters.ledger import LedgerErp
 from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
 from models.tables import ErpTransaction, LedgerDocument, OutboxStatus, TimelineEvent
-from tests.erp_fakes.db import T0, postgres_store, queue, row, seed_exception, seed_plant, sqlite_store
+from tests.erp_fakes.db import T0, postgres_store, queue, row, seed_exception, seed_plant
 
 pytestmark = pytest.mark.anyio
 
@@ -126,17 +124,6 @@ class Settlements:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        store = sqlite_store(tmp_path)
-        yield store
-        store.dispose()
-    else:
-        with postgres_store() as store:
-            yield store
 
 
 @pytest.fixture

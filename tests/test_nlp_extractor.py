@@ -115,3 +115,68 @@ def test_match_machine_answers(extractor: Extractor, answer: str, candidates: li
 def test_non_text_is_a_clear_error(extractor: Extractor) -> None:
     with pytest.raises(TypeError, match="str"):
         extractor.extract(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def stamping() -> Extractor:
+    return Extractor(master_data_from_plant_file(DATA / "plants" / "stamping.yaml"))
+
+
+def test_correction_keeps_the_machine_after_its(stamping: Extractor) -> None:
+    got = stamping.extract("press 14 is NOT down, it's press 12")
+    assert got.machine == "PRS-12"
+    assert got.quantities == []  # "14" named a machine, it is not a count
+
+
+@pytest.mark.parametrize(("text", "language", "opening"), [
+    ("the mill is vibrating", "en", "Which one"), ("la fresadora no arranca", "es", "¿Cuál"),
+    ("die Fräse läuft nicht", "de", "Welche"), ("mill band hai", "hi", "Kaun si"),
+])
+def test_two_mills_ask_back_and_the_answer_completes_it(stamping: Extractor, text: str, language: str,
+                                                        opening: str) -> None:
+    got = stamping.extract(text, language)
+    assert (got.intent, got.machine, got.machine_candidates) == ("report", None, ["MIL-01", "MIL-02"])
+    assert got.clarify is not None and got.clarify.startswith(opening)
+    assert "MIL-01" in got.clarify and "MIL-02" in got.clarify
+    for answer in ("mill 2", "la 2", "haas", "die zweite", "dusri wali", "MIL-02"):
+        assert stamping.match_machine(answer, got.machine_candidates) == "MIL-02", answer
+
+
+def test_numeric_work_orders_customer_orders_and_people(stamping: Extractor) -> None:
+    got = stamping.extract("torno 7 se paró, ruido feo en el husillo. orden 24017", "es")
+    assert (got.intent, got.exception_type, got.machine, got.work_order) == ("report", "breakdown", "TRN-07", "24017")
+    assert stamping.extract("pedido KA-5501 en riesgo, prensa 12 parada").customer_order == "KA-5501"
+    staffing = stamping.extract("2 operators missing on press 12")
+    assert staffing.exception_type == "staffing"
+    assert [(q.value, q.unit) for q in staffing.quantities] == [(2.0, "person")]
+
+
+def test_glued_machine_number_is_not_a_quantity(stamping: Extractor) -> None:
+    got = stamping.extract("imm5 Teile mit Lunker ca 200 Stück", "de")
+    assert (got.machine, got.exception_type) == ("IMM-05", "quality")
+    assert [(q.value, q.unit) for q in got.quantities] == [(200.0, "pcs")]
+
+
+def test_refresh_picks_up_new_master_data(extractor: Extractor) -> None:
+    from dataclasses import replace
+
+    from nlp import WorkOrderRef
+
+    local = Extractor(extractor.master)
+    local.extract("warm the pipeline", "en")
+    assert local.extract("wo 2001 stopped").work_order is None
+    local.refresh(replace(local.master, work_orders=(*local.master.work_orders, WorkOrderRef("WO-2001", "HOB-01"))))
+    assert local.extract("wo 2001 stopped").work_order == "WO-2001"
+    assert extractor.extract("wo 2001 stopped").work_order is None  # other extractors keep their plant
+
+
+def test_spacy_pipeline_spans(extractor: Extractor) -> None:
+    nlp = extractor.pipeline("en")
+    assert [name for name in nlp.pipe_names] == ["mfgos_normalizer", "mfgos_orders", "mfgos_machines",
+                                                 "mfgos_materials", "mfgos_numbers", "mfgos_cues"]
+    doc = nlp("assembly line is out of 6305 bearings, WO 1077 will stop in 15 min")
+    spans = {(span.label_, span.kb_id_, span.text) for span in doc.spans["mfgos"]}
+    assert ("MACHINE", "ASM-01", "assembly line") in spans
+    assert ("MATERIAL", "BRG-6305", "6305") in spans
+    assert ("WORK_ORDER", "WO-1077", "WO 1077") in spans
+    assert ("QUANTITY", "", "15 min") in spans

@@ -20,17 +20,21 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.channels.base import CaptureChannel
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
+from mfgos.server import worker_lifespan
+from mfgos.web import create_app
 from models import Machine, Notification, PlantException, Signal, TimelineEvent
 from routing.clock import SimulatedClock
 from signals.base import Backoff
 from signals.mapping import SignalMap
 from signals.mqtt import MqttSource
-from tests.conftest import service_unavailable
+from signals.registry import build_sources, with_sources
+from tests.conftest import postgres_schema_url, service_unavailable
 from tests.test_signals_sparkplug import payload_class, spb_payload
 
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
@@ -55,8 +59,20 @@ def broker() -> str:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'mqtt.db'}", plant_file=PLANT)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite unless a test asks for PostgreSQL too (`parametrize("database_url", BOTH, indirect=True)`)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mqtt.db'}"
+    else:
+        yield from postgres_schema_url()
+
+
+BOTH = ["sqlite", "postgresql"]
+
+
+@pytest.fixture
+def runtime(database_url: str) -> Iterator[Runtime]:
+    settings = Settings(_env_file=None, database_url=database_url, plant_file=PLANT)
     rt = Runtime(settings, clock=SimulatedClock(START),
                  channels={n: CaptureChannel(n) for n in ("console", "slack", "whatsapp", "telegram")})
     yield rt
@@ -70,6 +86,7 @@ def unique() -> str:
 
 def make_source(url: str, unique: str, *, client: str = "a", **kw: Any) -> MqttSource:
     kw.setdefault("backoff", Backoff(0.1, 0.5))
+    kw.setdefault("session_expiry", 120)  # the shared broker forgets test sessions soon
     return MqttSource(url, client_id=f"mfgos-test-{unique}-{client}", state_filter=f"plants/{unique}/+/state",
                       sparkplug_groups=(unique,), **kw)
 
@@ -124,6 +141,7 @@ def exceptions(runtime: Runtime) -> list[PlantException]:
 # --- plain JSON states ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("database_url", BOTH, indirect=True)
 def test_fault_opens_a_breakdown_and_pages_maintenance(broker: str, runtime: Runtime, unique: str) -> None:
     async def body() -> None:
         await publish(f"plants/{unique}/HOB-01/state", {"state": "FAULT", "reason": "spindle overload"})
@@ -145,6 +163,7 @@ def test_fault_opens_a_breakdown_and_pages_maintenance(broker: str, runtime: Run
     assert paged[0].status == "sent"
 
 
+@pytest.mark.parametrize("database_url", BOTH, indirect=True)
 def test_a_redelivered_message_is_stored_once(broker: str, runtime: Runtime, unique: str) -> None:
     message = {"state": "FAULT", "ts": "2026-11-25T03:30:00Z"}
 
@@ -223,6 +242,7 @@ def test_sparkplug_ddeath_takes_the_machine_down(broker: str, runtime: Runtime, 
     assert exc.machine_id == "HOB-01" and "DDEATH" in exc.summary
 
 
+@pytest.mark.parametrize("database_url", BOTH, indirect=True)
 def test_sparkplug_alias_data_and_packml_numbers(broker: str, runtime: Runtime, unique: str) -> None:
     node = f"spBv1.0/{unique}"
 
@@ -292,6 +312,47 @@ def test_source_keys() -> None:
     assert unstamped[0] == unstamped[1] != unstamped[2]  # without a timestamp: the second it arrived
     other = source.read("plants/p/HOB-01/state", b'{"state": "RUNNING", "ts": 1764000000}', 10.0)[0][0]
     assert other.key != stamped.key  # same timestamp, different news
+    retained = [source.read("plants/p/HOB-01/state", b'{"state": "FAULT"}', t, retained=True)[0][0].key
+                for t in (10.0, 5000.0)]
+    assert retained[0] == retained[1] != unstamped[0]
+
+
+def test_a_retained_state_is_not_news_after_a_reconnect(broker: str, runtime: Runtime, unique: str) -> None:
+    topic = f"plants/{unique}/HOB-01/state"
+    deliveries: list[bool] = []
+
+    class Recording:
+        plant_id, engine = runtime.plant_id, runtime.engine
+
+        def receive(self, **kw: Any) -> Any:
+            received = runtime.receive(**kw)
+            deliveries.append(received.duplicate)
+            return received
+
+        def process_signal(self, signal_id: int) -> None:
+            runtime.process_signal(signal_id)
+
+    async def retain(data: bytes) -> None:
+        async with aiomqtt.Client(HOST, PORT, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.publish(topic, data, qos=1, retain=True)
+
+    async def scenario() -> None:
+        await retain(b'{"state": "FAULT"}')
+        try:
+            for number, client in enumerate(("first", "second"), start=1):  # each subscribes afresh
+                source = make_source(broker, unique, client=client)
+                stop = asyncio.Event()
+                task = asyncio.create_task(source.run(Recording(), stop))
+                await until(lambda n=number: len(deliveries) == n, f"delivery {number}")
+                stop.set()
+                await task
+                await asyncio.sleep(1.0)  # the second delivery comes in another second
+        finally:
+            await retain(b"")  # an empty retained message clears it on the broker
+
+    asyncio.run(scenario())
+    assert deliveries == [False, True]
+    assert len(signals(runtime)) == 1 and len(exceptions(runtime)) == 1
 
 
 def test_shared_subscription_filters() -> None:
@@ -351,6 +412,7 @@ def test_messages_sent_while_down_arrive_after_restart(broker: str, runtime: Run
     assert [s.payload["payload"]["state"] for s in signals(runtime)] == ["FAULT"]
 
 
+@pytest.mark.parametrize("database_url", BOTH, indirect=True)
 def test_a_message_that_could_not_be_stored_is_redelivered(broker: str, runtime: Runtime, unique: str) -> None:
     """Acknowledged only after the commit: a failed store leaves the message with the broker."""
     failures = []
@@ -381,6 +443,49 @@ def test_a_message_that_could_not_be_stored_is_redelivered(broker: str, runtime:
     (signal,) = signals(runtime)
     assert failures == [signal.source_key]
     assert [e.machine_id for e in exceptions(runtime)] == ["HOB-01"]
+
+
+def test_a_message_that_never_stores_does_not_block_the_rest(broker: str, runtime: Runtime, unique: str) -> None:
+    """A poison message is stored as unreadable after a few attempts; the messages behind it flow."""
+    attempts: list[str] = []
+
+    class RefusesOne:
+        plant_id, engine = runtime.plant_id, runtime.engine
+
+        def receive(self, **kw: Any) -> Any:
+            if kw["payload"].get("machine") == "HOB-01" and "unreadable" not in kw["payload"]:
+                attempts.append(kw["source_key"])
+                raise ValueError("value out of range for the column")
+            return runtime.receive(**kw)
+
+        def process_signal(self, signal_id: int) -> None:
+            runtime.process_signal(signal_id)
+
+    async def scenario() -> None:
+        source = make_source(broker, unique)
+        stop = asyncio.Event()
+        task = asyncio.create_task(source.run(RefusesOne(), stop))
+        await asyncio.wait_for(source.connected.wait(), WAIT)
+        await publish(f"plants/{unique}/HOB-01/state", {"state": "FAULT", "ts": 1})
+        await publish(f"plants/{unique}/GRD-02/state", {"state": "FAULT", "ts": 2})
+        await until(processed(runtime, 2), "both messages")
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    poison, good = signals(runtime)
+    assert len(attempts) == 3 and len(set(attempts)) == 1 and poison.source_key == attempts[0]
+    assert poison.error == "could not be stored: ValueError: value out of range for the column"
+    assert [e.machine_id for e in exceptions(runtime)] == ["GRD-02"] and good.error is None
+
+
+def test_json_that_a_database_cannot_hold_is_unreadable() -> None:
+    source = MqttSource("mqtt://127.0.0.1", client_id="k")
+    (nan,), _ = source.read("plants/p/HOB-01/state", b'{"state": "FAULT", "temp": NaN}', 1.0)
+    assert nan.payload["unreadable"].endswith("NaN is not a number JSON allows")
+    (big,), _ = source.read("plants/p/HOB-01/state", b'{"state": "' + b"x" * 70000 + b'"}', 1.0)
+    assert "more than the 65536 a state message may have" in big.payload["unreadable"]
+    assert len(big.payload["raw"]) == 2000
 
 
 @pytest.fixture
@@ -435,3 +540,28 @@ def test_reconnects_when_the_broker_comes_back(own_broker: Any, runtime: Runtime
 
     asyncio.run(scenario())
     assert [e.machine_id for e in exceptions(runtime)] == ["HOB-01"]
+
+
+def test_the_server_lifespan_runs_the_configured_sources(broker: str, runtime: Runtime, unique: str) -> None:
+    """The wiring `mfgos serve` uses: build_sources + with_sources around the outbox worker's lifespan."""
+    settings = runtime.settings.model_copy(update={"mqtt_url": broker, "mqtt_client_id": f"mfgos-test-{unique}"})
+    (source,) = build_sources(settings)
+    assert isinstance(source, MqttSource)
+    source.state_filter, source.sparkplug_groups, source.session_expiry = f"plants/{unique}/+/state", (unique,), 120
+    app = create_app(runtime, lifespan=with_sources(worker_lifespan(runtime, interval=0.05), runtime, [source]))
+    with TestClient(app):
+        deadline = time.monotonic() + WAIT
+        while not source.connected.is_set():
+            assert time.monotonic() < deadline, "the source did not subscribe"
+            time.sleep(0.05)
+        asyncio.run(publish(f"plants/{unique}/CNC-11/state", {"state": "ERROR", "reason": "chuck pressure"}))
+        deadline = time.monotonic() + WAIT
+        while not (exceptions(runtime) and _sent_to(runtime, "tom")):  # the worker delivered the page
+            assert time.monotonic() < deadline, "no breakdown paged"
+            time.sleep(0.05)
+    assert [e.summary for e in exceptions(runtime)] == ["CNC-11 ERROR: chuck pressure"]
+    assert not source.connected.is_set()  # stopped with the app
+
+
+def _sent_to(runtime: Runtime, person: str) -> bool:
+    return any(n.status == "sent" for n in runtime.notifications_for(person))

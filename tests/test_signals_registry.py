@@ -23,7 +23,14 @@ from signals.machine_state import state_name
 from signals.mapping import SignalMapError, load_signal_map, topic_matches
 from signals.mqtt import MqttSource
 from signals.opcua import OpcUaSource
-from signals.registry import SIGNAL_HANDLERS, SOURCES, build_routers, build_sources, running_sources, source_class
+from signals.registry import (
+    SIGNAL_HANDLERS,
+    SOURCES,
+    build_routers,
+    build_sources,
+    running_sources,
+    source_class,
+)
 
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
 START = datetime.fromisoformat("2026-11-25T09:00:00+05:30")

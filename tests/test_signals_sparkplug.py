@@ -16,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signals import sparkplug
-from signals.sparkplug import Payload, SparkplugError, SparkplugHost, Topic, decode, encode_rebirth, parse_topic
+from signals.sparkplug import (
+    Payload,
+    SparkplugError,
+    SparkplugHost,
+    Topic,
+    decode,
+    encode_rebirth,
+    parse_topic,
+)
 
 _F = descriptor_pb2.FieldDescriptorProto
 _METRIC_FIELDS = [  # (name, number, type, in the value oneof)

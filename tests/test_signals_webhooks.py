@@ -23,15 +23,24 @@ from models import Machine, PlantException, Signal, TimelineEvent, WorkOrder
 from routing.clock import SimulatedClock
 from signals.registry import build_routers
 from signals.webhooks import SIGNATURE_HEADER, sign
+from tests.conftest import postgres_schema_url
 
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
 START = datetime.fromisoformat("2026-11-25T09:00:00+05:30")
 SECRET = "mes-shared-secret"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hooks.db'}"
+    else:
+        yield from postgres_schema_url()
+
+
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'hooks.db'}", plant_file=PLANT,
+def runtime(database_url: str) -> Iterator[Runtime]:
+    settings = Settings(_env_file=None, database_url=database_url, plant_file=PLANT,
                         signals_webhook_secret=SecretStr(SECRET))
     rt = Runtime(settings, clock=SimulatedClock(START), channels={"console": CaptureChannel("console")})
     yield rt
@@ -114,10 +123,16 @@ def test_duplicate_event_id_is_processed_once(client: TestClient, runtime: Runti
     assert len(signals(runtime)) == 1 and len(exceptions(runtime)) == 1
 
 
-def test_malformed_json_is_a_clear_400(client: TestClient, runtime: Runtime) -> None:
-    answer = post(client, b'{"event_id": "m1", "machine": "HOB-01", ')
+@pytest.mark.parametrize(("raw", "detail"), [
+    (b'{"event_id": "m1", "machine": "HOB-01", ', "body is not JSON: Expecting property name"),
+    (b'{"event_id": "m1", "machine": "HOB-01", "state": "FAULT", "ts": NaN}',
+     "body is not JSON: NaN is not a number JSON allows"),
+    (b"\xff\xfe", "body is not JSON: "),
+])
+def test_malformed_json_is_a_clear_400(client: TestClient, runtime: Runtime, raw: bytes, detail: str) -> None:
+    answer = post(client, raw)
     assert answer.status_code == 400
-    assert answer.json()["detail"].startswith("body is not JSON: Expecting property name")
+    assert answer.json()["detail"].startswith(detail)
     assert signals(runtime) == []
 
 

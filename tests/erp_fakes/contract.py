@@ -8,6 +8,7 @@ fixture returning an `ErpUnderTest` (the adapter factory, its fake ERP and sampl
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -38,6 +39,7 @@ class ErpUnderTest:
     refused: tuple[str, dict[str, Any], str]  # a transaction the ERP itself refuses, and words of its answer
     required_setting: tuple[str, str] | None  # (kind, erp: key) the mapping cannot do without
     bad_credentials: dict[str, Any] = dataclasses.field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # must never reach a log line
     faults: Faults | None = None  # None: not over HTTP (the ledger)
     stock: bool = True  # reads stock, so block/release/scrap can be checked in the ERP
     master_data: bool = True  # reads machines, materials and orders
@@ -122,7 +124,9 @@ class ErpContract:
             assert await blocked(adapter, erp) == 30
             await adapter.post(erp.stock_txn("scrap", 5, "stock/3"))
             assert await blocked(adapter, erp) == 25
-            usable = [line for line in await adapter.read_stock(erp.settings, erp.material) if not line.blocked]
+            usable = [
+                line for line in await adapter.read_stock(erp.settings, erp.material) if not line.blocked
+            ]
             assert sum(line.quantity for line in usable) == 1000 - 40 + 10
         finally:
             await adapter.aclose()
@@ -131,7 +135,9 @@ class ErpContract:
         adapter = erp.make()
         requests = erp.faults.requests if erp.faults else 0
         try:
-            with pytest.raises(Rejected, match=r"stock_status: quantity must be a number greater than 0 \(got -5\)"):
+            with pytest.raises(
+                Rejected, match=r"stock_status: quantity must be a number greater than 0 \(got -5\)"
+            ):
                 await adapter.post(erp.stock_txn("block", -5, "bad/1"))
             with pytest.raises(Rejected, match="maintenance_request: machine is missing"):
                 await adapter.post(erp.transaction("maintenance_request", "bad/2", machine=None))
@@ -158,7 +164,9 @@ class ErpContract:
         adapter = erp.make()
         try:
             txn = erp.transaction(kind, "settings/1")
-            txn = dataclasses.replace(txn, plant_settings={k: v for k, v in erp.settings.items() if k != setting})
+            txn = dataclasses.replace(
+                txn, plant_settings={k: v for k, v in erp.settings.items() if k != setting}
+            )
             with pytest.raises(Rejected, match=rf"erp\.{setting} is not set"):
                 await adapter.post(txn)
         finally:
@@ -173,6 +181,24 @@ class ErpContract:
         finally:
             await adapter.aclose()
         assert erp.count("auth/1") == 0
+
+    async def test_secrets_never_reach_the_log(
+        self, erp: ErpUnderTest, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        over_http(erp)
+        caplog.set_level(logging.DEBUG)
+        adapter, refused = erp.make(), erp.make(**erp.bad_credentials)
+        try:
+            await adapter.post(erp.transaction("maintenance_request", "log/1"))
+            with pytest.raises(AuthFailed) as failed:
+                await refused.post(erp.transaction("maintenance_request", "log/2"))
+        finally:
+            await adapter.aclose()
+            await refused.aclose()
+        assert erp.secrets and caplog.records
+        shown = caplog.text + str(failed.value) + repr(adapter) + repr(refused)
+        for secret in (*erp.secrets, *erp.bad_credentials.values()):
+            assert secret not in shown
 
     async def test_429_with_retry_after_seconds_is_unavailable(self, erp: ErpUnderTest) -> None:
         faults = over_http(erp)
@@ -201,7 +227,9 @@ class ErpContract:
         assert erp.count("down/1") == 0
 
     @pytest.mark.parametrize("fault", ["timeout", "502"])
-    async def test_answer_lost_after_the_erp_saved_posts_nothing_twice(self, erp: ErpUnderTest, fault: str) -> None:
+    async def test_answer_lost_after_the_erp_saved_posts_nothing_twice(
+        self, erp: ErpUnderTest, fault: str
+    ) -> None:
         faults = over_http(erp)
         if fault == "timeout":
             faults.hang_after_save = 1
@@ -209,10 +237,18 @@ class ErpContract:
             faults.lose_after_save = 1
         exception_id = seed_exception(erp.engine, 1)
         key = "E-0001/1"
-        txn_id = queue(erp.engine, "maintenance_request", erp.samples["maintenance_request"], key=key, exception_id=exception_id)
+        txn_id = queue(
+            erp.engine,
+            "maintenance_request",
+            erp.samples["maintenance_request"],
+            key=key,
+            exception_id=exception_id,
+        )
         clock, adapter = Clock(), erp.make()
         outcomes: list[str] = []
-        outbox = ErpOutbox(erp.engine, adapter, now=clock, on_settled=lambda _s, _t, outcome, _d: outcomes.append(outcome))
+        outbox = ErpOutbox(
+            erp.engine, adapter, now=clock, on_settled=lambda _s, _t, outcome, _d: outcomes.append(outcome)
+        )
         try:
             assert await outbox.post_due() == 1
             # The ERP saved something (for Odoo: the downtime record that comes first), the answer was lost.

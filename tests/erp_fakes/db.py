@@ -1,52 +1,34 @@
-"""Fresh stores for the ERP tests (SQLite file or a throw-away PostgreSQL schema) and seed rows."""
+"""A PostgreSQL store for the multi-worker ERP tests, and the rows they seed."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from models.db import make_engine, migrate
 from models.tables import ErpTransaction, Plant, PlantException
+from tests.conftest import postgres_schema_url
 
-POSTGRES_URL = os.environ.get("MFGOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-
-def sqlite_store(directory: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{directory / 'mfgos.db'}")
-    migrate(engine)
-    return engine
 
 
 @contextmanager
 def postgres_store() -> Iterator[Engine]:
-    """A migrated schema of its own on the test PostgreSQL; skipped when the server is down."""
-    schema = f"erp_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        if os.environ.get("MFGOS_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    """A migrated PostgreSQL store of its own (conftest's schema-per-test rule: skipped, or
+    failed under MFGOS_REQUIRE_SERVICES=1, when MFGOS_TEST_DATABASE_URL is unset or down)."""
+    urls = postgres_schema_url()
+    engine = make_engine(next(urls))
     try:
         migrate(engine)
         yield engine
     finally:
         engine.dispose()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        urls.close()
 
 
 def seed_plant(engine: Engine, plant_id: str = "berlin-1", erp: dict[str, Any] | None = None) -> None:

@@ -13,12 +13,12 @@ import base64
 import json
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from erp_adapters.erpnext import ErpNextErp, document_name
 from tests.erp_fakes.contract import ErpUnderTest
-from tests.erp_fakes.db import seed_plant, sqlite_store
+from tests.erp_fakes.db import seed_plant
 from tests.erp_fakes.samples import samples
 from tests.erp_fakes.server import FaultMiddleware, Faults, json_body, json_response, serve
 
@@ -86,14 +86,41 @@ class ErpNextState:
             self.put("Warehouse", {"name": warehouse})
         for name, title in (("CNC-07", "CNC mill 7"), ("PRESS-02", "Press 2")):
             self.put("Workstation", {"name": name, "workstation_name": title})
-        self.put("Item", {"name": "AL-6061-BAR", "item_code": "AL-6061-BAR", "item_name": "Aluminium bar 6061", "stock_uom": "Nos", "uoms": ["Nos"], "disabled": 0})
-        self.put("Item", {"name": "HOUSING-A", "item_code": "HOUSING-A", "item_name": "Pump housing A", "stock_uom": "Nos", "uoms": ["Nos"], "disabled": 0})
+        self.put(
+            "Item",
+            {
+                "name": "AL-6061-BAR",
+                "item_code": "AL-6061-BAR",
+                "item_name": "Aluminium bar 6061",
+                "stock_uom": "Nos",
+                "uoms": ["Nos"],
+                "disabled": 0,
+            },
+        )
+        self.put(
+            "Item",
+            {
+                "name": "HOUSING-A",
+                "item_code": "HOUSING-A",
+                "item_name": "Pump housing A",
+                "stock_uom": "Nos",
+                "uoms": ["Nos"],
+                "disabled": 0,
+            },
+        )
         self.put("Batch", {"name": "LOT-77", "item": "AL-6061-BAR"})
         self.put("Asset", {"name": "AST-0007", "item_code": "CNC-07"})
         self.put("Quality Procedure", {"name": "QP-Deviation"})
         self.put("Employee", {"name": "HR-EMP-0001"})
-        self.put("Sales Order", {"name": "SO-9001", "customer": "ACME Pumps", "delivery_date": "2026-11-27", "docstatus": 1})
-        for name, status, machine in (("WO-4471", "In Process", "CNC-07"), ("WO-4472", "Not Started", "PRESS-02"), ("WO-4480", "Closed", "CNC-07")):
+        self.put(
+            "Sales Order",
+            {"name": "SO-9001", "customer": "ACME Pumps", "delivery_date": "2026-11-27", "docstatus": 1},
+        )
+        for name, status, machine in (
+            ("WO-4471", "In Process", "CNC-07"),
+            ("WO-4472", "Not Started", "PRESS-02"),
+            ("WO-4480", "Closed", "CNC-07"),
+        ):
             self.put(
                 "Work Order",
                 {
@@ -154,14 +181,25 @@ class ErpNextState:
                 if not self.exists("Item", item.get("item_code")):
                     raise _validation(f"Row {row}: Could not find Item: {item.get('item_code')}")
                 if item.get("uom") not in self.docs["Item"][item["item_code"]]["uoms"]:
-                    raise _validation(f"Row {row}: UOM Conversion factor required for UOM: {item.get('uom')} in Item: {item['item_code']}")
+                    raise _validation(
+                        f"Row {row}: UOM Conversion factor required for UOM: {item.get('uom')} in Item: {item['item_code']}"
+                    )
                 for key in ("s_warehouse", "t_warehouse"):
                     if item.get(key):
                         self.link("Warehouse", item[key], "Warehouse")
-                if doc["stock_entry_type"] == "Material Transfer" and not (item.get("s_warehouse") and item.get("t_warehouse")):
-                    raise _validation(f"Row {row}: Source and target warehouse are mandatory for a Material Transfer")
-                if item.get("batch_no") and self.docs["Batch"].get(item["batch_no"], {}).get("item") != item["item_code"]:
-                    raise _validation(f"Row {row}: Batch {item['batch_no']} does not belong to Item {item['item_code']}")
+                if doc["stock_entry_type"] == "Material Transfer" and not (
+                    item.get("s_warehouse") and item.get("t_warehouse")
+                ):
+                    raise _validation(
+                        f"Row {row}: Source and target warehouse are mandatory for a Material Transfer"
+                    )
+                if (
+                    item.get("batch_no")
+                    and self.docs["Batch"].get(item["batch_no"], {}).get("item") != item["item_code"]
+                ):
+                    raise _validation(
+                        f"Row {row}: Batch {item['batch_no']} does not belong to Item {item['item_code']}"
+                    )
                 if not isinstance(item.get("qty"), int | float) or item["qty"] <= 0:
                     raise _validation(f"Row {row}: Quantity must be greater than zero")
         elif doctype == "Asset Repair":
@@ -202,7 +240,11 @@ class ErpNextState:
             if doc["docstatus"] == 1 and doctype == "Work Order":
                 allowed = {"planned_start_date", "planned_end_date"}
                 if set(changes) - allowed:
-                    raise FrappeError(417, "UpdateAfterSubmitError", f"Not allowed to change {', '.join(sorted(set(changes) - allowed))} after submission")
+                    raise FrappeError(
+                        417,
+                        "UpdateAfterSubmitError",
+                        f"Not allowed to change {', '.join(sorted(set(changes) - allowed))} after submission",
+                    )
             if changes.get("docstatus") == 1 and doctype == "Work Order":
                 changes = {**changes, "status": "Not Started"}
             doc.update(changes, modified=self.tick())
@@ -308,7 +350,13 @@ def make_app(state: ErpNextState) -> Any:
         length = int(request.query_params.get("limit_page_length") or 20)
         if doctype == "Bin":
             rows = [
-                {"name": f"{item}-{warehouse}", "item_code": item, "warehouse": warehouse, "actual_qty": qty, "stock_uom": "Nos"}
+                {
+                    "name": f"{item}-{warehouse}",
+                    "item_code": item,
+                    "warehouse": warehouse,
+                    "actual_qty": qty,
+                    "stock_uom": "Nos",
+                }
                 for (item, warehouse), qty in sorted(state.bins.items())
             ]
         else:
@@ -348,14 +396,18 @@ def make_app(state: ErpNextState) -> Any:
     return FaultMiddleware(Starlette(routes=routes), state.faults)
 
 
-
 class ErpNextFixtures:
     """Joins the contract suite: a fresh fake ERPNext site per test, driven over HTTP."""
 
     @pytest.fixture
-    def erp(self, tmp_path: Path) -> Iterator[ErpUnderTest]:
+    def site(self) -> ErpNextState:
         state = ErpNextState()
         state.seed()
+        return state
+
+    @pytest.fixture
+    def erp(self, sqlite_engine: Engine, site: ErpNextState) -> Iterator[ErpUnderTest]:
+        state = site
         settings = {
             "company": "Berlin GmbH",
             "warehouse": "Stores - BG",
@@ -365,7 +417,7 @@ class ErpNextFixtures:
             "units": {"pcs": "Nos"},
             "timezone": "Europe/Berlin",
         }
-        engine = sqlite_store(tmp_path)
+        engine = sqlite_engine
         seed_plant(engine, erp=settings)
         with serve(make_app(state)) as url:
 
@@ -380,9 +432,13 @@ class ErpNextFixtures:
                 engine=engine,
                 count=lambda key: len(state.documents_named(document_name(key))),
                 samples=samples(),
-                refused=("stock_status", {"action": "block", "quantity": 5000}, "needed in Warehouse Stores - BG"),
+                refused=(
+                    "stock_status",
+                    {"action": "block", "quantity": 5000},
+                    "needed in Warehouse Stores - BG",
+                ),
                 required_setting=("stock_status", "quarantine_warehouse"),
                 bad_credentials={"token": "wrong-secret"},
+                secrets=(state.api_secret,),
                 faults=state.faults,
             )
-        engine.dispose()

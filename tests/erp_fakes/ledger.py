@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from erp_adapters.ledger import LedgerErp
 from models.tables import LedgerDocument
 from tests.erp_fakes.contract import ErpUnderTest
-from tests.erp_fakes.db import seed_plant, sqlite_store
+from tests.erp_fakes.db import seed_plant
 from tests.erp_fakes.samples import samples
 
 
 class LedgerFixtures:
     @pytest.fixture
-    def erp(self, tmp_path: Path) -> Iterator[ErpUnderTest]:
-        engine = sqlite_store(tmp_path)
+    def erp(self, sqlite_engine: Engine) -> Iterator[ErpUnderTest]:
+        engine = sqlite_engine
         seed_plant(engine)
 
         def count(key: str) -> int:
             with Session(engine) as session:
                 return session.exec(
-                    select(func.count()).select_from(LedgerDocument).where(LedgerDocument.idempotency_key == key)
+                    select(func.count())
+                    .select_from(LedgerDocument)
+                    .where(LedgerDocument.idempotency_key == key)
                 ).one()
 
         def make(**_overrides: Any) -> LedgerErp:
@@ -43,4 +45,3 @@ class LedgerFixtures:
             stock=False,
             master_data=False,
         )
-        engine.dispose()

@@ -18,10 +18,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from erp_adapters.odoo import OdooErp, marker
 from tests.erp_fakes.contract import ErpUnderTest
-from tests.erp_fakes.db import seed_plant, sqlite_store
+from tests.erp_fakes.db import seed_plant
 from tests.erp_fakes.samples import samples
 from tests.erp_fakes.server import FaultMiddleware, Faults, json_body, json_response, serve
 
@@ -52,13 +52,54 @@ MANY2ONE = {
 }
 MUTATING = {"create", "write", "unlink"}
 KNOWN_FIELDS: dict[str, set[str]] = {
-    "maintenance.request": {"name", "description", "priority", "maintenance_type", "equipment_id", "maintenance_team_id", "schedule_date"},
-    "mrp.workcenter.productivity": {"workcenter_id", "loss_id", "date_start", "date_end", "description", "workorder_id"},
+    "maintenance.request": {
+        "name",
+        "description",
+        "priority",
+        "maintenance_type",
+        "equipment_id",
+        "maintenance_team_id",
+        "schedule_date",
+    },
+    "mrp.workcenter.productivity": {
+        "workcenter_id",
+        "loss_id",
+        "date_start",
+        "date_end",
+        "description",
+        "workorder_id",
+    },
     "stock.picking": {"picking_type_id", "location_id", "location_dest_id", "origin", "move_ids"},
-    "stock.move": {"name", "product_id", "product_uom_qty", "product_uom", "location_id", "location_dest_id", "lot_ids", "quantity", "picked", "quantity_done"},
-    "stock.scrap": {"product_id", "scrap_qty", "product_uom_id", "location_id", "scrap_location_id", "origin", "lot_id", "production_id"},
+    "stock.move": {
+        "name",
+        "product_id",
+        "product_uom_qty",
+        "product_uom",
+        "location_id",
+        "location_dest_id",
+        "lot_ids",
+        "quantity",
+        "picked",
+        "quantity_done",
+    },
+    "stock.scrap": {
+        "product_id",
+        "scrap_qty",
+        "product_uom_id",
+        "location_id",
+        "scrap_location_id",
+        "origin",
+        "lot_id",
+        "production_id",
+    },
     "quality.alert": {"title", "description", "product_id", "lot_id", "workcenter_id", "production_id"},
-    "mrp.production": {"date_start", "date_finished", "date_planned_start", "date_planned_finished", "qty_producing"},
+    "mrp.production": {
+        "date_start",
+        "date_finished",
+        "date_planned_start",
+        "date_planned_finished",
+        "qty_producing",
+    },
 }
 
 
@@ -69,7 +110,9 @@ class OdooError(Exception):
 
     @property
     def status(self) -> int:
-        return {"MissingError": 404, "AccessError": 403, "AccessDenied": 401}.get(self.name.rsplit(".", 1)[-1], 422)
+        return {"MissingError": 404, "AccessError": 403, "AccessDenied": 401}.get(
+            self.name.rsplit(".", 1)[-1], 422
+        )
 
 
 def user_error(message: str) -> OdooError:
@@ -77,7 +120,14 @@ def user_error(message: str) -> OdooError:
 
 
 def wizard(model: str, name: str) -> dict[str, Any]:
-    return {"type": "ir.actions.act_window", "res_model": model, "name": name, "view_mode": "form", "target": "new", "context": {}}
+    return {
+        "type": "ir.actions.act_window",
+        "res_model": model,
+        "name": name,
+        "view_mode": "form",
+        "target": "new",
+        "context": {},
+    }
 
 
 @dataclass
@@ -117,15 +167,28 @@ class OdooState:
         stock = self.add("stock.location", name="Stock", complete_name="WH/Stock", usage="internal")
         self.add("stock.location", name="Quarantine", complete_name="WH/Quarantine", usage="internal")
         self.add("stock.location", name="Scrap", complete_name="Virtual Locations/Scrap", usage="inventory")
-        self.add("stock.quant", product_id=bar, location_id=stock, lot_id=False, quantity=1000.0, product_uom_id=units)
+        self.add(
+            "stock.quant",
+            product_id=bar,
+            location_id=stock,
+            lot_id=False,
+            quantity=1000.0,
+            product_uom_id=units,
+        )
         self.add("stock.picking.type", name="Internal Transfers", code="internal")
         self.add("maintenance.equipment", name="CNC mill 7")
         cnc = self.add("mrp.workcenter", name="CNC mill 7", code="CNC-07")
         press = self.add("mrp.workcenter", name="Press 2", code="PRESS-02")
         self.add("mrp.workcenter.productivity.loss", name="Equipment Failure", loss_type="availability")
         acme = self.add("res.partner", name="ACME Pumps")
-        self.add("sale.order", name="SO-9001", partner_id=acme, state="sale", commitment_date="2026-11-27 15:00:00")
-        for name, state, center, producing in (("WO-4471", "progress", cnc, 300.0), ("WO-4472", "confirmed", press, 0.0), ("WO-4480", "cancel", cnc, 0.0)):
+        self.add(
+            "sale.order", name="SO-9001", partner_id=acme, state="sale", commitment_date="2026-11-27 15:00:00"
+        )
+        for name, state, center, producing in (
+            ("WO-4471", "progress", cnc, 300.0),
+            ("WO-4472", "confirmed", press, 0.0),
+            ("WO-4480", "cancel", cnc, 0.0),
+        ):
             production = self.add(
                 "mrp.production",
                 name=name,
@@ -182,7 +245,9 @@ class OdooState:
                 return folded(value) in folded(actual or "")
             if actual is False or actual is None:
                 return False
-            return {">": actual > value, ">=": actual >= value, "<": actual < value, "<=": actual <= value}[op]
+            return {">": actual > value, ">=": actual >= value, "<": actual < value, "<=": actual <= value}[
+                op
+            ]
 
         def evaluate(items: list[Any]) -> tuple[bool, list[Any]]:
             head, rest = items[0], items[1:]
@@ -212,7 +277,11 @@ class OdooState:
             table = self.records[model]
             context = params.pop("context", None) or {}
             if method == "search_read":
-                rows = [r for r in sorted(table.values(), key=lambda r: r["id"]) if self.matches(model, r, params.get("domain") or [])]
+                rows = [
+                    r
+                    for r in sorted(table.values(), key=lambda r: r["id"])
+                    if self.matches(model, r, params.get("domain") or [])
+                ]
                 rows = rows[params.get("offset") or 0 :]
                 if params.get("limit"):
                     rows = rows[: params["limit"]]
@@ -220,7 +289,10 @@ class OdooState:
             if method == "read":
                 missing = [i for i in ids or [] if i not in table]
                 if missing:
-                    raise OdooError("odoo.exceptions.MissingError", f"Record does not exist or has been deleted. (Record: {model}({missing[0]},))")
+                    raise OdooError(
+                        "odoo.exceptions.MissingError",
+                        f"Record does not exist or has been deleted. (Record: {model}({missing[0]},))",
+                    )
                 return [self.render(model, table[i], params.get("fields")) for i in ids or []]
             if method == "create":
                 return [self.create(model, dict(values)) for values in params.get("vals_list") or []]
@@ -237,7 +309,9 @@ class OdooState:
                 return True
             handler = getattr(self, f"{model.replace('.', '_')}__{method}", None)
             if handler is None:
-                raise OdooError("builtins.AttributeError", f"The method '{method}' does not exist on the model '{model}'")
+                raise OdooError(
+                    "builtins.AttributeError", f"The method '{method}' does not exist on the model '{model}'"
+                )
             return handler(ids or [], context)
 
     def check_fields(self, model: str, values: dict[str, Any]) -> None:
@@ -249,9 +323,15 @@ class OdooState:
         self.check_fields(model, values)
         if model == "maintenance.request":
             if values.get("priority", "0") not in ("0", "1", "2", "3"):
-                raise OdooError("odoo.exceptions.ValidationError", f"Wrong value for maintenance.request.priority: {values['priority']!r}")
+                raise OdooError(
+                    "odoo.exceptions.ValidationError",
+                    f"Wrong value for maintenance.request.priority: {values['priority']!r}",
+                )
             if not values.get("name"):
-                raise OdooError("odoo.exceptions.ValidationError", "The operation cannot be completed: Subject is required")
+                raise OdooError(
+                    "odoo.exceptions.ValidationError",
+                    "The operation cannot be completed: Subject is required",
+                )
             values.setdefault("stage_id", "New Request")
         if model == "stock.picking":
             moves = values.pop("move_ids", [])
@@ -263,7 +343,16 @@ class OdooState:
                 self.check_fields("stock.move", move)
                 lots = move.pop("lot_ids", [])
                 lot = lots[0][2][0] if lots else False
-                self.add("stock.move", picking_id=picking, state="draft", quantity=0.0, picked=False, quantity_done=0.0, lot_id=lot, **move)
+                self.add(
+                    "stock.move",
+                    picking_id=picking,
+                    state="draft",
+                    quantity=0.0,
+                    picked=False,
+                    quantity_done=0.0,
+                    lot_id=lot,
+                    **move,
+                )
             return picking
         if model == "stock.scrap":
             if values.get("scrap_qty", 0) <= 0:
@@ -277,7 +366,9 @@ class OdooState:
         return self.add(model, **values)
 
     def location(self, complete_name: str) -> int:
-        return next(i for i, r in self.records["stock.location"].items() if r["complete_name"] == complete_name)
+        return next(
+            i for i, r in self.records["stock.location"].items() if r["complete_name"] == complete_name
+        )
 
     def available(self, product: int, location: int, lot: Any = False) -> float:
         return sum(
@@ -301,7 +392,14 @@ class OdooState:
                 quant["quantity"] += quantity
                 return
         units = self.records["product.product"][product]["uom_id"]
-        self.add("stock.quant", product_id=product, location_id=target, lot_id=False, quantity=quantity, product_uom_id=units)
+        self.add(
+            "stock.quant",
+            product_id=product,
+            location_id=target,
+            lot_id=False,
+            quantity=quantity,
+            product_uom_id=units,
+        )
 
     def moves(self, picking: int) -> list[dict[str, Any]]:
         return [m for m in self.records["stock.move"].values() if m["picking_id"] == picking]
@@ -318,14 +416,23 @@ class OdooState:
             if self.records["stock.picking"][picking]["state"] == "draft":
                 raise user_error("Transfers in draft must be confirmed before they can be reserved")
             for move in self.moves(picking):
-                if move["state"] == "confirmed" and self.available(move["product_id"], move["location_id"], move["lot_id"]) >= move["product_uom_qty"]:
+                if (
+                    move["state"] == "confirmed"
+                    and self.available(move["product_id"], move["location_id"], move["lot_id"])
+                    >= move["product_uom_qty"]
+                ):
                     move["state"] = "assigned"
                     for quant in self.records["stock.quant"].values():
-                        if quant["product_id"] == move["product_id"] and quant["location_id"] == move["location_id"]:
+                        if (
+                            quant["product_id"] == move["product_id"]
+                            and quant["location_id"] == move["location_id"]
+                        ):
                             quant["reserved"] = quant.get("reserved", 0.0) + move["product_uom_qty"]
                             break
             states = {m["state"] for m in self.moves(picking)}
-            self.records["stock.picking"][picking]["state"] = "assigned" if states == {"assigned"} else "confirmed"
+            self.records["stock.picking"][picking]["state"] = (
+                "assigned" if states == {"assigned"} else "confirmed"
+            )
         return True
 
     def stock_picking__action_cancel(self, ids: list[int], context: dict[str, Any]) -> bool:
@@ -351,11 +458,19 @@ class OdooState:
             if self.ask_sms and not context.get("skip_sms"):
                 self.wizards.append("confirm.stock.sms")
                 return wizard("confirm.stock.sms", "SMS")
-            if any(d < m["product_uom_qty"] for d, m in zip(done, moves, strict=True)) and not context.get("skip_backorder"):
+            if any(d < m["product_uom_qty"] for d, m in zip(done, moves, strict=True)) and not context.get(
+                "skip_backorder"
+            ):
                 self.wizards.append("stock.backorder.confirmation")
                 return wizard("stock.backorder.confirmation", "Create Backorder?")
             for move, quantity in zip(moves, done, strict=True):
-                self.move_quantity(move["product_id"], move["location_id"], move["location_dest_id"], quantity, move["state"] == "assigned")
+                self.move_quantity(
+                    move["product_id"],
+                    move["location_id"],
+                    move["location_dest_id"],
+                    quantity,
+                    move["state"] == "assigned",
+                )
                 move["state"] = "done"
             record["state"] = "done"
         return True
@@ -365,10 +480,19 @@ class OdooState:
             scrap = self.records["stock.scrap"][scrap_id]
             if scrap["state"] == "done":
                 return True
-            if self.available(scrap["product_id"], scrap["location_id"], scrap.get("lot_id")) < scrap["scrap_qty"]:
+            if (
+                self.available(scrap["product_id"], scrap["location_id"], scrap.get("lot_id"))
+                < scrap["scrap_qty"]
+            ):
                 self.wizards.append("stock.warn.insufficient.qty.scrap")
                 return wizard("stock.warn.insufficient.qty.scrap", "Insufficient Quantity")
-            self.move_quantity(scrap["product_id"], scrap["location_id"], scrap["scrap_location_id"], scrap["scrap_qty"], False)
+            self.move_quantity(
+                scrap["product_id"],
+                scrap["location_id"],
+                scrap["scrap_location_id"],
+                scrap["scrap_qty"],
+                False,
+            )
             scrap["state"] = "done"
         return True
 
@@ -381,8 +505,12 @@ class OdooState:
         for production_id in ids:
             production = self.records["mrp.production"][production_id]
             if production["state"] in ("draft", "cancel"):
-                raise user_error(f"You cannot mark as done the manufacturing order {production['name']}: it is {production['state']}.")
-            if 0 < production["qty_producing"] < production["product_qty"] and not context.get("skip_backorder"):
+                raise user_error(
+                    f"You cannot mark as done the manufacturing order {production['name']}: it is {production['state']}."
+                )
+            if 0 < production["qty_producing"] < production["product_qty"] and not context.get(
+                "skip_backorder"
+            ):
                 self.wizards.append("mrp.production.backorder")
                 return wizard("mrp.production.backorder", "You produced less than initially planned")
             production["state"] = "done"
@@ -397,7 +525,11 @@ class OdooState:
             self.records["mrp.workorder"][step]["working"] = False
         return True
 
-    def with_marker(self, key: str, models: tuple[str, ...] = ("maintenance.request", "stock.picking", "stock.scrap", "quality.alert")) -> list[tuple[str, dict[str, Any]]]:
+    def with_marker(
+        self,
+        key: str,
+        models: tuple[str, ...] = ("maintenance.request", "stock.picking", "stock.scrap", "quality.alert"),
+    ) -> list[tuple[str, dict[str, Any]]]:
         """The documents an idempotency key produced (downtime records are counted apart)."""
         tag = marker(key)
         found = []
@@ -415,19 +547,52 @@ class OdooState:
 def make_app(state: OdooState) -> Any:
     async def json2(request: Request) -> Response:
         header = request.headers.get("authorization", "")
-        if header.lower() != f"bearer {state.api_key}".lower() or request.headers.get("x-odoo-database") not in (None, state.database):
-            return json_response({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey", "arguments": [], "context": {}, "debug": ""}, 401)
+        if header.lower() != f"bearer {state.api_key}".lower() or request.headers.get(
+            "x-odoo-database"
+        ) not in (None, state.database):
+            return json_response(
+                {
+                    "name": "werkzeug.exceptions.Unauthorized",
+                    "message": "Invalid apikey",
+                    "arguments": [],
+                    "context": {},
+                    "debug": "",
+                },
+                401,
+            )
         body = await json_body(request)
         if not isinstance(body, dict):
-            return json_response({"name": "werkzeug.exceptions.BadRequest", "message": "Invalid JSON body", "arguments": [], "context": {}, "debug": ""}, 400)
+            return json_response(
+                {
+                    "name": "werkzeug.exceptions.BadRequest",
+                    "message": "Invalid JSON body",
+                    "arguments": [],
+                    "context": {},
+                    "debug": "",
+                },
+                400,
+            )
         ids = body.pop("ids", None)
         model, method = request.path_params["model"], request.path_params["method"]
         try:
             result = state.execute(model, method, ids, body)
         except OdooError as error:
-            return json_response({"name": error.name, "message": error.message, "arguments": [error.message], "context": {}, "debug": "Traceback (most recent call last): ..."}, error.status)
+            return json_response(
+                {
+                    "name": error.name,
+                    "message": error.message,
+                    "arguments": [error.message],
+                    "context": {},
+                    "debug": "Traceback (most recent call last): ...",
+                },
+                error.status,
+            )
         response = json_response(result)
-        return await state.faults.after_save(response) if method in MUTATING or method.startswith(("action_", "button_")) else response
+        return (
+            await state.faults.after_save(response)
+            if method in MUTATING or method.startswith(("action_", "button_"))
+            else response
+        )
 
     async def jsonrpc(request: Request) -> Response:
         body = await json_body(request)
@@ -436,12 +601,34 @@ def make_app(state: OdooState) -> Any:
         service, method, args = params.get("service"), params.get("method"), params.get("args") or []
 
         def error(name: str, message: str) -> Response:
-            data = {"name": name, "message": message, "arguments": [message], "context": {}, "debug": "Traceback (most recent call last): ..."}
-            return json_response({"jsonrpc": "2.0", "id": call_id, "error": {"code": 200, "message": "Odoo Server Error", "data": data}})
+            data = {
+                "name": name,
+                "message": message,
+                "arguments": [message],
+                "context": {},
+                "debug": "Traceback (most recent call last): ...",
+            }
+            return json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": call_id,
+                    "error": {"code": 200, "message": "Odoo Server Error", "data": data},
+                }
+            )
 
         if service == "common" and method == "version":
             major = int(state.version.split(".")[0])
-            return json_response({"jsonrpc": "2.0", "id": call_id, "result": {"server_version": state.version, "server_version_info": [major, 0, 0, "final", 0, ""], "protocol_version": 1}})
+            return json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": call_id,
+                    "result": {
+                        "server_version": state.version,
+                        "server_version_info": [major, 0, 0, "final", 0, ""],
+                        "protocol_version": 1,
+                    },
+                }
+            )
         if service == "common" and method == "authenticate":
             database, login, key = args[0], args[1], args[2]
             uid = 2 if (database, login, key) == (state.database, state.login, state.api_key) else False
@@ -489,9 +676,9 @@ class OdooFixtures:
         return state
 
     @pytest.fixture
-    def erp(self, tmp_path: Path, odoo: OdooState) -> Iterator[ErpUnderTest]:
+    def erp(self, sqlite_engine: Engine, odoo: OdooState) -> Iterator[ErpUnderTest]:
         settings = dict(SETTINGS)
-        engine = sqlite_store(tmp_path)
+        engine = sqlite_engine
         seed_plant(engine, erp=settings)
         with serve(make_app(odoo)) as url:
 
@@ -505,13 +692,24 @@ class OdooFixtures:
                 settings=settings,
                 engine=engine,
                 count=lambda key: len(odoo.with_marker(key)),
-                samples={**samples(), "production_order_status": {"work_order": "WO-4471", "action": "complete", "reason": "done early"}},
-                refused=("production_order_status", {"work_order": "WO-4480", "action": "complete"}, "You cannot mark as done the manufacturing order WO-4480"),
+                samples={
+                    **samples(),
+                    "production_order_status": {
+                        "work_order": "WO-4471",
+                        "action": "complete",
+                        "reason": "done early",
+                    },
+                },
+                refused=(
+                    "production_order_status",
+                    {"work_order": "WO-4480", "action": "complete"},
+                    "You cannot mark as done the manufacturing order WO-4480",
+                ),
                 required_setting=("stock_status", "quarantine_location"),
                 bad_credentials={"token": "stale-key"},
+                secrets=(odoo.api_key,),
                 faults=odoo.faults,
             )
-        engine.dispose()
 
 
 class OdooJsonRpcFixtures(OdooFixtures):

@@ -23,10 +23,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -35,7 +35,7 @@ from starlette.routing import Route
 from erp_adapters import kinds
 from erp_adapters.sap_odata import SapODataErp
 from tests.erp_fakes.contract import ErpUnderTest
-from tests.erp_fakes.db import seed_plant, sqlite_store
+from tests.erp_fakes.db import seed_plant
 from tests.erp_fakes.samples import samples
 from tests.erp_fakes.server import FaultMiddleware, Faults, json_body, json_response, serve
 
@@ -79,6 +79,7 @@ class SapState:
     stock: dict[tuple[str, str, str, str, str], float] = field(default_factory=lambda: defaultdict(float))
     sessions: dict[str, str] = field(default_factory=dict)  # session id -> CSRF token
     bump_etag_on_read: int = 0  # the next N order reads are followed by someone else's change
+    csrf_fetches: int = 0
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -90,11 +91,25 @@ class SapState:
 
     def seed(self) -> None:
         self.materials = {"AL-6061-BAR": ("Aluminium bar 6061", "PC"), "HOUSING-A": ("Pump housing A", "PC")}
-        self.work_centers = [{"WorkCenter": "CNC-07", "Plant": "1010", "WorkCenterDesc": "CNC mill 7"}, {"WorkCenter": "PRESS-02", "Plant": "1010", "WorkCenterDesc": "Press 2"}]
+        self.work_centers = [
+            {"WorkCenter": "CNC-07", "Plant": "1010", "WorkCenterDesc": "CNC mill 7"},
+            {"WorkCenter": "PRESS-02", "Plant": "1010", "WorkCenterDesc": "Press 2"},
+        ]
         self.equipment = {"10000007"}
-        self.sales_orders = [{"SalesOrder": "SO-9001", "SoldToParty": "17100001", "RequestedDeliveryDate": date_literal(datetime(2026, 11, 27, tzinfo=UTC)), "_changed": self.tick()}]
+        self.sales_orders = [
+            {
+                "SalesOrder": "SO-9001",
+                "SoldToParty": "17100001",
+                "RequestedDeliveryDate": date_literal(datetime(2026, 11, 27, tzinfo=UTC)),
+                "_changed": self.tick(),
+            }
+        ]
         self.stock[("AL-6061-BAR", "1010", "0001", "", "01")] = 1000.0
-        for name, released, confirmed, center in (("WO-4471", True, True, "CNC-07"), ("WO-4472", True, False, "PRESS-02"), ("WO-4480", True, True, "CNC-07")):
+        for name, released, confirmed, center in (
+            ("WO-4471", True, True, "CNC-07"),
+            ("WO-4472", True, False, "PRESS-02"),
+            ("WO-4480", True, True, "CNC-07"),
+        ):
             self.orders[name] = {
                 "ManufacturingOrder": name,
                 "ProductionPlant": "1010",
@@ -111,7 +126,9 @@ class SapState:
                 "MfgOrderPlannedEndTime": "PT19H00M00S",
                 "SalesOrder": "SO-9001" if name == "WO-4471" else "",
                 "_changed": self.tick(),
-                "_operations": [{"ManufacturingOrder": name, "ManufacturingOrderOperation": "0010", "WorkCenter": center}],
+                "_operations": [
+                    {"ManufacturingOrder": name, "ManufacturingOrderOperation": "0010", "WorkCenter": center}
+                ],
             }
 
     def etag(self, order: dict[str, Any]) -> str:
@@ -120,8 +137,15 @@ class SapState:
     def render_order(self, order: dict[str, Any], expand: bool) -> dict[str, Any]:
         out = {k: v for k, v in order.items() if not k.startswith("_")}
         out["LastChangeDateTime"] = stamp_literal(order["_changed"])
-        out["__metadata"] = {"type": "API_PRODUCTION_ORDER_2_SRV.A_ProductionOrder_2Type", "etag": self.etag(order)}
-        out["to_ProductionOrderOperation"] = {"results": order["_operations"]} if expand else {"__deferred": {"uri": "to_ProductionOrderOperation"}}
+        out["__metadata"] = {
+            "type": "API_PRODUCTION_ORDER_2_SRV.A_ProductionOrder_2Type",
+            "etag": self.etag(order),
+        }
+        out["to_ProductionOrderOperation"] = (
+            {"results": order["_operations"]}
+            if expand
+            else {"__deferred": {"uri": "to_ProductionOrderOperation"}}
+        )
         return out
 
     # --- business logic ------------------------------------------------------------------
@@ -131,9 +155,17 @@ class SapState:
             if not body.get(name):
                 raise ODataError(400, "IWO_BAPI2/001", f"Enter a value for field {name}")
         if len(body["NotificationText"]) > 40:
-            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", "Property NotificationText has invalid value: longer than 40 characters")
+            raise ODataError(
+                400,
+                "/IWBEP/CM_MGW_RT/022",
+                "Property NotificationText has invalid value: longer than 40 characters",
+            )
         if len(body.get("MaintNotifExtReferenceNumber") or "") > 20:
-            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", "Property MaintNotifExtReferenceNumber has invalid value: longer than 20 characters")
+            raise ODataError(
+                400,
+                "/IWBEP/CM_MGW_RT/022",
+                "Property MaintNotifExtReferenceNumber has invalid value: longer than 20 characters",
+            )
         if body["TechnicalObject"] not in self.equipment:
             raise ODataError(400, "IM/101", f"Equipment {body['TechnicalObject']} does not exist")
         number = f"{10000000 + next(self.numbers)}"
@@ -143,9 +175,15 @@ class SapState:
 
     def post_material_document(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("GoodsMovementCode") not in ("03", "04"):
-            raise ODataError(400, "M7/001", f"Goods movement code {body.get('GoodsMovementCode')} is not supported")
+            raise ODataError(
+                400, "M7/001", f"Goods movement code {body.get('GoodsMovementCode')} is not supported"
+            )
         if len(body.get("MaterialDocumentHeaderText") or "") > 25:
-            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", "Property MaterialDocumentHeaderText has invalid value: longer than 25 characters")
+            raise ODataError(
+                400,
+                "/IWBEP/CM_MGW_RT/022",
+                "Property MaterialDocumentHeaderText has invalid value: longer than 25 characters",
+            )
         items = (body.get("to_MaterialDocumentItem") or {}).get("results")
         if not items:
             raise ODataError(400, "M7/021", "No items transferred")
@@ -158,17 +196,27 @@ class SapState:
                 raise ODataError(400, "M7/001", f"Storage location {plant} {sloc} does not exist")
             movement = MOVEMENTS.get(item.get("GoodsMovementType"))
             if movement is None:
-                raise ODataError(400, "M7/002", f"Movement type {item.get('GoodsMovementType')} is not allowed here")
+                raise ODataError(
+                    400, "M7/002", f"Movement type {item.get('GoodsMovementType')} is not allowed here"
+                )
             quantity = float(item.get("QuantityInEntryUnit") or 0)
             unit = self.materials[material][1]
             if item.get("EntryUnit") != unit:
-                raise ODataError(400, "M7/046", f"Unit of entry {item.get('EntryUnit')} is not defined for material {material}")
+                raise ODataError(
+                    400,
+                    "M7/046",
+                    f"Unit of entry {item.get('EntryUnit')} is not defined for material {material}",
+                )
             source, target = movement
             batch = item.get("Batch") or ""
             available = self.stock[(material, plant, sloc, batch, source)]
             if available < quantity:
                 short, long_name = STOCK_NAMES[source]
-                raise ODataError(400, "M7/021", f"Deficit of {short} {long_name} {quantity - available:g} {unit} : {material} {plant} {sloc}")
+                raise ODataError(
+                    400,
+                    "M7/021",
+                    f"Deficit of {short} {long_name} {quantity - available:g} {unit} : {material} {plant} {sloc}",
+                )
             changes.append(((material, plant, sloc, batch, source), -quantity))
             if target:
                 changes.append(((material, plant, sloc, batch, target), quantity))
@@ -181,7 +229,11 @@ class SapState:
 
     def order(self, name: str) -> dict[str, Any]:
         if name not in self.orders:
-            raise ODataError(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment 'A_ProductionOrder_2Type' with key {name}")
+            raise ODataError(
+                404,
+                "/IWBEP/CM_MGW_RT/020",
+                f"Resource not found for segment 'A_ProductionOrder_2Type' with key {name}",
+            )
         return self.orders[name]
 
     def call_function(self, function: str, params: dict[str, str]) -> dict[str, Any]:
@@ -205,16 +257,33 @@ class SapState:
         if not if_match:
             raise ODataError(428, "/IWBEP/CM_MGW_RT/176", "Precondition required: send If-Match")
         if if_match != self.etag(order):
-            raise ODataError(412, "/IWBEP/CM_MGW_RT/098", "The entity has been changed by another user; read it again")
-        allowed = {"MfgOrderPlannedStartDate", "MfgOrderPlannedStartTime", "MfgOrderPlannedEndDate", "MfgOrderPlannedEndTime"}
+            raise ODataError(
+                412, "/IWBEP/CM_MGW_RT/098", "The entity has been changed by another user; read it again"
+            )
+        allowed = {
+            "MfgOrderPlannedStartDate",
+            "MfgOrderPlannedStartTime",
+            "MfgOrderPlannedEndDate",
+            "MfgOrderPlannedEndTime",
+        }
         if set(body) - allowed:
-            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", f"Property {sorted(set(body) - allowed)[0]} cannot be changed")
+            raise ODataError(
+                400, "/IWBEP/CM_MGW_RT/022", f"Property {sorted(set(body) - allowed)[0]} cannot be changed"
+            )
         order.update(body)
         order["_changed"] = self.tick()
 
     def stock_rows(self) -> list[dict[str, Any]]:
         return [
-            {"Material": m, "Plant": p, "StorageLocation": s, "Batch": b, "InventoryStockType": t, "MaterialBaseUnit": self.materials[m][1], "MatlWrhsStkQtyInMatlBaseUnit": f"{q:g}"}
+            {
+                "Material": m,
+                "Plant": p,
+                "StorageLocation": s,
+                "Batch": b,
+                "InventoryStockType": t,
+                "MaterialBaseUnit": self.materials[m][1],
+                "MatlWrhsStkQtyInMatlBaseUnit": f"{q:g}",
+            }
             for (m, p, s, b, t), q in sorted(self.stock.items())
         ]
 
@@ -250,7 +319,14 @@ def keep(row: dict[str, Any], conditions: list[tuple[str, str, Any]]) -> bool:
         actual = row.get("_changed") if name == "LastChangeDateTime" else row.get(name)
         if actual is None:
             return False
-        if not {"eq": actual == value, "ne": actual != value, "ge": actual >= value, "gt": actual > value, "le": actual <= value, "lt": actual < value}[op]:
+        if not {
+            "eq": actual == value,
+            "ne": actual != value,
+            "ge": actual >= value,
+            "gt": actual > value,
+            "le": actual <= value,
+            "lt": actual < value,
+        }[op]:
             return False
     return True
 
@@ -274,7 +350,9 @@ def error_response(error: ODataError) -> Response:
             "message": {"lang": "en", "value": error.message},
             "innererror": {
                 "transactionid": uuid.uuid4().hex.upper(),
-                "errordetails": [{"code": error.code, "message": error.message, "severity": "error", "target": ""}],
+                "errordetails": [
+                    {"code": error.code, "message": error.message, "severity": "error", "target": ""}
+                ],
             },
         }
     }
@@ -287,7 +365,11 @@ def make_app(state: SapState) -> Any:
         return request.headers.get("authorization") == f"Basic {expected}"
 
     def refuse() -> Response:
-        return PlainTextResponse("<html><body>Logon failed</body></html>", 401, headers={"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server [S4H/100]"'})
+        return PlainTextResponse(
+            "<html><body>Logon failed</body></html>",
+            401,
+            headers={"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server [S4H/100]"'},
+        )
 
     def session_of(request: Request) -> str | None:
         sid = request.cookies.get(SESSION_COOKIE)
@@ -300,6 +382,7 @@ def make_app(state: SapState) -> Any:
         response = json_response({"d": {"EntitySets": sorted(KEYS)}})
         if request.headers.get("x-csrf-token", "").lower() == "fetch":
             with state.lock:
+                state.csrf_fetches += 1
                 sid = session_of(request) or uuid.uuid4().hex
                 token = state.sessions.get(sid) or base64.b64encode(uuid.uuid4().bytes).decode()
                 state.sessions[sid] = token
@@ -316,7 +399,9 @@ def make_app(state: SapState) -> Any:
         if method in ("POST", "PATCH", "MERGE", "PUT", "DELETE"):
             sid = session_of(request)
             if sid is None or request.headers.get("x-csrf-token") != state.sessions[sid]:
-                return PlainTextResponse("CSRF token validation failed", 403, headers={"x-csrf-token": "Required"})
+                return PlainTextResponse(
+                    "CSRF token validation failed", 403, headers={"x-csrf-token": "Required"}
+                )
         try:
             entity, keys = parse_key(path)
             state.calls.append(f"{method} {service}/{entity}")
@@ -358,7 +443,13 @@ def make_app(state: SapState) -> Any:
             rows = state.work_centers
         elif entity == "A_Product":
             rows = [
-                {"Product": p, "BaseUnit": unit, "to_Description": {"results": [{"Product": p, "Language": "EN", "ProductDescription": name}]}}
+                {
+                    "Product": p,
+                    "BaseUnit": unit,
+                    "to_Description": {
+                        "results": [{"Product": p, "Language": "EN", "ProductDescription": name}]
+                    },
+                }
                 for p, (name, unit) in state.materials.items()
             ]
         elif entity == "A_SalesOrder":
@@ -390,7 +481,11 @@ def make_app(state: SapState) -> Any:
 
     routes = [
         Route("/sap/opu/odata/sap/{service}/", service_root, methods=["GET"]),
-        Route("/sap/opu/odata/sap/{service}/{resource:path}", resource, methods=["GET", "POST", "PATCH", "MERGE", "PUT", "DELETE"]),
+        Route(
+            "/sap/opu/odata/sap/{service}/{resource:path}",
+            resource,
+            methods=["GET", "POST", "PATCH", "MERGE", "PUT", "DELETE"],
+        ),
     ]
     return FaultMiddleware(Starlette(routes=routes), state.faults)
 
@@ -414,9 +509,9 @@ class SapFixtures:
         return state
 
     @pytest.fixture
-    def erp(self, tmp_path: Path, sap: SapState) -> Iterator[ErpUnderTest]:
+    def erp(self, sqlite_engine: Engine, sap: SapState) -> Iterator[ErpUnderTest]:
         settings = dict(SETTINGS)
-        engine = sqlite_store(tmp_path)
+        engine = sqlite_engine
         seed_plant(engine, erp=settings)
         with serve(make_app(sap)) as url:
 
@@ -425,12 +520,24 @@ class SapFixtures:
                 return SapODataErp(f"{url}/?sap-client=100", **options)
 
             def count(key: str) -> int:
-                notes = [n for n in sap.notifications.values() if n.get("MaintNotifExtReferenceNumber") == kinds.short_reference(key, 20)]
-                documents = [d for d in sap.material_documents.values() if d.get("MaterialDocumentHeaderText") == kinds.short_reference(key, 25)]
+                notes = [
+                    n
+                    for n in sap.notifications.values()
+                    if n.get("MaintNotifExtReferenceNumber") == kinds.short_reference(key, 20)
+                ]
+                documents = [
+                    d
+                    for d in sap.material_documents.values()
+                    if d.get("MaterialDocumentHeaderText") == kinds.short_reference(key, 25)
+                ]
                 return len(notes) + len(documents)
 
             sample = {k: v for k, v in samples().items() if k != "nonconformance"}
-            sample["production_order_status"] = {"work_order": "WO-4471", "action": "complete", "reason": "done early"}
+            sample["production_order_status"] = {
+                "work_order": "WO-4471",
+                "action": "complete",
+                "reason": "done early",
+            }
             yield ErpUnderTest(
                 name="sap",
                 make=make,
@@ -438,10 +545,14 @@ class SapFixtures:
                 engine=engine,
                 count=count,
                 samples=sample,
-                refused=("stock_status", {"action": "block", "quantity": 5000}, "Deficit of SL Unrestricted-use 4000 PC : AL-6061-BAR 1010 0001 (M7/021)"),
+                refused=(
+                    "stock_status",
+                    {"action": "block", "quantity": 5000},
+                    "Deficit of SL Unrestricted-use 4000 PC : AL-6061-BAR 1010 0001 (M7/021)",
+                ),
                 required_setting=("stock_status", "storage_location"),
                 bad_credentials={"token": "wrong-password"},
+                secrets=(sap.password,),
                 faults=sap.faults,
                 customer="17100001",
             )
-        engine.dispose()

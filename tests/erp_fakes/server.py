@@ -31,7 +31,7 @@ class Faults:
     lose_after_save: int = 0  # the next N saving requests save, then answer 502
     lose_after_save_rate: float = 0.0  # ... or this share of them, at random
     hang_after_save: int = 0  # the next N saving requests save, then hang past the client timeout
-    hang_seconds: float = 1.5
+    hang_seconds: float = 0.8  # past the tests' 0.5 s client timeout
     latency: float = 0.0  # added to every request
     seed: int = 11
     requests: int = 0
@@ -121,7 +121,9 @@ def serve(app: ASGIApp) -> Iterator[str]:
         app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1, backlog=512
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"fake-erp-{port}")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"fake-erp-{port}"
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -117,7 +117,7 @@ class FakeServer:
         if self._client is None:
             self._client = aiohttp.ClientSession()
         async with self._client.get(url, params=params) as response:
-            return response.status, await response.text()
+            return response.status, (await response.read()).decode("utf-8", "replace")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Awaitable[Any]:

@@ -35,7 +35,7 @@ class FakeTelegram(FakeServer):
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(100))
-        self._arrived: asyncio.Event | None = None
+        self._waiting: list[asyncio.Event] = []  # one per held getUpdates
         self._closing = False
         self.app.router.add_post("/bot{token}/{method}", self._api)
         self.app.router.add_get("/file/bot{token}/{path:.*}", self._file)
@@ -89,12 +89,19 @@ class FakeTelegram(FakeServer):
         offset = int(params.get("offset") or 0)
         self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and not self._closing:
-            self._arrived = asyncio.Event()
+            arrived = asyncio.Event()
+            self._waiting.append(arrived)
             try:
-                await asyncio.wait_for(self._arrived.wait(), timeout=float(params.get("timeout") or 0))
+                await asyncio.wait_for(arrived.wait(), timeout=float(params.get("timeout") or 0))
             except TimeoutError:
                 pass
+            finally:
+                self._waiting.remove(arrived)
         return list(self._updates)
+
+    def _release(self) -> None:
+        for arrived in self._waiting:
+            arrived.set()
 
     def _refuse(self, chat_id: str) -> web.Response | None:
         if chat_id.lstrip("-").startswith("403"):
@@ -150,8 +157,7 @@ class FakeTelegram(FakeServer):
 
     async def on_stop(self) -> None:
         self._closing = True
-        if self._arrived is not None:
-            self._arrived.set()
+        self._release()
 
     # --- as the platform -------------------------------------------------------------------
 
@@ -199,8 +205,7 @@ class FakeTelegram(FakeServer):
         """Hand an update to the next getUpdates (long polling)."""
         async def _queue() -> None:
             self._updates.append(update)
-            if self._arrived is not None:
-                self._arrived.set()
+            self._release()
 
         self.call(_queue())
 

@@ -75,7 +75,7 @@ class FakeWhatsApp(FakeServer):
             if len(interactive["body"]["text"]) > 1024:
                 return graph_error(400, 131009, "Parameter value is not valid: body longer than 1024")
         wamid = f"wamid.FAKE{next(self._ids):06d}"
-        self.sent.append({"id": wamid, "to": recipient, **body})
+        self.sent.append({"id": wamid, **body})
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
                                   "messages": [{"id": wamid}]})
 
@@ -98,7 +98,7 @@ class FakeWhatsApp(FakeServer):
     # --- what a person sees ----------------------------------------------------------------
 
     def sent_to(self, number: str) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m["to"] == number.lstrip("+")]
+        return [m for m in self.sent if (m.get("to") or m.get("recipient")) == number.lstrip("+")]
 
     @staticmethod
     def text(message: dict[str, Any]) -> str:

@@ -1,0 +1,242 @@
+"""The notification outbox and the rate limiter: order per thread, retries, failures, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.channels.base import OutboundMessage, PermanentFailure, RateLimited, TemporaryFailure
+from bot.outbox import NotificationOutbox
+from bot.ratelimit import Rate, RateLimiter, rate_limited
+from models import Notification, Plant, PlantException, TimelineEvent, session_scope
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class VirtualTime:
+    """A clock that only moves when somebody sleeps: rate limits are checked exactly and instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+# --- the rate limiter ----------------------------------------------------------------------
+
+
+async def test_a_bucket_spaces_sends_by_its_interval_after_the_burst() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(time.clock, time.sleep)
+    chat = ("chat", Rate(1, 1.0, burst=2))
+    starts = [(await limiter.acquire([chat])).at for _ in range(4)]
+    assert starts == [0.0, 0.0, 1.0, 2.0]
+    assert limiter.floor({"chat": 4}, {"chat": chat[1]}) == 2.0
+
+
+async def test_a_refund_frees_the_slot_and_a_pause_holds_only_its_bucket() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(time.clock, time.sleep)
+    bot = ("bot", Rate(10, 1.0))
+    first = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
+    limiter.refund(first)  # the platform answered 429: no message counted
+    limiter.pause("chat:1", Rate(1, 1.0), 5.0)
+    # Another chat is not held up by chat 1's pause, and chat 1's wait reserves no bot-wide slot.
+    other = await limiter.acquire([("chat:2", Rate(1, 1.0)), bot])
+    assert other.at == 0.0
+    again = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
+    assert again.at == pytest.approx(5.0)
+
+
+async def test_the_platform_wide_bucket_is_shared_in_order() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(time.clock, time.sleep)
+    bot = ("bot", Rate(2, 1.0))
+    starts = await asyncio.gather(*(limiter.acquire([(f"chat:{i}", Rate(1, 1.0)), bot]) for i in range(6)))
+    assert sorted(r.at for r in starts) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+
+class ScriptedChannel:
+    """A channel whose platform fails as scripted: `failures[notification_id]` errors, raised one per attempt."""
+
+    def __init__(self, name: str = "slack", failures: dict[int, list[Exception]] | None = None,
+                 fail_rate: tuple[float, float] = (0.0, 0.0), seed: int = 1) -> None:
+        self.name = name
+        self.failures = failures or {}
+        self.fail_rate = fail_rate
+        self.random = random.Random(seed)
+        self.sent: list[tuple[int, str]] = []
+        self.attempts = 0
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[tuple[str, Rate], ...]:
+        return (f"t:{message.address}", Rate(1000, 1.0)), ("t:all", Rate(5000, 1.0))
+
+    async def send(self, message: OutboundMessage) -> str:
+        self.attempts += 1
+        await asyncio.sleep(0)
+        assert message.notification_id is not None
+        queued = self.failures.get(message.notification_id)
+        if queued:
+            raise queued.pop(0)
+        roll = self.random.random()
+        if roll < self.fail_rate[0]:
+            raise rate_limited(0.001)
+        if roll < sum(self.fail_rate):
+            raise TemporaryFailure("502 from the platform")
+        self.sent.append((message.notification_id, message.thread_key or ""))
+        return f"msg-{message.notification_id}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def seed(engine: Engine, threads: int, per_thread: int, channel: str = "slack") -> list[int]:
+    """`threads` people x `per_thread` messages about one exception, interleaved as a busy plant writes them."""
+    with session_scope(engine) as session:
+        session.add(Plant(id="p1", name="Plant"))
+        session.flush()
+        exc = PlantException(plant_id="p1", code="E-0001", type="breakdown", opened_at=T0)
+        session.add(exc)
+        session.flush()
+        rows = []
+        for n in range(per_thread):
+            for person in range(threads):
+                row = Notification(plant_id="p1", dedupe_key=f"k:{person}:{n}", exception_id=exc.id,
+                                   person_id=f"p{person}", kind="alert", channel=channel, address=f"U{person}",
+                                   text=f"message {n} to p{person}", created_at=T0, next_attempt_at=T0)
+                session.add(row)
+                rows.append(row)
+        session.flush()
+        return [row.id for row in rows if row.id is not None]
+
+
+def rows(engine: Engine) -> list[Notification]:
+    with Session(engine) as session:
+        return list(session.exec(select(Notification).order_by(Notification.id)))
+
+
+def in_order(sent: list[tuple[int, str]]) -> bool:
+    by_thread: dict[str, list[int]] = {}
+    for notification_id, key in sent:
+        by_thread.setdefault(key, []).append(notification_id)
+    return all(ids == sorted(ids) for ids in by_thread.values())
+
+
+async def test_faults_are_retried_in_place_and_every_thread_keeps_its_order(engine: Engine) -> None:
+    ids = seed(engine, threads=6, per_thread=8)
+    channel = ScriptedChannel(fail_rate=(0.33, 0.10))
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now, backoff_base=0.001)
+    assert await outbox.deliver_due() == len(ids)
+    assert sorted(i for i, _ in channel.sent) == ids, "each message once"
+    assert in_order(channel.sent) and channel.attempts > len(ids)
+    assert {r.status for r in rows(engine)} == {"sent"} and all(r.platform_message_id for r in rows(engine))
+
+
+async def test_a_long_retry_after_holds_the_thread_and_keeps_its_order(engine: Engine) -> None:
+    ids = seed(engine, threads=2, per_thread=3)
+    blocked = ids[2]  # the second message of person 0
+    channel = ScriptedChannel(failures={blocked: [RateLimited(120)]})
+    clock = Clock()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=clock.now, max_inline_wait=1.0)
+    await outbox.deliver_due()
+    sent_first = [i for i, _ in channel.sent]
+    assert blocked not in sent_first and ids[4] not in sent_first, "the rest of the thread waits behind it"
+    assert {ids[1], ids[3], ids[5]} <= set(sent_first), "other threads go on"
+    waiting = next(r for r in rows(engine) if r.id == blocked)
+    assert waiting.status == "pending" and waiting.next_attempt_at == T0 + timedelta(seconds=120)
+    assert await outbox.deliver_due() == 0, "nothing is due before the Retry-After"
+    clock.at = T0 + timedelta(seconds=121)
+    await outbox.deliver_due()
+    assert sorted(i for i, _ in channel.sent) == ids and in_order(channel.sent)
+
+
+async def test_a_permanent_failure_is_recorded_on_the_timeline(engine: Engine) -> None:
+    ids = seed(engine, threads=1, per_thread=2)
+    channel = ScriptedChannel(failures={ids[0]: [PermanentFailure("Telegram: Forbidden: bot was blocked by the user")]})
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    assert await outbox.deliver_due() == 2
+    failed, sent = rows(engine)
+    assert (failed.status, sent.status) == ("failed", "sent")
+    with Session(engine) as session:
+        [event] = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "not_reached")).all()
+    assert event.person_id == "p0" and "blocked" in event.text and event.data["notification"] == ids[0]
+
+
+async def test_a_channel_that_is_not_configured_falls_back_to_the_console(engine: Engine) -> None:
+    seed(engine, threads=1, per_thread=1, channel="whatsapp")
+    console = ScriptedChannel(name="console")
+    outbox = NotificationOutbox(engine, {"console": console}, now=Clock().now)
+    await outbox.deliver_due()
+    [row] = rows(engine)
+    assert row.status == "sent" and "shown on console" in (row.error or "")
+
+
+async def test_replicas_share_the_work_without_sending_anything_twice(engine: Engine) -> None:
+    ids = seed(engine, threads=10, per_thread=5)
+    channels = [ScriptedChannel(seed=s, fail_rate=(0.2, 0.1)) for s in (1, 2)]
+    replicas = [NotificationOutbox(engine, {"slack": c}, now=Clock().now, backoff_base=0.001) for c in channels]
+    for _ in range(10):
+        await asyncio.gather(*(r.deliver_due(limit=3) for r in replicas))
+    sent = channels[0].sent + channels[1].sent
+    assert sorted(i for i, _ in sent) == ids, "every message once across both replicas"
+    assert in_order(sorted(sent)) and channels[0].sent and channels[1].sent
+
+
+async def test_the_continuous_worker_delivers_as_soon_as_it_is_woken(engine: Engine) -> None:
+    seed(engine, threads=1, per_thread=1)
+    channel = ScriptedChannel()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop, poll=30))
+    try:
+        for _ in range(100):
+            if channel.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert len(channel.sent) == 1
+        assert await outbox.deliver_due() == 0, "passes defer to the running worker"
+        with session_scope(engine) as session:
+            session.add(Notification(plant_id="p1", dedupe_key="late", person_id="p0", kind="reply", channel="slack",
+                                     address="U0", text="late", created_at=T0, next_attempt_at=T0))
+        outbox.wake()
+        for _ in range(100):
+            if len(channel.sent) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(channel.sent) == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+
+
+def test_scoped_rate_limits_name_what_the_platform_limited() -> None:
+    error: Any = rate_limited(2, "all", "WhatsApp 429 (code 130429)")
+    assert isinstance(error, RateLimited) and error.retry_after == 2 and error.scope == "all"
+    assert "130429" in str(error)

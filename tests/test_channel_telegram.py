@@ -1,0 +1,151 @@
+"""Telegram end to end: python-telegram-bot against the fake Bot API, long polling and webhook mode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from models import Attachment
+from tests.fakes.server import wait_for
+from tests.fakes.stack import Stack, settings_for, start_stack
+from tests.fakes.telegram import BOT, FakeTelegram
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60),
+              pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
+
+SARA, MEENA = 5001, 5002
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
+async def _stack(fake: FakeTelegram, tmp_path: Path, **extra: Any) -> Stack:
+    settings = settings_for(f"sqlite:///{tmp_path / 'tg.db'}", tmp_path, telegram_bot_token="123:FAKE",
+                            telegram_api_url=fake.api_url, **extra)
+    return await start_stack(settings)
+
+
+@pytest.fixture
+async def polling(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Stack]:
+    stack = await _stack(fake, tmp_path)
+    await wait_for(lambda: "getUpdates" in [r.body["method"] for r in fake.requests])
+    yield stack
+    await stack.stop()
+
+
+@pytest.fixture
+async def webhook(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Stack]:
+    stack = await _stack(fake, tmp_path, telegram_webhook_secret="tg-secret_123",
+                         telegram_webhook_url="https://mfgos.example/telegram/webhook")
+    yield stack
+    await stack.stop()
+
+
+def propose_fix(stack: Stack) -> None:
+    """Tom (on the console here) reports and fixes HOB-01, so the supervisor on Telegram must decide."""
+    rt = stack.runtime
+    rt.receive_chat(channel="console", address="carlos", person_id="carlos", text="hobber 1 stopped, spindle noise",
+                    event_id="c1")
+    rt.receive_chat(channel="console", address="tom", person_id="tom", exception_ref="E-0001", event_id="c2",
+                    text="fixed, replaced the spindle bearing, running again")
+    rt.notifications.wake()
+
+
+async def test_polling_a_report_opens_an_exception_and_the_reporter_hears_back(fake: FakeTelegram, polling: Stack) -> None:
+    fake.queue(fake.message(MEENA, "line 1 stopped, conveyor motor broken"))
+    [confirmation] = await wait_for(lambda: fake.sent_to(str(MEENA)))
+    assert confirmation["text"].startswith("E-0001 opened: breakdown on ASM-01")
+    assert polling.exception().machine_id == "ASM-01"
+    calls = [r.body["method"] for r in fake.requests]
+    assert calls[:3] == ["getMe", "deleteWebhook", "getUpdates"]
+
+
+async def test_approval_by_button_answers_the_query_and_edits_the_card(fake: FakeTelegram, polling: Stack) -> None:
+    propose_fix(polling)
+    [card] = await wait_for(lambda: fake.sent_to(str(SARA)))
+    assert card["text"].startswith("E-0001: Tom Fischer proposes") and fake.buttons(card) == ["approve:E-0001", "reject:E-0001"]
+    assert [b["text"] for b in card["reply_markup"]["inline_keyboard"][0]] == ["Approve", "Reject"]
+    update = fake.callback(SARA, "approve:E-0001", card)
+    fake.queue(update)
+    await wait_for(lambda: polling.exception().status in ("approved", "posted", "closed"))
+    assert update["callback_query"]["id"] in fake.answered
+    [edit] = await wait_for(lambda: [e for e in fake.edits if e["message_id"] == card["message_id"]])
+    assert "E-0001 is now:" in edit["text"] and edit["reply_markup"] is None
+
+
+async def test_a_reply_quoting_our_message_goes_to_its_exception(fake: FakeTelegram, polling: Stack) -> None:
+    propose_fix(polling)
+    [card] = await wait_for(lambda: fake.sent_to(str(SARA)))
+    quoted = {"message_id": card["message_id"], "date": 0, "chat": {"id": SARA, "type": "private"}, "from": BOT,
+              "text": card["text"]}
+    fake.queue(fake.message(SARA, "ok, approved", reply_to=quoted))
+    await wait_for(lambda: polling.exception().status in ("approved", "posted", "closed"))
+    assert polling.signals()[-1].payload["reply_to"] == f"{SARA}:{card['message_id']}"
+
+
+async def test_a_forum_topic_named_with_a_code_is_that_exceptions_thread(fake: FakeTelegram, polling: Stack) -> None:
+    propose_fix(polling)
+    await wait_for(lambda: fake.sent_to(str(SARA)))
+    group = {"id": -1001234, "type": "supergroup", "title": "Gears", "is_forum": True}
+    fake.queue(fake.message(SARA, "approve", chat=group, topic=(77, "E-0001 hobber spindle")))
+    await wait_for(lambda: polling.exception().status in ("approved", "posted", "closed"))
+    signal = polling.signals()[-1]
+    assert (signal.payload["exception_ref"], signal.payload["thread_id"], signal.payload["chat_id"]) == \
+        ("E-0001", "77", "-1001234")
+
+
+async def test_a_voice_note_is_stored(fake: FakeTelegram, polling: Stack) -> None:
+    fake.files["VOICE1"] = b"OggS-voice-note"
+    fake.queue(fake.message(MEENA, "line 1 stopped, conveyor broken", voice="VOICE1"))
+
+    def stored() -> list[Attachment]:
+        with Session(polling.runtime.engine) as session:
+            return list(session.exec(select(Attachment)))
+
+    [note] = await wait_for(stored)
+    assert note.kind == "voice" and Path(note.path).read_bytes() == b"OggS-voice-note"
+    assert note.exception_id == polling.exception().id
+
+
+async def test_a_stranger_is_told_in_their_language_and_our_own_messages_are_dropped(
+        fake: FakeTelegram, polling: Stack) -> None:
+    fake.queue(fake.message(7777, "¿qué máquina está parada?", language_code="es"))
+    fake.queue({"update_id": 990, "message": {"message_id": 5, "date": 0, "chat": {"id": -100555, "type": "group"},
+                                              "from": BOT, "text": "E-0001 breakdown"}})
+    [reply] = await wait_for(lambda: fake.sent_to("7777"))
+    assert reply["text"].startswith("No estás registrado")
+    await asyncio.sleep(0.3)
+    assert [s.payload["address"] for s in polling.signals()] == ["7777"]
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret"])
+async def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, webhook: Stack, secret: str | None) -> None:
+    status, _ = await fake.acall(fake.deliver(webhook.url + "/telegram/webhook", fake.message(MEENA, "line 1 down"), secret))
+    assert status == 403
+    assert webhook.signals() == []
+
+
+async def test_webhook_mode_registers_and_processes_each_update_once(fake: FakeTelegram, webhook: Stack) -> None:
+    assert fake.webhook == {"url": "https://mfgos.example/telegram/webhook", "secret_token": "tg-secret_123"}
+    assert "getUpdates" not in [r.body["method"] for r in fake.requests]
+    update = fake.message(MEENA, "line 1 stopped, conveyor motor broken")
+    for _ in range(2):  # Telegram redelivers when it did not see our 200
+        status, _ = await fake.acall(fake.deliver(webhook.url + "/telegram/webhook", update, "tg-secret_123"))
+        assert status == 200
+    assert len(webhook.signals()) == 1, "stored before the 200"
+    [confirmation] = await wait_for(lambda: fake.sent_to(str(MEENA)))
+    assert "E-0001" in confirmation["text"]

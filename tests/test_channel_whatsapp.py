@@ -1,0 +1,137 @@
+"""WhatsApp end to end: our httpx client against the fake Cloud API, signed webhooks over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from models import Attachment
+from tests.fakes.server import wait_for
+from tests.fakes.stack import Stack, settings_for, start_stack
+from tests.fakes.whatsapp import FakeWhatsApp
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+CARLOS, ARJUN = "+34600000001", "+919800000002"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWhatsApp]:
+    server = FakeWhatsApp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def stack(fake: FakeWhatsApp, tmp_path: Path) -> AsyncIterator[Stack]:
+    settings = settings_for(f"sqlite:///{tmp_path / 'wa.db'}", tmp_path, whatsapp_token="wa-token",
+                            whatsapp_phone_number_id="1055", whatsapp_api_url=fake.api_url,
+                            whatsapp_app_secret="wa-secret", whatsapp_verify_token="verify-me")
+    running = await start_stack(settings)
+    yield running
+    await running.stop()
+
+
+def hook(stack: Stack) -> str:
+    return stack.url + "/whatsapp/webhook"
+
+
+async def test_the_verify_handshake_echoes_the_challenge_only_for_our_token(fake: FakeWhatsApp, stack: Stack) -> None:
+    params = {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "verify-me"}
+    assert await fake.acall(fake.get(hook(stack), params)) == (200, "1158201444")
+    assert (await fake.acall(fake.get(hook(stack), params | {"hub.verify_token": "guess"})))[0] == 403
+
+
+async def test_a_forged_or_reserialised_body_is_refused_and_changes_nothing(fake: FakeWhatsApp, stack: Stack) -> None:
+    body = fake.text_message(CARLOS, "hobber 1 parada, ruido en el husillo")
+    assert (await fake.acall(fake.deliver(hook(stack), body, secret="forged")))[0] == 401
+    # The signature is over the raw bytes: the same JSON serialised differently does not match.
+    signature = fake.sign(json.dumps(body).encode())
+    status, _ = await fake.acall(fake.post(hook(stack), json.dumps(body, indent=1).encode(),
+                                           {"Content-Type": "application/json", "X-Hub-Signature-256": signature}))
+    assert status == 401
+    await asyncio.sleep(0.2)
+    assert stack.signals() == [] and fake.sent == []
+
+
+async def test_a_report_opens_an_exception_and_the_operator_hears_back_in_spanish(fake: FakeWhatsApp, stack: Stack) -> None:
+    body = fake.text_message(CARLOS, "hobber 1 parada, ruido en el husillo. wo 1042")
+    for _ in range(2):  # Meta redelivers until it sees a 200
+        assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
+    assert len(stack.signals()) == 1
+    [reply] = await wait_for(lambda: fake.sent_to(CARLOS))
+    assert fake.text(reply).startswith("E-0001 abierto: avería en HOB-01") and reply["type"] == "text"
+
+
+async def test_reply_buttons_fit_whatsapp_and_a_press_acknowledges(fake: FakeWhatsApp, stack: Stack) -> None:
+    stack.runtime.receive_chat(channel="console", address="meena", person_id="meena", event_id="m1",
+                               text="line 1 stopped, conveyor motor broken")
+    stack.runtime.notifications.wake()
+    [alert] = await wait_for(lambda: fake.sent_to(ARJUN))
+    assert fake.text(alert).startswith("E-0001") and fake.buttons(alert) == ["ack:E-0001", "propose:E-0001"]
+    assert all(len(b["reply"]["title"]) <= 20 for b in alert["interactive"]["action"]["buttons"])
+    press = fake.button_reply(ARJUN, "ack:E-0001", "Acknowledge", context=alert["id"])
+    assert (await fake.acall(fake.deliver(hook(stack), press)))[0] == 200
+    await wait_for(lambda: stack.exception().status == "acknowledged")
+    assert [e.person_id for e in stack.timeline() if e.kind == "acknowledged"] == ["arjun"]
+
+
+async def test_a_reply_quoting_our_message_goes_to_that_exception(fake: FakeWhatsApp, stack: Stack) -> None:
+    stack.runtime.receive_chat(channel="console", address="meena", person_id="meena", event_id="m1",
+                               text="line 1 stopped, conveyor motor broken")
+    stack.runtime.notifications.wake()
+    [alert] = await wait_for(lambda: fake.sent_to(ARJUN))
+    answer = fake.text_message(ARJUN, "fixed, replaced the drive belt, running again", context=alert["id"])
+    assert (await fake.acall(fake.deliver(hook(stack), answer)))[0] == 200
+    await wait_for(lambda: stack.exception().status == "proposed")
+
+
+async def test_a_sender_known_only_by_business_scoped_user_id(fake: FakeWhatsApp, stack: Stack) -> None:
+    body = fake.text_message(None, "hobber 1 band ho gaya, spindle se awaaz", user_id="US.13491208655302741918")
+    assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
+    [signal] = stack.signals()
+    assert signal.person_id == "ravi"
+    [reply] = await wait_for(lambda: [m for m in fake.sent if m.get("recipient") == "US.13491208655302741918"])
+    assert "to" not in reply and "E-0001" in fake.text(reply)
+
+
+async def test_a_stranger_gets_the_not_registered_reply_in_their_language(fake: FakeWhatsApp, stack: Stack) -> None:
+    body = fake.text_message("+34611111111", "¿qué máquinas están paradas?")
+    assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
+    [reply] = await wait_for(lambda: fake.sent_to("+34611111111"))
+    assert fake.text(reply).startswith("No estás registrado") and stack.signals()[0].person_id is None
+
+
+async def test_a_photo_with_a_caption_is_stored_on_the_exception(fake: FakeWhatsApp, stack: Stack) -> None:
+    await fake.acall(fake.deliver(hook(stack), fake.text_message(CARLOS, "hobber 1 parada, ruido en el husillo")))
+    await wait_for(lambda: stack.exception() is not None)
+    body = fake.image_message(CARLOS, b"\x89PNG-photo", caption="E-0001 así está el husillo", mime="image/png")
+    assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
+
+    def stored() -> list[Attachment]:
+        with Session(stack.runtime.engine) as session:
+            return list(session.exec(select(Attachment)))
+
+    [photo] = await wait_for(stored)
+    assert (photo.kind, photo.content_type, photo.exception_id) == ("photo", "image/png", stack.exception().id)
+    assert Path(photo.path).read_bytes() == b"\x89PNG-photo" and photo.path.endswith(".png")
+
+
+async def test_delivery_statuses_and_other_numbers_are_ignored(fake: FakeWhatsApp, stack: Stack) -> None:
+    statuses = fake.envelope([], [])
+    statuses["entry"][0]["changes"][0]["value"]["statuses"] = [{"id": "wamid.X", "status": "delivered"}]
+    other = fake.text_message(CARLOS, "hobber 1 parada")
+    other["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "other-number"
+    for body in (statuses, other):
+        assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
+    assert stack.signals() == []

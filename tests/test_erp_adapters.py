@@ -1,0 +1,317 @@
+"""What each ERP adapter does beyond the shared contract: its wire-protocol duties and mapping."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from erp_adapters import kinds
+from erp_adapters.base import Rejected
+from erp_adapters.erpnext import ErpNextErp, document_name
+from erp_adapters.odoo import OdooErp, marker
+from erp_adapters.sap_odata import SapODataErp
+from tests.erp_fakes.contract import ErpUnderTest
+from tests.erp_fakes.erpnext import ErpNextFixtures, ErpNextState
+from tests.erp_fakes.odoo import OdooFixtures, OdooJsonRpcFixtures, OdooState
+from tests.erp_fakes.sap import SapFixtures, SapState
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def adapter(erp: ErpUnderTest) -> AsyncIterator[object]:
+    built = erp.make()
+    yield built
+    await built.aclose()
+
+
+# --- ERPNext ---------------------------------------------------------------------------------
+
+
+class TestErpNextMapping(ErpNextFixtures):
+    async def test_hold_and_release_stop_and_resume_the_work_order_once(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        assert await adapter.post(erp.transaction("production_order_status", "k1")) == "WO-4471 Stopped"
+        saves = site.faults.saves
+        assert site.docs["Work Order"]["WO-4471"]["status"] == "Stopped"
+        assert await adapter.post(erp.transaction("production_order_status", "k2")) == "WO-4471 Stopped"
+        assert site.faults.saves == saves  # already stopped: nothing sent
+        assert (
+            await adapter.post(erp.transaction("production_order_status", "k3", action="release"))
+            == "WO-4471 released"
+        )
+        assert site.docs["Work Order"]["WO-4471"]["status"] == "In Process"
+
+    async def test_a_closed_work_order_is_refused_in_frappes_words(
+        self, erp: ErpUnderTest, adapter: ErpNextErp
+    ) -> None:
+        with pytest.raises(Rejected, match="^Closed Work Order can not be stopped or Re-opened$"):
+            await adapter.post(erp.transaction("production_order_status", "k1", work_order="WO-4480"))
+
+    async def test_reschedule_writes_planned_dates_in_the_site_time_zone(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        reference = await adapter.post(
+            erp.transaction(
+                "production_order_reschedule", "k1", start="2026-11-26T05:00:00Z", end="2026-11-26T17:00:00Z"
+            )
+        )
+        order = site.docs["Work Order"]["WO-4472"]
+        assert (order["planned_start_date"], order["planned_end_date"]) == (
+            "2026-11-26 06:00:00",
+            "2026-11-26 18:00:00",
+        )
+        assert reference == "WO-4472 planned 2026-11-26 06:00:00 to 2026-11-26 18:00:00"
+
+    async def test_breakdown_is_an_asset_repair_or_a_downtime_entry(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        repair = await adapter.post(erp.transaction("maintenance_request", "k1"))
+        assert site.docs["Asset Repair"][repair]["asset"] == "AST-0007"
+        assert site.docs["Asset Repair"][repair]["repair_status"] == "Pending"
+        no_asset = dataclasses.replace(erp.transaction("maintenance_request", "k2", machine="PRESS-02"))
+        entry = site.docs["Downtime Entry"][await adapter.post(no_asset)]
+        assert entry["workstation"] == "PRESS-02" and entry["stop_reason"] == "Unplanned machine maintenance"
+        assert entry["from_time"] < entry["to_time"]
+
+    async def test_stock_entries_are_submitted_transfers_and_issues(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        block = site.docs["Stock Entry"][await adapter.post(erp.stock_txn("block", 40, "k1"))]
+        assert block["docstatus"] == 1 and block["stock_entry_type"] == "Material Transfer"
+        expected = {"s_warehouse": "Stores - BG", "t_warehouse": "Quarantine - BG", "uom": "Nos", "qty": 40}
+        assert expected.items() <= block["items"][0].items()
+        scrap = site.docs["Stock Entry"][await adapter.post(erp.stock_txn("scrap", 5, "k2"))]
+        assert (
+            scrap["stock_entry_type"] == "Material Issue"
+            and scrap["items"][0]["s_warehouse"] == "Quarantine - BG"
+        )
+        assert site.bins[("AL-6061-BAR", "Quarantine - BG")] == 35
+
+    async def test_a_draft_left_under_our_name_is_refused_not_adopted(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        site.put("Stock Entry", {"name": document_name("k1"), "docstatus": 0})
+        with pytest.raises(Rejected, match="already exists in ERPNext as a draft"):
+            await adapter.post(erp.stock_txn("block", 40, "k1"))
+        assert await adapter.lookup("k1") is None
+
+    async def test_nonconformance_links_the_quality_procedure(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        record = site.docs["Non Conformance"][await adapter.post(erp.transaction("nonconformance", "k1"))]
+        assert record["procedure"] == "QP-Deviation" and record["status"] == "Open"
+        assert record["subject"] == "E-0001 quality: burrs on the bar ends"
+        assert "disposition: scrap 5, release the rest" in record["details"]
+
+    def test_document_names_are_deterministic_and_distinct(self) -> None:
+        assert document_name("E-0001/1") == document_name("E-0001/1")
+        assert document_name("E-0001/1") != document_name("E-0001-1")
+        assert document_name("E-0001/1").startswith("MFGOS-E-0001-1-")
+
+
+# --- Odoo ------------------------------------------------------------------------------------
+
+
+class TestOdooMapping(OdooFixtures):
+    async def test_mark_done_answers_with_the_backorder_wizard_which_is_skipped(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        assert (
+            await adapter.post(erp.transaction("production_order_status", "k1", action="complete"))
+            == "WO-4471 done"
+        )
+        assert odoo.wizards == ["mrp.production.backorder"]
+        assert [p["state"] for p in odoo.records["mrp.production"].values() if p["name"] == "WO-4471"] == [
+            "done"
+        ]
+
+    async def test_validate_answers_with_a_wizard_we_know_and_one_we_do_not(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        odoo.ask_sms = True
+        assert (await adapter.post(erp.stock_txn("block", 40, "k1"))).startswith("WH/INT/")
+        assert odoo.wizards == ["confirm.stock.sms"]
+
+    async def test_hold_pauses_the_running_work_orders(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        assert (
+            await adapter.post(erp.transaction("production_order_status", "k1", action="hold"))
+            == "WO-4471 held"
+        )
+        assert [w["working"] for w in odoo.records["mrp.workorder"].values() if w["state"] == "progress"] == [
+            False
+        ]
+
+    async def test_scrap_beyond_stock_is_refused_and_leaves_no_draft(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        with pytest.raises(Rejected, match="Odoo has not enough AL-6061-BAR to scrap 10 pcs"):
+            await adapter.post(erp.stock_txn("scrap", 10, "k1"))
+        assert odoo.with_marker("k1") == [] and odoo.wizards == ["stock.warn.insufficient.qty.scrap"]
+
+    async def test_a_refused_transfer_is_cancelled_and_a_corrected_retry_starts_clean(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        with pytest.raises(Rejected, match="cannot reserve 4000 pcs of AL-6061-BAR in WH/Stock"):
+            await adapter.post(erp.stock_txn("block", 4000, "k1"))
+        assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
+        assert await adapter.lookup("k1") is None
+        reference = await adapter.post(erp.stock_txn("block", 40, "k1"))
+        assert sorted(r["state"] for _, r in odoo.with_marker("k1")) == ["cancel", "done"]
+        assert await adapter.lookup("k1") == reference
+
+    async def test_downtime_is_recorded_once_against_the_work_center(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        first = await adapter.post(erp.transaction("maintenance_request", "k1"))
+        assert await adapter.post(erp.transaction("maintenance_request", "k1")) == first
+        [downtime] = odoo.with_marker("k1", models=("mrp.workcenter.productivity",))
+        record = downtime[1]
+        assert odoo.records["mrp.workcenter"][record["workcenter_id"]]["code"] == "CNC-07"
+        assert record["date_start"] < record["date_end"]
+        request = odoo.records["maintenance.request"][int(first.rsplit("/", 1)[1])]
+        assert (request["priority"], request["maintenance_type"]) == ("2", "corrective")
+        assert odoo.records["maintenance.equipment"][request["equipment_id"]]["name"] == "CNC mill 7"
+
+    async def test_without_the_quality_app_a_nonconformance_is_refused_clearly(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        odoo.enterprise = False
+        with pytest.raises(
+            Rejected,
+            match=r"Odoo cannot record a non-conformance in quality.alert \(the Quality app is Odoo Enterprise\)",
+        ):
+            await adapter.post(erp.transaction("nonconformance", "k1"))
+        assert await adapter.lookup("k1") is None
+
+    async def test_every_record_carries_the_key_marker(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        picking = await adapter.post(erp.stock_txn("block", 40, "E-0042/3"))
+        assert [r["name"] for _, r in odoo.with_marker("E-0042/3")] == [picking]
+        assert marker("E-0042/3") == "mfgos:E-0042/3"
+
+
+class TestOdoo16Mapping(OdooJsonRpcFixtures):
+    version = "16.0"
+
+    async def test_odoo_16_sets_quantity_done_and_planned_date_fields(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        await adapter.post(erp.stock_txn("block", 40, "k1"))
+        [move] = odoo.records["stock.move"].values()
+        assert (move["quantity_done"], move["picked"], move["state"]) == (40, False, "done")
+        await adapter.post(erp.transaction("production_order_reschedule", "k2"))
+        [order] = [p for p in odoo.records["mrp.production"].values() if p["name"] == "WO-4472"]
+        assert (order["date_planned_start"], order["date_planned_finished"]) == (
+            "2026-11-26 05:00:00",
+            "2026-11-26 17:00:00",
+        )
+
+    async def test_a_refused_login_is_auth_failed(self, erp: ErpUnderTest) -> None:
+        from erp_adapters.base import AuthFailed
+
+        refused = erp.make(user="somebody-else")
+        try:
+            with pytest.raises(AuthFailed, match="login or API key was refused"):
+                await refused.lookup("k1")
+        finally:
+            await refused.aclose()
+
+
+# --- SAP -------------------------------------------------------------------------------------
+
+
+class TestSapProtocol(SapFixtures):
+    async def test_a_stale_csrf_token_is_fetched_again_once(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        await adapter.post(erp.transaction("maintenance_request", "k1"))
+        assert sap.csrf_fetches == 1
+        await adapter.post(erp.transaction("maintenance_request", "k2"))
+        assert sap.csrf_fetches == 1  # the token is reused while it is valid
+        sap.sessions.clear()  # the session expired on the SAP side
+        await adapter.post(erp.transaction("maintenance_request", "k3"))
+        assert sap.csrf_fetches == 2
+        assert erp.count("k3") == 1
+
+    async def test_an_etag_mismatch_reads_the_order_again_and_retries(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        sap.bump_etag_on_read = 1
+        reference = await adapter.post(erp.transaction("production_order_reschedule", "k1"))
+        assert reference == "WO-4472 planned 2026-11-26 06:00 to 2026-11-26 18:00"
+        assert sap.calls.count("PATCH API_PRODUCTION_ORDER_2_SRV/A_ProductionOrder_2") == 2
+        order = sap.orders["WO-4472"]
+        assert (order["MfgOrderPlannedStartTime"], order["MfgOrderPlannedEndTime"]) == (
+            "PT06H00M00S",
+            "PT18H00M00S",
+        )
+        assert await adapter.post(erp.transaction("production_order_reschedule", "k2")) == reference
+        assert sap.calls.count("PATCH API_PRODUCTION_ORDER_2_SRV/A_ProductionOrder_2") == 2  # already so
+
+    async def test_movement_types_follow_the_action(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        for number, (action, quantity) in enumerate((("block", 20), ("release", 10), ("scrap", 10)), 1):
+            await adapter.post(erp.stock_txn(action, quantity, f"k{number}"))
+        documents = list(sap.material_documents.values())
+        items = [d["to_MaterialDocumentItem"]["results"][0] for d in documents]
+        assert [
+            (d["GoodsMovementCode"], i["GoodsMovementType"]) for d, i in zip(documents, items, strict=True)
+        ] == [
+            ("04", "344"),
+            ("04", "343"),
+            ("03", "555"),
+        ]
+        assert {i["EntryUnit"] for i in items} == {"PC"}
+
+    async def test_release_of_a_released_order_sends_nothing(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        assert (
+            await adapter.post(erp.transaction("production_order_status", "k1", action="release"))
+            == "WO-4471 ReleaseOrder"
+        )
+        assert not [c for c in sap.calls if c.startswith("POST") and "ReleaseOrder" in c]
+
+    async def test_hold_and_nonconformance_say_what_sap_cannot_do(
+        self, erp: ErpUnderTest, adapter: SapODataErp
+    ) -> None:
+        with pytest.raises(Rejected, match=r"no 'hold' for production orders; set erp.order_functions.hold"):
+            await adapter.post(erp.transaction("production_order_status", "k1", action="hold"))
+        nonconformance = dataclasses.replace(
+            erp.transaction("maintenance_request", "k2"), kind="nonconformance"
+        )
+        nonconformance = dataclasses.replace(
+            nonconformance, fields={"exception": "E-1", "type": "quality", "description": "burrs"}
+        )
+        with pytest.raises(Rejected, match="API_QUALITYNOTIFICATION"):
+            await adapter.post(nonconformance)
+
+    async def test_long_keys_fit_sap_reference_fields(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        key = "plant-berlin-1/exception-E-0042/transaction-3"
+        notification = await adapter.post(erp.transaction("maintenance_request", key))
+        document = await adapter.post(erp.stock_txn("block", 1, key + "/stock"))
+        assert sap.notifications[notification]["MaintNotifExtReferenceNumber"] == kinds.short_reference(
+            key, 20
+        )
+        assert len(kinds.short_reference(key, 20)) == 20
+        assert await adapter.lookup(key) == notification
+        assert await adapter.lookup(key + "/stock") == document
+
+    async def test_sap_error_details_reach_the_thread(self, erp: ErpUnderTest, adapter: SapODataErp) -> None:
+        with pytest.raises(Rejected, match=r"^Equipment PRESS-02 does not exist \(IM/101\)$"):
+            await adapter.post(erp.transaction("maintenance_request", "k1", machine="PRESS-02"))

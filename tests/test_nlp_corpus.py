@@ -1,0 +1,74 @@
+"""The labelled corpus: well-formed, big enough, and the extractor meets the bar on every split."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nlp import Extractor
+from nlp.evaluate import FIELDS, evaluate, load_labelled, master_data_from_plant_file
+
+DATA = Path(__file__).resolve().parents[1] / "nlp" / "data"
+SPLITS = {  # labelled file -> the plant file its ids refer to
+    "examples": "demo", "demo_dev": "demo", "demo_test": "demo", "stamping_dev": "stamping",
+    "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
+}
+INTENTS = {"report", "update", "ack", "approve", "reject", "query", "other"}
+TYPES = {"breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other", None}
+
+
+@pytest.fixture(scope="module")
+def extractors() -> dict[str, Extractor]:
+    return {plant: Extractor(master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml"))
+            for plant in set(SPLITS.values())}
+
+
+def test_corpus_is_large_multilingual_and_labelled_with_the_plants_ids() -> None:
+    total = Counter()
+    for split, plant in SPLITS.items():
+        master = master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml")
+        machines = {m.id for m in master.machines} | {None}
+        materials = {m.id for m in master.materials} | {None}
+        orders = {w.id for w in master.work_orders} | {None}
+        for row in load_labelled(DATA / "corpus" / f"{split}.jsonl"):
+            assert row["intent"] in INTENTS, row
+            assert row["exception_type"] in TYPES, row
+            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")), row
+            assert row["machine"] in machines and row["material"] in materials and row["work_order"] in orders, row
+            if split != "examples":
+                total[row["lang"]] += 1
+    assert sum(total.values()) >= 600
+    assert set(total) == {"en", "es", "de", "hi"} and min(total.values()) >= 100
+
+
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_each_split_meets_the_bar(extractors: dict[str, Extractor], split: str) -> None:
+    report = evaluate(extractors[SPLITS[split]], load_labelled(DATA / "corpus" / f"{split}.jsonl"))
+    for field in FIELDS:
+        assert report["fields"][field] >= 0.95, (field, [m for m in report["misses"] if m["field"] == field])
+    for language, fields in report["languages"].items():
+        for field, accuracy in fields.items():
+            assert accuracy >= 0.90, (language, field)
+
+
+def test_evaluate_command_prints_fields_and_languages() -> None:
+    done = subprocess.run([sys.executable, "-m", "nlp.evaluate", "--plant", str(DATA / "plants" / "stamping.yaml"),
+                           "--data", str(DATA / "corpus" / "stamping_test.jsonl")],
+                          capture_output=True, text=True, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("messages: ")
+    assert lines[1].split() == [*FIELDS, "language"]
+    assert [line.split()[0] for line in lines[2:7]] == ["all", "de", "en", "es", "hi"]
+
+
+def test_evaluate_command_reports_a_bad_file_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nnot json\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "nlp.evaluate", "--data", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "bad.jsonl:2: not JSON" in done.stderr
