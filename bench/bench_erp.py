@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ERPS = ("ledger", "erpnext", "odoo", "sap")
+FAKE_CPU: list[float] = []  # CPU seconds the fake ERP process used, per run
 
 
 def _serve_fake(name: str, latency: float, stock: float, conn: Connection) -> None:
@@ -40,6 +42,13 @@ def _serve_fake(name: str, latency: float, stock: float, conn: Connection) -> No
     with serve(site.app) as url:
         conn.send(url)
         conn.recv()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send(usage.ru_utime + usage.ru_stime)
+
+
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager
@@ -55,6 +64,8 @@ def fake_in_process(name: str, latency: float, stock: float) -> Iterator[str]:
         yield parent.recv()
     finally:
         parent.send("stop")
+        if parent.poll(10):
+            FAKE_CPU.append(parent.recv())
         process.join(timeout=10)
         if process.is_alive():
             process.terminate()
@@ -110,34 +121,40 @@ def main() -> int:
         f"{exceptions * 4} transactions ({exceptions} exceptions x 4, in order), {options.workers} workers x "
         f"{options.concurrency} in flight, ERP latency {options.latency_ms:g} ms, {database}"
     )
-    print(f"{'erp':8} {'seconds':>8} {'tx/s':>8} {'posted':>7} {'retries':>8}")
+    print(f"{'erp':8} {'seconds':>8} {'tx/s':>6} {'posted':>7} {'retries':>8} {'worker cpu/tx':>14} {'fake cpu/tx':>12}")
     failed = False
     for name in ERPS if options.erp == "all" else (options.erp,):
+        FAKE_CPU.clear()
         with store(options.database) as engine:
             if name == "ledger":
                 keys = approvals(engine, exceptions, {})
+                cpu = process_cpu()
                 elapsed, stats = run_workers(
                     engine,
                     lambda engine=engine: LedgerErp(engine),
                     workers=options.workers,
                     concurrency=options.concurrency,
                 )
+                cpu = process_cpu() - cpu
             else:
                 site = build_fake(name)  # credentials and plant settings; the served copy is in the child
                 keys = approvals(engine, exceptions, site.settings)
                 with fake_in_process(name, options.latency_ms / 1000, stock=10.0 * exceptions * 4) as url:
+                    cpu = process_cpu()
                     elapsed, stats = run_workers(
                         engine,
                         lambda url=url, site=site: site.adapter(url),
                         workers=options.workers,
                         concurrency=options.concurrency,
                     )
+                    cpu = process_cpu() - cpu
             left = pending(engine)
         posted = sum(s.outcomes.get("posted", 0) for s in stats)
         retries = sum(s.outcomes.get("retry", 0) for s in stats)
         total = sum(len(k) for k in keys.values())
+        fake_cpu = f"{FAKE_CPU[0] / total * 1000:9.2f} ms" if FAKE_CPU else f"{'-':>12}"
         print(
-            f"{name:8} {elapsed:8.2f} {total / elapsed:8.0f} {posted:7d} {retries:8d}"
+            f"{name:8} {elapsed:8.2f} {total / elapsed:6.0f} {posted:7d} {retries:8d} {cpu / total * 1000:11.2f} ms {fake_cpu}"
             + (f"  ({left} NOT POSTED)" if left else "")
         )
         failed = failed or bool(left)

@@ -190,7 +190,8 @@ class NotificationOutbox:
         )
         has_earlier = exists().where(same_thread, earlier.c.status == "pending", earlier.c.id < _N.c.id)
         due = (_N.c.status == "pending") & (_N.c.next_attempt_at.is_(None) | (_N.c.next_attempt_at <= now))
-        heads_query = select(_N.c.id).where(due, ~has_earlier).order_by(_N.c.id).limit(limit + len(busy))
+        # More candidates than needed: a head another worker claims first is skipped, not waited for.
+        heads_query = select(_N.c.id).where(due, ~has_earlier).order_by(_N.c.id).limit(2 * limit + len(busy))
         if self.engine.dialect.name == "postgresql":
             heads_query = heads_query.with_for_update(skip_locked=True, of=_N)
         lease_until = now + self.lease
@@ -200,8 +201,8 @@ class NotificationOutbox:
                 session.rollback()
                 return []
             heads = {row.id: row for row in session.execute(select(_N).where(_N.c.id.in_(head_ids)))}
-            keys = {thread_key(row): row for row in heads.values() if thread_key(row) not in busy}
-            keys = dict(list(keys.items())[:limit])
+            keys = {thread_key(row): row for row in sorted(heads.values(), key=lambda r: r.id)
+                    if thread_key(row) not in busy}
             if not keys:
                 session.rollback()
                 return []
@@ -221,6 +222,8 @@ class NotificationOutbox:
             rows_by_key = {key: [head, *followers[key]] for key, head in keys.items()}
             claimed: dict[str, list[tuple[Any, int]]] = {}
             for key, rows in rows_by_key.items():
+                if len(claimed) >= limit:
+                    break
                 for row in rows:
                     result = session.execute(
                         update(_N).where(_N.c.id == row.id, _N.c.attempts == row.attempts, _N.c.status == "pending")

@@ -127,7 +127,8 @@ class Runtime:
     def process_signal(self, signal_id: int) -> None:
         try:
             with session_scope(self.engine) as session:
-                signal = session.get(Signal, signal_id)
+                # The row lock makes a second replica handed the same event wait, then find it done.
+                signal = session.exec(select(Signal).where(Signal.id == signal_id).with_for_update()).first()
                 if signal is None or signal.processed_at is not None:
                     return
                 ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(),

@@ -82,12 +82,14 @@ class ScriptedChannel:
     """A channel whose platform fails as scripted: `failures[notification_id]` errors, raised one per attempt."""
 
     def __init__(self, name: str = "slack", failures: dict[int, list[Exception]] | None = None,
-                 fail_rate: tuple[float, float] = (0.0, 0.0), seed: int = 1) -> None:
+                 fail_rate: tuple[float, float] = (0.0, 0.0), seed: int = 1,
+                 log: list[tuple[int, str]] | None = None) -> None:
         self.name = name
         self.failures = failures or {}
         self.fail_rate = fail_rate
         self.random = random.Random(seed)
         self.sent: list[tuple[int, str]] = []
+        self.log = log if log is not None else []  # shared by replicas: the order the platform saw
         self.attempts = 0
 
     def rate_buckets(self, message: OutboundMessage) -> tuple[tuple[str, Rate], ...]:
@@ -106,6 +108,7 @@ class ScriptedChannel:
         if roll < sum(self.fail_rate):
             raise TemporaryFailure("502 from the platform")
         self.sent.append((message.notification_id, message.thread_key or ""))
+        self.log.append(self.sent[-1])
         return f"msg-{message.notification_id}"
 
 
@@ -200,13 +203,14 @@ async def test_a_channel_that_is_not_configured_falls_back_to_the_console(engine
 
 async def test_replicas_share_the_work_without_sending_anything_twice(engine: Engine) -> None:
     ids = seed(engine, threads=10, per_thread=5)
-    channels = [ScriptedChannel(seed=s, fail_rate=(0.2, 0.1)) for s in (1, 2)]
+    platform: list[tuple[int, str]] = []
+    channels = [ScriptedChannel(seed=s, fail_rate=(0.2, 0.1), log=platform) for s in (1, 2)]
     replicas = [NotificationOutbox(engine, {"slack": c}, now=Clock().now, backoff_base=0.001) for c in channels]
     for _ in range(10):
         await asyncio.gather(*(r.deliver_due(limit=3) for r in replicas))
-    sent = channels[0].sent + channels[1].sent
-    assert sorted(i for i, _ in sent) == ids, "every message once across both replicas"
-    assert in_order(sorted(sent)) and channels[0].sent and channels[1].sent
+    assert sorted(i for i, _ in platform) == ids, "every message once across both replicas"
+    assert in_order(platform)
+    assert channels[0].sent and channels[1].sent, "both replicas took threads"
 
 
 async def test_the_continuous_worker_delivers_as_soon_as_it_is_woken(engine: Engine) -> None:

@@ -180,3 +180,23 @@ def test_cli_extract_and_check_plant(tmp_path: Path) -> None:
     good = subprocess.run([sys.executable, "-m", "mfgos.cli", "check-plant", str(PLANT)],
                           capture_output=True, text=True, timeout=120)
     assert good.returncode == 0, good.stderr
+
+
+def test_two_replicas_process_one_signal_once(tmp_path: Path) -> None:
+    """Two replicas on PostgreSQL handed the same stored event: the row lock lets one process it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for url in postgres_schema_url():
+        clock = SimulatedClock(START)
+        replicas = [make_runtime(url, clock) for _ in range(2)]
+        received = replicas[0].receive(
+            source="console", source_key="console:race", kind="chat", person_id="ravi", process=False,
+            payload={"channel": "console", "address": "ravi", "text": "hobber 1 band ho gaya wo 1042"})
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda r: r.process_signal(received.signal_id), replicas))
+        with Session(replicas[0].engine) as session:
+            assert len(session.exec(select(PlantException)).all()) == 1
+            alerts = session.exec(select(Notification).where(Notification.kind == "alert")).all()
+        assert sorted(n.person_id for n in alerts) == ["deepa", "john", "tom"]
+        for replica in replicas:
+            asyncio.run(replica.aclose())
