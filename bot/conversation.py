@@ -20,6 +20,7 @@ from routing import workflow as wf
 from routing.workflow import Context
 
 CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
+TYPE_CONFIDENCE = 0.5  # below this an "other" report is a guess: ask what kind of problem it is
 MAX_QUESTIONS = 2  # after this many unanswered questions the report opens with what is known
 TYPE_WORDS = {
     "breakdown": ("breakdown", "avería", "averia", "ausfall", "kaput", "down", "band", "stopped"),
@@ -142,7 +143,7 @@ def report(ctx: Context, who: Person, ex: Extraction, channel: str | None, signa
     if not ex.machine and not ex.work_order and exception_type in wf.NEEDS_MACHINE:
         _ask(ctx, who, signal, ex, "machine", [], channel)
         return
-    if not exception_type:
+    if not exception_type or (exception_type == "other" and ex.clarify and ex.confidence < TYPE_CONFIDENCE):
         _ask(ctx, who, signal, ex, "type", [], channel)
         return
     _open_or_join(ctx, who, ex.text, exception_type, ex.machine, ex.work_order, ex.material, ex.severity,

@@ -2,19 +2,23 @@
 
 Every send names the buckets it counts against, narrowest first, e.g. Telegram's
 `("telegram:chat:5001", 1/s)` then `("telegram:bot", 30/s)`. A bucket is a GCRA (generic
-cell rate algorithm) schedule: it remembers when its next slot is free, so waiting costs a
-single sleep, not polling. The limiter waits until the narrow buckets allow a send now and
-only then reserves a slot on every bucket, so a paused chat never holds a slot on the
-bot-wide bucket that other chats could use.
+cell rate algorithm) schedule: it remembers when its next slot is free. A send first waits
+until its narrow buckets allow it (a paused chat holds nobody else up), then queues, first
+come first served, for the platform-wide bucket, whose slots a pump hands out as they come
+free.
 
-A refused send (429, 5xx) gives its slot back: the platform counted no message. A
-Retry-After pauses the bucket the platform named (the chat, or the whole bot/number).
+Slots are taken when a request goes out, never reserved ahead, so a refused send (429, 5xx)
+gives its slot straight back (`refund`): the platform counted no message, and the next
+message in the queue goes at once. The platform limits messages, and with a third of the
+requests refused that is what keeps delivery near the floor the limits impose. A
+Retry-After pauses the bucket the platform named (the chat, or the whole bot or number).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -68,38 +72,79 @@ class Reservation:
 
 
 class RateLimiter:
+    TICK = 0.01  # how often a waiting pump looks again, so a refunded slot is used at once
+
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.clock = clock
         self.sleep = sleep
         self._tat: dict[str, float] = {}  # theoretical arrival time of the next message, per bucket
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
 
     def _earliest(self, key: str, rate: Rate) -> float:
         return self._tat.get(key, float("-inf")) - rate.tolerance
 
+    def _take(self, key: str, rate: Rate, at: float) -> None:
+        self._tat[key] = max(self._tat.get(key, at), at) + rate.interval
+
     def ready_at(self, buckets: Sequence[Bucket]) -> float:
-        """The earliest time all `buckets` allow a send (not reserved)."""
+        """The earliest time all `buckets` allow a send (nothing is taken)."""
         return max((self._earliest(k, r) for k, r in buckets), default=float("-inf"))
 
     async def acquire(self, buckets: Sequence[Bucket]) -> Reservation:
-        """Wait until a send may go out on every bucket, reserve it, and return the reservation."""
+        """Wait until a send may go out on every bucket, take the slots, and return them."""
         buckets = tuple(buckets)
-        narrow, wide = buckets[:-1], buckets[-1:]
+        if not buckets:
+            return Reservation(buckets, self.clock())
+        narrow, (wide_key, wide_rate) = buckets[:-1], buckets[-1]
         while True:
+            while (wait := self.ready_at(narrow) - self.clock()) > 0:
+                await self.sleep(wait)
+            await self._turn(wide_key, wide_rate)
             now = self.clock()
-            wait = self.ready_at(narrow) - now
-            if wait <= 0:
-                break
-            await self.sleep(wait)
-        at = max(now, self.ready_at(narrow), self.ready_at(wide))
-        for key, rate in buckets:
-            self._tat[key] = max(self._tat.get(key, at), at) + rate.interval
-        if at > now:
-            await self.sleep(at - now)
-        return Reservation(buckets, at)
+            if self.ready_at(narrow) <= now:
+                for key, rate in narrow:
+                    self._take(key, rate, now)
+                return Reservation(buckets, now)
+            # Another send to the same chat went first while we queued: give the slot back, wait again.
+            self._tat[wide_key] = max(now, self._tat[wide_key] - wide_rate.interval)
+
+    async def _turn(self, key: str, rate: Rate) -> None:
+        """First come, first served on a shared bucket: returns when a slot was taken for the caller."""
+        queue = self._queues.setdefault(key, deque())
+        if not queue and self._earliest(key, rate) <= self.clock():
+            self._take(key, rate, self.clock())
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        pump = self._pumps.get(key)
+        if pump is None or pump.done():
+            self._pumps[key] = asyncio.create_task(self._pump(key, rate, queue), name=f"ratelimit:{key}")
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn in queue:
+                queue.remove(turn)
+            elif turn.done() and not turn.cancelled():
+                self._tat[key] -= rate.interval  # granted as we were cancelled: nobody used it
+            raise
+
+    async def _pump(self, key: str, rate: Rate, queue: deque[asyncio.Future[None]]) -> None:
+        while queue:
+            now = self.clock()
+            wait = self._earliest(key, rate) - now
+            if wait > 0:
+                await self.sleep(min(wait, self.TICK))
+                continue
+            turn = queue.popleft()
+            if turn.done():
+                continue
+            self._take(key, rate, now)
+            turn.set_result(None)
 
     def refund(self, reservation: Reservation) -> None:
-        """The platform counted no message: free the slot for the next send."""
+        """The platform counted no message: the slot goes to the next send at once."""
         now = self.clock()
         for key, rate in reservation.buckets:
             if key in self._tat:

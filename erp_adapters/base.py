@@ -199,7 +199,7 @@ class HttpErpAdapter(ErpAdapterBase):
         token: str | None = None,
         timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 32,
+        max_connections: int = 16,
     ) -> None:
         if not base_url:
             raise ValueError(f"{self.name}: the ERP URL is not set (MFGOS_ERP_URL)")

@@ -426,7 +426,7 @@ class OdooErp(HttpErpAdapter):
             )
             picking = {"id": picking_id, "state": "draft"}
         if picking["state"] != "done":
-            await self._validate_transfer(picking["id"], fields)
+            await self._validate_transfer(picking["id"], picking["state"], fields)
         done = await self.call("stock.picking", "read", ids=[picking["id"]], fields=["name", "state"])
         if done[0]["state"] != "done":
             raise Rejected(
@@ -434,8 +434,7 @@ class OdooErp(HttpErpAdapter):
             )
         return str(done[0]["name"])
 
-    async def _validate_transfer(self, picking_id: int, fields: dict[str, Any]) -> None:
-        state = (await self.call("stock.picking", "read", ids=[picking_id], fields=["state"]))[0]["state"]
+    async def _validate_transfer(self, picking_id: int, state: str, fields: dict[str, Any]) -> None:
         if state == "draft":
             await self.call("stock.picking", "action_confirm", ids=[picking_id])
         await self.call("stock.picking", "action_assign", ids=[picking_id])

@@ -9,6 +9,7 @@ between the two leaves an unprocessed signal that `process_pending` picks up at 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +56,7 @@ class Runtime:
         migrate(self.engine)
         self.plant_id = ""
         self._reader: Extractor | None = None
+        self._processing = threading.Lock()
         self.load_plant(Path(settings.plant_file))
         self.channels: dict[str, Channel] = channels if channels is not None else {"console": CaptureChannel("console")}
         self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings)
@@ -64,17 +66,19 @@ class Runtime:
     # --- plant -------------------------------------------------------------------------
 
     def load_plant(self, path: Path) -> PlantChanges:
-        """Load (or reload) the plant file; rebuild the NLP indexes only when master data changed."""
+        """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
         plant_file = load(path)
         with session_scope(self.engine) as session:
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
-        if changes.changed or self._reader is None:
-            self._reader = None
+        if changes.changed and self._reader is not None:
+            with Session(self.engine) as session:
+                self._reader.refresh(master_data_from_store(session, self.plant_id))
         return changes
 
     @property
     def reader(self) -> Extractor:
+        """Built on first use: commands that never read a message don't pay for the indexes."""
         if self._reader is None:
             with Session(self.engine) as session:
                 self._reader = Extractor(master_data_from_store(session, self.plant_id))
@@ -125,6 +129,12 @@ class Runtime:
                             payload=payload, person_id=person_id)
 
     def process_signal(self, signal_id: int) -> None:
+        # One signal at a time per process: the extractor's pipelines are not thread-safe and
+        # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
+        with self._processing:
+            self._process_signal(signal_id)
+
+    def _process_signal(self, signal_id: int) -> None:
         try:
             with session_scope(self.engine) as session:
                 # The row lock makes a second replica handed the same event wait, then find it done.

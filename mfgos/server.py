@@ -129,6 +129,7 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
         sock.close()
         print(f"mfgos: cannot start: {error}", file=sys.stderr)
         return 1
+    runtime.reader.warm_up()  # build the NLP pipelines now, not on the first message
     recovered = runtime.process_pending()
     if recovered:
         print(f"mfgos: processed {recovered} message(s) stored before the last stop", flush=True)

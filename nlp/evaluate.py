@@ -63,14 +63,15 @@ def load_labelled(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(extractor: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-field accuracy overall and per language, plus the misses."""
+def evaluate(extractor: Any, rows: list[dict[str, Any]], hint: bool = True) -> dict[str, Any]:
+    """Per-field accuracy overall and per language, plus the misses. With `hint`, the labelled
+    language is passed as the sender's language (as the bot does); without, it is guessed."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_language: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     misses = []
     for row in rows:
         language = row.get("lang")
-        got = extractor.extract(row["text"], language).to_json()
+        got = extractor.extract(row["text"], language if hint else None).to_json()
         for field in FIELDS:
             if field not in row:
                 continue
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_CORPUS), help="labelled JSON lines")
     parser.add_argument("--errors", action="store_true", help="list every miss")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-hint", action="store_true", help="do not pass the labelled language as a hint")
     args = parser.parse_args(argv)
     from nlp.extractor import Extractor
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = evaluate(extractor, rows)
+    report = evaluate(extractor, rows, hint=not args.no_hint)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:

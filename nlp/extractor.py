@@ -40,7 +40,8 @@ _SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling"})
 
 
 class Extractor:
-    """Message -> Extraction for one plant. Safe to share between threads."""
+    """Message -> Extraction for one plant. `refresh` may run from another thread; `extract` calls
+    share spaCy pipelines, so run them from one thread at a time (or keep one Extractor per thread)."""
 
     def __init__(self, master: MasterData, lexicon: Lexicon | None = None) -> None:
         self.lexicon = lexicon or load_lexicon()
@@ -69,6 +70,11 @@ class Extractor:
                 nlp = self._pipelines.get(language) or build_pipeline(language, self.index)
                 self._pipelines[language] = nlp
         return nlp
+
+    def warm_up(self, languages: Sequence[str] = LANGUAGES) -> None:
+        """Import spaCy and build the pipelines now (about a second) instead of on the first message."""
+        for language in languages:
+            self.pipeline(language)
 
     # --- public API ----------------------------------------------------------------------
 
@@ -134,7 +140,7 @@ class Extractor:
             result.exception_type = exception_type or self._type_from_entities(machines, material, resolution)
         result.material = material
         result.severity = self._severity(intent, result.exception_type, cues)
-        result.clarify = self._clarify(result, machines, type_score)
+        result.clarify = self._clarify(result, reading.unknown_machine, type_score)
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
         return result
 
@@ -228,16 +234,18 @@ class Extractor:
             return "low"
         return "medium"
 
-    def _clarify(self, result: Extraction, machines: MachineMatch, type_score: float) -> str | None:
+    def _clarify(self, result: Extraction, unknown_machine: str | None, type_score: float) -> str | None:
         if result.intent != "report":
             return None
         questions = self.lexicon.questions
         language = result.language if result.language in questions["which_machine"] else "en"
         if result.machine is None:
             options = self._options(result.machine_candidates, language)
-            if machines.unknown:
-                base = questions["unknown_machine"][language].format(name=machines.unknown)
-                return f"{base} {options}?" if options else base
+            if unknown_machine:  # "grinder 3" in a plant without one: say so, then ask
+                known = questions["unknown_machine"][language].format(name=unknown_machine)
+                ask = questions["which_of"][language].format(options=options) if options \
+                    else questions["which_machine"][language]
+                return f"{known} {ask}"
             if len(result.machine_candidates) > 1:
                 return questions["which_of"][language].format(options=options)
             if result.exception_type in _MACHINE_TYPES or (

@@ -98,9 +98,14 @@ def _phrases(canon: Canonicalizer, items: list[str]) -> frozenset[Phrase]:
     return frozenset(p for p in (canon.words(i) for i in items) if p)
 
 
+def read_lexicon_file(path: Path = LEXICON_FILE) -> dict[str, Any]:
+    """The lexicon YAML as data, words kept as words."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506 - a SafeLoader
+
+
 @cache
 def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
-    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506
+    data = read_lexicon_file(path)
     canon = Canonicalizer({k: [str(v) for v in vs] for k, vs in data["synonyms"].items()})
     cues: dict[str, dict[Phrase, list[tuple[str, float]]]] = {}
     vocabulary: set[str] = set()

@@ -37,7 +37,7 @@ class Mention:
 class MachineMatch:
     machine: str | None = None
     candidates: list[str] = field(default_factory=list)
-    unknown: str | None = None  # "grinder 3" when the plant has no grinder 3
+    unknown: tuple[int, int] | None = None  # tokens [start, end) of "grinder 3" when there is no grinder 3
     mentions: list[Mention] = field(default_factory=list)
 
 
@@ -201,7 +201,6 @@ class MasterIndex:
         self.customer_orders = _NumberIndex(master.customer_orders, canon)
         self.work_order_prefixes = set(lexicon.work_order_prefixes) | self.work_orders.prefixes
         self.customer_order_prefixes = set(lexicon.customer_order_prefixes) | self.customer_orders.prefixes
-        self.work_order_refs = {w.id: w for w in master.work_orders}
         self.prefix_first_words = {p[0] for p in self.work_order_prefixes | self.customer_order_prefixes} | {"#"}
 
         targets: dict[str, Phrase] = {}
@@ -262,7 +261,7 @@ class MasterIndex:
                     and nxt < len(words) and is_number(words[nxt]) and not taken[nxt]
                     and (glued[nxt] or not (nxt + 1 < len(words) and words[nxt + 1] in self.lexicon.units))):
                 # "grinder 3" when the plant has no grinder 3: a machine we do not know.
-                result.unknown = " ".join(words[mention.start : nxt + 1])
+                result.unknown = (mention.start, nxt + 1)
                 result.candidates = list(dict.fromkeys([*result.candidates, *ids]))
                 for k in range(mention.start, nxt + 1):
                     taken[k] = True
@@ -290,7 +289,8 @@ class MasterIndex:
             result.candidates = ids
         return result
 
-    def _unknown_kind_number(self, words: list[str], taken: list[bool], glued: list[bool]) -> str | None:
+    def _unknown_kind_number(self, words: list[str], taken: list[bool],
+                             glued: list[bool]) -> tuple[int, int] | None:
         """'press 12' in a plant without presses: name it back in the question, not as a quantity."""
         found = None
         for i, word in enumerate(words):
@@ -305,7 +305,7 @@ class MasterIndex:
         start, end = found
         for k in range(start, end + 1):
             taken[k] = True
-        return " ".join(words[start : end + 1])
+        return start, end + 1
 
     def _apply_corrections(self, words: list[str], mentions: list[Mention]) -> list[Mention]:
         """'press 14 is NOT down, it's press 12': keep what follows a correction, drop negated."""

@@ -54,6 +54,7 @@ class Reading:
     work_order: str | None = None
     customer_order: str | None = None
     machines: MachineMatch = field(default_factory=MachineMatch)
+    unknown_machine: str | None = None  # as written: "prensa 12" when the plant has no press 12
     material: str | None = None
     material_mentions: list[Mention] = field(default_factory=list)
     quantities: list[PlacedQuantity] = field(default_factory=list)
@@ -124,6 +125,11 @@ class Machines(_Component):
         assert self.index is not None
         reading: Reading = doc._.mfgos
         reading.machines = self.index.find_machines(reading.tokens, reading.taken, glued=_glued(reading))
+        if reading.machines.unknown:
+            start, end = reading.machines.unknown
+            first = reading.raw_token[reading.tokens[start].start]
+            last = reading.raw_token[reading.tokens[end - 1].end - 1]
+            reading.unknown_machine = doc[first : last + 1].text
         for mention in reading.machines.mentions:
             ident = mention.ids[0] if len(mention.ids) == 1 else ""
             self._span(doc, reading, mention.start, mention.end, "MACHINE", ident)

@@ -94,7 +94,7 @@ class Canonicalizer:
             target = tuple(split(canonical))
             for variant in [canonical, *variants]:
                 key = tuple(self._basic(t) for t in split(variant))
-                if key and key != target:
+                if key:  # the canonical form maps to itself, so a shorter variant inside it is left alone
                     self._phrases.setdefault(key, target)
         self._longest = max((len(k) for k in self._phrases), default=1)
 

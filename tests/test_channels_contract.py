@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from bot.channels.base import CaptureChannel, Channel, OutboundMessage, PermanentFailure, RateLimited, TemporaryFailure
+from bot.channels.base import (
+    CaptureChannel,
+    Channel,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
 from bot.channels.bridge import BridgeChannel
 from bot.channels.cards import button_value
 from bot.channels.registry import CHANNELS

@@ -72,3 +72,16 @@ def test_evaluate_command_reports_a_bad_file_clearly(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "bad.jsonl:2: not JSON" in done.stderr
+
+
+@pytest.mark.parametrize("split", ["demo_test", "stamping_test", "foundry_test", "foundry_probe", "examples"])
+def test_language_is_identified_without_the_senders_hint(extractors: dict[str, Extractor], split: str) -> None:
+    report = evaluate(extractors[SPLITS[split]], load_labelled(DATA / "corpus" / f"{split}.jsonl"), hint=False)
+    assert report["fields"]["language"] >= 0.95
+
+
+def test_language_model_training_is_reproducible(tmp_path: Path) -> None:
+    out = tmp_path / "langid.json"
+    subprocess.run([sys.executable, "-m", "nlp.train", "--out", str(out)], check=True, timeout=120,
+                   capture_output=True)
+    assert out.read_text(encoding="utf-8") == (DATA / "langid.json").read_text(encoding="utf-8")

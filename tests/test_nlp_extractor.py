@@ -180,3 +180,9 @@ def test_spacy_pipeline_spans(extractor: Extractor) -> None:
     assert ("MATERIAL", "BRG-6305", "6305") in spans
     assert ("WORK_ORDER", "WO-1077", "WO 1077") in spans
     assert ("QUANTITY", "", "15 min") in spans
+
+
+def test_warm_up_builds_every_language_pipeline() -> None:
+    local = Extractor(master_data_from_plant_file(DEMO_PLANT))
+    local.warm_up()
+    assert {nlp.lang for nlp in local._pipelines.values()} == {"en", "es", "de", "hi"}

@@ -50,3 +50,11 @@ def test_synonyms_meet_in_one_canonical_form() -> None:
     assert canon.words("Drehmaschine 11") == canon.words("torno 11") == canon.words("lathe 11")
     assert canon.words("sellos") == canon.words("seals")
     assert canon.words("Ofen 1") == canon.words("furnace 1")
+
+
+def test_canonical_forms_are_stable() -> None:
+    """Rewriting twice changes nothing ("moulding machine" inside "injection moulding machine")."""
+    lexicon = load_lexicon()
+    canon = lexicon.canon
+    for kind in lexicon.machine_classes:
+        assert canon.words(" ".join(kind)) == kind

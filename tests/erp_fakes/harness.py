@@ -220,7 +220,7 @@ def run_workers(
     *,
     workers: int = 2,
     deadline: float = 120.0,
-    concurrency: int = 16,
+    concurrency: int = 8,
     limit: int = 64,
     backoff_base: float = 0.05,
     backoff_cap: float = 0.5,

@@ -1,0 +1,331 @@
+"""Chat-channel benchmarks, against the local fake platforms with the real client libraries.
+
+    python bench/bench_channels.py delivery [--notifications 1000] [--database URL]
+    python bench/bench_channels.py latency [--rate 50] [--seconds 20] [--database URL]
+
+delivery: 1,000 notifications spread over Telegram, Slack and WhatsApp threads, with every
+fake answering 429 (Retry-After 1 s) to a third of the requests and 5xx to a tenth. All must
+arrive once, in order per thread, and the run must take at most 1.1 x the floor the
+configured rate limits impose on that many messages (the busiest bucket's
+`(messages - burst) / rate`).
+
+latency: inbound webhooks at a steady rate (signed WhatsApp deliveries, signed Slack Events
+API requests, Telegram webhook updates) from a synthetic plant; for every notification a
+message caused, the time from the start of its webhook request to the moment the outbox
+hands it to the platform client. Target: p99 under 1 s at 50 inbound messages/s.
+
+Both print a JSON summary (and a table line for docs/benchmarks.md). The fakes run in threads
+of this process, so their CPU is counted against mfgos: the figures are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from bot.channels.slack import SlackChannel  # noqa: E402
+from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.channels.whatsapp import WhatsAppChannel  # noqa: E402
+from bot.outbox import NotificationOutbox  # noqa: E402
+from bot.ratelimit import RateLimiter  # noqa: E402
+from models import Notification, Plant, PlantException, Signal, make_engine, migrate, session_scope  # noqa: E402
+from tests.fakes.slack import FakeSlack  # noqa: E402
+from tests.fakes.stack import settings_for, start_stack  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.fakes.whatsapp import FakeWhatsApp  # noqa: E402
+
+SEQ = re.compile(r"#(\d+)")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+# --- delivery under faults -----------------------------------------------------------------
+
+
+def _delivery_rows(engine: Any, total: int) -> dict[str, list[tuple[str, int]]]:
+    """Telegram 45 %, Slack 30 %, WhatsApp 25 %; five messages per person, about twenty exceptions."""
+    plan = {"telegram": int(total * 0.45), "slack": int(total * 0.30)}
+    plan["whatsapp"] = total - sum(plan.values())
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        session.add(Plant(id="bench", name="Bench"))
+        session.flush()
+        exceptions = []
+        for n in range(20):
+            exc = PlantException(plant_id="bench", code=f"E-{n + 1:04d}", type="breakdown", opened_at=now,
+                                 summary="spindle noise", machine_id=None)
+            session.add(exc)
+            exceptions.append(exc)
+        session.flush()
+        seq = 0
+        for channel, count in plan.items():
+            people = count // 5
+            for person in range(people):
+                address = {"telegram": str(6000 + person), "slack": f"U0B{person:04d}",
+                           "whatsapp": f"+4917{person:08d}"}[channel]
+                for k in range(5):
+                    seq += 1
+                    exc = exceptions[(person + k // 3) % len(exceptions)]
+                    session.add(Notification(
+                        plant_id="bench", dedupe_key=f"bench:{seq}", exception_id=exc.id, person_id=f"{channel}{person}",
+                        kind="alert", channel=channel, address=address, language="en",
+                        text=f"{exc.code} breakdown on HOB-01 #{seq}", buttons=["ack"] if k == 0 else [],
+                        created_at=now, next_attempt_at=now))
+    return {channel: [] for channel in plan}
+
+
+def _bucket_counts(outbox: NotificationOutbox, engine: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    counts: Counter[str] = Counter()
+    rates: dict[str, Any] = {}
+    with Session(engine) as session:
+        for row in session.exec(select(Notification)):
+            channel = outbox.channels[row.channel]
+            from bot.channels.base import OutboundMessage
+
+            message = OutboundMessage(channel=row.channel, address=row.address, text=row.text)
+            for key, rate in channel.rate_buckets(message):  # type: ignore[attr-defined]
+                counts[key] += 1
+                rates[key] = rate
+    return dict(counts), rates
+
+
+async def delivery(total: int, database: str | None) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
+    engine = make_engine(database or f"sqlite:///{tmp / 'delivery.db'}")
+    migrate(engine)
+    _delivery_rows(engine, total)
+    slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
+    for fake in (slack, telegram, whatsapp):
+        fake.faults.rate_429, fake.faults.rate_5xx, fake.faults.retry_after = 1 / 3, 0.1, 1
+    channels: dict[str, Any] = {
+        "slack": SlackChannel(token="xoxb-fake", api_url=slack.api_url, engine=engine),
+        "telegram": TelegramChannel(token="123:FAKE", api_url=telegram.api_url, webhook_secret="bench"),
+        "whatsapp": WhatsAppChannel(token="wa-token", phone_number_id="1055", api_url=whatsapp.api_url),
+    }
+    for channel in channels.values():
+        await channel.start()
+    outbox = NotificationOutbox(engine, channels, now=lambda: datetime.now(UTC), limiter=RateLimiter(),
+                                concurrency=256)
+    counts, rates = _bucket_counts(outbox, engine)
+    floor = outbox.limiter.floor(counts, rates)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    worker = asyncio.create_task(outbox.run(stop, poll=0.2))
+    while True:
+        with Session(engine) as session:
+            pending = session.exec(select(Notification.id).where(Notification.status == "pending")).first()
+        if pending is None:
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await worker
+    with Session(engine) as session:
+        rows = list(session.exec(select(Notification)))
+    received: dict[str, list[str]] = {
+        "slack": [m["text"] for m in slack.messages],
+        "telegram": [m["text"] for m in telegram.sent],
+        "whatsapp": [whatsapp.text(m) for m in whatsapp.sent],
+    }
+    thread_of = {int(SEQ.search(r.text).group(1)): f"{r.channel}:{r.address}:{r.exception_id}" for r in rows}  # type: ignore[union-attr]
+    seen: Counter[int] = Counter()
+    order: dict[str, list[int]] = defaultdict(list)
+    for texts in received.values():
+        for text in texts:
+            seq = int(SEQ.search(text).group(1))  # type: ignore[union-attr]
+            seen[seq] += 1
+            order[thread_of[seq]].append(seq)
+    faults = {name: dict(fake.faults.counts) for name, fake in (("slack", slack), ("telegram", telegram),
+                                                                  ("whatsapp", whatsapp))}
+    for channel in channels.values():
+        await channel.stop()
+    for fake in (slack, telegram, whatsapp):
+        fake.stop()
+    busiest = max(counts, key=lambda k: (counts[k] - rates[k].burst) * rates[k].interval)
+    return {
+        "benchmark": "delivery", "database": engine.dialect.name, "notifications": len(rows),
+        "delivered": sum(1 for r in rows if r.status == "sent"), "failed": sum(1 for r in rows if r.status == "failed"),
+        "received_by_fakes": sum(seen.values()), "duplicates": sum(n - 1 for n in seen.values() if n > 1),
+        "missing": len(rows) - len(seen), "threads": len(order),
+        "threads_out_of_order": sum(1 for ids in order.values() if ids != sorted(ids)),
+        "requests": faults, "seconds": round(elapsed, 2), "floor_seconds": round(floor, 2),
+        "busiest_bucket": f"{busiest} ({counts[busiest]} messages at {rates[busiest].count}/{rates[busiest].per:g}s)",
+        "ratio": round(elapsed / floor, 3) if floor else None,
+    }
+
+
+# --- inbound to hand-off latency -----------------------------------------------------------
+
+
+def synthetic_plant(path: Path, areas: int = 8, machines_per_area: int = 5, operators: int = 150) -> dict[str, Any]:
+    """A plant with operators on WhatsApp, Telegram and Slack, two technicians and a planner per area."""
+    plant: dict[str, Any] = {
+        "plant": {"id": "bench-1", "name": "Bench plant", "timezone": "UTC"},
+        "areas": [{"id": f"a{a}", "name": f"Area {a}"} for a in range(areas)],
+        "machines": [{"id": f"M-{a}{m:02d}", "name": f"Press {a}{m:02d}", "area": f"a{a}",
+                      "aliases": [f"press {a}{m:02d}"]} for a in range(areas) for m in range(machines_per_area)],
+        "people": [], "routing": [
+            {"when": {"type": "breakdown"}, "notify": [{"role": "maintenance", "ack_within": "10m"}, {"role": "planner"}],
+             "approver": "supervisor"},
+            {"when": {}, "notify": [{"role": "supervisor", "ack_within": "15m"}], "approver": "supervisor"}],
+    }
+    people = plant["people"]
+    platforms = ("whatsapp", "telegram", "slack")
+    for n in range(operators):
+        platform = platforms[n % 3]
+        address = {"whatsapp": f"+34600{n:06d}", "telegram": str(700000 + n), "slack": f"U0OP{n:05d}"}[platform]
+        people.append({"id": f"op{n}", "name": f"Operator {n}", "roles": ["operator"], "areas": [f"a{n % areas}"],
+                       "language": ("es", "en", "de", "hi")[n % 4], "channels": {platform: address}})
+    for a in range(areas):
+        for t in range(2):
+            platform = platforms[(a + t) % 3]
+            address = {"whatsapp": f"+49170{a:03d}{t:03d}", "telegram": str(800000 + a * 10 + t),
+                       "slack": f"U0MT{a:03d}{t}"}[platform]
+            people.append({"id": f"tech{a}_{t}", "name": f"Technician {a}.{t}", "roles": ["maintenance"],
+                           "areas": [f"a{a}"], "language": "en", "channels": {platform: address}})
+        people.append({"id": f"plan{a}", "name": f"Planner {a}", "roles": ["planner"], "areas": [f"a{a}"],
+                       "language": "en", "channels": {"slack": f"U0PL{a:03d}"}})
+    people.append({"id": "sup", "name": "Supervisor", "roles": ["supervisor"], "language": "en",
+                   "channels": {"telegram": "900000"}})
+    path.write_text(yaml.safe_dump(plant, sort_keys=False), encoding="utf-8")
+    return plant
+
+
+PROBLEMS = ("stopped, hydraulic leak", "is down, motor overheated", "stopped, spindle noise",
+            "down, sensor fault", "band hai, awaaz aa rahi hai", "parada, fuga de aceite")
+
+
+async def latency(rate: float, seconds: float, database: str | None) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
+    plant = synthetic_plant(tmp / "plant.yaml")
+    slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
+    settings = settings_for(
+        database or f"sqlite:///{tmp / 'latency.db'}", tmp, slack_bot_token="xoxb-fake", slack_signing_secret="slack-secret",
+        slack_api_url=slack.api_url, telegram_bot_token="123:FAKE", telegram_api_url=telegram.api_url,
+        telegram_webhook_secret="bench-secret", whatsapp_token="wa-token", whatsapp_phone_number_id="1055",
+        whatsapp_api_url=whatsapp.api_url, whatsapp_app_secret="wa-secret",
+    ).model_copy(update={"plant_file": tmp / "plant.yaml"})
+    stack = await start_stack(settings)
+    handed: dict[int, float] = {}
+    for channel in stack.hub.channels.values():
+        original = channel.send
+
+        async def timed(message: Any, _send: Any = original) -> str:
+            handed.setdefault(message.notification_id, time.monotonic())
+            return await _send(message)
+
+        channel.send = timed  # type: ignore[method-assign]
+    operators = [p for p in plant["people"] if p["id"].startswith("op")]
+    machines = [m for m in plant["machines"]]
+    rng = random.Random(42)
+    sent_at: dict[str, float] = {}
+    statuses: Counter[int] = Counter()
+
+    def request(n: int) -> tuple[Any, Any, str]:
+        person = operators[n % len(operators)]
+        machine = rng.choice([m for m in machines if m["area"] == person["areas"][0]])
+        text = f"press {machine['id'][2:]} {rng.choice(PROBLEMS)}" if n % 5 else "what is down?"
+        platform, address = next(iter(person["channels"].items()))
+        if platform == "whatsapp":
+            body = whatsapp.text_message(address, text, message_id=f"wamid.B{n}")
+            return whatsapp, whatsapp.deliver(stack.url + "/whatsapp/webhook", body), f"whatsapp:wamid.B{n}"
+        if platform == "slack":
+            ts = f"{1_800_000_000 + n}.{n:06d}"
+            body = slack.message_event(address, text, "D" + address[1:], ts)
+            return slack, slack.deliver_event(stack.url + "/slack/events", body), f"slack:D{address[1:]}:{ts}"
+        update = telegram.message(int(address), text, message_id=n + 1)
+        return telegram, telegram.deliver(stack.url + "/telegram/webhook", update, "bench-secret"), \
+            f"telegram:{address}:{n + 1}"
+
+    async def fire(fake: Any, coro: Any, key: str) -> None:
+        sent_at[key] = time.monotonic()
+        status, _ = await fake.acall(coro)
+        statuses[status] += 1
+
+    # Warm-up: the first message builds the NLP pipeline (1-2 s once per process); not measured.
+    fake, coro, _ = request(-1)
+    await fake.acall(coro)
+    await asyncio.sleep(1.0)
+    handed.clear()
+    total = int(rate * seconds)
+    begin = time.monotonic()
+    tasks = []
+    for n in range(total):
+        delay = begin + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(*request(n))))
+    await asyncio.gather(*tasks)
+    sending_took = time.monotonic() - begin
+    deadline = time.monotonic() + 60
+    engine = stack.runtime.engine
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            if session.exec(select(Notification.id).where(Notification.status == "pending")).first() is None:
+                break
+        await asyncio.sleep(0.1)
+    with Session(engine) as session:
+        signals = {s.id: s.source_key for s in session.exec(select(Signal))}
+        rows = list(session.exec(select(Notification)))
+    latencies = []
+    for row in rows:
+        match = re.match(r"signal:(\d+):", row.dedupe_key)
+        key = signals.get(int(match.group(1))) if match else None
+        if key in sent_at and row.id in handed:
+            latencies.append(handed[row.id] - sent_at[key])
+    kinds = Counter(r.kind for r in rows)
+    await stack.stop()
+    for fake in (slack, telegram, whatsapp):
+        fake.stop()
+    return {
+        "benchmark": "latency", "database": engine.dialect.name, "inbound": total, "rate": rate,
+        "achieved_rate": round(total / sending_took, 1), "http_statuses": dict(statuses),
+        "notifications": len(rows), "measured": len(latencies), "kinds": dict(kinds),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1), "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies) * 1000, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which", required=True)
+    d = sub.add_parser("delivery")
+    d.add_argument("--notifications", type=int, default=1000)
+    d.add_argument("--database")
+    lat = sub.add_parser("latency")
+    lat.add_argument("--rate", type=float, default=50.0)
+    lat.add_argument("--seconds", type=float, default=20.0)
+    lat.add_argument("--database")
+    args = parser.parse_args(argv)
+    if args.which == "delivery":
+        result = asyncio.run(delivery(args.notifications, args.database))
+        ok = result["missing"] == result["duplicates"] == result["threads_out_of_order"] == 0 and result["ratio"] <= 1.1
+    else:
+        result = asyncio.run(latency(args.rate, args.seconds, args.database))
+        ok = result["p99_ms"] < 1000 and result["measured"] > 0
+    print(json.dumps(result, indent=2))
+    print("PASS" if ok else "FAIL", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
