@@ -141,6 +141,9 @@ async def delivery(total: int, database: str | None) -> dict[str, Any]:
     await worker
     with Session(engine) as session:
         rows = list(session.exec(select(Notification)))
+    began = datetime.now(UTC) - __import__("datetime").timedelta(seconds=elapsed)
+    finished = {name: round(max((r.sent_at - began).total_seconds() for r in rows if r.channel == name and r.sent_at), 2)
+                for name in channels}
     received: dict[str, list[str]] = {
         "slack": [m["text"] for m in slack.messages],
         "telegram": [m["text"] for m in telegram.sent],
@@ -167,7 +170,7 @@ async def delivery(total: int, database: str | None) -> dict[str, Any]:
         "received_by_fakes": sum(seen.values()), "duplicates": sum(n - 1 for n in seen.values() if n > 1),
         "missing": len(rows) - len(seen), "threads": len(order),
         "threads_out_of_order": sum(1 for ids in order.values() if ids != sorted(ids)),
-        "requests": faults, "seconds": round(elapsed, 2), "floor_seconds": round(floor, 2),
+        "requests": faults, "finished_seconds": finished, "seconds": round(elapsed, 2), "floor_seconds": round(floor, 2),
         "busiest_bucket": f"{busiest} ({counts[busiest]} messages at {rates[busiest].count}/{rates[busiest].per:g}s)",
         "ratio": round(elapsed / floor, 3) if floor else None,
     }

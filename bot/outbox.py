@@ -284,18 +284,24 @@ class NotificationOutbox:
         failures = 0
         while True:
             await self._renew_if_needed(run, index)
-            reservation: Reservation | None = await self.limiter.acquire(buckets) if buckets else None
+            # Long threads first: the per-chat limit makes them the slowest to finish.
+            reservation: Reservation | None = \
+                await self.limiter.acquire(buckets, priority=len(run.claims) - index) if buckets else None
             try:
                 message_id = await channel.send(claim.message)
             except RateLimited as error:
                 self._refund(reservation)
                 retry_after = max(0.0, float(error.retry_after))
-                if buckets:
+                inline = waited + retry_after <= self.max_inline_wait and bool(buckets)
+                scope = getattr(error, "scope", None)
+                if buckets and (scope == "all" or len(buckets) > 1):
+                    # The platform named a whole bucket (the number, or this chat): everyone on it waits.
                     # Longer waits are kept by the row itself (next_attempt_at), on the store's clock.
-                    scope = getattr(error, "scope", None)
                     key, rate = buckets[-1] if scope == "all" else buckets[0]
                     self.limiter.pause(key, rate, min(retry_after, self.max_inline_wait))
-                if waited + retry_after <= self.max_inline_wait and buckets:
+                elif inline:
+                    await asyncio.sleep(retry_after)  # only this recipient is limited: only this thread waits
+                if inline:
                     waited += retry_after
                     continue
                 return self._reschedule(retry_after, str(error)), None

@@ -3,9 +3,11 @@
 Every send names the buckets it counts against, narrowest first, e.g. Telegram's
 `("telegram:chat:5001", 1/s)` then `("telegram:bot", 30/s)`. A bucket is a GCRA (generic
 cell rate algorithm) schedule: it remembers when its next slot is free. A send first waits
-until its narrow buckets allow it (a paused chat holds nobody else up), then queues, first
-come first served, for the platform-wide bucket, whose slots a pump hands out as they come
-free.
+until its narrow buckets allow it (a paused chat holds nobody else up), then queues for the
+platform-wide bucket, whose slots a pump hands out as they come free: the send with the
+highest priority first (the outbox gives a thread's remaining length, so long threads,
+which the per-chat limit makes slow, start early and the last message goes out sooner),
+first come first served among equals.
 
 Slots are taken when a request goes out, never reserved ahead, so a refused send (429, 5xx)
 gives its slot straight back (`refund`): the platform counted no message, and the next
@@ -17,8 +19,10 @@ Retry-After pauses the bucket the platform named (the chat, or the whole bot or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -79,8 +83,10 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self._tat: dict[str, float] = {}  # theoretical arrival time of the next message, per bucket
-        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        self._queues: dict[str, list[tuple[float, int, asyncio.Future[None]]]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._nudges: dict[str, asyncio.Event] = {}
+        self._order = itertools.count()
 
     def _earliest(self, key: str, rate: Rate) -> float:
         return self._tat.get(key, float("-inf")) - rate.tolerance
@@ -92,7 +98,7 @@ class RateLimiter:
         """The earliest time all `buckets` allow a send (nothing is taken)."""
         return max((self._earliest(k, r) for k, r in buckets), default=float("-inf"))
 
-    async def acquire(self, buckets: Sequence[Bucket]) -> Reservation:
+    async def acquire(self, buckets: Sequence[Bucket], priority: float = 0.0) -> Reservation:
         """Wait until a send may go out on every bucket, take the slots, and return them."""
         buckets = tuple(buckets)
         if not buckets:
@@ -101,54 +107,66 @@ class RateLimiter:
         while True:
             while (wait := self.ready_at(narrow) - self.clock()) > 0:
                 await self.sleep(wait)
-            await self._turn(wide_key, wide_rate)
+            await self._turn(wide_key, wide_rate, priority)
             now = self.clock()
             if self.ready_at(narrow) <= now:
                 for key, rate in narrow:
                     self._take(key, rate, now)
                 return Reservation(buckets, now)
             # Another send to the same chat went first while we queued: give the slot back, wait again.
-            self._tat[wide_key] = max(now, self._tat[wide_key] - wide_rate.interval)
+            self._give_back(wide_key, wide_rate)
 
-    async def _turn(self, key: str, rate: Rate) -> None:
-        """First come, first served on a shared bucket: returns when a slot was taken for the caller."""
-        queue = self._queues.setdefault(key, deque())
+    async def _turn(self, key: str, rate: Rate, priority: float) -> None:
+        """Returns when a slot of the shared bucket was taken for the caller."""
+        queue = self._queues.setdefault(key, [])
         if not queue and self._earliest(key, rate) <= self.clock():
             self._take(key, rate, self.clock())
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.append(turn)
+        heapq.heappush(queue, (-priority, next(self._order), turn))
         pump = self._pumps.get(key)
         if pump is None or pump.done():
             self._pumps[key] = asyncio.create_task(self._pump(key, rate, queue), name=f"ratelimit:{key}")
         try:
             await turn
         except asyncio.CancelledError:
-            if turn in queue:
-                queue.remove(turn)
-            elif turn.done() and not turn.cancelled():
-                self._tat[key] -= rate.interval  # granted as we were cancelled: nobody used it
+            if turn.done() and not turn.cancelled():
+                self._give_back(key, rate)  # granted as we were cancelled: nobody used it
             raise
 
-    async def _pump(self, key: str, rate: Rate, queue: deque[asyncio.Future[None]]) -> None:
+    async def _pump(self, key: str, rate: Rate, queue: list[tuple[float, int, asyncio.Future[None]]]) -> None:
+        nudge = self._nudges.setdefault(key, asyncio.Event())
         while queue:
             now = self.clock()
             wait = self._earliest(key, rate) - now
             if wait > 0:
-                await self.sleep(min(wait, self.TICK))
+                await self._idle(nudge, min(wait, self.TICK))
                 continue
-            turn = queue.popleft()
+            _, _, turn = heapq.heappop(queue)
             if turn.done():
                 continue
             self._take(key, rate, now)
             turn.set_result(None)
 
+    async def _idle(self, nudge: asyncio.Event, seconds: float) -> None:
+        """Sleep, but wake at once when a refund frees a slot (on the real clock)."""
+        if self.sleep is not asyncio.sleep:
+            await self.sleep(seconds)
+            return
+        nudge.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(nudge.wait(), seconds)
+
+    def _give_back(self, key: str, rate: Rate) -> None:
+        if key in self._tat:
+            self._tat[key] = max(self.clock(), self._tat[key] - rate.interval)
+        if key in self._nudges:
+            self._nudges[key].set()
+
     def refund(self, reservation: Reservation) -> None:
         """The platform counted no message: the slot goes to the next send at once."""
-        now = self.clock()
         for key, rate in reservation.buckets:
-            if key in self._tat:
-                self._tat[key] = max(now, self._tat[key] - rate.interval)
+            self._give_back(key, rate)
 
     def pause(self, key: str, rate: Rate, seconds: float) -> None:
         """Nothing goes out on `key` for `seconds` (a Retry-After)."""

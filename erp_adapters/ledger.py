@@ -58,7 +58,10 @@ class LedgerErp(ErpAdapterBase):
             ).first()
 
     def _post(self, transaction: Transaction) -> str:
-        # Insert first: the unique idempotency key turns a second post into the look-up below.
+        # Look first: a failed insert would burn a PostgreSQL sequence value, a gap in the numbers.
+        existing = self._lookup(transaction.idempotency_key)
+        if existing is not None:
+            return existing
         try:
             with Session(self.engine) as session:
                 # The row id numbers the document, so two writers never race for a number.
@@ -76,7 +79,7 @@ class LedgerErp(ErpAdapterBase):
                 session.commit()
                 return reference
         except IntegrityError:
-            # This key is booked already (an earlier attempt, or another worker just now): that stands.
+            # Another worker booked the same key between our look-up and insert: theirs stands.
             existing = self._lookup(transaction.idempotency_key)
             if existing is None:
                 raise

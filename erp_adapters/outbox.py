@@ -189,23 +189,25 @@ class ErpOutbox:
         with Session(self.engine) as session:
             candidates = session.execute(query).all()
             claimed: list[tuple[int, int]] = []
-            if self.engine.dialect.name == "postgresql" and candidates:
-                # The rows are locked by this transaction: one update claims them all.
-                session.execute(
-                    update(_T)
-                    .where(_T.c.id.in_([row_id for row_id, _ in candidates]))
-                    .values(attempts=_T.c.attempts + 1, next_attempt_at=lease_until)
-                )
+            if self.engine.dialect.name == "postgresql":
+                if candidates:
+                    # The rows are locked by this transaction: one update claims them all.
+                    session.execute(
+                        update(_T)
+                        .where(_T.c.id.in_([row_id for row_id, _ in candidates]))
+                        .values(attempts=_T.c.attempts + 1, next_attempt_at=lease_until)
+                    )
                 claimed = [(row_id, attempts + 1) for row_id, attempts in candidates]
-            for row_id, attempts in candidates if not claimed else ():
-                # SQLite reads outside the write lock: compare-and-set each row.
-                result = session.execute(
-                    update(_T)
-                    .where(_T.c.id == row_id, _T.c.attempts == attempts, due)
-                    .values(attempts=attempts + 1, next_attempt_at=lease_until)
-                )
-                if result.rowcount == 1:
-                    claimed.append((row_id, attempts + 1))
+            else:
+                for row_id, attempts in candidates:
+                    # SQLite read those rows outside its write lock: compare-and-set each one.
+                    result = session.execute(
+                        update(_T)
+                        .where(_T.c.id == row_id, _T.c.attempts == attempts, due)
+                        .values(attempts=attempts + 1, next_attempt_at=lease_until)
+                    )
+                    if result.rowcount == 1:
+                        claimed.append((row_id, attempts + 1))
             if not claimed:
                 session.rollback()
                 return []
@@ -333,8 +335,12 @@ class ErpOutbox:
         if outcome is _RELEASE:
             session.execute(update(_T).where(owned).values(next_attempt_at=self.paused_until))
             return 0
-        result = session.execute(update(_T).where(owned).values(**outcome.values))
-        if result.rowcount != 1:
+        # One round trip: the compare-and-set update hands back the row for the report.
+        txn = session.scalars(
+            update(ErpTransaction).where(owned).values(**outcome.values).returning(ErpTransaction),
+            execution_options={"populate_existing": True},
+        ).one_or_none()
+        if txn is None:
             log.warning(
                 "ERP outbox %s: lost the lease on transaction %s before settling it (%s)",
                 self.worker_id,
@@ -343,8 +349,6 @@ class ErpOutbox:
             )
             return 0
         if self.on_settled is not None:
-            txn = session.get(ErpTransaction, claim.id, populate_existing=True)
-            assert txn is not None  # the update above just matched it
             self.on_settled(session, txn, outcome.outcome, outcome.detail)
         return 1
 

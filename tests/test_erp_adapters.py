@@ -6,12 +6,15 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlmodel import Session
 
 from erp_adapters import kinds
 from erp_adapters.base import Rejected
 from erp_adapters.erpnext import ErpNextErp, document_name
 from erp_adapters.odoo import OdooErp, marker
 from erp_adapters.sap_odata import SapODataErp
+from erp_adapters.sync import sync_master_data
+from models.tables import Area, WorkOrder
 from tests.erp_fakes.contract import ErpUnderTest
 from tests.erp_fakes.erpnext import ErpNextFixtures, ErpNextState
 from tests.erp_fakes.odoo import OdooFixtures, OdooJsonRpcFixtures, OdooState
@@ -111,6 +114,45 @@ class TestErpNextMapping(ErpNextFixtures):
         assert record["procedure"] == "QP-Deviation" and record["status"] == "Open"
         assert record["subject"] == "E-0001 quality: burrs on the bar ends"
         assert "disposition: scrap 5, release the rest" in record["details"]
+
+    async def test_sync_picks_up_what_changed_since_the_watermark(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        site.put(
+            "Work Order",
+            {
+                "name": "WO-4490",
+                "status": "Draft",
+                "company": "Berlin GmbH",
+                "production_item": "HOUSING-A",
+                "qty": 10.0,
+                "operations": [],
+            },
+        )
+        steps: list[tuple[str, int, int]] = []
+        first = await sync_master_data(
+            erp.engine, adapter, "berlin-1", lambda what, done, total: steps.append((what, done, total))
+        )
+        assert first.counts["work_orders"].skipped == 1
+        assert first.warnings == [
+            "work_orders: WO-4490 has no machine in the ERP and none in the store; skipped"
+        ]
+        assert [s for s in steps if s[0] == "machines"] == [
+            ("machines", 0, 0),
+            ("machines", 0, 2),
+            ("machines", 2, 2),
+        ]
+        await adapter.post(erp.transaction("production_order_status", "k1"))  # WO-4471 is stopped in ERPNext
+        again = await sync_master_data(erp.engine, adapter, "berlin-1", since=first.watermark)
+        # The stopped order, and the one at the watermark itself (">=": read again, harmless).
+        assert (again.counts["work_orders"].read, again.counts["work_orders"].updated) == (2, 1)
+        assert (
+            again.watermark is not None and first.watermark is not None and again.watermark > first.watermark
+        )
+        with Session(erp.engine) as session:
+            order = session.get(WorkOrder, ("berlin-1", "WO-4471"))
+            assert order is not None and order.status == "held"
+            assert session.get(Area, ("berlin-1", "erp")) is not None  # machines new to the store get an area
 
     def test_document_names_are_deterministic_and_distinct(self) -> None:
         assert document_name("E-0001/1") == document_name("E-0001/1")

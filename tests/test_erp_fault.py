@@ -15,13 +15,17 @@ from models.tables import ErpTransaction
 from tests.erp_fakes.db import postgres_store
 from tests.erp_fakes.harness import approvals, fake_erp, run_workers
 
-EXCEPTIONS = 250  # four transactions each: 1,000 approvals
+# Exceptions per ERP, four transactions each: 1,000 approvals for ERPNext and SAP. Odoo needs
+# about eight round trips per stock transfer (about 50 s for 1,000 on two cores); 400 take the
+# same resume paths (a transfer found half done is continued, not created again).
+EXCEPTIONS = {"erpnext": 250, "sap": 250, "odoo": 100}
 
 
-@pytest.mark.parametrize("erp_name", ["erpnext", "odoo", "sap"])
+@pytest.mark.parametrize("erp_name", list(EXCEPTIONS))
 def test_a_thousand_approvals_survive_an_outage_exactly_once_in_order(erp_name: str) -> None:
+    exceptions = EXCEPTIONS[erp_name]
     with postgres_store() as engine, fake_erp(erp_name, engine) as erp:
-        keys = approvals(engine, EXCEPTIONS, erp.settings)
+        keys = approvals(engine, exceptions, erp.settings)
         erp.faults.down = True
         erp.faults.retry_after = "0.3"
         erp.faults.lose_after_save_rate = 0.1
@@ -35,7 +39,7 @@ def test_a_thousand_approvals_survive_an_outage_exactly_once_in_order(erp_name: 
 
         with Session(engine) as session:
             rows = list(session.exec(select(ErpTransaction)))
-        assert len(rows) == 4 * EXCEPTIONS
+        assert len(rows) == 4 * exceptions
         assert {r.status for r in rows} == {"sent"}, f"not all posted after {elapsed:.1f} s"
         assert all(not s.errors for s in stats), [s.errors for s in stats]
         assert all(s.outcomes.get("posted") for s in stats), "both workers must have posted"

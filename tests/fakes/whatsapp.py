@@ -56,8 +56,9 @@ class FakeWhatsApp(FakeServer):
         if request.match_info["phone"] != self.phone_number_id:
             return graph_error(400, 100, "Unsupported post request")
         outcome = self.faults.draw()
-        if outcome == "429":
-            return graph_error(429, 130429, "Rate limit hit", {"Retry-After": str(int(self.faults.retry_after))})
+        if outcome == "429":  # the per-recipient pair limit: a random fault does not mean the number is over 80/s
+            return graph_error(429, 131056, "(Business Account, Consumer Account) pair rate limit hit",
+                               {"Retry-After": str(int(self.faults.retry_after))})
         if outcome == "5xx":
             return graph_error(503, 131016, "Service temporarily unavailable")
         recipient = body.get("to") or body.get("recipient")
