@@ -218,7 +218,7 @@ class ErpNextErp(HttpErpAdapter):
             "from_time": self._site_time(now - timedelta(minutes=minutes), settings),
             "to_time": self._site_time(now, settings),
             "stop_reason": settings.get("stop_reason", "Unplanned machine maintenance"),
-            "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {fields.get('priority') or 'medium'})",
+            "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {kinds.priority(fields)})",
         }
         if settings.get("operator"):
             doc["operator"] = settings["operator"]

@@ -15,7 +15,15 @@ from typing import Any
 
 from erp_adapters.base import Rejected
 
-PRIORITIES = ("low", "medium", "high", "critical")
+# Routing may speak of urgency instead of severity; both mean the same four levels.
+PRIORITY_WORDS = {
+    "low": "low",
+    "normal": "medium",
+    "medium": "medium",
+    "high": "high",
+    "urgent": "critical",
+    "critical": "critical",
+}
 ORDER_ACTIONS = ("hold", "release", "complete")
 STOCK_ACTIONS = ("block", "release", "scrap")
 
@@ -93,7 +101,7 @@ def problems(kind: str, fields: dict[str, Any]) -> list[str]:
     if kind == "maintenance_request":
         for name in ("machine", "description", "machine_name", "reported_by", "exception"):
             text(name)
-        choice("priority", PRIORITIES)
+        choice("priority", tuple(PRIORITY_WORDS))
         minutes = fields.get("downtime_minutes")
         if minutes is not None and (not _is_number(minutes) or minutes < 0):
             found.append(f"downtime_minutes must be a number of minutes, 0 or more (got {minutes!r})")
@@ -128,6 +136,11 @@ def validate(kind: str, fields: dict[str, Any]) -> None:
         raise Rejected(f"{kind}: " + "; ".join(found) if kind in FIELDS else found[0])
 
 
+def priority(fields: dict[str, Any]) -> str:
+    """The request's priority as low/medium/high/critical (medium when not given)."""
+    return PRIORITY_WORDS.get(fields.get("priority") or "medium", "medium")
+
+
 def key_digest(key: str, length: int) -> str:
     """A stable, upper-case alphanumeric digest of an idempotency key."""
     return base64.b32encode(hashlib.sha1(key.encode()).digest()).decode()[:length]
@@ -139,6 +152,6 @@ def short_reference(key: str, limit: int) -> str:
     SAP's MaintNotifExtReferenceNumber holds 20 characters; keys longer than that (or with
     characters a filter would need to escape) become "M" + 19 digest characters.
     """
-    if len(key) <= limit and re.fullmatch(r"[A-Za-z0-9._/-]+", key):
+    if len(key) <= limit and re.fullmatch(r"[A-Za-z0-9._/:-]+", key):
         return key
     return "M" + key_digest(key, limit - 1)

@@ -345,7 +345,7 @@ class OdooErp(HttpErpAdapter):
         values: dict[str, Any] = {
             "name": f"{fields['machine']}: {fields['description']}"[:120],
             "maintenance_type": "corrective",
-            "priority": PRIORITY.get(fields.get("priority") or "medium", "1"),
+            "priority": PRIORITY[kinds.priority(fields)],
             "description": f"<p>{html.escape(fields['description'])}</p><p>{html.escape(details)}</p><p>{tag}</p>",
         }
         if equipment:

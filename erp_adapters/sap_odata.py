@@ -272,7 +272,7 @@ class SapODataErp(HttpErpAdapter):
             "NotificationText": f"{fields['machine']}: {fields['description']}"[:40],
             "MaintNotifLongTextForEdit": f"{fields['description']}\n{fields.get('exception') or ''} reported by {fields.get('reported_by') or 'unknown'}",
             "NotificationType": settings.get("notification_type", "M2"),
-            "MaintPriority": PRIORITY.get(fields.get("priority") or "medium", "3"),
+            "MaintPriority": PRIORITY[kinds.priority(fields)],
             "TechnicalObject": (settings.get("equipment") or {}).get(fields["machine"], fields["machine"]),
             "TechObjIsEquipOrFuncnlLoc": settings.get("technical_object_type", "EAMS_EQUI"),
             "MaintenanceObjectIsDown": True,

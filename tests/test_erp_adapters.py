@@ -354,6 +354,16 @@ class TestSapProtocol(SapFixtures):
         assert await adapter.lookup(key) == notification
         assert await adapter.lookup(key + "/stock") == document
 
+    async def test_routing_shaped_keys_and_urgency_words_map_cleanly(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        key = "berlin-1:E-0001:A3:1"  # the shape routing gives its idempotency keys
+        notification = await adapter.post(erp.transaction("maintenance_request", key, priority="urgent"))
+        assert sap.notifications[notification]["MaintNotifExtReferenceNumber"] == key
+        assert sap.notifications[notification]["MaintPriority"] == "1"
+        normal = await adapter.post(erp.transaction("maintenance_request", "k2", priority="normal"))
+        assert sap.notifications[normal]["MaintPriority"] == "3"
+
     async def test_sap_error_details_reach_the_thread(self, erp: ErpUnderTest, adapter: SapODataErp) -> None:
         with pytest.raises(Rejected, match=r"^Equipment PRESS-02 does not exist \(IM/101\)$"):
             await adapter.post(erp.transaction("maintenance_request", "k1", machine="PRESS-02"))

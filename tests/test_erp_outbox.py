@@ -185,6 +185,11 @@ async def test_ledger_numbers_per_kind_and_books_a_key_once(plant: Engine) -> No
             {"work_order": "WO-4471", "action": "pause"},
             "action must be one of hold",
         ),
+        (
+            "maintenance_request",
+            {"machine": "CNC-07", "description": "noise", "priority": "asap"},
+            "priority must be one of low, normal, medium, high, urgent, critical (got 'asap')",
+        ),
         ("teleport", {}, "unknown transaction kind 'teleport'"),
     ],
 )
