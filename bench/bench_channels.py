@@ -61,10 +61,15 @@ def percentile(values: list[float], q: float) -> float:
 # --- delivery under faults -----------------------------------------------------------------
 
 
-def _delivery_rows(engine: Any, total: int) -> dict[str, list[tuple[str, int]]]:
-    """Telegram 45 %, Slack 30 %, WhatsApp 25 %; five messages per person, about twenty exceptions."""
-    plan = {"telegram": int(total * 0.45), "slack": int(total * 0.30)}
-    plan["whatsapp"] = total - sum(plan.values())
+MIXES = {"mixed": {"telegram": 0.6, "slack": 0.25, "whatsapp": 0.15}, "telegram": {"telegram": 1.0}}
+PER_PERSON = 3  # an alert, the acknowledgement, the approval request: what one exception sends one person
+
+
+def _delivery_rows(engine: Any, total: int, mix: str) -> dict[str, list[tuple[str, int]]]:
+    """`total` notifications over the platforms of `mix`, three per person, about twenty exceptions."""
+    shares = MIXES[mix]
+    plan = {name: int(total * share) for name, share in shares.items()}
+    plan[next(iter(plan))] += total - sum(plan.values())
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         session.add(Plant(id="bench", name="Bench"))
@@ -78,13 +83,12 @@ def _delivery_rows(engine: Any, total: int) -> dict[str, list[tuple[str, int]]]:
         session.flush()
         seq = 0
         for channel, count in plan.items():
-            people = count // 5
-            for person in range(people):
+            for person in range(-(-count // PER_PERSON)):
                 address = {"telegram": str(6000 + person), "slack": f"U0B{person:04d}",
                            "whatsapp": f"+4917{person:08d}"}[channel]
-                for k in range(5):
+                for k in range(min(PER_PERSON, count - person * PER_PERSON)):
                     seq += 1
-                    exc = exceptions[(person + k // 3) % len(exceptions)]
+                    exc = exceptions[(person + k // 2) % len(exceptions)]
                     session.add(Notification(
                         plant_id="bench", dedupe_key=f"bench:{seq}", exception_id=exc.id, person_id=f"{channel}{person}",
                         kind="alert", channel=channel, address=address, language="en",
@@ -108,11 +112,11 @@ def _bucket_counts(outbox: NotificationOutbox, engine: Any) -> tuple[dict[str, i
     return dict(counts), rates
 
 
-async def delivery(total: int, database: str | None) -> dict[str, Any]:
+async def delivery(total: int, database: str | None, mix: str = "mixed") -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
     engine = make_engine(database or f"sqlite:///{tmp / 'delivery.db'}")
     migrate(engine)
-    _delivery_rows(engine, total)
+    _delivery_rows(engine, total, mix)
     slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
     for fake in (slack, telegram, whatsapp):
         fake.faults.rate_429, fake.faults.rate_5xx, fake.faults.retry_after = 1 / 3, 0.1, 1
@@ -143,7 +147,7 @@ async def delivery(total: int, database: str | None) -> dict[str, Any]:
         rows = list(session.exec(select(Notification)))
     began = datetime.now(UTC) - __import__("datetime").timedelta(seconds=elapsed)
     finished = {name: round(max((r.sent_at - began).total_seconds() for r in rows if r.channel == name and r.sent_at), 2)
-                for name in channels}
+                for name in channels if any(r.channel == name for r in rows)}
     received: dict[str, list[str]] = {
         "slack": [m["text"] for m in slack.messages],
         "telegram": [m["text"] for m in telegram.sent],
@@ -165,7 +169,7 @@ async def delivery(total: int, database: str | None) -> dict[str, Any]:
         fake.stop()
     busiest = max(counts, key=lambda k: (counts[k] - rates[k].burst) * rates[k].interval)
     return {
-        "benchmark": "delivery", "database": engine.dialect.name, "notifications": len(rows),
+        "benchmark": "delivery", "mix": mix, "database": engine.dialect.name, "notifications": len(rows),
         "delivered": sum(1 for r in rows if r.status == "sent"), "failed": sum(1 for r in rows if r.status == "failed"),
         "received_by_fakes": sum(seen.values()), "duplicates": sum(n - 1 for n in seen.values() if n > 1),
         "missing": len(rows) - len(seen), "threads": len(order),
@@ -314,13 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("delivery")
     d.add_argument("--notifications", type=int, default=1000)
     d.add_argument("--database")
+    d.add_argument("--mix", choices=sorted(MIXES), default="mixed",
+                   help="mixed: Telegram 60 %%, Slack 25 %%, WhatsApp 15 %%; telegram: all on the busiest bucket")
     lat = sub.add_parser("latency")
     lat.add_argument("--rate", type=float, default=50.0)
     lat.add_argument("--seconds", type=float, default=20.0)
     lat.add_argument("--database")
     args = parser.parse_args(argv)
     if args.which == "delivery":
-        result = asyncio.run(delivery(args.notifications, args.database))
+        result = asyncio.run(delivery(args.notifications, args.database, args.mix))
         ok = result["missing"] == result["duplicates"] == result["threads_out_of_order"] == 0 and result["ratio"] <= 1.1
     else:
         result = asyncio.run(latency(args.rate, args.seconds, args.database))

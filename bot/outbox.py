@@ -93,7 +93,7 @@ class NotificationOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, now: Callable[[], datetime],
                  fallback: str | None = "console", limiter: RateLimiter | None = None,
                  lease: timedelta = timedelta(seconds=60), concurrency: int = 128, run_length: int = 50,
-                 max_inline_wait: float = 10.0, backoff_base: float = 0.25) -> None:
+                 max_inline_wait: float = 10.0, backoff_base: float = 0.1) -> None:
         self.engine = engine
         self.channels = channels
         self.now = now
@@ -282,11 +282,14 @@ class NotificationOutbox:
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         waited = 0.0
         failures = 0
+        tries = 0
         while True:
             await self._renew_if_needed(run, index)
-            # Long threads first: the per-chat limit makes them the slowest to finish.
-            reservation: Reservation | None = \
-                await self.limiter.acquire(buckets, priority=len(run.claims) - index) if buckets else None
+            # Long threads first (the per-chat limit makes them the slowest to finish), and a message
+            # that was refused goes ahead of first attempts once its wait is over.
+            priority = len(run.claims) - index + 10 * tries
+            reservation: Reservation | None = await self.limiter.acquire(buckets, priority) if buckets else None
+            tries += 1
             try:
                 message_id = await channel.send(claim.message)
             except RateLimited as error:

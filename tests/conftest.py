@@ -12,6 +12,8 @@ Fixtures
     Skipped when ``MFGOS_TEST_DATABASE_URL`` is unset or the server is unreachable, unless
     ``MFGOS_REQUIRE_SERVICES=1``: then the test fails instead.
 - `sqlite_engine`: the sqlite variant alone, for tests that need no second database.
+- `database_url`: the same two databases as a URL, for code that builds its own engine
+  (`Runtime`, `mfgos replay`, subprocesses); `postgres_schema_url()` gives the PostgreSQL one.
 
 `service_unavailable(reason)` is the same skip-or-fail rule for any other server a test needs
 (MQTT broker, ...): call it when the service cannot be reached.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -51,7 +54,9 @@ def _sqlite_engine(directory: Path) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _postgres_engine() -> Iterator[Engine]:
+@contextmanager
+def _fresh_schema() -> Iterator[tuple[str, str]]:
+    """Create a uniquely named schema on the test PostgreSQL; drop it (CASCADE) afterwards."""
     url = os.environ.get(DATABASE_URL_VARIABLE)
     if not url:
         service_unavailable(f"{DATABASE_URL_VARIABLE} is not set")
@@ -63,15 +68,22 @@ def _postgres_engine() -> Iterator[Engine]:
     except OperationalError as error:
         admin.dispose()
         service_unavailable(f"PostgreSQL at {DATABASE_URL_VARIABLE} is unreachable: {error.orig}")
-    engine = make_engine(url, schema=schema)
     try:
-        migrate(engine)
-        yield engine
+        yield url, schema
     finally:
-        engine.dispose()
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _postgres_engine() -> Iterator[Engine]:
+    with _fresh_schema() as (url, schema):
+        engine = make_engine(url, schema=schema)
+        try:
+            migrate(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -95,21 +107,15 @@ def postgres_schema_url() -> Iterator[str]:
     For code that takes a database URL rather than an engine (Runtime, `mfgos replay`, a
     subprocess): the schema travels in the URL as libpq `options=-csearch_path=...`.
     """
-    url = os.environ.get(DATABASE_URL_VARIABLE)
-    if not url:
-        service_unavailable(f"{DATABASE_URL_VARIABLE} is not set")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = make_engine(url)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as error:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {DATABASE_URL_VARIABLE} is unreachable: {error.orig}")
-    separator = "&" if "?" in url else "?"
-    try:
+    with _fresh_schema() as (url, schema):
+        separator = "&" if "?" in url else "?"
         yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL (not yet migrated): a fresh SQLite file, or a fresh schema on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mfgos-test.db'}"
+    else:
+        yield from postgres_schema_url()

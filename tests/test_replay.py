@@ -7,26 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mfgos.replay import ScenarioError, replay
-from tests.conftest import postgres_schema_url
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "scenarios"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL for a replay: a fresh SQLite file, or a fresh schema on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'replay.db'}"
-        return
-    yield from postgres_schema_url()
 
 
 def run(name: str, database_url: str | None = None) -> dict[str, Any]:
