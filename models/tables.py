@@ -77,6 +77,18 @@ class ErpKind(StrEnum):
     nonconformance = "nonconformance"
 
 
+class RowOrigin(StrEnum):
+    """Where a master-data row came from: a plant-file load deletes only its own rows."""
+
+    plant_file = "plant_file"
+    erp = "erp"  # created by an ERP master-data sync
+
+
+def _origin() -> Any:
+    # The server default lets the migration fill rows that existed before the column.
+    return Field(default=RowOrigin.plant_file.value, sa_column_kwargs={"server_default": RowOrigin.plant_file.value})
+
+
 class OutboxStatus(StrEnum):
     pending = "pending"
     sent = "sent"  # notifications: handed to the platform; ERP: posted
@@ -113,6 +125,7 @@ class Machine(SQLModel, table=True):
     area_id: str
     aliases: list[str] = _json(factory=list)
     running: bool = True  # last known state from signals or a confirmed fix
+    origin: str = _origin()
 
 
 class Material(SQLModel, table=True):
@@ -122,6 +135,7 @@ class Material(SQLModel, table=True):
     name: str
     aliases: list[str] = _json(factory=list)
     area_id: str | None = None
+    origin: str = _origin()
 
 
 class CustomerOrder(SQLModel, table=True):
@@ -130,6 +144,7 @@ class CustomerOrder(SQLModel, table=True):
     id: str = Field(primary_key=True)
     customer: str
     due: datetime | None = None
+    origin: str = _origin()
 
 
 class WorkOrder(SQLModel, table=True):
@@ -143,6 +158,17 @@ class WorkOrder(SQLModel, table=True):
     end: datetime | None = None
     customer_order_id: str | None = None
     status: str = WorkOrderStatus.planned
+    origin: str = _origin()
+
+
+class ErpSyncState(SQLModel, table=True):
+    """Per plant: how far the ERP master-data sync got, so the next run reads only what changed."""
+
+    __tablename__ = "erp_sync_state"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    erp: str  # the adapter that set the watermark; another ERP's watermark means nothing
+    watermark: str | None = None  # ISO 8601, the latest change the ERP reported; None: read everything
+    synced_at: datetime
 
 
 class Shift(SQLModel, table=True):
