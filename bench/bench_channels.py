@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import yaml  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
@@ -45,9 +47,7 @@ from bot.channels.whatsapp import WhatsAppChannel  # noqa: E402
 from bot.outbox import NotificationOutbox  # noqa: E402
 from bot.ratelimit import RateLimiter  # noqa: E402
 from models import Notification, Plant, PlantException, Signal, make_engine, migrate, session_scope  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.stack import settings_for, start_stack  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
 from tests.fakes.whatsapp import FakeWhatsApp  # noqa: E402
 
 SEQ = re.compile(r"#(\d+)")
@@ -112,26 +112,45 @@ def _bucket_counts(outbox: NotificationOutbox, engine: Any) -> tuple[dict[str, i
     return dict(counts), rates
 
 
+class FakeProcess:
+    """The fake platforms in a child process, so their CPU does not compete with mfgos for one GIL."""
+
+    def __init__(self, platforms: list[str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.serve", *platforms, *args], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.urls: dict[str, str] = json.loads(self.process.stdout.readline())
+
+    def state(self, name: str) -> dict[str, Any]:
+        return httpx.get(f"{self.urls[name]}/_fake/state", timeout=30).json()
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
 async def delivery(total: int, database: str | None, mix: str = "mixed") -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
     engine = make_engine(database or f"sqlite:///{tmp / 'delivery.db'}")
     migrate(engine)
     _delivery_rows(engine, total, mix)
-    slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
-    for fake in (slack, telegram, whatsapp):
-        fake.faults.rate_429, fake.faults.rate_5xx, fake.faults.retry_after = 1 / 3, 0.1, 1
+    fakes = FakeProcess(["slack", "telegram", "whatsapp"], "--rate-429", str(1 / 3), "--rate-5xx", "0.1",
+                        "--retry-after", "1")
     channels: dict[str, Any] = {
-        "slack": SlackChannel(token="xoxb-fake", api_url=slack.api_url, engine=engine),
-        "telegram": TelegramChannel(token="123:FAKE", api_url=telegram.api_url, webhook_secret="bench"),
-        "whatsapp": WhatsAppChannel(token="wa-token", phone_number_id="1055", api_url=whatsapp.api_url),
+        "slack": SlackChannel(token="xoxb-fake", api_url=fakes.urls["slack"] + "/api/", engine=engine),
+        "telegram": TelegramChannel(token="123:FAKE", api_url=fakes.urls["telegram"] + "/bot", webhook_secret="bench"),
+        "whatsapp": WhatsAppChannel(token="wa-token", phone_number_id="1055", api_url=fakes.urls["whatsapp"]),
     }
     for channel in channels.values():
         await channel.start()
     outbox = NotificationOutbox(engine, channels, now=lambda: datetime.now(UTC), limiter=RateLimiter(),
-                                concurrency=256)
+                                concurrency=1024)
     counts, rates = _bucket_counts(outbox, engine)
     floor = outbox.limiter.floor(counts, rates)
     stop = asyncio.Event()
+    began = datetime.now(UTC)
     started = time.perf_counter()
     worker = asyncio.create_task(outbox.run(stop, poll=0.2))
     while True:
@@ -143,15 +162,18 @@ async def delivery(total: int, database: str | None, mix: str = "mixed") -> dict
     elapsed = time.perf_counter() - started
     stop.set()
     await worker
+    for channel in channels.values():
+        await channel.stop()
     with Session(engine) as session:
         rows = list(session.exec(select(Notification)))
-    began = datetime.now(UTC) - __import__("datetime").timedelta(seconds=elapsed)
     finished = {name: round(max((r.sent_at - began).total_seconds() for r in rows if r.channel == name and r.sent_at), 2)
                 for name in channels if any(r.channel == name for r in rows)}
+    states = {name: fakes.state(name) for name in channels}
+    fakes.stop()
     received: dict[str, list[str]] = {
-        "slack": [m["text"] for m in slack.messages],
-        "telegram": [m["text"] for m in telegram.sent],
-        "whatsapp": [whatsapp.text(m) for m in whatsapp.sent],
+        "slack": [m["text"] for m in states["slack"]["messages"]],
+        "telegram": [m["text"] for m in states["telegram"]["sent"]],
+        "whatsapp": [FakeWhatsApp.text(m) for m in states["whatsapp"]["sent"]],
     }
     thread_of = {int(SEQ.search(r.text).group(1)): f"{r.channel}:{r.address}:{r.exception_id}" for r in rows}  # type: ignore[union-attr]
     seen: Counter[int] = Counter()
@@ -161,12 +183,6 @@ async def delivery(total: int, database: str | None, mix: str = "mixed") -> dict
             seq = int(SEQ.search(text).group(1))  # type: ignore[union-attr]
             seen[seq] += 1
             order[thread_of[seq]].append(seq)
-    faults = {name: dict(fake.faults.counts) for name, fake in (("slack", slack), ("telegram", telegram),
-                                                                  ("whatsapp", whatsapp))}
-    for channel in channels.values():
-        await channel.stop()
-    for fake in (slack, telegram, whatsapp):
-        fake.stop()
     busiest = max(counts, key=lambda k: (counts[k] - rates[k].burst) * rates[k].interval)
     return {
         "benchmark": "delivery", "mix": mix, "database": engine.dialect.name, "notifications": len(rows),
@@ -174,7 +190,8 @@ async def delivery(total: int, database: str | None, mix: str = "mixed") -> dict
         "received_by_fakes": sum(seen.values()), "duplicates": sum(n - 1 for n in seen.values() if n > 1),
         "missing": len(rows) - len(seen), "threads": len(order),
         "threads_out_of_order": sum(1 for ids in order.values() if ids != sorted(ids)),
-        "requests": faults, "finished_seconds": finished, "seconds": round(elapsed, 2), "floor_seconds": round(floor, 2),
+        "requests": {name: state["faults"] for name, state in states.items()}, "finished_seconds": finished,
+        "seconds": round(elapsed, 2), "floor_seconds": round(floor, 2),
         "busiest_bucket": f"{busiest} ({counts[busiest]} messages at {rates[busiest].count}/{rates[busiest].per:g}s)",
         "ratio": round(elapsed / floor, 3) if floor else None,
     }
@@ -217,19 +234,25 @@ def synthetic_plant(path: Path, areas: int = 8, machines_per_area: int = 5, oper
     return plant
 
 
-PROBLEMS = ("stopped, hydraulic leak", "is down, motor overheated", "stopped, spindle noise",
-            "down, sensor fault", "band hai, awaaz aa rahi hai", "parada, fuga de aceite")
+async def _load(url: str, plant: Path, rate: float, count: int, first: int) -> dict[str, Any]:
+    """The load generator in a child process (tests/fakes/load.py), so its CPU is not ours."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.load", url, str(plant), "--rate", str(rate), "--count", str(count),
+        "--first", str(first), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    out, _ = await child.communicate()
+    return json.loads(out)
 
 
 async def latency(rate: float, seconds: float, database: str | None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
-    plant = synthetic_plant(tmp / "plant.yaml")
-    slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
+    synthetic_plant(tmp / "plant.yaml")
+    fakes = FakeProcess(["slack", "telegram", "whatsapp"])
     settings = settings_for(
         database or f"sqlite:///{tmp / 'latency.db'}", tmp, slack_bot_token="xoxb-fake", slack_signing_secret="slack-secret",
-        slack_api_url=slack.api_url, telegram_bot_token="123:FAKE", telegram_api_url=telegram.api_url,
-        telegram_webhook_secret="bench-secret", whatsapp_token="wa-token", whatsapp_phone_number_id="1055",
-        whatsapp_api_url=whatsapp.api_url, whatsapp_app_secret="wa-secret",
+        slack_api_url=fakes.urls["slack"] + "/api/", telegram_bot_token="123:FAKE",
+        telegram_api_url=fakes.urls["telegram"] + "/bot", telegram_webhook_secret="bench-secret",
+        whatsapp_token="wa-token", whatsapp_phone_number_id="1055", whatsapp_api_url=fakes.urls["whatsapp"],
+        whatsapp_app_secret="wa-secret",
     ).model_copy(update={"plant_file": tmp / "plant.yaml"})
     stack = await start_stack(settings)
     handed: dict[int, float] = {}
@@ -241,50 +264,12 @@ async def latency(rate: float, seconds: float, database: str | None) -> dict[str
             return await _send(message)
 
         channel.send = timed  # type: ignore[method-assign]
-    operators = [p for p in plant["people"] if p["id"].startswith("op")]
-    machines = [m for m in plant["machines"]]
-    rng = random.Random(42)
-    sent_at: dict[str, float] = {}
-    statuses: Counter[int] = Counter()
-
-    def request(n: int) -> tuple[Any, Any, str]:
-        person = operators[n % len(operators)]
-        machine = rng.choice([m for m in machines if m["area"] == person["areas"][0]])
-        text = f"press {machine['id'][2:]} {rng.choice(PROBLEMS)}" if n % 5 else "what is down?"
-        platform, address = next(iter(person["channels"].items()))
-        if platform == "whatsapp":
-            body = whatsapp.text_message(address, text, message_id=f"wamid.B{n}")
-            return whatsapp, whatsapp.deliver(stack.url + "/whatsapp/webhook", body), f"whatsapp:wamid.B{n}"
-        if platform == "slack":
-            ts = f"{1_800_000_000 + n}.{n:06d}"
-            body = slack.message_event(address, text, "D" + address[1:], ts)
-            return slack, slack.deliver_event(stack.url + "/slack/events", body), f"slack:D{address[1:]}:{ts}"
-        update = telegram.message(int(address), text, message_id=n + 1)
-        return telegram, telegram.deliver(stack.url + "/telegram/webhook", update, "bench-secret"), \
-            f"telegram:{address}:{n + 1}"
-
-    async def fire(fake: Any, coro: Any, key: str) -> None:
-        sent_at[key] = time.monotonic()
-        status, _ = await fake.acall(coro)
-        statuses[status] += 1
-
-    # Warm-up: the first message builds the NLP pipeline (1-2 s once per process); not measured.
-    fake, coro, _ = request(-1)
-    await fake.acall(coro)
-    await asyncio.sleep(1.0)
-    handed.clear()
+    # Warm-up (not measured): the first messages build the NLP pipeline and the clients' connections.
+    await _load(stack.url, tmp / "plant.yaml", 10, 20, 100_000)
     total = int(rate * seconds)
-    begin = time.monotonic()
-    tasks = []
-    for n in range(total):
-        delay = begin + n / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(fire(*request(n))))
-    await asyncio.gather(*tasks)
-    sending_took = time.monotonic() - begin
-    deadline = time.monotonic() + 60
+    load = await _load(stack.url, tmp / "plant.yaml", rate, total, 0)
     engine = stack.runtime.engine
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with Session(engine) as session:
             if session.exec(select(Notification.id).where(Notification.status == "pending")).first() is None:
@@ -294,21 +279,26 @@ async def latency(rate: float, seconds: float, database: str | None) -> dict[str
         signals = {s.id: s.source_key for s in session.exec(select(Signal))}
         rows = list(session.exec(select(Notification)))
     latencies = []
+    by_channel: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         match = re.match(r"signal:(\d+):", row.dedupe_key)
         key = signals.get(int(match.group(1))) if match else None
-        if key in sent_at and row.id in handed:
-            latencies.append(handed[row.id] - sent_at[key])
-    kinds = Counter(r.kind for r in rows)
+        if key in load["sent"] and row.id in handed:
+            latencies.append(handed[row.id] - load["sent"][key])
+            by_channel[f"{row.channel}/{row.kind}"].append(latencies[-1])
+    measured_rows = [r for r in rows if (m := re.match(r"signal:(\d+):", r.dedupe_key))
+                     and signals.get(int(m.group(1))) in load["sent"]]
     await stack.stop()
-    for fake in (slack, telegram, whatsapp):
-        fake.stop()
+    fakes.stop()
     return {
         "benchmark": "latency", "database": engine.dialect.name, "inbound": total, "rate": rate,
-        "achieved_rate": round(total / sending_took, 1), "http_statuses": dict(statuses),
-        "notifications": len(rows), "measured": len(latencies), "kinds": dict(kinds),
+        "achieved_rate": round(total / load["seconds"], 1), "http_statuses": load["statuses"],
+        "notifications": len(measured_rows), "measured": len(latencies),
+        "kinds": dict(Counter(r.kind for r in measured_rows)),
         "p50_ms": round(statistics.median(latencies) * 1000, 1), "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies) * 1000, 1),
+        "p99_ms_by_channel_and_kind": {k: [len(v), round(percentile(v, 0.99) * 1000, 1)]
+                                       for k, v in sorted(by_channel.items())},
     }
 
 

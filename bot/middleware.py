@@ -107,11 +107,16 @@ class InboundGate:
         self.runtime = runtime
         self.media = media
         self.wake = wake
-        sqlite = str(getattr(runtime.engine, "url", "")).startswith("sqlite")
+        self.sqlite = str(getattr(runtime.engine, "url", "")).startswith("sqlite")
         # SQLite takes one writer at a time: one worker avoids lock waits; PostgreSQL takes several.
-        self._pool = ThreadPoolExecutor(max_workers=workers or (1 if sqlite else 4), thread_name_prefix="inbound")
+        self._pool = ThreadPoolExecutor(max_workers=workers or (1 if self.sqlite else 4), thread_name_prefix="inbound")
         self._inflight: set[str] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The thread(s) that write inbound messages; on SQLite the outbox writes there too."""
+        return self._pool
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +47,8 @@ from models import Notification, PlantException, TimelineEvent, session_scope
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
+CLAIM_INTERVAL = 0.05  # seconds between two claims of the continuous worker: under load one claim serves many rows
+STATUS_INTERVAL = 0.5  # seconds between two looks for status changes to edit into sent messages
 STATUS_EVENTS = ("opened", "acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
 
 _N = Notification.__table__
@@ -93,7 +96,7 @@ class NotificationOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, now: Callable[[], datetime],
                  fallback: str | None = "console", limiter: RateLimiter | None = None,
                  lease: timedelta = timedelta(seconds=60), concurrency: int = 128, run_length: int = 50,
-                 max_inline_wait: float = 10.0, backoff_base: float = 0.1) -> None:
+                 max_inline_wait: float = 10.0, backoff_base: float = 0.1, executor: Executor | None = None) -> None:
         self.engine = engine
         self.channels = channels
         self.now = now
@@ -104,10 +107,21 @@ class NotificationOutbox:
         self.run_length = run_length  # rows of one thread leased per claim
         self.max_inline_wait = max_inline_wait
         self.backoff_base = backoff_base
+        self.executor = executor
         self._wake = asyncio.Event()
         self._running = False
+        self._settling: list[tuple[_Claim, dict[str, Any], str | None, asyncio.Future[list[int]]]] = []
+        self._settler: asyncio.Task[None] | None = None
+        self._status_due = 0.0
         self._status_mark: int | None = None
         self._mark_status()
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Database work off the event loop: in `executor` if one is given (on SQLite the one thread
+        that also stores inbound messages, so writers never wait for each other's lock)."""
+        if self.executor is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
 
     # --- passes --------------------------------------------------------------------------
 
@@ -124,7 +138,7 @@ class NotificationOutbox:
         if self._running:
             self.wake()
             return 0
-        runs = await asyncio.to_thread(self._claim, limit, set())
+        runs = await self._db(self._claim, limit, set())
         gate = asyncio.Semaphore(self.concurrency)
 
         async def bounded(run: _Run) -> int:
@@ -141,12 +155,14 @@ class NotificationOutbox:
         self._wake = asyncio.Event()  # bound to this loop; replay and tests run passes on loops of their own
         tasks: dict[str, asyncio.Task[int]] = {}
         try:
+            loop = asyncio.get_running_loop()
             while not stop.is_set():
                 self._wake.clear()
+                claimed_at = loop.time()
                 room = self.concurrency - len(tasks)
                 if room > 0:
                     try:
-                        runs = await asyncio.to_thread(self._claim, room, set(tasks))
+                        runs = await self._db(self._claim, room, set(tasks))
                     except Exception:
                         log.exception("notification outbox: claim failed; trying again shortly")
                         runs = []
@@ -154,12 +170,16 @@ class NotificationOutbox:
                         task = asyncio.create_task(self._deliver_run(run), name=f"outbox:{run.key}")
                         tasks[run.key] = task
                         task.add_done_callback(lambda _t, key=run.key: (tasks.pop(key, None), self._wake.set()))
-                try:
-                    await self.sync_status()
-                except Exception:
-                    log.exception("notification outbox: status edits failed; trying again shortly")
+                if loop.time() >= self._status_due:
+                    self._status_due = loop.time() + STATUS_INTERVAL
+                    try:
+                        await self.sync_status()
+                    except Exception:
+                        log.exception("notification outbox: status edits failed; trying again shortly")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._first(stop), timeout=poll)
+                # Under load many wakes come at once: one claim serves them all.
+                await asyncio.sleep(max(0.0, claimed_at + CLAIM_INTERVAL - loop.time()))
         finally:
             self._running = False
             if tasks:
@@ -220,17 +240,19 @@ class NotificationOutbox:
                     continue
                 followers[key].append(row)
             rows_by_key = {key: [head, *followers[key]] for key, head in keys.items()}
+            wanted = dict(list(rows_by_key.items())[:limit])
+            # One statement leases them all; a row another worker leased meanwhile is no longer due and
+            # drops out, and so does the rest of its thread (the run must stay contiguous).
+            ids = [row.id for rows in wanted.values() for row in rows]
+            leased = dict(session.execute(
+                update(_N).where(_N.c.id.in_(ids), due).values(attempts=_N.c.attempts + 1, next_attempt_at=lease_until)
+                .returning(_N.c.id, _N.c.attempts)).all())
             claimed: dict[str, list[tuple[Any, int]]] = {}
-            for key, rows in rows_by_key.items():
-                if len(claimed) >= limit:
-                    break
+            for key, rows in wanted.items():
                 for row in rows:
-                    result = session.execute(
-                        update(_N).where(_N.c.id == row.id, _N.c.attempts == row.attempts, _N.c.status == "pending")
-                        .values(attempts=row.attempts + 1, next_attempt_at=lease_until))
-                    if result.rowcount != 1:
+                    if row.id not in leased or leased[row.id] != row.attempts + 1:
                         break
-                    claimed.setdefault(key, []).append((row, row.attempts + 1))
+                    claimed.setdefault(key, []).append((row, leased[row.id]))
             exception_ids = {row.exception_id for rows in claimed.values() for row, _ in rows if row.exception_id}
             codes = dict(session.execute(select(PlantException.id, PlantException.code)
                                          .where(PlantException.id.in_(exception_ids))).all()) if exception_ids else {}
@@ -261,7 +283,7 @@ class NotificationOutbox:
                 log.exception("notification %s: delivery failed unexpectedly", claim.id)
                 return run.settled
             try:
-                ok = await asyncio.to_thread(self._settle, claim, values, failed_reason)
+                ok = await self._record(claim, values, failed_reason)
             except Exception:
                 log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
                 return run.settled
@@ -339,7 +361,7 @@ class NotificationOutbox:
             return
         run.lease_until = now + self.lease
         rest = run.claims[index:]
-        await asyncio.to_thread(self._renew, rest, run.lease_until)
+        await self._db(self._renew, rest, run.lease_until)
 
     def _renew(self, claims: list[_Claim], until: datetime) -> None:
         with session_scope(self.engine) as session:
@@ -349,20 +371,43 @@ class NotificationOutbox:
 
     # --- settle --------------------------------------------------------------------------
 
-    def _settle(self, claim: _Claim, values: dict[str, Any], failed_reason: str | None) -> int:
+    async def _record(self, claim: _Claim, values: dict[str, Any], failed_reason: str | None) -> int:
+        """Settle one row; rows settled at about the same time share one database transaction."""
+        done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._settling.append((claim, values, failed_reason, done))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle_batches())
+        return (await done)[0]
+
+    async def _settle_batches(self) -> None:
+        while self._settling:
+            batch, self._settling = self._settling, []
+            try:
+                results = await self._db(self._settle, [(c, v, f) for c, v, f, _ in batch])
+            except Exception as error:
+                for *_, done in batch:
+                    done.set_exception(error)
+                continue
+            for result, (*_, done) in zip(results, batch, strict=True):
+                done.set_result([result])
+
+    def _settle(self, batch: list[tuple[_Claim, dict[str, Any], str | None]]) -> list[int]:
+        results = []
         with Session(self.engine, expire_on_commit=False) as session:
-            result = session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,
-                                                      _N.c.status == "pending").values(**values))
-            if result.rowcount != 1:
-                session.rollback()
-                log.warning("notification %s: lease lost before settling (%s)", claim.id, values.get("status"))
-                return 0
-            if failed_reason is not None and claim.exception_id:
-                session.add(TimelineEvent(
-                    exception_id=claim.exception_id, at=self.now(), kind="not_reached", person_id=claim.person_id,
-                    text=failed_reason[:2000], data={"channel": claim.channel_name, "notification": claim.id}))
+            for claim, values, failed_reason in batch:
+                result = session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,
+                                                          _N.c.status == "pending").values(**values))
+                if result.rowcount != 1:
+                    log.warning("notification %s: lease lost before settling (%s)", claim.id, values.get("status"))
+                    results.append(0)
+                    continue
+                if failed_reason is not None and claim.exception_id:
+                    session.add(TimelineEvent(
+                        exception_id=claim.exception_id, at=self.now(), kind="not_reached", person_id=claim.person_id,
+                        text=failed_reason[:2000], data={"channel": claim.channel_name, "notification": claim.id}))
+                results.append(0 if values.get("status") == "pending" else 1)
             session.commit()
-        return 0 if values.get("status") == "pending" else 1
+        return results
 
     # --- status edits --------------------------------------------------------------------
 
@@ -379,7 +424,7 @@ class NotificationOutbox:
         editable = self._editable()
         if not editable or self._status_mark is None:
             return 0
-        work = await asyncio.to_thread(self._status_work, list(editable))
+        work = await self._db(self._status_work, list(editable))
         edited = 0
         for row, exception in work:
             channel = editable[row.channel]

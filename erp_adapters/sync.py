@@ -4,6 +4,10 @@ Incremental twice over: the ERP is asked only for orders changed since the last 
 (`since`, the report's `watermark` of the previous run), and a row is written only when
 something in it differs. Nothing is deleted: an ERP read that is filtered or paged does not
 say what disappeared, and exceptions keep pointing at the machines and orders they named.
+
+Rows the sync creates carry `origin` "erp", so a plant-file load leaves them alone. A row the
+plant file lists (`origin` "plant_file") is the file's: the sync counts it as kept and does not
+change it; drop the entry from the file and the next sync brings the ERP's version in.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 from erp_adapters.base import ErpAdapter, ErpCustomerOrder, ErpMachine, ErpMaterial, ErpWorkOrder
-from models.tables import Area, CustomerOrder, Machine, Material, Plant, WorkOrder
+from models.tables import Area, CustomerOrder, Machine, Material, Plant, RowOrigin, WorkOrder
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,12 @@ class SyncCounts:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    kept: int = 0  # the plant file lists this id: its entry wins
     skipped: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated
 
 
 @dataclass
@@ -44,16 +53,23 @@ class SyncReport:
     erp: str
     started_at: datetime
     watermark: datetime | None  # pass as `since` next time
+    since: datetime | None = None  # orders were read changed since then; None: all of them
     counts: dict[str, SyncCounts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [
             f"{what.replace('_', ' ')}: {c.created} new, {c.updated} changed, {c.unchanged} unchanged"
+            + (f", {c.kept} kept from the plant file" if c.kept else "")
             + (f", {c.skipped} skipped" if c.skipped else "")
             for what, c in self.counts.items()
         ]
         return f"{self.erp} -> {self.plant_id}: " + "; ".join(parts)
+
+    @property
+    def changed(self) -> bool:
+        """Whether master data in the store changed (the NLP indexes need a refresh)."""
+        return any(c.changed for c in self.counts.values())
 
 
 async def sync_master_data(
@@ -72,6 +88,7 @@ async def sync_master_data(
         erp=getattr(adapter, "name", "erp"),
         started_at=(now or (lambda: datetime.now(UTC)))(),
         watermark=since,
+        since=since,
     )
 
     def tell(what: str, done: int, total: int) -> None:
@@ -131,6 +148,9 @@ def _upsert(
         areas = {a.id for a in session.exec(select(Area).where(Area.plant_id == plant_id))}
         for item in rows:
             current = existing.get(item.id)
+            if current is not None and current.origin == RowOrigin.plant_file:
+                counts.kept += 1
+                continue
             values = _values(what, item, current, settings)
             if values is None:
                 counts.skipped += 1
@@ -140,7 +160,7 @@ def _upsert(
                 session.add(Area(plant_id=plant_id, id=values["area_id"], name=values["area_id"]))
                 areas.add(values["area_id"])
             if current is None:
-                session.add(model(plant_id=plant_id, id=item.id, **values))
+                session.add(model(plant_id=plant_id, id=item.id, origin=RowOrigin.erp.value, **values))
                 counts.created += 1
             elif _apply(current, values):
                 session.add(current)

@@ -91,6 +91,12 @@ def _chat(args: argparse.Namespace) -> int:
     return chat(Settings(), args.person)
 
 
+def _sync_erp(args: argparse.Namespace) -> int:
+    from mfgos.sync import sync_erp_command
+
+    return sync_erp_command(Settings(), full=args.full)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mfgos", description="A chat-first Manufacturing OS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--database", help="replay into this database (resumes a replay that was killed)")
     replay.add_argument("--pause-after", type=int, help=argparse.SUPPRESS)  # test hook for kill -9 tests
     replay.set_defaults(func=_replay)
+
+    sync_erp = sub.add_parser("sync-erp", help="read machines, materials and orders from the ERP (MFGOS_ERP)")
+    sync_erp.add_argument("--full", action="store_true",
+                          help="read every order again, not only those changed since the last sync")
+    sync_erp.set_defaults(func=_sync_erp)
 
     check = sub.add_parser("check-plant", help="validate a plant file and report every problem")
     check.add_argument("file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PLANT = Path(__file__).parent / "data" / "demo_plant.yaml"
@@ -46,5 +46,7 @@ class Settings(BaseSettings):
     erp_url: str | None = None
     erp_user: str | None = None
     erp_token: SecretStr | None = None
+    # `serve` reads master data from the ERP this often (seconds); 0 turns it off. Not with the ledger.
+    erp_sync_interval: float = Field(default=900.0, ge=0)
 
     attachments_dir: Path = Path("mfgos-data/attachments")

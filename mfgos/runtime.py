@@ -59,7 +59,8 @@ class Runtime:
         self._processing = threading.Lock()
         self.load_plant(Path(settings.plant_file))
         self.channels: dict[str, Channel] = channels if channels is not None else {"console": CaptureChannel("console")}
-        self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings)
+        # The runtime's clock reaches the ERP too: documents posted in a replay carry its times.
+        self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings, now=self.clock.now)
         self.notifications = NotificationOutbox(self.engine, self.channels, now=self.clock.now)
         self.erp_outbox = ErpOutbox(self.engine, self.erp, now=self.clock.now, on_settled=self._erp_settled)
 
@@ -75,6 +76,14 @@ class Runtime:
             with Session(self.engine) as session:
                 self._reader.refresh(master_data_from_store(session, self.plant_id))
         return changes
+
+    def refresh_master_data(self) -> None:
+        """Rebuild the NLP indexes from the store after master data changed outside `load_plant`
+        (an ERP sync); nothing to do until the indexes are first built."""
+        if self._reader is None:
+            return
+        with self._processing, Session(self.engine) as session:  # never under a message being read
+            self._reader.refresh(master_data_from_store(session, self.plant_id))
 
     @property
     def reader(self) -> Extractor:

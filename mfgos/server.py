@@ -2,7 +2,9 @@
 
 At start the runtime processes signals stored before a crash; then a worker on the
 server's event loop fires escalation timers and drains both outboxes every half second on
-the system clock, so a timer that came due while the process was down fires at once.
+the system clock, so a timer that came due while the process was down fires at once. With an
+ERP other than the ledger a second task reads master data from it every
+MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
 
 from __future__ import annotations
@@ -61,12 +63,25 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
             await hub.start()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
+        erp_sync = None
+        settings = runtime.settings
+        if settings.erp != "ledger" and settings.erp_sync_interval > 0:
+            # ERP master data on its own task (a slow ERP read must not hold up the outboxes);
+            # MFGOS_ERP_SYNC_INTERVAL seconds apart, docs/erp.md.
+            from mfgos.sync import run_scheduled_sync
+
+            erp_sync = asyncio.create_task(run_scheduled_sync(runtime, stop, settings.erp_sync_interval),
+                                           name="mfgos-erp-sync")
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
             stop.set()
+            if erp_sync is not None:
+                erp_sync.cancel()  # safe mid-read: the watermark moves only after a whole sync
+                with contextlib.suppress(asyncio.CancelledError):
+                    await erp_sync
             await task
             if hub is not None:
                 await hub.stop()

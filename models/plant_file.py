@@ -48,6 +48,7 @@ from models.tables import (
     Area,
     ChannelIdentity,
     CustomerOrder,
+    ErpSyncState,
     ExceptionType,
     Machine,
     Material,
@@ -55,6 +56,7 @@ from models.tables import (
     Plant,
     Role,
     RoutingRule,
+    RowOrigin,
     Shift,
     WorkOrder,
     WorkOrderStatus,
@@ -831,21 +833,24 @@ _Row = Area | Machine | Material | CustomerOrder | WorkOrder | Shift | Person | 
 def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str, dict[str, Any]]]]:
     """Per section: the table, its key column and the wanted column values by key."""
     pid = plant_file.plant.id
+    ours = RowOrigin.plant_file.value  # an entry takes over a row the ERP sync created under the same id
     return {
         "areas": (Area, "id", {a.id: {"plant_id": pid, "id": a.id, "name": a.name} for a in plant_file.areas}),
         "machines": (Machine, "id", {
-            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "area_id": m.area, "aliases": list(m.aliases)}
+            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "area_id": m.area, "aliases": list(m.aliases),
+                   "origin": ours}
             for m in plant_file.machines}),
         "materials": (Material, "id", {
-            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area}
+            m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area,
+                   "origin": ours}
             for m in plant_file.materials}),
         "customer_orders": (CustomerOrder, "id", {
-            c.id: {"plant_id": pid, "id": c.id, "customer": c.customer, "due": c.due}
+            c.id: {"plant_id": pid, "id": c.id, "customer": c.customer, "due": c.due, "origin": ours}
             for c in plant_file.customer_orders}),
         "work_orders": (WorkOrder, "id", {
             w.id: {"plant_id": pid, "id": w.id, "machine_id": w.machine, "material_id": w.material,
                    "quantity": w.quantity, "start": w.start, "end": w.end,
-                   "customer_order_id": w.customer_order, "status": w.status}
+                   "customer_order_id": w.customer_order, "status": w.status, "origin": ours}
             for w in plant_file.work_orders}),
         "shifts": (Shift, "id", {
             s.id: {"plant_id": pid, "id": s.id, "start": s.start, "end": s.end, "days": list(s.days)}
@@ -875,7 +880,9 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     """Upsert the plant file into the master-data tables and report what changed.
 
     Idempotent: the same content twice changes nothing. Rows no longer in the file are
-    deleted; signals, exceptions, notifications and ERP rows are never touched, and a
+    deleted, except master data an ERP sync brought in (`origin` "erp") and the areas those
+    rows still name; an entry with the id of such a row takes it over (it becomes the plant
+    file's). Signals, exceptions, notifications and ERP transactions are never touched, and a
     machine keeps its last known `running` state. Flushes, never commits: the caller's
     session_scope decides. Raises PlantFileError if a chat address already belongs to a
     person of another plant in the same database.
@@ -906,13 +913,21 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
 
     # Deletes are flushed before inserts so a moved unique chat address never collides.
     pending: list[tuple[SectionChanges, type[_Row], str, dict[str, dict[str, Any]], dict[str, Any]]] = []
-    for name, (table, key, wanted) in _desired(plant_file).items():
+    desired = _desired(plant_file)
+    kept = _kept_for_erp_rows(session, pid, desired)
+    for name, (table, key, wanted) in desired.items():
         section = changes.sections.setdefault(name, SectionChanges())
         existing = {str(getattr(row, key)): row for row in session.exec(select(table).where(table.plant_id == pid))}
         for row_key in sorted(existing.keys() - wanted.keys(), key=_natural):
+            if getattr(existing[row_key], "origin", RowOrigin.plant_file) != RowOrigin.plant_file:
+                continue  # the ERP sync's row: the sync keeps it up to date
+            if name in kept and row_key in kept[name]:
+                continue
             session.delete(existing.pop(row_key))
             section.removed.append(row_key)
         pending.append((section, table, key, wanted, existing))
+    if changes.sections["work_orders"].removed or changes.sections["customer_orders"].removed:
+        _reread_orders_at_next_sync(session, pid)
     identity_changes = changes.sections.setdefault("channel_identities", SectionChanges())
     stored = {f"{row.person_id}:{row.channel}": row
               for row in session.exec(select(ChannelIdentity).where(ChannelIdentity.plant_id == pid))}
@@ -939,6 +954,26 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
                 identity_changes.added.append(label)
     session.flush()
     return changes
+
+
+def _kept_for_erp_rows(session: Session, pid: str,
+                       desired: dict[str, tuple[type[_Row], str, dict[str, dict[str, Any]]]]) -> dict[str, set[str]]:
+    """Rows the file no longer lists that must stay because ERP-synced rows name them: areas."""
+    areas: set[str] = set()
+    for name, table in (("machines", Machine), ("materials", Material)):
+        taken_over = desired[name][2].keys()
+        areas.update(row.area_id for row in session.exec(select(table).where(
+            table.plant_id == pid, table.origin != RowOrigin.plant_file)) if row.area_id and row.id not in taken_over)
+    return {"areas": areas}
+
+
+def _reread_orders_at_next_sync(session: Session, pid: str) -> None:
+    """An order the file dropped may still be in the ERP; an incremental sync would not read it
+    again until it changes there, so the next sync reads every order once more."""
+    state = session.get(ErpSyncState, pid)
+    if state is not None and state.watermark is not None:
+        state.watermark = None
+        session.add(state)
 
 
 def _natural(key: str) -> tuple[int, str]:

@@ -169,6 +169,7 @@ class ErpSyncState(SQLModel, table=True):
     erp: str  # the adapter that set the watermark; another ERP's watermark means nothing
     watermark: str | None = None  # ISO 8601, the latest change the ERP reported; None: read everything
     synced_at: datetime
+    changed_at: datetime | None = None  # the last sync that changed master data: processes refresh their NLP
 
 
 class Shift(SQLModel, table=True):

@@ -26,6 +26,7 @@ from models.tables import (
     Area,
     ChannelIdentity,
     CustomerOrder,
+    ErpSyncState,
     Machine,
     Material,
     Notification,
@@ -503,3 +504,68 @@ def test_an_address_of_another_plant_is_refused_with_its_line(sqlite_engine: Eng
     ]
     with Session(sqlite_engine) as session:
         assert session.get(Plant, "pune-1") is None
+
+
+# --- rows an ERP sync brought in ----------------------------------------------------------
+
+
+def add_erp_rows(engine: Engine) -> None:
+    """What `mfgos sync-erp` writes: rows with origin "erp", machines in an area of their own."""
+    with session_scope(engine) as session:
+        session.add(Area(plant_id="test-1", id="erp", name="erp"))
+        session.add(Machine(plant_id="test-1", id="PRESS-02", name="Press 2", area_id="erp", origin="erp"))
+        session.add(Machine(plant_id="test-1", id="CNC-09", name="CNC mill 9 (ERP)", area_id="erp", origin="erp"))
+        session.add(Material(plant_id="test-1", id="HOUSING-A", name="Pump housing A", origin="erp"))
+        session.add(CustomerOrder(plant_id="test-1", id="SO-9001", customer="ACME", origin="erp"))
+        session.add(WorkOrder(plant_id="test-1", id="WO-4472", machine_id="PRESS-02", status="released",
+                              origin="erp"))
+
+
+def test_a_load_deletes_only_its_own_rows_not_the_erps(engine: Engine, tmp_path: Path) -> None:
+    apply_file(engine, write(tmp_path, BASE))
+    add_erp_rows(engine)
+    dropped = BASE.replace("  - {id: CNC-08, name: CNC mill 8, area: machining}\n", "").replace(
+        "  - {id: WO-2, machine: CNC-08, status: planned}\n", "")
+    changes = apply_file(engine, write(tmp_path, dropped))
+    assert changes.sections["machines"].removed == ["CNC-08"]
+    assert changes.sections["work_orders"].removed == ["WO-2"]
+    assert not changes.sections["areas"].removed  # "erp" is not in the file, but ERP machines stand in it
+    with Session(engine) as session:
+        assert {m.id: m.origin for m in session.exec(select(Machine))} == {
+            "CNC-07": "plant_file", "PRESS-02": "erp", "CNC-09": "erp"}
+        assert session.get(WorkOrder, ("test-1", "WO-4472")).origin == "erp"
+        assert session.get(Material, ("test-1", "HOUSING-A")) is not None
+        assert session.get(CustomerOrder, ("test-1", "SO-9001")) is not None
+        assert session.get(Area, ("test-1", "erp")) is not None
+
+
+def test_an_entry_takes_over_the_erps_row_and_then_goes_with_the_file(engine: Engine, tmp_path: Path) -> None:
+    apply_file(engine, write(tmp_path, BASE))
+    add_erp_rows(engine)
+    with session_scope(engine) as session:
+        session.add(ErpSyncState(plant_id="test-1", erp="erpnext", watermark="2026-11-25T08:00:00+00:00",
+                                 synced_at=datetime(2026, 11, 25, 8, 0, tzinfo=UTC)))
+    taken = edit("  - {id: CNC-08, name: CNC mill 8, area: machining}\n",
+                 "  - {id: CNC-08, name: CNC mill 8, area: machining}\n"
+                 "  - {id: CNC-09, name: CNC mill 9, area: machining, aliases: [mill 9]}\n").replace(
+        "  - {id: WO-2, machine: CNC-08, status: planned}\n",
+        "  - {id: WO-2, machine: CNC-08, status: planned}\n  - {id: WO-4472, machine: CNC-09, status: held}\n")
+    changes = apply_file(engine, write(tmp_path, taken))
+    assert changes.sections["machines"].updated == ["CNC-09"] and not changes.sections["machines"].added
+    with Session(engine) as session:
+        mill = session.get(Machine, ("test-1", "CNC-09"))
+        assert (mill.origin, mill.name, mill.area_id, mill.aliases) == ("plant_file", "CNC mill 9", "machining",
+                                                                          ["mill 9"])
+        order = session.get(WorkOrder, ("test-1", "WO-4472"))
+        assert (order.origin, order.machine_id, order.status) == ("plant_file", "CNC-09", "held")
+        assert session.get(ErpSyncState, "test-1").watermark is not None  # no order was dropped
+
+    # Dropped from the file again: the taken-over rows are the file's now, so they go, and the
+    # next sync reads every order again to bring the ERP's version back.
+    changes = apply_file(engine, write(tmp_path, BASE))
+    assert (changes.sections["machines"].removed, changes.sections["work_orders"].removed) == (["CNC-09"],
+                                                                                             ["WO-4472"])
+    with Session(engine) as session:
+        assert session.get(Machine, ("test-1", "CNC-09")) is None
+        assert session.get(Machine, ("test-1", "PRESS-02")).origin == "erp"
+        assert session.get(ErpSyncState, "test-1").watermark is None

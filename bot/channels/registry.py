@@ -79,6 +79,9 @@ class ChannelHub:
                                         wake=runtime.notifications.wake)
         self.channels = channels if channels is not None else build_channels(settings, runtime, self.gate)
         runtime.channels.update(self.channels)  # the outbox holds this same dict
+        if self.gate.sqlite:
+            # One writer thread for SQLite: inbound messages and the outbox never wait on each other's lock.
+            runtime.notifications.executor = self.gate.executor
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.started: set[str] = set()
@@ -128,4 +131,6 @@ class ChannelHub:
             except Exception:
                 log.exception("channel %s did not stop cleanly", name)
         self.started.clear()
+        if self.runtime.notifications.executor is self.gate.executor:
+            self.runtime.notifications.executor = None
         self.gate.close()

@@ -233,7 +233,8 @@ class SlackChannel:
 
     async def send(self, message: OutboundMessage) -> str:
         conversation, in_thread = self._conversation(message)
-        card = await self._card(message.exception_code)
+        # The exception's card (a DB read) only where it is shown: thread roots and messages with buttons.
+        card = await self._card(message.exception_code) if in_thread or message.buttons else None
         text = message.text
         thread_ts = None
         if in_thread and card is not None:

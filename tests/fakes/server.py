@@ -60,6 +60,14 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._client: aiohttp.ClientSession | None = None
+        self.app.router.add_get("/_fake/state", self._state)
+
+    def state(self) -> dict[str, Any]:
+        """What the fake recorded, for a benchmark that runs it in another process (`tests.fakes.serve`)."""
+        return {"faults": dict(self.faults.counts)}
+
+    async def _state(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.state())
 
     @property
     def url(self) -> str:

@@ -141,6 +141,9 @@ class FakeSlack(FakeServer):
     def context(message: dict[str, Any]) -> list[str]:
         return [e["text"] for b in message["blocks"] if b.get("type") == "context" for e in b["elements"]]
 
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "messages": self.messages, "updates": self.updates}
+
     # --- as the platform: the Events API -------------------------------------------------
 
     def sign(self, raw: bytes, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:

@@ -159,6 +159,9 @@ class FakeTelegram(FakeServer):
         self._closing = True
         self._release()
 
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "sent": self.sent, "edits": self.edits}
+
     # --- as the platform -------------------------------------------------------------------
 
     @staticmethod

@@ -113,6 +113,9 @@ class FakeWhatsApp(FakeServer):
             return []
         return [b["reply"]["id"] for b in message["interactive"]["action"]["buttons"]]
 
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "sent": self.sent}
+
     # --- as the platform -------------------------------------------------------------------
 
     def envelope(self, messages: list[dict[str, Any]], contacts: list[dict[str, Any]]) -> dict[str, Any]:

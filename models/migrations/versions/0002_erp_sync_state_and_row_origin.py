@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 00:24:32.386898
+Create Date: 2026-11-25 00:25:35.897337
 """
 from alembic import op
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ def upgrade() -> None:
     sa.Column('erp', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('watermark', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('synced_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('changed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['plant_id'], ['plants.id'], ),
     sa.PrimaryKeyConstraint('plant_id')
     )
