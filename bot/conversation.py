@@ -214,7 +214,7 @@ def _complete_pending(ctx: Context, who: Person, pending: PendingReport, answer:
         pending.resolved_at = None
         pending.missing = "type"
         return _ask_again(ctx, who, pending, channel)
-    _open_or_join(ctx, who, pending.text, exception_type, machine, original.get("work_order"),
+    _open_or_join(ctx, who, f"{pending.text} / {answer.text}", exception_type, machine, original.get("work_order"),
                   original.get("material"), original.get("severity") or "medium", original.get("language") or "en",
                   channel)
     return True

@@ -84,6 +84,9 @@ def preferred_channel(who: Person, reply_channel: str | None = None) -> tuple[st
 def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantException | None = None,
            role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None) -> Notification:
     channel, address = preferred_channel(who, reply_channel)
+    if role is None:
+        # Say in which capacity the person hears about it: as the reporter, or by their role.
+        role = "reporter" if exc and exc.reporter_id == who.id else (who.roles[0] if who.roles else None)
     key = f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}"
     existing = ctx.session.exec(select(Notification).where(Notification.dedupe_key == key)).first()
     if existing:

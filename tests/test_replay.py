@@ -200,3 +200,45 @@ def test_cli_replay_exit_codes(tmp_path: Path) -> None:
     failed = subprocess.run([sys.executable, "-m", "mfgos.cli", "replay", str(bad), "--json"],
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "missing key 'plant'" in failed.stderr
+
+
+def recipients(result: dict[str, Any], kind: str) -> list[tuple[str, float]]:
+    return [(n["to"], n["elapsed_s"]) for n in result["notifications"] if n["kind"] == kind]
+
+
+def test_spanish_report_asked_back_in_spanish_through_to_the_ledger() -> None:
+    result = run("spanish_breakdown.yaml")
+    [question] = [n for n in result["notifications"] if n["kind"] == "question"]
+    assert (question["to"], question["elapsed_s"], question["text"]) == ("carlos", 0, "¿Qué máquina es?")
+    [exc] = result["exceptions"]
+    assert (exc["type"], exc["machine"], exc["status"]) == ("breakdown", "HOB-01", "closed")
+    assert exc["opened_at"] == "2026-11-25T09:01:00+05:30"
+    assert set(alerts_at(result, 60)) == {"tom", "deepa", "john"}
+    [to_carlos] = [n for n in result["notifications"] if n["to"] == "carlos" and n["kind"] == "erp_reference"]
+    assert "registrado como MR-" in to_carlos["text"], "the operator hears back in Spanish"
+    [tom_alert] = [n for n in result["notifications"] if n["to"] == "tom" and n["kind"] == "alert"]
+    assert tom_alert["text"].startswith("E-0001 Ausfall"), "tom reads German"
+    assert [t["kind"] for t in result["erp_transactions"]] == ["maintenance_request"]
+
+
+def test_german_quality_report_with_spanish_disposition() -> None:
+    result = run("german_quality.yaml")
+    [exc] = result["exceptions"]
+    assert (exc["type"], exc["machine"], exc["status"]) == ("quality", "HT-01", "closed")
+    assert recipients(result, "acknowledged") == [("jonas", 300.0)]
+    opened = [n for n in result["notifications"] if n["to"] == "jonas" and n["kind"] == "opened"]
+    assert opened and "eröffnet" in opened[0]["text"]
+    lines = [(t["kind"], t["fields"].get("action"), t["fields"].get("quantity")) for t in result["erp_transactions"]]
+    assert lines == [("nonconformance", None, 200.0), ("stock_status", "scrap", 40.0),
+                     ("stock_status", "release", 160.0)]
+
+
+def test_hindi_report_asked_back_in_hindi_through_to_the_ledger() -> None:
+    result = run("hindi_breakdown.yaml")
+    assert recipients(result, "question") == [("ravi", 0.0)]
+    [exc] = result["exceptions"]
+    assert (exc["type"], exc["machine"], exc["status"]) == ("breakdown", "GRD-02", "closed")
+    assert recipients(result, "acknowledged") == [("ravi", 240.0)]
+    [txn] = result["erp_transactions"]
+    assert txn["kind"] == "maintenance_request" and txn["fields"]["machine"] == "GRD-02"
+    assert txn["created_at"] == "2026-11-25T10:31:00+05:30"
