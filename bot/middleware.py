@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BRIDGE_MAX_AGE = 300  # seconds a signed bridge request stays valid (as Slack's window)
 SEEN = 10_000  # recently handled event keys remembered in process
+IDENTITY_TTL = 60.0  # seconds a platform address -> person lookup is reused (a reloaded plant file shows after it)
 
 Fetch = Callable[[InboundAttachment], Awaitable[tuple[bytes, str | None]]]
 
@@ -112,6 +113,7 @@ class InboundGate:
         self._pool = ThreadPoolExecutor(max_workers=workers or (1 if self.sqlite else 4), thread_name_prefix="inbound")
         self._inflight: set[str] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._people: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -160,9 +162,17 @@ class InboundGate:
         return Accepted("duplicate" if received.duplicate else "stored", received.signal_id, person_id)
 
     def _identify(self, message: InboundMessage) -> str | None:
+        now = time.monotonic()
         for address in (message.address, *message.aliases):
-            if address and (person_id := self.runtime.person_for(message.channel, address)):
-                return person_id
+            if not address:
+                continue
+            key = (message.channel, address)
+            cached = self._people.get(key)
+            if cached is None or cached[1] < now:
+                cached = (self.runtime.person_for(message.channel, address), now + IDENTITY_TTL)
+                self._people[key] = cached
+            if cached[0]:
+                return cached[0]
         return None
 
     async def _keep_attachments(self, message: InboundMessage, fetch: Fetch | None) -> list[dict[str, Any]]:

@@ -248,11 +248,18 @@ class NotificationOutbox:
                 update(_N).where(_N.c.id.in_(ids), due).values(attempts=_N.c.attempts + 1, next_attempt_at=lease_until)
                 .returning(_N.c.id, _N.c.attempts)).all())
             claimed: dict[str, list[tuple[Any, int]]] = {}
+            release: list[int] = []
             for key, rows in wanted.items():
+                gap = False
                 for row in rows:
-                    if row.id not in leased or leased[row.id] != row.attempts + 1:
-                        break
+                    gap = gap or row.id not in leased
+                    if gap:
+                        if row.id in leased:
+                            release.append(row.id)  # behind a row we did not get: not ours to send yet
+                        continue
                     claimed.setdefault(key, []).append((row, leased[row.id]))
+            if release:
+                session.execute(update(_N).where(_N.c.id.in_(release)).values(next_attempt_at=now))
             exception_ids = {row.exception_id for rows in claimed.values() for row, _ in rows if row.exception_id}
             codes = dict(session.execute(select(PlantException.id, PlantException.code)
                                          .where(PlantException.id.in_(exception_ids))).all()) if exception_ids else {}

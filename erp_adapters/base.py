@@ -48,6 +48,9 @@ class Transaction:
     idempotency_key: str
     exception_code: str | None = None
     plant_settings: dict[str, Any] = field(default_factory=dict)  # the plant file's `erp:` block
+    # The outbox's first try of this key: no earlier attempt can have left a document or half a
+    # flow in the ERP, so an adapter may skip its search-before-create (one round trip less).
+    first_attempt: bool = False
 
 
 @dataclass(frozen=True)

@@ -241,14 +241,22 @@ class OdooErp(HttpErpAdapter):
             context.update(WIZARD_SKIPS[wizard])
         raise Rejected(f"Odoo kept returning wizards for {model}.{method}")
 
-    async def _find_id(self, model: str, domain: list[Any], what: str) -> int:
+    async def _cached_id(self, model: str, domain: list[Any]) -> int | None:
+        """The id of the first match; a found id (a product, location, work center) is kept for
+        the adapter's life, a miss is asked again next time."""
         cache_key = (model, repr(domain))
         if cache_key not in self._cache:
             found = await self._search_read(model, domain, ["id"], limit=1)
             if not found:
-                raise Rejected(f"Odoo has no {what}")
+                return None
             self._cache[cache_key] = int(found[0]["id"])
         return self._cache[cache_key]
+
+    async def _find_id(self, model: str, domain: list[Any], what: str) -> int:
+        found = await self._cached_id(model, domain)
+        if found is None:
+            raise Rejected(f"Odoo has no {what}")
+        return found
 
     async def _product(self, material: str) -> int:
         return await self._find_id(
@@ -281,13 +289,21 @@ class OdooErp(HttpErpAdapter):
 
     async def post(self, transaction: Transaction) -> str:
         kinds.validate(transaction.kind, transaction.fields)
+        try:
+            return await self._post(transaction)
+        except Rejected:
+            self._cache.clear()  # a looked-up id may have gone stale (a record deleted in Odoo)
+            raise
+
+    async def _post(self, transaction: Transaction) -> str:
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
+        fresh = transaction.first_attempt  # nothing of this key can be in Odoo yet: no search first
         if transaction.kind == "maintenance_request":
-            return await self._maintenance(fields, settings, key)
+            return await self._maintenance(fields, settings, key, fresh)
         if transaction.kind == "stock_status":
             if fields["action"] == "scrap":
-                return await self._scrap(fields, settings, key)
-            return await self._transfer(fields, settings, key)
+                return await self._scrap(fields, settings, key, fresh)
+            return await self._transfer(fields, settings, key, fresh)
         if transaction.kind == "nonconformance":
             return await self._quality_alert(fields, settings, key)
         if transaction.kind == "production_order_status":
@@ -315,13 +331,17 @@ class OdooErp(HttpErpAdapter):
             return None  # no Quality app (Community): nothing of ours can be there
         return str(alerts[0]["name"]) if alerts else None
 
-    async def _maintenance(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    async def _maintenance(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+    ) -> str:
         tag = marker(key)
         # Downtime first: the request is the record that says the whole posting is done.
         if fields.get("downtime_minutes"):
-            await self._downtime(fields, settings, tag)
-        existing = await self._search_read(
-            "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
+            await self._downtime(fields, settings, tag, fresh)
+        existing = (
+            []
+            if fresh
+            else await self._search_read("maintenance.request", [["description", "ilike", tag]], ["id"], limit=1)
         )
         if existing:
             return f"maintenance.request/{existing[0]['id']}"
@@ -330,9 +350,7 @@ class OdooErp(HttpErpAdapter):
             fields.get("machine_name"),
             fields["machine"],
         ]
-        equipment = await self._search_read(
-            "maintenance.equipment", [["name", "in", [n for n in names if n]]], ["id"], limit=1
-        )
+        equipment = await self._cached_id("maintenance.equipment", [["name", "in", [n for n in names if n]]])
         details = ", ".join(
             f"{label} {fields[name]}"
             for label, name in (
@@ -349,19 +367,19 @@ class OdooErp(HttpErpAdapter):
             "description": f"<p>{html.escape(fields['description'])}</p><p>{html.escape(details)}</p><p>{tag}</p>",
         }
         if equipment:
-            values["equipment_id"] = equipment[0]["id"]
+            values["equipment_id"] = equipment
         if settings.get("maintenance_team_id"):
             values["maintenance_team_id"] = settings["maintenance_team_id"]
         return f"maintenance.request/{await self._create('maintenance.request', values)}"
 
-    async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str) -> None:
+    async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str, fresh: bool) -> None:
         workcenter = (settings.get("workcenters") or {}).get(fields["machine"], fields["machine"])
-        centers = await self._search_read(
-            "mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]], ["id"], limit=1
+        center = await self._cached_id(
+            "mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]]
         )
-        if not centers:
+        if center is None:
             return  # a machine without a work center: the maintenance request still records the stop
-        if await self._search_read(
+        if not fresh and await self._search_read(
             "mrp.workcenter.productivity", [["description", "ilike", tag]], ["id"], limit=1
         ):
             return
@@ -374,7 +392,7 @@ class OdooErp(HttpErpAdapter):
         await self._create(
             "mrp.workcenter.productivity",
             {
-                "workcenter_id": centers[0]["id"],
+                "workcenter_id": center,
                 "loss_id": loss,
                 "date_start": _odoo_time(end - timedelta(minutes=float(fields["downtime_minutes"]))),
                 "date_end": _odoo_time(end),
@@ -382,16 +400,17 @@ class OdooErp(HttpErpAdapter):
             },
         )
 
-    async def _transfer(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    async def _transfer(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
         tag = marker(key)
         stock = await self._location(settings, "stock_location", "as the location of usable stock")
         quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
         source, target = (stock, quarantine) if fields["action"] == "block" else (quarantine, stock)
-        found = await self._search_read(
-            "stock.picking",
-            [["origin", "=", tag], ["state", "!=", "cancel"]],
-            ["id", "name", "state"],
-            limit=1,
+        found = (
+            []
+            if fresh
+            else await self._search_read(
+                "stock.picking", [["origin", "=", tag], ["state", "!=", "cancel"]], ["id", "name", "state"], limit=1
+            )
         )
         if found:
             picking = found[0]
@@ -463,10 +482,12 @@ class OdooErp(HttpErpAdapter):
             "stock.lot", [["name", "=", lot], ["product_id", "=", product]], f"lot {lot} of that product"
         )
 
-    async def _scrap(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    async def _scrap(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
         tag = marker(key)
-        found = await self._search_read(
-            "stock.scrap", [["origin", "=", tag]], ["id", "name", "state"], limit=1
+        found = (
+            []
+            if fresh
+            else await self._search_read("stock.scrap", [["origin", "=", tag]], ["id", "name", "state"], limit=1)
         )
         if found and found[0]["state"] == "done":
             return str(found[0]["name"])
@@ -529,11 +550,9 @@ class OdooErp(HttpErpAdapter):
             ),
         }
         if fields.get("material"):
-            products = await self._search_read(
-                "product.product", [["default_code", "=", fields["material"]]], ["id"], limit=1
-            )
-            if products:
-                values["product_id"] = products[0]["id"]
+            product = await self._cached_id("product.product", [["default_code", "=", fields["material"]]])
+            if product is not None:
+                values["product_id"] = product
         alert_id = await self._create(model, values)
         created = await self.call(model, "read", ids=[alert_id], fields=["name"])
         return str(created[0]["name"])

@@ -241,6 +241,7 @@ class ErpOutbox:
                         idempotency_key=row.idempotency_key,
                         exception_code=codes.get(row.exception_id),
                         plant_settings=dict(settings.get(row.plant_id) or {}),
+                        first_attempt=attempts == 1,
                     ),
                 )
             )

@@ -222,10 +222,11 @@ class SapODataErp(HttpErpAdapter):
     async def post(self, transaction: Transaction) -> str:
         kinds.validate(transaction.kind, transaction.fields)
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
+        fresh = transaction.first_attempt
         if transaction.kind == "maintenance_request":
-            return await self._notification(fields, settings, key)
+            return await self._notification(fields, settings, key, fresh)
         if transaction.kind == "stock_status":
-            return await self._goods_movement(fields, settings, key)
+            return await self._goods_movement(fields, settings, key, fresh)
         if transaction.kind == "nonconformance":
             raise Rejected(
                 "SAP non-conformances (API_QUALITYNOTIFICATION) are not mapped yet: its entity sets are "
@@ -259,10 +260,10 @@ class SapODataErp(HttpErpAdapter):
         ]
         return f"{rows[0]['MaterialDocument']}/{rows[0]['MaterialDocumentYear']}" if rows else None
 
-    async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
         plant = require_setting(settings, "plant", "as the maintenance planning plant")
         reference = kinds.short_reference(key, 20)
-        existing = await self._find_notification(reference)
+        existing = None if fresh else await self._find_notification(reference)
         if existing:
             return existing
         start = self._local(
@@ -286,11 +287,13 @@ class SapODataErp(HttpErpAdapter):
         created = await self._change("POST", NOTIFICATIONS, "MaintenanceNotification", json=body)
         return str(created.json()["d"]["MaintenanceNotification"])
 
-    async def _goods_movement(self, fields: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    async def _goods_movement(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+    ) -> str:
         plant = require_setting(settings, "plant", "on every goods movement")
         storage_location = require_setting(settings, "storage_location", "for blocked stock postings")
         header_text = kinds.short_reference(key, 25)
-        existing = await self._find_material_document(header_text)
+        existing = None if fresh else await self._find_material_document(header_text)
         if existing:
             return existing
         action = fields["action"]
