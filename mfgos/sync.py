@@ -129,7 +129,7 @@ async def run_scheduled_sync(runtime: Runtime, stop: asyncio.Event, interval: fl
     process synced within the interval. After master data changed (here, in another replica or
     by `mfgos sync-erp`) the NLP indexes are rebuilt. An ERP error is logged and retried next time."""
     every = timedelta(seconds=interval)
-    seen = _changed_at(runtime)
+    seen = await asyncio.to_thread(_changed_at, runtime)
     log.info("ERP master-data sync from %s every %.0f s", runtime.settings.erp, interval)
     while not stop.is_set():
         try:
@@ -201,7 +201,7 @@ def sync_erp_command(settings: Settings, *, full: bool = False, out: TextIO | No
         _say(err, str(error))
         return 2
     try:
-        return asyncio.run(_sync_and_show(runtime, full, Console(file=out), Console(file=err), err))
+        return asyncio.run(_sync_and_show(runtime, full, Console(file=out, highlight=False), Console(file=err), err))
     finally:
         runtime.engine.dispose()
 

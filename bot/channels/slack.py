@@ -77,7 +77,7 @@ class SlackChannel:
     def __init__(self, *, token: str, signing_secret: str | None = None, app_token: str | None = None,
                  api_url: str = "https://slack.com/api/", area_channels: dict[str, str] | None = None,
                  gate: InboundGate | None = None, engine: Any = None, thread_language: str = "en",
-                 channel_rate: Rate = Rate(1, 1.0, burst=2), workspace_rate: Rate = Rate(50, 1.0)) -> None:
+                 channel_rate: Rate = Rate(1, 1.0, burst=3), workspace_rate: Rate = Rate(50, 1.0)) -> None:
         self.token = token
         self.signing_secret = signing_secret
         self.app_token = app_token

@@ -75,7 +75,7 @@ class TelegramChannel:
 
     def __init__(self, *, token: str, api_url: str = "https://api.telegram.org/bot", webhook_secret: str | None = None,
                  webhook_url: str | None = None, gate: InboundGate | None = None, engine: Any = None,
-                 chat_rate: Rate = Rate(1, 1.0), group_rate: Rate = Rate(20, 60.0), bot_rate: Rate = Rate(30, 1.0, burst=3),
+                 chat_rate: Rate = Rate(1, 1.0, burst=3), group_rate: Rate = Rate(20, 60.0), bot_rate: Rate = Rate(30, 1.0, burst=3),
                  poll_timeout: int = 10) -> None:
         self.token = token
         self.api_url = api_url

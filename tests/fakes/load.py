@@ -2,8 +2,9 @@
 
     python -m tests.fakes.load URL PLANT_FILE --rate 50 --count 1000 [--first 0]
 
-Operators of the plant file (people with the operator role) report problems with their
-area's machines, and every fifth message asks "what is down?". Each request goes to the
+Operators of the plant file (people with the operator role) report problems with machines,
+and every fifth message asks "what is down?". Machines come into play one every 25 messages
+(two new breakdowns a second at 50 messages/s); the other reports join an open exception. Each request goes to the
 platform's webhook on URL, signed as the platform signs it (secrets as in the tests:
 slack-secret, wa-secret, the Telegram secret bench-secret). Prints one JSON object:
 {"sent": {event key: CLOCK_MONOTONIC start of the request}, "statuses": {status: count}};
@@ -41,8 +42,7 @@ async def run(url: str, plant: dict[str, Any], rate: float, count: int, first: i
 
     def request(n: int) -> tuple[str, bytes, dict[str, str], str]:
         person = operators[n % len(operators)]
-        area = person["areas"][0]
-        machine = rng.choice([m for m in machines if m["area"] == area])
+        machine = rng.choice(machines[: 1 + (n - first) // 25])
         text = f"{machine['aliases'][0]} {rng.choice(PROBLEMS)}" if n % 5 else "what is down?"
         platform, address = next(iter(person["channels"].items()))
         if platform == "whatsapp":
