@@ -234,16 +234,16 @@ def synthetic_plant(path: Path, areas: int = 8, machines_per_area: int = 5, oper
     return plant
 
 
-async def _load(url: str, plant: Path, rate: float, count: int, first: int) -> dict[str, Any]:
+async def _load(url: str, plant: Path, rate: float, count: int, first: int, new_every: int = 25) -> dict[str, Any]:
     """The load generator in a child process (tests/fakes/load.py), so its CPU is not ours."""
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.fakes.load", url, str(plant), "--rate", str(rate), "--count", str(count),
-        "--first", str(first), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+        "--first", str(first), "--new-every", str(new_every), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     out, _ = await child.communicate()
     return json.loads(out)
 
 
-async def latency(rate: float, seconds: float, database: str | None) -> dict[str, Any]:
+async def latency(rate: float, seconds: float, database: str | None, new_every: int = 250) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
     synthetic_plant(tmp / "plant.yaml")
     fakes = FakeProcess(["slack", "telegram", "whatsapp"])
@@ -271,7 +271,7 @@ async def latency(rate: float, seconds: float, database: str | None) -> dict[str
         await asyncio.to_thread(stack.runtime.reader.extract, text, language)
     await _load(stack.url, tmp / "plant.yaml", 20, 40, 100_000)
     total = int(rate * seconds)
-    load = await _load(stack.url, tmp / "plant.yaml", rate, total, 0)
+    load = await _load(stack.url, tmp / "plant.yaml", rate, total, 0, new_every)
     engine = stack.runtime.engine
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -299,6 +299,7 @@ async def latency(rate: float, seconds: float, database: str | None) -> dict[str
     fakes.stop()
     return {
         "benchmark": "latency", "database": engine.dialect.name, "inbound": total, "rate": rate,
+        "new_breakdown_every": new_every,
         "achieved_rate": round(total / load["seconds"], 1), "http_statuses": load["statuses"],
         "notifications": len(measured_rows), "measured": len(latencies),
         "kinds": dict(Counter(r.kind for r in measured_rows)),
@@ -322,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--rate", type=float, default=50.0)
     lat.add_argument("--seconds", type=float, default=20.0)
     lat.add_argument("--database")
+    lat.add_argument("--new-every", type=int, default=250,
+                     help="inbound messages between two new breakdowns (default 250: one every 5 s at 50/s)")
     args = parser.parse_args(argv)
     if args.which == "delivery":
         result = asyncio.run(delivery(args.notifications, args.database, args.mix))
@@ -331,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
         except ImportError:
-            result = asyncio.run(latency(args.rate, args.seconds, args.database))
+            result = asyncio.run(latency(args.rate, args.seconds, args.database, args.new_every))
         else:
-            result = uvloop.run(latency(args.rate, args.seconds, args.database))
+            result = uvloop.run(latency(args.rate, args.seconds, args.database, args.new_every))
         ok = result["p99_ms"] < 1000 and result["measured"] > 0
     print(json.dumps(result, indent=2))
     print("PASS" if ok else "FAIL", file=sys.stderr)

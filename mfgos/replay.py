@@ -138,10 +138,14 @@ class Replay:
         return rows[number - 1]
 
     async def _advance_to(self, when: datetime) -> None:
-        """Fire every timer due before `when` at its own minute, then move the clock to `when`."""
-        while (due := self.runtime.next_timer_due()) is not None and due <= when:
-            self.clock.set(due)
+        """Run everything due before `when` at its own minute — escalation timers, outbox
+        retries — then move the clock to `when`."""
+        while (due := self.runtime.next_due()) is not None and due <= when:
+            if due > self.clock.now():
+                self.clock.set(due)
             await self.runtime.drain()
+            if self.runtime.next_due() == due and due <= self.clock.now():
+                break  # paused work (e.g. ERP credentials refused) waits for the next event
         self.clock.set(when)
         await self.runtime.drain()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import text as sa_text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from bot.channels.base import CaptureChannel, Channel
 from bot.conversation import handle_chat
@@ -26,7 +26,16 @@ from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox
 from erp_adapters.registry import create_adapter
 from mfgos.config import Settings
-from models import ChannelIdentity, Notification, Plant, Signal, make_engine, migrate, session_scope
+from models import (
+    ChannelIdentity,
+    ErpTransaction,
+    Notification,
+    Plant,
+    Signal,
+    make_engine,
+    migrate,
+    session_scope,
+)
 from models.plant_file import PlantChanges, apply, load
 from nlp.extractor import Extractor, master_data_from_store
 from routing import messages
@@ -199,9 +208,17 @@ class Runtime:
             ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(), cause="timers")
             return wf.escalate_unacknowledged(ctx)
 
-    def next_timer_due(self) -> datetime | None:
+    def next_due(self) -> datetime | None:
+        """The earliest moment something is due: an escalation timer or an outbox retry."""
         with Session(self.engine) as session:
-            return wf.next_timer_due(session)
+            moments = [
+                wf.next_timer_due(session),
+                session.exec(select(func.min(ErpTransaction.next_attempt_at)).where(
+                    ErpTransaction.status == "pending")).one(),
+                session.exec(select(func.min(Notification.next_attempt_at)).where(
+                    Notification.status == "pending")).one(),
+            ]
+        return min((m for m in moments if m is not None), default=None)
 
     def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:
         wf.record_erp_result(session, txn, outcome, detail, self.clock.now())

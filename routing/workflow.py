@@ -494,8 +494,10 @@ def record_erp_result(session: Session, txn: ErpTransaction, outcome: str, detai
         for who in recipients:
             notify(ctx, who, "erp_reference", messages.render("erp_posted", who.language, code=exc.code,
                                                               kind=txn.kind, reference=txn.reference), exc=exc)
+        # A row abandoned after a rejection ("failed") no longer holds the exception back.
         pending = session.exec(select(ErpTransaction.id).where(
-            ErpTransaction.exception_id == exc.id, ErpTransaction.status != "sent")).first()
+            ErpTransaction.exception_id == exc.id,
+            ErpTransaction.status.in_(("pending", "rejected")))).first()  # type: ignore[attr-defined]
         if pending is None:
             _finish_posting(ctx, exc)
     elif outcome == "rejected":

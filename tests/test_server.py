@@ -106,7 +106,7 @@ def test_demo_recovers_serves_and_stops_on_ctrl_c(tmp_path: Path, start_demo: Ca
     before.receive(source=CONSOLE, source_key="console:before-2", kind="chat", person_id="deepa", process=False,
                    payload={"channel": CONSOLE, "address": "deepa", "text": "what is down?", "exception_ref": None,
                             "action": None, "reply_to": None, "attachments": []})
-    overdue = before.next_timer_due()
+    overdue = before.next_due()
     assert overdue is not None and overdue < datetime.now(UTC)  # nothing has fired it yet
     before.engine.dispose()
 

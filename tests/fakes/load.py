@@ -1,10 +1,11 @@
 """A load generator acting as Slack, Telegram and WhatsApp at once: signed webhooks at a steady rate.
 
-    python -m tests.fakes.load URL PLANT_FILE --rate 50 --count 1000 [--first 0]
+    python -m tests.fakes.load URL PLANT_FILE --rate 50 --count 1000 [--first 0] [--new-every 25]
 
 Operators of the plant file (people with the operator role) report problems with machines,
-and every fifth message asks "what is down?". Machines come into play one every 25 messages
-(two new breakdowns a second at 50 messages/s); the other reports join an open exception. Each request goes to the
+and every fifth message asks "what is down?". A new machine comes into play every `--new-every`
+messages (a new breakdown; 25 at 50 messages/s is two a second); the other reports join an open
+exception. Each request goes to the
 platform's webhook on URL, signed as the platform signs it (secrets as in the tests:
 slack-secret, wa-secret, the Telegram secret bench-secret). Prints one JSON object:
 {"sent": {event key: CLOCK_MONOTONIC start of the request}, "statuses": {status: count}};
@@ -32,7 +33,7 @@ PROBLEMS = ("stopped, hydraulic leak", "is down, motor overheated", "stopped, sp
             "band hai, awaaz aa rahi hai", "parada, fuga de aceite")
 
 
-async def run(url: str, plant: dict[str, Any], rate: float, count: int, first: int) -> dict[str, Any]:
+async def run(url: str, plant: dict[str, Any], rate: float, count: int, first: int, new_every: int) -> dict[str, Any]:
     slack, telegram, whatsapp = FakeSlack(), FakeTelegram(), FakeWhatsApp()  # payload builders only
     operators = [p for p in plant["people"] if "operator" in p["roles"]]
     machines = plant["machines"]
@@ -42,7 +43,7 @@ async def run(url: str, plant: dict[str, Any], rate: float, count: int, first: i
 
     def request(n: int) -> tuple[str, bytes, dict[str, str], str]:
         person = operators[n % len(operators)]
-        machine = rng.choice(machines[: 1 + (n - first) // 25])
+        machine = rng.choice(machines[: 1 + (n - first) // new_every])
         text = f"{machine['aliases'][0]} {rng.choice(PROBLEMS)}" if n % 5 else "what is down?"
         platform, address = next(iter(person["channels"].items()))
         if platform == "whatsapp":
@@ -86,10 +87,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--new-every", type=int, default=25)
     args = parser.parse_args()
     with open(args.plant, encoding="utf-8") as handle:
         plant = yaml.safe_load(handle)
-    print(json.dumps(asyncio.run(run(args.url, plant, args.rate, args.count, args.first))))
+    print(json.dumps(asyncio.run(run(args.url, plant, args.rate, args.count, args.first, args.new_every))))
     return 0
 
 
