@@ -268,8 +268,10 @@ def _thread(ctx: Context, payload: dict[str, Any], text: str) -> PlantException 
 def _involved_exception(ctx: Context, who: Person, intent: str, channel: str | None) -> PlantException | None:
     """Without a thread: the person's single open conversation, or ask which one."""
     candidates = []
-    for exc in wf.open_exceptions(ctx):
-        involved = exc.reporter_id == who.id or wf.is_responder(ctx, exc, who)
+    open_now = wf.open_exceptions(ctx)
+    paged = wf.responder_exception_ids(ctx, who, [e for e in open_now if e.reporter_id != who.id])
+    for exc in open_now:
+        involved = exc.reporter_id == who.id or exc.id in paged
         if intent in ("approve", "reject"):
             involved = exc.status == "proposed" and exc.approver_role in who.roles
         if involved:

@@ -41,6 +41,7 @@ from nlp.extractor import Extractor, master_data_from_store
 from routing import messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
+from routing.static import StaticCache
 from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Runtime:
         self.plant_id = ""
         self._reader: Extractor | None = None
         self._processing = threading.Lock()
+        self._static = StaticCache()  # people, shifts, rules: keyed on the plant's content hash
         self.load_plant(Path(settings.plant_file))
         self.channels: dict[str, Channel] = channels if channels is not None else {"console": CaptureChannel("console")}
         # The runtime's clock reaches the ERP too: documents posted in a replay carry its times.
@@ -81,6 +83,7 @@ class Runtime:
         with session_scope(self.engine) as session:
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
+        self._static.invalidate()
         if changes.changed and self._reader is not None:
             with Session(self.engine) as session:
                 self._reader.refresh(master_data_from_store(session, self.plant_id))
@@ -159,8 +162,11 @@ class Runtime:
                 signal = session.exec(select(Signal).where(Signal.id == signal_id).with_for_update()).first()
                 if signal is None or signal.processed_at is not None:
                     return
-                ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(),
-                                 cause=f"signal:{signal_id}")
+                plant = self.plant(session)
+                # First processing of this signal (checked under its row lock): no row of this
+                # cause can be stored yet, so notifications need no look-up by key.
+                ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause=f"signal:{signal_id}",
+                                 static=self._static.get(session, plant), new_cause=True)
                 if signal.kind in ("chat", "action"):
                     handle_chat(ctx, signal, self.reader)
                 elif (handler := SIGNAL_HANDLERS.get(signal.kind)) is not None:
@@ -205,7 +211,9 @@ class Runtime:
                 locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
                 if not locked[0]:
                     return 0
-            ctx = wf.Context(session=session, plant=self.plant(session), now=self.clock.now(), cause="timers")
+            plant = self.plant(session)
+            ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="timers",
+                             static=self._static.get(session, plant))
             return wf.escalate_unacknowledged(ctx)
 
     def next_due(self) -> datetime | None:

@@ -91,7 +91,9 @@ def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, pro
     if question and query >= 3 and query > decision:
         return "query", 0.85  # "if2 kab tak chalega?": a question, whatever words it borrows
     # A decision rarely names a machine or counts parts; "go ahead and scrap" names a disposition.
-    if decision >= 3 and decision >= update and (decision >= problem or not names_something):
+    # A strong problem outweighing it is a report that mentions a decision ("parts warped,
+    # customer will reject these").
+    if decision >= 3 and decision >= update and (decision >= problem or (not names_something and problem < 5)):
         return ("approve" if approve > reject else "reject"), 0.9
     if question and query >= 3:
         return "query", 0.85

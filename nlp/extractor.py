@@ -186,7 +186,7 @@ class Extractor:
         if material and short:
             add("material", 3.0)  # "no seals for wo 1078", "blanks nahi aaye", "cores short"
         if short and not material and any(w in self.lexicon.people_words for w in words):
-            add("staffing", 3.0)  # "zu wenig Gießer", "short of 3 pourers"
+            add("staffing", 3.5)  # "zu wenig Gießer", "no hay montador": a trade named beats a bare "no hay"
         units = {q.unit for q in quantities}
         if "pcs" in units:
             add("quality", 1.5)  # counted pieces are usually bad pieces

@@ -170,6 +170,9 @@ class MasterIndex:
                     if (len(word) >= 4 and not is_number(word) and word not in generic and word not in self.kind_words
                             and word not in lexicon.vocabulary and word not in lexicon.common_words):
                         word_owners[word].add(machine.id)
+            if ("line",) in kinds and any("line" not in kind for kind in kinds):
+                # "Palletiser line 5" is the palletiser of line 5: "line 5" names the line, not it
+                kinds.discard(("line",))
             self.machine_numbers[machine.id] = numbers
             self.machine_kinds[machine.id] = kinds
             for kind in kinds:

@@ -8,9 +8,9 @@ after it leaves the outbox workers everything they need.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
@@ -31,6 +31,7 @@ from routing import messages
 from routing.impact import analyse
 from routing.roster import people_for_role
 from routing.rules import NotifyStep, matching_rule
+from routing.static import StaticData
 
 OPEN_STATUSES = ("open", "acknowledged", "proposed", "approved", "posted")
 MACHINE_TYPES = ("breakdown", "tooling", "utility")  # resolutions that become maintenance requests
@@ -51,13 +52,49 @@ class Context:
     plant: Plant
     now: datetime
     cause: str  # e.g. "signal:42", "timer:7", "erp:3" — makes outbox keys deterministic
+    # People, shifts and rules as the caller already holds them (a cache); else read once here.
+    static: StaticData | None = None
+    # True when no earlier transaction can have written rows of this cause (a signal processed
+    # for the first time, under its row lock): then `notify` needs no look-up in the store.
+    new_cause: bool = False
+    notified: dict[str, Notification] = field(default_factory=dict, repr=False)  # this unit's, by key
+    # The session's identity map holds rows weakly; master-data rows read once stay here for the
+    # unit of work, so the next look-up of the same machine or person costs no query (and no flush).
+    held: dict[tuple[type, str], Any] = field(default_factory=dict, repr=False)
+
+
+M = TypeVar("M", Machine, Material, Person, WorkOrder)
+
+
+def master_row(ctx: Context, model: type[M], row_id: str) -> M | None:
+    """A machine, material, person or work order of the plant by id (`Session.get`, kept for the unit).
+
+    Without autoflush: the lifecycle never adds these rows, and a change to one already read is
+    on the object the identity map returns, so flushing first could not change the answer.
+    """
+    with ctx.session.no_autoflush:
+        found = ctx.session.get(model, (ctx.plant.id, row_id))
+    if found is not None:
+        ctx.held[(model, row_id)] = found
+    return found
+
+
+def static(ctx: Context) -> StaticData:
+    if ctx.static is None:
+        ctx.static = StaticData.load(ctx.session, ctx.plant)
+    return ctx.static
+
+
+def paged_for_role(ctx: Context, role: str, area: str | None) -> list[Person]:
+    """People holding `role` for `area`, on shift now (`routing.roster.people_for_role`)."""
+    return people_for_role(ctx.session, ctx.plant, role, area, ctx.now, static(ctx).roster)
 
 
 # --- small helpers -----------------------------------------------------------------------
 
 
 def person(ctx: Context, person_id: str | None) -> Person | None:
-    return ctx.session.get(Person, (ctx.plant.id, person_id)) if person_id else None
+    return master_row(ctx, Person, person_id) if person_id else None
 
 
 def display_name(ctx: Context, person_id: str | None) -> str:
@@ -88,7 +125,11 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
         # Say in which capacity the person hears about it: as the reporter, or by their role.
         role = "reporter" if exc and exc.reporter_id == who.id else (who.roles[0] if who.roles else None)
     key = f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}"
-    existing = ctx.session.exec(select(Notification).where(Notification.dedupe_key == key)).first()
+    existing = ctx.notified.get(key)
+    if existing is None and not ctx.new_cause:
+        # Rows this unit of work added are in `ctx.notified`: nothing to flush before looking.
+        with ctx.session.no_autoflush:
+            existing = ctx.session.exec(select(Notification).where(Notification.dedupe_key == key)).first()
     if existing:
         return existing
     row = Notification(
@@ -97,13 +138,14 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
         buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
     )
     ctx.session.add(row)
+    ctx.notified[key] = row
     return row
 
 
 def machine_label(ctx: Context, machine_id: str | None) -> str:
     if not machine_id:
         return "?"
-    machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+    machine = master_row(ctx, Machine, machine_id)
     return f"{machine_id} ({machine.name})" if machine else machine_id
 
 
@@ -182,20 +224,26 @@ def open_exception(
     """Open an exception, analyse its impact, route it and page the people the rules name."""
     area_id = area_for(ctx, machine_id, material_id, work_order_id, reporter)
     if machine_id is None and work_order_id:
-        wo = ctx.session.get(WorkOrder, (ctx.plant.id, work_order_id))
+        wo = master_row(ctx, WorkOrder, work_order_id)
         machine_id = wo.machine_id if wo else None
     exc = PlantException(
         plant_id=ctx.plant.id, code="E-pending", type=exception_type, severity=severity, summary=text[:500],
         language=language, machine_id=machine_id, area_id=area_id, material_id=material_id,
         reporter_id=reporter.id if reporter else None, opened_at=ctx.now,
+        # Given rather than left to the default factories, which cost pydantic a signature
+        # inspection each (about 1 ms for the four).
+        work_orders=[], customer_orders_at_risk=[], staging_conflict={}, proposal={},
     )
     ctx.session.add(exc)
     ctx.session.flush()
     exc.code = f"E-{exc.id:04d}"
-    impact = analyse(
-        ctx.session, ctx.plant.id, machine_id=machine_id, work_order_id=work_order_id, material_id=material_id,
-        exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime,
-    )
+    # Impact reads work orders only, which nothing before it in a unit of work changes; without
+    # autoflush the code above goes out in one UPDATE with the impact at the commit, not in two.
+    with ctx.session.no_autoflush:
+        impact = analyse(
+            ctx.session, ctx.plant.id, machine_id=machine_id, work_order_id=work_order_id, material_id=material_id,
+            exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime,
+        )
     exc.work_orders = impact.work_orders
     exc.customer_orders_at_risk = impact.customer_orders_at_risk
     exc.staging_conflict = impact.staging_conflict
@@ -204,7 +252,7 @@ def open_exception(
     log(ctx, exc, "impact", "", None, work_orders=impact.work_orders,
         customer_orders_at_risk=impact.customer_orders_at_risk, staging_conflict=impact.staging_conflict)
     if machine_id and exception_type == "breakdown":
-        machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+        machine = master_row(ctx, Machine, machine_id)
         if machine and machine.running:
             machine.running = False
             ctx.session.add(machine)
@@ -221,13 +269,13 @@ def open_exception(
 
 def area_for(ctx: Context, machine_id: str | None, material_id: str | None, work_order_id: str | None,
               reporter: Person | None) -> str | None:
-    if machine_id and (machine := ctx.session.get(Machine, (ctx.plant.id, machine_id))):
+    if machine_id and (machine := master_row(ctx, Machine, machine_id)):
         return machine.area_id
-    if work_order_id and (wo := ctx.session.get(WorkOrder, (ctx.plant.id, work_order_id))):
-        machine = ctx.session.get(Machine, (ctx.plant.id, wo.machine_id))
+    if work_order_id and (wo := master_row(ctx, WorkOrder, work_order_id)):
+        machine = master_row(ctx, Machine, wo.machine_id)
         if machine:
             return machine.area_id
-    if material_id and (material := ctx.session.get(Material, (ctx.plant.id, material_id))) and material.area_id:
+    if material_id and (material := master_row(ctx, Material, material_id)) and material.area_id:
         return material.area_id
     if reporter and len(reporter.areas) == 1:
         return reporter.areas[0]
@@ -260,7 +308,7 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
     """Page each role of the first matching rule; start an escalation timer where `ack_within` is set."""
     rule = matching_rule(ctx.session, ctx.plant.id, {
         "type": exc.type, "area": exc.area_id, "machine": exc.machine_id, "severity": exc.severity,
-    })
+    }, static(ctx).rules)
     if rule is None:
         log(ctx, exc, "unrouted", "no routing rule matches")
         return []
@@ -275,8 +323,7 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
         if step.condition and not conditions.get(step.condition, False):
             continue
         # The reporter already knows; paging them for their own report is noise.
-        people = [p for p in people_for_role(ctx.session, ctx.plant, step.role, exc.area_id, ctx.now)
-                  if p.id != exc.reporter_id]
+        people = [p for p in paged_for_role(ctx, step.role, exc.area_id) if p.id != exc.reporter_id]
         if not people:
             log(ctx, exc, "nobody_available", f"nobody with role {step.role} on shift", role=step.role)
             if step.escalate_to:
@@ -296,8 +343,7 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
 
 def _escalate(ctx: Context, exc: PlantException, role: str, escalate_to: str, template: str,
               ack_within: timedelta | None) -> list[Person]:
-    people = people_for_role(ctx.session, ctx.plant, escalate_to, exc.area_id, ctx.now) or \
-        people_for_role(ctx.session, ctx.plant, escalate_to, None, ctx.now)
+    people = paged_for_role(ctx, escalate_to, exc.area_id) or paged_for_role(ctx, escalate_to, None)
     for who in people:
         text = messages.render(template, who.language, code=exc.code, role=role,
                                ack=_format_minutes(ack_within) if ack_within else "-",
@@ -334,12 +380,28 @@ def acknowledge(ctx: Context, exc: PlantException, who: Person, text: str = "",
     return True
 
 
+PAGES = ("alert", "escalation")
+
+
 def is_responder(ctx: Context, exc: PlantException, who: Person) -> bool:
     """Paged for this exception (directly or by escalation)."""
-    return ctx.session.exec(select(Notification.id).where(
-        Notification.exception_id == exc.id, Notification.person_id == who.id,
-        Notification.kind.in_(("alert", "escalation")),  # type: ignore[attr-defined]
-    )).first() is not None
+    return exc.id in responder_exception_ids(ctx, who, [exc])
+
+
+def responder_exception_ids(ctx: Context, who: Person, exceptions: list[PlantException]) -> set[int]:
+    """The ids of those `exceptions` `who` was paged for: one query for them all."""
+    ids = {e.id for e in exceptions if e.id is not None}
+    # Pages of this unit of work are all in `ctx.notified` (only `notify` writes them), the
+    # store has the earlier ones: nothing to flush before asking.
+    paged = {n.exception_id for n in ctx.notified.values()
+             if n.person_id == who.id and n.kind in PAGES and n.exception_id in ids}
+    if ids - paged:
+        with ctx.session.no_autoflush:
+            paged.update(ctx.session.exec(select(Notification.exception_id).where(
+                Notification.exception_id.in_(ids - paged), Notification.person_id == who.id,  # type: ignore[union-attr]
+                Notification.kind.in_(PAGES),  # type: ignore[attr-defined]
+            ).distinct()))
+    return {i for i in paged if i is not None}
 
 
 def comment(ctx: Context, exc: PlantException, who: Person | None, text: str) -> None:
@@ -360,8 +422,8 @@ def propose(ctx: Context, exc: PlantException, who: Person, text: str, resolutio
     log(ctx, exc, "proposed", text, who.id, **resolution)
     if resolution.get("machine_running") and exc.machine_id:
         set_machine_running(ctx, exc.machine_id, True, f"reported fixed by {who.name}")
-    for approver in people_for_role(ctx.session, ctx.plant, exc.approver_role, exc.area_id, ctx.now) or \
-            people_for_role(ctx.session, ctx.plant, exc.approver_role, None, ctx.now):
+    for approver in paged_for_role(ctx, exc.approver_role, exc.area_id) or \
+            paged_for_role(ctx, exc.approver_role, None):
         notify(ctx, approver, "approval_request",
                messages.render("proposal", approver.language, code=exc.code, name=who.name, summary=text),
                exc=exc, role=exc.approver_role, buttons=("approve", "reject"))
@@ -438,11 +500,11 @@ def erp_transactions_for(ctx: Context, exc: PlantException, approval: Approval, 
     downtime = int((ctx.now - exc.opened_at).total_seconds() // 60)
     work_order = (exc.work_orders or [None])[0]
     material = exc.material_id
-    if not material and work_order and (wo := ctx.session.get(WorkOrder, (ctx.plant.id, work_order))):
+    if not material and work_order and (wo := master_row(ctx, WorkOrder, work_order)):
         material = wo.material_id
     kinds: list[tuple[str, dict[str, Any]]] = []
     if exc.type in MACHINE_TYPES and exc.machine_id:
-        machine = ctx.session.get(Machine, (ctx.plant.id, exc.machine_id))
+        machine = master_row(ctx, Machine, exc.machine_id)
         kinds.append(("maintenance_request", {
             "machine": exc.machine_id, "machine_name": machine.name if machine else exc.machine_id,
             "description": f"{exc.summary} | fix: {proposal.get('text', '')}".strip(" |"),
@@ -520,7 +582,7 @@ def _approvers_who_approved(ctx: Context, exc: PlantException) -> list[Person | 
 
 def _admins(ctx: Context) -> list[Person]:
     """Plant engineers and managers hear about ERP credential trouble."""
-    return people_for_role(ctx.session, ctx.plant, "manager", None, ctx.now)
+    return paged_for_role(ctx, "manager", None)
 
 
 def _finish_posting(ctx: Context, exc: PlantException) -> None:
@@ -535,7 +597,7 @@ def close_if_done(ctx: Context, exc: PlantException) -> None:
     if exc.status != "posted":
         return
     if exc.type == "breakdown" and exc.machine_id:
-        machine = ctx.session.get(Machine, (ctx.plant.id, exc.machine_id))
+        machine = master_row(ctx, Machine, exc.machine_id)
         if machine and not machine.running:
             return
     exc.status = "closed"
@@ -549,7 +611,7 @@ def close_if_done(ctx: Context, exc: PlantException) -> None:
 
 
 def set_machine_running(ctx: Context, machine_id: str, running: bool, note: str) -> None:
-    machine = ctx.session.get(Machine, (ctx.plant.id, machine_id))
+    machine = master_row(ctx, Machine, machine_id)
     if machine is None or machine.running == running:
         return
     machine.running = running

@@ -16,6 +16,7 @@ DATA = Path(__file__).resolve().parents[1] / "nlp" / "data"
 SPLITS = {  # labelled file -> the plant file its ids refer to
     "examples": "demo", "demo_dev": "demo", "demo_test": "demo", "stamping_dev": "stamping",
     "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
+    "moulding_probe": "moulding", "bottling_probe": "bottling",
 }
 INTENTS = {"report", "update", "ack", "approve", "reject", "query", "other"}
 TYPES = {"breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other", None}
@@ -74,7 +75,8 @@ def test_evaluate_command_reports_a_bad_file_clearly(tmp_path: Path) -> None:
     assert "bad.jsonl:2: not JSON" in done.stderr
 
 
-@pytest.mark.parametrize("split", ["demo_test", "stamping_test", "foundry_test", "foundry_probe", "examples"])
+@pytest.mark.parametrize("split", ["demo_test", "stamping_test", "foundry_test", "foundry_probe", "moulding_probe",
+                                   "bottling_probe", "examples"])
 def test_language_is_identified_without_the_senders_hint(extractors: dict[str, Extractor], split: str) -> None:
     report = evaluate(extractors[SPLITS[split]], load_labelled(DATA / "corpus" / f"{split}.jsonl"), hint=False)
     assert report["fields"]["language"] >= 0.95

@@ -186,3 +186,29 @@ def test_warm_up_builds_every_language_pipeline() -> None:
     local = Extractor(master_data_from_plant_file(DEMO_PLANT))
     local.warm_up()
     assert {nlp.lang for nlp in local._pipelines.values()} == {"en", "es", "de", "hi"}
+
+
+@pytest.fixture(scope="module")
+def bottling() -> Extractor:
+    return Extractor(master_data_from_plant_file(DATA / "plants" / "bottling.yaml"))
+
+
+def test_line_number_in_a_machines_name_names_the_line_not_the_machine(bottling: Extractor) -> None:
+    # "Palletiser line 5" is the palletiser of line 5; "line 5" alone is the whole line
+    assert bottling.extract("only 3 people on line 5 tonight, need 2 more", "en").machine is None
+    assert bottling.extract("palletiser stopped, layer gripper fault", "en").machine == "PAL-02"
+    assert bottling.extract("labeller glue roller not turning, line stopped", "en").machine == "LAB-01"
+
+
+def test_a_decision_word_under_a_strong_problem_is_a_report(bottling: Extractor) -> None:
+    got = bottling.extract("bottles underfilled and caps loose, customer will reject these", "en")
+    assert (got.intent, got.exception_type) == ("report", "quality")
+    assert bottling.extract("no, hold everything until the lab result", "en").intent == "reject"
+
+
+def test_stuck_is_not_fixed_and_a_named_trade_short_is_staffing(bottling: Extractor) -> None:
+    stuck = bottling.extract("la taponadora se quedó trabada otra vez", "es")
+    assert (stuck.intent, stuck.exception_type, stuck.machine) == ("report", "breakdown", "CAP-01")
+    assert bottling.extract("ya quedó la taponadora, era el sensor", "es").intent == "update"
+    short = bottling.extract("no hay mecánico en el turno de noche", "es")
+    assert (short.intent, short.exception_type) == ("report", "staffing")
