@@ -185,9 +185,14 @@ def find_correlated(ctx: Context, *, exception_type: str, machine_id: str | None
     Same problem = same type on the same machine while the exception is open; for reports
     without a machine, same type and the same work order, or the same area within two hours.
     """
-    for exc in reversed(open_exceptions(ctx)):
-        if exc.type != exception_type:
-            continue
+    # Only the open ones of this type (on this machine, if named), newest first: one plant can
+    # have many open exceptions, and each row read whole costs (its JSON columns).
+    query = select(PlantException).where(
+        PlantException.plant_id == ctx.plant.id, PlantException.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+        PlantException.type == exception_type)
+    if machine_id:
+        query = query.where(PlantException.machine_id == machine_id)
+    for exc in ctx.session.exec(query.order_by(PlantException.id.desc())):  # type: ignore[union-attr]
         if machine_id:
             if exc.machine_id == machine_id:
                 return exc
