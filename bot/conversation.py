@@ -78,7 +78,7 @@ def handle_chat(ctx: Context, signal: Signal, reader: Reader) -> None:
     if target is None:
         if intent in ("report", "update") and extraction.exception_type:
             report(ctx, who, extraction, channel, signal)
-        elif target is None and intent == "other":
+        elif intent == "other":
             _reply(ctx, who, "reply", messages.render("help", who.language), None, channel)
         return
     _in_thread(ctx, who, target, extraction, channel)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,6 @@ class Received:
 
     signal_id: int
     duplicate: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runtime:

@@ -119,3 +119,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'mfgos-test.db'}"
     else:
         yield from postgres_schema_url()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, the loop the product runs on."""
+    return "asyncio"

@@ -21,10 +21,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 BEA = "+4915100000009"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeBridge]:

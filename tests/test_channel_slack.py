@@ -20,10 +20,6 @@ from tests.fakes.stack import Stack, settings_for, start_stack
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:

@@ -21,10 +21,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60),
 SARA, MEENA = 5001, 5002
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeTelegram]:

@@ -20,10 +20,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 CARLOS, ARJUN = "+34600000001", "+919800000002"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def fake() -> Iterator[FakeWhatsApp]:

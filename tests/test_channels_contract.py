@@ -39,10 +39,6 @@ from tests.fakes.whatsapp import FakeWhatsApp
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @dataclass
 class Subject:

@@ -30,10 +30,6 @@ CARLOS, TOM, SARA = "+34600000001", "U01TOM", 5001
 TG_SECRET = "tg-secret"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @dataclass
 class Fakes:

@@ -23,10 +23,6 @@ from tests.erp_fakes.sap import SapFixtures, SapState
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def adapter(erp: ErpUnderTest) -> AsyncIterator[object]:

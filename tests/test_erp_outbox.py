@@ -121,10 +121,6 @@ class Settlements:
             )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def plant(engine: Engine) -> Engine:
