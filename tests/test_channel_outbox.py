@@ -20,10 +20,6 @@ pytestmark = pytest.mark.anyio
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class VirtualTime:
     """A clock that only moves when somebody sleeps: rate limits are checked exactly and instantly."""
@@ -222,7 +218,10 @@ async def test_replicas_share_the_work_without_sending_anything_twice(engine: En
         await asyncio.gather(*(r.deliver_due(limit=3) for r in replicas))
     assert sorted(i for i, _ in platform) == ids, "every message once across both replicas"
     assert in_order(platform)
-    assert channels[0].sent and channels[1].sent, "both replicas took threads"
+    if engine.dialect.name == "postgresql":
+        # Only PostgreSQL's SKIP LOCKED guarantees the split; on SQLite (one process in
+        # production) the first writer may legitimately take every row.
+        assert channels[0].sent and channels[1].sent, "both replicas took threads"
 
 
 async def test_the_continuous_worker_delivers_as_soon_as_it_is_woken(engine: Engine) -> None:
