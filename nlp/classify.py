@@ -127,6 +127,11 @@ def best_type(scores: dict[str, float]) -> tuple[str | None, float, float]:
     return top[2], top[0], second[0]
 
 
+def top_type(scores: dict[str, float]) -> str:
+    """The best-scoring type whatever the sign of the scores; ties as in `best_type`."""
+    return max(_TIE_ORDER, key=lambda t: scores.get(t, float("-inf")))
+
+
 def find_phrases(words: list[str], table: dict[Phrase, Any]) -> list[tuple[int, int, Any]]:
     """Non-overlapping (start, end, value) hits of a phrase table, longest first at each position."""
     hits = []

@@ -23,6 +23,11 @@ FIELDS = ("intent", "exception_type", "machine", "work_order", "material")
 DATA = Path(__file__).parent / "data"
 DEFAULT_PLANT = DATA / "plants" / "demo.yaml"
 DEFAULT_CORPUS = DATA / "corpus" / "test.jsonl"
+CORPUS_PLANTS = {  # labelled split in nlp/data/corpus -> the plant file (nlp/data/plants) its ids refer to
+    "examples": "demo", "demo_dev": "demo", "demo_test": "demo", "stamping_dev": "stamping",
+    "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
+    "moulding_probe": "moulding", "moulding_check": "moulding", "bottling_probe": "bottling",
+}
 
 
 def master_data_from_plant_file(path: str | Path) -> MasterData:

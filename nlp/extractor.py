@@ -8,16 +8,18 @@ data changes, `refresh` rebuilds the indexes and keeps the spaCy pipelines.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nlp.classify import Cues, best_type, decide_intent, find_phrases
+from nlp.classify import Cues, best_type, decide_intent, find_phrases, is_question, top_type
 from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quantity, Resolution, WorkOrderRef
 from nlp.langid import LANGUAGES, detect_language
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.matching import MachineMatch, MasterIndex
+from nlp.model import Classifier, Models, load_models, message_features
 from nlp.pipeline import Reading, bind, build_pipeline
 from nlp.resolution import PlacedQuantity, parse_resolution
 from nlp.text import is_number, split
@@ -35,6 +37,11 @@ _ORDINALS: dict[str, int] = {
     "dritte": 2, "dritten": 2, "teesra": 2, "teesri": 2, "last": -1, "ultima": -1, "ultimo": -1,
     "letzte": -1, "letzten": -1, "aakhri": -1, "akhri": -1,
 }
+# Below this the cues' intent is a guess ("ok, sending an electrician" has no ack cue), and the
+# trained model is asked; measured on blind probes, see docs/nlp.md.
+INTENT_TRUST = 0.6
+MODEL_WEIGHT = 2.0  # cue points per unit of the type model's log-odds
+MODEL_ALONE = 0.6  # with no cue at all, the type model decides when it is at least this sure
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
 _SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling"})
 
@@ -43,8 +50,12 @@ class Extractor:
     """Message -> Extraction for one plant. `refresh` may run from another thread; `extract` calls
     share spaCy pipelines, so run them from one thread at a time (or keep one Extractor per thread)."""
 
-    def __init__(self, master: MasterData, lexicon: Lexicon | None = None) -> None:
+    def __init__(self, master: MasterData, lexicon: Lexicon | None = None,
+                 models: Models | None | bool = True) -> None:
+        """`models`: the trained classifiers blended with the lexicon (default: the shipped ones;
+        False: the lexicon alone, as the evaluation's `--lexicon-only` compares)."""
         self.lexicon = lexicon or load_lexicon()
+        self.models = load_models() if models is True else (models or None)
         self.index = MasterIndex(master, self.lexicon)
         self._pipelines: dict[str, Language] = {}
         self._lock = threading.Lock()
@@ -84,9 +95,7 @@ class Extractor:
             raise TypeError(f"extract() needs the message text as str, got {type(text).__name__}")
         text = _CONTROL.sub(" ", text[:MAX_CHARS])
         lex = self.lexicon
-        guess, _ = detect_language(text, split(text), lex, language)
-        doc = self.pipeline(guess)(text)
-        reading: Reading = doc._.mfgos
+        reading = self._read(text, language)
         index = self.index
         words, taken, tokens = reading.words, reading.taken, reading.tokens
         machines, material, quantities = reading.machines, reading.material, reading.quantities
@@ -97,11 +106,17 @@ class Extractor:
         if material and cues.intent.get("update", 0.0) >= 2:
             cues.intent["update"] += 1.0  # "resin drums received": material news on an open shortage
 
-        type_scores = self._type_scores(cues, machines, material, quantities, words)
-        exception_type, type_score, _ = best_type(type_scores)
         free = [w for w, t in zip(words, taken, strict=True) if not t]
-        intent, intent_confidence = decide_intent(text, free, bool(taken) and not taken[0], cues, type_score,
+        first_free = bool(taken) and not taken[0]
+        models = self.models
+        features = message_features(words, taken, is_question(text, free, first_free)) if models else []
+        type_probabilities = models.exception_type.probabilities(features) if models else None
+        type_scores = self._type_scores(cues, machines, material, quantities, words)
+        exception_type, type_score = _blend_types(type_scores, type_probabilities)
+        intent, intent_confidence = decide_intent(text, free, first_free, cues, type_score,
                                                   machines.machine is not None or bool(quantities))
+        if models and intent_confidence < INTENT_TRUST:
+            intent, intent_confidence = _second_opinion(models.intent, features, intent, intent_confidence)
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
         detected, _ = detect_language(text, [w for k, w in enumerate(reading.raw) if k not in covered], lex,
                                       language)
@@ -132,7 +147,8 @@ class Extractor:
                                           lots[0].upper() if lots else None, lex)
             if weak_material and resolution.machine_running is not None and not cues.exception_type.get("material"):
                 material = None  # "bearing badal diya": a spare part fitted in a repair
-                exception_type = best_type(self._type_scores(cues, machines, None, quantities, words))[0]
+                exception_type = _blend_types(self._type_scores(cues, machines, None, quantities, words),
+                                              type_probabilities)[0]
             result.resolution = resolution
             if (resolution.machine_running and machines.machine
                     and exception_type not in ("tooling", "material", "quality")):
@@ -143,6 +159,22 @@ class Extractor:
         result.clarify = self._clarify(result, reading.unknown_machine, type_score)
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
         return result
+
+    def features(self, text: str, language: str | None = None, entity_marker: str | None = None) -> list[str]:
+        """The trained classifiers' features of one message, as `extract` computes them. Training
+        data written without a plant marks the plant's names with `entity_marker` instead."""
+        text = _CONTROL.sub(" ", text[:MAX_CHARS])
+        reading = self._read(text, language)
+        taken = reading.taken
+        if entity_marker:
+            taken = [t or w == entity_marker for w, t in zip(reading.words, taken, strict=True)]
+        free = [w for w, t in zip(reading.words, taken, strict=True) if not t]
+        first_free = bool(taken) and not taken[0]
+        return message_features(reading.words, taken, is_question(text, free, first_free))
+
+    def _read(self, text: str, language: str | None) -> Reading:
+        guess, _ = detect_language(text, split(text), self.lexicon, language)
+        return self.pipeline(guess)(text)._.mfgos
 
     def match_machine(self, text: str, candidates: Sequence[str] | None = None) -> str | None:
         """Resolve a short answer ("la 2", "mill 2", "HOB-01", "the second one") to a machine id."""
@@ -264,6 +296,30 @@ class Extractor:
             return "".join(labels)
         word = self.lexicon.questions["or"][language]
         return f"{', '.join(labels[:-1])} {word} {labels[-1]}"
+
+
+def _blend_types(scores: dict[str, float], probabilities: dict[str, float] | None) -> tuple[str | None, float]:
+    """(exception type, how clearly a problem is described). The cues' scores are summed with the
+    trained model's log-odds against its favourite, so the model can overturn a cue that fired in
+    the wrong company but not invent a problem where no cue and no sure model reading is."""
+    exception_type, strength, _ = best_type(scores)
+    if probabilities is None:
+        return exception_type, strength
+    favourite = max(probabilities.values())
+    if strength <= 0 and favourite < MODEL_ALONE:
+        return None, 0.0
+    blended = {t: scores.get(t, 0.0) + MODEL_WEIGHT * math.log(max(p, 1e-4) / favourite)
+               for t, p in probabilities.items()}
+    return top_type(blended), strength
+
+
+def _second_opinion(model: Classifier, features: list[str], label: str, confidence: float) -> tuple[str, float]:
+    """Where the cues are weak, the trained model's reading wins if it is surer than they are."""
+    probabilities = model.probabilities(features)
+    best = max(probabilities, key=probabilities.__getitem__)
+    if best != label and probabilities[best] > confidence:
+        return best, round(min(probabilities[best], INTENT_TRUST - 0.05), 2)
+    return label, confidence
 
 
 def _confidence(intent: str, intent_confidence: float, type_score: float, result: Extraction) -> float:

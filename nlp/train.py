@@ -1,11 +1,16 @@
-"""Train the language identifier: a small naive Bayes over words and letter trigrams.
+"""Train the shipped models: the language identifier and the intent / exception-type classifiers.
 
-    python -m nlp.train [--out nlp/data/langid.json]
+    python -m nlp.train [--langid nlp/data/langid.json] [--classifier nlp/data/classifier.json]
 
-Training data, all in the repo: the dev splits of the labelled corpus (never the test
-splits) and the lexicon's per-language common words. The result is deterministic (same
-data, same file) and small enough to ship in the package. Intent and exception type are
-not trained: they come from the lexicon (see docs/nlp.md).
+Everything is trained from data in the repo and is deterministic (same data, same files):
+
+- language identifier: a small naive Bayes over words and letter trigrams, from the dev splits of
+  the labelled corpus (never the test splits) and the lexicon's per-language common words;
+- classifiers (`nlp/model.py`): logistic regression over canonical words, from every labelled
+  split of `nlp/data/corpus` (read against its plant, so the plant's names become placeholders)
+  and the plant-free training sets of `nlp/data/training`, where the writer put the plant's names in
+  [brackets]. The blind probes in `HELD_OUT` are never trained on: their figure stays an honest
+  estimate for a plant and writers the models have not seen.
 """
 
 from __future__ import annotations
@@ -13,18 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 from nlp.langid import LANGUAGES, MODEL_FILE, features
 from nlp.lexicon import read_lexicon_file
+from nlp.model import MODEL_FILE as CLASSIFIER_FILE
+from nlp.model import train_classifier
 from nlp.text import split
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "corpus"
+TRAINING = DATA / "training"
 TRAINING_SPLITS = ("demo_dev.jsonl", "stamping_dev.jsonl")
+HELD_OUT = frozenset({"bodyshop_probe", "foodpack_probe"})
+INTENTS = ("report", "update", "ack", "approve", "reject", "query", "other")
+TYPES = ("breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other")
 MIN_COUNT = 2  # a feature seen once teaches nothing and costs space
 SMOOTHING = 0.5
+_MARKER = "qqname"  # stands for a bracketed plant name while a training line is read
+_BRACKETS = re.compile(r"\[[^\]]*\]")
 
 
 def training_documents() -> list[tuple[str, str]]:
@@ -67,14 +82,54 @@ def train(documents: list[tuple[str, str]]) -> dict[str, object]:
     }
 
 
+def classifier_samples() -> list[tuple[list[str], str, str | None]]:
+    """(features, intent, exception type) for every labelled message the classifiers learn from."""
+    from nlp.evaluate import CORPUS_PLANTS, load_labelled, master_data_from_plant_file
+    from nlp.extraction import MasterData
+    from nlp.extractor import Extractor
+
+    samples: list[tuple[list[str], str, str | None]] = []
+    readers: dict[str, Extractor] = {}
+    for name, plant in sorted(CORPUS_PLANTS.items()):
+        if name in HELD_OUT:
+            continue
+        reader = readers.get(plant) or Extractor(master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml"),
+                                                 models=False)
+        readers[plant] = reader
+        for row in load_labelled(CORPUS / f"{name}.jsonl"):
+            samples.append((reader.features(row["text"], row.get("lang")), row["intent"], row["exception_type"]))
+    plantless = Extractor(MasterData(), models=False)
+    for path in sorted(TRAINING.glob("*.jsonl")):
+        for row in load_labelled(path):
+            text = _BRACKETS.sub(f" {_MARKER} ", row["text"])
+            samples.append((plantless.features(text, row.get("lang"), entity_marker=_MARKER), row["intent"],
+                            row["exception_type"]))
+    return samples
+
+
+def train_classifiers(samples: list[tuple[list[str], str, str | None]]) -> dict[str, object]:
+    intent = train_classifier([(f, i) for f, i, _ in samples], INTENTS)
+    exception_type = train_classifier([(f, t) for f, _, t in samples if t], TYPES)
+    return {"intent": intent.to_json(), "exception_type": exception_type.to_json()}
+
+
+def _write(path: str, model: dict[str, object]) -> None:
+    Path(path).write_text(json.dumps(model, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nlp.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(MODEL_FILE))
+    parser.add_argument("--langid", default=str(MODEL_FILE), help="where the language identifier goes")
+    parser.add_argument("--classifier", default=str(CLASSIFIER_FILE), help="where the classifiers go")
     args = parser.parse_args(argv)
     documents = training_documents()
-    model = train(documents)
-    Path(args.out).write_text(json.dumps(model, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"trained on {len(documents)} documents, {len(model['features'])} features -> {args.out}")
+    langid = train(documents)
+    _write(args.langid, langid)
+    print(f"language identifier: {len(documents)} documents, {len(langid['features'])} features -> {args.langid}")
+    samples = classifier_samples()
+    classifiers = train_classifiers(samples)
+    _write(args.classifier, classifiers)
+    print(f"classifiers: {len(samples)} messages -> {args.classifier}")
     return 0
 
 
