@@ -19,7 +19,7 @@ from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quan
 from nlp.langid import LANGUAGES, detect_language
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.matching import MachineMatch, MasterIndex
-from nlp.model import Classifier, Models, load_models, message_features
+from nlp.model import MACHINE, MATERIAL, ORDER, Classifier, Models, load_models, message_features
 from nlp.pipeline import Reading, bind, build_pipeline
 from nlp.resolution import PlacedQuantity, parse_resolution
 from nlp.text import is_number, split
@@ -37,9 +37,6 @@ _ORDINALS: dict[str, int] = {
     "dritte": 2, "dritten": 2, "teesra": 2, "teesri": 2, "last": -1, "ultima": -1, "ultimo": -1,
     "letzte": -1, "letzten": -1, "aakhri": -1, "akhri": -1,
 }
-# Below this the cues' intent is a guess ("ok, sending an electrician" has no ack cue), and the
-# trained model is asked; measured on blind probes, see docs/nlp.md.
-INTENT_TRUST = 0.6
 MODEL_WEIGHT = 2.0  # cue points per unit of the type model's log-odds
 MODEL_ALONE = 0.6  # with no cue at all, the type model decides when it is at least this sure
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
@@ -109,13 +106,13 @@ class Extractor:
         free = [w for w, t in zip(words, taken, strict=True) if not t]
         first_free = bool(taken) and not taken[0]
         models = self.models
-        features = message_features(words, taken, is_question(text, free, first_free)) if models else []
+        features = self._features(text, reading, free, first_free) if models else []
         type_probabilities = models.exception_type.probabilities(features) if models else None
         type_scores = self._type_scores(cues, machines, material, quantities, words)
         exception_type, type_score = _blend_types(type_scores, type_probabilities)
         intent, intent_confidence = decide_intent(text, free, first_free, cues, type_score,
                                                   machines.machine is not None or bool(quantities))
-        if models and intent_confidence < INTENT_TRUST:
+        if models:
             intent, intent_confidence = _second_opinion(models.intent, features, intent, intent_confidence)
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
         detected, _ = detect_language(text, [w for k, w in enumerate(reading.raw) if k not in covered], lex,
@@ -160,17 +157,25 @@ class Extractor:
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
         return result
 
-    def features(self, text: str, language: str | None = None, entity_marker: str | None = None) -> list[str]:
-        """The trained classifiers' features of one message, as `extract` computes them. Training
-        data written without a plant marks the plant's names with `entity_marker` instead."""
+    def features(self, text: str, language: str | None = None) -> list[str]:
+        """The trained classifiers' features of one message, as `extract` computes them."""
         text = _CONTROL.sub(" ", text[:MAX_CHARS])
         reading = self._read(text, language)
-        taken = reading.taken
-        if entity_marker:
-            taken = [t or w == entity_marker for w, t in zip(reading.words, taken, strict=True)]
-        free = [w for w, t in zip(reading.words, taken, strict=True) if not t]
-        first_free = bool(taken) and not taken[0]
-        return message_features(reading.words, taken, is_question(text, free, first_free))
+        free = [w for w, t in zip(reading.words, reading.taken, strict=True) if not t]
+        return self._features(text, reading, free, bool(reading.taken) and not reading.taken[0])
+
+    def _features(self, text: str, reading: Reading, free: list[str], first_free: bool) -> list[str]:
+        slots: list[str | None] = [ORDER if t else None for t in reading.taken]
+        kinds: set[str] = set()
+        for mention in reading.machines.mentions:
+            slots[mention.start : mention.end] = [MACHINE] * (mention.end - mention.start)
+            for ident in mention.ids:
+                kinds.update(" ".join(kind) for kind in self.index.machine_kinds.get(ident, ()))
+                if self._is_utility(ident):
+                    kinds.add("utility")
+        for mention in reading.material_mentions:
+            slots[mention.start : mention.end] = [MATERIAL] * (mention.end - mention.start)
+        return message_features(reading.words, slots, is_question(text, free, first_free), kinds)
 
     def _read(self, text: str, language: str | None) -> Reading:
         guess, _ = detect_language(text, split(text), self.lexicon, language)
@@ -314,11 +319,13 @@ def _blend_types(scores: dict[str, float], probabilities: dict[str, float] | Non
 
 
 def _second_opinion(model: Classifier, features: list[str], label: str, confidence: float) -> tuple[str, float]:
-    """Where the cues are weak, the trained model's reading wins if it is surer than they are."""
+    """The trained model's intent wins where it is surer than the cues ("ok, sending an electrician"
+    has no ack cue; "reject hue" in a count of bad packets is no decision). On blind probes this
+    beats both the cues alone and the model alone (docs/nlp.md)."""
     probabilities = model.probabilities(features)
     best = max(probabilities, key=probabilities.__getitem__)
     if best != label and probabilities[best] > confidence:
-        return best, round(min(probabilities[best], INTENT_TRUST - 0.05), 2)
+        return best, round(min(probabilities[best], 0.95), 2)
     return label, confidence
 
 

@@ -25,22 +25,24 @@ from pathlib import Path
 
 MODEL_FILE = Path(__file__).parent / "data" / "classifier.json"
 NO_TYPE = "none"  # the exception-type label of a message that reports no problem
-ENTITY = "_e_"  # a word that names a machine, material, order or lot of the plant
-NUMBER = "_n_"
+MACHINE, MATERIAL, ORDER, NUMBER = "_m_", "_t_", "_o_", "_n_"  # placeholders for the plant's names
 _PREFIX = 5  # a longer word also counts by its first letters: "verbrannt" / "verbrennt"
 
 
-def message_features(words: Sequence[str], taken: Sequence[bool], question: bool) -> list[str]:
-    """Binary features of one canonical message: words, word pairs, word beginnings."""
-    seq = [ENTITY if t else (NUMBER if w[:1].isdigit() else w) for w, t in zip(words, taken, strict=True)]
-    found: set[str] = set()
+def message_features(words: Sequence[str], slots: Sequence[str | None], question: bool,
+                     kinds: Iterable[str] = ()) -> list[str]:
+    """Binary features of one canonical message: words, word pairs, word beginnings, and the kinds
+    of the machines it names ("compressor", "utility"). `slots[i]` is the placeholder that stands
+    for word i when it is part of a plant name (a machine, a material, an order or lot)."""
+    seq = [slot or (NUMBER if w[:1].isdigit() else w) for w, slot in zip(words, slots, strict=True)]
+    found: set[str] = {"k " + kind for kind in kinds}
     previous = "^"
     for word in seq:
-        if word not in (ENTITY, NUMBER):
+        if word[0] != "_":
             found.add("w " + word)
             if len(word) > _PREFIX + 1:
                 found.add("p " + word[:_PREFIX])
-        if not (word == previous == ENTITY):
+        if word != previous:
             found.add(f"b {previous} {word}")
         previous = word
     if seq:

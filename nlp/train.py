@@ -23,6 +23,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from nlp.evaluate import CORPUS_PLANTS, load_labelled, master_data_from_plant_file
+from nlp.extraction import MachineRef, MasterData, MaterialRef, WorkOrderRef
+from nlp.extractor import Extractor
 from nlp.langid import LANGUAGES, MODEL_FILE, features
 from nlp.lexicon import read_lexicon_file
 from nlp.model import MODEL_FILE as CLASSIFIER_FILE
@@ -38,8 +41,7 @@ INTENTS = ("report", "update", "ack", "approve", "reject", "query", "other")
 TYPES = ("breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other")
 MIN_COUNT = 2  # a feature seen once teaches nothing and costs space
 SMOOTHING = 0.5
-_MARKER = "qqname"  # stands for a bracketed plant name while a training line is read
-_BRACKETS = re.compile(r"\[[^\]]*\]")
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
 
 
 def training_documents() -> list[tuple[str, str]]:
@@ -84,10 +86,6 @@ def train(documents: list[tuple[str, str]]) -> dict[str, object]:
 
 def classifier_samples() -> list[tuple[list[str], str, str | None]]:
     """(features, intent, exception type) for every labelled message the classifiers learn from."""
-    from nlp.evaluate import CORPUS_PLANTS, load_labelled, master_data_from_plant_file
-    from nlp.extraction import MasterData
-    from nlp.extractor import Extractor
-
     samples: list[tuple[list[str], str, str | None]] = []
     readers: dict[str, Extractor] = {}
     for name, plant in sorted(CORPUS_PLANTS.items()):
@@ -98,13 +96,38 @@ def classifier_samples() -> list[tuple[list[str], str, str | None]]:
         readers[plant] = reader
         for row in load_labelled(CORPUS / f"{name}.jsonl"):
             samples.append((reader.features(row["text"], row.get("lang")), row["intent"], row["exception_type"]))
-    plantless = Extractor(MasterData(), models=False)
+    marked = Extractor(MasterData(), models=False)
     for path in sorted(TRAINING.glob("*.jsonl")):
-        for row in load_labelled(path):
-            text = _BRACKETS.sub(f" {_MARKER} ", row["text"])
-            samples.append((plantless.features(text, row.get("lang"), entity_marker=_MARKER), row["intent"],
+        rows = load_labelled(path)
+        marked.refresh(_plant_of_marked_names(rows, marked))
+        for row in rows:
+            samples.append((marked.features(_BRACKETS.sub(r"\1", row["text"]), row.get("lang")), row["intent"],
                             row["exception_type"]))
     return samples
+
+
+def _plant_of_marked_names(rows: list[dict], reader: Extractor) -> MasterData:
+    """A plant made of the names the writers of a plant-free training set put in [brackets]: an
+    order or lot when it starts with an order word or is a code, a machine when it has a machine
+    kind in it or is a short name with a number ("loom 27", "engel 4"), else a material. Reading the lines against it makes the same placeholders as a
+    real plant does."""
+    lexicon = reader.lexicon
+    order_words = {p[0] for p in (*lexicon.work_order_prefixes, *lexicon.customer_order_prefixes)} | {"#"} \
+        | {w[0] for w in lexicon.lot_words}
+    machines, materials, orders = {}, {}, {}
+    for row in rows:
+        for name in _BRACKETS.findall(row["text"]):
+            words = lexicon.canon.words(name)
+            if not words:
+                continue
+            if words[0] in order_words or all(any(ch.isdigit() for ch in w) or len(w) <= 2 for w in words):
+                orders[name] = WorkOrderRef(name, None, None, None)
+            elif any(w in reader.index.kind_words for w in words) or (len(words) <= 3 and words[-1].isdigit()):
+                machines[name] = MachineRef(name, name, None, ())
+            else:
+                materials[name] = MaterialRef(name, name, ())
+    return MasterData(machines=tuple(machines.values()), materials=tuple(materials.values()),
+                      work_orders=tuple(orders.values()))
 
 
 def train_classifiers(samples: list[tuple[list[str], str, str | None]]) -> dict[str, object]:
