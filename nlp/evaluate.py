@@ -27,6 +27,7 @@ CORPUS_PLANTS = {  # labelled split in nlp/data/corpus -> the plant file (nlp/da
     "examples": "demo", "demo_dev": "demo", "demo_test": "demo", "stamping_dev": "stamping",
     "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
     "moulding_probe": "moulding", "moulding_check": "moulding", "bottling_probe": "bottling",
+    "bodyshop_probe": "bodyshop", "foodpack_probe": "foodpack",
 }
 
 

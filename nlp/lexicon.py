@@ -12,6 +12,7 @@ import yaml
 from nlp.text import Canonicalizer, singular, split
 
 LEXICON_FILE = Path(__file__).parent / "data" / "lexicon.yaml"
+MACHINE_KINDS_FILE = Path(__file__).parent / "data" / "machine_kinds.yaml"
 
 
 class _WordsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -98,9 +99,26 @@ def _phrases(canon: Canonicalizer, items: list[str]) -> frozenset[Phrase]:
     return frozenset(p for p in (canon.words(i) for i in items) if p)
 
 
-def read_lexicon_file(path: Path = LEXICON_FILE) -> dict[str, Any]:
-    """The lexicon YAML as data, words kept as words."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506 - a SafeLoader
+def read_lexicon_file(path: Path = LEXICON_FILE, kinds_path: Path | None = MACHINE_KINDS_FILE) -> dict[str, Any]:
+    """The lexicon YAML as data, words kept as words, with the machine-kind dictionary
+    (`machine_kinds.yaml`: an English kind -> what operators call it in four languages) merged
+    into its synonyms and machine classes. A variant claimed by two kinds is an error: it would
+    send "freidora 2" to whichever kind loaded last."""
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506 - a SafeLoader
+    if kinds_path is None:
+        return data
+    kinds = yaml.load(kinds_path.read_text(encoding="utf-8"), Loader=_WordsLoader)  # noqa: S506
+    synonyms: dict[str, list[Any]] = data["synonyms"]
+    owner = {" ".join(split(str(v))): k for k, vs in synonyms.items() for v in (k, *vs)}
+    for kind, variants in kinds.items():
+        for variant in (kind, *variants):
+            key = " ".join(split(str(variant)))
+            if owner.setdefault(key, kind) != kind:
+                raise ValueError(f"{kinds_path.name}: {variant!r} of {kind!r} already means {owner[key]!r}")
+        listed = synonyms.setdefault(kind, [])
+        listed.extend(v for v in variants if v not in listed and v != kind)
+    data["machine_classes"] = [*data["machine_classes"], *(k for k in kinds if k not in data["machine_classes"])]
+    return data
 
 
 @cache

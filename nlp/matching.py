@@ -17,7 +17,7 @@ from rapidfuzz.distance import OSA
 
 from nlp.extraction import MasterData
 from nlp.lexicon import Lexicon, Phrase
-from nlp.text import Token, canonical_number, fold, is_number, split
+from nlp.text import CLOCK_WORDS, Token, canonical_number, fold, is_number, split
 
 EXACT, KIND_NUMBER, KIND, WORD = 3, 2, 1, 0
 _HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
@@ -279,6 +279,7 @@ class MasterIndex:
             for k in range(m.start, m.end):
                 taken[k] = True
         kept = self._apply_corrections(words, kept)
+        kept = self._elided_correction(words, taken, kept)
         top = max(m.level for m in kept)
         best = [m for m in kept if m.level == top]
         ids = list(dict.fromkeys(i for m in best for i in m.ids))
@@ -327,6 +328,30 @@ class MasterIndex:
         negated = [m for m in mentions if any(w in lex.negations for w in words[m.end : m.end + 3])]
         rest = [m for m in mentions if m not in negated]
         return rest if negated and rest else mentions
+
+    def _elided_correction(self, words: list[str], taken: list[bool], mentions: list[Mention]) -> list[Mention]:
+        """'no es la freidora 1, es la 2', 'nicht Ofen 1, sondern 2': a correction that gives only
+        the number means the same kind of machine with that number."""
+        if len(mentions) != 1 or len(mentions[0].ids) != 1:
+            return mentions
+        (mention,) = mentions
+        kinds = self.machine_kinds.get(mention.ids[0], set())
+        for i in range(mention.end, len(words)):
+            size = max((len(p) for p in self.lexicon.corrections if tuple(words[i : i + len(p)]) == p), default=0)
+            if not size:
+                continue
+            at = i + size
+            if at < len(words) and not is_number(words[at]) and words[at] in self.lexicon.generic_words:
+                at += 1  # "es la 2", "it's the 2"
+            after = words[at + 1] if at + 1 < len(words) else ""
+            if (at < len(words) and is_number(words[at]) and not taken[at] and after not in self.lexicon.units
+                    and after not in CLOCK_WORDS):
+                owners = [m for m, numbers in self.machine_numbers.items()
+                          if words[at] in numbers and self.machine_kinds.get(m, set()) & kinds]
+                if len(owners) == 1 and owners[0] != mention.ids[0]:
+                    taken[at] = True
+                    return [Mention((owners[0],), KIND_NUMBER, at, at + 1)]
+        return mentions
 
     # --- materials -----------------------------------------------------------------------
 

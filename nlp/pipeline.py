@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from nlp.classify import Cues, score_cues
 from nlp.matching import MachineMatch, MasterIndex, Mention
 from nlp.resolution import PlacedQuantity
-from nlp.text import Token, fold, is_number, number_value, split_word
+from nlp.text import CLOCK_WORDS, Token, fold, is_number, number_value, split_word
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -35,7 +35,6 @@ COMPONENTS = ("mfgos_normalizer", "mfgos_orders", "mfgos_machines", "mfgos_mater
 SPACY_LANGUAGES = {"en": "en", "es": "es", "de": "de", "hi": "hi"}
 _BOUNDARIES = frozenset({",", ";", ".", "!", "?", "¿", "¡", ":", "\n"})
 _CONJUNCTIONS = frozenset({"and", "und", "aur", "then", "dann", "luego", "phir", "y"})
-_NOT_QUANTITY_AFTER = frozenset({"am", "pm", "uhr", "baje", "bje", "oclock"})
 _EXTRA_INFIXES = (r"(?<=[^\W\d_])(?=\d)", r"(?<=\d)(?=[^\W\d_])", r"[-/#+_]")
 
 
@@ -297,7 +296,7 @@ def _quantities(index: MasterIndex, reading: Reading) -> tuple[list[PlacedQuanti
                 unit_tokens[i + 1] = True
                 found.append(PlacedQuantity(counted, units[nxt], i))
             continue
-        if nxt in _NOT_QUANTITY_AFTER or len(word) > 12:  # a time, or a serial number, not a count
+        if nxt in CLOCK_WORDS or len(word) > 12:  # a time, or a serial number, not a count
             continue
         unit = units.get(nxt) if free_next and nxt is not None else None
         if unit:

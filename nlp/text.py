@@ -16,6 +16,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[a-z]+(?:'[a-z]+)?|[?#%]")
 _SPECIAL = str.maketrans({"ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "’": "'", "`": "'"})
 
 
+CLOCK_WORDS = frozenset({"am", "pm", "uhr", "baje", "bje", "oclock"})  # "2 pm" is a time, not a count or a machine
+
 _LENGTHS: dict[int, tuple[object, dict[str, tuple[int, ...]]]] = {}
 
 

@@ -11,9 +11,12 @@ import pytest
 
 from nlp import Extractor
 from nlp.evaluate import CORPUS_PLANTS, FIELDS, evaluate, load_labelled, master_data_from_plant_file
+from nlp.train import HELD_OUT
 
 DATA = Path(__file__).resolve().parents[1] / "nlp" / "data"
-SPLITS = {split: plant for split, plant in CORPUS_PLANTS.items() if split != "moulding_check"}  # held to the bar
+# Fitted splits are held to 0.95 per field; the blind probes that training never sees to the
+# held-out bar of 0.90 per field; moulding_check (24 deliberately awkward lines) to neither.
+SPLITS = {split: plant for split, plant in CORPUS_PLANTS.items() if split not in {"moulding_check", *HELD_OUT}}
 INTENTS = {"report", "update", "ack", "approve", "reject", "query", "other"}
 TYPES = {"breakdown", "quality", "material", "safety", "tooling", "utility", "staffing", "other", None}
 
@@ -21,12 +24,12 @@ TYPES = {"breakdown", "quality", "material", "safety", "tooling", "utility", "st
 @pytest.fixture(scope="module")
 def extractors() -> dict[str, Extractor]:
     return {plant: Extractor(master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml"))
-            for plant in set(SPLITS.values())}
+            for plant in set(CORPUS_PLANTS.values())}
 
 
 def test_corpus_is_large_multilingual_and_labelled_with_the_plants_ids() -> None:
     total = Counter()
-    for split, plant in SPLITS.items():
+    for split, plant in CORPUS_PLANTS.items():
         master = master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml")
         machines = {m.id for m in master.machines} | {None}
         materials = {m.id for m in master.materials} | {None}
@@ -42,6 +45,18 @@ def test_corpus_is_large_multilingual_and_labelled_with_the_plants_ids() -> None
     assert set(total) == {"en", "es", "de", "hi"} and min(total.values()) >= 100
 
 
+def test_plant_free_training_sets_are_labelled_and_mark_the_plants_names() -> None:
+    total = Counter()
+    for path in sorted((DATA / "training").glob("*.jsonl")):
+        for row in load_labelled(path):
+            assert set(row) == {"text", "lang", "intent", "exception_type"}, (path.name, row)
+            assert row["intent"] in INTENTS and row["exception_type"] in TYPES, (path.name, row)
+            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")), (path.name, row)
+            assert row["text"].count("[") == row["text"].count("]"), (path.name, row)
+            total[row["lang"]] += 1
+    assert set(total) == {"en", "es", "de", "hi"} and min(total.values()) >= 1000
+
+
 @pytest.mark.parametrize("split", sorted(SPLITS))
 def test_each_split_meets_the_bar(extractors: dict[str, Extractor], split: str) -> None:
     report = evaluate(extractors[SPLITS[split]], load_labelled(DATA / "corpus" / f"{split}.jsonl"))
@@ -50,6 +65,14 @@ def test_each_split_meets_the_bar(extractors: dict[str, Extractor], split: str) 
     for language, fields in report["languages"].items():
         for field, accuracy in fields.items():
             assert accuracy >= 0.90, (language, field)
+
+
+@pytest.mark.parametrize("split", sorted(HELD_OUT))
+def test_blind_probes_meet_the_held_out_bar(extractors: dict[str, Extractor], split: str) -> None:
+    """Plants and writers the models were never trained on: the estimate for a new plant."""
+    report = evaluate(extractors[CORPUS_PLANTS[split]], load_labelled(DATA / "corpus" / f"{split}.jsonl"))
+    for field in FIELDS:
+        assert report["fields"][field] >= 0.90, (field, [m for m in report["misses"] if m["field"] == field])
 
 
 def test_evaluate_command_prints_fields_and_languages() -> None:

@@ -128,6 +128,32 @@ def test_correction_keeps_the_machine_after_its(stamping: Extractor) -> None:
     assert got.quantities == []  # "14" named a machine, it is not a count
 
 
+@pytest.fixture(scope="module")
+def foodpack() -> Extractor:
+    return Extractor(master_data_from_plant_file(DATA / "plants" / "foodpack.yaml"))
+
+
+@pytest.mark.parametrize(("text", "language", "machine"), [
+    ("no es la freidora 1, es la 2 la que no calienta", "es", "FRY-02"),
+    ("Fritteuse 1 nicht, sondern 2 steht", "de", "FRY-02"),
+    ("not fryer 1, its 2", "en", "FRY-02"),
+    ("fryer 1 stopped, its 2 pm already", "en", "FRY-01"),  # a time, not a correction
+    ("fryer 1 stopped, sorry 20 pcs burnt", "en", "FRY-01"),  # a count, not a correction
+])
+def test_a_correction_that_gives_only_the_number_keeps_the_kind(foodpack: Extractor, text: str, language: str,
+                                                                machine: str) -> None:
+    assert foodpack.extract(text, language).machine == machine
+
+
+@pytest.mark.parametrize(("text", "language", "machine"), [
+    ("la freidora 2 no calienta", "es", "FRY-02"), ("Kontrollwaage zeigt fehler 41", "de", "CHW-01"),
+    ("encajadora atascada otra vez", "es", "CSP-01"), ("Palettierer Störung, Greifer klemmt", "de", "PAL-01"),
+])
+def test_machine_kinds_in_the_operators_language_meet_english_names(foodpack: Extractor, text: str, language: str,
+                                                                    machine: str) -> None:
+    assert foodpack.extract(text, language).machine == machine
+
+
 @pytest.mark.parametrize(("text", "language", "opening"), [
     ("the mill is vibrating", "en", "Which one"), ("la fresadora no arranca", "es", "¿Cuál"),
     ("die Fräse läuft nicht", "de", "Welche"), ("mill band hai", "hi", "Kaun si"),
