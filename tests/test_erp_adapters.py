@@ -208,6 +208,27 @@ class TestOdooMapping(OdooFixtures):
         assert sorted(r["state"] for _, r in odoo.with_marker("k1")) == ["cancel", "done"]
         assert await adapter.lookup("k1") == reference
 
+    async def test_a_transfer_with_nothing_reserved_is_refused_and_cancelled(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        # Nothing is in quarantine: Odoo reserves none, and button_validate refuses a zero transfer.
+        with pytest.raises(Rejected, match="cannot reserve 5 pcs of AL-6061-BAR in WH/Quarantine.*no quantities"):
+            await adapter.post(erp.stock_txn("release", 5, "k1"))
+        assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
+        assert odoo.wizards == []
+
+    async def test_without_the_backorder_question_a_part_is_refused_before_validating(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        [picking_type] = odoo.records["stock.picking.type"].values()
+        picking_type["create_backorder"] = "never"  # Odoo would validate the part it has, silently
+        with pytest.raises(Rejected, match="cannot reserve 4000 pcs of AL-6061-BAR in WH/Stock"):
+            await adapter.post(erp.stock_txn("block", 4000, "k1"))
+        assert ("stock.picking", "button_validate") not in odoo.calls
+        assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
+        [quant] = [q for q in odoo.records["stock.quant"].values() if q["quantity"] == 1000.0]
+        assert quant.get("reserved", 0.0) == 0.0  # the cancel gave the reservation back
+
     async def test_downtime_is_recorded_once_against_the_work_center(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
     ) -> None:
