@@ -6,9 +6,17 @@ MissingError 404, AccessError 403); JSON-RPC errors as HTTP 200 with
 `error: {code: 200, message: "Odoo Server Error", data: {name, message, ...}}`;
 `common.version` / `common.authenticate` / `object.execute_kw`; search domains in Polish
 notation; many2one values read as [id, display_name]; x2many commands (0, 0, vals) and
-(6, 0, ids); buttons that answer with a wizard action (backorder on `button_mark_done` when
-less was produced than planned, SMS confirmation on `button_validate` when enabled, the
-insufficient-quantity warning on `stock.scrap.action_validate`) until the context skips it.
+(6, 0, ids); `web_save` (17+); buttons that answer with a wizard action (backorder on
+`button_mark_done` when less was produced than planned, SMS confirmation on `button_validate`
+when enabled, the insufficient-quantity warning on `stock.scrap.action_validate`) until the
+context skips it.
+
+Transfers follow addons/stock/models/stock_picking.py (17+): `action_assign` confirms a draft
+and reserves what is free, a part if not all (the move's `quantity`); `button_validate`
+confirms a draft and takes its whole demand as done, refuses when nothing is reserved or
+done, marks the moves picked when none is, and asks about a backorder when less than the
+demand is picked and the operation type's `create_backorder` is `ask` (otherwise it moves the
+part). Odoo 16 keeps `quantity_done` and the immediate-transfer wizard.
 """
 
 from __future__ import annotations
