@@ -490,15 +490,17 @@ class OdooErp(HttpErpAdapter):
             await self._press("stock.picking", "button_validate", [picking["id"]], skips=VALIDATE_SKIPS)
         except Rejected as refused:
             await self.call("stock.picking", "action_cancel", ids=[picking["id"]])  # a retry starts clean
-            if isinstance(refused, WizardReturned) and refused.wizard != "stock.backorder.confirmation":
+            what = f"{fields['quantity']} {fields['unit']} of {fields['material']}"
+            if not isinstance(refused, WizardReturned):
+                raise Rejected(
+                    f"Odoo refused to validate the transfer of {what} from {where}: {refused.reason}"
+                ) from refused
+            if refused.wizard != "stock.backorder.confirmation":
                 raise
             raise Rejected(
-                f"Odoo cannot reserve {fields['quantity']} {fields['unit']} of {fields['material']} in {where}: "
-                f"not enough available ({refused.reason})"
+                f"Odoo cannot reserve {what} in {where}: not enough available (only a part is)"
             ) from refused
-        if "name" not in picking:
-            picking = (await self.call("stock.picking", "read", ids=[picking["id"]], fields=["name"]))[0]
-        return str(picking["name"])
+        return str(picking["name"])  # from web_save, or from the search that found the transfer
 
     async def _require_reserved(self, picking_id: int, fields: dict[str, Any], where: str) -> None:
         moves = await self._search_read("stock.move", [["picking_id", "=", picking_id]], ["id", "state"])
