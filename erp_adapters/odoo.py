@@ -56,7 +56,18 @@ WIZARD_SKIPS: dict[str, dict[str, Any]] = {
     "mrp.consumption.warning": {"skip_consumption": True},
     "mrp.production.split.multi": {"skip_split": True},
 }
+# A transfer's validation must not skip the backorder question: a backorder means Odoo had
+# only part of the quantity, and we refuse rather than move a part.
+VALIDATE_SKIPS = {k: v for k, v in WIZARD_SKIPS.items() if k != "stock.backorder.confirmation"}
 ODOO_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+class WizardReturned(Rejected):
+    """A button answered with a wizard we do not skip: it did not finish."""
+
+    def __init__(self, wizard: str, reason: str) -> None:
+        super().__init__(reason)
+        self.wizard = wizard
 
 
 def marker(key: str) -> str:
@@ -113,7 +124,7 @@ class OdooErp(HttpErpAdapter):
         self._uid: int | None = None
         self._version: int | None = None
         self._ids = itertools.count(1)
-        self._cache: dict[tuple[str, str], int] = {}
+        self._cache: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
 
     def auth_headers(self) -> dict[str, str]:
         if self.api != "json2":
@@ -223,34 +234,46 @@ class OdooErp(HttpErpAdapter):
         return int(created[0] if isinstance(created, list) else created)
 
     async def _press(
-        self, model: str, method: str, ids: list[int], context: dict[str, Any] | None = None
+        self,
+        model: str,
+        method: str,
+        ids: list[int],
+        context: dict[str, Any] | None = None,
+        skips: dict[str, dict[str, Any]] = WIZARD_SKIPS,
     ) -> None:
-        """Press a button; when Odoo answers with a wizard we know, press again skipping it."""
+        """Press a button; when Odoo answers with a wizard in `skips`, press again skipping it.
+
+        Any other wizard is `WizardReturned`: the button did not finish, and a person must."""
         context = dict(context or {})
-        for _ in range(len(WIZARD_SKIPS) + 1):
+        for _ in range(len(skips) + 1):
             result = await self.call(model, method, ids=ids, context=context or None)
             if not (isinstance(result, dict) and result.get("res_model")):
                 return
             wizard = result["res_model"]
-            if wizard not in WIZARD_SKIPS or all(
-                context.get(k) == v for k, v in WIZARD_SKIPS[wizard].items()
-            ):
-                raise Rejected(
-                    f"Odoo asks for {result.get('name') or wizard} ({wizard}) on {model} {ids}; finish it in Odoo"
+            if wizard not in skips or all(context.get(k) == v for k, v in skips[wizard].items()):
+                raise WizardReturned(
+                    wizard,
+                    f"Odoo asks for {result.get('name') or wizard} ({wizard}) on {model} {ids}; finish it in Odoo",
                 )
-            context.update(WIZARD_SKIPS[wizard])
+            context.update(skips[wizard])
         raise Rejected(f"Odoo kept returning wizards for {model}.{method}")
 
-    async def _cached_id(self, model: str, domain: list[Any]) -> int | None:
-        """The id of the first match; a found id (a product, location, work center) is kept for
-        the adapter's life, a miss is asked again next time."""
-        cache_key = (model, repr(domain))
+    async def _cached_record(
+        self, model: str, domain: list[Any], fields: tuple[str, ...] = ("id",)
+    ) -> dict[str, Any] | None:
+        """The first match; a found record (a product, location, work center) is kept for the
+        adapter's life, a miss is asked again next time."""
+        cache_key = (model, repr(domain), fields)
         if cache_key not in self._cache:
-            found = await self._search_read(model, domain, ["id"], limit=1)
+            found = await self._search_read(model, domain, list(fields), limit=1)
             if not found:
                 return None
-            self._cache[cache_key] = int(found[0]["id"])
+            self._cache[cache_key] = found[0]
         return self._cache[cache_key]
+
+    async def _cached_id(self, model: str, domain: list[Any]) -> int | None:
+        found = await self._cached_record(model, domain)
+        return None if found is None else int(found["id"])
 
     async def _find_id(self, model: str, domain: list[Any], what: str) -> int:
         found = await self._cached_id(model, domain)
@@ -405,6 +428,15 @@ class OdooErp(HttpErpAdapter):
         stock = await self._location(settings, "stock_location", "as the location of usable stock")
         quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
         source, target = (stock, quarantine) if fields["action"] == "block" else (quarantine, stock)
+        kind = settings.get("picking_type") or "internal"
+        picking_type = await self._cached_record(
+            "stock.picking.type",
+            [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]],
+            ("id", "create_backorder"),
+        )
+        if picking_type is None:
+            raise Rejected(f"Odoo has no operation type {kind} (erp.picking_type)")
+        newer = await self._odoo_version() >= 17
         found = (
             []
             if fresh
@@ -416,44 +448,70 @@ class OdooErp(HttpErpAdapter):
             picking = found[0]
         else:
             product = await self._product(fields["material"])
-            uom = await self._uom(fields["unit"], settings)
-            kind = settings.get("picking_type") or "internal"
-            picking_type = await self._find_id(
-                "stock.picking.type",
-                [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]],
-                f"operation type {kind} (erp.picking_type)",
-            )
             move: dict[str, Any] = {
                 "name": f"mfgos {fields['action']} {fields['material']}",
                 "product_id": product,
                 "product_uom_qty": fields["quantity"],
-                "product_uom": uom,
+                "product_uom": await self._uom(fields["unit"], settings),
                 "location_id": source,
                 "location_dest_id": target,
             }
             if fields.get("lot"):
                 move["lot_ids"] = [[6, 0, [await self._lot(fields["lot"], product)]]]
-            picking_id = await self._create(
-                "stock.picking",
-                {
-                    "picking_type_id": picking_type,
-                    "location_id": source,
-                    "location_dest_id": target,
-                    "origin": tag,
-                    "move_ids": [[0, 0, move]],
-                },
-            )
-            picking = {"id": picking_id, "state": "draft"}
-        if picking["state"] != "done":
-            await self._validate_transfer(picking["id"], picking["state"], fields)
-        done = await self.call("stock.picking", "read", ids=[picking["id"]], fields=["name", "state"])
-        if done[0]["state"] != "done":
+            values = {
+                "picking_type_id": picking_type["id"],
+                "location_id": source,
+                "location_dest_id": target,
+                "origin": tag,
+                "move_ids": [[0, 0, move]],
+            }
+            if newer:
+                # web_save (Odoo 17+) creates and reads back in one call: the transfer's
+                # name (its WH/INT/... number) is given at create.
+                [picking] = await self.call(
+                    "stock.picking", "web_save", ids=[], vals=values, specification={"name": {}}
+                )
+                picking["state"] = "draft"
+            else:
+                picking = {"id": await self._create("stock.picking", values), "state": "draft"}
+        if picking["state"] == "done":
+            return str(picking["name"])
+        if not newer:
+            return await self._validate_transfer_16(picking["id"], picking["state"], fields)
+        where = settings["stock_location" if fields["action"] == "block" else "quarantine_location"]
+        if picking["state"] != "assigned":
+            await self.call("stock.picking", "action_assign", ids=[picking["id"]])  # confirms a draft first
+        if picking_type.get("create_backorder") != "ask":
+            # Without the backorder question Odoo would validate a part silently: check first.
+            await self._require_reserved(picking["id"], fields, where)
+        try:
+            # With all of it reserved, button_validate marks the moves picked and finishes; with
+            # a part it asks about a backorder, with none it refuses (stock_picking.py).
+            await self._press("stock.picking", "button_validate", [picking["id"]], skips=VALIDATE_SKIPS)
+        except Rejected as refused:
+            await self.call("stock.picking", "action_cancel", ids=[picking["id"]])  # a retry starts clean
+            what = f"{fields['quantity']} {fields['unit']} of {fields['material']}"
+            if not isinstance(refused, WizardReturned):
+                raise Rejected(
+                    f"Odoo refused to validate the transfer of {what} from {where}: {refused.reason}"
+                ) from refused
+            if refused.wizard != "stock.backorder.confirmation":
+                raise
             raise Rejected(
-                f"Odoo left transfer {done[0]['name']} in state {done[0]['state']}; validate it in Odoo"
-            )
-        return str(done[0]["name"])
+                f"Odoo cannot reserve {what} in {where}: not enough available (only a part is)"
+            ) from refused
+        return str(picking["name"])  # from web_save, or from the search that found the transfer
 
-    async def _validate_transfer(self, picking_id: int, state: str, fields: dict[str, Any]) -> None:
+    async def _require_reserved(self, picking_id: int, fields: dict[str, Any], where: str) -> None:
+        moves = await self._search_read("stock.move", [["picking_id", "=", picking_id]], ["id", "state"])
+        if any(m["state"] not in ("assigned", "done") for m in moves):
+            await self.call("stock.picking", "action_cancel", ids=[picking_id])
+            raise Rejected(
+                f"Odoo cannot reserve {fields['quantity']} {fields['unit']} of {fields['material']} in {where}: not enough available"
+            )
+
+    async def _validate_transfer_16(self, picking_id: int, state: str, fields: dict[str, Any]) -> str:
+        """Odoo 16: reserve, check, set quantity_done, validate, read the result."""
         if state == "draft":
             await self.call("stock.picking", "action_confirm", ids=[picking_id])
         await self.call("stock.picking", "action_assign", ids=[picking_id])
@@ -467,15 +525,15 @@ class OdooErp(HttpErpAdapter):
             raise Rejected(
                 f"Odoo cannot reserve {fields['quantity']} {fields['unit']} of {fields['material']} in {where}: not enough available"
             )
-        done_field = (
-            {"quantity": None, "picked": True}
-            if await self._odoo_version() >= 17
-            else {"quantity_done": None}
-        )
         for move in moves:
-            values = {k: (move["product_uom_qty"] if v is None else v) for k, v in done_field.items()}
-            await self.call("stock.move", "write", ids=[move["id"]], vals=values)
+            await self.call("stock.move", "write", ids=[move["id"]], vals={"quantity_done": move["product_uom_qty"]})
         await self._press("stock.picking", "button_validate", [picking_id])
+        done = await self.call("stock.picking", "read", ids=[picking_id], fields=["name", "state"])
+        if done[0]["state"] != "done":
+            raise Rejected(
+                f"Odoo left transfer {done[0]['name']} in state {done[0]['state']}; validate it in Odoo"
+            )
+        return str(done[0]["name"])
 
     async def _lot(self, lot: str, product: int) -> int:
         return await self._find_id(

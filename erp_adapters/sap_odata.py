@@ -6,8 +6,10 @@ sent (with the session cookies) on every change, fetched again once when SAP ans
 when SAP answers 412; SAP's error body `error.message.value` + `innererror.errordetails`.
 
 Idempotency: maintenance notifications carry the key in MaintNotifExtReferenceNumber
-(20 characters), material documents in MaterialDocumentHeaderText (25 characters); both are
-searched before posting. Order status and reschedule are idempotent by state. MFGOS_ERP_URL
+(20 characters), material documents in MaterialDocumentHeaderText (25 characters), quality
+notifications (non-conformances, and holds) in their external reference (20); all are
+searched before posting, except on the outbox's first attempt. Order status and reschedule
+are idempotent by state. MFGOS_ERP_URL
 is the system root, optionally with the client: `https://s4.example.com/?sap-client=100`.
 Mapping table: docs/erp.md.
 """
@@ -43,6 +45,7 @@ from erp_adapters.base import (
 
 ROOT = "/sap/opu/odata/sap"
 NOTIFICATIONS = f"{ROOT}/API_MAINTNOTIFICATION"
+QUALITY_NOTIFICATIONS = f"{ROOT}/API_QUALITYNOTIFICATION"
 MATERIAL_DOCUMENTS = f"{ROOT}/API_MATERIAL_DOCUMENT_SRV"
 PRODUCTION_ORDERS = f"{ROOT}/API_PRODUCTION_ORDER_2_SRV"
 WORK_CENTERS = f"{ROOT}/API_WORK_CENTERS"
@@ -53,7 +56,22 @@ STOCK = f"{ROOT}/API_MATERIAL_STOCK_SRV"
 PRIORITY = {"critical": "1", "high": "2", "medium": "3", "low": "4"}
 MOVEMENT_TYPES = {"block": "344", "release": "343", "scrap_blocked": "555", "scrap_unrestricted": "551"}
 ORDER_FUNCTIONS = {"release": "ReleaseOrder", "complete": "TechlyCmpltOrder"}
-ORDER_DONE_FLAG = {"release": "OrderIsReleased", "complete": "OrderIsTechnicallyCompleted"}
+ORDER_DONE_FLAG = {"release": "OrderIsReleased", "complete": "OrderIsTechnicallyCompleted", "hold": "OrderIsLocked"}
+# API_QUALITYNOTIFICATION's entity set and property names. No public EDMX of it was found, so
+# these are assumed (after API_MAINTNOTIFICATION's, which shares the notification header);
+# the plant file's erp.quality_notification_fields renames any of them once the system's
+# $metadata has been read. docs/erp.md lists what is verified and what is not.
+QUALITY_FIELDS = {
+    "entity": "QualityNotification",
+    "number": "QualityNotification",
+    "type": "NotificationType",
+    "text": "NotificationText",
+    "long_text": "NotificationLongText",
+    "plant": "Plant",
+    "material": "Material",
+    "order": "ManufacturingOrder",
+    "reference": "QltyNotifExtReferenceNumber",
+}
 BLOCKED_STOCK_TYPES = ("07",)
 PAGE = 500
 
@@ -228,19 +246,22 @@ class SapODataErp(HttpErpAdapter):
         if transaction.kind == "stock_status":
             return await self._goods_movement(fields, settings, key, fresh)
         if transaction.kind == "nonconformance":
-            raise Rejected(
-                "SAP non-conformances (API_QUALITYNOTIFICATION) are not mapped yet: its entity sets are "
-                "unverified; record the deviation in SAP QM by hand"
-            )
+            return await self._nonconformance(fields, settings, key, fresh)
         if transaction.kind == "production_order_status":
-            return await self._order_status(fields, settings)
+            return await self._order_status(fields, settings, key, fresh)
         return await self._reschedule(fields, settings)
 
     async def lookup(self, idempotency_key: str) -> str | None:
         notification = await self._find_notification(kinds.short_reference(idempotency_key, 20))
         if notification:
             return notification
-        return await self._find_material_document(kinds.short_reference(idempotency_key, 25))
+        document = await self._find_material_document(kinds.short_reference(idempotency_key, 25))
+        if document:
+            return document
+        try:
+            return await self._find_quality_notification(kinds.short_reference(idempotency_key, 20), QUALITY_FIELDS)
+        except Rejected:
+            return None  # API_QUALITYNOTIFICATION not active here: nothing of ours can be there
 
     async def _find_notification(self, reference: str) -> str | None:
         params = {
@@ -259,6 +280,57 @@ class SapODataErp(HttpErpAdapter):
             "results"
         ]
         return f"{rows[0]['MaterialDocument']}/{rows[0]['MaterialDocumentYear']}" if rows else None
+
+    async def _find_quality_notification(self, reference: str, names: dict[str, str]) -> str | None:
+        params = {"$filter": f"{names['reference']} eq {literal(reference)}", "$select": names["number"]}
+        rows = (await self._get(f"{QUALITY_NOTIFICATIONS}/{names['entity']}", params)).json()["d"]["results"]
+        return str(rows[0][names["number"]]) if rows else None
+
+    async def _quality_notification(
+        self,
+        settings: dict[str, Any],
+        key: str,
+        fresh: bool,
+        text: str,
+        details: list[str],
+        values: dict[str, Any],
+    ) -> str:
+        """A quality notification (SAP QM), found by the key in its external reference before
+        posting. `values` are by role (material, order), see QUALITY_FIELDS."""
+        plant = require_setting(settings, "plant", "on every quality notification")
+        names = {**QUALITY_FIELDS, **(settings.get("quality_notification_fields") or {})}
+        reference = kinds.short_reference(key, 20)
+        existing = None if fresh else await self._find_quality_notification(reference, names)
+        if existing:
+            return existing
+        body: dict[str, Any] = {
+            names["type"]: settings.get("quality_notification_type", "Q3"),
+            names["text"]: text[:40],
+            names["long_text"]: "\n".join(details),
+            names["plant"]: plant,
+            names["reference"]: reference,
+        }
+        body.update({names[role]: value for role, value in values.items() if value not in (None, "")})
+        created = await self._change("POST", QUALITY_NOTIFICATIONS, names["entity"], json=body)
+        return str(created.json()["d"][names["number"]])
+
+    async def _nonconformance(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+        details = [
+            fields["description"],
+            *(
+                f"{label.replace('_', ' ')}: {fields[label]}"
+                for label in ("exception", "machine", "work_order", "quantity", "unit", "disposition")
+                if fields.get(label) not in (None, "")
+            ),
+        ]
+        return await self._quality_notification(
+            settings,
+            key,
+            fresh,
+            f"{fields['exception']} {fields['type']}: {fields['description']}",
+            details,
+            {"material": fields.get("material"), "order": fields.get("work_order")},
+        )
 
     async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
         plant = require_setting(settings, "plant", "as the maintenance planning plant")
@@ -341,17 +413,29 @@ class SapODataErp(HttpErpAdapter):
             raise Rejected(f"SAP has no production order {work_order}")
         return response
 
-    async def _order_status(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+    async def _order_status(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
         work_order, action = fields["work_order"], fields["action"]
         functions = {**ORDER_FUNCTIONS, **(settings.get("order_functions") or {})}
         function = functions.get(action)
+        order = (await self._order(work_order)).json()["d"]
+        if function is None and action == "hold":
+            # API_PRODUCTION_ORDER_2_SRV has no lock or hold import (its function imports are
+            # verified), so the hold goes to SAP QM as a quality notification on the order.
+            reason = fields.get("reason") or "held"
+            return await self._quality_notification(
+                settings,
+                key,
+                fresh,
+                f"{work_order} hold: {reason}",
+                [f"production order {work_order} on hold: {reason}"],
+                {"material": order.get("Material"), "order": work_order},
+            )
         if function is None:
             raise Rejected(
                 f"SAP's API_PRODUCTION_ORDER_2_SRV has no '{action}' for production orders; set "
                 f"erp.order_functions.{action} to a function import your system offers, or {action} "
                 f"{work_order} in SAP"
             )
-        order = (await self._order(work_order)).json()["d"]
         flag = ORDER_DONE_FLAG.get(action)
         if not (flag and order.get(flag)):
             await self._change(

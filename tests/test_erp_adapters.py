@@ -208,6 +208,29 @@ class TestOdooMapping(OdooFixtures):
         assert sorted(r["state"] for _, r in odoo.with_marker("k1")) == ["cancel", "done"]
         assert await adapter.lookup("k1") == reference
 
+    async def test_a_transfer_with_nothing_reserved_is_refused_and_cancelled(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        # Nothing is in quarantine: Odoo reserves none, and button_validate refuses a zero transfer.
+        with pytest.raises(
+            Rejected, match="refused to validate the transfer of 5 pcs of AL-6061-BAR from WH/Quarantine: .*no quantities"
+        ):
+            await adapter.post(erp.stock_txn("release", 5, "k1"))
+        assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
+        assert odoo.wizards == []
+
+    async def test_without_the_backorder_question_a_part_is_refused_before_validating(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        [picking_type] = odoo.records["stock.picking.type"].values()
+        picking_type["create_backorder"] = "never"  # Odoo would validate the part it has, silently
+        with pytest.raises(Rejected, match="cannot reserve 4000 pcs of AL-6061-BAR in WH/Stock"):
+            await adapter.post(erp.stock_txn("block", 4000, "k1"))
+        assert ("stock.picking", "button_validate") not in odoo.calls
+        assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
+        [quant] = [q for q in odoo.records["stock.quant"].values() if q["quantity"] == 1000.0]
+        assert quant.get("reserved", 0.0) == 0.0  # the cancel gave the reservation back
+
     async def test_downtime_is_recorded_once_against_the_work_center(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
     ) -> None:
@@ -323,19 +346,48 @@ class TestSapProtocol(SapFixtures):
         )
         assert not [c for c in sap.calls if c.startswith("POST") and "ReleaseOrder" in c]
 
-    async def test_hold_and_nonconformance_say_what_sap_cannot_do(
+    async def test_a_nonconformance_is_an_internal_quality_notification(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        number = await adapter.post(erp.transaction("nonconformance", "k1"))
+        notification = sap.quality_notifications[number]
+        assert (notification["NotificationType"], notification["Plant"]) == ("Q3", "1010")
+        assert (notification["Material"], notification["ManufacturingOrder"]) == ("AL-6061-BAR", "WO-4471")
+        assert notification["NotificationText"] == "E-0001 quality: burrs on the bar ends"
+        assert "disposition: scrap 5, release the rest" in notification["NotificationLongText"]
+        assert notification["QltyNotifExtReferenceNumber"] == "k1"
+        assert not sap.notifications  # SAP QM, not a maintenance notification
+
+    async def test_a_hold_goes_to_sap_qm_on_the_order_once(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        hold = erp.transaction("production_order_status", "k1", action="hold", reason="spindle failure")
+        number = await adapter.post(hold)
+        notification = sap.quality_notifications[number]
+        assert notification["ManufacturingOrder"] == "WO-4471" and notification["Material"] == "HOUSING-A"
+        assert notification["NotificationText"] == "WO-4471 hold: spindle failure"
+        assert await adapter.post(hold) == number and await adapter.lookup("k1") == number
+        assert len(sap.quality_notifications) == 1
+        with pytest.raises(Rejected, match="SAP has no production order WO-9999"):
+            await adapter.post(erp.transaction("production_order_status", "k2", action="hold", work_order="WO-9999"))
+
+    async def test_a_hold_function_the_system_lacks_is_refused_in_sap_words(
         self, erp: ErpUnderTest, adapter: SapODataErp
     ) -> None:
-        with pytest.raises(Rejected, match=r"no 'hold' for production orders; set erp.order_functions.hold"):
-            await adapter.post(erp.transaction("production_order_status", "k1", action="hold"))
-        nonconformance = dataclasses.replace(
-            erp.transaction("maintenance_request", "k2"), kind="nonconformance"
-        )
-        nonconformance = dataclasses.replace(
-            nonconformance, fields={"exception": "E-1", "type": "quality", "description": "burrs"}
-        )
-        with pytest.raises(Rejected, match="API_QUALITYNOTIFICATION"):
-            await adapter.post(nonconformance)
+        hold = erp.transaction("production_order_status", "k1", action="hold")
+        hold = dataclasses.replace(hold, plant_settings={**erp.settings, "order_functions": {"hold": "LockOrder"}})
+        with pytest.raises(Rejected, match=r"Function import LockOrder not found"):
+            await adapter.post(hold)
+
+    async def test_quality_notification_names_follow_the_plant_file(
+        self, erp: ErpUnderTest, adapter: SapODataErp
+    ) -> None:
+        """The property names are unverified; a plant corrects one in erp.quality_notification_fields,
+        and SAP's refusal of a name it does not know reaches the thread in its words."""
+        renamed = {**erp.settings, "quality_notification_fields": {"reference": "ExternalReference"}}
+        txn = dataclasses.replace(erp.transaction("nonconformance", "k1"), plant_settings=renamed)
+        with pytest.raises(Rejected, match=r"Property 'ExternalReference' is invalid .*\(/IWBEP/CM_MGW_RT/021\)"):
+            await adapter.post(txn)
 
     async def test_long_keys_fit_sap_reference_fields(
         self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState

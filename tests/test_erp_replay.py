@@ -4,9 +4,8 @@ Each scenario runs once on the embedded ledger and once per ERP, through the rea
 over HTTP (the fakes are real local servers). The outcome must match: the same exceptions
 and statuses, the same people notified at the same minute, the same ERP transactions (kind
 and fields), each posted with the ERP's own document number, which the fake must hold.
-Where an ERP cannot take a kind (SAP has no non-conformance mapping), the rejection reaches
-the thread in words, and the exception's later transactions wait behind it until a planner
-abandons it.
+SAP takes the non-conformance as a quality notification (SAP QM), so every ERP ends where the
+ledger does.
 
 The erp: block differs per ERP (units, warehouses, plant code), so each run writes a copy of
 tests/data/pune_plant.yaml with that ERP's block, and a scenario copy pointing to it. The
@@ -15,28 +14,20 @@ fakes are seeded with the Pune plant's master data (tests/erp_fakes seeds the Be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlmodel import Session, select
 
-from erp_adapters.outbox import ErpOutbox, abandon_rejected
-from erp_adapters.sap_odata import SapODataErp
 from mfgos.config import Settings
 from mfgos.replay import replay
-from models.db import make_engine
-from models.tables import ErpTransaction
 from tests.erp_fakes import erpnext, odoo, sap
 from tests.erp_fakes.server import serve
 
@@ -145,10 +136,18 @@ def _sap_system() -> tuple[sap.SapState, Callable[[str, str], bool], tuple[str |
     system.materials["FRG-20MNCR5"] = ("Gear blank forging 20MnCr5", "PC")
     system.equipment |= {"10000101", "10000102"}
     system.stock[("FRG-20MNCR5", "1010", "0001", "", "07")] = HELD
+    system.orders["WO-1050"] = {  # the order the quality hold names
+        **system.orders["WO-4472"],
+        "ManufacturingOrder": "WO-1050",
+        "Material": "FRG-20MNCR5",
+        "_operations": [{"ManufacturingOrder": "WO-1050", "ManufacturingOrderOperation": "0010", "WorkCenter": "GRD-02"}],
+    }
 
     def holds(kind: str, reference: str) -> bool:
         if kind == "maintenance_request":
             return reference in system.notifications
+        if kind == "nonconformance":
+            return reference in system.quality_notifications
         return reference.split("/")[0] in system.material_documents
 
     return system, holds, (system.user, system.password)
@@ -217,9 +216,6 @@ def test_replay_against_the_erp_matches_the_ledger(
     result = replay(scenario_for(scenario, pune_erp.name, tmp_path), database_url=database_url,
                     settings=pune_erp.settings(database_url))
     expected = outcome(ledger_results[scenario])
-    if pune_erp.name == "sap" and scenario == "quality_hold":
-        _sap_refuses_the_nonconformance_in_the_thread(result, expected, pune_erp, database_url)
-        return
     assert outcome(result) == expected
     for txn in result["erp_transactions"]:
         assert txn["reference"] and txn["error"] is None
@@ -249,62 +245,12 @@ def _stock_moved_in_the_erp(erp: PuneErp) -> None:
                   for q in erp.state.records["stock.quant"].values()
                   if erp.state.records["product.product"][q["product_id"]]["default_code"] == "FRG-20MNCR5"}
         assert (quants["WH/Quarantine"], quants["WH/Stock"]) == (0, 392)
-
-
-def _sap_refuses_the_nonconformance_in_the_thread(
-    result: dict[str, Any], expected: dict[str, Any], erp: PuneErp, database_url: str
-) -> None:
-    """SAP cannot take a non-conformance: the quality lead reads why in the thread, the two stock
-    lines wait behind it (an exception's transactions post in order), and once a planner
-    abandons the rejected one they post to SAP."""
-    got = outcome(result)
-    assert [t[:2] for t in got["erp_transactions"]] == [t[:2] for t in expected["erp_transactions"]]
-    assert [t["status"] for t in result["erp_transactions"]] == ["rejected", "pending", "pending"]
-    refused = result["erp_transactions"][0]
-    assert refused["reference"] is None and "record the deviation in SAP QM" in refused["error"]
-    (exception,) = result["exceptions"]
-    assert exception["status"] == "approved"  # not posted: the ERP has not taken everything
-    assert any(t["kind"] == "erp_rejected" and "SAP QM" in t["text"] for t in exception["timeline"])
-    told = {(n["to"], n["kind"]) for n in result["notifications"] if "SAP QM" in n["text"]}
-    assert told == {("ana", "erp_rejected"), ("ravi", "erp_rejected")}
-    # Until the rejection everything is the ledger's run: same people, same minutes.
-    cut = next(i for i, n in enumerate(result["notifications"]) if n["kind"] == "erp_rejected")
-    assert got["notifications"][:cut] == expected["notifications"][:cut]
-
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            abandon_rejected(session, refused_id(session), "recorded in SAP QM by hand")
-            session.commit()
-        adapter = SapODataErp(erp.url, user=erp.user, token=erp.token)
-        clock = ZoneInfo("Asia/Kolkata")
-        outbox = ErpOutbox(engine, adapter, now=lambda: datetime(2026, 11, 25, 11, 0, tzinfo=clock))
-
-        async def post() -> int:
-            posted = 0
-            try:
-                while settled := await outbox.post_due():  # one row per pass: they post in order
-                    posted += settled
-            finally:
-                await adapter.aclose()
-            return posted
-
-        assert asyncio.run(post()) == 2
-        with Session(engine) as session:
-            rows = session.exec(select(ErpTransaction).order_by(ErpTransaction.id)).all()
-            assert [r.status for r in rows] == ["failed", "sent", "sent"]
-            assert all(erp.holds("stock_status", r.reference or "") for r in rows[1:])
-    finally:
-        engine.dispose()
-    stock = erp.state.stock
-    assert stock[("FRG-20MNCR5", "1010", "0001", "", "07")] == 0
-    assert stock[("FRG-20MNCR5", "1010", "0001", "", "01")] == 392
-
-
-def refused_id(session: Session) -> int:
-    row = session.exec(select(ErpTransaction).where(ErpTransaction.status == "rejected")).one()
-    assert row.id is not None
-    return row.id
+    else:
+        stock = erp.state.stock
+        assert (stock[("FRG-20MNCR5", "1010", "0001", "", "07")], stock[("FRG-20MNCR5", "1010", "0001", "", "01")]) == (
+            0,
+            392,
+        )
 
 
 def test_the_replay_command_posts_to_erpnext(tmp_path: Path, ledger_results: dict[str, dict[str, Any]]) -> None:

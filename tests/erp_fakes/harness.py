@@ -211,6 +211,8 @@ def pending(engine: Engine) -> int:
 class WorkerStats:
     settled: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    # What the worker reported as posted, as the thread would get it: (key, reference).
+    reported: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -233,8 +235,10 @@ def run_workers(
     def replica(number: int) -> None:
         mine = stats[number]
 
-        def settled(_session: Any, _txn: ErpTransaction, outcome: str, _detail: str) -> None:
+        def settled(_session: Any, txn: ErpTransaction, outcome: str, detail: str) -> None:
             mine.outcomes[outcome] = mine.outcomes.get(outcome, 0) + 1
+            if outcome == "posted":
+                mine.reported.append((txn.idempotency_key, detail))
 
         async def work() -> None:
             adapter = make_adapter()

@@ -6,9 +6,17 @@ MissingError 404, AccessError 403); JSON-RPC errors as HTTP 200 with
 `error: {code: 200, message: "Odoo Server Error", data: {name, message, ...}}`;
 `common.version` / `common.authenticate` / `object.execute_kw`; search domains in Polish
 notation; many2one values read as [id, display_name]; x2many commands (0, 0, vals) and
-(6, 0, ids); buttons that answer with a wizard action (backorder on `button_mark_done` when
-less was produced than planned, SMS confirmation on `button_validate` when enabled, the
-insufficient-quantity warning on `stock.scrap.action_validate`) until the context skips it.
+(6, 0, ids); `web_save` (17+); buttons that answer with a wizard action (backorder on
+`button_mark_done` when less was produced than planned, SMS confirmation on `button_validate`
+when enabled, the insufficient-quantity warning on `stock.scrap.action_validate`) until the
+context skips it.
+
+Transfers follow addons/stock/models/stock_picking.py (17+): `action_assign` confirms a draft
+and reserves what is free, a part if not all (the move's `quantity`); `button_validate`
+confirms a draft and takes its whole demand as done, refuses when nothing is reserved or
+done, marks the moves picked when none is, and asks about a backorder when less than the
+demand is picked and the operation type's `create_backorder` is `ask` (otherwise it moves the
+part). Odoo 16 keeps `quantity_done` and the immediate-transfer wizard.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ MANY2ONE = {
     "production_id": "mrp.production",
     "partner_id": "res.partner",
 }
-MUTATING = {"create", "write", "unlink"}
+MUTATING = {"create", "write", "unlink", "web_save"}
 KNOWN_FIELDS: dict[str, set[str]] = {
     "maintenance.request": {
         "name",
@@ -175,7 +183,7 @@ class OdooState:
             quantity=1000.0,
             product_uom_id=units,
         )
-        self.add("stock.picking.type", name="Internal Transfers", code="internal")
+        self.add("stock.picking.type", name="Internal Transfers", code="internal", create_backorder="ask")
         self.add("maintenance.equipment", name="CNC mill 7")
         cnc = self.add("mrp.workcenter", name="CNC mill 7", code="CNC-07")
         press = self.add("mrp.workcenter", name="Press 2", code="PRESS-02")
@@ -296,6 +304,16 @@ class OdooState:
                 return [self.render(model, table[i], params.get("fields")) for i in ids or []]
             if method == "create":
                 return [self.create(model, dict(values)) for values in params.get("vals_list") or []]
+            if method == "web_save" and self.newer:
+                # web/models/models.py (17+): write the records, or create one, then web_read.
+                if ids:
+                    self.check_fields(model, params.get("vals") or {})
+                    for record_id in ids:
+                        table[record_id].update(params.get("vals") or {}, write_date=self.stamp())
+                else:
+                    ids = [self.create(model, dict(params.get("vals") or {}))]
+                spec = list(params.get("specification") or {})
+                return [{"id": i, **{f: table[i].get(f, False) for f in spec if f != "id"}} for i in ids]
             if method == "write":
                 self.check_fields(model, params.get("vals") or {})
                 for record_id in ids or []:
@@ -348,6 +366,7 @@ class OdooState:
                     picking_id=picking,
                     state="draft",
                     quantity=0.0,
+                    reserved=0.0,
                     picked=False,
                     quantity_done=0.0,
                     lot_id=lot,
@@ -377,13 +396,12 @@ class OdooState:
             if q["product_id"] == product and q["location_id"] == location and (not lot or q["lot_id"] == lot)
         )
 
-    def move_quantity(self, product: int, source: int, target: int, quantity: float, unreserve: bool) -> None:
+    def move_quantity(self, product: int, source: int, target: int, quantity: float, unreserve: float) -> None:
         quants = self.records["stock.quant"]
         for quant in quants.values():
             if quant["product_id"] == product and quant["location_id"] == source:
                 quant["quantity"] -= quantity
-                if unreserve:
-                    quant["reserved"] = max(0.0, quant.get("reserved", 0.0) - quantity)
+                quant["reserved"] = max(0.0, quant.get("reserved", 0.0) - unreserve)
                 break
         else:
             self.add("stock.quant", product_id=product, location_id=source, lot_id=False, quantity=-quantity)
@@ -401,6 +419,20 @@ class OdooState:
             product_uom_id=units,
         )
 
+    def unreserve(self, move: dict[str, Any]) -> None:
+        for quant in self.records["stock.quant"].values():
+            if quant["product_id"] == move["product_id"] and quant["location_id"] == move["location_id"]:
+                quant["reserved"] = max(0.0, quant.get("reserved", 0.0) - move["reserved"])
+                break
+        move["reserved"] = 0.0
+        if self.newer:
+            move["quantity"] = 0.0
+
+    @property
+    def newer(self) -> bool:
+        """Odoo 17+: a move's `quantity` is what is reserved or done, `picked` marks it done."""
+        return int(self.version.split(".")[0]) >= 17
+
     def moves(self, picking: int) -> list[dict[str, Any]]:
         return [m for m in self.records["stock.move"].values() if m["picking_id"] == picking]
 
@@ -412,66 +444,85 @@ class OdooState:
         return True
 
     def stock_picking__action_assign(self, ids: list[int], context: dict[str, Any]) -> bool:
+        """Confirms a draft first, then reserves what is free, a part if not all (stock_picking.py)."""
         for picking in ids:
-            if self.records["stock.picking"][picking]["state"] == "draft":
-                raise user_error("Transfers in draft must be confirmed before they can be reserved")
-            for move in self.moves(picking):
-                if (
-                    move["state"] == "confirmed"
-                    and self.available(move["product_id"], move["location_id"], move["lot_id"])
-                    >= move["product_uom_qty"]
-                ):
-                    move["state"] = "assigned"
-                    for quant in self.records["stock.quant"].values():
-                        if (
-                            quant["product_id"] == move["product_id"]
-                            and quant["location_id"] == move["location_id"]
-                        ):
-                            quant["reserved"] = quant.get("reserved", 0.0) + move["product_uom_qty"]
-                            break
+            record = self.records["stock.picking"][picking]
+            if record["state"] == "draft":
+                self.stock_picking__action_confirm([picking], context)
+            moves = [m for m in self.moves(picking) if m["state"] not in ("draft", "cancel", "done")]
+            if not moves:
+                raise user_error("Nothing to check the availability for.")
+            for move in moves:
+                if move["state"] not in ("confirmed", "partially_available"):
+                    continue
+                wanted = move["product_uom_qty"] - move["reserved"]
+                take = min(wanted, max(0.0, self.available(move["product_id"], move["location_id"], move["lot_id"])))
+                if take <= 0:
+                    continue
+                for quant in self.records["stock.quant"].values():
+                    if quant["product_id"] == move["product_id"] and quant["location_id"] == move["location_id"]:
+                        quant["reserved"] = quant.get("reserved", 0.0) + take
+                        break
+                move["reserved"] += take
+                move["state"] = "assigned" if move["reserved"] >= move["product_uom_qty"] else "partially_available"
+                if self.newer:
+                    move["quantity"] = move["reserved"]
             states = {m["state"] for m in self.moves(picking)}
-            self.records["stock.picking"][picking]["state"] = (
-                "assigned" if states == {"assigned"} else "confirmed"
-            )
+            # move_type "direct" (the default): ready as soon as anything is reserved
+            record["state"] = "assigned" if states & {"assigned", "partially_available"} else "confirmed"
         return True
 
     def stock_picking__action_cancel(self, ids: list[int], context: dict[str, Any]) -> bool:
         for picking in ids:
             self.records["stock.picking"][picking]["state"] = "cancel"
             for move in self.moves(picking):
-                move["state"] = "cancel"
+                if move["state"] != "done":
+                    self.unreserve(move)
+                    move["state"] = "cancel"
         return True
 
     def stock_picking__button_validate(self, ids: list[int], context: dict[str, Any]) -> Any:
-        newer = int(self.version.split(".")[0]) >= 17
+        newer = self.newer
         for picking in ids:
             record = self.records["stock.picking"][picking]
-            if record["state"] in ("done", "cancel"):
-                raise user_error(f"Transfer {record['name']} is already {record['state']}")
+            if record["state"] == "done":
+                continue  # Odoo 17+ filters done transfers out
+            if record["state"] == "cancel":
+                raise user_error(f"Transfer {record['name']} is already cancelled")
             moves = self.moves(picking)
-            done = [(m["quantity"] if newer and m["picked"] else m["quantity_done"]) for m in moves]
-            if not any(done):
-                if not newer and not context.get("skip_immediate"):
-                    self.wizards.append("stock.immediate.transfer")
-                    return wizard("stock.immediate.transfer", "Immediate Transfer?")
-                raise user_error("You cannot validate a transfer if no quantities are reserved nor done.")
+            if newer and record["state"] == "draft":
+                # Odoo 17+ confirms a draft and takes the whole demand as done, reserved or not.
+                self.stock_picking__action_confirm([picking], context)
+                for move in moves:
+                    if not move["quantity"] and move["product_uom_qty"]:
+                        move["quantity"] = move["product_uom_qty"]
+            if newer:
+                done = [m["quantity"] for m in moves]
+                if not any(done):
+                    raise user_error("You cannot validate a transfer if no quantities are reserved nor done.")
+            else:
+                done = [m["quantity_done"] for m in moves]
+                if not any(done):
+                    if not context.get("skip_immediate"):
+                        self.wizards.append("stock.immediate.transfer")
+                        return wizard("stock.immediate.transfer", "Immediate Transfer?")
+                    raise user_error("You cannot validate a transfer if no quantities are reserved nor done.")
             if self.ask_sms and not context.get("skip_sms"):
                 self.wizards.append("confirm.stock.sms")
                 return wizard("confirm.stock.sms", "SMS")
-            if any(d < m["product_uom_qty"] for d, m in zip(done, moves, strict=True)) and not context.get(
-                "skip_backorder"
-            ):
+            if newer and not any(m["picked"] for m in moves):
+                for move in moves:
+                    move["picked"] = True
+            picking_type = self.records["stock.picking.type"].get(record["picking_type_id"], {})
+            short = any(d < m["product_uom_qty"] for d, m in zip(done, moves, strict=True))
+            if short and picking_type.get("create_backorder", "ask") == "ask" and not context.get("skip_backorder"):
                 self.wizards.append("stock.backorder.confirmation")
                 return wizard("stock.backorder.confirmation", "Create Backorder?")
             for move, quantity in zip(moves, done, strict=True):
                 self.move_quantity(
-                    move["product_id"],
-                    move["location_id"],
-                    move["location_dest_id"],
-                    quantity,
-                    move["state"] == "assigned",
+                    move["product_id"], move["location_id"], move["location_dest_id"], quantity, move["reserved"]
                 )
-                move["state"] = "done"
+                move["state"], move["reserved"] = "done", 0.0
             record["state"] = "done"
         return True
 
@@ -491,7 +542,7 @@ class OdooState:
                 scrap["location_id"],
                 scrap["scrap_location_id"],
                 scrap["scrap_qty"],
-                False,
+                0.0,
             )
             scrap["state"] = "done"
         return True

@@ -9,7 +9,9 @@ error body {"error": {code, message: {lang, value}, innererror: {transactionid, 
 joined by `and`), $expand, $top and $skip; /Date(ms)/ and PTxxHxxMxxS literals; the material
 document deep insert with movement types 344/343/551/555 moving stock between unrestricted
 (01) and blocked (07) stock, short stock answered as M7/021; function imports ReleaseOrder and
-TechlyCmpltOrder.
+TechlyCmpltOrder; quality notifications (Q1-Q3) under API_QUALITYNOTIFICATION with the entity
+and property names the adapter assumes (no public EDMX was found; see docs/erp.md), unknown
+properties refused as SAP Gateway does.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ MOVEMENTS = {  # movement type -> (from stock type, to stock type); None leaves 
 STOCK_NAMES = {"01": ("SL", "Unrestricted-use"), "07": ("BS", "Blocked stock")}
 KEYS = {
     "MaintenanceNotification": ("MaintenanceNotification",),
+    "QualityNotification": ("QualityNotification",),
     "A_MaterialDocumentHeader": ("MaterialDocumentYear", "MaterialDocument"),
     "A_ProductionOrder_2": ("ManufacturingOrder",),
 }
@@ -74,6 +77,7 @@ class SapState:
     password: str = "s4-secret"
     faults: Faults = field(default_factory=Faults)
     notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality_notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     material_documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     stock: dict[tuple[str, str, str, str, str], float] = field(default_factory=lambda: defaultdict(float))
@@ -171,6 +175,45 @@ class SapState:
         number = f"{10000000 + next(self.numbers)}"
         saved = {**body, "MaintenanceNotification": number}
         self.notifications[number] = saved
+        return saved
+
+    def create_quality_notification(self, body: dict[str, Any]) -> dict[str, Any]:
+        """API_QUALITYNOTIFICATION as assumed in erp_adapters/sap_odata.py (QUALITY_FIELDS)."""
+        known = {
+            "NotificationType",
+            "NotificationText",
+            "NotificationLongText",
+            "Plant",
+            "Material",
+            "ManufacturingOrder",
+            "QltyNotifExtReferenceNumber",
+        }
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ODataError(
+                400, "/IWBEP/CM_MGW_RT/021", f"Property '{unknown[0]}' is invalid for QualityNotificationType"
+            )
+        for name in ("NotificationType", "NotificationText", "Plant"):
+            if not body.get(name):
+                raise ODataError(400, "QM/010", f"Enter a value for field {name}")
+        if body["NotificationType"] not in ("Q1", "Q2", "Q3"):
+            raise ODataError(400, "QM/023", f"Notification type {body['NotificationType']} is not defined")
+        for name, limit in (("NotificationText", 40), ("QltyNotifExtReferenceNumber", 20)):
+            if len(body.get(name) or "") > limit:
+                raise ODataError(
+                    400,
+                    "/IWBEP/CM_MGW_RT/022",
+                    f"Property {name} has invalid value: longer than {limit} characters",
+                )
+        if body["Plant"] != "1010":
+            raise ODataError(400, "QM/031", f"Plant {body['Plant']} does not exist")
+        if body.get("Material") and body["Material"] not in self.materials:
+            raise ODataError(400, "M3/305", f"Material {body['Material']} does not exist")
+        if body.get("ManufacturingOrder") and body["ManufacturingOrder"] not in self.orders:
+            raise ODataError(400, "CO/027", f"Order {body['ManufacturingOrder']} does not exist")
+        number = f"{20000000 + next(self.numbers)}"
+        saved = {**body, "QualityNotification": number}
+        self.quality_notifications[number] = saved
         return saved
 
     def post_material_document(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -437,6 +480,8 @@ def make_app(state: SapState) -> Any:
             rows = [dict(o) for o in state.orders.values()]
         elif entity == "MaintenanceNotification":
             rows = list(state.notifications.values())
+        elif entity == "QualityNotification" and service == "API_QUALITYNOTIFICATION":
+            rows = list(state.quality_notifications.values())
         elif entity == "A_MaterialDocumentHeader":
             rows = list(state.material_documents.values())
         elif entity == "A_WorkCenters":
@@ -471,6 +516,8 @@ def make_app(state: SapState) -> Any:
     def create(service: str, entity: str, body: dict[str, Any], params: dict[str, str]) -> Response:
         if entity == "MaintenanceNotification":
             saved = state.create_notification(body)
+        elif entity == "QualityNotification" and service == "API_QUALITYNOTIFICATION":
+            saved = state.create_quality_notification(body)
         elif entity == "A_MaterialDocumentHeader":
             saved = state.post_material_document(body)
         elif service == "API_PRODUCTION_ORDER_2_SRV":
@@ -530,9 +577,14 @@ class SapFixtures:
                     for d in sap.material_documents.values()
                     if d.get("MaterialDocumentHeaderText") == kinds.short_reference(key, 25)
                 ]
-                return len(notes) + len(documents)
+                quality = [
+                    q
+                    for q in sap.quality_notifications.values()
+                    if q.get("QltyNotifExtReferenceNumber") == kinds.short_reference(key, 20)
+                ]
+                return len(notes) + len(documents) + len(quality)
 
-            sample = {k: v for k, v in samples().items() if k != "nonconformance"}
+            sample = samples()
             sample["production_order_status"] = {
                 "work_order": "WO-4471",
                 "action": "complete",
