@@ -1,6 +1,6 @@
 """Accuracy of the extractor on labelled messages, per field and per language.
 
-    python -m nlp.evaluate [--plant plant.yaml] [--data messages.jsonl] [--errors]
+    python -m nlp.evaluate [--plant plant.yaml] [--data messages.jsonl] [--errors] [--lexicon-only]
 
 The labelled format is one JSON object per line: text, lang, intent, exception_type,
 machine, work_order, material (ids from the plant file, or null).
@@ -121,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--errors", action="store_true", help="list every miss")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-hint", action="store_true", help="do not pass the labelled language as a hint")
+    parser.add_argument("--lexicon-only", action="store_true", help="without the trained classifiers")
     args = parser.parse_args(argv)
     from nlp.extractor import Extractor
 
     try:
-        extractor = Extractor(master_data_from_plant_file(args.plant))
+        extractor = Extractor(master_data_from_plant_file(args.plant), models=not args.lexicon_only)
         rows = load_labelled(args.data)
     except (OSError, ValueError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
