@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # Slack: area id -> channel id where each exception of the area gets a thread ("*": every other
     # area); without one, people get direct messages. JSON in the environment: {"gears": "C0GEARS"}.
     slack_channels: dict[str, str] = {}
+    # With an area channel, the people routed still get direct messages with their buttons and the
+    # thread gets one reply per timeline event; false: no DMs, every message is a reply mentioning them.
+    slack_direct_messages: bool = True
+    thread_language: str = "en"  # the language of area threads (Slack channels, Telegram groups)
     telegram_webhook_url: str | None = None  # public URL of POST /telegram/webhook, registered at start
     whatsapp_api_version: str = "v21.0"
 
