@@ -110,6 +110,13 @@ async def test_a_stranger_learns_only_that_they_are_not_registered(fake: FakeSla
     assert len(fake.posted()) == 1
 
 
+async def test_a_stranger_is_answered_in_the_language_they_wrote(fake: FakeSlack, stack: Stack) -> None:
+    body = fake.message_event("U0EXTRANJ", "¿qué máquinas están paradas ahora?", "D0EXTRANJ", ts(6))
+    assert (await fake.acall(fake.deliver_event(stack.url + "/slack/events", body)))[0] == 200
+    [reply] = await wait_for(lambda: fake.posted(to="U0EXTRANJ"))
+    assert reply["text"].startswith("No estás registrado")
+
+
 async def test_without_direct_messages_everything_is_a_reply_in_the_area_thread(fake: FakeSlack, tmp_path: Path) -> None:
     stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"},
                          slack_direct_messages=False)

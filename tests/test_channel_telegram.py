@@ -128,6 +128,13 @@ async def test_a_stranger_is_told_in_their_language_and_our_own_messages_are_dro
     assert [s.payload["address"] for s in polling.signals()] == ["7777"]
 
 
+async def test_a_stranger_writing_german_with_an_english_app_is_answered_in_german(
+        fake: FakeTelegram, polling: Stack) -> None:
+    fake.queue(fake.message(7778, "Hallo, welche Maschine steht gerade?", language_code="en"))
+    [reply] = await wait_for(lambda: fake.sent_to("7778"))
+    assert reply["text"].startswith("Du bist in diesem Werk nicht registriert")
+
+
 @pytest.mark.parametrize("secret", [None, "wrong-secret"])
 async def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, webhook: Stack, secret: str | None) -> None:
     status, _ = await fake.acall(fake.deliver(webhook.url + "/telegram/webhook", fake.message(MEENA, "line 1 down"), secret))

@@ -108,6 +108,17 @@ async def test_a_stranger_gets_the_not_registered_reply_in_their_language(fake: 
     assert fake.text(reply).startswith("No estás registrado") and stack.signals()[0].person_id is None
 
 
+async def test_a_strangers_text_decides_their_language_and_the_country_code_only_when_it_cannot(
+        fake: FakeWhatsApp, stack: Stack) -> None:
+    await fake.acall(fake.deliver(hook(stack), fake.text_message("+15550009999", "Hallo, welche Maschine steht gerade?")))
+    [german] = await wait_for(lambda: fake.sent_to("+15550009999"))
+    assert fake.text(german).startswith("Du bist in diesem Werk nicht registriert")
+    await fake.acall(fake.deliver(hook(stack), fake.image_message("+34622222222", b"\xff\xd8-photo")))
+    [spanish] = await wait_for(lambda: fake.sent_to("+34622222222"))
+    assert fake.text(spanish).startswith("No estás registrado"), "no text: the country code decides"
+    assert all(s.person_id is None for s in stack.signals())
+
+
 async def test_a_photo_with_a_caption_is_stored_on_the_exception(fake: FakeWhatsApp, stack: Stack) -> None:
     await fake.acall(fake.deliver(hook(stack), fake.text_message(CARLOS, "hobber 1 parada, ruido en el husillo")))
     await wait_for(lambda: stack.exception() is not None)
