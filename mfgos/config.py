@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     thread_language: str = "en"  # the language of area threads (Slack channels, Telegram groups)
     telegram_webhook_url: str | None = None  # public URL of POST /telegram/webhook, registered at start
     whatsapp_api_version: str = "v21.0"
+    # An approved template whose body is one parameter ({{1}}): what people outside WhatsApp's 24-hour
+    # window get instead of a free-form message; the languages map ours to the template's, {"en": "en_US"}.
+    whatsapp_template: str | None = None
+    whatsapp_template_languages: dict[str, str] = {}
 
     mqtt_url: str | None = None
     mqtt_client_id: str | None = None  # fixed per replica (persistent session); default mfgos-<plant>-<host>
