@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # thread gets one reply per timeline event; false: no DMs, every message is a reply mentioning them.
     slack_direct_messages: bool = True
     thread_language: str = "en"  # the language of area threads (Slack channels, Telegram groups)
+    # Telegram: area id -> group chat id where each exception of the area gets a thread (a topic in a
+    # forum, a reply chain in a plain group; "*": every other area). JSON: {"gears": "-1001234567890"}.
+    telegram_groups: dict[str, str] = {}
     telegram_webhook_url: str | None = None  # public URL of POST /telegram/webhook, registered at start
     whatsapp_api_version: str = "v21.0"
     # An approved template whose body is one parameter ({{1}}): what people outside WhatsApp's 24-hour
