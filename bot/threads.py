@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -37,7 +38,7 @@ THREAD_KINDS = ("thread_root", "thread_reply")
 SHOWN = ("opened", "routed", "escalated", "acknowledged", "proposed", "approved", "rejected", "erp_posted",
          "erp_rejected", "closed", "not_reached", "reported_again")
 CATCH_UP = timedelta(days=1)  # on start: events this recent are mirrored if they are not yet
-OVERLAP = timedelta(minutes=2)  # every pass re-reads this much, for transactions that committed late
+OVERLAP = 30.0  # seconds: every pass re-reads the ids that were new this recently, for late commits
 PERSON = "thread:"  # the person_id prefix of thread rows (nobody to reach: a conversation)
 
 
@@ -54,7 +55,9 @@ class AreaThreads:
     engine: Any
     language: str = "en"
     interval: float = 0.5
-    _mark: int | None = field(default=None, init=False)
+    _mark: int | None = field(default=None, init=False)  # the highest event id read
+    _marks: deque[tuple[float, int]] = field(default_factory=deque, init=False)  # (monotonic time, mark) of passes
+    _done: set[int] = field(default_factory=set, init=False)  # event ids above the oldest kept mark, handled
 
     def conversation(self, area: str | None) -> str | None:
         return self.conversations.get(area or "") or self.conversations.get("*")
@@ -62,35 +65,46 @@ class AreaThreads:
     def mirror(self, now: datetime | None = None) -> int:
         """One pass: write the rows of events not mirrored yet; returns how many rows were written."""
         now = now or datetime.now(UTC)
-        window = now - (CATCH_UP if self._mark is None else OVERLAP)
+        tick = time.monotonic()
+        if self._mark is None:
+            since = TimelineEvent.at >= now - CATCH_UP
+        else:
+            # Ids a little below the mark again: a transaction that took its ids earlier may commit later.
+            while len(self._marks) > 1 and self._marks[1][0] <= tick - OVERLAP:
+                self._marks.popleft()
+            since = TimelineEvent.id > self._marks[0][1]
         query = (select(TimelineEvent, PlantException)
                  .join(PlantException, PlantException.id == TimelineEvent.exception_id)  # type: ignore[arg-type]
-                 .where(TimelineEvent.kind.in_(SHOWN),  # type: ignore[attr-defined]
-                        or_(TimelineEvent.at >= window, TimelineEvent.id > (self._mark or 0)))
+                 .where(since, TimelineEvent.kind.in_(SHOWN))  # type: ignore[attr-defined]
                  .order_by(TimelineEvent.id))
         if "*" not in self.conversations:
             query = query.where(PlantException.area_id.in_(list(self.conversations)))  # type: ignore[union-attr]
         with Session(self.engine) as session:
-            found = [(event, exc) for event, exc in session.exec(query)
+            read = [(event, exc) for event, exc in session.exec(query) if event.id not in self._done]
+            found = [(event, exc) for event, exc in read
                      if self.conversation(exc.area_id) and not (event.kind == "not_reached"
                                                                 and (event.person_id or "").startswith(PERSON))]
-            if not found:
-                return 0
-            last = max(event.id or 0 for event, _ in found)
-            rows = self._rows(session, found, now)
-            keys = [row.dedupe_key for row in rows]
-            have = set(session.exec(select(Notification.dedupe_key).where(
-                Notification.dedupe_key.in_(keys)))) if keys else set()  # type: ignore[attr-defined]
-            new = [row for row in rows if row.dedupe_key not in have]
-            for row in new:
-                session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:  # another replica wrote some of them first: the next pass skips those
-                session.rollback()
-                return 0
-        self._mark = max(self._mark or 0, last)
-        return len(new)
+            written = 0
+            if found:
+                rows = self._rows(session, found, now)
+                keys = [row.dedupe_key for row in rows]
+                have = set(session.exec(select(Notification.dedupe_key).where(
+                    Notification.dedupe_key.in_(keys))))  # type: ignore[attr-defined]
+                new = [row for row in rows if row.dedupe_key not in have]
+                session.add_all(new)
+                try:
+                    session.commit()
+                except IntegrityError:  # another replica wrote some of them first: the next pass skips those
+                    session.rollback()
+                    return 0
+                written = len(new)
+            ids = [event.id or 0 for event, _ in read]
+        self._done.update(ids)
+        self._mark = max([self._mark or 0, *ids])
+        self._marks.append((tick, self._mark))
+        low = self._marks[0][1]
+        self._done = {i for i in self._done if i > low}
+        return written
 
     def _rows(self, session: Session, found: list[tuple[TimelineEvent, PlantException]],
               now: datetime) -> list[Notification]:
