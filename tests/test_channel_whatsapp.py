@@ -224,3 +224,29 @@ async def test_someone_who_last_wrote_a_day_ago_gets_the_template_without_a_refu
     assert fake.text(sent).startswith("E-0001 abierto: avería en HOB-01")
     assert free_form_to(fake, CARLOS) == [], "the window was known to be closed"
     assert [e.kind for e in with_template.timeline()].count("whatsapp_template") == 1
+
+
+@pytest.mark.parametrize("template", [True, False])
+async def test_a_131047_reported_later_by_status_webhook_sends_the_template_or_records_not_reached(
+        fake: FakeWhatsApp, tmp_path: Path, template: bool) -> None:
+    fake.templates["mfgos_update"] = {"hi": 1}
+    stack = await _stack(fake, tmp_path, **({"whatsapp_template": "mfgos_update"} if template else {}))
+    try:
+        fake.status_webhook = hook(stack)  # the API accepts, then reports the failure on the webhook
+        meena_reports(stack)
+        [failed] = await wait_for(lambda: [n for n in stack.notifications(address=ARJUN, kind="alert")
+                                           if n.status == "failed"])
+        assert "131047" in (failed.error or "") and len(fake.failed) == 1
+        if template:
+            [sent] = await wait_for(lambda: fake.sent_to(ARJUN))
+            assert sent["type"] == "template" and fake.text(sent).startswith("E-0001")
+            [event] = await wait_for(lambda: [e for e in stack.timeline() if e.kind == "whatsapp_template"])
+            assert event.person_id == "arjun" and "131047" in event.text
+            assert not [e for e in stack.timeline() if e.kind == "not_reached"]
+        else:
+            [event] = await wait_for(lambda: [e for e in stack.timeline() if e.kind == "not_reached"])
+            assert event.person_id == "arjun" and "MFGOS_WHATSAPP_TEMPLATE" in event.text
+            await asyncio.sleep(0.3)
+            assert fake.sent_to(ARJUN) == []
+    finally:
+        await stack.stop()

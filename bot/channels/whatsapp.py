@@ -15,7 +15,10 @@ message to someone whose window is known to be closed, or one the API refuses wi
 is sent as that template with the message's text as the parameter, and the exception's
 timeline records it (`whatsapp_template`). Without a template the refusal is permanent and
 shows on the timeline as `not_reached`. The window is known from the messages this process
-received; when it is not known the free-form message is tried and the API decides.
+received; when it is not known the free-form message is tried and the API decides. The
+API may also accept the message and report 131047 later, in a `failed` status on the
+webhook: the message is then queued again as the template (kind `whatsapp_template`), or,
+without a template, recorded as not reached.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlmodel import select
 
 from bot.channels.base import (
     InboundAttachment,
@@ -39,7 +43,7 @@ from bot.channels.base import (
 )
 from bot.channels.cards import button_label, button_value, parse_button, with_code
 from bot.ratelimit import Bucket, Rate, rate_limited
-from models import Notification, TimelineEvent, session_scope
+from models import Notification, OutboxStatus, TimelineEvent, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ def language_of(phone: str) -> str | None:
 
 class WhatsAppChannel:
     name = "whatsapp"
+
+    TEMPLATE_KIND = "whatsapp_template"  # an outbox row to send as the template (a 131047 came by webhook)
 
     def __init__(self, *, token: str, phone_number_id: str, api_url: str = "https://graph.facebook.com",
                  version: str = "v21.0", app_secret: str | None = None, verify_token: str | None = None,
@@ -185,6 +191,9 @@ class WhatsAppChannel:
                 self._heard[address] = at
 
     async def send(self, message: OutboundMessage) -> str:
+        if message.kind == self.TEMPLATE_KIND:
+            return await self._send_template(message, "the API reported 131047 (outside the 24-hour window) "
+                                                      "for the free-form message")
         if self.template and self.window_closed(message.address):
             return await self._send_template(message, "the 24-hour window is closed")
         try:
@@ -245,6 +254,57 @@ class WhatsAppChannel:
         if code == REENGAGEMENT:
             return WindowClosed(detail)
         return PermanentFailure(detail)
+
+    # --- delivery statuses -----------------------------------------------------------------
+
+    def failed_statuses(self, body: Any) -> list[dict[str, Any]]:
+        """The `failed` statuses of a webhook delivery for our number (`sent`, `delivered`, `read` say nothing new)."""
+        found: list[dict[str, Any]] = []
+        for entry in (body.get("entry") or []) if isinstance(body, dict) else []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                if change.get("field") != "messages" or not isinstance(value, dict) or \
+                        str((value.get("metadata") or {}).get("phone_number_id", self.phone_number_id)) != \
+                        str(self.phone_number_id):
+                    continue
+                found.extend(st for st in value.get("statuses") or [] if st.get("status") == "failed" and st.get("id"))
+        return found
+
+    async def handle_failed(self, statuses: list[dict[str, Any]]) -> int:
+        """Messages the API accepted and then could not deliver; returns how many rows were queued again."""
+        if not statuses or self.engine is None:
+            return 0
+        return await asyncio.to_thread(self._settle_failed, statuses)
+
+    def _settle_failed(self, statuses: list[dict[str, Any]]) -> int:
+        queued = 0
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as session:
+            for status in statuses:
+                row = session.exec(select(Notification).where(Notification.channel == self.name,
+                                                              Notification.platform_message_id == str(status["id"]))).first()
+                if row is None or row.status == OutboxStatus.failed:
+                    continue  # not ours, or a redelivered status
+                error = (status.get("errors") or [{}])[0]
+                code = error.get("code")
+                detail = f"WhatsApp status failed (code {code}): {error.get('title') or error.get('message') or '?'}"
+                row.status, row.error = OutboxStatus.failed, detail[:2000]
+                session.add(row)
+                if code == REENGAGEMENT:
+                    self._heard[row.address] = 0.0
+                if code == REENGAGEMENT and self.template and row.kind != self.TEMPLATE_KIND:
+                    session.add(Notification(
+                        plant_id=row.plant_id, dedupe_key=f"whatsapp-template:{row.id}", exception_id=row.exception_id,
+                        person_id=row.person_id, role=row.role, kind=self.TEMPLATE_KIND, channel=row.channel,
+                        address=row.address, language=row.language, text=row.text, created_at=now, next_attempt_at=now))
+                    queued += 1
+                elif row.exception_id is not None:
+                    hint = "; set MFGOS_WHATSAPP_TEMPLATE to reach people outside the 24-hour window" \
+                        if code == REENGAGEMENT else ""
+                    session.add(TimelineEvent(exception_id=row.exception_id, at=now, kind="not_reached",
+                                              person_id=row.person_id, text=(detail + hint)[:2000],
+                                              data={"channel": self.name, "notification": row.id}))
+        return queued
 
     # --- inbound -------------------------------------------------------------------------
 

@@ -8,13 +8,16 @@ to the number (a delivery through `deliver`, or `open_window`) is older than 24 
 who never wrote, is refused with 131047 "Re-engagement message"; a template message is
 accepted only if `templates` has it in that language with that many body parameters
 (132001 / 132000 otherwise), and its parameters may not hold newlines, tabs or more than
-four spaces in a row (132018). As the platform it signs webhook deliveries with
+four spaces in a row (132018). With `status_webhook` set it behaves as the API often does
+instead: it accepts the free-form message (a wamid) and then reports 131047 in a `failed`
+status, signed, on that webhook. As the platform it signs webhook deliveries with
 `X-Hub-Signature-256` and builds the documented payloads (text, button reply, image,
 `contacts[].user_id`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -46,6 +49,8 @@ class FakeWhatsApp(FakeServer):
         self.window_hours = window_hours  # None: every recipient counts as inside the window (benchmarks)
         self.last_inbound: dict[str, float] = {}  # recipient (digits or user id) -> unix time of their last message
         self.templates: dict[str, dict[str, int]] = {}  # approved: name -> {language code: body parameters}
+        self.status_webhook: str | None = None  # report 131047 later, as a failed status posted here
+        self.failed: list[dict[str, Any]] = []  # accepted, then reported failed
         self.token, self.phone_number_id, self.app_secret = token, phone_number_id, app_secret
         self.display_number = display_number
         self.sent: list[dict[str, Any]] = []
@@ -83,6 +88,12 @@ class FakeWhatsApp(FakeServer):
         if body.get("type") == "template":
             if (refused := self._check_template(body.get("template") or {})) is not None:
                 return refused
+        elif not self.in_window(str(recipient)) and self.status_webhook:
+            wamid = f"wamid.FAKE{next(self._ids):06d}"
+            self.failed.append({"id": wamid, **body})
+            asyncio.get_running_loop().create_task(self._report_failed(wamid, str(recipient)))
+            return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
+                                      "messages": [{"id": wamid}]})
         elif not self.in_window(str(recipient)):
             return graph_error(400, 131047, "Re-engagement message", error_data={
                 "messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours have "
@@ -100,6 +111,17 @@ class FakeWhatsApp(FakeServer):
         self.sent.append({"id": wamid, **body})
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
                                   "messages": [{"id": wamid}]})
+
+    async def _report_failed(self, wamid: str, recipient: str) -> None:
+        await asyncio.sleep(0.05)
+        body = self.envelope([], [])
+        body["entry"][0]["changes"][0]["value"]["statuses"] = [{
+            "id": wamid, "status": "failed", "timestamp": str(int(time.time())), "recipient_id": recipient,
+            "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                        "error_data": {"details": "Message failed to send because more than 24 hours have passed "
+                                                  "since the customer last replied to this number."}}]}]
+        assert self.status_webhook is not None
+        await self.deliver(self.status_webhook, body)
 
     def in_window(self, recipient: str) -> bool:
         if self.window_hours is None:
