@@ -88,9 +88,12 @@ class AreaThreads:
             if found:
                 rows = self._rows(session, found, now)
                 keys = [row.dedupe_key for row in rows]
-                have = set(session.exec(select(Notification.dedupe_key).where(
-                    Notification.dedupe_key.in_(keys))))  # type: ignore[attr-defined]
-                new = [row for row in rows if row.dedupe_key not in have]
+                have = dict(session.exec(select(Notification.dedupe_key, Notification.status).where(
+                    Notification.dedupe_key.in_(keys))).all())  # type: ignore[attr-defined]
+                # A thread whose root the platform refused for good (the bot is not in the channel) gets no
+                # replies: its one not_reached event says so, not one per event.
+                dead = {row.exception_id for row in rows if row.kind == "thread_root" and have.get(row.dedupe_key) == "failed"}
+                new = [row for row in rows if row.dedupe_key not in have and row.exception_id not in dead]
                 session.add_all(new)
                 try:
                     session.commit()

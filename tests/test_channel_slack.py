@@ -204,6 +204,26 @@ async def test_the_area_thread_follows_the_timeline_and_routed_people_get_their_
         await stack.stop()
 
 
+async def test_an_area_channel_the_bot_cannot_post_in_is_on_the_timeline_once(fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "CGONE1"})
+    try:
+        url = stack.url + "/slack/events"
+        body = fake.message_event("U01DEEPA", "hobber 1 stopped, spindle noise", "D01DEEPA", ts(50))
+        assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+        [alert] = await wait_for(lambda: fake.posted(to="U01TOM"))
+        [root] = await wait_for(lambda: [n for n in stack.notifications(kind="thread_root") if n.status == "failed"])
+        assert "channel_not_found" in (root.error or "")
+        await wait_for(lambda: [e for e in stack.timeline() if e.kind == "not_reached"])
+        status, _ = await fake.acall(fake.deliver_action(url, fake.button_payload("U01TOM", "ack:E-0001", alert)))
+        assert status == 200
+        await wait_for(lambda: stack.exception().status == "acknowledged")
+        await asyncio.sleep(1.2)  # two mirror passes
+        assert [n.kind for n in stack.notifications(address="CGONE1")] == ["thread_root", "thread_reply"]
+        assert fake.posted(to="CGONE1") == [] and fake.posted(to="U01DEEPA"), "the DMs still go out"
+    finally:
+        await stack.stop()
+
+
 async def test_a_photo_is_stored_and_linked_to_the_exception(fake: FakeSlack, stack: Stack) -> None:
     url = stack.url + "/slack/events"
     await fake.acall(fake.deliver_event(url, fake.message_event("U01TOM", "hobber 1 down, spindle broken", "D01TOM", ts(20))))
