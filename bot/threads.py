@@ -21,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,11 +175,13 @@ class AreaThreads:
                                        text=(event.text or "")[:300])
         return None
 
-    async def run(self, wake: Callable[[], None] | None = None) -> None:
-        """Mirror until cancelled, waking the outbox when rows were written."""
+    async def run(self, wake: Callable[[], None] | None = None, executor: Executor | None = None) -> None:
+        """Mirror until cancelled, waking the outbox when rows were written; `executor`: the thread that
+        writes inbound messages (on SQLite one writer at a time avoids waiting for each other's lock)."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                if await asyncio.to_thread(self.mirror) and wake is not None:
+                if await loop.run_in_executor(executor, self.mirror) and wake is not None:
                     wake()
             except Exception:
                 log.exception("%s area threads: mirror pass failed; trying again shortly", self.channel)

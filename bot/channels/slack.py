@@ -148,8 +148,10 @@ class SlackChannel:
             self._socket = AsyncSocketModeHandler(self.app, self.app_token)
             await self._socket.connect_async()
         if self.threads is not None and self._mirror is None:
-            self._mirror = asyncio.create_task(self.threads.run(self.gate.wake if self.gate else None),
-                                               name="slack-area-threads")
+            gate = self.gate
+            self._mirror = asyncio.create_task(
+                self.threads.run(gate.wake if gate else None, gate.executor if gate and gate.sqlite else None),
+                name="slack-area-threads")
 
     async def stop(self) -> None:
         if self._mirror is not None:

@@ -153,8 +153,10 @@ class TelegramChannel:
             await app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=["message", "callback_query"])
         await app.start()
         if self.threads is not None and self._mirror is None:
-            self._mirror = asyncio.create_task(self.threads.run(self.gate.wake if self.gate else None),
-                                               name="telegram-area-threads")
+            gate = self.gate
+            self._mirror = asyncio.create_task(
+                self.threads.run(gate.wake if gate else None, gate.executor if gate and gate.sqlite else None),
+                name="telegram-area-threads")
 
     async def stop(self) -> None:
         if self._mirror is not None:
