@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -67,7 +68,8 @@ class AreaThreads:
         """One pass: write the rows of events not mirrored yet; returns how many rows were written."""
         now = now or datetime.now(UTC)
         tick = time.monotonic()
-        if self._mark is None:
+        first = self._mark is None
+        if first:
             since = TimelineEvent.at >= now - CATCH_UP
         else:
             # Ids a little below the mark again: a transaction that took its ids earlier may commit later.
@@ -81,6 +83,11 @@ class AreaThreads:
         if "*" not in self.conversations:
             query = query.where(PlantException.area_id.in_(list(self.conversations)))  # type: ignore[union-attr]
         with Session(self.engine) as session:
+            if first:
+                # Ids a transaction still open now could take are above those of events this old.
+                settled = session.exec(select(func.max(TimelineEvent.id)).where(
+                    TimelineEvent.at < now - timedelta(seconds=OVERLAP))).one() or 0
+                self._marks.append((tick - OVERLAP, settled))
             read = [(event, exc) for event, exc in session.exec(query) if event.id not in self._done]
             found = [(event, exc) for event, exc in read
                      if self.conversation(exc.area_id) and not (event.kind == "not_reached"
