@@ -250,3 +250,18 @@ async def test_a_131047_reported_later_by_status_webhook_sends_the_template_or_r
             assert fake.sent_to(ARJUN) == []
     finally:
         await stack.stop()
+
+
+async def test_a_template_meta_has_not_approved_in_that_language_is_recorded_as_not_reached(
+        fake: FakeWhatsApp, tmp_path: Path) -> None:
+    fake.templates["mfgos_update"] = {"es": 1}  # not approved in Hindi
+    stack = await _stack(fake, tmp_path, whatsapp_template="mfgos_update")
+    try:
+        meena_reports(stack)
+        [row] = await wait_for(lambda: [n for n in stack.notifications(address=ARJUN) if n.status == "failed"])
+        assert "132001" in (row.error or "")
+        [event] = await wait_for(lambda: [e for e in stack.timeline() if e.kind == "not_reached"])
+        assert event.person_id == "arjun" and "does not exist in the translation" in event.text
+        assert fake.sent_to(ARJUN) == []
+    finally:
+        await stack.stop()
