@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 MAX_TOPIC = 128  # characters of a forum topic's name
-NOT_A_FORUM = ("not a forum", "not enough rights", "topic_closed", "chat_not_modified")
+NOT_A_FORUM = ("not a forum", "not enough rights")  # createForumTopic's refusals that mean "use reply chains"
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -321,8 +321,7 @@ class TelegramChannel:
             log.info("telegram group %s: no forum topics (%s); threads are reply chains", chat, error)
             self._not_forums.add(chat)
             return None
-        await asyncio.to_thread(self._store_topic, chat, card.code, topic.message_thread_id)
-        return topic.message_thread_id
+        return await asyncio.to_thread(self._store_topic, chat, card.code, topic.message_thread_id)
 
     def _stored(self, kind: str, chat: str, code: str) -> tuple[str, str | None] | None:
         """(status, platform id) of the exception's thread row of `kind` in `chat`."""
@@ -333,8 +332,9 @@ class TelegramChannel:
                 Notification.channel == self.name)).first()
             return (row[0], row[1]) if row else None
 
-    def _store_topic(self, chat: str, code: str, topic_id: int) -> None:
-        """The topic we opened, as a sent row: a message in it (quoting its first message) finds the exception."""
+    def _store_topic(self, chat: str, code: str, topic_id: int) -> int:
+        """The topic we opened, as a sent row: a message in it (quoting its first message) finds the exception.
+        Returns the exception's topic: the one stored first, if another was opened meanwhile."""
         now = datetime.now(UTC)
         try:
             with session_scope(self.engine) as session:
@@ -344,8 +344,11 @@ class TelegramChannel:
                     person_id=f"thread:telegram:{chat}", kind="thread_topic", channel=self.name, address=chat,
                     language=self.thread_language, text=code, created_at=now, status="sent", sent_at=now,
                     platform_message_id=f"{chat}:{topic_id}"))
+            return topic_id
         except IntegrityError:
             log.warning("telegram group %s: a second topic for %s was opened; the first one is kept", chat, code)
+            stored = self._stored("thread_topic", chat, code)
+            return int(stored[1].rpartition(":")[2]) if stored and stored[1] else topic_id
 
     @staticmethod
     def _error(error: TelegramError) -> Exception:
