@@ -206,9 +206,15 @@ class WhatsAppChannel:
             return await self._send_template(message, str(error))
 
     async def _send_template(self, message: OutboundMessage, reason: str) -> str:
+        if not self.template:
+            raise PermanentFailure(f"WhatsApp: outside the 24-hour window ({reason}) and no MFGOS_WHATSAPP_TEMPLATE")
         message_id = await self._post(self.template_payload(message))
         if self.engine is not None and message.notification_id is not None:
-            await asyncio.to_thread(self._record_template, message, reason)
+            try:
+                await asyncio.to_thread(self._record_template, message, reason)
+            except Exception:  # it was sent: failing here would have the outbox send it again
+                log.exception("notification %s: template sent, but not recorded on the timeline",
+                              message.notification_id)
         return message_id
 
     def _record_template(self, message: OutboundMessage, reason: str) -> None:
