@@ -47,7 +47,7 @@ def handle_chat(ctx: Context, signal: Signal, reader: Reader) -> None:
     channel = payload.get("channel")
     who = wf.person(ctx, signal.person_id)
     if who is None:
-        _reply_unregistered(ctx, payload)
+        _reply_unregistered(ctx, payload, reader)
         return
     text = (payload.get("text") or "").strip()
     exc = _thread(ctx, payload, text)
@@ -291,10 +291,10 @@ def _reply(ctx: Context, who: Person, kind: str, text: str, exc: PlantException 
     wf.notify(ctx, who, kind, text, exc=exc, role=(who.roles or [None])[0], reply_channel=channel)
 
 
-def _reply_unregistered(ctx: Context, payload: dict[str, Any]) -> None:
+def _reply_unregistered(ctx: Context, payload: dict[str, Any], reader: Reader) -> None:
     """Tell an unknown sender they are not registered, and nothing else about the plant."""
     channel, address = payload.get("channel") or "console", payload.get("address") or "?"
-    language = payload.get("language") or "en"
+    language = stranger_language(reader, payload.get("text") or "", payload.get("language"))
     key = f"{ctx.cause}:not_registered:{channel}:{address}"
     if ctx.session.exec(select(Notification.id).where(Notification.dedupe_key == key)).first():
         return
@@ -303,6 +303,21 @@ def _reply_unregistered(ctx: Context, payload: dict[str, Any]) -> None:
         channel=channel, address=address, language=language, text=messages.render("not_registered", language),
         created_at=ctx.now, next_attempt_at=ctx.now,
     ))
+
+
+def stranger_language(reader: Reader, text: str, reported: str | None) -> str:
+    """The language of someone the plant does not know: what their message is written in.
+
+    Every channel alike: the language the platform reports (Telegram's `language_code`, a Slack
+    locale, the bridge's `language`, WhatsApp's country code) is the hint that decides when the
+    text is too short or unclear to tell, and English when there is neither.
+    """
+    hint = (reported or "").replace("_", "-").split("-")[0].lower()
+    hint_language = hint if hint in messages.LANGUAGES else None
+    if not text.strip():
+        return hint_language or "en"
+    detected = reader.extract(text, language=hint_language).language
+    return detected if detected in messages.LANGUAGES else hint_language or "en"
 
 
 def _record_attachment_note(ctx: Context, exc: PlantException | None, who: Person, payload: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@
   platform identity to a person of the plant, stores photos and voice notes of known
   people, stores the message as a signal and processes it, and wakes the outbox so the
   answers leave at once. A sender who is not in the plant is stored too and gets only the
-  short "not registered" reply (in the language the platform reports for them, if any).
+  short "not registered" reply (in the language of their message, bot/conversation.py).
 """
 
 from __future__ import annotations

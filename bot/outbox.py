@@ -272,7 +272,7 @@ class NotificationOutbox:
                        message=OutboundMessage(
                            channel=row.channel, address=row.address, text=row.text, notification_id=row.id,
                            exception_code=codes.get(row.exception_id), thread_key=key,
-                           buttons=tuple(row.buttons or ()), language=row.language or "en"))
+                           buttons=tuple(row.buttons or ()), language=row.language or "en", kind=row.kind))
                 for row, attempts in rows
             ]
             runs.append(_Run(key=key, claims=claims, lease_until=lease_until))

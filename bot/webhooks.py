@@ -65,8 +65,11 @@ def channel_router(hub: Any) -> APIRouter:
             if not whatsapp.app_secret or not verify_whatsapp(whatsapp.app_secret, raw,
                                                               request.headers.get("X-Hub-Signature-256")):
                 raise HTTPException(401, "bad signature")
+            body = _json(raw)
             outcomes = [await gate.accept(item.message, own=item.own, language=item.language, fetch=whatsapp.fetch)
-                        for item in whatsapp.parse(_json(raw))]
+                        for item in whatsapp.parse(body)]
+            if await whatsapp.handle_failed(whatsapp.failed_statuses(body)) and gate.wake is not None:
+                gate.wake()  # a message queued again as the template
             return {"ok": True, "messages": [o.outcome for o in outcomes]}
 
     if (bridge := channels.get("bridge")) is not None:

@@ -33,8 +33,19 @@ class Settings(BaseSettings):
     # Slack: area id -> channel id where each exception of the area gets a thread ("*": every other
     # area); without one, people get direct messages. JSON in the environment: {"gears": "C0GEARS"}.
     slack_channels: dict[str, str] = {}
+    # With an area channel, the people routed still get direct messages with their buttons and the
+    # thread gets one reply per timeline event; false: no DMs, every message is a reply mentioning them.
+    slack_direct_messages: bool = True
+    thread_language: str = "en"  # the language of area threads (Slack channels, Telegram groups)
+    # Telegram: area id -> group chat id where each exception of the area gets a thread (a topic in a
+    # forum, a reply chain in a plain group; "*": every other area). JSON: {"gears": "-1001234567890"}.
+    telegram_groups: dict[str, str] = {}
     telegram_webhook_url: str | None = None  # public URL of POST /telegram/webhook, registered at start
     whatsapp_api_version: str = "v21.0"
+    # An approved template whose body is one parameter ({{1}}): what people outside WhatsApp's 24-hour
+    # window get instead of a free-form message; the languages map ours to the template's, {"en": "en_US"}.
+    whatsapp_template: str | None = None
+    whatsapp_template_languages: dict[str, str] = {}
 
     mqtt_url: str | None = None
     mqtt_client_id: str | None = None  # fixed per replica (persistent session); default mfgos-<plant>-<host>

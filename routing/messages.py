@@ -194,6 +194,30 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "status_posted": {"en": "posted to ERP", "es": "registrada en ERP", "de": "im ERP gebucht",
                       "hi": "ERP mein post"},
     "status_closed": {"en": "closed", "es": "cerrada", "de": "geschlossen", "hi": "band"},
+    "thread_paged": {
+        "en": "{code}: {names} notified ({role}).",
+        "es": "{code}: avisados {names} ({role}).",
+        "de": "{code}: {names} benachrichtigt ({role}).",
+        "hi": "{code}: {names} ko suchit kiya ({role}).",
+    },
+    "thread_escalated": {
+        "en": "{code}: not acknowledged by {role} in time; escalated to {names} ({to_role}).",
+        "es": "{code}: {role} no confirmó a tiempo; escalado a {names} ({to_role}).",
+        "de": "{code}: von {role} nicht rechtzeitig bestätigt; eskaliert an {names} ({to_role}).",
+        "hi": "{code}: {role} ne samay par acknowledge nahi kiya; {names} ({to_role}) ko escalate kiya.",
+    },
+    "thread_not_reached": {
+        "en": "{code}: {name} was not reached on {channel}.",
+        "es": "{code}: no se pudo avisar a {name} por {channel}.",
+        "de": "{code}: {name} über {channel} nicht erreicht.",
+        "hi": "{code}: {name} tak {channel} par sandesh nahi pahuncha.",
+    },
+    "thread_reported_again": {
+        "en": "{code}: reported again by {name}: {text}",
+        "es": "{code}: {name} lo reportó de nuevo: {text}",
+        "de": "{code}: erneut gemeldet von {name}: {text}",
+        "hi": "{code}: {name} ne phir report kiya: {text}",
+    },
     "card_status": {
         "en": "{code} is now: {status}.",
         "es": "{code} ahora está: {status}.",

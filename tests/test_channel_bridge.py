@@ -90,3 +90,17 @@ async def test_actions_and_attachments_by_value_and_by_url(fake: FakeBridge, sta
     action = fake.inbound(BEA, exception="E-0001", action="ack")
     assert (await fake.acall(fake.deliver(inbound(stack), action)))[0] == 200
     assert stack.signals()[-1].kind == "action"
+
+
+@pytest.mark.parametrize(("text", "language", "expected"), [
+    ("¿qué máquinas están paradas ahora?", None, "No estás registrado"),
+    ("", "hi", "Aap is plant mein registered nahi hain"),
+])
+async def test_a_stranger_hears_in_their_language_as_on_every_channel(
+        fake: FakeBridge, stack: Stack, text: str, language: str | None, expected: str) -> None:
+    extra = {"language": language} if language else {}
+    if not text:
+        extra["attachments"] = [{"kind": "photo", "content_type": "image/jpeg", "data": base64.b64encode(b"jpg").decode()}]
+    assert (await fake.acall(fake.deliver(inbound(stack), fake.inbound("+4400000001", text, **extra))))[0] == 200
+    [reply] = await wait_for(lambda: fake.sent_to("+4400000001"))
+    assert reply["text"].startswith(expected)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from bot.threads import AreaThreads
 from models import Attachment
 from tests.fakes.server import wait_for
 from tests.fakes.slack import BOT_ID, BOT_USER, FakeSlack
@@ -109,8 +110,16 @@ async def test_a_stranger_learns_only_that_they_are_not_registered(fake: FakeSla
     assert len(fake.posted()) == 1
 
 
-async def test_area_thread_with_buttons_is_updated_as_the_status_moves(fake: FakeSlack, tmp_path: Path) -> None:
-    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"})
+async def test_a_stranger_is_answered_in_the_language_they_wrote(fake: FakeSlack, stack: Stack) -> None:
+    body = fake.message_event("U0EXTRANJ", "¿qué máquinas están paradas ahora?", "D0EXTRANJ", ts(6))
+    assert (await fake.acall(fake.deliver_event(stack.url + "/slack/events", body)))[0] == 200
+    [reply] = await wait_for(lambda: fake.posted(to="U0EXTRANJ"))
+    assert reply["text"].startswith("No estás registrado")
+
+
+async def test_without_direct_messages_everything_is_a_reply_in_the_area_thread(fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"},
+                         slack_direct_messages=False)
     try:
         url = stack.url + "/slack/events"
         body = fake.message_event("U01DEEPA", "hobber 1 stopped, spindle noise", "D01DEEPA", ts(10))
@@ -138,6 +147,79 @@ async def test_area_thread_with_buttons_is_updated_as_the_status_moves(fake: Fak
         await wait_for(lambda: stack.exception().status == "proposed")
         await wait_for(lambda: fake.buttons(fake.posted(channel="C0GEARS")[0]) == ["approve:E-0001", "reject:E-0001"])
         assert len([m for m in fake.posted(channel="C0GEARS") if m["thread_ts"] is None]) == 1, "one thread per exception"
+        assert fake.posted(to="U01TOM") == [], "no direct messages in this mode"
+    finally:
+        await stack.stop()
+
+
+async def test_the_area_thread_follows_the_timeline_and_routed_people_get_their_own_dm(
+        fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"})
+    try:
+        url = stack.url + "/slack/events"
+        body = fake.message_event("U01DEEPA", "hobber 1 stopped, spindle noise", "D01DEEPA", ts(40))
+        assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+        # Tom (maintenance) hears about it in his own DM, with his buttons and the exception's context.
+        [alert] = await wait_for(lambda: fake.posted(to="U01TOM"))
+        assert alert["thread_ts"] is None and alert["text"].startswith("E-0001")
+        assert fake.buttons(alert) == ["ack:E-0001", "propose:E-0001"]
+        assert "Maschine: HOB-01 (Gear hobber 1)" in fake.context(alert)
+        # The area channel gets the thread: the root with the card, then one reply per routing step (Deepa, the planner, reported it).
+        await wait_for(lambda: len(fake.posted(channel="C0GEARS")) >= 2)
+        root, *replies = fake.posted(channel="C0GEARS")
+        assert root["thread_ts"] is None and root["text"].startswith("E-0001 breakdown on HOB-01")
+        assert fake.buttons(root) == ["ack:E-0001", "propose:E-0001"] and "Status: open" in fake.context(root)
+        assert all(r["thread_ts"] == root["ts"] for r in replies)
+        assert [r["text"] for r in replies] == ["E-0001: Tom Fischer notified (maintenance)."]
+        assert not any("<@" in m["text"] for m in fake.posted(channel="C0GEARS")), "names, not a second ping"
+
+        # Tom acknowledges in his DM: the root, his DM card and the thread all show it.
+        status, _ = await fake.acall(fake.deliver_action(url, fake.button_payload("U01TOM", "ack:E-0001", alert)))
+        assert status == 200
+        await wait_for(lambda: stack.exception().status == "acknowledged")
+        await wait_for(lambda: "E-0001: Tom Fischer acknowledged." in [m["text"] for m in fake.posted(channel="C0GEARS")])
+        await wait_for(lambda: fake.buttons(fake.posted(channel="C0GEARS")[0]) == ["propose:E-0001"])
+        await wait_for(lambda: fake.buttons(fake.posted(to="U01TOM")[0]) == ["propose:E-0001"])
+
+        # A reply in the area thread belongs to the exception.
+        reply = fake.message_event("U01TOM", "fixed, replaced the spindle bearing, running again", "C0GEARS", ts(41),
+                                   thread_ts=root["ts"])
+        assert (await fake.acall(fake.deliver_event(url, reply)))[0] == 200
+        await wait_for(lambda: stack.exception().status == "proposed")
+        await wait_for(lambda: fake.buttons(fake.posted(channel="C0GEARS")[0]) == ["approve:E-0001", "reject:E-0001"])
+        proposal = await wait_for(lambda: [m for m in fake.posted(channel="C0GEARS") if "proposes" in m["text"]])
+        assert proposal[0]["text"] == "E-0001: Tom Fischer proposes: fixed, replaced the spindle bearing, running " \
+            "again. Approve or reject?"
+        thread = fake.posted(channel="C0GEARS")
+        assert len([m for m in thread if m["thread_ts"] is None]) == 1, "one thread per exception"
+        assert [float(m["ts"]) for m in thread] == sorted(float(m["ts"]) for m in thread), "in timeline order"
+
+        # Mirroring again (another replica, or a restart re-reading the last day) writes nothing twice.
+        slack = stack.hub.channels["slack"]
+        assert slack.threads.mirror() == 0
+        assert AreaThreads("slack", {"gears": "C0GEARS"}, stack.runtime.engine).mirror() == 0
+        await asyncio.sleep(0.6)
+        assert fake.posted(channel="C0GEARS") == thread
+    finally:
+        await stack.stop()
+
+
+async def test_an_area_channel_the_bot_cannot_post_in_is_on_the_timeline_once(fake: FakeSlack, tmp_path: Path) -> None:
+    stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "CGONE1"})
+    try:
+        url = stack.url + "/slack/events"
+        body = fake.message_event("U01DEEPA", "hobber 1 stopped, spindle noise", "D01DEEPA", ts(50))
+        assert (await fake.acall(fake.deliver_event(url, body)))[0] == 200
+        [alert] = await wait_for(lambda: fake.posted(to="U01TOM"))
+        [root] = await wait_for(lambda: [n for n in stack.notifications(kind="thread_root") if n.status == "failed"])
+        assert "channel_not_found" in (root.error or "")
+        await wait_for(lambda: [e for e in stack.timeline() if e.kind == "not_reached"])
+        status, _ = await fake.acall(fake.deliver_action(url, fake.button_payload("U01TOM", "ack:E-0001", alert)))
+        assert status == 200
+        await wait_for(lambda: stack.exception().status == "acknowledged")
+        await asyncio.sleep(1.2)  # two mirror passes
+        assert [n.kind for n in stack.notifications(address="CGONE1")] == ["thread_root", "thread_reply"]
+        assert fake.posted(to="CGONE1") == [] and fake.posted(to="U01DEEPA"), "the DMs still go out"
     finally:
         await stack.stop()
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from bot.ratelimit import Rate
 from models import Attachment
 from tests.fakes.server import wait_for
 from tests.fakes.stack import Stack, settings_for, start_stack
@@ -128,6 +129,13 @@ async def test_a_stranger_is_told_in_their_language_and_our_own_messages_are_dro
     assert [s.payload["address"] for s in polling.signals()] == ["7777"]
 
 
+async def test_a_stranger_writing_german_with_an_english_app_is_answered_in_german(
+        fake: FakeTelegram, polling: Stack) -> None:
+    fake.queue(fake.message(7778, "Hallo, welche Maschine steht gerade?", language_code="en"))
+    [reply] = await wait_for(lambda: fake.sent_to("7778"))
+    assert reply["text"].startswith("Du bist in diesem Werk nicht registriert")
+
+
 @pytest.mark.parametrize("secret", [None, "wrong-secret"])
 async def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, webhook: Stack, secret: str | None) -> None:
     status, _ = await fake.acall(fake.deliver(webhook.url + "/telegram/webhook", fake.message(MEENA, "line 1 down"), secret))
@@ -145,3 +153,109 @@ async def test_webhook_mode_registers_and_processes_each_update_once(fake: FakeT
     assert len(webhook.signals()) == 1, "stored before the 200"
     [confirmation] = await wait_for(lambda: fake.sent_to(str(MEENA)))
     assert "E-0001" in confirmation["text"]
+
+
+# --- groups and forum topics as exception threads --------------------------------------------
+
+GEARS_FORUM, PLANT_GROUP = "-1001234", "-100555"
+
+
+async def _groups(fake: FakeTelegram, tmp_path: Path, groups: dict[str, str]) -> Stack:
+    stack = await _stack(fake, tmp_path, telegram_groups=groups)
+    await wait_for(lambda: "getUpdates" in [r.body["method"] for r in fake.requests])
+    channel = stack.hub.channels["telegram"]
+    # Telegram's 20 messages a minute per group would make this test take minutes (the limiter has its own tests).
+    channel.group_rate = channel.chat_rate = Rate(50, 1.0, burst=50)
+    return stack
+
+
+def carlos_reports(stack: Stack) -> None:
+    stack.runtime.receive_chat(channel="console", address="carlos", person_id="carlos", event_id="c1",
+                               text="hobber 1 stopped, spindle noise")
+    stack.runtime.notifications.wake()
+
+
+def tom_proposes(stack: Stack) -> None:
+    stack.runtime.receive_chat(channel="console", address="tom", person_id="tom", exception_ref="E-0001", event_id="c2",
+                               text="fixed, replaced the spindle bearing, running again")
+    stack.runtime.notifications.wake()
+
+
+async def test_a_forum_gets_a_topic_per_exception_and_presses_there_are_the_pressing_persons(
+        fake: FakeTelegram, tmp_path: Path) -> None:
+    fake.forums.add(GEARS_FORUM)
+    stack = await _groups(fake, tmp_path, {"gears": GEARS_FORUM})
+    try:
+        carlos_reports(stack)
+        [(topic_id, topic)] = await wait_for(lambda: list(fake.topics.items()))
+        assert topic == {"chat_id": GEARS_FORUM, "name": "E-0001 breakdown HOB-01 (Gear hobber 1)"}
+        root, paged = await wait_for(lambda: fake.in_chat(GEARS_FORUM, topic_id)[:2] if
+                                     len(fake.in_chat(GEARS_FORUM, topic_id)) >= 2 else None)
+        assert root["text"].startswith("E-0001 breakdown on HOB-01") and "Work orders: WO-1042" in root["text"]
+        assert fake.buttons(root) == ["ack:E-0001", "propose:E-0001"]
+        assert paged["text"] == "E-0001: Tom Fischer notified (maintenance)."
+        assert paged["reply_parameters"]["message_id"] == root["message_id"], "replies quote the root"
+
+        tom_proposes(stack)
+        await wait_for(lambda: fake.buttons(fake.in_chat(GEARS_FORUM)[0]) == ["approve:E-0001", "reject:E-0001"])
+        # Meena (an operator) presses Approve in the group: the press is hers, and she may not decide.
+        fake.queue(fake.callback(MEENA, "approve:E-0001", fake.in_chat(GEARS_FORUM)[0]))
+        [refusal] = await wait_for(lambda: fake.sent_to(str(MEENA)))
+        assert refusal["text"].startswith("Only supervisor can approve or reject E-0001")
+        assert stack.exception().status == "proposed"
+        assert [(e.kind, e.person_id) for e in stack.timeline() if e.kind == "approval_refused"] == \
+            [("approval_refused", "meena")]
+        # Sara (the supervisor) presses it: approved, by her.
+        fake.queue(fake.callback(SARA, "approve:E-0001", fake.in_chat(GEARS_FORUM)[0]))
+        await wait_for(lambda: stack.exception().status in ("approved", "posted", "closed"))
+        assert [e.person_id for e in stack.timeline() if e.kind == "approved"] == ["sara"]
+        await wait_for(lambda: "E-0001 approved by Sara Khan." in [m["text"] for m in fake.in_chat(GEARS_FORUM, topic_id)])
+
+        # A message in the topic belongs to the exception, without quoting anything of ours.
+        fake.queue(fake.message(SARA, "root cause: worn bearing, order spares", chat=_forum(),
+                                topic=(topic_id, topic["name"])))
+        await wait_for(lambda: [e for e in stack.timeline() if e.kind == "comment" and "worn bearing" in e.text])
+        assert len([m for m in fake.in_chat(GEARS_FORUM) if m["message_thread_id"] is None]) == 0, "all in the topic"
+    finally:
+        await stack.stop()
+
+
+def _forum() -> dict[str, object]:
+    return {"id": int(GEARS_FORUM), "type": "supergroup", "title": "Gears", "is_forum": True}
+
+
+async def test_in_a_group_the_bot_takes_only_what_is_addressed_to_it(fake: FakeTelegram, tmp_path: Path) -> None:
+    stack = await _groups(fake, tmp_path, {"*": PLANT_GROUP})
+    try:
+        group = {"id": int(PLANT_GROUP), "type": "supergroup", "title": "Plant"}
+        fake.queue(fake.message(MEENA, "lunch at 12?", chat=group))
+        fake.queue(fake.message(MEENA, "@mfgos_bot line 1 stopped, conveyor motor broken", chat=group))
+        [confirmation] = await wait_for(lambda: fake.sent_to(str(MEENA)))
+        assert confirmation["text"].startswith("E-0001 opened: breakdown on ASM-01"), "answered in her private chat"
+        [signal] = stack.signals()
+        assert signal.payload["text"] == "line 1 stopped, conveyor motor broken" and signal.person_id == "meena"
+        assert signal.payload["chat_id"] == PLANT_GROUP
+    finally:
+        await stack.stop()
+
+
+async def test_a_plain_group_thread_is_a_reply_chain_and_a_reply_to_it_goes_to_the_exception(
+        fake: FakeTelegram, tmp_path: Path) -> None:
+    stack = await _groups(fake, tmp_path, {"*": PLANT_GROUP})
+    try:
+        carlos_reports(stack)
+        root, paged = await wait_for(lambda: fake.in_chat(PLANT_GROUP)[:2] if len(fake.in_chat(PLANT_GROUP)) >= 2 else None)
+        assert fake.topics == {} and root["message_thread_id"] is None, "not a forum: no topic"
+        assert root["text"].startswith("E-0001 breakdown on HOB-01")
+        assert paged["reply_parameters"]["message_id"] == root["message_id"]
+        tom_proposes(stack)
+        await wait_for(lambda: fake.buttons(fake.in_chat(PLANT_GROUP)[0]) == ["approve:E-0001", "reject:E-0001"])
+        quoted = {"message_id": root["message_id"], "date": 0, "from": BOT, "text": root["text"],
+                  "chat": {"id": int(PLANT_GROUP), "type": "supergroup"}}
+        fake.queue(fake.message(SARA, "ok, approved", chat={"id": int(PLANT_GROUP), "type": "supergroup", "title": "Plant"},
+                                reply_to=quoted))
+        await wait_for(lambda: stack.exception().status in ("approved", "posted", "closed"))
+        assert [e.person_id for e in stack.timeline() if e.kind == "approved"] == ["sara"]
+        await wait_for(lambda: fake.buttons(fake.in_chat(PLANT_GROUP)[0]) == [], timeout=15)
+    finally:
+        await stack.stop()

@@ -69,6 +69,8 @@ def telegram(fake: FakeTelegram | None) -> tuple[TelegramChannel, str, str]:
 
 def whatsapp(fake: FakeWhatsApp | None) -> tuple[WhatsAppChannel, str, str]:
     api = fake.api_url if fake else f"http://127.0.0.1:{_closed_port()}"
+    if fake:
+        fake.open_window("+34600000001")  # inside the 24-hour window (tests/test_channel_whatsapp.py has outside)
     return WhatsAppChannel(token="wa-token", phone_number_id="1055", api_url=api, app_secret="wa-secret"), \
         "+34600000001", "+999000"
 

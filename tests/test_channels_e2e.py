@@ -1,6 +1,6 @@
 """The foundation's breakdown scenario over the real channels, each against its fake platform.
 
-Carlos reports on WhatsApp (Spanish) -> Tom gets the exception's Slack thread with buttons ->
+Carlos reports on WhatsApp (Spanish) -> Tom gets a Slack DM with buttons and #gears the exception's thread ->
 Tom acknowledges with the button and proposes the fix in the thread -> Sara approves on
 Telegram with the inline button -> the ledger ERP posts -> Carlos hears every step on
 WhatsApp in Spanish. Once with the Events API over HTTP and Telegram long polling, once
@@ -81,11 +81,14 @@ async def test_whatsapp_report_slack_thread_telegram_approval_and_spanish_confir
     assert (await fakes.whatsapp.acall(fakes.whatsapp.deliver(stack.url + "/whatsapp/webhook", report)))[0] == 200
     await wait_for(lambda: any(t.startswith("E-0001 abierto: avería en HOB-01") for t in spanish(fakes)))
 
-    # 2. Tom's message is in the exception's thread in #gears, with buttons and the context block.
-    [root, *_] = await wait_for(lambda: fakes.slack.posted(channel="C0GEARS"))
-    [alert] = await wait_for(lambda: [m for m in fakes.slack.posted(channel="C0GEARS") if f"<@{TOM}>" in m["text"]])
-    assert alert["thread_ts"] == root["ts"] and fakes.slack.buttons(alert) == ["ack:E-0001", "propose:E-0001"]
+    # 2. Tom gets his DM with buttons and the context block; #gears gets the exception's thread.
+    [alert] = await wait_for(lambda: fakes.slack.posted(to=TOM))
+    assert fakes.slack.buttons(alert) == ["ack:E-0001", "propose:E-0001"]
     assert "Aufträge: WO-1042" in fakes.slack.context(alert)
+    [root, *_] = await wait_for(lambda: fakes.slack.posted(channel="C0GEARS"))
+    assert root["thread_ts"] is None and fakes.slack.buttons(root) == ["ack:E-0001", "propose:E-0001"]
+    await wait_for(lambda: "E-0001: Tom Fischer notified (maintenance)." in
+                   [m["text"] for m in fakes.slack.posted(channel="C0GEARS") if m["thread_ts"] == root["ts"]])
 
     # 3. Tom acknowledges with the button; Carlos hears it in Spanish; the thread root shows it.
     press = fakes.slack.button_payload(TOM, "ack:E-0001", alert)
@@ -120,6 +123,7 @@ async def test_whatsapp_report_slack_thread_telegram_approval_and_spanish_confir
     assert stack.exception().status == "closed", "the fix said the machine runs again"
     await wait_for(lambda: "E-0001 cerrado." in spanish(fakes))
     await wait_for(lambda: [e for e in fakes.telegram.edits if e["message_id"] == card["message_id"]])
+    await wait_for(lambda: "E-0001 closed." in [m["text"] for m in fakes.slack.posted(channel="C0GEARS")], timeout=20)
     kinds = [e.kind for e in stack.timeline()]
     assert kinds.index("acknowledged") < kinds.index("proposed") < kinds.index("approved") < kinds.index("erp_posted")
     # The thread in #gears takes about one message a second (Slack's limit): wait for the last ones.

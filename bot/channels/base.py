@@ -45,6 +45,7 @@ class OutboundMessage:
     thread_key: str | None = None  # messages with one key keep their order
     buttons: tuple[str, ...] = ()  # ack | approve | reject | propose
     language: str = "en"
+    kind: str = ""  # the outbox row's kind; thread_root / thread_reply are posts in an area thread (bot/threads.py)
 
 
 class DeliveryError(Exception):

@@ -5,13 +5,14 @@ answers `url_verification`; the listener runs after the 3-second ack) or over So
 when `MFGOS_SLACK_APP_TOKEN` is set. A redelivery (`X-Slack-Retry-Num`) carries the same
 message, whose key `<channel>:<ts>` the shared gate has seen.
 
-Where messages go: an exception whose area has a channel (`MFGOS_SLACK_CHANNELS`, "*" for
-every area) gets one thread there; its root shows the exception (context block: machine,
-work orders, customer orders at risk, SLA clock; live buttons) and is edited with
-`chat.update` as the status moves on; every message about the exception is a reply in
-that thread that mentions its recipient. Without a channel, people get direct messages.
-Thread roots are stored as `Notification` rows of kind `thread_root`, so a reply in the
-thread finds its exception the way a reply to any of our messages does (`reply_to`).
+Where messages go: people get direct messages, with their buttons. An exception whose area
+has a channel (`MFGOS_SLACK_CHANNELS`, "*" for every area) also gets one thread there
+(bot/threads.py): its root shows the exception (context block: machine, work orders,
+customer orders at risk, SLA clock; live buttons) and is edited with `chat.update` as the
+status moves on, and each timeline event is one reply. With `MFGOS_SLACK_DIRECT_MESSAGES=false`
+there are no direct messages for such exceptions: every message is a reply in the thread
+mentioning its recipient. Thread roots are `Notification` rows of kind `thread_root`, so a
+reply in the thread finds its exception the way a reply to any of our messages does (`reply_to`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from bot.channels.cards import (
 )
 from bot.middleware import InboundGate
 from bot.ratelimit import Bucket, Rate, rate_limited
+from bot.threads import THREAD_KINDS, AreaThreads
 from models import Notification, PlantException, session_scope
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ class SlackChannel:
     def __init__(self, *, token: str, signing_secret: str | None = None, app_token: str | None = None,
                  api_url: str = "https://slack.com/api/", area_channels: dict[str, str] | None = None,
                  gate: InboundGate | None = None, engine: Any = None, thread_language: str = "en",
-                 channel_rate: Rate = Rate(1, 1.0, burst=3), workspace_rate: Rate = Rate(50, 1.0)) -> None:
+                 direct_messages: bool = True, channel_rate: Rate = Rate(1, 1.0, burst=3),
+                 workspace_rate: Rate = Rate(50, 1.0)) -> None:
         self.token = token
         self.signing_secret = signing_secret
         self.app_token = app_token
@@ -86,6 +89,11 @@ class SlackChannel:
         self.gate = gate
         self.engine = engine
         self.thread_language = thread_language
+        self.direct_messages = direct_messages
+        # The area threads are mirrored from the timeline when people also get direct messages.
+        self.threads = AreaThreads(self.name, self.area_channels, engine, thread_language) \
+            if self.area_channels and engine is not None and direct_messages else None
+        self._mirror: asyncio.Task[None] | None = None
         self.channel_rate, self.workspace_rate = channel_rate, workspace_rate
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -102,7 +110,8 @@ class SlackChannel:
         return cls(token=settings.slack_bot_token.get_secret_value(),
                    signing_secret=signing.get_secret_value() if signing else None,
                    app_token=app_token.get_secret_value() if app_token else None, api_url=settings.slack_api_url,
-                   area_channels=settings.slack_channels, gate=gate, engine=engine)
+                   area_channels=settings.slack_channels, gate=gate, engine=engine,
+                   thread_language=settings.thread_language, direct_messages=settings.slack_direct_messages)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -138,8 +147,17 @@ class SlackChannel:
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.app, self.app_token)
             await self._socket.connect_async()
+        if self.threads is not None and self._mirror is None:
+            gate = self.gate
+            self._mirror = asyncio.create_task(
+                self.threads.run(gate.wake if gate else None, gate.executor if gate and gate.sqlite else None),
+                name="slack-area-threads")
 
     async def stop(self) -> None:
+        if self._mirror is not None:
+            self._mirror.cancel()
+            await asyncio.gather(self._mirror, return_exceptions=True)
+            self._mirror = None
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -201,7 +219,9 @@ class SlackChannel:
 
     def _conversation(self, message: OutboundMessage) -> tuple[str, bool]:
         """(where the message goes, whether that is the exception's thread in an area channel)."""
-        if message.exception_code and self.area_channels and self.engine is not None:
+        if message.kind in THREAD_KINDS:
+            return message.address, True
+        if not self.direct_messages and message.exception_code and self.area_channels and self.engine is not None:
             area = self._area(message.exception_code)
             target = self.area_channels.get(area or "") or self.area_channels.get("*")
             if target:
@@ -232,6 +252,8 @@ class SlackChannel:
         return await asyncio.to_thread(exception_card, self.engine, code)
 
     async def send(self, message: OutboundMessage) -> str:
+        if message.kind in THREAD_KINDS:
+            return await self._send_in_area_thread(message)
         conversation, in_thread = self._conversation(message)
         # The exception's card (a DB read) only where it is shown: thread roots and messages with buttons.
         card = await self._card(message.exception_code) if in_thread or message.buttons else None
@@ -266,6 +288,31 @@ class SlackChannel:
             return TemporaryFailure(f"Slack unreachable: {type(error).__name__}: {error}")
         return error
 
+    async def _send_in_area_thread(self, message: OutboundMessage) -> str:
+        """A row of the area thread (bot/threads.py): the root shows the card, a reply says one event."""
+        conversation, code = message.address, message.exception_code
+        card = await self._card(code)
+        if card is None:
+            raise PermanentFailure(f"no exception {code} to show in {conversation}")
+        if message.kind == "thread_root":
+            text, thread_ts = card.headline(message.language), None
+            blocks = self.blocks(text, card, live_buttons(ACTIONS, card.status), message.language, context=True)
+        else:
+            root = await asyncio.to_thread(self._root_row, conversation, card.code)
+            if root is None or root[1] is None:
+                if root is not None and root[0] == "failed":
+                    raise PermanentFailure(f"the thread of {card.code} could not be started in {conversation}")
+                raise TemporaryFailure(f"the thread of {card.code} in {conversation} has no root yet")
+            text, thread_ts = message.text, root[1].rpartition(":")[2]
+            blocks = self.blocks(text, None, (), message.language)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=conversation, text=text[:3000], thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                blocks=blocks)
+        except Exception as error:
+            raise self._error(error) from error
+        return f"{response['channel']}:{response['ts']}"
+
     async def _thread_root(self, conversation: str, card: ExceptionCard) -> str:
         """The ts of the exception's thread in `conversation`, posting the root the first time."""
         lock = self._root_locks.setdefault((conversation, card.code), asyncio.Lock())
@@ -291,11 +338,17 @@ class SlackChannel:
             return winner
 
     def _stored_root(self, conversation: str, code: str) -> str | None:
+        root = self._root_row(conversation, code)
+        return root[1] if root else None
+
+    def _root_row(self, conversation: str, code: str) -> tuple[str, str | None] | None:
+        """(status, platform message id) of the exception's thread root in `conversation`, if there is one."""
         with Session(self.engine) as session:
-            return session.exec(select(Notification.platform_message_id).join(
+            row = session.exec(select(Notification.status, Notification.platform_message_id).join(
                 PlantException, PlantException.id == Notification.exception_id).where(  # type: ignore[arg-type]
                 PlantException.code == code, Notification.kind == "thread_root",
                 Notification.address == conversation, Notification.channel == self.name)).first()
+            return (row[0], row[1]) if row else None
 
     def _store_root(self, conversation: str, card: ExceptionCard, ts: str, text: str, buttons: tuple[str, ...]) -> str:
         now = datetime.now(UTC)

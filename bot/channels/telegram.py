@@ -4,21 +4,31 @@ Long polling by default; with `MFGOS_TELEGRAM_WEBHOOK_SECRET` set, updates arriv
 `POST /telegram/webhook` (bot/webhooks.py checks the secret-token header) and are
 processed before the answer, so an update Telegram saw acknowledged is stored.
 Threads: a private chat is one conversation (a reply quoting one of our messages, a
-button or a code in the text names the exception); in groups the sender is the person
-and a forum topic whose name carries a code (e.g. "E-0042 hobber") is that exception's
-thread. Buttons are inline keyboards (`callback_data` `ack:E-0042`); when the
-exception's status moves on, the message is edited (`editMessageText`) to show it, with
-only the buttons that still apply.
+button or a code in the text names the exception). An area with a group
+(`MFGOS_TELEGRAM_GROUPS`, "*" for every other area) gets one thread per exception there
+(bot/threads.py): in a forum the bot opens a topic named after the exception ("E-0042
+breakdown on HOB-01"), in a plain group the root message is the thread and the bot's
+replies quote it. Buttons are inline keyboards (`callback_data` `ack:E-0042`); a press in a
+group is the pressing person's (the role checks are theirs); when the exception's status
+moves on, the message is edited (`editMessageText`) with only the buttons that still apply.
+
+In groups the bot takes only what is addressed to it, whether or not privacy mode is on:
+a reply to one of its messages, a message in an exception's topic, a message mentioning
+@the_bot or naming an exception code (E-0042). Other group chatter is not ours and is not
+stored. The sender is the person; the bot's answers to them come in their private chat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -45,9 +55,12 @@ from bot.channels.base import (
     TemporaryFailure,
 )
 from bot.channels.cards import (
+    ACTIONS,
     CODE,
+    ExceptionCard,
     button_label,
     button_value,
+    exception_card,
     live_buttons,
     parse_button,
     status_name,
@@ -55,12 +68,15 @@ from bot.channels.cards import (
 )
 from bot.middleware import InboundGate
 from bot.ratelimit import Bucket, Rate, rate_limited
-from models import Notification, PlantException
+from bot.threads import THREAD_KINDS, AreaThreads
+from models import Notification, PlantException, session_scope
 from routing import messages
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
+MAX_TOPIC = 128  # characters of a forum topic's name
+NOT_A_FORUM = ("not a forum", "not enough rights")  # createForumTopic's refusals that mean "use reply chains"
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -76,7 +92,8 @@ class TelegramChannel:
     def __init__(self, *, token: str, api_url: str = "https://api.telegram.org/bot", webhook_secret: str | None = None,
                  webhook_url: str | None = None, gate: InboundGate | None = None, engine: Any = None,
                  chat_rate: Rate = Rate(1, 1.0, burst=3), group_rate: Rate = Rate(20, 60.0), bot_rate: Rate = Rate(30, 1.0, burst=3),
-                 poll_timeout: int = 10) -> None:
+                 poll_timeout: int = 10, area_groups: dict[str, str] | None = None,
+                 thread_language: str = "en") -> None:
         self.token = token
         self.api_url = api_url
         self.file_url = api_url[: -len("/bot")] + "/file/bot" if api_url.endswith("/bot") else api_url.rstrip("/") + "/file/bot"
@@ -86,8 +103,15 @@ class TelegramChannel:
         self.engine = engine
         self.chat_rate, self.group_rate, self.bot_rate = chat_rate, group_rate, bot_rate
         self.poll_timeout = poll_timeout
+        self.area_groups = dict(area_groups or {})
+        self.thread_language = thread_language
+        self.threads = AreaThreads(self.name, self.area_groups, engine, thread_language) \
+            if self.area_groups and engine is not None else None
+        self._mirror: asyncio.Task[None] | None = None
+        self._not_forums: set[str] = set()
         self._app: Application | None = None
         self.bot_id: int | None = None
+        self.bot_username: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
@@ -95,7 +119,8 @@ class TelegramChannel:
         secret = settings.telegram_webhook_secret
         return cls(token=settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
                    webhook_secret=secret.get_secret_value() if secret else None,
-                   webhook_url=settings.telegram_webhook_url, gate=gate, engine=engine)
+                   webhook_url=settings.telegram_webhook_url, gate=gate, engine=engine,
+                   area_groups=settings.telegram_groups, thread_language=settings.thread_language)
 
     @property
     def webhook_mode(self) -> bool:
@@ -118,6 +143,7 @@ class TelegramChannel:
         app = self.app
         await app.initialize()  # getMe: our own id, to drop our own messages
         self.bot_id = app.bot.id
+        self.bot_username = app.bot.username
         if self.webhook_mode:
             if self.webhook_url:
                 await app.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
@@ -126,8 +152,17 @@ class TelegramChannel:
             assert app.updater is not None
             await app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=["message", "callback_query"])
         await app.start()
+        if self.threads is not None and self._mirror is None:
+            gate = self.gate
+            self._mirror = asyncio.create_task(
+                self.threads.run(gate.wake if gate else None, gate.executor if gate and gate.sqlite else None),
+                name="telegram-area-threads")
 
     async def stop(self) -> None:
+        if self._mirror is not None:
+            self._mirror.cancel()
+            await asyncio.gather(self._mirror, return_exceptions=True)
+            self._mirror = None
         if self._app is None:
             return
         app, self._app = self._app, None
@@ -158,6 +193,10 @@ class TelegramChannel:
                 attachments.append(InboundAttachment(kind, getattr(item, "mime_type", None), url=f"tg-file:{item.file_id}"))
         if not text and not attachments:
             return
+        if message.chat.type != "private" and not own:
+            text, addressed = self._addressed(message, text)
+            if not addressed:
+                return  # group chatter, not for the bot
         chat_id = str(message.chat_id)
         reply_to, exception_ref, thread_id = None, None, None
         quoted = message.reply_to_message
@@ -174,6 +213,19 @@ class TelegramChannel:
             attachments=tuple(attachments), received_at=message.date)
         await self.gate.accept(inbound, own=own, language=(sender.language_code or "")[:2] or None,
                                fetch=self.fetch)
+
+    def _addressed(self, message: Message, text: str) -> tuple[str, bool]:
+        """(the text without the @mention, whether a group message is meant for the bot)."""
+        mention = f"@{self.bot_username}".lower() if self.bot_username else None
+        words = text.split()
+        kept = [w for w in words if w.lower().rstrip(",.:;!?") != mention]
+        mentioned = len(kept) < len(words)
+        text = " ".join(kept) if mentioned else text
+        quoted = message.reply_to_message
+        to_us = quoted is not None and quoted.from_user is not None and quoted.from_user.id == self.bot_id
+        in_topic = message.is_topic_message and quoted is not None and quoted.forum_topic_created is not None \
+            and CODE.search(quoted.forum_topic_created.name.upper()) is not None
+        return text, mentioned or to_us or in_topic or CODE.search(text.upper()) is not None
 
     async def _on_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -213,6 +265,8 @@ class TelegramChannel:
                                       for b in buttons]])
 
     async def send(self, message: OutboundMessage) -> str:
+        if message.kind in THREAD_KINDS:
+            return await self._send_in_area_thread(message)
         text = with_code(message.text, message.exception_code)[:MAX_TEXT]
         try:
             sent = await self.app.bot.send_message(
@@ -221,6 +275,80 @@ class TelegramChannel:
         except TelegramError as error:
             raise self._error(error) from error
         return f"{sent.chat_id}:{sent.message_id}"
+
+    # --- area threads (bot/threads.py) ---------------------------------------------------
+
+    def root_text(self, card: ExceptionCard, language: str) -> str:
+        """The thread's root: the exception and its context (machine, orders, SLA clock, status)."""
+        return "\n".join([card.headline(language), "", *card.context_lines(language)])[:MAX_TEXT]
+
+    async def _send_in_area_thread(self, message: OutboundMessage) -> str:
+        chat, code = message.address, message.exception_code or ""
+        card = await asyncio.to_thread(exception_card, self.engine, code) if self.engine is not None else None
+        if card is None:
+            raise PermanentFailure(f"no exception {code} to show in {chat}")
+        topic = await asyncio.to_thread(self._stored, "thread_topic", chat, card.code)
+        topic_id = int(topic[1].rpartition(":")[2]) if topic and topic[1] else None
+        try:
+            if message.kind == "thread_root":
+                if topic_id is None and chat not in self._not_forums:
+                    topic_id = await self._open_topic(chat, card)
+                sent = await self.app.bot.send_message(
+                    chat_id=chat, text=self.root_text(card, message.language), message_thread_id=topic_id,
+                    reply_markup=self._keyboard(live_buttons(ACTIONS, card.status), card.code, message.language))
+            else:
+                root = await asyncio.to_thread(self._stored, "thread_root", chat, card.code)
+                if root is None or root[1] is None:
+                    if root is not None and root[0] == "failed":
+                        raise PermanentFailure(f"the thread of {card.code} could not be started in {chat}")
+                    raise TemporaryFailure(f"the thread of {card.code} in {chat} has no root yet")
+                sent = await self.app.bot.send_message(
+                    chat_id=chat, text=message.text[:MAX_TEXT], message_thread_id=topic_id,
+                    reply_parameters=ReplyParameters(message_id=int(root[1].rpartition(":")[2]),
+                                                     allow_sending_without_reply=True))
+        except TelegramError as error:
+            raise self._error(error) from error
+        return f"{sent.chat_id}:{sent.message_id}"
+
+    async def _open_topic(self, chat: str, card: ExceptionCard) -> int | None:
+        """A forum topic for the exception; None in a plain group (or without the right to open topics)."""
+        name = f"{card.code} {messages.type_name(card.type, self.thread_language)} {card.machine}"[:MAX_TOPIC]
+        try:
+            topic = await self.app.bot.create_forum_topic(chat_id=chat, name=name)
+        except BadRequest as error:
+            if not any(reason in str(error).lower() for reason in NOT_A_FORUM):
+                raise
+            log.info("telegram group %s: no forum topics (%s); threads are reply chains", chat, error)
+            self._not_forums.add(chat)
+            return None
+        return await asyncio.to_thread(self._store_topic, chat, card.code, topic.message_thread_id)
+
+    def _stored(self, kind: str, chat: str, code: str) -> tuple[str, str | None] | None:
+        """(status, platform id) of the exception's thread row of `kind` in `chat`."""
+        with Session(self.engine) as session:
+            row = session.exec(select(Notification.status, Notification.platform_message_id).join(
+                PlantException, PlantException.id == Notification.exception_id).where(  # type: ignore[arg-type]
+                PlantException.code == code, Notification.kind == kind, Notification.address == chat,
+                Notification.channel == self.name)).first()
+            return (row[0], row[1]) if row else None
+
+    def _store_topic(self, chat: str, code: str, topic_id: int) -> int:
+        """The topic we opened, as a sent row: a message in it (quoting its first message) finds the exception.
+        Returns the exception's topic: the one stored first, if another was opened meanwhile."""
+        now = datetime.now(UTC)
+        try:
+            with session_scope(self.engine) as session:
+                exc = session.exec(select(PlantException).where(PlantException.code == code)).one()
+                session.add(Notification(
+                    plant_id=exc.plant_id, dedupe_key=f"telegram-topic:{chat}:{exc.id}", exception_id=exc.id,
+                    person_id=f"thread:telegram:{chat}", kind="thread_topic", channel=self.name, address=chat,
+                    language=self.thread_language, text=code, created_at=now, status="sent", sent_at=now,
+                    platform_message_id=f"{chat}:{topic_id}"))
+            return topic_id
+        except IntegrityError:
+            log.warning("telegram group %s: a second topic for %s was opened; the first one is kept", chat, code)
+            stored = self._stored("thread_topic", chat, code)
+            return int(stored[1].rpartition(":")[2]) if stored and stored[1] else topic_id
 
     @staticmethod
     def _error(error: TelegramError) -> Exception:
@@ -242,14 +370,20 @@ class TelegramChannel:
         chat_id, _, message_id = (row.platform_message_id or "").rpartition(":")
         if not chat_id or not message_id.isdigit():
             return
-        status = messages.render("card_status", row.language, code=exception.code,
-                                 status=status_name(exception.status, row.language))
-        text = with_code(row.text, exception.code)[: MAX_TEXT - len(status) - 2] + "\n\n" + status
+        if row.kind == "thread_root":
+            card = await asyncio.to_thread(exception_card, self.engine, exception.code) if self.engine else None
+            if card is None:
+                return
+            text, buttons = self.root_text(card, row.language), live_buttons(ACTIONS, card.status)
+        else:
+            status = messages.render("card_status", row.language, code=exception.code,
+                                     status=status_name(exception.status, row.language))
+            text = with_code(row.text, exception.code)[: MAX_TEXT - len(status) - 2] + "\n\n" + status
+            buttons = live_buttons(tuple(row.buttons), exception.status)
         try:
             await self.app.bot.edit_message_text(
                 text=text, chat_id=chat_id, message_id=int(message_id),
-                reply_markup=self._keyboard(live_buttons(tuple(row.buttons), exception.status), exception.code,
-                                            row.language))
+                reply_markup=self._keyboard(buttons, exception.code, row.language))
         except BadRequest as error:
             if "not modified" not in str(error).lower():
                 raise PermanentFailure(f"Telegram: {error}") from error

@@ -6,16 +6,33 @@ or a code in the text puts the answer on that exception, and otherwise the conve
 takes the person's single open exception. Senders are known by `wa_id` (as "+<digits>")
 and by the business-scoped `contacts[].user_id`, which arrives instead of `wa_id` for
 people who use a username.
+
+The 24-hour customer-service window: free-form messages (text, reply buttons) reach a
+person only within 24 hours of their last message to the number; outside it the API
+refuses with 131047 "Re-engagement message" and only an approved template may be sent.
+With `MFGOS_WHATSAPP_TEMPLATE` set (a template whose body is one parameter, `{{1}}`), a
+message to someone whose window is known to be closed, or one the API refuses with 131047,
+is sent as that template with the message's text as the parameter, and the exception's
+timeline records it (`whatsapp_template`). Without a template the refusal is permanent and
+shows on the timeline as `not_reached`. The window is known from the messages this process
+received; when it is not known the free-form message is tried and the API decides. The
+API may also accept the message and report 131047 later, in a `failed` status on the
+webhook: the message is then queued again as the template (kind `whatsapp_template`), or,
+without a template, recorded as not reached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlmodel import select
 
 from bot.channels.base import (
     InboundAttachment,
@@ -26,6 +43,7 @@ from bot.channels.base import (
 )
 from bot.channels.cards import button_label, button_value, parse_button, with_code
 from bot.ratelimit import Bucket, Rate, rate_limited
+from models import Notification, OutboxStatus, TimelineEvent, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +58,14 @@ KINDS = {"image": "photo", "audio": "voice", "voice": "voice", "video": "file", 
 COUNTRY_LANGUAGE = (("34", "es"), ("52", "es"), ("54", "es"), ("57", "es"), ("56", "es"), ("51", "es"),
                     ("49", "de"), ("43", "de"), ("41", "de"), ("91", "hi"), ("1", "en"), ("44", "en"))
 BSUID = re.compile(r"^[A-Z]{2}\.\w+$")
+WINDOW = timedelta(hours=24)
+REENGAGEMENT = 131047  # "Re-engagement message": outside the 24-hour window
+MAX_PARAMETER = 900  # a template body is at most 1024 characters with its fixed text
+SPACES = re.compile(r"\s+")  # template parameters may not hold newlines, tabs or runs of spaces
+
+
+class WindowClosed(PermanentFailure):
+    """The API refused a free-form message: the person has not written in the last 24 hours."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +83,13 @@ def language_of(phone: str) -> str | None:
 class WhatsAppChannel:
     name = "whatsapp"
 
+    TEMPLATE_KIND = "whatsapp_template"  # an outbox row to send as the template (a 131047 came by webhook)
+
     def __init__(self, *, token: str, phone_number_id: str, api_url: str = "https://graph.facebook.com",
                  version: str = "v21.0", app_secret: str | None = None, verify_token: str | None = None,
-                 number_rate: Rate = Rate(80, 1.0), recipient_rate: Rate | None = None, timeout: float = 10.0) -> None:
+                 number_rate: Rate = Rate(80, 1.0), recipient_rate: Rate | None = None, timeout: float = 10.0,
+                 template: str | None = None, template_languages: dict[str, str] | None = None,
+                 window: timedelta = WINDOW, engine: Any = None) -> None:
         self.token = token
         self.phone_number_id = phone_number_id
         self.base_url = f"{api_url.rstrip('/')}/{version}"
@@ -68,16 +98,23 @@ class WhatsAppChannel:
         self.number_rate = number_rate
         self.recipient_rate = recipient_rate  # the per-user pair limit, if the account has one
         self.timeout = timeout
+        self.template = template
+        self.template_languages = dict(template_languages or {})  # ours (es) -> the template's (es_MX)
+        self.window = window
+        self.engine = engine
+        self._heard: dict[str, float] = {}  # address -> unix time of their last message (0: window known closed)
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any, **_: Any) -> WhatsAppChannel:
+    def from_settings(cls, settings: Any, *, engine: Any = None, **_: Any) -> WhatsAppChannel:
         secret = settings.whatsapp_app_secret
         verify = settings.whatsapp_verify_token
         return cls(token=settings.whatsapp_token.get_secret_value(), phone_number_id=settings.whatsapp_phone_number_id,
                    api_url=settings.whatsapp_api_url, version=settings.whatsapp_api_version,
                    app_secret=secret.get_secret_value() if secret else None,
-                   verify_token=verify.get_secret_value() if verify else None)
+                   verify_token=verify.get_secret_value() if verify else None,
+                   template=settings.whatsapp_template, template_languages=settings.whatsapp_template_languages,
+                   engine=engine)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -106,11 +143,7 @@ class WhatsAppChannel:
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The Graph API body: reply buttons (at most 3, titles of at most 20 characters) or plain text."""
         text = with_code(message.text, message.exception_code)
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-        if BSUID.match(message.address):
-            body["recipient"] = message.address
-        else:
-            body["to"] = message.address.lstrip("+")
+        body = self._recipient(message.address)
         buttons = message.buttons[:MAX_BUTTONS]
         if buttons:
             if len(text) > MAX_BODY:
@@ -125,9 +158,81 @@ class WhatsAppChannel:
             body["text"] = {"body": text[:4096], "preview_url": False}
         return body
 
+    def template_payload(self, message: OutboundMessage) -> dict[str, Any]:
+        """The approved template, its body parameter the message's text (on one line, as Meta requires)."""
+        body = self._recipient(message.address)
+        text = SPACES.sub(" ", with_code(message.text, message.exception_code)).strip()
+        if len(text) > MAX_PARAMETER:
+            text = text[: MAX_PARAMETER - 1] + "…"
+        body["type"] = "template"
+        body["template"] = {"name": self.template, "language": {"policy": "deterministic", "code": self.template_language(
+            message.language)}, "components": [{"type": "body", "parameters": [{"type": "text", "text": text}]}]}
+        return body
+
+    def template_language(self, language: str) -> str:
+        return self.template_languages.get(language, language)
+
+    def _recipient(self, address: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        if BSUID.match(address):
+            body["recipient"] = address
+        else:
+            body["to"] = address.lstrip("+")
+        return body
+
+    def window_closed(self, address: str, now: float | None = None) -> bool:
+        """Known to be outside the 24-hour window (an address never heard from is not known)."""
+        heard = self._heard.get(address)
+        return heard is not None and (time.time() if now is None else now) - heard > self.window.total_seconds()
+
+    def heard_from(self, addresses: list[str], at: float) -> None:
+        for address in addresses:
+            if at > self._heard.get(address, -1.0):
+                self._heard[address] = at
+
     async def send(self, message: OutboundMessage) -> str:
+        if message.kind == self.TEMPLATE_KIND:
+            return await self._send_template(message, "the API reported 131047 (outside the 24-hour window) "
+                                                      "for the free-form message")
+        if self.template and self.window_closed(message.address):
+            return await self._send_template(message, "the 24-hour window is closed")
         try:
-            response = await self.client.post(f"/{self.phone_number_id}/messages", json=self.payload(message))
+            return await self._post(self.payload(message))
+        except WindowClosed as error:
+            self._heard[message.address] = 0.0  # closed until they write again
+            if not self.template:
+                raise PermanentFailure(f"{error}; set MFGOS_WHATSAPP_TEMPLATE to reach people outside the "
+                                       "24-hour window") from error
+            return await self._send_template(message, str(error))
+
+    async def _send_template(self, message: OutboundMessage, reason: str) -> str:
+        if not self.template:
+            raise PermanentFailure(f"WhatsApp: outside the 24-hour window ({reason}) and no MFGOS_WHATSAPP_TEMPLATE")
+        message_id = await self._post(self.template_payload(message))
+        if self.engine is not None and message.notification_id is not None:
+            try:
+                await asyncio.to_thread(self._record_template, message, reason)
+            except Exception:  # it was sent: failing here would have the outbox send it again
+                log.exception("notification %s: template sent, but not recorded on the timeline",
+                              message.notification_id)
+        return message_id
+
+    def _record_template(self, message: OutboundMessage, reason: str) -> None:
+        """The exception's timeline says what the person got instead of the free-form message."""
+        with session_scope(self.engine) as session:
+            row = session.get(Notification, message.notification_id)
+            if row is None or row.exception_id is None:
+                return
+            language = self.template_language(message.language)
+            session.add(TimelineEvent(
+                exception_id=row.exception_id, at=datetime.now(UTC), kind="whatsapp_template", person_id=row.person_id,
+                text=f"sent as template {self.template} ({language}): {reason}"[:2000],
+                data={"channel": self.name, "notification": row.id, "template": self.template, "language": language,
+                      "parameter": self.template_payload(message)["template"]["components"][0]["parameters"][0]["text"]}))
+
+    async def _post(self, payload: dict[str, Any]) -> str:
+        try:
+            response = await self.client.post(f"/{self.phone_number_id}/messages", json=payload)
         except httpx.TransportError as error:
             raise TemporaryFailure(f"WhatsApp unreachable: {type(error).__name__}") from error
         if response.is_success:
@@ -152,7 +257,60 @@ class WhatsAppChannel:
         if response.status_code == 401 or code in AUTH_CODES:
             log.error("WhatsApp refused the access token; messages wait until it is fixed: %s", detail)
             return TemporaryFailure(detail)
+        if code == REENGAGEMENT:
+            return WindowClosed(detail)
         return PermanentFailure(detail)
+
+    # --- delivery statuses -----------------------------------------------------------------
+
+    def failed_statuses(self, body: Any) -> list[dict[str, Any]]:
+        """The `failed` statuses of a webhook delivery for our number (`sent`, `delivered`, `read` say nothing new)."""
+        found: list[dict[str, Any]] = []
+        for entry in (body.get("entry") or []) if isinstance(body, dict) else []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                if change.get("field") != "messages" or not isinstance(value, dict) or \
+                        str((value.get("metadata") or {}).get("phone_number_id", self.phone_number_id)) != \
+                        str(self.phone_number_id):
+                    continue
+                found.extend(st for st in value.get("statuses") or [] if st.get("status") == "failed" and st.get("id"))
+        return found
+
+    async def handle_failed(self, statuses: list[dict[str, Any]]) -> int:
+        """Messages the API accepted and then could not deliver; returns how many rows were queued again."""
+        if not statuses or self.engine is None:
+            return 0
+        return await asyncio.to_thread(self._settle_failed, statuses)
+
+    def _settle_failed(self, statuses: list[dict[str, Any]]) -> int:
+        queued = 0
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as session:
+            for status in statuses:
+                row = session.exec(select(Notification).where(Notification.channel == self.name,
+                                                              Notification.platform_message_id == str(status["id"]))).first()
+                if row is None or row.status == OutboxStatus.failed:
+                    continue  # not ours, or a redelivered status
+                error = (status.get("errors") or [{}])[0]
+                code = error.get("code")
+                detail = f"WhatsApp status failed (code {code}): {error.get('title') or error.get('message') or '?'}"
+                row.status, row.error = OutboxStatus.failed, detail[:2000]
+                session.add(row)
+                if code == REENGAGEMENT:
+                    self._heard[row.address] = 0.0
+                if code == REENGAGEMENT and self.template and row.kind != self.TEMPLATE_KIND:
+                    session.add(Notification(
+                        plant_id=row.plant_id, dedupe_key=f"whatsapp-template:{row.id}", exception_id=row.exception_id,
+                        person_id=row.person_id, role=row.role, kind=self.TEMPLATE_KIND, channel=row.channel,
+                        address=row.address, language=row.language, text=row.text, created_at=now, next_attempt_at=now))
+                    queued += 1
+                elif row.exception_id is not None:
+                    hint = "; set MFGOS_WHATSAPP_TEMPLATE to reach people outside the 24-hour window" \
+                        if code == REENGAGEMENT else ""
+                    session.add(TimelineEvent(exception_id=row.exception_id, at=now, kind="not_reached",
+                                              person_id=row.person_id, text=(detail + hint)[:2000],
+                                              data={"channel": self.name, "notification": row.id}))
+        return queued
 
     # --- inbound -------------------------------------------------------------------------
 
@@ -204,6 +362,10 @@ class WhatsAppChannel:
                                                  url=f"media:{media.get('id')}"))
         else:
             return None
+        try:
+            self.heard_from(addresses, float(item.get("timestamp") or time.time()))
+        except (TypeError, ValueError):
+            self.heard_from(addresses, time.time())
         message = InboundMessage(
             channel=self.name, address=addresses[0], aliases=tuple(addresses[1:]), event_id=str(item["id"]),
             text=text, action=action, exception_ref=code, reply_to=(item.get("context") or {}).get("id"),

@@ -26,7 +26,9 @@ def main() -> int:
     parser.add_argument("--rate-5xx", type=float, default=0.0)
     parser.add_argument("--retry-after", type=float, default=1.0)
     args = parser.parse_args()
-    fakes = {name: FAKES[name]().start() for name in args.platforms}
+    # The benchmarks measure rate limits: WhatsApp recipients count as inside the 24-hour window.
+    fakes = {name: (FakeWhatsApp(window_hours=None) if name == "whatsapp" else FAKES[name]()).start()
+             for name in args.platforms}
     for fake in fakes.values():
         fake.faults.rate_429, fake.faults.rate_5xx, fake.faults.retry_after = args.rate_429, args.rate_5xx, args.retry_after
     print(json.dumps({name: fake.url for name, fake in fakes.items()}), flush=True)

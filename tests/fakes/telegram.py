@@ -2,8 +2,10 @@
 
 getUpdates is a real long poll (held until an update arrives or `timeout` passes).
 Methods: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, editMessageText,
-answerCallbackQuery, getFile. Chat ids starting with 403 answer "Forbidden: bot was
-blocked by the user", with 400 "Bad Request: chat not found". As the platform it queues
+answerCallbackQuery, getFile, createForumTopic. Chat ids starting with 403 answer "Forbidden:
+bot was blocked by the user", with 400 "Bad Request: chat not found". Groups have negative
+ids; those in `forums` take topics (createForumTopic elsewhere answers "the chat is not a
+forum"), and a `message_thread_id` that is not an open topic of the chat is refused. As the platform it queues
 updates for polling or POSTs them to a webhook with the secret-token header.
 """
 
@@ -32,6 +34,8 @@ class FakeTelegram(FakeServer):
         self.answered: list[str] = []
         self.webhook: dict[str, Any] = {}
         self.files: dict[str, bytes] = {}
+        self.forums: set[str] = set()  # chat ids of forum supergroups
+        self.topics: dict[int, dict[str, Any]] = {}  # message_thread_id -> {"chat_id", "name"}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(100))
@@ -112,18 +116,45 @@ class FakeTelegram(FakeServer):
                                      status=400)
         return None
 
+    @staticmethod
+    def chat(chat_id: str) -> dict[str, Any]:
+        return {"id": int(chat_id), "type": "private" if not chat_id.startswith("-") else "supergroup"}
+
     async def _sendMessage(self, params: dict[str, Any]) -> Any:
         chat_id = str(params.get("chat_id"))
         if (refused := self._refuse(chat_id)) is not None:
             return refused
+        thread = int(params["message_thread_id"]) if params.get("message_thread_id") not in (None, "") else None
+        if thread is not None and self.topics.get(thread, {}).get("chat_id") != chat_id:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: message thread not found"},
+                                     status=400)
         message_id = next(self._message_ids[chat_id])
         message = {"message_id": message_id, "date": int(time.time()), "from": BOT, "text": params.get("text", ""),
-                   "chat": {"id": int(chat_id), "type": "private" if not chat_id.startswith("-") else "supergroup"}}
+                   "chat": self.chat(chat_id)}
+        if thread is not None:
+            message["message_thread_id"], message["is_topic_message"] = thread, True
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         self.sent.append({"chat_id": chat_id, "message_id": message_id, "text": message["text"],
-                          "reply_markup": params.get("reply_markup"), "message_thread_id": params.get("message_thread_id")})
+                          "reply_markup": params.get("reply_markup"), "message_thread_id": thread,
+                          "reply_parameters": params.get("reply_parameters")})
         return message
+
+    async def _createForumTopic(self, params: dict[str, Any]) -> Any:
+        chat_id, name = str(params.get("chat_id")), str(params.get("name") or "")
+        if chat_id not in self.forums:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: the chat is not a forum"},
+                                     status=400)
+        if not 1 <= len(name) <= 128:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: TOPIC_TITLE_EMPTY"},
+                                     status=400)
+        thread = next(self._message_ids[chat_id])  # the id of the "topic created" service message
+        self.topics[thread] = {"chat_id": chat_id, "name": name}
+        return {"message_thread_id": thread, "name": name, "icon_color": 7322096}
+
+    def in_chat(self, chat_id: str, thread: int | None = None) -> list[dict[str, Any]]:
+        """What the bot posted in a group (in one topic of it, if `thread` is given)."""
+        return [m for m in self.sent if m["chat_id"] == str(chat_id) and (thread is None or m["message_thread_id"] == thread)]
 
     async def _editMessageText(self, params: dict[str, Any]) -> Any:
         chat_id, message_id = str(params.get("chat_id")), int(params.get("message_id") or 0)
@@ -138,7 +169,7 @@ class FakeTelegram(FakeServer):
         self.edits.append({"chat_id": chat_id, "message_id": message_id, "text": params.get("text"),
                            "reply_markup": params.get("reply_markup")})
         return {"message_id": message_id, "date": int(time.time()), "edit_date": int(time.time()), "from": BOT,
-                "chat": {"id": int(chat_id), "type": "private"}, "text": params.get("text")}
+                "chat": self.chat(chat_id), "text": params.get("text")}
 
     async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         self.answered.append(str(params.get("callback_query_id")))
@@ -191,9 +222,10 @@ class FakeTelegram(FakeServer):
             thread_id, name = topic
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
+            opened_by = BOT if thread_id in self.topics else self.user(user_id)
             message.setdefault("reply_to_message", {
                 "message_id": thread_id, "date": int(time.time()), "chat": chat, "message_thread_id": thread_id,
-                "from": self.user(user_id), "forum_topic_created": {"name": name, "icon_color": 7322096}})
+                "from": opened_by, "forum_topic_created": {"name": name, "icon_color": 7322096}})
         return {"update_id": next(self._update_ids), "message": message}
 
     def callback(self, user_id: int, data: str, sent: dict[str, Any], language_code: str | None = "en") -> dict[str, Any]:
@@ -202,7 +234,7 @@ class FakeTelegram(FakeServer):
             "id": f"cb{next(self._update_ids)}", "from": self.user(user_id, language_code=language_code),
             "chat_instance": "ci", "data": data,
             "message": {"message_id": sent["message_id"], "date": int(time.time()), "from": BOT, "text": sent["text"],
-                        "chat": {"id": int(sent["chat_id"]), "type": "private"}}}}
+                        "chat": self.chat(sent["chat_id"])}}}
 
     def queue(self, update: dict[str, Any]) -> None:
         """Hand an update to the next getUpdates (long polling)."""

@@ -2,17 +2,27 @@
 
 It validates what Meta validates for reply buttons (at most 3, titles of at most 20
 characters, body at most 1024) with Graph-style 400 errors; a recipient starting with
-`999` is "not a WhatsApp user" (131026). As the platform it signs webhook deliveries with
+`999` is "not a WhatsApp user" (131026). It keeps the 24-hour customer-service window as
+the Cloud API does: a free-form message (text, interactive) to someone whose last message
+to the number (a delivery through `deliver`, or `open_window`) is older than 24 hours, or
+who never wrote, is refused with 131047 "Re-engagement message"; a template message is
+accepted only if `templates` has it in that language with that many body parameters
+(132001 / 132000 otherwise), and its parameters may not hold newlines, tabs or more than
+four spaces in a row (132018). With `status_webhook` set it behaves as the API often does
+instead: it accepts the free-form message (a wamid) and then reports 131047 in a `failed`
+status, signed, on that webhook. As the platform it signs webhook deliveries with
 `X-Hub-Signature-256` and builds the documented payloads (text, button reply, image,
 `contacts[].user_id`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from typing import Any
 
@@ -23,15 +33,24 @@ from tests.fakes.server import FakeServer
 VERSION = "v21.0"
 
 
-def graph_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "OAuthException", "code": code,
-                                        "fbtrace_id": "AbCdEf"}}, status=status, headers=headers)
+def graph_error(status: int, code: int, message: str, headers: dict[str, str] | None = None,
+                error_data: dict[str, Any] | None = None) -> web.Response:
+    error: dict[str, Any] = {"message": f"(#{code}) {message}", "type": "OAuthException", "code": code,
+                             "fbtrace_id": "AbCdEf"}
+    if error_data:
+        error["error_data"] = error_data
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 class FakeWhatsApp(FakeServer):
     def __init__(self, token: str = "wa-token", phone_number_id: str = "1055", app_secret: str = "wa-secret",
-                 display_number: str = "15550001055") -> None:
+                 display_number: str = "15550001055", window_hours: float | None = 24.0) -> None:
         super().__init__()
+        self.window_hours = window_hours  # None: every recipient counts as inside the window (benchmarks)
+        self.last_inbound: dict[str, float] = {}  # recipient (digits or user id) -> unix time of their last message
+        self.templates: dict[str, dict[str, int]] = {}  # approved: name -> {language code: body parameters}
+        self.status_webhook: str | None = None  # report 131047 later, as a failed status posted here
+        self.failed: list[dict[str, Any]] = []  # accepted, then reported failed
         self.token, self.phone_number_id, self.app_secret = token, phone_number_id, app_secret
         self.display_number = display_number
         self.sent: list[dict[str, Any]] = []
@@ -66,6 +85,19 @@ class FakeWhatsApp(FakeServer):
             return graph_error(400, 100, "Invalid parameter")
         if str(recipient).startswith("999"):
             return graph_error(400, 131026, "Message undeliverable: receiver is not a WhatsApp user")
+        if body.get("type") == "template":
+            if (refused := self._check_template(body.get("template") or {})) is not None:
+                return refused
+        elif not self.in_window(str(recipient)) and self.status_webhook:
+            wamid = f"wamid.FAKE{next(self._ids):06d}"
+            self.failed.append({"id": wamid, **body})
+            asyncio.get_running_loop().create_task(self._report_failed(wamid, str(recipient)))
+            return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
+                                      "messages": [{"id": wamid}]})
+        elif not self.in_window(str(recipient)):
+            return graph_error(400, 131047, "Re-engagement message", error_data={
+                "messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours have "
+                "passed since the customer last replied to this number."})
         if body.get("type") == "interactive":
             interactive = body["interactive"]
             buttons = interactive["action"]["buttons"]
@@ -79,6 +111,41 @@ class FakeWhatsApp(FakeServer):
         self.sent.append({"id": wamid, **body})
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
                                   "messages": [{"id": wamid}]})
+
+    async def _report_failed(self, wamid: str, recipient: str) -> None:
+        await asyncio.sleep(0.05)
+        body = self.envelope([], [])
+        body["entry"][0]["changes"][0]["value"]["statuses"] = [{
+            "id": wamid, "status": "failed", "timestamp": str(int(time.time())), "recipient_id": recipient,
+            "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                        "error_data": {"details": "Message failed to send because more than 24 hours have passed "
+                                                  "since the customer last replied to this number."}}]}]
+        assert self.status_webhook is not None
+        await self.deliver(self.status_webhook, body)
+
+    def in_window(self, recipient: str) -> bool:
+        if self.window_hours is None:
+            return True
+        last = self.last_inbound.get(recipient.lstrip("+"))
+        return last is not None and time.time() - last <= self.window_hours * 3600
+
+    def open_window(self, recipient: str, at: float | None = None) -> None:
+        """As if `recipient` had just written (or wrote at `at`) to the business number."""
+        self.last_inbound[recipient.lstrip("+")] = time.time() if at is None else at
+
+    def _check_template(self, template: dict[str, Any]) -> web.Response | None:
+        name, language = template.get("name"), (template.get("language") or {}).get("code")
+        approved = self.templates.get(str(name), {})
+        if language not in approved:
+            return graph_error(404, 132001, "Template name does not exist in the translation",
+                               error_data={"details": f"template name ({name}) does not exist in {language}"})
+        parameters = [p for c in template.get("components") or [] if c.get("type") == "body"
+                      for p in c.get("parameters") or []]
+        if len(parameters) != approved[language]:
+            return graph_error(400, 132000, "Number of parameters does not match the expected number of params")
+        if any(re.search(r"[\n\t]| {5,}", str(p.get("text", ""))) for p in parameters):
+            return graph_error(400, 132018, "There was an issue with the parameters in your template.")
+        return None
 
     async def _media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
@@ -103,6 +170,8 @@ class FakeWhatsApp(FakeServer):
 
     @staticmethod
     def text(message: dict[str, Any]) -> str:
+        if message["type"] == "template":
+            return " | ".join(p["text"] for c in message["template"]["components"] for p in c["parameters"])
         if message["type"] == "interactive":
             return message["interactive"]["body"]["text"]
         return message["text"]["body"]
@@ -164,4 +233,12 @@ class FakeWhatsApp(FakeServer):
                       signature: str | None = None) -> tuple[int, str]:
         raw = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or self.sign(raw, secret)}
+        for entry in body.get("entry") or []:  # the person wrote to the number: their window opens
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                for item in value.get("messages") or []:
+                    for contact in value.get("contacts") or [{}]:
+                        for who in (item.get("from"), contact.get("user_id")):
+                            if who:
+                                self.open_window(str(who), float(item.get("timestamp") or time.time()))
         return await self.post(url, raw, headers)
