@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -112,6 +113,7 @@ class NotificationOutbox:
         self._running = False
         self._settling: list[tuple[_Claim, dict[str, Any], str | None, asyncio.Future[list[int]]]] = []
         self._settler: asyncio.Task[None] | None = None
+        self._backlog: Counter[str] = Counter()  # rows claimed and not yet settled, per narrow bucket (chat)
         self._status_due = 0.0
         self._status_mark: int | None = None
         self._mark_status()
@@ -281,28 +283,51 @@ class NotificationOutbox:
     # --- send ----------------------------------------------------------------------------
 
     async def _deliver_run(self, run: _Run) -> int:
-        for index, claim in enumerate(run.claims):
-            try:
-                values, failed_reason = await self._attempt(run, claim, index)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never lose the row: it keeps its lease and is tried again after it
-                log.exception("notification %s: delivery failed unexpectedly", claim.id)
-                return run.settled
-            try:
-                ok = await self._record(claim, values, failed_reason)
-            except Exception:
-                log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
-                return run.settled
-            if values.get("status") == "pending":
-                return run.settled  # rescheduled: the rest of the thread waits behind it, in order
-            run.settled += ok
-        return run.settled
+        scopes = [self._scope(claim) for claim in run.claims]
+        self._backlog.update(scope for scope in scopes if scope)
+        finished = 0
+        try:
+            for index, claim in enumerate(run.claims):
+                try:
+                    values, failed_reason = await self._attempt(run, claim, index, scopes[index])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # never lose the row: it keeps its lease and is tried again after it
+                    log.exception("notification %s: delivery failed unexpectedly", claim.id)
+                    return run.settled
+                try:
+                    ok = await self._record(claim, values, failed_reason)
+                except Exception:
+                    log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
+                    return run.settled
+                if values.get("status") == "pending":
+                    return run.settled  # rescheduled: the rest of the thread waits behind it, in order
+                run.settled += ok
+                finished = index + 1
+                self._forget(scopes[index])
+            return run.settled
+        finally:
+            for scope in scopes[finished:]:
+                self._forget(scope)
+
+    def _scope(self, claim: _Claim) -> str | None:
+        """The narrow bucket (chat, channel, recipient) a row counts against, if its platform has one."""
+        channel = self._channel_for(claim.channel_name)
+        buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
+        return buckets[0][0] if len(buckets) > 1 else None
+
+    def _forget(self, scope: str | None) -> None:
+        if scope is None:
+            return
+        self._backlog[scope] -= 1
+        if self._backlog[scope] <= 0:
+            del self._backlog[scope]
 
     def _backoff(self, failures: int) -> float:
         return min(MAX_BACKOFF.total_seconds(), self.backoff_base * 2 ** max(failures - 1, 0))
 
-    async def _attempt(self, run: _Run, claim: _Claim, index: int) -> tuple[dict[str, Any], str | None]:
+    async def _attempt(self, run: _Run, claim: _Claim, index: int,
+                       scope: str | None) -> tuple[dict[str, Any], str | None]:
         """Send one row, retrying in place while the waits stay short; returns the row's new values."""
         channel = self._channel_for(claim.channel_name)
         if channel is None:
@@ -314,9 +339,11 @@ class NotificationOutbox:
         tries = 0
         while True:
             await self._renew_if_needed(run, index)
-            # Long threads first (the per-chat limit makes them the slowest to finish), and a message
-            # that was refused goes ahead of first attempts once its wait is over.
-            priority = len(run.claims) - index + 10 * tries
+            # Longest remaining work first: the rows still to go to this chat (all its threads: the
+            # per-chat limit and a chat's Retry-After hold them all), so no chat's chain of waits is
+            # left for the end; a message that was refused goes ahead of first attempts once its wait is over.
+            remaining = self._backlog.get(scope, 0) if scope else len(run.claims) - index
+            priority = remaining + 10 * tries
             reservation: Reservation | None = await self.limiter.acquire(buckets, priority) if buckets else None
             tries += 1
             try:
@@ -329,8 +356,8 @@ class NotificationOutbox:
                 if buckets and (scope == "all" or len(buckets) > 1):
                     # The platform named a whole bucket (the number, or this chat): everyone on it waits.
                     # Longer waits are kept by the row itself (next_attempt_at), on the store's clock.
-                    key, rate = buckets[-1] if scope == "all" else buckets[0]
-                    self.limiter.pause(key, rate, min(retry_after, self.max_inline_wait))
+                    key = buckets[-1][0] if scope == "all" else buckets[0][0]
+                    self.limiter.pause(key, min(retry_after, self.max_inline_wait))
                 elif inline:
                     await asyncio.sleep(retry_after)  # only this recipient is limited: only this thread waits
                 if inline:

@@ -55,12 +55,24 @@ async def test_a_refund_frees_the_slot_and_a_pause_holds_only_its_bucket() -> No
     bot = ("bot", Rate(10, 1.0))
     first = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
     limiter.refund(first)  # the platform answered 429: no message counted
-    limiter.pause("chat:1", Rate(1, 1.0), 5.0)
+    limiter.pause("chat:1", 5.0)
     # Another chat is not held up by chat 1's pause, and chat 1's wait reserves no bot-wide slot.
     other = await limiter.acquire([("chat:2", Rate(1, 1.0)), bot])
     assert other.at == 0.0
     again = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
     assert again.at == pytest.approx(5.0)
+
+
+async def test_a_pause_ends_with_the_burst_the_bucket_had_before_it() -> None:
+    # A 429 counted no message: when the Retry-After is over, a chat that had sent nothing sends its
+    # burst back to back; before, the pause used the burst up and the chat went at one a second.
+    time = VirtualTime()
+    limiter = RateLimiter(time.clock, time.sleep)
+    chat, bot = ("chat:1", Rate(1, 1.0, burst=3)), ("bot", Rate(30, 1.0, burst=3))
+    limiter.refund(await limiter.acquire([chat, bot]))
+    limiter.pause(chat[0], 1.0)
+    starts = [(await limiter.acquire([chat, bot])).at for _ in range(4)]
+    assert starts == pytest.approx([1.0, 1.0, 1.0, 2.0], abs=2 * RateLimiter.TICK)
 
 
 async def test_the_platform_wide_bucket_is_shared_in_order() -> None:
