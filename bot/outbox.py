@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=5)
 CLAIM_INTERVAL = 0.05  # seconds between two claims of the continuous worker: under load one claim serves many rows
 STATUS_INTERVAL = 0.5  # seconds between two looks for status changes to edit into sent messages
-STATUS_EVENTS = ("opened", "acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
+EDIT_PRIORITY = -1.0  # status edits queue behind every message (messages have priority >= 1)
+# Status changes that edit sent messages. Not "opened": every message of an exception is written
+# with it or after it, so it already shows that state, and an edit would only spend the chat's slot.
+STATUS_EVENTS = ("acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
 
 _N = Notification.__table__
 
@@ -114,7 +117,6 @@ class NotificationOutbox:
         self._settling: list[tuple[_Claim, dict[str, Any], str | None, asyncio.Future[list[int]]]] = []
         self._settler: asyncio.Task[None] | None = None
         self._backlog: Counter[str] = Counter()  # rows claimed and not yet settled, per narrow bucket (chat)
-        self._status_due = 0.0
         self._status_mark: int | None = None
         self._mark_status()
 
@@ -156,6 +158,9 @@ class NotificationOutbox:
         self._running = True
         self._wake = asyncio.Event()  # bound to this loop; replay and tests run passes on loops of their own
         tasks: dict[str, asyncio.Task[int]] = {}
+        # Status edits wait for the same rate limits as messages: on a task of their own, so an edit
+        # waiting for a chat's slot never holds up the claim of new messages.
+        edits = asyncio.create_task(self._edit_statuses(stop), name="outbox:status-edits")
         try:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
@@ -172,23 +177,29 @@ class NotificationOutbox:
                         task = asyncio.create_task(self._deliver_run(run), name=f"outbox:{run.key}")
                         tasks[run.key] = task
                         task.add_done_callback(lambda _t, key=run.key: (tasks.pop(key, None), self._wake.set()))
-                if loop.time() >= self._status_due:
-                    self._status_due = loop.time() + STATUS_INTERVAL
-                    try:
-                        await self.sync_status()
-                    except Exception:
-                        log.exception("notification outbox: status edits failed; trying again shortly")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._first(stop), timeout=poll)
                 # Under load many wakes come at once: one claim serves them all.
                 await asyncio.sleep(max(0.0, claimed_at + CLAIM_INTERVAL - loop.time()))
         finally:
             self._running = False
+            edits.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await edits
             if tasks:
                 # Rows in flight finish or keep their lease; another pass delivers them after it.
                 _, pending = await asyncio.wait(list(tasks.values()), timeout=5)
                 for task in pending:
                     task.cancel()
+
+    async def _edit_statuses(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sync_status()
+            except Exception:
+                log.exception("notification outbox: status edits failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=STATUS_INTERVAL)
 
     async def _first(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
@@ -459,19 +470,23 @@ class NotificationOutbox:
         if not editable or self._status_mark is None:
             return 0
         work = await self._db(self._status_work, list(editable))
-        edited = 0
-        for row, exception in work:
-            channel = editable[row.channel]
-            buckets = channel.rate_buckets(OutboundMessage(channel=row.channel, address=row.address, text="")) \
-                if isinstance(channel, RateLimitedChannel) else ()
-            reservation = await self.limiter.acquire(buckets) if buckets else None
-            try:
-                await channel.update_status(row, exception)
-                edited += 1
-            except (RateLimited, TemporaryFailure, PermanentFailure) as error:
-                self._refund(reservation)
-                log.info("status edit of notification %s on %s skipped: %s", row.id, row.channel, error)
-        return edited
+        # Each edit waits for its own chat's slot (one chat's wait holds up no other edit), behind the
+        # messages waiting for the platform-wide bucket: a new message matters more than an old one's status.
+        done = await asyncio.gather(*(self._edit_status(editable[row.channel], row, exception)
+                                      for row, exception in work))
+        return sum(done)
+
+    async def _edit_status(self, channel: EditableChannel, row: Notification, exception: PlantException) -> int:
+        buckets = channel.rate_buckets(OutboundMessage(channel=row.channel, address=row.address, text="")) \
+            if isinstance(channel, RateLimitedChannel) else ()
+        reservation = await self.limiter.acquire(buckets, priority=EDIT_PRIORITY) if buckets else None
+        try:
+            await channel.update_status(row, exception)
+        except (RateLimited, TemporaryFailure, PermanentFailure) as error:
+            self._refund(reservation)
+            log.info("status edit of notification %s on %s skipped: %s", row.id, row.channel, error)
+            return 0
+        return 1
 
     def _status_work(self, channels: list[str]) -> list[tuple[Notification, PlantException]]:
         with Session(self.engine, expire_on_commit=False) as session:

@@ -267,3 +267,71 @@ def test_scoped_rate_limits_name_what_the_platform_limited() -> None:
     error: Any = rate_limited(2, "all", "WhatsApp 429 (code 130429)")
     assert isinstance(error, RateLimited) and error.retry_after == 2 and error.scope == "all"
     assert "130429" in str(error)
+
+
+class EditingChannel(ScriptedChannel):
+    """One message per chat every 3 s, and status edits recorded as the platform saw them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.edits: list[tuple[int, str]] = []
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[tuple[str, Rate], ...]:
+        return (f"t:{message.address}", Rate(1, 3.0)), ("t:all", Rate(5000, 1.0))
+
+    async def update_status(self, row: Notification, exception: PlantException) -> None:
+        self.edits.append((row.id or 0, exception.status))
+        self.log.append((row.id or 0, "edit"))
+
+
+async def _until(predicate: Any, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return bool(predicate())
+
+
+async def test_a_status_edit_waiting_for_its_chat_holds_up_no_new_message(engine: Engine) -> None:
+    [first] = seed(engine, threads=1, per_thread=1)
+    with session_scope(engine) as session:
+        row = session.get(Notification, first)
+        assert row is not None
+        row.buttons = ["ack"]
+        exception_id = row.exception_id
+        session.add(row)
+    channel = EditingChannel()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop, poll=30))
+    try:
+        assert await _until(lambda: channel.sent, 2)
+        with session_scope(engine) as session:  # the card's exception moved on: its edit needs U0's next slot, 3 s on
+            session.add(TimelineEvent(exception_id=exception_id, at=T0, kind="acknowledged", person_id="p0", text="ack"))
+        await asyncio.sleep(0.7)  # the status pass has found it and waits for the slot
+        with session_scope(engine) as session:
+            session.add(Notification(plant_id="p1", dedupe_key="other", person_id="p1", kind="alert", channel="slack",
+                                     address="U1", text="to another chat", created_at=T0, next_attempt_at=T0))
+        outbox.wake()
+        assert await _until(lambda: len(channel.sent) == 2, 1.0), "the new message went out while the edit waited"
+        assert channel.edits == []
+        assert await _until(lambda: channel.edits, 3.0), "and the edit followed when the chat allowed it"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+
+
+async def test_the_opened_event_edits_nothing(engine: Engine) -> None:
+    # Every message of an exception is written with its "opened" event or after it: it shows that state already.
+    [first] = seed(engine, threads=1, per_thread=1)
+    with session_scope(engine) as session:
+        row = session.get(Notification, first)
+        assert row is not None
+        row.buttons = ["ack"]
+        session.add(row)
+        session.add(TimelineEvent(exception_id=row.exception_id, at=T0, kind="opened", person_id="p0", text="opened"))
+    channel = EditingChannel()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    outbox._status_mark = 0  # as if the event came after the worker started
+    assert await outbox.deliver_due() == 1
+    assert channel.sent and channel.edits == []
