@@ -44,6 +44,7 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
+from bench.bench_pipeline import database as fresh_database  # noqa: E402
 from bot.channels.slack import SlackChannel  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
 from bot.channels.whatsapp import WhatsAppChannel  # noqa: E402
@@ -333,12 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--new-every", type=int, default=250,
                      help="inbound messages between two new breakdowns (default 250: one every 5 s at 50/s)")
     args = parser.parse_args(argv)
-    if args.which == "delivery":
-        result = asyncio.run(delivery(args.notifications, args.database, args.mix, args.seed))
-        ok = result["missing"] == result["duplicates"] == result["threads_out_of_order"] == 0 and result["ratio"] <= 1.1
-    else:
-        result = asyncio.run(latency(args.rate, args.seconds, args.database, args.new_every))
-        ok = result["p99_ms"] < 1000 and result["measured"] > 0
+    # A fresh store for every run: a temporary SQLite file, or a new schema on the PostgreSQL given
+    # (a second run in the same schema would find the first one's events and count them as redeliveries).
+    with fresh_database(args.database) as url:
+        if args.which == "delivery":
+            result = asyncio.run(delivery(args.notifications, url, args.mix, args.seed))
+            ok = result["missing"] == result["duplicates"] == result["threads_out_of_order"] == 0 and result["ratio"] <= 1.1
+        else:
+            result = asyncio.run(latency(args.rate, args.seconds, url, args.new_every))
+            ok = result["p99_ms"] < 1000 and result["measured"] > 0
     print(json.dumps(result, indent=2))
     print("PASS" if ok else "FAIL", file=sys.stderr)
     return 0 if ok else 1
