@@ -312,7 +312,15 @@ class NotificationOutbox:
                     log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
                     return run.settled
                 if values.get("status") == "pending":
-                    return run.settled  # rescheduled: the rest of the thread waits behind it, in order
+                    # Rescheduled: the rest of the thread waits behind it, in order, and is due again
+                    # with it rather than when this run's lease ends.
+                    rest = run.claims[index + 1:]
+                    if rest:
+                        try:
+                            await self._db(self._renew, rest, values["next_attempt_at"])
+                        except Exception:
+                            log.exception("notification %s: could not release the rows behind it", claim.id)
+                    return run.settled
                 run.settled += ok
                 finished = index + 1
                 self._forget(scopes[index])
@@ -409,6 +417,7 @@ class NotificationOutbox:
         await self._db(self._renew, rest, run.lease_until)
 
     def _renew(self, claims: list[_Claim], until: datetime) -> None:
+        """Move the lease of rows this run still holds to `until` (a renewal, or their release)."""
         with session_scope(self.engine) as session:
             for claim in claims:
                 session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,

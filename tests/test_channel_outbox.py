@@ -200,6 +200,20 @@ async def test_a_long_retry_after_holds_the_thread_and_keeps_its_order(engine: E
     assert sorted(i for i, _ in channel.sent) == ids and in_order(channel.sent)
 
 
+async def test_the_rest_of_a_rescheduled_thread_goes_with_it_not_after_its_lease(engine: Engine) -> None:
+    # The rows leased behind a rescheduled one are due again with it: they used to keep the lease
+    # (60 s) and wait it out, long after the Retry-After (5 s) was over.
+    ids = seed(engine, threads=1, per_thread=3)
+    channel = ScriptedChannel(failures={ids[0]: [RateLimited(5)]})
+    clock = Clock()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=clock.now, max_inline_wait=1.0)
+    await outbox.deliver_due()
+    assert channel.sent == []
+    clock.at = T0 + timedelta(seconds=6)
+    await outbox.deliver_due()
+    assert [i for i, _ in channel.sent] == ids
+
+
 async def test_a_permanent_failure_is_recorded_on_the_timeline(engine: Engine) -> None:
     ids = seed(engine, threads=1, per_thread=2)
     channel = ScriptedChannel(failures={ids[0]: [PermanentFailure("Telegram: Forbidden: bot was blocked by the user")]})
