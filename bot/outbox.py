@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -49,7 +50,10 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=5)
 CLAIM_INTERVAL = 0.05  # seconds between two claims of the continuous worker: under load one claim serves many rows
 STATUS_INTERVAL = 0.5  # seconds between two looks for status changes to edit into sent messages
-STATUS_EVENTS = ("opened", "acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
+EDIT_PRIORITY = -1.0  # status edits queue behind every message (messages have priority >= 1)
+# Status changes that edit sent messages. Not "opened": every message of an exception is written
+# with it or after it, so it already shows that state, and an edit would only spend the chat's slot.
+STATUS_EVENTS = ("acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
 
 _N = Notification.__table__
 
@@ -112,7 +116,7 @@ class NotificationOutbox:
         self._running = False
         self._settling: list[tuple[_Claim, dict[str, Any], str | None, asyncio.Future[list[int]]]] = []
         self._settler: asyncio.Task[None] | None = None
-        self._status_due = 0.0
+        self._backlog: Counter[str] = Counter()  # rows claimed and not yet settled, per narrow bucket (chat)
         self._status_mark: int | None = None
         self._mark_status()
 
@@ -154,6 +158,9 @@ class NotificationOutbox:
         self._running = True
         self._wake = asyncio.Event()  # bound to this loop; replay and tests run passes on loops of their own
         tasks: dict[str, asyncio.Task[int]] = {}
+        # Status edits wait for the same rate limits as messages: on a task of their own, so an edit
+        # waiting for a chat's slot never holds up the claim of new messages.
+        edits = asyncio.create_task(self._edit_statuses(stop), name="outbox:status-edits")
         try:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
@@ -170,23 +177,29 @@ class NotificationOutbox:
                         task = asyncio.create_task(self._deliver_run(run), name=f"outbox:{run.key}")
                         tasks[run.key] = task
                         task.add_done_callback(lambda _t, key=run.key: (tasks.pop(key, None), self._wake.set()))
-                if loop.time() >= self._status_due:
-                    self._status_due = loop.time() + STATUS_INTERVAL
-                    try:
-                        await self.sync_status()
-                    except Exception:
-                        log.exception("notification outbox: status edits failed; trying again shortly")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._first(stop), timeout=poll)
                 # Under load many wakes come at once: one claim serves them all.
                 await asyncio.sleep(max(0.0, claimed_at + CLAIM_INTERVAL - loop.time()))
         finally:
             self._running = False
+            edits.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await edits
             if tasks:
                 # Rows in flight finish or keep their lease; another pass delivers them after it.
                 _, pending = await asyncio.wait(list(tasks.values()), timeout=5)
                 for task in pending:
                     task.cancel()
+
+    async def _edit_statuses(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sync_status()
+            except Exception:
+                log.exception("notification outbox: status edits failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=STATUS_INTERVAL)
 
     async def _first(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
@@ -281,28 +294,59 @@ class NotificationOutbox:
     # --- send ----------------------------------------------------------------------------
 
     async def _deliver_run(self, run: _Run) -> int:
-        for index, claim in enumerate(run.claims):
-            try:
-                values, failed_reason = await self._attempt(run, claim, index)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never lose the row: it keeps its lease and is tried again after it
-                log.exception("notification %s: delivery failed unexpectedly", claim.id)
-                return run.settled
-            try:
-                ok = await self._record(claim, values, failed_reason)
-            except Exception:
-                log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
-                return run.settled
-            if values.get("status") == "pending":
-                return run.settled  # rescheduled: the rest of the thread waits behind it, in order
-            run.settled += ok
-        return run.settled
+        scopes = [self._scope(claim) for claim in run.claims]
+        self._backlog.update(scope for scope in scopes if scope)
+        finished = 0
+        try:
+            for index, claim in enumerate(run.claims):
+                try:
+                    values, failed_reason = await self._attempt(run, claim, index, scopes[index])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # never lose the row: it keeps its lease and is tried again after it
+                    log.exception("notification %s: delivery failed unexpectedly", claim.id)
+                    return run.settled
+                try:
+                    ok = await self._record(claim, values, failed_reason)
+                except Exception:
+                    log.exception("notification %s: could not record the outcome; the lease will expire", claim.id)
+                    return run.settled
+                if values.get("status") == "pending":
+                    # Rescheduled: the rest of the thread waits behind it, in order, and is due again
+                    # with it rather than when this run's lease ends.
+                    rest = run.claims[index + 1:]
+                    if rest:
+                        try:
+                            await self._db(self._renew, rest, values["next_attempt_at"])
+                        except Exception:
+                            log.exception("notification %s: could not release the rows behind it", claim.id)
+                    return run.settled
+                run.settled += ok
+                finished = index + 1
+                self._forget(scopes[index])
+            return run.settled
+        finally:
+            for scope in scopes[finished:]:
+                self._forget(scope)
+
+    def _scope(self, claim: _Claim) -> str | None:
+        """The narrow bucket (chat, channel, recipient) a row counts against, if its platform has one."""
+        channel = self._channel_for(claim.channel_name)
+        buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
+        return buckets[0][0] if len(buckets) > 1 else None
+
+    def _forget(self, scope: str | None) -> None:
+        if scope is None:
+            return
+        self._backlog[scope] -= 1
+        if self._backlog[scope] <= 0:
+            del self._backlog[scope]
 
     def _backoff(self, failures: int) -> float:
         return min(MAX_BACKOFF.total_seconds(), self.backoff_base * 2 ** max(failures - 1, 0))
 
-    async def _attempt(self, run: _Run, claim: _Claim, index: int) -> tuple[dict[str, Any], str | None]:
+    async def _attempt(self, run: _Run, claim: _Claim, index: int,
+                       scope: str | None) -> tuple[dict[str, Any], str | None]:
         """Send one row, retrying in place while the waits stay short; returns the row's new values."""
         channel = self._channel_for(claim.channel_name)
         if channel is None:
@@ -314,9 +358,11 @@ class NotificationOutbox:
         tries = 0
         while True:
             await self._renew_if_needed(run, index)
-            # Long threads first (the per-chat limit makes them the slowest to finish), and a message
-            # that was refused goes ahead of first attempts once its wait is over.
-            priority = len(run.claims) - index + 10 * tries
+            # Longest remaining work first: the rows still to go to this chat (all its threads: the
+            # per-chat limit and a chat's Retry-After hold them all), so no chat's chain of waits is
+            # left for the end; a message that was refused goes ahead of first attempts once its wait is over.
+            remaining = self._backlog.get(scope, 0) if scope else len(run.claims) - index
+            priority = remaining + 10 * tries
             reservation: Reservation | None = await self.limiter.acquire(buckets, priority) if buckets else None
             tries += 1
             try:
@@ -329,8 +375,8 @@ class NotificationOutbox:
                 if buckets and (scope == "all" or len(buckets) > 1):
                     # The platform named a whole bucket (the number, or this chat): everyone on it waits.
                     # Longer waits are kept by the row itself (next_attempt_at), on the store's clock.
-                    key, rate = buckets[-1] if scope == "all" else buckets[0]
-                    self.limiter.pause(key, rate, min(retry_after, self.max_inline_wait))
+                    key = buckets[-1][0] if scope == "all" else buckets[0][0]
+                    self.limiter.pause(key, min(retry_after, self.max_inline_wait))
                 elif inline:
                     await asyncio.sleep(retry_after)  # only this recipient is limited: only this thread waits
                 if inline:
@@ -371,6 +417,7 @@ class NotificationOutbox:
         await self._db(self._renew, rest, run.lease_until)
 
     def _renew(self, claims: list[_Claim], until: datetime) -> None:
+        """Move the lease of rows this run still holds to `until` (a renewal, or their release)."""
         with session_scope(self.engine) as session:
             for claim in claims:
                 session.execute(update(_N).where(_N.c.id == claim.id, _N.c.attempts == claim.attempts,
@@ -432,19 +479,23 @@ class NotificationOutbox:
         if not editable or self._status_mark is None:
             return 0
         work = await self._db(self._status_work, list(editable))
-        edited = 0
-        for row, exception in work:
-            channel = editable[row.channel]
-            buckets = channel.rate_buckets(OutboundMessage(channel=row.channel, address=row.address, text="")) \
-                if isinstance(channel, RateLimitedChannel) else ()
-            reservation = await self.limiter.acquire(buckets) if buckets else None
-            try:
-                await channel.update_status(row, exception)
-                edited += 1
-            except (RateLimited, TemporaryFailure, PermanentFailure) as error:
-                self._refund(reservation)
-                log.info("status edit of notification %s on %s skipped: %s", row.id, row.channel, error)
-        return edited
+        # Each edit waits for its own chat's slot (one chat's wait holds up no other edit), behind the
+        # messages waiting for the platform-wide bucket: a new message matters more than an old one's status.
+        done = await asyncio.gather(*(self._edit_status(editable[row.channel], row, exception)
+                                      for row, exception in work))
+        return sum(done)
+
+    async def _edit_status(self, channel: EditableChannel, row: Notification, exception: PlantException) -> int:
+        buckets = channel.rate_buckets(OutboundMessage(channel=row.channel, address=row.address, text="")) \
+            if isinstance(channel, RateLimitedChannel) else ()
+        reservation = await self.limiter.acquire(buckets, priority=EDIT_PRIORITY) if buckets else None
+        try:
+            await channel.update_status(row, exception)
+        except (RateLimited, TemporaryFailure, PermanentFailure) as error:
+            self._refund(reservation)
+            log.info("status edit of notification %s on %s skipped: %s", row.id, row.channel, error)
+            return 0
+        return 1
 
     def _status_work(self, channels: list[str]) -> list[tuple[Notification, PlantException]]:
         with Session(self.engine, expire_on_commit=False) as session:

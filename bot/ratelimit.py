@@ -83,13 +83,14 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self._tat: dict[str, float] = {}  # theoretical arrival time of the next message, per bucket
+        self._paused: dict[str, float] = {}  # a Retry-After: nothing goes out on the bucket before this
         self._queues: dict[str, list[tuple[float, int, asyncio.Future[None]]]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._nudges: dict[str, asyncio.Event] = {}
         self._order = itertools.count()
 
     def _earliest(self, key: str, rate: Rate) -> float:
-        return self._tat.get(key, float("-inf")) - rate.tolerance
+        return max(self._tat.get(key, float("-inf")) - rate.tolerance, self._paused.get(key, float("-inf")))
 
     def _take(self, key: str, rate: Rate, at: float) -> None:
         self._tat[key] = max(self._tat.get(key, at), at) + rate.interval
@@ -168,10 +169,15 @@ class RateLimiter:
         for key, rate in reservation.buckets:
             self._give_back(key, rate)
 
-    def pause(self, key: str, rate: Rate, seconds: float) -> None:
-        """Nothing goes out on `key` for `seconds` (a Retry-After)."""
-        until = self.clock() + max(0.0, seconds) + rate.tolerance
-        self._tat[key] = max(self._tat.get(key, until), until)
+    def pause(self, key: str, seconds: float) -> None:
+        """Nothing goes out on `key` for `seconds` (a Retry-After).
+
+        The pause is kept apart from the bucket's schedule: the platform refused the request and
+        counted no message, so when the pause ends the bucket allows what it allowed before (a
+        chat with its burst unused sends its next messages back to back, not one a second).
+        """
+        until = self.clock() + max(0.0, seconds)
+        self._paused[key] = max(self._paused.get(key, until), until)
 
     def floor(self, counts: dict[str, int], rates: dict[str, Rate]) -> float:
         """The least time `counts[key]` messages need on each bucket: the bound a benchmark compares to."""

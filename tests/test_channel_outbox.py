@@ -55,12 +55,24 @@ async def test_a_refund_frees_the_slot_and_a_pause_holds_only_its_bucket() -> No
     bot = ("bot", Rate(10, 1.0))
     first = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
     limiter.refund(first)  # the platform answered 429: no message counted
-    limiter.pause("chat:1", Rate(1, 1.0), 5.0)
+    limiter.pause("chat:1", 5.0)
     # Another chat is not held up by chat 1's pause, and chat 1's wait reserves no bot-wide slot.
     other = await limiter.acquire([("chat:2", Rate(1, 1.0)), bot])
     assert other.at == 0.0
     again = await limiter.acquire([("chat:1", Rate(1, 1.0)), bot])
     assert again.at == pytest.approx(5.0)
+
+
+async def test_a_pause_ends_with_the_burst_the_bucket_had_before_it() -> None:
+    # A 429 counted no message: when the Retry-After is over, a chat that had sent nothing sends its
+    # burst back to back; before, the pause used the burst up and the chat went at one a second.
+    time = VirtualTime()
+    limiter = RateLimiter(time.clock, time.sleep)
+    chat, bot = ("chat:1", Rate(1, 1.0, burst=3)), ("bot", Rate(30, 1.0, burst=3))
+    limiter.refund(await limiter.acquire([chat, bot]))
+    limiter.pause(chat[0], 1.0)
+    starts = [(await limiter.acquire([chat, bot])).at for _ in range(4)]
+    assert starts == pytest.approx([1.0, 1.0, 1.0, 2.0], abs=2 * RateLimiter.TICK)
 
 
 async def test_the_platform_wide_bucket_is_shared_in_order() -> None:
@@ -188,6 +200,20 @@ async def test_a_long_retry_after_holds_the_thread_and_keeps_its_order(engine: E
     assert sorted(i for i, _ in channel.sent) == ids and in_order(channel.sent)
 
 
+async def test_the_rest_of_a_rescheduled_thread_goes_with_it_not_after_its_lease(engine: Engine) -> None:
+    # The rows leased behind a rescheduled one are due again with it: they used to keep the lease
+    # (60 s) and wait it out, long after the Retry-After (5 s) was over.
+    ids = seed(engine, threads=1, per_thread=3)
+    channel = ScriptedChannel(failures={ids[0]: [RateLimited(5)]})
+    clock = Clock()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=clock.now, max_inline_wait=1.0)
+    await outbox.deliver_due()
+    assert channel.sent == []
+    clock.at = T0 + timedelta(seconds=6)
+    await outbox.deliver_due()
+    assert [i for i, _ in channel.sent] == ids
+
+
 async def test_a_permanent_failure_is_recorded_on_the_timeline(engine: Engine) -> None:
     ids = seed(engine, threads=1, per_thread=2)
     channel = ScriptedChannel(failures={ids[0]: [PermanentFailure("Telegram: Forbidden: bot was blocked by the user")]})
@@ -255,3 +281,71 @@ def test_scoped_rate_limits_name_what_the_platform_limited() -> None:
     error: Any = rate_limited(2, "all", "WhatsApp 429 (code 130429)")
     assert isinstance(error, RateLimited) and error.retry_after == 2 and error.scope == "all"
     assert "130429" in str(error)
+
+
+class EditingChannel(ScriptedChannel):
+    """One message per chat every 3 s, and status edits recorded as the platform saw them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.edits: list[tuple[int, str]] = []
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[tuple[str, Rate], ...]:
+        return (f"t:{message.address}", Rate(1, 3.0)), ("t:all", Rate(5000, 1.0))
+
+    async def update_status(self, row: Notification, exception: PlantException) -> None:
+        self.edits.append((row.id or 0, exception.status))
+        self.log.append((row.id or 0, "edit"))
+
+
+async def _until(predicate: Any, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return bool(predicate())
+
+
+async def test_a_status_edit_waiting_for_its_chat_holds_up_no_new_message(engine: Engine) -> None:
+    [first] = seed(engine, threads=1, per_thread=1)
+    with session_scope(engine) as session:
+        row = session.get(Notification, first)
+        assert row is not None
+        row.buttons = ["ack"]
+        exception_id = row.exception_id
+        session.add(row)
+    channel = EditingChannel()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop, poll=30))
+    try:
+        assert await _until(lambda: channel.sent, 2)
+        with session_scope(engine) as session:  # the card's exception moved on: its edit needs U0's next slot, 3 s on
+            session.add(TimelineEvent(exception_id=exception_id, at=T0, kind="acknowledged", person_id="p0", text="ack"))
+        await asyncio.sleep(0.7)  # the status pass has found it and waits for the slot
+        with session_scope(engine) as session:
+            session.add(Notification(plant_id="p1", dedupe_key="other", person_id="p1", kind="alert", channel="slack",
+                                     address="U1", text="to another chat", created_at=T0, next_attempt_at=T0))
+        outbox.wake()
+        assert await _until(lambda: len(channel.sent) == 2, 1.0), "the new message went out while the edit waited"
+        assert channel.edits == []
+        assert await _until(lambda: channel.edits, 3.0), "and the edit followed when the chat allowed it"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+
+
+async def test_the_opened_event_edits_nothing(engine: Engine) -> None:
+    # Every message of an exception is written with its "opened" event or after it: it shows that state already.
+    [first] = seed(engine, threads=1, per_thread=1)
+    with session_scope(engine) as session:
+        row = session.get(Notification, first)
+        assert row is not None
+        row.buttons = ["ack"]
+        session.add(row)
+        session.add(TimelineEvent(exception_id=row.exception_id, at=T0, kind="opened", person_id="p0", text="opened"))
+    channel = EditingChannel()
+    outbox = NotificationOutbox(engine, {"slack": channel}, now=Clock().now)
+    outbox._status_mark = 0  # as if the event came after the worker started
+    assert await outbox.deliver_due() == 1
+    assert channel.sent and channel.edits == []
