@@ -24,7 +24,6 @@ from functools import cache
 from pathlib import Path
 
 MODEL_FILE = Path(__file__).parent / "data" / "classifier.json"
-NO_TYPE = "none"  # the exception-type label of a message that reports no problem
 MACHINE, MATERIAL, ORDER, NUMBER = "_m_", "_t_", "_o_", "_n_"  # placeholders for the plant's names
 _PREFIX = 5  # a longer word also counts by its first letters: "verbrannt" / "verbrennt"
 
