@@ -9,7 +9,10 @@
   platform identity to a person of the plant, stores photos and voice notes of known
   people, stores the message as a signal and processes it, and wakes the outbox so the
   answers leave at once. A sender who is not in the plant is stored too and gets only the
-  short "not registered" reply (in the language of their message, bot/conversation.py).
+  short "not registered" reply (in the language of their message, bot/conversation.py). A
+  platform that tells a user's language only on request (Slack's `users.info` locale) passes
+  `locale`, which is asked for strangers alone: the plant's people have their language in the
+  plant file, and a lookup per message would cost a request each.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ class InboundGate:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     async def accept(self, message: InboundMessage, *, own: bool = False, language: str | None = None,
-                     fetch: Fetch | None = None) -> Accepted:
+                     fetch: Fetch | None = None,
+                     locale: Callable[[], Awaitable[str | None]] | None = None) -> Accepted:
         """Store and process one inbound message once; see the module docstring for the order of checks."""
         if own:
             return Accepted("own")
@@ -138,6 +142,8 @@ class InboundGate:
         self._inflight.add(key)
         try:
             person_id = await self._run(self._identify, message)
+            if person_id is None and language is None and locale is not None:
+                language = await locale()
             attachments = await self._keep_attachments(message, fetch) if person_id else \
                 [{"kind": a.kind, "content_type": a.content_type, "stored": False} for a in message.attachments]
             payload = {

@@ -117,6 +117,20 @@ async def test_a_stranger_is_answered_in_the_language_they_wrote(fake: FakeSlack
     assert reply["text"].startswith("No estás registrado")
 
 
+async def test_a_strangers_slack_locale_decides_when_the_text_cannot(fake: FakeSlack, stack: Stack) -> None:
+    fake.locales.update({"U0FREMD": "de-DE", "U0GAST": "hi-IN"})
+    url = stack.url + "/slack/events"
+    for n, (user, text) in enumerate((("U0FREMD", "??"), ("U0FREMD", "hallo?"), ("U0GAST", "¿hay alguien?"))):
+        assert (await fake.acall(fake.deliver_event(url, fake.message_event(user, text, f"D{user}", ts(7 + n)))))[0] == 200
+    await wait_for(lambda: len(fake.posted()) == 3)
+    german = [m["text"] for m in fake.posted(to="U0FREMD")]
+    assert len(german) == 2 and all(t.startswith("Du bist in diesem Werk nicht registriert") for t in german), german
+    [spanish] = fake.posted(to="U0GAST")  # the text is Spanish: it wins over the Hindi locale
+    assert spanish["text"].startswith("No estás registrado")
+    lookups = [r for r in fake.requests if r.path.endswith("/users.info")]
+    assert [r.body["user"] for r in lookups] == ["U0FREMD", "U0GAST"]  # once per stranger, never for people
+
+
 async def test_without_direct_messages_everything_is_a_reply_in_the_area_thread(fake: FakeSlack, tmp_path: Path) -> None:
     stack = await _stack(fake, tmp_path, slack_signing_secret="slack-secret", slack_channels={"gears": "C0GEARS"},
                          slack_direct_messages=False)

@@ -223,6 +223,8 @@ async def test_someone_who_last_wrote_a_day_ago_gets_the_template_without_a_refu
     assert sent["type"] == "template" and sent["template"]["language"]["code"] == "es_ES"
     assert fake.text(sent).startswith("E-0001 abierto: avería en HOB-01")
     assert free_form_to(fake, CARLOS) == [], "the window was known to be closed"
+    # Recorded just after the send (the fake has the message a moment before the timeline has the event).
+    await wait_for(lambda: [e for e in with_template.timeline() if e.kind == "whatsapp_template"])
     assert [e.kind for e in with_template.timeline()].count("whatsapp_template") == 1
 
 

@@ -13,6 +13,10 @@ status moves on, and each timeline event is one reply. With `MFGOS_SLACK_DIRECT_
 there are no direct messages for such exceptions: every message is a reply in the thread
 mentioning its recipient. Thread roots are `Notification` rows of kind `thread_root`, so a
 reply in the thread finds its exception the way a reply to any of our messages does (`reply_to`).
+
+A sender who is not in the plant is answered in the language of their message; when the text is
+too short to tell, their Slack locale (`users.info` with `include_locale`, asked once per user
+and only for strangers) decides.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ class SlackChannel:
         self._socket: AsyncSocketModeHandler | None = None
         self._areas: dict[str, str | None] = {}
         self._root_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locales: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
@@ -183,7 +188,18 @@ class SlackChannel:
             channel=self.name, address=user, event_id=f"{conversation}:{ts}", text=text, chat_id=conversation,
             thread_id=thread_ts, reply_to=f"{conversation}:{thread_ts}" if thread_ts and thread_ts != ts else None,
             attachments=attachments)
-        await self.gate.accept(inbound, fetch=self.fetch)
+        await self.gate.accept(inbound, fetch=self.fetch, locale=lambda: self.locale(user))
+
+    async def locale(self, user: str) -> str | None:
+        """The user's Slack locale ("es-ES"), or None when Slack will not say; asked once per user."""
+        if user not in self._locales:
+            try:
+                answer = await self.client.users_info(user=user, include_locale=True)
+                self._locales[user] = (answer.get("user") or {}).get("locale") or None
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+                log.info("slack users.info %s: %s; answering in the language of the text", user, error)
+                return None  # not cached: the next message asks again
+        return self._locales[user]
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()

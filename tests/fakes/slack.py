@@ -1,7 +1,8 @@
 """A fake Slack: the Web API methods mfgos calls, Socket Mode over a websocket, and signed event delivery.
 
 Web API (`/api/<method>`, Bearer token): auth.test, chat.postMessage (JSON or form),
-chat.update, chat.delete, apps.connections.open (app token) and file downloads. A channel
+chat.update, chat.delete, users.info (GET; the locale of the users in `locales`, with
+`include_locale`), apps.connections.open (app token) and file downloads. A channel
 id starting with `CGONE` or a user starting with `UGONE` answers `channel_not_found`.
 As the platform it signs Events API requests (v0 HMAC) and pushes Socket Mode envelopes.
 """
@@ -35,7 +36,9 @@ class FakeSlack(FakeServer):
         self.acks: list[str] = []
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
+        self.locales: dict[str, str] = {}  # users.info: user id -> Slack locale ("es-ES")
         self.app.router.add_post("/api/{method}", self._api)
+        self.app.router.add_get("/api/{method}", self._api)  # users.info is a GET with query parameters
         self.app.router.add_get("/link", self._link)
         self.app.router.add_get("/files/{name}", self._file)
 
@@ -47,7 +50,9 @@ class FakeSlack(FakeServer):
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.content_type == "application/json":
+        if request.method == "GET":
+            body: dict[str, Any] = dict(request.query)
+        elif request.content_type == "application/json":
             body = await request.json()
         else:
             body = dict(await request.post())
@@ -67,6 +72,16 @@ class FakeSlack(FakeServer):
             if outcome == "5xx":
                 return web.json_response({"ok": False, "error": "internal_error"}, status=500)
         return web.json_response(await handler(body))
+
+    async def _users_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Users are in `locales` (user id -> "es-ES"); the locale only comes with `include_locale`."""
+        user = str(body.get("user") or "")
+        if user not in self.locales:
+            return {"ok": False, "error": "user_not_found"}
+        profile: dict[str, Any] = {"id": user, "team_id": TEAM, "name": user.lower(), "is_bot": False}
+        if str(body.get("include_locale")).lower() in ("1", "true"):
+            profile["locale"] = self.locales[user]
+        return {"ok": True, "user": profile}
 
     async def _auth_test(self, _body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://plant.slack.com/", "team": "Plant", "user": "mfgos", "team_id": TEAM,
