@@ -106,7 +106,7 @@ class SlackChannel:
         self._socket: AsyncSocketModeHandler | None = None
         self._areas: dict[str, str | None] = {}
         self._root_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._locales: dict[str, str | None] = {}
+        self._locales: dict[str, asyncio.Future[str | None]] = {}  # users.info lookups, per user
 
     @classmethod
     def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
@@ -191,15 +191,26 @@ class SlackChannel:
         await self.gate.accept(inbound, fetch=self.fetch, locale=lambda: self.locale(user))
 
     async def locale(self, user: str) -> str | None:
-        """The user's Slack locale ("es-ES"), or None when Slack will not say; asked once per user."""
-        if user not in self._locales:
-            try:
-                answer = await self.client.users_info(user=user, include_locale=True)
-                self._locales[user] = (answer.get("user") or {}).get("locale") or None
-            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as error:
-                log.info("slack users.info %s: %s; answering in the language of the text", user, error)
-                return None  # not cached: the next message asks again
-        return self._locales[user]
+        """The user's Slack locale ("es-ES"), or None when Slack will not say; asked once per user
+        (two messages arriving together share the one request; after a network error, asked again)."""
+        lookup = self._locales.get(user)
+        if lookup is None:
+            lookup = self._locales[user] = asyncio.ensure_future(self._ask_locale(user))
+        try:
+            return await asyncio.shield(lookup)
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+            log.info("slack users.info %s: %s; answering in the language of the text", user, error)
+            if self._locales.get(user) is lookup:
+                del self._locales[user]
+            return None
+
+    async def _ask_locale(self, user: str) -> str | None:
+        try:
+            answer = await self.client.users_info(user=user, include_locale=True)
+        except SlackApiError as error:  # Slack answered (user_not_found, missing_scope): no locale to have
+            log.info("slack users.info %s: %s", user, error.response.get("error"))
+            return None
+        return (answer.get("user") or {}).get("locale") or None
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
