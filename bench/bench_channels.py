@@ -7,7 +7,8 @@ delivery: 1,000 notifications spread over Telegram, Slack and WhatsApp threads, 
 fake answering 429 (Retry-After 1 s) to a third of the requests and 5xx to a tenth. All must
 arrive once, in order per thread, and the run must take at most 1.1 x the floor the
 configured rate limits impose on that many messages (the busiest bucket's
-`(messages - burst) / rate`).
+`(messages - burst) / rate`). Under these faults even an ideal scheduler ends above that floor
+(the last messages' Retry-After chains): bench/delivery_bound.py measures by how much.
 
 latency: inbound webhooks at a steady rate (signed WhatsApp deliveries, signed Slack Events
 API requests, Telegram webhook updates) from a synthetic plant; for every notification a
