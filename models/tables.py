@@ -94,6 +94,7 @@ class OutboxStatus(StrEnum):
     sent = "sent"  # notifications: handed to the platform; ERP: posted
     failed = "failed"  # permanent: recorded on the timeline, never retried by itself
     rejected = "rejected"  # ERP said no (validation); correct and retry from the thread
+    not_configured = "not_configured"  # notifications: the person's channel is not set up in this process
 
 
 # --- plant master data -------------------------------------------------------------------
@@ -299,6 +300,9 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
     platform_message_id: str | None = None
     error: str | None = None
+    # A `buttons_update` row edits the buttons of this earlier notification (its platform message):
+    # written by the lifecycle when an action is no longer allowed, delivered by the channel.
+    updates_id: int | None = Field(default=None, foreign_key="notifications.id")
 
 
 class AckTimer(SQLModel, table=True):

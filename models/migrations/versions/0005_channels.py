@@ -15,8 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('updates_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key('fk_notifications_updates_id', 'notifications', ['updates_id'], ['id'])
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_notifications_updates_id', type_='foreignkey')
+        batch_op.drop_column('updates_id')
