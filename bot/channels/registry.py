@@ -96,7 +96,8 @@ class ChannelHub:
         self._stop = asyncio.Event()
         for name, channel in self.channels.items():
             self._tasks.append(asyncio.create_task(self._start_channel(name, channel, retry), name=f"start:{name}"))
-        await asyncio.wait(self._tasks, timeout=10)
+        if self._tasks:  # none at all when only the console (and perhaps machines) is configured
+            await asyncio.wait(self._tasks, timeout=10)
         self._tasks.append(asyncio.create_task(self.runtime.notifications.run(self._stop), name="notification-outbox"))
 
     async def _start_channel(self, name: str, channel: Any, retry: float) -> None:
