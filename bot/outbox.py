@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from bot.channels.base import Channel, OutboundMessage, PermanentFailure, RateLimited, TemporaryFailure
 from bot.ratelimit import Bucket, RateLimiter, Reservation
-from models import Notification, PlantException, TimelineEvent, session_scope
+from models import Notification, OutboxStatus, PlantException, TimelineEvent, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,12 @@ class _Run:
 
 class NotificationOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, now: Callable[[], datetime],
-                 fallback: str | None = "console", limiter: RateLimiter | None = None,
+                 limiter: RateLimiter | None = None,
                  lease: timedelta = timedelta(seconds=60), concurrency: int = 128, run_length: int = 50,
                  max_inline_wait: float = 10.0, backoff_base: float = 0.1, executor: Executor | None = None) -> None:
         self.engine = engine
         self.channels = channels
         self.now = now
-        self.fallback = fallback
         self.limiter = limiter or RateLimiter()
         self.lease = lease
         self.concurrency = concurrency
@@ -210,9 +209,6 @@ class NotificationOutbox:
                 waiter.cancel()
 
     # --- claim ---------------------------------------------------------------------------
-
-    def _channel_for(self, name: str) -> Channel | None:
-        return self.channels.get(name) or (self.channels.get(self.fallback) if self.fallback else None)
 
     def _claim(self, limit: int, busy: set[str]) -> list[_Run]:
         now = self.now()
@@ -331,7 +327,7 @@ class NotificationOutbox:
 
     def _scope(self, claim: _Claim) -> str | None:
         """The narrow bucket (chat, channel, recipient) a row counts against, if its platform has one."""
-        channel = self._channel_for(claim.channel_name)
+        channel = self.channels.get(claim.channel_name)
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         return buckets[0][0] if len(buckets) > 1 else None
 
@@ -348,10 +344,12 @@ class NotificationOutbox:
     async def _attempt(self, run: _Run, claim: _Claim, index: int,
                        scope: str | None) -> tuple[dict[str, Any], str | None]:
         """Send one row, retrying in place while the waits stay short; returns the row's new values."""
-        channel = self._channel_for(claim.channel_name)
+        channel = self.channels.get(claim.channel_name)
         if channel is None:
-            return {"status": "failed", "error": f"no channel {claim.channel_name!r} configured"}, \
-                f"no channel {claim.channel_name!r} configured"
+            # Final, not retried: this process will never have the channel. The row stays readable on the
+            # console (it lists every row of a person and of an exception, whatever its channel).
+            reason = f"{claim.channel_name} is not configured here; the message was not sent (readable on the console)"
+            return {"status": OutboxStatus.not_configured, "error": reason, "next_attempt_at": None}, reason
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         waited = 0.0
         failures = 0
@@ -395,11 +393,8 @@ class NotificationOutbox:
             except PermanentFailure as error:
                 self._refund(reservation)
                 return {"status": "failed", "error": str(error)[:2000], "next_attempt_at": None}, str(error)
-            values: dict[str, Any] = {"status": "sent", "sent_at": self.now(), "platform_message_id": message_id,
-                                      "error": None, "next_attempt_at": None}
-            if channel.name != claim.channel_name:
-                values["error"] = f"{claim.channel_name} not configured; shown on {channel.name}"
-            return values, None
+            return {"status": "sent", "sent_at": self.now(), "platform_message_id": message_id,
+                    "error": None, "next_attempt_at": None}, None
 
     def _refund(self, reservation: Reservation | None) -> None:
         if reservation is not None:

@@ -226,13 +226,15 @@ async def test_a_permanent_failure_is_recorded_on_the_timeline(engine: Engine) -
     assert event.person_id == "p0" and "blocked" in event.text and event.data["notification"] == ids[0]
 
 
-async def test_a_channel_that_is_not_configured_falls_back_to_the_console(engine: Engine) -> None:
+async def test_a_channel_that_is_not_configured_is_marked_so_and_sends_nothing(engine: Engine) -> None:
     seed(engine, threads=1, per_thread=1, channel="whatsapp")
     console = ScriptedChannel(name="console")
     outbox = NotificationOutbox(engine, {"console": console}, now=Clock().now)
     await outbox.deliver_due()
+    await outbox.deliver_due()
     [row] = rows(engine)
-    assert row.status == "sent" and "shown on console" in (row.error or "")
+    assert (row.status, row.attempts) == ("not_configured", 1) and "whatsapp is not configured" in (row.error or "")
+    assert not console.sent, "another channel does not stand in for it"
 
 
 async def test_replicas_share_the_work_without_sending_anything_twice(engine: Engine) -> None:
