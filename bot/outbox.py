@@ -347,9 +347,10 @@ class NotificationOutbox:
         channel = self.channels.get(claim.channel_name)
         if channel is None:
             # Final, not retried: this process will never have the channel. The row stays readable on the
-            # console (it lists every row of a person and of an exception, whatever its channel).
+            # console (it lists every row of a person and of an exception, whatever its channel); a setup
+            # gap, not a delivery failure, so no `not_reached` on the timeline.
             reason = f"{claim.channel_name} is not configured here; the message was not sent (readable on the console)"
-            return {"status": OutboxStatus.not_configured, "error": reason, "next_attempt_at": None}, reason
+            return {"status": OutboxStatus.not_configured, "error": reason, "next_attempt_at": None}, None
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         waited = 0.0
         failures = 0

@@ -28,6 +28,7 @@ LIVE = {
     "acknowledged": {"propose"},
     "proposed": {"approve", "reject"},
 }
+ZWSP = "\u200b"  # ZERO WIDTH SPACE: invisible, breaks a formatting marker or a mention (break_markers)
 
 
 def button_label(action: str, language: str) -> str:
@@ -53,6 +54,18 @@ def live_buttons(buttons: tuple[str, ...] | list[str], status: str) -> tuple[str
 def status_name(status: str, language: str) -> str:
     key = f"status_{status}"
     return messages.render(key, language) if key in messages.TEMPLATES else status
+
+
+def break_markers(text: str, markers: re.Pattern[str]) -> str:
+    """Put an invisible ZERO WIDTH SPACE before every match of `markers`.
+
+    Slack mrkdwn and WhatsApp have no escape character for their formatting markers; both only
+    treat a marker as one when it stands at a word boundary. With U+200B right before it, a
+    marker that would open formatting follows a character that is not a space (if the platform
+    counts U+200B as a letter) and one that would close it follows a space (if it counts it as
+    a space): either way no pair forms, and the text shows as written.
+    """
+    return markers.sub(lambda found: ZWSP + found.group(0), text)
 
 
 def with_code(text: str, code: str | None) -> str:

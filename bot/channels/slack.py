@@ -45,7 +45,9 @@ from bot.channels.base import (
 )
 from bot.channels.cards import (
     ACTIONS,
+    ZWSP,
     ExceptionCard,
+    break_markers,
     button_label,
     button_value,
     exception_card,
@@ -67,6 +69,29 @@ IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channe
                     "channel_topic", "channel_purpose", "channel_name", "thread_broadcast", "ekm_access_denied"}
 MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 STYLES = {"ack": "primary", "approve": "primary", "reject": "danger"}
+MAX_TEXT = 3000  # characters of a section's text and of a message's `text`
+# What mrkdwn still formats once & < > are entities: *bold* _italic_ ~strike~ `code`, a "> " quote at
+# the start of a line (Slack's own messages carry it as "&gt;"), and the broadcast words.
+MARKERS = re.compile(r"[*_~`]|^&gt;|(?<=@)(?=(?:channel|here|everyone)\b)", re.MULTILINE | re.IGNORECASE)
+
+
+def mrkdwn(text: str) -> str:
+    """Text we did not write (an operator's report inside our template, a machine name) as Slack shows
+    it literally: & < > as the entities Slack asks for, which undoes <!channel>, <@U...>, <#C...> and
+    <url|label>; formatting markers and @channel/@here/@everyone broken with an invisible U+200B."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return break_markers(escaped, MARKERS)
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """Escaped text cut to Slack's limit without leaving half an entity or a bare marker behind."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp > cut.rfind(";"):
+        cut = cut[:amp]
+    return cut.rstrip(ZWSP) + "…"
 
 
 def _kind(mimetype: str | None) -> str:
@@ -261,10 +286,13 @@ class SlackChannel:
 
     def blocks(self, text: str, card: ExceptionCard | None, buttons: tuple[str, ...], language: str,
                context: bool | None = None, code: str | None = None) -> list[dict[str, Any]]:
-        """Block Kit: the text, the exception's context (by default when there is something to decide), buttons."""
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+        """Block Kit: the text (already `mrkdwn`), the exception's context (by default when there is
+        something to decide), buttons."""
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(text), "verbatim": True}}]
         if card is not None and (bool(buttons) if context is None else context):
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line[:300]}
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn(line), 300),
+                                                            "verbatim": True}
                                                            for line in card.context_lines(language)[:10]]})
         if buttons:
             blocks.append({"type": "actions", "block_id": "mfgos_actions", "elements": [
@@ -284,14 +312,14 @@ class SlackChannel:
         conversation, in_thread = self._conversation(message)
         # The exception's card (a DB read) only where it is shown: thread roots and messages with buttons.
         card = await self._card(message.exception_code) if in_thread or message.buttons else None
-        text = message.text
+        text = mrkdwn(message.text)
         thread_ts = None
         if in_thread and card is not None:
             thread_ts = await self._thread_root(conversation, card)
-            text = f"<@{message.address}> {text}"
+            text = f"<@{message.address}> {text}"  # our mention of the recipient, the one left unescaped
         try:
             response = await self.client.chat_postMessage(
-                channel=conversation, text=text[:3000], thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                channel=conversation, text=clip(text), thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
                 blocks=self.blocks(text, card, message.buttons, message.language, code=message.exception_code))
         except Exception as error:
             raise self._error(error) from error
@@ -322,7 +350,7 @@ class SlackChannel:
         if card is None:
             raise PermanentFailure(f"no exception {code} to show in {conversation}")
         if message.kind == "thread_root":
-            text, thread_ts = card.headline(message.language), None
+            text, thread_ts = mrkdwn(card.headline(message.language)), None
             blocks = self.blocks(text, card, live_buttons(ACTIONS, card.status), message.language, context=True)
         else:
             root = await asyncio.to_thread(self._root_row, conversation, card.code)
@@ -330,11 +358,11 @@ class SlackChannel:
                 if root is not None and root[0] == "failed":
                     raise PermanentFailure(f"the thread of {card.code} could not be started in {conversation}")
                 raise TemporaryFailure(f"the thread of {card.code} in {conversation} has no root yet")
-            text, thread_ts = message.text, root[1].rpartition(":")[2]
+            text, thread_ts = mrkdwn(message.text), root[1].rpartition(":")[2]
             blocks = self.blocks(text, None, (), message.language)
         try:
             response = await self.client.chat_postMessage(
-                channel=conversation, text=text[:3000], thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                channel=conversation, text=clip(text), thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
                 blocks=blocks)
         except Exception as error:
             raise self._error(error) from error
@@ -349,10 +377,11 @@ class SlackChannel:
                 return found.rpartition(":")[2]
             buttons = live_buttons(ACTIONS, card.status)
             headline = card.headline(self.thread_language)
+            shown = mrkdwn(headline)
             try:
                 response = await self.client.chat_postMessage(
-                    channel=conversation, text=headline, unfurl_links=False,
-                    blocks=self.blocks(headline, card, buttons, self.thread_language, context=True))
+                    channel=conversation, text=clip(shown), unfurl_links=False,
+                    blocks=self.blocks(shown, card, buttons, self.thread_language, context=True))
             except Exception as error:
                 raise self._error(error) from error
             ts = str(response["ts"])
@@ -400,9 +429,9 @@ class SlackChannel:
             return
         wanted = ACTIONS if row.kind == "thread_root" else tuple(row.buttons)
         buttons = live_buttons(wanted, card.status)
-        text = card.headline(row.language) if row.kind == "thread_root" else row.text
+        text = mrkdwn(card.headline(row.language) if row.kind == "thread_root" else row.text)
         blocks = self.blocks(text, card, buttons, row.language, context=True)
         try:
-            await self.client.chat_update(channel=conversation, ts=ts, text=text[:3000], blocks=blocks)
+            await self.client.chat_update(channel=conversation, ts=ts, text=clip(text), blocks=blocks)
         except Exception as error:
             raise self._error(error) from error

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +59,7 @@ from bot.channels.cards import (
     ACTIONS,
     CODE,
     ExceptionCard,
+    break_markers,
     button_label,
     button_value,
     exception_card,
@@ -77,6 +79,16 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 MAX_TOPIC = 128  # characters of a forum topic's name
 NOT_A_FORUM = ("not a forum", "not enough rights")  # createForumTopic's refusals that mean "use reply chains"
+# Telegram turns "@name" into a mention (which notifies that member of a group) even without a parse mode:
+# the place right after such an "@".
+MENTION = re.compile(r"(?<=(?<!\w)@)(?=\w)")
+
+
+def plain(text: str) -> str:
+    """Text we did not write, as Telegram shows it literally. Messages go without `parse_mode`, so
+    HTML tags, entities and Markdown stay text; what is left is the mention Telegram detects by
+    itself: "@name" gets an invisible U+200B after its "@"."""
+    return break_markers(text, MENTION)
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -267,7 +279,7 @@ class TelegramChannel:
     async def send(self, message: OutboundMessage) -> str:
         if message.kind in THREAD_KINDS:
             return await self._send_in_area_thread(message)
-        text = with_code(message.text, message.exception_code)[:MAX_TEXT]
+        text = plain(with_code(message.text, message.exception_code))[:MAX_TEXT]
         try:
             sent = await self.app.bot.send_message(
                 chat_id=message.address, text=text,
@@ -280,7 +292,7 @@ class TelegramChannel:
 
     def root_text(self, card: ExceptionCard, language: str) -> str:
         """The thread's root: the exception and its context (machine, orders, SLA clock, status)."""
-        return "\n".join([card.headline(language), "", *card.context_lines(language)])[:MAX_TEXT]
+        return plain("\n".join([card.headline(language), "", *card.context_lines(language)]))[:MAX_TEXT]
 
     async def _send_in_area_thread(self, message: OutboundMessage) -> str:
         chat, code = message.address, message.exception_code or ""
@@ -303,7 +315,7 @@ class TelegramChannel:
                         raise PermanentFailure(f"the thread of {card.code} could not be started in {chat}")
                     raise TemporaryFailure(f"the thread of {card.code} in {chat} has no root yet")
                 sent = await self.app.bot.send_message(
-                    chat_id=chat, text=message.text[:MAX_TEXT], message_thread_id=topic_id,
+                    chat_id=chat, text=plain(message.text)[:MAX_TEXT], message_thread_id=topic_id,
                     reply_parameters=ReplyParameters(message_id=int(root[1].rpartition(":")[2]),
                                                      allow_sending_without_reply=True))
         except TelegramError as error:
@@ -378,7 +390,7 @@ class TelegramChannel:
         else:
             status = messages.render("card_status", row.language, code=exception.code,
                                      status=status_name(exception.status, row.language))
-            text = with_code(row.text, exception.code)[: MAX_TEXT - len(status) - 2] + "\n\n" + status
+            text = plain(with_code(row.text, exception.code))[: MAX_TEXT - len(status) - 2] + "\n\n" + status
             buttons = live_buttons(tuple(row.buttons), exception.status)
         try:
             await self.app.bot.edit_message_text(

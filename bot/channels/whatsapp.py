@@ -41,7 +41,7 @@ from bot.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from bot.channels.cards import button_label, button_value, parse_button, with_code
+from bot.channels.cards import break_markers, button_label, button_value, parse_button, with_code
 from bot.ratelimit import Bucket, Rate, rate_limited
 from models import Notification, OutboxStatus, TimelineEvent, session_scope
 
@@ -62,6 +62,16 @@ WINDOW = timedelta(hours=24)
 REENGAGEMENT = 131047  # "Re-engagement message": outside the 24-hour window
 MAX_PARAMETER = 900  # a template body is at most 1024 characters with its fixed text
 SPACES = re.compile(r"\s+")  # template parameters may not hold newlines, tabs or runs of spaces
+# WhatsApp's formatting: *bold* _italic_ ~strike~ `code` and ```mono```, and at the start of a line
+# "> " a quote and "- " or "* " a list item.
+MARKERS = re.compile(r"[*_~`]|^[ \t]*[>-]", re.MULTILINE)
+
+
+def plain(text: str) -> str:
+    """Text we did not write, as WhatsApp shows it literally. WhatsApp has no escape character, and
+    a marker only formats at a word boundary: each gets an invisible U+200B before it (see
+    `break_markers`). There are no mentions in a one-to-one chat, and links show as written."""
+    return break_markers(text, MARKERS)
 
 
 class WindowClosed(PermanentFailure):
@@ -142,7 +152,7 @@ class WhatsAppChannel:
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The Graph API body: reply buttons (at most 3, titles of at most 20 characters) or plain text."""
-        text = with_code(message.text, message.exception_code)
+        text = plain(with_code(message.text, message.exception_code))
         body = self._recipient(message.address)
         buttons = message.buttons[:MAX_BUTTONS]
         if buttons:
@@ -161,7 +171,7 @@ class WhatsAppChannel:
     def template_payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The approved template, its body parameter the message's text (on one line, as Meta requires)."""
         body = self._recipient(message.address)
-        text = SPACES.sub(" ", with_code(message.text, message.exception_code)).strip()
+        text = plain(SPACES.sub(" ", with_code(message.text, message.exception_code)).strip())
         if len(text) > MAX_PARAMETER:
             text = text[: MAX_PARAMETER - 1] + "…"
         body["type"] = "template"

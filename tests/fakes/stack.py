@@ -7,8 +7,10 @@ every webhook travels over real HTTP from a fake platform to our routes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ from bot.channels.registry import ChannelHub
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
-from models import Notification, PlantException, Signal, TimelineEvent
+from models import Notification, PlantException, Signal, TimelineEvent, session_scope
+
+_keys = itertools.count(1)
 
 PLANT = Path(__file__).resolve().parents[1] / "data" / "channels_plant.yaml"
 
@@ -43,6 +47,38 @@ class Stack:
         self.server.should_exit = True
         await asyncio.wait_for(self.task, 10)
         self.runtime.engine.dispose()
+
+    # --- what the core would write (tests of the channel side write it directly) -------------
+
+    def open_exception(self, code: str = "E-0001", summary: str = "spindle noise", **fields: Any) -> int:
+        with session_scope(self.runtime.engine) as session:
+            exc = PlantException(plant_id=self.runtime.plant_id, code=code, type="breakdown", summary=summary,
+                                 opened_at=datetime.now(UTC), **fields)
+            session.add(exc)
+            session.flush()
+            assert exc.id is not None
+            return exc.id
+
+    def queue(self, channel: str, address: str, text: str, *, exception_id: int | None = None,
+              kind: str = "alert", buttons: tuple[str, ...] = (), updates_id: int | None = None,
+              person_id: str = "someone", language: str = "en") -> int:
+        """One outbox row, due now, and the worker woken for it; returns its id."""
+        now = datetime.now(UTC)
+        with session_scope(self.runtime.engine) as session:
+            row = Notification(plant_id=self.runtime.plant_id, dedupe_key=f"test:{next(_keys)}", exception_id=exception_id,
+                               person_id=person_id, kind=kind, channel=channel, address=address, language=language,
+                               text=text, buttons=list(buttons), created_at=now, next_attempt_at=now,
+                               updates_id=updates_id)
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            row_id = row.id
+        self.runtime.notifications.wake()
+        return row_id
+
+    def notification(self, row_id: int) -> Notification | None:
+        with Session(self.runtime.engine) as session:
+            return session.get(Notification, row_id)
 
     # --- what the store says ---------------------------------------------------------------
 
