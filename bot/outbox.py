@@ -41,7 +41,15 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.channels.base import Channel, OutboundMessage, PermanentFailure, RateLimited, TemporaryFailure
+from bot.channels.base import (
+    BUTTONS_UPDATE,
+    Channel,
+    Original,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
 from bot.ratelimit import Bucket, RateLimiter, Reservation
 from models import Notification, OutboxStatus, PlantException, TimelineEvent, session_scope
 
@@ -54,6 +62,7 @@ EDIT_PRIORITY = -1.0  # status edits queue behind every message (messages have p
 # Status changes that edit sent messages. Not "opened": every message of an exception is written
 # with it or after it, so it already shows that state, and an edit would only spend the chat's slot.
 STATUS_EVENTS = ("acknowledged", "proposed", "approved", "rejected", "posted", "closed", "escalated")
+ORIGINAL_WAIT = 5.0  # seconds at most between two looks whether the message a buttons_update edits was delivered
 
 _N = Notification.__table__
 
@@ -272,6 +281,11 @@ class NotificationOutbox:
             exception_ids = {row.exception_id for rows in claimed.values() for row, _ in rows if row.exception_id}
             codes = dict(session.execute(select(PlantException.id, PlantException.code)
                                          .where(PlantException.id.in_(exception_ids))).all()) if exception_ids else {}
+            updated = {row.updates_id for rows in claimed.values() for row, _ in rows if row.updates_id}
+            originals = {row.id: Original(notification_id=row.id, status=row.status,
+                                          platform_message_id=row.platform_message_id, kind=row.kind, text=row.text,
+                                          buttons=tuple(row.buttons or ()))
+                         for row in session.execute(select(_N).where(_N.c.id.in_(updated)))} if updated else {}
             session.commit()
         runs = []
         for key, rows in claimed.items():
@@ -281,7 +295,8 @@ class NotificationOutbox:
                        message=OutboundMessage(
                            channel=row.channel, address=row.address, text=row.text, notification_id=row.id,
                            exception_code=codes.get(row.exception_id), thread_key=key,
-                           buttons=tuple(row.buttons or ()), language=row.language or "en", kind=row.kind))
+                           buttons=tuple(row.buttons or ()), language=row.language or "en", kind=row.kind,
+                           updates=originals.get(row.updates_id) if row.updates_id else None))
                 for row, attempts in rows
             ]
             runs.append(_Run(key=key, claims=claims, lease_until=lease_until))
@@ -351,6 +366,17 @@ class NotificationOutbox:
             # gap, not a delivery failure, so no `not_reached` on the timeline.
             reason = f"{claim.channel_name} is not configured here; the message was not sent (readable on the console)"
             return {"status": OutboxStatus.not_configured, "error": reason, "next_attempt_at": None}, None
+        if claim.message.kind == BUTTONS_UPDATE:
+            original = claim.message.updates
+            if original is None or original.status not in ("pending", "sent") \
+                    or (original.status == "sent" and not original.platform_message_id):
+                # The person never got the message: there are no buttons to take back. Done, without a call.
+                return {"status": "sent", "sent_at": self.now(), "next_attempt_at": None,
+                        "error": f"nothing to update: the message it updates is {original.status if original else 'gone'}"}, None
+            if original.status == "pending":
+                # Edits follow the message they edit: wait for it (its own thread may be held up).
+                return self._reschedule(min(ORIGINAL_WAIT, self._backoff(claim.attempts)),
+                                        "waiting for the message it updates to be delivered"), None
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         waited = 0.0
         failures = 0
@@ -505,9 +531,12 @@ class NotificationOutbox:
             exception_ids = {exception_id for _, exception_id in events}
             exceptions = {e.id: e for e in session.execute(
                 select(PlantException).where(PlantException.id.in_(exception_ids))).scalars()}
+            # A message the lifecycle edits with buttons_update rows is theirs: a status edit would undo them.
+            edited = _N.alias("edited")
             rows = session.execute(select(Notification).where(
                 Notification.exception_id.in_(exception_ids), Notification.channel.in_(channels),
                 Notification.status == "sent", Notification.platform_message_id.is_not(None),
+                Notification.kind != BUTTONS_UPDATE, ~exists().where(edited.c.updates_id == Notification.id),
             ).order_by(Notification.id)).scalars().all()
             return [(row, exceptions[row.exception_id]) for row in rows
                     if row.exception_id in exceptions and (row.buttons or row.kind == "thread_root")]

@@ -35,6 +35,21 @@ class InboundMessage:
     aliases: tuple[str, ...] = ()  # other ids of the same sender (WhatsApp: wa_id and the business-scoped user id)
 
 
+BUTTONS_UPDATE = "buttons_update"  # the kind of an outbox row that edits an earlier message's buttons
+
+
+@dataclass(frozen=True)
+class Original:
+    """The earlier message a `buttons_update` row edits, as the outbox found it when it claimed the row."""
+
+    notification_id: int
+    status: str  # its outbox status: only a sent one has a platform message to edit
+    platform_message_id: str | None
+    kind: str
+    text: str
+    buttons: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     channel: str
@@ -46,6 +61,8 @@ class OutboundMessage:
     buttons: tuple[str, ...] = ()  # ack | approve | reject | propose
     language: str = "en"
     kind: str = ""  # the outbox row's kind; thread_root / thread_reply are posts in an area thread (bot/threads.py)
+    # kind buttons_update: the message whose buttons become `buttons` (possibly none); `text` is the status line
+    updates: Original | None = None
 
 
 class DeliveryError(Exception):

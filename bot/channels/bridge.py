@@ -84,7 +84,9 @@ class BridgeChannel:
             "text": with_code(message.text, message.exception_code), "exception": message.exception_code,
             "buttons": [{"id": button_value(b, message.exception_code), "title": button_label(b, message.language)}
                         for b in message.buttons],
-            "language": message.language, "thread_key": message.thread_key,
+            "language": message.language, "thread_key": message.thread_key, "kind": message.kind or None,
+            # buttons_update: the message_id (as the bridge returned it) whose buttons are now `buttons`
+            "updates": message.updates.platform_message_id if message.updates else None,
         }
         raw = json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", **sign_bridge(self.secret, raw)}

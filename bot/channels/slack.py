@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.channels.base import (
+    BUTTONS_UPDATE,
     InboundAttachment,
     InboundMessage,
     OutboundMessage,
@@ -285,15 +287,18 @@ class SlackChannel:
         return (f"slack:channel:{conversation}", self.channel_rate), ("slack:workspace", self.workspace_rate)
 
     def blocks(self, text: str, card: ExceptionCard | None, buttons: tuple[str, ...], language: str,
-               context: bool | None = None, code: str | None = None) -> list[dict[str, Any]]:
+               context: bool | None = None, code: str | None = None, note: str | None = None) -> list[dict[str, Any]]:
         """Block Kit: the text (already `mrkdwn`), the exception's context (by default when there is
-        something to decide), buttons."""
+        something to decide), a note (a status line, escaped here), buttons."""
         blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(text), "verbatim": True}}]
         if card is not None and (bool(buttons) if context is None else context):
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn(line), 300),
                                                             "verbatim": True}
                                                            for line in card.context_lines(language)[:10]]})
+        if note:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn(note), 300),
+                                                            "verbatim": True}]})
         if buttons:
             blocks.append({"type": "actions", "block_id": "mfgos_actions", "elements": [
                 {"type": "button", "action_id": f"mfgos_{b}", "text": {"type": "plain_text", "text": button_label(b, language)},
@@ -309,6 +314,8 @@ class SlackChannel:
     async def send(self, message: OutboundMessage) -> str:
         if message.kind in THREAD_KINDS:
             return await self._send_in_area_thread(message)
+        if message.kind == BUTTONS_UPDATE:
+            return await self._update_buttons(message)
         conversation, in_thread = self._conversation(message)
         # The exception's card (a DB read) only where it is shown: thread roots and messages with buttons.
         card = await self._card(message.exception_code) if in_thread or message.buttons else None
@@ -324,6 +331,28 @@ class SlackChannel:
         except Exception as error:
             raise self._error(error) from error
         return f"{response['channel']}:{response['ts']}"
+
+    async def _update_buttons(self, message: OutboundMessage) -> str:
+        """A buttons_update: `chat.update` of the original (its channel and ts) showing what it showed,
+        the status line, and only the buttons still valid (their values unchanged, so a press works as before)."""
+        original = message.updates
+        if original is None or not original.platform_message_id:
+            raise PermanentFailure("a buttons_update without the message it updates")
+        conversation, _, ts = original.platform_message_id.rpartition(":")
+        card = await self._card(message.exception_code)
+        if original.kind == "thread_root" and card is not None:
+            text = mrkdwn(card.headline(message.language))
+        else:
+            text = mrkdwn(original.text)
+            if original.kind not in THREAD_KINDS and self._conversation(replace(message, kind=original.kind))[1]:
+                text = f"<@{message.address}> {text}"  # as it was posted: a reply in the area thread
+        blocks = self.blocks(text, card, message.buttons, message.language, context=card is not None,
+                             code=message.exception_code, note=message.text)
+        try:
+            await self.client.chat_update(channel=conversation, ts=ts, text=clip(text), blocks=blocks)
+        except Exception as error:
+            raise self._error(error) from error
+        return original.platform_message_id
 
     @staticmethod
     def _error(error: Exception) -> Exception:

@@ -49,6 +49,7 @@ from telegram.ext import (
 )
 
 from bot.channels.base import (
+    BUTTONS_UPDATE,
     InboundAttachment,
     InboundMessage,
     OutboundMessage,
@@ -279,11 +280,40 @@ class TelegramChannel:
     async def send(self, message: OutboundMessage) -> str:
         if message.kind in THREAD_KINDS:
             return await self._send_in_area_thread(message)
+        if message.kind == BUTTONS_UPDATE:
+            return await self._update_buttons(message)
         text = plain(with_code(message.text, message.exception_code))[:MAX_TEXT]
         try:
             sent = await self.app.bot.send_message(
                 chat_id=message.address, text=text,
                 reply_markup=self._keyboard(message.buttons, message.exception_code, message.language))
+        except TelegramError as error:
+            raise self._error(error) from error
+        return f"{sent.chat_id}:{sent.message_id}"
+
+    async def _update_buttons(self, message: OutboundMessage) -> str:
+        """A buttons_update: `editMessageReplyMarkup` of the original (only the buttons still valid, or
+        none), then the status line as a reply to it. Sent again after a failure, the edit
+        is "not modified" and only the reply goes."""
+        original = message.updates
+        chat_id, _, message_id = (original.platform_message_id or "").rpartition(":") if original else ("", "", "")
+        if not chat_id or not message_id.isdigit():
+            raise PermanentFailure("a buttons_update without a Telegram message to edit")
+        # No buttons left: no reply_markup at all, which is how the Bot API removes an inline keyboard.
+        markup = self._keyboard(message.buttons, message.exception_code, message.language)
+        try:
+            await self.app.bot.edit_message_reply_markup(chat_id=chat_id, message_id=int(message_id), reply_markup=markup)
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise PermanentFailure(f"Telegram: {error}") from error
+        except TelegramError as error:
+            raise self._error(error) from error
+        if not message.text.strip():
+            return f"{chat_id}:{message_id}"
+        try:
+            sent = await self.app.bot.send_message(
+                chat_id=chat_id, text=plain(with_code(message.text, message.exception_code))[:MAX_TEXT],
+                reply_parameters=ReplyParameters(message_id=int(message_id), allow_sending_without_reply=True))
         except TelegramError as error:
             raise self._error(error) from error
         return f"{sent.chat_id}:{sent.message_id}"

@@ -151,7 +151,8 @@ class WhatsAppChannel:
         return (f"whatsapp:to:{message.address}", self.recipient_rate), number
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
-        """The Graph API body: reply buttons (at most 3, titles of at most 20 characters) or plain text."""
+        """The Graph API body: reply buttons (at most 3, titles of at most 20 characters) or plain text;
+        a reply to the earlier message for a buttons_update."""
         text = plain(with_code(message.text, message.exception_code))
         body = self._recipient(message.address)
         buttons = message.buttons[:MAX_BUTTONS]
@@ -166,6 +167,10 @@ class WhatsAppChannel:
         else:
             body["type"] = "text"
             body["text"] = {"body": text[:4096], "preview_url": False}
+        if message.updates is not None and message.updates.platform_message_id:
+            # A buttons_update: sent messages cannot be edited, so the status line (with the buttons still
+            # valid, if any) is a reply quoting the message whose buttons no longer all apply.
+            body["context"] = {"message_id": message.updates.platform_message_id}
         return body
 
     def template_payload(self, message: OutboundMessage) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 getUpdates is a real long poll (held until an update arrives or `timeout` passes).
 Methods: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, editMessageText,
-answerCallbackQuery, getFile, createForumTopic. Chat ids starting with 403 answer "Forbidden:
+editMessageReplyMarkup, answerCallbackQuery, getFile, createForumTopic. Chat ids starting with 403 answer "Forbidden:
 bot was blocked by the user", with 400 "Bad Request: chat not found". Groups have negative
 ids; those in `forums` take topics (createForumTopic elsewhere answers "the chat is not a
 forum"), and a `message_thread_id` that is not an open topic of the chat is refused. As the platform it queues
@@ -65,7 +65,7 @@ class FakeTelegram(FakeServer):
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
-        if method in ("sendMessage", "editMessageText"):
+        if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
             outcome = self.faults.draw()
             if outcome == "429":
                 wait = int(self.faults.retry_after)
@@ -170,6 +170,28 @@ class FakeTelegram(FakeServer):
                            "reply_markup": params.get("reply_markup")})
         return {"message_id": message_id, "date": int(time.time()), "edit_date": int(time.time()), "from": BOT,
                 "chat": self.chat(chat_id), "text": params.get("text")}
+
+    async def _editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
+        """Only the inline keyboard changes; no `reply_markup` (or an empty keyboard) removes it."""
+        chat_id, message_id = str(params.get("chat_id")), int(params.get("message_id") or 0)
+        found = [m for m in self.sent if m["chat_id"] == chat_id and m["message_id"] == message_id]
+        if not found:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"},
+                                     status=400)
+        markup = params.get("reply_markup") or None
+        if not (markup or {}).get("inline_keyboard"):
+            markup = None
+        if found[0]["reply_markup"] == markup:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"},
+                                     status=400)
+        found[0]["reply_markup"] = markup
+        self.edits.append({"chat_id": chat_id, "message_id": message_id, "reply_markup": markup,
+                           "method": "editMessageReplyMarkup"})
+        message = {"message_id": message_id, "date": int(time.time()), "edit_date": int(time.time()), "from": BOT,
+                   "chat": self.chat(chat_id), "text": found[0]["text"]}
+        if markup:
+            message["reply_markup"] = markup
+        return message
 
     async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         self.answered.append(str(params.get("callback_query_id")))
