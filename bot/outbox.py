@@ -19,6 +19,10 @@ process dies between the platform's answer and the commit that records it):
    message id, rescheduled, or failed with a `not_reached` event on the exception's
    timeline so a person can see who was not reached.
 
+A row whose channel this process does not have is settled `not_configured` (final; the console
+still lists it). A `buttons_update` row edits the message of the row it `updates`: it waits while
+that one is pending and is settled without a call when that one never reached anybody.
+
 `deliver_due()` is one pass (replay, tests, `Runtime.drain`); `run()` delivers continuously
 for `mfgos serve`, woken by `wake()` when new rows are committed. Status edits of messages
 already sent (Slack `chat.update`, Telegram `editMessageText`) follow the exception's

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import update
 
 from models import Notification, session_scope
+from tests.fakes.bridge import FakeBridge
 from tests.fakes.server import wait_for
 from tests.fakes.slack import FakeSlack
 from tests.fakes.stack import Stack, settings_for, start_stack
@@ -23,7 +24,7 @@ from tests.fakes.whatsapp import FakeWhatsApp
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 STATUS = "E-0001 acknowledged by Tom Fischer"
-SARA, ARJUN = "5001", "+919800000002"
+SARA, ARJUN, BEA = "5001", "+919800000002", "+4915100000009"
 
 
 def settled(stack: Stack, row_id: int) -> Notification | None:
@@ -195,3 +196,25 @@ async def test_whatsapp_replies_to_the_original_with_the_status_and_the_buttons_
         assert closed["type"] == "text" and FakeWhatsApp.text(closed) == "E-0001 closed"
     finally:
         await stack.stop()
+
+
+# --- bridge --------------------------------------------------------------------------------
+
+
+async def test_the_bridge_is_told_which_message_a_buttons_update_replaces(tmp_path: Path) -> None:
+    bridge = FakeBridge().start()
+    settings = settings_for(f"sqlite:///{tmp_path / 'bridge.db'}", tmp_path, bridge_secret="bridge-secret",
+                            bridge_callback_url=bridge.callback_url)
+    stack = await start_stack(settings)
+    try:
+        exc = stack.open_exception()
+        original = stack.queue("bridge", BEA, "E-0001 breakdown", exception_id=exc, buttons=("ack", "propose"))
+        [card] = await wait_for(lambda: bridge.sent_to(BEA))
+        stack.queue("bridge", BEA, STATUS, exception_id=exc, kind="buttons_update", buttons=("propose",),
+                    updates_id=original)
+        [_, edit] = await wait_for(lambda: bridge.sent_to(BEA)[1:] and bridge.sent_to(BEA))
+        assert (edit["kind"], edit["updates"], edit["text"]) == ("buttons_update", card["message_id"], STATUS)
+        assert FakeBridge.buttons(edit) == ["propose:E-0001"] and card["updates"] is None
+    finally:
+        await stack.stop()
+        bridge.stop()

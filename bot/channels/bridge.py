@@ -11,7 +11,8 @@ Protocol (docs/channels.md has the full spec with examples):
 - Outbound: we POST JSON to `MFGOS_BRIDGE_CALLBACK_URL`, signed the same way, with
   `Idempotency-Key: mfgos-notification-<id>` (a retry carries the same key): `to`, `text`,
   `exception`, `buttons` (`[{id, title}]`; the bridge may show them or list them as text),
-  `language`, `thread_key`, `notification_id`. A 2xx answer `{"message_id": "..."}` is
+  `language`, `thread_key`, `notification_id`, `kind`, and for a `buttons_update` `updates` (the
+  `message_id` the bridge gave the message whose buttons are now `buttons`). A 2xx answer `{"message_id": "..."}` is
   delivered; 429 with `Retry-After` is retried after it; 5xx and network errors are retried
   with backoff; any other 4xx is a permanent failure, recorded on the exception's timeline.
 """

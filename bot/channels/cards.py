@@ -60,7 +60,8 @@ def break_markers(text: str, markers: re.Pattern[str]) -> str:
     """Put an invisible ZERO WIDTH SPACE before every match of `markers`.
 
     Slack mrkdwn and WhatsApp have no escape character for their formatting markers; both only
-    treat a marker as one when it stands at a word boundary. With U+200B right before it, a
+    treat a marker as one when it stands at a word boundary (so one between two letters or digits
+    needs nothing). With U+200B right before it, a
     marker that would open formatting follows a character that is not a space (if the platform
     counts U+200B as a letter) and one that would close it follows a space (if it counts it as
     a space): either way no pair forms, and the text shows as written.

@@ -14,6 +14,9 @@ there are no direct messages for such exceptions: every message is a reply in th
 mentioning its recipient. Thread roots are `Notification` rows of kind `thread_root`, so a
 reply in the thread finds its exception the way a reply to any of our messages does (`reply_to`).
 
+A `buttons_update` row is a `chat.update` of the message it updates (the buttons left, the status
+line). Text we did not write is escaped once where a message is built (`mrkdwn`).
+
 A sender who is not in the plant is answered in the language of their message; when the text is
 too short to tell, their Slack locale (`users.info` with `include_locale`, asked once per user
 and only for strangers) decides.
@@ -74,7 +77,9 @@ STYLES = {"ack": "primary", "approve": "primary", "reject": "danger"}
 MAX_TEXT = 3000  # characters of a section's text and of a message's `text`
 # What mrkdwn still formats once & < > are entities: *bold* _italic_ ~strike~ `code`, a "> " quote at
 # the start of a line (Slack's own messages carry it as "&gt;"), and the broadcast words.
-MARKERS = re.compile(r"[*_~`]|^&gt;|(?<=@)(?=(?:channel|here|everyone)\b)", re.MULTILINE | re.IGNORECASE)
+# A marker between two letters or digits (maintenance_request) cannot open or close anything: left alone.
+MARKERS = re.compile(r"(?<![^\W_])[*_~`]|[*_~`](?![^\W_])|^&gt;|(?<=@)(?=(?:channel|here|everyone)\b)",
+                     re.MULTILINE | re.IGNORECASE)
 
 
 def mrkdwn(text: str) -> str:

@@ -10,7 +10,9 @@ button or a code in the text names the exception). An area with a group
 breakdown on HOB-01"), in a plain group the root message is the thread and the bot's
 replies quote it. Buttons are inline keyboards (`callback_data` `ack:E-0042`); a press in a
 group is the pressing person's (the role checks are theirs); when the exception's status
-moves on, the message is edited (`editMessageText`) with only the buttons that still apply.
+moves on, the message is edited (`editMessageText`) with only the buttons that still apply; a
+`buttons_update` row edits only its keyboard (`editMessageReplyMarkup`) and replies with the status.
+Messages go without `parse_mode`, so what people wrote shows as written (`plain`).
 
 In groups the bot takes only what is addressed to it, whether or not privacy mode is on:
 a reply to one of its messages, a message in an exception's topic, a message mentioning

@@ -5,7 +5,8 @@ reply quoting one of our messages (`context.id`), a button press (its id is `ack
 or a code in the text puts the answer on that exception, and otherwise the conversation
 takes the person's single open exception. Senders are known by `wa_id` (as "+<digits>")
 and by the business-scoped `contacts[].user_id`, which arrives instead of `wa_id` for
-people who use a username.
+people who use a username. Sent messages cannot be edited: a `buttons_update` row is a reply
+quoting the message it updates. Formatting markers in what people wrote are broken (`plain`).
 
 The 24-hour customer-service window: free-form messages (text, reply buttons) reach a
 person only within 24 hours of their last message to the number; outside it the API
@@ -63,8 +64,9 @@ REENGAGEMENT = 131047  # "Re-engagement message": outside the 24-hour window
 MAX_PARAMETER = 900  # a template body is at most 1024 characters with its fixed text
 SPACES = re.compile(r"\s+")  # template parameters may not hold newlines, tabs or runs of spaces
 # WhatsApp's formatting: *bold* _italic_ ~strike~ `code` and ```mono```, and at the start of a line
-# "> " a quote and "- " or "* " a list item.
-MARKERS = re.compile(r"[*_~`]|^[ \t]*[>-]", re.MULTILINE)
+# "> " a quote and "- " or "* " a list item. A marker between two letters or digits (maintenance_request)
+# cannot open or close anything: left alone.
+MARKERS = re.compile(r"(?<![^\W_])[*_~`]|[*_~`](?![^\W_])|^[ \t]*[>-]", re.MULTILINE)
 
 
 def plain(text: str) -> str:
