@@ -286,9 +286,8 @@ class NotificationOutbox:
             codes = dict(session.execute(select(PlantException.id, PlantException.code)
                                          .where(PlantException.id.in_(exception_ids))).all()) if exception_ids else {}
             updated = {row.updates_id for rows in claimed.values() for row, _ in rows if row.updates_id}
-            originals = {row.id: Original(notification_id=row.id, status=row.status,
-                                          platform_message_id=row.platform_message_id, kind=row.kind, text=row.text,
-                                          buttons=tuple(row.buttons or ()))
+            originals = {row.id: Original(status=row.status, platform_message_id=row.platform_message_id,
+                                          kind=row.kind, text=row.text)
                          for row in session.execute(select(_N).where(_N.c.id.in_(updated)))} if updated else {}
             session.commit()
         runs = []
@@ -372,12 +371,12 @@ class NotificationOutbox:
             return {"status": OutboxStatus.not_configured, "error": reason, "next_attempt_at": None}, None
         if claim.message.kind == BUTTONS_UPDATE:
             original = claim.message.updates
-            if original is None or original.status not in ("pending", "sent") \
-                    or (original.status == "sent" and not original.platform_message_id):
+            if original is None or original.status not in (OutboxStatus.pending, OutboxStatus.sent) \
+                    or (original.status == OutboxStatus.sent and not original.platform_message_id):
                 # The person never got the message: there are no buttons to take back. Done, without a call.
                 return {"status": "sent", "sent_at": self.now(), "next_attempt_at": None,
                         "error": f"nothing to update: the message it updates is {original.status if original else 'gone'}"}, None
-            if original.status == "pending":
+            if original.status == OutboxStatus.pending:
                 # Edits follow the message they edit: wait for it (its own thread may be held up).
                 return self._reschedule(min(ORIGINAL_WAIT, self._backoff(claim.attempts)),
                                         "waiting for the message it updates to be delivered"), None

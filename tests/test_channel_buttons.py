@@ -76,6 +76,8 @@ async def test_slack_edits_the_original_and_a_button_left_still_works(slack: Fak
                                                                                    slack.posted()[0])))
     assert status == 200
     await wait_for(lambda: slack_stack.exception().status == "acknowledged")
+    await asyncio.sleep(1.2)  # two passes of the status edits: they leave a message the lifecycle updates alone
+    assert len(slack.updates) == 1 and slack.buttons(slack.posted()[0]) == ["ack:E-0001"]
 
     slack_stack.queue("slack", "U01TOM", "E-0001 approved by Sara Khan", exception_id=exc, kind="buttons_update",
                       updates_id=original, person_id="tom")
@@ -83,16 +85,23 @@ async def test_slack_edits_the_original_and_a_button_left_still_works(slack: Fak
     assert not [b for b in slack.posted()[0]["blocks"] if b["type"] == "actions"], "no buttons left: no actions block"
 
 
-async def test_slack_update_waits_for_its_original_and_follows_it(slack: FakeSlack, slack_stack: Stack) -> None:
+@pytest.mark.parametrize("same_thread", [True, False])
+async def test_slack_update_waits_for_its_original_and_follows_it(slack: FakeSlack, slack_stack: Stack,
+                                                                  same_thread: bool) -> None:
     exc = slack_stack.open_exception()
     original = slack_stack.queue("slack", "U01TOM", "E-0001 breakdown", exception_id=exc, buttons=("ack",))
     later = datetime.now(UTC) + timedelta(hours=1)
     with session_scope(slack_stack.runtime.engine) as session:  # not delivered yet: its platform is slow
         session.execute(update(Notification).where(Notification.id == original).values(next_attempt_at=later))
-    done = slack_stack.queue("slack", "U01TOM", STATUS, exception_id=exc, kind="buttons_update", updates_id=original)
+    # In the original's thread the update queues behind it; in another one it is claimed and must wait.
+    done = slack_stack.queue("slack", "U01TOM", STATUS, exception_id=exc if same_thread else None,
+                             kind="buttons_update", updates_id=original)
     await asyncio.sleep(0.5)
     assert slack.messages == [] and slack.updates == [], "nothing to edit yet, and no new message instead"
-    assert slack_stack.notification(done).status == "pending"
+    waiting = slack_stack.notification(done)
+    assert waiting.status == "pending"
+    if not same_thread:
+        assert waiting.attempts >= 1 and "waiting for the message it updates" in (waiting.error or "")
 
     with session_scope(slack_stack.runtime.engine) as session:
         session.execute(update(Notification).where(Notification.id == original).values(next_attempt_at=datetime.now(UTC)))

@@ -42,12 +42,10 @@ BUTTONS_UPDATE = "buttons_update"  # the kind of an outbox row that edits an ear
 class Original:
     """The earlier message a `buttons_update` row edits, as the outbox found it when it claimed the row."""
 
-    notification_id: int
     status: str  # its outbox status: only a sent one has a platform message to edit
     platform_message_id: str | None
     kind: str
     text: str
-    buttons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
