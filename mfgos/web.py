@@ -215,7 +215,9 @@ def _notification_json(row: Notification, codes: dict[int, str],
     """A notification as the reader sees it now: when a later `buttons_update` replaced its
     buttons (`update`, the newest), its buttons are the update's and `buttons_status` says why."""
     return {
-        "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role, "kind": row.kind,
+        "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role,
+        "role_name": (messages.role_name(row.role, "en") if row.role != "reporter" else "reporter") if row.role else None,
+        "kind": row.kind,
         "channel": row.channel, "text": row.text, "buttons": update.buttons if update else row.buttons,
         "buttons_status": update.text if update else None, "updates_id": row.updates_id,
         "exception": codes.get(row.exception_id) if row.exception_id else None,
@@ -239,7 +241,8 @@ def _notifications_json(session: Session, rows: Sequence[Notification], codes: d
 def _transaction_json(txn: ErpTransaction, codes: dict[int, str]) -> dict[str, Any]:
     return {
         "id": txn.id, "exception": codes.get(txn.exception_id) if txn.exception_id else None,
-        "sequence": txn.sequence, "kind": txn.kind, "fields": txn.fields, "status": erp_status(txn),
+        "sequence": txn.sequence, "kind": txn.kind, "kind_name": messages.kind_name(txn.kind, "en"),
+        "fields": txn.fields, "status": erp_status(txn),
         "reference": txn.reference, "attempts": txn.attempts, "error": txn.error,
         "created_at": iso(txn.created_at), "posted_at": iso(txn.posted_at),
     }
