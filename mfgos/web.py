@@ -182,7 +182,7 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
         ackers = [names.get(pid, pid) for eid, kind, pid in events if eid == exc.id and kind == "acknowledged" and pid]
         mine = [t for t in timers if t.exception_id == exc.id]
         facts[exc.id] = {
-            "age_seconds": int(age), "age": messages.duration(age),
+            "age_seconds": int(age), "age": messages.age(age),
             "acknowledged_by": ackers[0] if ackers else None, "paged": paged,
             "holder": ackers[0] if ackers else ", ".join(paged) or None,
             "escalated": any(eid == exc.id and kind == "escalated" for eid, kind, _ in events),

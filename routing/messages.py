@@ -587,6 +587,14 @@ def duration(seconds: float, language: str = "en") -> str:
         language, f"{hours // 24} d")
 
 
+def age(seconds: float, language: str = "en") -> str:
+    """How long something has been going, coarse as a list shows it: "40 s", "12 min", "3 h", "2 d"."""
+    total = max(0, int(seconds))
+    if total >= 3600:
+        total -= total % 3600  # whole hours (and days)
+    return duration(total, language)
+
+
 # The placeholders that name an id: `render` puts the word in, so no caller can leak the id.
 WORDS_FOR: dict[str, Any] = {
     "role": role_name, "to_role": role_name, "kind": kind_name, "type": type_name, "status": status_name,
