@@ -13,17 +13,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from sqlmodel import Session, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import demo_settings, worker_lifespan
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
+from models import Notification
 from tests.conftest import service_unavailable
 
 REPORT = "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"
@@ -58,7 +61,7 @@ def _chromium() -> tuple[str, str]:
 
 
 @pytest.fixture
-def console_url(tmp_path: Path) -> Iterator[str]:
+def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     settings = demo_settings(Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}"))
     runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
     app = create_app(runtime, lifespan=worker_lifespan(runtime, interval=0.2))
@@ -72,7 +75,7 @@ def console_url(tmp_path: Path) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/", runtime
     server.should_exit = True
     thread.join(timeout=30)
     sock.close()
@@ -107,13 +110,42 @@ def _errors(browser: Any) -> list[str]:
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
 
 
-def test_report_a_breakdown_and_read_its_thread(console_url: str, browser: Any) -> None:
+def _replace_buttons(runtime: Runtime, person: str, kind: str, buttons: list[str], text: str) -> None:
+    """The lifecycle's `buttons_update` row (the contract on Notification.updates_id)."""
+    with Session(runtime.engine) as session:
+        original = session.exec(select(Notification).where(Notification.person_id == person,
+                                                           Notification.kind == kind)).one()
+        session.add(Notification(
+            plant_id=original.plant_id, dedupe_key=f"browser-test:{original.id}", exception_id=original.exception_id,
+            person_id=person, role=original.role, kind="buttons_update", channel=original.channel,
+            address=original.address, language=original.language, text=text, buttons=buttons,
+            created_at=datetime.now(UTC), updates_id=original.id))
+        session.commit()
+
+
+def _texts(browser: Any, css: str) -> list[str]:
+    """The text of every element `css` selects, read at once (the page re-renders as it polls)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", css)
+
+
+def _until_texts(browser: Any, css: str, condition: Any) -> list[str]:
+    return _wait(browser, lambda b: (lambda texts: texts if condition(texts) else None)(_texts(b, css)))
+
+
+def _click(browser: Any, css: str, text: str) -> None:
+    browser.execute_script(
+        "[...document.querySelectorAll(arguments[0])].find((e) => e.textContent === arguments[1]).click()", css, text)
+
+
+def test_report_a_breakdown_and_read_its_thread(console: tuple[str, Runtime], browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
+    console_url, runtime = console
     browser.get(console_url)
     # The page's script ran: the people list is filled from the API.
-    _wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#person option")) > 5)
+    _until_texts(browser, "#person option", lambda names: len(names) > 5)
     response_csp = browser.execute_script(
         "return fetch('/').then(r => r.headers.get('content-security-policy'))")
     assert response_csp == CSP, "the page was not served under the strict policy"
@@ -123,8 +155,8 @@ def test_report_a_breakdown_and_read_its_thread(console_url: str, browser: Any) 
     browser.find_element(By.ID, "send").click()
 
     # The exception appears in the list with its severity, age and who has it.
-    row = _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#exceptions tbody tr[data-code='E-0001']"))[0]
-    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    row = "#exceptions tbody tr[data-code='E-0001']"
+    cells = _until_texts(browser, f"{row} td", bool)
     assert cells[0] == "E-0001" and cells[1] == "open", cells
     assert cells[2] in ("low", "medium", "high", "critical"), cells  # severity in words
     assert cells[3] == "breakdown" and cells[4] == "HOB-01", cells
@@ -132,11 +164,9 @@ def test_report_a_breakdown_and_read_its_thread(console_url: str, browser: Any) 
     assert cells[6].endswith((" s", " min")), cells  # age
 
     # Its thread: the timeline reads as sentences, no ids or key=value.
-    row.click()
-    items = _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#detail .timeline li .sentence"))
-    _wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#detail .timeline li .sentence")) >= 3)
-    sentences = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#detail .timeline li .sentence")]
-    assert items and sentences[0].startswith("Ravi Kumar reported a breakdown on HOB-01 (Liebherr gear hobber 1)")
+    browser.execute_script("document.querySelector(arguments[0]).click()", row)
+    sentences = _until_texts(browser, "#detail .timeline li .sentence", lambda said: len(said) >= 3)
+    assert sentences[0].startswith("Ravi Kumar reported a breakdown on HOB-01 (Liebherr gear hobber 1)")
     # What is at risk depends on the hour (the demo schedule is relative to now), WO-1042 always.
     assert any(s.startswith("Impact: work orders WO-1042") for s in sentences), sentences
     assert "Paged Tom Fischer (maintenance), to acknowledge within 10 min" in sentences
@@ -144,15 +174,17 @@ def test_report_a_breakdown_and_read_its_thread(console_url: str, browser: Any) 
 
     # Tom's alert carries readable buttons; pressing Acknowledge is heard in the thread.
     Select(browser.find_element(By.ID, "person")).select_by_value("tom")
-    button = _wait(browser, lambda b: [x for x in b.find_elements(By.CSS_SELECTOR, "#messages .msg.in .buttons button")
-                                       if x.text == "Acknowledge"])[0]
-    labels = [x.text for x in browser.find_elements(By.CSS_SELECTOR, "#messages .msg.in .buttons button")]
-    assert labels == ["Acknowledge", "Propose fix"], labels
-    button.click()
-    _wait(browser, lambda b: any(e.text == "Tom Fischer acknowledged"
-                                 for e in b.find_elements(By.CSS_SELECTOR, "#detail .timeline li .sentence")))
-    _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#exceptions tbody tr[data-code='E-0001'] td.holder")
-          .text == "Tom Fischer")
+    buttons = "#messages .msg.in .buttons button"
+    assert _until_texts(browser, buttons, bool) == ["Acknowledge", "Propose fix"]
+    _click(browser, buttons, "Acknowledge")
+    _until_texts(browser, "#detail .timeline li .sentence", lambda said: "Tom Fischer acknowledged" in said)
+    _until_texts(browser, f"{row} td.holder", lambda holder: holder == ["Tom Fischer"])
+
+    # The acknowledgement leaves only "Propose fix" on the alert: a later buttons update says so.
+    _replace_buttons(runtime, "tom", "alert", ["propose"], "E-0001 acknowledged by Tom Fischer")
+    assert _until_texts(browser, "#messages .msg.in .buttons-status", bool) == ["E-0001 acknowledged by Tom Fischer"]
+    assert _texts(browser, buttons) == ["Propose fix"]
+    assert len(_texts(browser, "#messages .msg.in")) == 1, "the update is no message of its own"
 
     browser.save_screenshot(str(SCREENSHOT))
     assert _errors(browser) == []

@@ -346,7 +346,13 @@ function renderExceptions(data) {
         e.holder ? (e.acknowledged_by ? e.holder : `paged: ${e.holder}`) : "–"),
       h("td", {class: "age nowrap", title: `opened ${when(e.opened_at)}`}, e.age),
       h("td", {class: "markers"}, markers(e)),
-      h("td", {}, e.work_orders.join(", ") || "–"), h("td", {}, e.customer_orders_at_risk.join(", ") || "–")))); 
+      h("td", {}, idList(e.work_orders)), h("td", {}, idList(e.customer_orders_at_risk)))));
+}
+
+function idList(ids) {
+  // WO-1042 stays on one line in a narrow column; the list wraps between ids.
+  if (!ids.length) return "–";
+  return ids.flatMap((id, i) => [i ? ", " : null, h("span", {class: "nowrap"}, id)]);
 }
 
 function markers(e) {
