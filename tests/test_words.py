@@ -143,8 +143,8 @@ def clock() -> SimulatedClock:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, clock: SimulatedClock) -> Iterator[Runtime]:
-    built = Runtime(Settings(database_url=f"sqlite:///{tmp_path / 'words.db'}", plant_file=DEMO_PLANT, erp="ledger"),
+def runtime(database_url: str, clock: SimulatedClock) -> Iterator[Runtime]:
+    built = Runtime(Settings(database_url=database_url, plant_file=DEMO_PLANT, erp="ledger"),
                     clock=clock, channels={CONSOLE: ConsoleChannel()})
     yield built
     built.engine.dispose()
