@@ -170,8 +170,10 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
         TimelineEvent.kind.in_(("acknowledged", "escalated")),  # type: ignore[attr-defined]
     ).order_by(TimelineEvent.id)).all()
     people = {pid for _, pid in pages} | {pid for _, _, pid in events if pid}
-    names = dict(session.exec(select(Person.id, Person.name).where(Person.id.in_(people))).all()) \
-        if people else {}  # type: ignore[attr-defined]
+    names: dict[str, str] = {}
+    if people:
+        names = dict(session.exec(select(Person.id, Person.name).where(
+            Person.plant_id == rows[0].plant_id, Person.id.in_(people))).all())  # type: ignore[attr-defined]
     facts: dict[int, dict[str, Any]] = {}
     for exc in rows:
         if exc.id is None:
@@ -216,7 +218,7 @@ def _notification_json(row: Notification, codes: dict[int, str],
     buttons (`update`, the newest), its buttons are the update's and `buttons_status` says why."""
     return {
         "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role,
-        "role_name": (messages.role_name(row.role, "en") if row.role != "reporter" else "reporter") if row.role else None,
+        "role_name": messages.role_name(row.role, "en") if row.role else None,
         "kind": row.kind,
         "channel": row.channel, "text": row.text, "buttons": update.buttons if update else row.buttons,
         "buttons_status": update.text if update else None, "updates_id": row.updates_id,

@@ -6,6 +6,7 @@ English rather than failing, so a new template can land before its translations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 LANGUAGES = ("en", "es", "de", "hi")
@@ -596,7 +597,7 @@ def age(seconds: float, language: str = "en") -> str:
 
 
 # The placeholders that name an id: `render` puts the word in, so no caller can leak the id.
-WORDS_FOR: dict[str, Any] = {
+WORDS_FOR: dict[str, Callable[[str, str], str]] = {
     "role": role_name, "to_role": role_name, "kind": kind_name, "type": type_name, "status": status_name,
     "severity": severity_name, "channel": channel_name,
 }
