@@ -84,7 +84,10 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     binary, driver_path = _chromium()
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        service_unavailable("selenium is not installed (pip install -e '.[test]')")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
