@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from routing import messages
+from routing.timeline import Line, sentences
+
 STATUS_STYLE = {"open": "red", "acknowledged": "yellow", "proposed": "cyan", "approved": "blue",
                 "posted": "green", "closed": "dim green", "pending": "yellow", "failed": "red",
                 "rejected": "red", "sent": "green"}
@@ -24,8 +27,10 @@ def _elapsed(elapsed_s: float | None) -> str:
     return f"+{text or '0m'}"
 
 
-def _status(status: str | None) -> Text:
-    return Text(status or "-", style=STATUS_STYLE.get(status or "", ""))
+def _status(status: str | None, words: bool = False) -> Text:
+    """An exception's status as people say it; `words`: an outbox status (pending, posted...) as it is."""
+    label = (messages.words(status) if words else messages.status_name(status, "en")) if status else "-"
+    return Text(label, style=STATUS_STYLE.get(status or "", ""))
 
 
 def _cells(*values: Any) -> list[Text]:
@@ -34,6 +39,8 @@ def _cells(*values: Any) -> list[Text]:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(_value(v) for v in value.values() if v not in (None, "", [], {}))
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
@@ -47,7 +54,7 @@ def _fields(fields: dict[str, Any]) -> str:
     ordered = [k for k in first if fields.get(k) not in (None, "")]
     ordered += [k for k in fields if k not in first and k not in ("description", "reason", "exception")
                 and fields[k] not in (None, "")]
-    return ", ".join(f"{k}={fields[k]}" for k in ordered)
+    return " · ".join(f"{messages.words(k)}: {_value(fields[k])}" for k in ordered)
 
 
 def exceptions_table(result: dict[str, Any]) -> Table:
@@ -55,7 +62,8 @@ def exceptions_table(result: dict[str, Any]) -> Table:
     for name in ("#", "code", "type", "machine", "status", "work orders", "customer orders at risk", "summary"):
         table.add_column(name, overflow="fold")
     for exc in result.get("exceptions", []):
-        table.add_row(*_cells(exc.get("id"), exc.get("code"), exc.get("type"), exc.get("machine"),
+        table.add_row(*_cells(exc.get("id"), exc.get("code"), messages.type_name(str(exc.get("type") or "other"), "en"),
+                              exc.get("machine"),
                               _status(exc.get("status")), _join(exc.get("work_orders")),
                               _join(exc.get("customer_orders_at_risk")), exc.get("summary") or _opened_text(exc)))
     return table
@@ -69,14 +77,17 @@ def _opened_text(exc: dict[str, Any]) -> str:
 
 
 def timeline_table(exc: dict[str, Any]) -> Table:
+    """One sentence per event (the console's, in English); events that say nothing are left out."""
     table = Table(title=f"Timeline of {exc.get('code') or exc.get('id')}", box=box.SIMPLE, title_justify="left")
-    for name in ("at", "event", "person", "text"):
+    for name in ("at", "what happened"):
         table.add_column(name, overflow="fold")
-    for event in exc.get("timeline", []):
-        data = event.get("data") or {}
-        detail = event.get("text") or ", ".join(f"{k}={_value(v)}" for k, v in data.items() if v not in (None, "", [], {}))
-        table.add_row(*_cells(_elapsed(event.get("elapsed_s")), event.get("kind"), event.get("person") or "",
-                              detail))
+    events = exc.get("timeline", [])
+    said = sentences([Line(kind=str(e.get("kind") or ""), person=e.get("person"), text=str(e.get("text") or ""),
+                           data=e.get("data") or {}) for e in events],
+                     "en", machine=exc.get("machine"), where=exc.get("machine") or exc.get("area"))
+    for event, sentence in zip(events, said, strict=True):
+        if sentence:
+            table.add_row(*_cells(_elapsed(event.get("elapsed_s")), sentence))
     return table
 
 
@@ -86,8 +97,10 @@ def notifications_table(result: dict[str, Any]) -> Table:
         table.add_column(name, overflow="fold")
     for note in result.get("notifications", []):
         exception = note.get("exception")
-        table.add_row(*_cells(_elapsed(note.get("elapsed_s")), note.get("to"), note.get("role"),
-                              note.get("channel"), exception, note.get("kind"), note.get("text") or ""))
+        role = note.get("role")
+        table.add_row(*_cells(_elapsed(note.get("elapsed_s")), note.get("to"),
+                              messages.role_name(role, "en") if role else None, note.get("channel"), exception,
+                              messages.words(str(note.get("kind") or "")), note.get("text") or ""))
     return table
 
 
@@ -98,7 +111,8 @@ def erp_table(result: dict[str, Any]) -> Table:
     for txn in result.get("erp_transactions", []):
         exception = txn.get("exception")
         status = txn.get("status")
-        table.add_row(*_cells(exception, txn.get("kind"), _status(status), txn.get("reference") or txn.get("error"),
+        table.add_row(*_cells(exception, messages.kind_name(str(txn.get("kind") or ""), "en"), _status(status, words=True),
+                              txn.get("reference") or txn.get("error"),
                               _fields(txn.get("fields") or {})))
     return table
 

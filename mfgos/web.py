@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from bot.channels.base import OutboundMessage
 from mfgos.runtime import Runtime
 from models import (
+    AckTimer,
     Approval,
     Area,
     ErpTransaction,
@@ -40,8 +41,10 @@ from models import (
     Signal,
     TimelineEvent,
 )
+from routing import messages
 from routing.kpis import compute
 from routing.roster import on_shift, plant_local
+from routing.timeline import Line, sentences
 
 STATIC = Path(__file__).parent / "static"
 CONSOLE = "console"
@@ -116,7 +119,21 @@ def _person_json(person: Person, shifts: dict[str, Shift], local: datetime) -> d
             "on_shift": on_shift(person, shifts, local)}
 
 
-def _exception_json(exc: PlantException, machines: dict[str, Machine]) -> dict[str, Any]:
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def viewer_language(lang: str | None) -> str:
+    """The language the reader sees sentences in: the one asked for if we write it, else English."""
+    return lang if lang in messages.LANGUAGES else "en"
+
+
+def _machine_label(exc: PlantException, machines: dict[str, Machine]) -> str | None:
+    machine = machines.get(exc.machine_id or "")
+    return f"{machine.id} ({machine.name})" if machine else exc.machine_id
+
+
+def _exception_json(exc: PlantException, machines: dict[str, Machine], language: str = "en") -> dict[str, Any]:
     machine = machines.get(exc.machine_id or "")
     return {
         "code": exc.code, "type": exc.type, "status": exc.status, "severity": exc.severity,
@@ -126,22 +143,108 @@ def _exception_json(exc: PlantException, machines: dict[str, Machine]) -> dict[s
         "customer_orders_at_risk": exc.customer_orders_at_risk, "staging_conflict": exc.staging_conflict or None,
         "proposal": exc.proposal or None, "opened_at": iso(exc.opened_at),
         "acknowledged_at": iso(exc.acknowledged_at), "closed_at": iso(exc.closed_at),
+        # The same in words, in the reader's language: the page shows these, never the ids.
+        "type_name": messages.type_name(exc.type, language), "status_name": messages.status_name(exc.status, language),
+        "severity_name": messages.severity_name(exc.severity, language),
+        "approver_role_name": messages.role_name(exc.approver_role, language) if exc.approver_role else None,
     }
 
 
-def _notification_json(row: Notification, codes: dict[int, str]) -> dict[str, Any]:
+def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime) -> dict[int, dict[str, Any]]:
+    """Per exception what the list shows beside it: age, who has it, escalated and overdue.
+
+    Four queries for the whole list (timers, pages, acknowledgements and escalations, names),
+    not four per exception. Who has it: the first person who acknowledged, else everyone paged.
+    Escalated: an escalation fired. Overdue: an acknowledgement timer fired or is past due.
+    """
+    ids = [e.id for e in rows if e.id is not None]
+    if not ids:
+        return {}
+    timers = session.exec(select(AckTimer).where(AckTimer.exception_id.in_(ids))).all()  # type: ignore[attr-defined]
+    pages = session.exec(select(Notification.exception_id, Notification.person_id).where(
+        Notification.exception_id.in_(ids),  # type: ignore[union-attr]
+        Notification.kind.in_(("alert", "escalation")),  # type: ignore[attr-defined]
+    ).order_by(Notification.id)).all()
+    events = session.exec(select(TimelineEvent.exception_id, TimelineEvent.kind, TimelineEvent.person_id).where(
+        TimelineEvent.exception_id.in_(ids),  # type: ignore[attr-defined]
+        TimelineEvent.kind.in_(("acknowledged", "escalated")),  # type: ignore[attr-defined]
+    ).order_by(TimelineEvent.id)).all()
+    people = {pid for _, pid in pages} | {pid for _, _, pid in events if pid}
+    names: dict[str, str] = {}
+    if people:
+        names = dict(session.exec(select(Person.id, Person.name).where(
+            Person.plant_id == rows[0].plant_id, Person.id.in_(people))).all())  # type: ignore[attr-defined]
+    facts: dict[int, dict[str, Any]] = {}
+    for exc in rows:
+        if exc.id is None:
+            continue
+        end = _utc(exc.closed_at) if exc.closed_at else _utc(now)
+        age = max(0.0, (end - _utc(exc.opened_at)).total_seconds())
+        paged = list(dict.fromkeys(names.get(pid, pid) for eid, pid in pages if eid == exc.id))
+        ackers = [names.get(pid, pid) for eid, kind, pid in events if eid == exc.id and kind == "acknowledged" and pid]
+        mine = [t for t in timers if t.exception_id == exc.id]
+        facts[exc.id] = {
+            "age_seconds": int(age), "age": messages.age(age),
+            "acknowledged_by": ackers[0] if ackers else None, "paged": paged,
+            "holder": ackers[0] if ackers else ", ".join(paged) or None,
+            "escalated": any(eid == exc.id and kind == "escalated" for eid, kind, _ in events),
+            "overdue": any(t.status == "fired" or t.status == "pending" and _utc(t.due_at) <= _utc(now)
+                           for t in mine),
+        }
+    return facts
+
+
+def _timeline_json(session: Session, exc: PlantException, events: Sequence[TimelineEvent],
+                   machines: dict[str, Machine], language: str) -> list[dict[str, Any]]:
+    """Each event with its `sentence` in the reader's language (null when it says nothing)."""
+    people = {e.person_id for e in events if e.person_id}
+    for event in events:
+        people.update(p for p in (event.data or {}).get("people") or [] if isinstance(p, str))
+    names = dict(session.exec(select(Person.id, Person.name).where(
+        Person.plant_id == exc.plant_id, Person.id.in_(people))).all()) if people else {}  # type: ignore[attr-defined]
+    where = _machine_label(exc, machines)
+    if where is None and exc.area_id:
+        area = session.get(Area, (exc.plant_id, exc.area_id))
+        where = area.name if area else exc.area_id
+    said = sentences([Line(kind=e.kind, person=e.person_id, text=e.text, data=e.data or {}) for e in events],
+                     language, names=names, machine=_machine_label(exc, machines), where=where)
+    return [{"id": e.id, "at": iso(e.at), "kind": e.kind, "person": e.person_id, "text": e.text, "data": e.data,
+             "sentence": sentence} for e, sentence in zip(events, said, strict=True)]
+
+
+def _notification_json(row: Notification, codes: dict[int, str],
+                       update: Notification | None = None) -> dict[str, Any]:
+    """A notification as the reader sees it now: when a later `buttons_update` replaced its
+    buttons (`update`, the newest), its buttons are the update's and `buttons_status` says why."""
     return {
-        "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role, "kind": row.kind,
-        "channel": row.channel, "text": row.text, "buttons": row.buttons,
+        "id": row.id, "at": iso(row.created_at), "to": row.person_id, "role": row.role,
+        "role_name": messages.role_name(row.role, "en") if row.role else None,
+        "kind": row.kind,
+        "channel": row.channel, "text": row.text, "buttons": update.buttons if update else row.buttons,
+        "buttons_status": update.text if update else None, "updates_id": row.updates_id,
         "exception": codes.get(row.exception_id) if row.exception_id else None,
         "status": row.status, "error": row.error,
     }
 
 
+def _notifications_json(session: Session, rows: Sequence[Notification], codes: dict[int, str]) -> list[dict[str, Any]]:
+    """`_notification_json` of each row with its newest buttons update, found in one query."""
+    ids = [r.id for r in rows if r.id is not None and r.kind != "buttons_update"]
+    newest: dict[int, Notification] = {}
+    if ids:
+        for update in session.exec(select(Notification).where(
+                Notification.kind == "buttons_update", Notification.updates_id.in_(ids),  # type: ignore[union-attr]
+        ).order_by(Notification.id)):
+            if update.updates_id is not None:
+                newest[update.updates_id] = update
+    return [_notification_json(r, codes, newest.get(r.id) if r.id is not None else None) for r in rows]
+
+
 def _transaction_json(txn: ErpTransaction, codes: dict[int, str]) -> dict[str, Any]:
     return {
         "id": txn.id, "exception": codes.get(txn.exception_id) if txn.exception_id else None,
-        "sequence": txn.sequence, "kind": txn.kind, "fields": txn.fields, "status": erp_status(txn),
+        "sequence": txn.sequence, "kind": txn.kind, "kind_name": messages.kind_name(txn.kind, "en"),
+        "fields": txn.fields, "status": erp_status(txn),
         "reference": txn.reference, "attempts": txn.attempts, "error": txn.error,
         "created_at": iso(txn.created_at), "posted_at": iso(txn.posted_at),
     }
@@ -218,7 +321,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             codes = _codes(session, (r.exception_id for r in rows))
             return {"signal_id": signal_id, "duplicate": duplicate,
                     "error": signal.error if signal is not None else None,
-                    "replies": [_notification_json(r, codes) for r in rows]}
+                    "replies": _notifications_json(session, rows, codes)}
 
     # --- page and health -------------------------------------------------------------------
 
@@ -258,7 +361,9 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             }
 
     @app.get("/api/exceptions")
-    def exceptions(status: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    def exceptions(status: Annotated[str | None, Query(max_length=20)] = None,
+                   lang: Annotated[str | None, Query(max_length=5)] = None) -> dict[str, Any]:
+        language = viewer_language(lang)
         with Session(runtime.engine) as session:
             query = select(PlantException).where(PlantException.plant_id == plant_id)
             if status == "open":
@@ -267,10 +372,13 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                 query = query.where(PlantException.status == status)
             rows = session.exec(query.order_by(PlantException.id.desc()).limit(LIST_LIMIT)).all()  # type: ignore[union-attr]
             machines = {m.id: m for m in session.exec(select(Machine).where(Machine.plant_id == plant_id))}
-            return {"exceptions": [_exception_json(e, machines) for e in rows]}
+            facts = _list_facts(session, rows, runtime.clock.now())
+            return {"exceptions": [{**_exception_json(e, machines, language), **facts.get(e.id or 0, {})}
+                                   for e in rows]}
 
     @app.get("/api/exceptions/{code}")
-    def exception_detail(code: str) -> dict[str, Any]:
+    def exception_detail(code: str, lang: Annotated[str | None, Query(max_length=5)] = None) -> dict[str, Any]:
+        language = viewer_language(lang)
         with Session(runtime.engine) as session:
             exc = exception_or_404(session, code)
             machines = {m.id: m for m in session.exec(select(Machine).where(Machine.plant_id == plant_id))}
@@ -284,10 +392,10 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                                      .order_by(Approval.id)).all()
             codes = {exc.id: exc.code} if exc.id is not None else {}
             return {
-                **_exception_json(exc, machines),
-                "timeline": [{"id": t.id, "at": iso(t.at), "kind": t.kind, "person": t.person_id,
-                              "text": t.text, "data": t.data} for t in timeline],
-                "notifications": [_notification_json(n, codes) for n in notes],
+                **_exception_json(exc, machines, language),
+                **_list_facts(session, [exc], runtime.clock.now()).get(exc.id or 0, {}),
+                "timeline": _timeline_json(session, exc, timeline, machines, language),
+                "notifications": _notifications_json(session, notes, codes),
                 "erp_transactions": [_transaction_json(t, codes) for t in txns],
                 "approvals": [{"at": iso(a.at), "person": a.person_id, "decision": a.decision,
                                "accepted": a.accepted, "reason": a.reason} for a in approvals],
@@ -309,7 +417,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             codes = _codes(session, (r.exception_id for r in rows))
             return {
                 "person": person_id,
-                "messages": [_notification_json(r, codes) for r in rows],
+                "messages": _notifications_json(session, rows, codes),
                 "sent": [{"id": s.id, "at": iso(s.received_at), "channel": s.payload.get("channel") or s.source,
                           "text": s.payload.get("text") or "", "action": s.payload.get("action"),
                           "exception": s.payload.get("exception_ref"), "error": s.error} for s in sent],

@@ -6,6 +6,7 @@ English rather than failing, so a new template can land before its translations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 LANGUAGES = ("en", "es", "de", "hi")
@@ -66,10 +67,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hi": "{code}: {name} ka prastav: {summary}. Approve ya reject?",
     },
     "refused": {
-        "en": "Only {role} can approve or reject {code}. Your attempt was recorded.",
-        "es": "Solo {role} puede aprobar o rechazar {code}. Tu intento quedó registrado.",
-        "de": "Nur {role} darf {code} freigeben oder ablehnen. Dein Versuch wurde vermerkt.",
-        "hi": "Sirf {role} {code} ko approve ya reject kar sakte hain. Aapki koshish record ho gayi.",
+        "en": "Only someone with the {role} role can approve or reject {code}. Your attempt was recorded.",
+        "es": "Solo alguien con el rol {role} puede aprobar o rechazar {code}. Tu intento quedó registrado.",
+        "de": "Nur die {role} darf {code} freigeben oder ablehnen. Dein Versuch wurde vermerkt.",
+        "hi": "Sirf {role} role wale {code} ko approve ya reject kar sakte hain. Aapki koshish record ho gayi.",
     },
     "nothing_to_approve": {
         "en": "{code} has no proposed resolution to decide on yet.",
@@ -90,15 +91,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hi": "{code}: {name} ne prastav reject kiya. {reason}",
     },
     "erp_posted": {
-        "en": "{code}: ERP {kind} posted as {reference}.",
-        "es": "{code}: ERP {kind} registrado como {reference}.",
-        "de": "{code}: ERP {kind} gebucht als {reference}.",
-        "hi": "{code}: ERP {kind} post hua, reference {reference}.",
+        "en": "{code}: {kind} posted to the ERP as {reference}.",
+        "es": "{code}: registrado en el ERP ({kind}) con la referencia {reference}.",
+        "de": "{code}: {kind} im ERP gebucht als {reference}.",
+        "hi": "{code}: {kind} ERP mein post hua, reference {reference}.",
     },
     "erp_rejected": {
-        "en": "{code}: the ERP refused {kind}: {reason}. Correct it and retry from the thread or the console.",
-        "es": "{code}: el ERP rechazó {kind}: {reason}. Corrige y reintenta.",
-        "de": "{code}: das ERP hat {kind} abgelehnt: {reason}. Bitte korrigieren und erneut senden.",
+        "en": "{code}: the ERP refused the {kind}: {reason}. Correct it and retry from the thread or the console.",
+        "es": "{code}: el ERP rechazó el envío ({kind}): {reason}. Corrige y reintenta.",
+        "de": "{code}: das ERP hat die Buchung ({kind}) abgelehnt: {reason}. Bitte korrigieren und erneut senden.",
         "hi": "{code}: ERP ne {kind} reject kiya: {reason}. Theek karke dobara bhejein.",
     },
     "erp_auth_failed": {
@@ -114,16 +115,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hi": "{code} band kiya gaya.",
     },
     "escalation": {
-        "en": "{code} not acknowledged by {role} within {ack}; escalated to you. {summary}",
-        "es": "{code} sin confirmar por {role} en {ack}; escalado a ti. {summary}",
-        "de": "{code} nicht von {role} innerhalb {ack} bestätigt; an dich eskaliert. {summary}",
+        "en": "{code} was not acknowledged within {ack} ({role}); escalated to you. {summary}",
+        "es": "{code} sin confirmar en {ack} ({role}); escalado a ti. {summary}",
+        "de": "{code} nicht von der {role} innerhalb {ack} bestätigt; an dich eskaliert. {summary}",
         "hi": "{code} ko {role} ne {ack} mein acknowledge nahi kiya; aapko escalate kiya. {summary}",
     },
     "nobody_on_shift": {
-        "en": "{code}: nobody with role {role} is on shift; escalated to you. {summary}",
-        "es": "{code}: nadie con rol {role} está en turno; escalado a ti. {summary}",
-        "de": "{code}: niemand mit Rolle {role} ist im Dienst; an dich eskaliert. {summary}",
-        "hi": "{code}: {role} role ka koi shift par nahi hai; aapko escalate kiya. {summary}",
+        "en": "{code}: nobody with the {role} role is on shift; escalated to you. {summary}",
+        "es": "{code}: nadie con el rol {role} está en turno; escalado a ti. {summary}",
+        "de": "{code}: niemand aus der {role} ist im Dienst; an dich eskaliert. {summary}",
+        "hi": "{code}: {role} ka koi shift par nahi hai; aapko escalate kiya. {summary}",
     },
     "ask_machine": {
         "en": "Which machine is it?",
@@ -201,9 +202,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hi": "{code}: {names} ko suchit kiya ({role}).",
     },
     "thread_escalated": {
-        "en": "{code}: not acknowledged by {role} in time; escalated to {names} ({to_role}).",
-        "es": "{code}: {role} no confirmó a tiempo; escalado a {names} ({to_role}).",
-        "de": "{code}: von {role} nicht rechtzeitig bestätigt; eskaliert an {names} ({to_role}).",
+        "en": "{code}: not acknowledged in time ({role}); escalated to {names} ({to_role}).",
+        "es": "{code}: sin confirmar a tiempo ({role}); escalado a {names} ({to_role}).",
+        "de": "{code}: von der {role} nicht rechtzeitig bestätigt; eskaliert an {names} ({to_role}).",
         "hi": "{code}: {role} ne samay par acknowledge nahi kiya; {names} ({to_role}) ko escalate kiya.",
     },
     "thread_not_reached": {
@@ -244,9 +245,196 @@ TEMPLATES: dict[str, dict[str, str]] = {
                      "de": "bestätigen bis {due}", "hi": "{due} tak acknowledge"},
     "card_status_line": {"en": "Status: {status}", "es": "Estado: {status}", "de": "Status: {status}",
                          "hi": "Status: {status}"},
+    # --- words and the console (routing/timeline.py, routing/queries.py): the timeline as sentences ---
+    "tl_opened": {
+        "en": "{name} reported {problem} on {where}",
+        "es": "{name} reportó {problem} en {where}",
+        "de": "{name} hat {problem} an {where} gemeldet",
+        "hi": "{name} ne {where} par {problem} report kiya",
+    },
+    "tl_opened_by_signal": {
+        "en": "A machine signal reported {problem} on {where}",
+        "es": "Una señal de máquina reportó {problem} en {where}",
+        "de": "Ein Maschinensignal hat {problem} an {where} gemeldet",
+        "hi": "Machine signal ne {where} par {problem} report kiya",
+    },
+    "tl_reported_again": {
+        "en": "{name} reported it again",
+        "es": "{name} lo reportó de nuevo",
+        "de": "{name} hat es erneut gemeldet",
+        "hi": "{name} ne phir report kiya",
+    },
+    "tl_impact": {"en": "Impact: {parts}", "es": "Impacto: {parts}", "de": "Auswirkung: {parts}",
+                  "hi": "Asar: {parts}"},
+    "tl_impact_work_orders": {"en": "work orders {work_orders}", "es": "órdenes {work_orders}",
+                              "de": "Aufträge {work_orders}", "hi": "work orders {work_orders}"},
+    "tl_impact_customers": {"en": "customer orders {customer_orders} at risk",
+                            "es": "pedidos de cliente {customer_orders} en riesgo",
+                            "de": "Kundenaufträge {customer_orders} gefährdet",
+                            "hi": "customer orders {customer_orders} khatre mein"},
+    "tl_impact_staging": {"en": "{work_order} needs {material} staged", "es": "{work_order} necesita {material}",
+                          "de": "{work_order} braucht {material}", "hi": "{work_order} ko {material} chahiye"},
+    "tl_unrouted": {
+        "en": "No routing rule matches this problem; nobody was paged",
+        "es": "Ninguna regla de aviso aplica a este problema; no se avisó a nadie",
+        "de": "Keine Benachrichtigungsregel passt; niemand wurde benachrichtigt",
+        "hi": "Koi routing rule match nahi hua; kisi ko suchit nahi kiya",
+    },
+    "tl_nobody_available": {
+        "en": "Nobody with the {role} role is on shift",
+        "es": "Nadie con el rol {role} está en turno",
+        "de": "Niemand aus der {role} ist im Dienst",
+        "hi": "{role} ka koi shift par nahi hai",
+    },
+    "tl_routed": {
+        "en": "Paged {names} ({role})",
+        "es": "Avisados {names} ({role})",
+        "de": "{names} benachrichtigt ({role})",
+        "hi": "{names} ({role}) ko suchit kiya",
+    },
+    "tl_routed_ack": {
+        "en": "Paged {names} ({role}), to acknowledge within {ack}",
+        "es": "Avisados {names} ({role}), para confirmar en menos de {ack}",
+        "de": "{names} benachrichtigt ({role}), Bestätigung innerhalb von {ack}",
+        "hi": "{names} ({role}) ko suchit kiya, {ack} ke andar acknowledge karna hai",
+    },
+    "tl_escalated_late": {
+        "en": "Escalated to {names} ({to_role}): not acknowledged within {ack}",
+        "es": "Escalado a {names} ({to_role}): sin confirmar en {ack}",
+        "de": "Eskaliert an {names} ({to_role}): nicht innerhalb von {ack} bestätigt",
+        "hi": "{names} ({to_role}) ko escalate kiya: {ack} mein acknowledge nahi hua",
+    },
+    "tl_escalated_nobody": {
+        "en": "Escalated to {names} ({to_role}): nobody with the {role} role on shift",
+        "es": "Escalado a {names} ({to_role}): nadie con el rol {role} en turno",
+        "de": "Eskaliert an {names} ({to_role}): niemand aus der {role} im Dienst",
+        "hi": "{names} ({to_role}) ko escalate kiya: {role} ka koi shift par nahi",
+    },
+    "tl_escalated_unreached": {
+        "en": "Escalation found nobody with the {to_role} role on shift",
+        "es": "La escalada no encontró a nadie con el rol {to_role} en turno",
+        "de": "Eskalation an die {to_role}: niemand im Dienst",
+        "hi": "{to_role} ko escalate karna tha, par koi shift par nahi",
+    },
+    "tl_ack_overdue": {
+        "en": "Not acknowledged in time ({role})",
+        "es": "Sin confirmar a tiempo ({role})",
+        "de": "Von der {role} nicht rechtzeitig bestätigt",
+        "hi": "{role} ne samay par acknowledge nahi kiya",
+    },
+    "tl_acknowledged": {"en": "{name} acknowledged", "es": "{name} confirmó", "de": "{name} hat bestätigt",
+                        "hi": "{name} ne acknowledge kiya"},
+    "tl_said": {"en": "{sentence} — {text}", "es": "{sentence} — {text}", "de": "{sentence} — {text}",
+                "hi": "{sentence} — {text}"},
+    "tl_comment": {"en": "{name} wrote", "es": "{name} escribió", "de": "{name} schrieb", "hi": "{name} ne likha"},
+    "tl_attachment": {"en": "{name} sent an attachment", "es": "{name} envió un adjunto",
+                      "de": "{name} hat einen Anhang geschickt", "hi": "{name} ne attachment bheja"},
+    "tl_proposed": {"en": "{name} proposed a fix", "es": "{name} propuso una solución",
+                    "de": "{name} hat eine Lösung vorgeschlagen", "hi": "{name} ne fix ka prastav diya"},
+    "tl_refused": {
+        "en": "{name} tried to decide; refused: only someone with the {role} role can approve or reject",
+        "es": "{name} intentó decidir; rechazado: solo alguien con el rol {role} puede aprobar o rechazar",
+        "de": "{name} wollte entscheiden; abgewiesen: nur die {role} darf freigeben oder ablehnen",
+        "hi": "{name} ne decide karna chaha; mana: sirf {role} role wale approve ya reject kar sakte hain",
+    },
+    "tl_decision_ignored": {
+        "en": "{name} tried to decide, but there was no proposal to decide on",
+        "es": "{name} intentó decidir, pero no había ninguna propuesta",
+        "de": "{name} wollte entscheiden, aber es lag kein Vorschlag vor",
+        "hi": "{name} ne decide karna chaha, par koi prastav nahi tha",
+    },
+    "tl_approved": {"en": "{name} approved", "es": "{name} aprobó", "de": "{name} hat freigegeben",
+                    "hi": "{name} ne approve kiya"},
+    "tl_rejected": {"en": "{name} rejected the proposal", "es": "{name} rechazó la propuesta",
+                    "de": "{name} hat den Vorschlag abgelehnt", "hi": "{name} ne prastav reject kiya"},
+    "tl_erp_queued": {"en": "Queued {kind} for the ERP", "es": "En cola para el ERP: {kind}",
+                      "de": "Für das ERP vorgemerkt: {kind}", "hi": "ERP ke liye queue mein: {kind}"},
+    "tl_erp_posted": {"en": "Posted {kind} {reference} to the ERP", "es": "Registrado en el ERP: {kind} {reference}",
+                      "de": "Im ERP gebucht: {kind} {reference}", "hi": "ERP mein post hua: {kind} {reference}"},
+    "tl_erp_rejected": {"en": "The ERP refused the {kind}", "es": "El ERP rechazó el envío ({kind})",
+                        "de": "Das ERP hat die Buchung ({kind}) abgelehnt", "hi": "ERP ne {kind} reject kiya"},
+    "tl_erp_auth_failed": {"en": "The ERP refused the login; posting is paused",
+                           "es": "El ERP rechazó el acceso; el envío está en pausa",
+                           "de": "Das ERP hat die Anmeldung abgelehnt; Buchungen pausiert",
+                           "hi": "ERP login fail; posting ruki hui hai"},
+    "tl_posted": {"en": "Everything is posted to the ERP", "es": "Todo quedó registrado en el ERP",
+                  "de": "Alles ist im ERP gebucht", "hi": "Sab kuch ERP mein post ho gaya"},
+    "tl_closed": {"en": "Closed", "es": "Cerrada", "de": "Geschlossen", "hi": "Band kiya gaya"},
+    "tl_machine_running": {"en": "{machine} runs again", "es": "{machine} funciona de nuevo",
+                           "de": "{machine} läuft wieder", "hi": "{machine} phir chalu hai"},
+    "tl_machine_stopped": {"en": "{machine} stopped", "es": "{machine} se paró", "de": "{machine} steht",
+                           "hi": "{machine} band ho gayi"},
+    "tl_not_reached": {"en": "{name} was not reached on {channel}", "es": "No se pudo avisar a {name} por {channel}",
+                       "de": "{name} über {channel} nicht erreicht", "hi": "{name} tak {channel} par sandesh nahi pahuncha"},
+    "tl_template_sent": {
+        "en": "{name} was reached on {channel} with a pre-approved template message",
+        "es": "Se avisó a {name} por {channel} con una plantilla aprobada",
+        "de": "{name} über {channel} mit einer freigegebenen Vorlage erreicht",
+        "hi": "{name} ko {channel} par approved template se sandesh bheja",
+    },
+    "tl_work_order_status": {
+        "en": "Work order {work_order} is now {status}",
+        "es": "La orden {work_order} ahora está {status}",
+        "de": "Auftrag {work_order} ist jetzt {status}",
+        "hi": "Work order {work_order} ab {status} hai",
+    },
+    "tl_other": {"en": "{name} updated the exception", "es": "{name} actualizó la incidencia",
+                 "de": "{name} hat die Störung aktualisiert", "hi": "{name} ne exception update kiya"},
+    "tl_other_system": {"en": "The exception was updated", "es": "La incidencia se actualizó",
+                        "de": "Die Störung wurde aktualisiert", "hi": "Exception update hua"},
+    "someone": {"en": "someone", "es": "alguien", "de": "jemand", "hi": "koi"},
+    "the_plant": {"en": "the plant", "es": "la planta", "de": "dem Werk", "hi": "plant"},
+    # answers to questions (routing/queries.py)
+    "q_line": {
+        "en": "{code} {type} on {where}, {status} for {age}",
+        "es": "{code} {type} en {where}, {status} desde hace {age}",
+        "de": "{code} {type} an {where}, {status} seit {age}",
+        "hi": "{code} {where} par {type}, {age} se {status}",
+    },
+    "q_line_work_orders": {"en": "work orders {work_orders}", "es": "órdenes {work_orders}",
+                           "de": "Aufträge {work_orders}", "hi": "work orders {work_orders}"},
+    "q_running": {"en": "running", "es": "en marcha", "de": "läuft", "hi": "chalu"},
+    "q_stopped": {"en": "DOWN", "es": "PARADA", "de": "STEHT", "hi": "BAND"},
+    "q_machine": {"en": "{machine}: {state}.", "es": "{machine}: {state}.", "de": "{machine}: {state}.",
+                  "hi": "{machine}: {state}."},
+    "q_unknown_machine": {"en": "I don't know machine {machine}.", "es": "No conozco la máquina {machine}.",
+                          "de": "Maschine {machine} kenne ich nicht.", "hi": "Machine {machine} nahi mili."},
+    "q_work_order": {
+        "en": "{work_order}: {status}, {quantity} × {material} on {machine} (machine {state})",
+        "es": "{work_order}: {status}, {quantity} × {material} en {machine} (máquina {state})",
+        "de": "{work_order}: {status}, {quantity} × {material} an {machine} (Maschine {state})",
+        "hi": "{work_order}: {status}, {quantity} × {material} {machine} par (machine {state})",
+    },
+    "q_work_order_bare": {
+        "en": "{work_order}: {status} on {machine} (machine {state})",
+        "es": "{work_order}: {status} en {machine} (máquina {state})",
+        "de": "{work_order}: {status} an {machine} (Maschine {state})",
+        "hi": "{work_order}: {status} {machine} par (machine {state})",
+    },
+    "q_due": {"en": "due {due}", "es": "vence {due}", "de": "fällig {due}", "hi": "{due} tak"},
+    "q_for_customer": {"en": "for {customer_order}", "es": "para {customer_order}", "de": "für {customer_order}",
+                       "hi": "{customer_order} ke liye"},
+    "q_today": {"en": "today", "es": "hoy", "de": "heute", "hi": "aaj"},
+    "q_this_week": {"en": "this week", "es": "esta semana", "de": "diese Woche", "hi": "is hafte"},
+    "q_this_month": {"en": "this month", "es": "este mes", "de": "diesen Monat", "hi": "is mahine"},
+    "q_kpis": {
+        "en": "KPIs {period}: {opened} exceptions opened, {closed} closed, {open_now} open now. MTTR {mttr}, "
+              "MTTA {mtta}, mean resolution {resolution}, {escalations} escalations, {messages} messages per exception.",
+        "es": "KPIs {period}: {opened} incidencias abiertas, {closed} cerradas, {open_now} abiertas ahora. MTTR {mttr}, "
+              "MTTA {mtta}, resolución media {resolution}, {escalations} escaladas, {messages} mensajes por incidencia.",
+        "de": "KPIs {period}: {opened} Störungen eröffnet, {closed} geschlossen, {open_now} jetzt offen. MTTR {mttr}, "
+              "MTTA {mtta}, mittlere Lösungszeit {resolution}, {escalations} Eskalationen, "
+              "{messages} Nachrichten pro Störung.",
+        "hi": "KPIs {period}: {opened} exceptions khule, {closed} band, {open_now} abhi khule. MTTR {mttr}, "
+              "MTTA {mtta}, ausat samadhan {resolution}, {escalations} escalations, {messages} messages har exception.",
+    },
 }
 
 TYPE_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "breakdown": "breakdown", "quality": "quality", "material": "material", "safety": "safety",
+        "tooling": "tooling", "utility": "utility", "staffing": "staffing", "other": "other",
+    },
     "es": {
         "breakdown": "avería", "quality": "calidad", "material": "material", "safety": "seguridad",
         "tooling": "herramienta", "utility": "servicios", "staffing": "personal", "other": "otro",
@@ -255,15 +443,175 @@ TYPE_NAMES: dict[str, dict[str, str]] = {
         "breakdown": "Ausfall", "quality": "Qualität", "material": "Material", "safety": "Sicherheit",
         "tooling": "Werkzeug", "utility": "Versorgung", "staffing": "Personal", "other": "Sonstiges",
     },
+    "hi": {
+        "breakdown": "breakdown", "quality": "quality", "material": "material", "safety": "safety",
+        "tooling": "tooling", "utility": "utility", "staffing": "staffing", "other": "other",
+    },
+}
+
+# --- words and the console: ids people never see as ids ------------------------------------
+# The words for the plant file's fixed vocabularies (roles, exception types, severities), the
+# ERP transaction kinds, statuses and channels. German role names are departments (all
+# feminine), so a template can say "die {role}" / "der {role}" whatever the role.
+
+ROLE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"operator": "operator", "supervisor": "supervisor", "maintenance": "maintenance",
+           "maintenance_lead": "maintenance lead", "planner": "planner", "materials": "materials",
+           "quality": "quality", "customer_service": "customer service", "manager": "manager"},
+    "es": {"operator": "operador", "supervisor": "supervisor", "maintenance": "mantenimiento",
+           "maintenance_lead": "jefe de mantenimiento", "planner": "planificador", "materials": "materiales",
+           "quality": "calidad", "customer_service": "atención al cliente", "manager": "gerente"},
+    "de": {"operator": "Maschinenbedienung", "supervisor": "Schichtleitung", "maintenance": "Instandhaltung",
+           "maintenance_lead": "Instandhaltungsleitung", "planner": "Planung", "materials": "Materialwirtschaft",
+           "quality": "Qualitätssicherung", "customer_service": "Kundenbetreuung", "manager": "Werksleitung"},
+    "hi": {"operator": "operator", "supervisor": "supervisor", "maintenance": "maintenance",
+           "maintenance_lead": "maintenance lead", "planner": "planner", "materials": "materials",
+           "quality": "quality", "customer_service": "customer service", "manager": "manager"},
+}
+
+KIND_NAMES: dict[str, dict[str, str]] = {
+    "en": {"maintenance_request": "maintenance request", "production_order_status": "work order status change",
+           "production_order_reschedule": "work order reschedule", "stock_status": "stock status change",
+           "nonconformance": "nonconformance report"},
+    "es": {"maintenance_request": "solicitud de mantenimiento", "production_order_status": "cambio de estado de orden",
+           "production_order_reschedule": "reprogramación de orden", "stock_status": "cambio de estado de stock",
+           "nonconformance": "informe de no conformidad"},
+    "de": {"maintenance_request": "Instandhaltungsmeldung", "production_order_status": "Auftragsstatus-Änderung",
+           "production_order_reschedule": "Auftragsumplanung", "stock_status": "Bestandsstatus-Änderung",
+           "nonconformance": "Qualitätsmeldung"},
+    "hi": {"maintenance_request": "maintenance request", "production_order_status": "work order status badlav",
+           "production_order_reschedule": "work order reschedule", "stock_status": "stock status badlav",
+           "nonconformance": "nonconformance report"},
+}
+
+SEVERITY_NAMES: dict[str, dict[str, str]] = {
+    "en": {"low": "low", "medium": "medium", "high": "high", "critical": "critical"},
+    "es": {"low": "baja", "medium": "media", "high": "alta", "critical": "crítica"},
+    "de": {"low": "niedrig", "medium": "mittel", "high": "hoch", "critical": "kritisch"},
+    "hi": {"low": "kam", "medium": "madhyam", "high": "zyada", "critical": "gambhir"},
+}
+
+WORK_ORDER_STATUS_NAMES: dict[str, dict[str, str]] = {
+    "en": {"planned": "planned", "released": "released", "running": "running", "held": "on hold", "done": "done"},
+    "es": {"planned": "planificada", "released": "liberada", "running": "en curso", "held": "retenida",
+           "done": "terminada"},
+    "de": {"planned": "geplant", "released": "freigegeben", "running": "in Arbeit", "held": "angehalten",
+           "done": "fertig"},
+    "hi": {"planned": "planned", "released": "released", "running": "chal raha", "held": "hold par", "done": "poora"},
+}
+
+CHANNEL_NAMES: dict[str, dict[str, str]] = {
+    "en": {"slack": "Slack", "telegram": "Telegram", "whatsapp": "WhatsApp", "console": "the console",
+           "bridge": "the chat bridge"},
+    "es": {"slack": "Slack", "telegram": "Telegram", "whatsapp": "WhatsApp", "console": "la consola",
+           "bridge": "el puente de chat"},
+    "de": {"slack": "Slack", "telegram": "Telegram", "whatsapp": "WhatsApp", "console": "die Konsole",
+           "bridge": "die Chat-Brücke"},
+    "hi": {"slack": "Slack", "telegram": "Telegram", "whatsapp": "WhatsApp", "console": "console",
+           "bridge": "chat bridge"},
+}
+
+# The problem an exception type names, with its article, as the object of "reported ...".
+PROBLEM_NAMES: dict[str, dict[str, str]] = {
+    "en": {"breakdown": "a breakdown", "quality": "a quality problem", "material": "a material problem",
+           "safety": "a safety issue", "tooling": "a tooling problem", "utility": "a utility outage",
+           "staffing": "a staffing gap", "other": "a problem"},
+    "es": {"breakdown": "una avería", "quality": "un problema de calidad", "material": "un problema de material",
+           "safety": "un riesgo de seguridad", "tooling": "un problema de herramienta",
+           "utility": "un fallo de servicios", "staffing": "falta de personal", "other": "un problema"},
+    "de": {"breakdown": "einen Ausfall", "quality": "ein Qualitätsproblem", "material": "ein Materialproblem",
+           "safety": "ein Sicherheitsproblem", "tooling": "ein Werkzeugproblem",
+           "utility": "einen Versorgungsausfall", "staffing": "einen Personalengpass", "other": "ein Problem"},
+    "hi": {"breakdown": "breakdown", "quality": "quality problem", "material": "material problem",
+           "safety": "safety problem", "tooling": "tooling problem", "utility": "utility problem",
+           "staffing": "staffing ki kami", "other": "problem"},
 }
 
 
+def words(identifier: str) -> str:
+    """An id outside the vocabularies above, readable: `line_3_press` -> `line 3 press`."""
+    return identifier.replace("_", " ")
+
+
+def _name(table: dict[str, dict[str, str]], identifier: str, language: str) -> str:
+    found = table.get(language, {}).get(identifier) or table["en"].get(identifier)
+    return found if found is not None else words(identifier)
+
+
 def type_name(exception_type: str, language: str) -> str:
-    return TYPE_NAMES.get(language, {}).get(exception_type, exception_type)
+    return _name(TYPE_NAMES, exception_type, language)
+
+
+def role_name(role: str, language: str) -> str:
+    return _name(ROLE_NAMES, role, language)
+
+
+def kind_name(kind: str, language: str) -> str:
+    """An ERP transaction kind in words: `maintenance_request` -> "maintenance request"."""
+    return _name(KIND_NAMES, kind, language)
+
+
+def severity_name(severity: str, language: str) -> str:
+    return _name(SEVERITY_NAMES, severity, language)
+
+
+def work_order_status_name(status: str, language: str) -> str:
+    return _name(WORK_ORDER_STATUS_NAMES, status, language)
+
+
+def channel_name(channel: str, language: str) -> str:
+    return _name(CHANNEL_NAMES, channel, language)
+
+
+def problem_name(exception_type: str, language: str) -> str:
+    return _name(PROBLEM_NAMES, exception_type, language)
+
+
+def status_name(status: str, language: str) -> str:
+    """An exception's status in words ("posted" -> "posted to ERP"); an outbox status as words."""
+    key = f"status_{status}"
+    return render(key, language) if key in TEMPLATES else words(status)
+
+
+def duration(seconds: float, language: str = "en") -> str:
+    """A span as people say it on the floor: "45 s", "12 min", "3 h", "2 h 30 min", "2 d"."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes = total // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {rest} min" if rest and hours < 10 else f"{hours} h"
+    return {"de": f"{hours // 24} T", "es": f"{hours // 24} d", "hi": f"{hours // 24} din"}.get(
+        language, f"{hours // 24} d")
+
+
+def age(seconds: float, language: str = "en") -> str:
+    """How long something has been going, coarse as a list shows it: "40 s", "12 min", "3 h", "2 d"."""
+    total = max(0, int(seconds))
+    if total >= 3600:
+        total -= total % 3600  # whole hours (and days)
+    return duration(total, language)
+
+
+# The placeholders that name an id: `render` puts the word in, so no caller can leak the id.
+WORDS_FOR: dict[str, Callable[[str, str], str]] = {
+    "role": role_name, "to_role": role_name, "kind": kind_name, "type": type_name, "status": status_name,
+    "severity": severity_name, "channel": channel_name,
+}
 
 
 def render(key: str, language: str, **values: Any) -> str:
-    """The template `key` in `language` (English when missing), filled with `values`."""
+    """The template `key` in `language` (English when missing), filled with `values`.
+
+    Values of the placeholders in `WORDS_FOR` are ids (a role, an ERP kind, a status...) and
+    go in as words; a value already in words passes through unchanged.
+    """
     variants = TEMPLATES[key]
     template = variants.get(language) or variants["en"]
+    for name, to_words in WORDS_FOR.items():
+        if isinstance(values.get(name), str):
+            values[name] = to_words(values[name], language)
     return template.format(**values).strip()

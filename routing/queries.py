@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from models import Area, Machine, Plant, PlantException, WorkOrder
 from nlp.extraction import Extraction
+from routing import messages
 from routing.kpis import compute
 from routing.roster import plant_local
 
@@ -40,8 +41,7 @@ def _h(key: str, lang: str, **values: str) -> str:
 
 
 def _ago(now: datetime, then: datetime) -> str:
-    minutes = int((now - then).total_seconds() // 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+    return messages.duration((now - then).total_seconds())
 
 
 def _open_exceptions(session: Session, plant_id: str) -> list[PlantException]:
@@ -50,21 +50,23 @@ def _open_exceptions(session: Session, plant_id: str) -> list[PlantException]:
     ).order_by(PlantException.id)))
 
 
-def _line(now: datetime, exc: PlantException) -> str:
-    where = exc.machine_id or exc.area_id or "-"
-    wos = f", WOs {', '.join(exc.work_orders)}" if exc.work_orders else ""
-    return f"{exc.code} {exc.type} {where} [{exc.status}] since {_ago(now, exc.opened_at)}{wos}"
+def _line(now: datetime, exc: PlantException, language: str) -> str:
+    line = messages.render("q_line", language, code=exc.code, type=exc.type, status=exc.status,
+                           where=exc.machine_id or exc.area_id or "-", age=_ago(now, exc.opened_at))
+    if exc.work_orders:
+        line += ", " + messages.render("q_line_work_orders", language, work_orders=", ".join(exc.work_orders))
+    return line
 
 
 def answer(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str) -> str:
     """Pick the question from the extraction and the text; fall back to the open-exception list."""
     text = extraction.text
     if _KPI_WORDS.search(text):
-        return kpi_summary(session, plant, now, text)
+        return kpi_summary(session, plant, now, text, language)
     if extraction.work_order:
         return work_order_status(session, plant, now, extraction.work_order, language)
     if extraction.machine:
-        return machine_status(session, plant, now, extraction.machine)
+        return machine_status(session, plant, now, extraction.machine, language)
     if _DOWN_WORDS.search(text) or re.search(r"\b(running|läuft|chalu|funciona)\b", text, re.I):
         return what_is_down(session, plant, now, language, area=_area_named(session, plant, text),
                             exception_type="quality" if re.search(r"quality|qualit|calidad", text, re.I) else None)
@@ -94,7 +96,7 @@ def what_is_down(session: Session, plant: Plant, now: datetime, language: str, a
         lines.append(_h("nothing_down", language))
     if exceptions:
         lines.append(f"{_h('open', language)}:")
-        lines += [f"- {_line(now, e)}" for e in exceptions]
+        lines += [f"- {_line(now, e, language)}" for e in exceptions]
     return "\n".join(lines)
 
 
@@ -103,49 +105,55 @@ def work_order_status(session: Session, plant: Plant, now: datetime, work_order_
     if wo is None:
         return _h("unknown_wo", language, id=work_order_id)
     machine = session.get(Machine, (plant.id, wo.machine_id))
-    state = "running" if machine and machine.running else "DOWN"
-    parts = [f"{wo.id}: {wo.status}, {wo.quantity:g} x {wo.material_id or '-'} on {wo.machine_id} (machine {state})"
-             if wo.quantity is not None else f"{wo.id}: {wo.status} on {wo.machine_id} (machine {state})"]
+    state = messages.render("q_running" if machine and machine.running else "q_stopped", language)
+    status = messages.work_order_status_name(wo.status, language)
+    if wo.quantity is not None:
+        parts = [messages.render("q_work_order", language, work_order=wo.id, status=status, quantity=f"{wo.quantity:g}",
+                                 material=wo.material_id or "-", machine=wo.machine_id, state=state)]
+    else:
+        parts = [messages.render("q_work_order_bare", language, work_order=wo.id, status=status,
+                                 machine=wo.machine_id, state=state)]
     if wo.end:
-        parts.append(f"due {plant_local(plant, wo.end):%a %H:%M}")
+        parts.append(messages.render("q_due", language, due=f"{plant_local(plant, wo.end):%Y-%m-%d %H:%M}"))
     if wo.customer_order_id:
-        parts.append(f"for {wo.customer_order_id}")
+        parts.append(messages.render("q_for_customer", language, customer_order=wo.customer_order_id))
     touching = [e for e in _open_exceptions(session, plant.id) if wo.id in e.work_orders]
     text = ", ".join(parts) + "."
     if touching:
-        text += "\n" + "\n".join(f"- {_line(now, e)}" for e in touching)
+        text += "\n" + "\n".join(f"- {_line(now, e, language)}" for e in touching)
     return text
 
 
-def machine_status(session: Session, plant: Plant, now: datetime, machine_id: str) -> str:
+def machine_status(session: Session, plant: Plant, now: datetime, machine_id: str, language: str = "en") -> str:
     machine = session.get(Machine, (plant.id, machine_id))
     if machine is None:
-        return f"I don't know machine {machine_id}."
+        return messages.render("q_unknown_machine", language, machine=machine_id)
     touching = [e for e in _open_exceptions(session, plant.id) if e.machine_id == machine_id]
-    state = "running" if machine.running else "DOWN"
-    text = f"{machine.id} ({machine.name}): {state}."
+    state = messages.render("q_running" if machine.running else "q_stopped", language)
+    text = messages.render("q_machine", language, machine=f"{machine.id} ({machine.name})", state=state)
     if touching:
-        text += "\n" + "\n".join(f"- {_line(now, e)}" for e in touching)
+        text += "\n" + "\n".join(f"- {_line(now, e, language)}" for e in touching)
     return text
 
 
-def kpi_summary(session: Session, plant: Plant, now: datetime, text: str) -> str:
+def kpi_summary(session: Session, plant: Plant, now: datetime, text: str, language: str = "en") -> str:
     local = plant_local(plant, now)
     if _WEEK.search(text):
         start_local = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-        label = "this week"
+        label = "q_this_week"
     elif _MONTH.search(text):
         start_local = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        label = "this month"
+        label = "q_this_month"
     else:
         start_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        label = "today"
+        label = "q_today"
     k = compute(session, plant.id, start_local, now + timedelta(seconds=1))
 
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:g} min"
 
-    return (f"KPIs {label}: {k.opened} exceptions opened, {k.closed} closed, {k.open_now} open now. "
-            f"MTTR {fmt(k.mttr_minutes)}, MTTA {fmt(k.mtta_minutes)}, "
-            f"mean resolution {fmt(k.mean_resolution_minutes)}, {k.escalations} escalations, "
-            f"{k.messages_per_exception if k.messages_per_exception is not None else '-'} messages per exception.")
+    return messages.render(
+        "q_kpis", language, period=messages.render(label, language), opened=k.opened, closed=k.closed,
+        open_now=k.open_now, mttr=fmt(k.mttr_minutes), mtta=fmt(k.mtta_minutes),
+        resolution=fmt(k.mean_resolution_minutes), escalations=k.escalations,
+        messages="-" if k.messages_per_exception is None else k.messages_per_exception)

@@ -201,7 +201,7 @@ async def test_a_forum_gets_a_topic_per_exception_and_presses_there_are_the_pres
         # Meena (an operator) presses Approve in the group: the press is hers, and she may not decide.
         fake.queue(fake.callback(MEENA, "approve:E-0001", fake.in_chat(GEARS_FORUM)[0]))
         [refusal] = await wait_for(lambda: fake.sent_to(str(MEENA)))
-        assert refusal["text"].startswith("Only supervisor can approve or reject E-0001")
+        assert refusal["text"].startswith("Only someone with the supervisor role can approve or reject E-0001")
         assert stack.exception().status == "proposed"
         assert [(e.kind, e.person_id) for e in stack.timeline() if e.kind == "approval_refused"] == \
             [("approval_refused", "meena")]

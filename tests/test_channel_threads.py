@@ -59,9 +59,9 @@ def test_one_root_then_one_reply_per_shown_event_in_order(engine: Engine) -> Non
     rows = thread(engine)
     assert [(r.kind, r.text) for r in rows] == [
         ("thread_root", "E-0001"),
-        ("thread_reply", "E-0001: Tom Fischer benachrichtigt (maintenance)."),
+        ("thread_reply", "E-0001: Tom Fischer benachrichtigt (Instandhaltung)."),
         ("thread_reply", "E-0001: Tom Fischer hat bestätigt."),
-        ("thread_reply", "E-0001: Sara Khan über telegram nicht erreicht."),
+        ("thread_reply", "E-0001: Sara Khan über Telegram nicht erreicht."),
         ("thread_reply", "E-0001 geschlossen."),
     ]
     assert {(r.channel, r.person_id, r.status, r.language) for r in rows} == \

@@ -118,7 +118,7 @@ async def test_whatsapp_report_slack_thread_telegram_approval_and_spanish_confir
         fakes.telegram.queue(update)
 
     # 6. The ledger posts; Carlos hears approval and the ERP reference in Spanish; the card is edited.
-    await wait_for(lambda: any(t.startswith("E-0001: ERP maintenance_request registrado como") for t in spanish(fakes)))
+    await wait_for(lambda: any(t.startswith("E-0001: registrado en el ERP (solicitud de mantenimiento) con la referencia MR-") for t in spanish(fakes)))
     assert "E-0001 aprobado por Sara Khan." in spanish(fakes)
     assert stack.exception().status == "closed", "the fix said the machine runs again"
     await wait_for(lambda: "E-0001 cerrado." in spanish(fakes))

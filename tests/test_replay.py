@@ -215,7 +215,7 @@ def test_spanish_report_asked_back_in_spanish_through_to_the_ledger() -> None:
     assert exc["opened_at"] == "2026-11-25T09:01:00+05:30"
     assert set(alerts_at(result, 60)) == {"tom", "deepa", "john"}
     [to_carlos] = [n for n in result["notifications"] if n["to"] == "carlos" and n["kind"] == "erp_reference"]
-    assert "registrado como MR-" in to_carlos["text"], "the operator hears back in Spanish"
+    assert "con la referencia MR-" in to_carlos["text"], "the operator hears back in Spanish"
     [tom_alert] = [n for n in result["notifications"] if n["to"] == "tom" and n["kind"] == "alert"]
     assert tom_alert["text"].startswith("E-0001 Ausfall"), "tom reads German"
     assert [t["kind"] for t in result["erp_transactions"]] == ["maintenance_request"]

@@ -81,7 +81,7 @@ def test_replay_without_json_prints_readable_tables(tmp_path: Path) -> None:
         return found[0]
 
     row("E-0001", "breakdown", "HOB-01", "closed", "WO-1042")  # exceptions
-    row("+51m", "approval_refused", "meena")  # the timeline
+    row("+51m", "meena tried to decide; refused: only someone with the supervisor role")  # the timeline
     row("+0m", "tom", "maintenance", "slack", "alert")  # notifications: elapsed, to, role, channel
-    row("maintenance_request", "posted", "MR-000001", "machine=HOB-01")  # the ERP
+    row("maintenance request", "posted", "MR-000001", "machine: HOB-01")  # the ERP
     assert "1 exception(s)" in lines[-1] and "1 posted" in lines[-1]

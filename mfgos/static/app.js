@@ -91,8 +91,8 @@ function minutes(value) {
   return value === null || value === undefined ? "–" : `${value} min`;
 }
 
-function badge(status) {
-  return h("span", {class: `badge st-${status}`}, status);
+function badge(status, label) {
+  return h("span", {class: `badge st-${status}`}, label || words(status));
 }
 
 function codeTag(code) {
@@ -115,17 +115,40 @@ function words(name) {
   return String(name || "").replaceAll("_", " ");  // "maintenance request" can wrap in a narrow column
 }
 
+// What a button does, as it reads on the button (the same titles the chat platforms show).
+const BUTTON_LABELS = {ack: "Acknowledge", propose: "Propose fix", approve: "Approve", reject: "Reject"};
+const NOTE_KINDS = {
+  alert: "alert", escalation: "escalation", approval_request: "approval request", erp_reference: "ERP reference",
+  erp_rejected: "ERP refused", erp_auth_failed: "ERP login refused", buttons_update: "buttons changed",
+  refusal: "refused", opened: "opened", joined: "joined", reply: "reply", question: "question",
+  thread_root: "thread", thread_reply: "thread reply", not_registered: "not registered",
+};
+
+function buttonLabel(action) {
+  return BUTTON_LABELS[action] || words(action);
+}
+
+function noteKind(kind) {
+  return NOTE_KINDS[kind] || words(kind);
+}
+
 function isEmpty(value) {
   if (value === null || value === undefined || value === "") return true;
   if (Array.isArray(value)) return value.length === 0;
   return typeof value === "object" && Object.keys(value).length === 0;
 }
 
+function fieldText(value) {
+  if (Array.isArray(value)) return value.map(fieldText).join(", ");
+  if (typeof value === "object") return Object.values(value).filter((v) => !isEmpty(v)).map(fieldText).join(" ");
+  return String(value);
+}
+
 function fieldsText(fields, skip = ["description", "reason"]) {
   return Object.entries(fields || {})
     .filter(([key, value]) => !isEmpty(value) && !skip.includes(key))
-    .map(([key, value]) => `${key}=${typeof value === "object" && !Array.isArray(value) ? JSON.stringify(value) : value}`)
-    .join(", ");
+    .map(([key, value]) => `${words(key)}: ${fieldText(value)}`)
+    .join(" · ");
 }
 
 // --- plant, people, machines -------------------------------------------------------------
@@ -180,7 +203,7 @@ function renderThreadOptions() {
   if (!changed("threads", open.map((e) => [e.code, e.status, e.machine]))) return;
   const select = document.getElementById("thread");
   const options = [h("option", {value: ""}, "none — a new message")];
-  for (const e of open) options.push(h("option", {value: e.code}, `${e.code} · ${e.type} · ${e.machine || e.area || "-"} · ${e.status}`));
+  for (const e of open) options.push(h("option", {value: e.code}, `${e.code} · ${e.type_name} · ${e.machine || e.area || "-"} · ${e.status_name}`));
   if (state.thread && !open.some((e) => e.code === state.thread)) options.push(h("option", {value: state.thread}, state.thread));
   select.replaceChildren(...options);
   select.value = state.thread;
@@ -194,7 +217,7 @@ function setThread(code) {
 
 function messageItem(item) {
   if (item.dir === "out") {
-    const text = item.action ? `▶ ${item.action}${item.text ? `: ${item.text}` : ""}` : item.text;
+    const text = item.action ? `▶ ${buttonLabel(item.action)}${item.text ? `: ${item.text}` : ""}` : item.text;
     return h("div", {class: `msg out${item.action ? " action" : ""}`},
       h("div", {class: "meta"}, "you", h("span", {class: `tag ch-${item.channel}`}, item.channel),
         item.exception ? codeTag(item.exception) : null, when(item.at)),
@@ -207,27 +230,39 @@ function messageItem(item) {
       type: "button", class: `${button}${state.pressed.has(key) ? " pressed" : ""}`,
       disabled: state.pressed.has(key) || !item.exception,
       onclick: (event) => press(item, button, event.target),
-    }, button);
+    }, buttonLabel(button));
   });
   return h("div", {class: "msg in", "data-id": item.id},
     h("div", {class: "meta"}, "bot", h("span", {class: `tag ch-${item.channel}`, title: "channel"}, item.channel),
-      item.exception ? codeTag(item.exception) : null, h("span", {class: "tag"}, item.kind), when(item.at),
+      item.exception ? codeTag(item.exception) : null, h("span", {class: "tag"}, noteKind(item.kind)), when(item.at),
       item.status === "failed" ? h("span", {class: "badge st-failed", title: item.error || ""}, "not delivered") : null),
     h("div", {class: "body"}, item.text),
-    buttons.length ? h("div", {class: "buttons"}, buttons) : null);
+    buttons.length ? h("div", {class: "buttons"}, buttons) : null,
+    item.buttons_status ? h("div", {class: "buttons-status"}, item.buttons_status) : null);
 }
 
 function addMessages(data) {
   const fresh = [];
+  let updated = false;
   for (const m of data.messages) {
     state.after = Math.max(state.after, m.id);
+    if (m.kind === "buttons_update") {
+      // It edits an earlier message's buttons (as Slack and Telegram edit theirs): no bubble of its own.
+      const original = state.items.find((item) => item.dir === "in" && item.id === m.updates_id);
+      if (original) {
+        original.buttons = m.buttons;
+        original.buttons_status = m.text;
+        updated = true;
+      }
+      continue;
+    }
     fresh.push({dir: "in", ...m});
   }
   for (const s of data.sent) {
     state.afterSent = Math.max(state.afterSent, s.id);
     fresh.push({dir: "out", ...s});
   }
-  if (!fresh.length) return;
+  if (!fresh.length && !updated) return;
   const box = document.getElementById("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   state.items.push(...fresh);
@@ -287,7 +322,7 @@ async function press(item, button, element, repeatable = false) {
     if (button === "propose") document.getElementById("text").value = "";
   } catch (error) {
     element.disabled = false;
-    document.getElementById("send-error").textContent = `${button} failed: ${error.message}`;
+    document.getElementById("send-error").textContent = `${buttonLabel(button)} failed: ${error.message}`;
   }
   poll();
 }
@@ -302,11 +337,29 @@ function renderExceptions(data) {
   if (!changed("exceptions", [rows, state.selected])) return;
   document.getElementById("no-exceptions").hidden = rows.length > 0;
   document.querySelector("#exceptions tbody").replaceChildren(...rows.map((e) =>
-    h("tr", {class: e.code === state.selected ? "selected" : null, onclick: () => selectException(e.code, false)},
-      h("td", {}, h("strong", {}, e.code)), h("td", {}, badge(e.status)), h("td", {}, e.type),
-      h("td", {title: e.machine_name || ""}, e.machine || e.area || "–"),
-      h("td", {}, e.work_orders.join(", ") || "–"), h("td", {}, e.customer_orders_at_risk.join(", ") || "–"),
-      h("td", {}, when(e.opened_at)))));
+    h("tr", {class: e.code === state.selected ? "selected" : null, "data-code": e.code,
+      onclick: () => selectException(e.code, false)},
+      h("td", {class: "nowrap"}, h("strong", {}, e.code)), h("td", {}, badge(e.status, e.status_name)),
+      h("td", {}, h("span", {class: `sev sev-${e.severity}`, title: "severity"}, e.severity_name)),
+      h("td", {}, e.type_name), h("td", {title: e.machine_name || ""}, e.machine || e.area || "–"),
+      h("td", {class: "holder", title: e.acknowledged_by ? "acknowledged" : "paged, nobody acknowledged yet"},
+        e.holder ? (e.acknowledged_by ? e.holder : `paged: ${e.holder}`) : "–"),
+      h("td", {class: "age nowrap", title: `opened ${when(e.opened_at)}`}, e.age),
+      h("td", {class: "markers"}, markers(e)),
+      h("td", {}, idList(e.work_orders)), h("td", {}, idList(e.customer_orders_at_risk)))));
+}
+
+function idList(ids) {
+  // WO-1042 stays on one line in a narrow column; the list wraps between ids.
+  if (!ids.length) return "–";
+  return ids.flatMap((id, i) => [i ? ", " : null, h("span", {class: "nowrap"}, id)]);
+}
+
+function markers(e) {
+  return [
+    e.escalated ? h("span", {class: "marker escalated", title: "an escalation was sent"}, "escalated") : null,
+    e.overdue ? h("span", {class: "marker overdue", title: "not acknowledged in time"}, "overdue") : null,
+  ];
 }
 
 function selectException(code, asThread) {
@@ -320,33 +373,34 @@ function selectException(code, asThread) {
 function renderDetail(d) {
   if (!changed("detail", [d, state.person])) return;
   const facts = [
-    ["Summary", d.summary], ["Severity", d.severity], ["Reporter", personName(d.reporter)],
+    ["Summary", d.summary], ["Severity", d.severity_name], ["Reporter", personName(d.reporter)],
+    ["Age", d.age], ["Who has it", d.holder ? (d.acknowledged_by ? d.holder : `paged: ${d.holder}`) : "–"],
     ["Machine", d.machine ? `${d.machine}${d.machine_name ? ` (${d.machine_name})` : ""}` : "–"],
     ["Work orders", d.work_orders.join(", ") || "–"],
     ["Customer orders at risk", d.customer_orders_at_risk.join(", ") || "–"],
     ["Staging conflict", d.staging_conflict ? fieldsText(d.staging_conflict) : "–"],
-    ["Approver role", d.approver_role],
+    ["Approver role", d.approver_role_name],
     ["Proposal", d.proposal ? `${personName(d.proposal.by)}: ${d.proposal.text || ""}` : "–"],
   ];
-  const timeline = d.timeline.map((t) => {
-    const data = fieldsText(t.data, []);
-    return h("li", {}, h("span", {class: "when"}, when(t.at)), h("span", {class: `kind k-${t.kind}`}, words(t.kind)),
-      h("span", {}, t.person ? h("strong", {}, `${personName(t.person)} `) : null, t.text || "",
-        data ? h("div", {class: "data"}, data) : null));
-  });
+  // One sentence per event, written by the server in the reader's language; events that say
+  // nothing (an impact analysis that found nothing) have none and get no row.
+  const timeline = d.timeline.filter((t) => t.sentence).map((t) =>
+    h("li", {class: `k-${t.kind}`}, h("span", {class: "when"}, when(t.at)), h("span", {class: "sentence"}, t.sentence)));
   const notes = d.notifications.map((n) => h("tr", {},
-    h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role || "–"),
-    h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, n.kind), h("td", {}, badge(n.status))));
+    h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role_name || "–"),
+    h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, noteKind(n.kind)),
+    h("td", {}, badge(n.status))));
   const txns = d.erp_transactions.map((t) => h("tr", {},
-    h("td", {}, words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
+    h("td", {}, t.kind_name || words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
   document.getElementById("detail").replaceChildren(...[
-    h("h2", {}, d.code, badge(d.status), h("span", {class: "muted"}, `${d.type} on ${d.machine || d.area || "–"}`),
+    h("h2", {}, d.code, badge(d.status, d.status_name), h("span", {class: "muted"}, `${d.type_name} on ${d.machine || d.area || "–"}`),
+      markers(d),
       h("button", {type: "button", class: "tag code", onclick: () => setThread(d.code)}, "write in this thread")),
     d.status === "closed" ? null : h("div", {class: "actions"}, `As ${personName(state.person)}:`,
       ["ack", "propose", "approve", "reject"].map((action) => h("button", {
         type: "button", class: action,
         onclick: (event) => press({id: `detail-${d.code}`, exception: d.code}, action, event.target, true),
-      }, action))),
+      }, buttonLabel(action)))),
     h("dl", {class: "facts"}, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v || "–")])),
     h("h3", {}, "Timeline"), h("ul", {class: "timeline"}, timeline),
     h("h3", {}, "Notifications"),
@@ -366,7 +420,7 @@ function renderErp(data) {
   document.getElementById("no-txns").hidden = data.transactions.length > 0;
   document.querySelector("#erp-txns tbody").replaceChildren(...data.transactions.map((t) =>
     h("tr", {title: fieldsText(t.fields)}, h("td", {}, t.id), h("td", {}, t.exception ? codeTag(t.exception) : "–"),
-      h("td", {}, words(t.kind)), h("td", {}, badge(t.status)),
+      h("td", {}, t.kind_name || words(t.kind)), h("td", {}, badge(t.status)),
       h("td", {class: t.reference ? "nowrap" : null}, t.reference ? h("strong", {}, t.reference) : (t.error || "–")))));
   document.getElementById("no-docs").hidden = data.ledger_documents.length > 0;
   document.querySelector("#ledger tbody").replaceChildren(...data.ledger_documents.map((d) =>

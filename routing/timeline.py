@@ -1,0 +1,213 @@
+"""An exception's timeline as sentences people read: "Tom Fischer acknowledged — on my way".
+
+The lifecycle writes timeline events as a kind plus data (ids, seconds, lists) so that code can
+read them back; the console and the replay tables show them as one sentence each, in the
+reader's language, built here from the kind and the data. An event whose sentence would say
+nothing (an impact analysis that found nothing) has none; a kind this module does not know gets
+a generic sentence, never its raw data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing import messages
+
+
+@dataclass(frozen=True)
+class Line:
+    """What a sentence is made of: a timeline row, from the store or from the replay JSON."""
+
+    kind: str
+    person: str | None = None  # a person id
+    text: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Story:
+    """What earlier events said that a later one needs: how long a role had to acknowledge,
+    and which roles had nobody on shift (the reason an escalation gives)."""
+
+    language: str
+    names: Mapping[str, str]
+    machine: str
+    where: str
+    ack_within: dict[str, int] = field(default_factory=dict)
+    nobody: set[str] = field(default_factory=set)
+
+    def name(self, person_id: str | None) -> str:
+        if not person_id:
+            return messages.render("someone", self.language)
+        return self.names.get(person_id) or messages.words(person_id)
+
+    def people(self, ids: Sequence[str] | None) -> str:
+        return ", ".join(self.name(p) for p in ids or [])
+
+    def say(self, key: str, **values: Any) -> str:
+        return messages.render(key, self.language, **values)
+
+    def said(self, sentence: str, text: str) -> str:
+        """A sentence followed by what the person wrote, when they wrote something."""
+        text = " ".join((text or "").split())
+        return self.say("tl_said", sentence=sentence, text=text) if text else sentence
+
+
+def _opened(story: _Story, line: Line) -> str:
+    problem = messages.problem_name(str(line.data.get("type") or "other"), story.language)
+    if line.person:
+        return story.said(story.say("tl_opened", name=story.name(line.person), problem=problem, where=story.where),
+                          line.text)
+    return story.said(story.say("tl_opened_by_signal", problem=problem, where=story.where), line.text)
+
+
+def _impact(story: _Story, line: Line) -> str | None:
+    parts = []
+    if line.data.get("work_orders"):
+        parts.append(story.say("tl_impact_work_orders", work_orders=", ".join(map(str, line.data["work_orders"]))))
+    if line.data.get("customer_orders_at_risk"):
+        parts.append(story.say("tl_impact_customers",
+                               customer_orders=", ".join(map(str, line.data["customer_orders_at_risk"]))))
+    staging = line.data.get("staging_conflict") or {}
+    if isinstance(staging, Mapping) and staging.get("material"):
+        work_order = staging.get("work_order") or ", ".join(map(str, staging.get("work_orders") or []))
+        parts.append(story.say("tl_impact_staging", work_order=work_order or "-", material=staging["material"]))
+    return story.say("tl_impact", parts="; ".join(parts)) if parts else None
+
+
+def _routed(story: _Story, line: Line) -> str:
+    role = str(line.data.get("role") or "")
+    seconds = line.data.get("ack_within")
+    names = story.people(line.data.get("people"))
+    if isinstance(seconds, int | float) and seconds > 0:
+        story.ack_within[role] = int(seconds)
+        return story.say("tl_routed_ack", names=names, role=role, ack=messages.duration(seconds, story.language))
+    return story.say("tl_routed", names=names, role=role)
+
+
+def _nobody(story: _Story, line: Line) -> str:
+    role = str(line.data.get("role") or "")
+    story.nobody.add(role)
+    return story.say("tl_nobody_available", role=role)
+
+
+def _escalated(story: _Story, line: Line) -> str:
+    role, to_role = str(line.data.get("role") or ""), str(line.data.get("to_role") or "")
+    names = story.people(line.data.get("people"))
+    if not names:
+        return story.say("tl_escalated_unreached", to_role=to_role)
+    if role in story.nobody:
+        return story.say("tl_escalated_nobody", names=names, role=role, to_role=to_role)
+    seconds = story.ack_within.get(role)
+    ack = messages.duration(seconds, story.language) if seconds else "-"
+    return story.say("tl_escalated_late", names=names, to_role=to_role, ack=ack)
+
+
+def _machine_state(story: _Story, line: Line) -> str:
+    key = "tl_machine_running" if line.data.get("running") else "tl_machine_stopped"
+    return story.say(key, machine=story.machine)
+
+
+def _erp(key: str) -> Callable[[_Story, Line], str]:
+    def sentence(story: _Story, line: Line) -> str:
+        return story.say(key, kind=str(line.data.get("kind") or ""), reference=line.data.get("reference") or "")
+    return sentence
+
+
+def _by_person(key: str, with_text: bool = True) -> Callable[[_Story, Line], str]:
+    def sentence(story: _Story, line: Line) -> str:
+        said = story.say(key, name=story.name(line.person))
+        return story.said(said, line.text) if with_text else said
+    return sentence
+
+
+def _refused(story: _Story, line: Line) -> str:
+    return story.say("tl_refused", name=story.name(line.person), role=str(line.data.get("required_role") or ""))
+
+
+def _erp_rejected(story: _Story, line: Line) -> str:
+    return story.said(story.say("tl_erp_rejected", kind=str(line.data.get("kind") or "")), line.text)
+
+
+def _channel_event(key: str) -> Callable[[_Story, Line], str]:
+    def sentence(story: _Story, line: Line) -> str:
+        return story.say(key, name=story.name(line.person), channel=str(line.data.get("channel") or ""))
+    return sentence
+
+
+def _work_order_status(story: _Story, line: Line) -> str:
+    return story.say("tl_work_order_status", work_order=line.data.get("work_order") or "-",
+                     status=messages.work_order_status_name(str(line.data.get("status") or ""), story.language))
+
+
+def _ack_overdue(story: _Story, line: Line) -> str:
+    return story.say("tl_ack_overdue", role=str(line.data.get("role") or ""))
+
+
+def _fixed(key: str) -> Callable[[_Story, Line], str]:
+    def sentence(story: _Story, _line: Line) -> str:
+        return story.say(key)
+    return sentence
+
+
+# Every kind the code writes (routing/workflow.py `log`, bot/ and signals/): kind -> sentence.
+SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
+    "opened": _opened,
+    "reported_again": _by_person("tl_reported_again"),
+    "impact": _impact,
+    "unrouted": _fixed("tl_unrouted"),
+    "nobody_available": _nobody,
+    "routed": _routed,
+    "escalated": _escalated,
+    "ack_overdue": _ack_overdue,
+    "acknowledged": _by_person("tl_acknowledged"),
+    "comment": _by_person("tl_comment"),
+    "attachment": _by_person("tl_attachment", with_text=False),
+    "proposed": _by_person("tl_proposed"),
+    "approval_refused": _refused,
+    "decision_ignored": _by_person("tl_decision_ignored", with_text=False),
+    "rejected": _by_person("tl_rejected"),
+    "approved": _by_person("tl_approved"),
+    "erp_queued": _erp("tl_erp_queued"),
+    "erp_posted": _erp("tl_erp_posted"),
+    "erp_rejected": _erp_rejected,
+    "erp_auth_failed": _fixed("tl_erp_auth_failed"),
+    "posted": _fixed("tl_posted"),
+    "closed": _fixed("tl_closed"),
+    "machine_state": _machine_state,
+    "not_reached": _channel_event("tl_not_reached"),
+    "whatsapp_template": _channel_event("tl_template_sent"),
+    "work_order_status": _work_order_status,
+}
+
+
+def _other(story: _Story, line: Line) -> str:
+    """A kind written by code this module does not know yet: who did something, and their words."""
+    said = story.say("tl_other", name=story.name(line.person)) if line.person else story.say("tl_other_system")
+    return story.said(said, line.text) if line.person else said
+
+
+def sentences(lines: Sequence[Line], language: str, *, names: Mapping[str, str] | None = None,
+              machine: str | None = None, where: str | None = None) -> list[str | None]:
+    """One sentence per line, in order (None where there is nothing to say).
+
+    `names` maps person ids to names; `machine` is the exception's machine as people know it
+    ("HOB-01 (Liebherr gear hobber 1)"); `where` the place the problem is on (the machine, else
+    the area), "the plant" when neither is known.
+    """
+    language = language if language in messages.LANGUAGES else "en"
+    story = _Story(language=language, names=names or {},
+                   machine=machine or where or messages.render("the_plant", language),
+                   where=where or machine or messages.render("the_plant", language))
+    result: list[str | None] = []
+    for line in lines:
+        data = line.data if isinstance(line.data, Mapping) else {}
+        line = Line(kind=line.kind, person=line.person, text=line.text or "", data=data)
+        try:
+            result.append(SENTENCES.get(line.kind, _other)(story, line))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            # Data of an unexpected shape (an older row, another writer): say what is safe to say.
+            result.append(_other(story, line))
+    return result
