@@ -20,6 +20,7 @@ DOWN_STATES = {"DOWN", "STOPPED", "FAULT", "ALARM", "ERROR", "BREAKDOWN", "ABORT
 NEUTRAL_STATES = {"IDLE", "STANDBY", "READY", "SETUP", "UNDEFINED", "CLEARING", "STARTING", "SUSPENDED",
                   "STOPPING", "ABORTING", "HOLDING", "UNHOLDING", "SUSPENDING", "UNSUSPENDING", "RESETTING",
                   "COMPLETING", "COMPLETE"}
+MAX_STATE = 200  # characters of a state name kept; longer text is not a state
 # PackML StateCurrent (ISA-TR88.00.02): PLCs publish the number, not the name.
 PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: "IDLE", 5: "SUSPENDED",
                  6: "EXECUTE", 7: "STOPPING", 8: "ABORTING", 9: "ABORTED", 10: "HOLDING", 11: "HELD",
@@ -29,15 +30,18 @@ PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: 
 
 def state_name(value: object) -> str:
     """A state as sources send it -> its upper-case name: `"fault "` -> FAULT, PackML `6` -> EXECUTE,
-    a boolean "running" flag -> RUNNING / STOPPED."""
+    a boolean "running" flag -> RUNNING / STOPPED. Total: any value gives a name (an unknown one
+    is stored with an error), so no state a machine sends can stop a source."""
     if isinstance(value, bool):
         return "RUNNING" if value else "STOPPED"
     if isinstance(value, int):
-        return PACKML_STATES.get(value, str(value))
+        return PACKML_STATES.get(value) or (str(value) if abs(value) < 10**18 else "a very large number")
     if isinstance(value, float) and value.is_integer():
         return PACKML_STATES.get(int(value), str(value))
-    text = str(value or "").strip().upper()
-    return PACKML_STATES.get(int(text), text) if text.isdigit() else text
+    text = (value if isinstance(value, str) else str(value or ""))[:MAX_STATE].strip().upper()
+    if text.isascii() and text.isdigit() and len(text) < 3:  # "6": a PackML number sent as text
+        return PACKML_STATES.get(int(text), text)
+    return text
 
 
 def machine_of(ctx: Context, payload: dict[str, Any]) -> str | None:
