@@ -96,7 +96,7 @@ def test_webhook_router_needs_its_secret() -> None:
 
 
 def test_signal_kinds_have_handlers() -> None:
-    assert set(SIGNAL_HANDLERS) == {"machine", "work_order"}
+    assert set(SIGNAL_HANDLERS) == {"machine", "work_order", "unreadable"}
 
 
 def test_running_sources_start_and_stop() -> None:
@@ -156,7 +156,7 @@ def test_signals_section_keeps_the_plant_file_valid(tmp_path: Path) -> None:
     ("x-signals:\n  topics: {\"plants/#/x\": HOB-01}\n", "'#' must be a whole last level"),
     ("x-signals:\n  topics: {\"plants/a+/x\": HOB-01}\n", "'+' must be a whole level"),
     ("x-signals:\n  opcua: {LATHE-3: \"ns=2;i=5\"}\n", "x-signals.opcua['LATHE-3']: unknown machine 'LATHE-3'"),
-    ("x-signals:\n  topic: {}\n", "unknown key(s) 'topic' (known: topics, opcua)"),
+    ("x-signals:\n  topic: {}\n", "unknown key(s) 'topic' (known: topics, opcua, plant_aliases, sparkplug_groups)"),
     ("x-signals:\n  opcua: [HOB-01]\n", "x-signals.opcua: expected a mapping of text to text"),
     ("x-signals: [1]\n", "expected a mapping with 'topics' and/or 'opcua'"),
 ])
