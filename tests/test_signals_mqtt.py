@@ -89,8 +89,8 @@ def make_source(url: str, unique: str, *, client: str = "a", **kw: Any) -> MqttS
     kw.setdefault("backoff", Backoff(0.1, 0.5))
     kw.setdefault("session_expiry", 120)  # the shared broker forgets test sessions soon
     kw.setdefault("signal_map", SignalMap(plant_aliases=frozenset({unique})))  # plants/<unique>/... is ours
-    return MqttSource(url, client_id=f"mfgos-test-{unique}-{client}", state_filter=f"plants/{unique}/+/state",
-                      sparkplug_groups=(unique,), **kw)
+    kw.setdefault("state_filter", f"plants/{unique}/+/state")
+    return MqttSource(url, client_id=f"mfgos-test-{unique}-{client}", sparkplug_groups=(unique,), **kw)
 
 
 async def publish(topic: str, payload: bytes | str | dict[str, Any], *, qos: int = 1, url_port: int = PORT) -> None:
