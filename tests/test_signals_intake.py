@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import getpass
+import json
 import logging
 import random
-from collections.abc import Callable
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import aiomqtt
 import pytest
 from asyncua import ua
 from sqlmodel import Session
@@ -26,6 +35,7 @@ from signals.mapping import SignalMap
 from signals.mqtt import MqttSource
 from signals.opcua import OpcUaSource
 from tests import test_signals_mqtt as mqtt_tests
+from tests.conftest import service_unavailable
 from tests.test_signals_mqtt import BOTH, WAIT, exceptions, make_source, publish, signals, until
 from tests.test_signals_opcua import NODES, free_port, plant_server
 
@@ -229,3 +239,116 @@ def test_opcua_values_of_unexpected_types_are_kept_and_the_next_one_flows(runtim
     assert latest["TST-01"].kind == "unreadable" and "no value (null)" in (latest["TST-01"].error or "")
     assert [e.machine_id for e in exceptions(runtime)] == ["GRD-02"]
     assert machine_running(runtime, "HOB-01") and machine_running(runtime, "CNC-11")
+
+
+# --- credentials and TLS, against a Mosquitto of our own that wants a password ----------------
+
+USER, PASSWORD = "mfgos", "s3cret pass:@/word"  # characters a URL must escape
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if Path(p).exists()), None)
+    if found is None:
+        service_unavailable(f"{name} is not installed")
+    return found
+
+
+def _certificates(directory: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl); returns the CA file."""
+    openssl = _tool("openssl")
+    run = functools.partial(subprocess.run, check=True, capture_output=True, cwd=directory)
+    run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mfgos test CA",
+         "-keyout", "ca.key", "-out", "ca.crt"])
+    run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+         "-out", "server.csr"])
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run([openssl, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", "2", "-extfile", "san.cnf", "-out", "server.crt"])
+    return directory / "ca.crt"
+
+
+@pytest.fixture
+def locked_broker(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+    """Mosquitto with `allow_anonymous false` and a password file, on a plain and a TLS port.
+
+    Yields (plain port, TLS port, CA file); the process is ended by its pid afterwards.
+    """
+    binary, passwd = _tool("mosquitto"), _tool("mosquitto_passwd")
+    password_file = tmp_path / "passwd"
+    subprocess.run([passwd, "-c", "-b", str(password_file), USER, PASSWORD], check=True, capture_output=True)
+    ca_file = _certificates(tmp_path)
+    plain, tls = free_port(), free_port()
+    config = tmp_path / "mosquitto.conf"
+    # `user`: as root, Mosquitto would switch to the `mosquitto` user, who cannot read our temporary files
+    config.write_text(f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\n"
+                      f"password_file {password_file}\n"
+                      f"persistence false\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n"
+                      f"cafile {ca_file}\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not all(mqtt_tests._reachable("127.0.0.1", port) for port in (plain, tls)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"our mosquitto did not start: {process.stderr.read() if process.stderr else ''}")
+            time.sleep(0.05)
+        yield plain, tls, ca_file
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+async def _connects(source: MqttSource, sink: Runtime, seconds: float) -> bool:
+    """Whether `source` subscribes within `seconds` (it keeps retrying until then)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(sink, stop))
+    try:
+        await asyncio.wait_for(source.connected.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WAIT)
+
+
+def test_the_broker_refuses_a_wrong_password_and_takes_the_right_one(
+        locked_broker: tuple[int, int, Path], runtime: Runtime, unique: str, caplog: pytest.LogCaptureFixture) -> None:
+    plain, _, _ = locked_broker
+    secret = quote(PASSWORD, safe="")
+
+    async def scenario() -> None:
+        for url in (f"mqtt://127.0.0.1:{plain}", f"mqtt://{USER}:wrong@127.0.0.1:{plain}"):
+            assert not await _connects(make_source(url, unique, client="refused"), runtime, 1.5), url
+        good = make_source(f"mqtt://{USER}:{secret}@127.0.0.1:{plain}", unique)
+
+        async def body() -> None:
+            async with aiomqtt.Client("127.0.0.1", plain, username=USER, password=PASSWORD,
+                                      protocol=aiomqtt.ProtocolVersion.V5) as client:
+                await client.publish(f"plants/{unique}/GRD-02/state", json.dumps({"state": "FAULT"}), qos=1)
+            await until(lambda: len(exceptions(runtime)) == 1, "the message through the locked broker")
+
+        await run_for(good, runtime, body)
+
+    with caplog.at_level(logging.ERROR, logger="signals.mqtt"):
+        asyncio.run(scenario())
+    assert "refused the user name and password in MFGOS_MQTT_URL" in caplog.text
+    assert PASSWORD not in caplog.text and secret not in caplog.text
+    assert [e.machine_id for e in exceptions(runtime)] == ["GRD-02"]
+
+
+def test_mqtts_checks_the_broker_against_the_configured_ca(
+        locked_broker: tuple[int, int, Path], runtime: Runtime, unique: str) -> None:
+    _, tls, ca_file = locked_broker
+    url = f"mqtts://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{tls}"
+
+    async def scenario() -> None:
+        # The system's CAs do not know the plant's CA: no connection, so no credentials sent in the clear.
+        assert not await _connects(make_source(url, unique, client="system-ca"), runtime, 1.5)
+        assert await _connects(make_source(url, unique, client="plant-ca", ca_file=ca_file), runtime, WAIT)
+
+    asyncio.run(scenario())
+    with pytest.raises(ValueError, match="only used with TLS"):
+        make_source(f"mqtt://127.0.0.1:{tls}", unique, ca_file=ca_file)
+    with pytest.raises(ValueError, match="not a readable file"):
+        make_source(url, unique, ca_file=ca_file.parent / "missing.crt")
+
