@@ -162,7 +162,18 @@ def test_serve_stores_the_valid_message_behind_poison_and_acks_the_poison(
         assert compressor is not None and compressor.running
 
     # Restarted with the same client id: the poison was acknowledged, so the broker has nothing to hand back.
-    start_serve(variables)
-    until(lambda: has_marker("second"), "the second marker", subscribed("second"))
-    assert len([s for s in rows() if s.kind == "unreadable"]) == 3
-    engine.dispose()
+    second = start_serve(variables)
+    try:
+        until(lambda: has_marker("second"), "the second marker", subscribed("second"))
+        second.stop()
+        assert len([s for s in rows() if s.kind == "unreadable"]) == 3
+    finally:
+        end_session(variables["MFGOS_MQTT_CLIENT_ID"])
+        engine.dispose()
+
+
+def end_session(client_id: str) -> None:
+    """Drop the persistent session `serve` left on the shared broker (it would queue messages for days)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.connect(HOST, PORT, clean_start=True)
+    client.disconnect()
