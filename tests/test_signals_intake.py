@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -241,9 +242,10 @@ def test_opcua_values_of_unexpected_types_are_kept_and_the_next_one_flows(runtim
     assert machine_running(runtime, "HOB-01") and machine_running(runtime, "CNC-11")
 
 
-# --- credentials and TLS, against a Mosquitto of our own that wants a password ----------------
+# --- credentials and TLS, against a Mosquitto of our own running deploy's configuration --------
 
 USER, PASSWORD = "mfgos", "s3cret pass:@/word"  # characters a URL must escape
+DEPLOY_CONFIG = Path(__file__).parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 def _tool(name: str) -> str:
@@ -268,30 +270,32 @@ def _certificates(directory: Path) -> Path:
 
 
 @pytest.fixture
-def locked_broker(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
-    """Mosquitto with `allow_anonymous false` and a password file, on a plain and a TLS port.
+def locked_broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """Mosquitto running deploy/mosquitto/mosquitto.conf, moved into `tmp_path` and onto a free port.
 
-    Yields (plain port, TLS port, CA file); the process is ended by its pid afterwards.
+    Yields (TLS port, CA file); the process is ended by its pid afterwards.
     """
     binary, passwd = _tool("mosquitto"), _tool("mosquitto_passwd")
-    password_file = tmp_path / "passwd"
-    subprocess.run([passwd, "-c", "-b", str(password_file), USER, PASSWORD], check=True, capture_output=True)
-    ca_file = _certificates(tmp_path)
-    plain, tls = free_port(), free_port()
+    for directory in ("passwd", "certs", "data"):
+        (tmp_path / directory).mkdir()
+    subprocess.run([passwd, "-c", "-b", str(tmp_path / "passwd" / "passwd"), USER, PASSWORD], check=True,
+                   capture_output=True)
+    ca_file = _certificates(tmp_path / "certs")
+    port = free_port()
+    deployed = DEPLOY_CONFIG.read_text(encoding="utf-8")
+    assert "allow_anonymous false" in deployed and "listener 8883\n" in deployed
     config = tmp_path / "mosquitto.conf"
     # `user`: as root, Mosquitto would switch to the `mosquitto` user, who cannot read our temporary files
-    config.write_text(f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\n"
-                      f"password_file {password_file}\n"
-                      f"persistence false\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n"
-                      f"cafile {ca_file}\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n")
+    config.write_text(f"user {getpass.getuser()}\n" + deployed.replace("/mosquitto/", f"{tmp_path}/")
+                      .replace("listener 8883\n", f"listener {port} 127.0.0.1\n"))
     process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + WAIT
-        while not all(mqtt_tests._reachable("127.0.0.1", port) for port in (plain, tls)):
+        while not mqtt_tests._reachable("127.0.0.1", port):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"our mosquitto did not start: {process.stderr.read() if process.stderr else ''}")
             time.sleep(0.05)
-        yield plain, tls, ca_file
+        yield port, ca_file
     finally:
         process.terminate()
         process.wait(5)
@@ -311,18 +315,19 @@ async def _connects(source: MqttSource, sink: Runtime, seconds: float) -> bool:
         await asyncio.wait_for(task, WAIT)
 
 
-def test_the_broker_refuses_a_wrong_password_and_takes_the_right_one(
-        locked_broker: tuple[int, int, Path], runtime: Runtime, unique: str, caplog: pytest.LogCaptureFixture) -> None:
-    plain, _, _ = locked_broker
+def test_the_deployed_broker_refuses_a_wrong_password_and_takes_the_right_one(
+        locked_broker: tuple[int, Path], runtime: Runtime, unique: str, caplog: pytest.LogCaptureFixture) -> None:
+    port, ca_file = locked_broker
     secret = quote(PASSWORD, safe="")
 
     async def scenario() -> None:
-        for url in (f"mqtt://127.0.0.1:{plain}", f"mqtt://{USER}:wrong@127.0.0.1:{plain}"):
-            assert not await _connects(make_source(url, unique, client="refused"), runtime, 1.5), url
-        good = make_source(f"mqtt://{USER}:{secret}@127.0.0.1:{plain}", unique)
+        for url in (f"mqtts://127.0.0.1:{port}", f"mqtts://{USER}:wrong@127.0.0.1:{port}"):
+            assert not await _connects(make_source(url, unique, client="refused", ca_file=ca_file), runtime, 1.5), url
+        good = make_source(f"mqtts://{USER}:{secret}@127.0.0.1:{port}", unique, ca_file=ca_file)
 
         async def body() -> None:
-            async with aiomqtt.Client("127.0.0.1", plain, username=USER, password=PASSWORD,
+            async with aiomqtt.Client("127.0.0.1", port, username=USER, password=PASSWORD,
+                                      tls_context=ssl.create_default_context(cafile=str(ca_file)),
                                       protocol=aiomqtt.ProtocolVersion.V5) as client:
                 await client.publish(f"plants/{unique}/GRD-02/state", json.dumps({"state": "FAULT"}), qos=1)
             await until(lambda: len(exceptions(runtime)) == 1, "the message through the locked broker")
@@ -337,8 +342,8 @@ def test_the_broker_refuses_a_wrong_password_and_takes_the_right_one(
 
 
 def test_mqtts_checks_the_broker_against_the_configured_ca(
-        locked_broker: tuple[int, int, Path], runtime: Runtime, unique: str) -> None:
-    _, tls, ca_file = locked_broker
+        locked_broker: tuple[int, Path], runtime: Runtime, unique: str) -> None:
+    tls, ca_file = locked_broker
     url = f"mqtts://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{tls}"
 
     async def scenario() -> None:
