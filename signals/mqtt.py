@@ -2,8 +2,11 @@
 
 Topics
 - `plants/<plant>/<machine>/state` with a JSON object `{"state": ..., "reason"?: ..., "ts"?: ...}`.
+  `<plant>` must be this plant's id or one of the plant file's `plant_aliases` (unless a
+  `topics` entry maps the topic): one broker often serves several plants, and another plant's
+  message is acknowledged, dropped and counted, never applied here.
   With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
-  replicas split the messages between them (DESIGN.md section 8).
+  replicas split the messages between them (docs/signals.md, several replicas).
 - `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
   aliases in its data messages, so each replica reads all of it and the source key lets
   exactly one of them store each message.
@@ -14,6 +17,11 @@ a lost connection before that makes the broker redeliver it; the source key make
 redelivery a no-op. Keys: `mqtt:<topic>@<stamp>#<digest of topic and payload>`, where the
 stamp is the message's own timestamp (JSON `ts`, Sparkplug `timestamp` and `seq`) and,
 without one, the second it was received.
+
+Nothing a message holds can stop the reader: decoding is total (`signals.decoding`), what
+cannot be read is stored as an `unreadable` signal with the reason and acknowledged, and a
+bug in reading one message is caught, kept the same way and logged. Only a failed store
+leaves a message unacknowledged (the broker delivers it again).
 """
 
 from __future__ import annotations
