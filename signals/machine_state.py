@@ -60,8 +60,11 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
         return
     body = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
     state = state_name(body.get("state") if body.get("state") is not None else body.get("status"))
-    machine_id = machine_of(ctx, {**body, "machine": body.get("machine") or payload.get("machine"),
-                                  "topic": payload.get("topic")})
+    named = body.get("machine") or payload.get("machine")
+    if named is not None and not isinstance(named, str):
+        signal.error = f"'machine' must be a machine id (text), got {type(named).__name__}"
+        return
+    machine_id = machine_of(ctx, {**body, "machine": named, "topic": payload.get("topic")})
     if not machine_id:
         signal.error = f"no machine of plant {ctx.plant.id} in {payload.get('topic') or body}"
         return

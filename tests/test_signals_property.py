@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import math
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +23,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from sqlmodel import Session
 
 from bot.channels.base import CaptureChannel
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
+from models import Signal
 from routing.clock import SimulatedClock
 from signals import sparkplug
 from signals.decoding import MAX_DEPTH, RAW_KEPT, Unreadable, json_object, storable_problem
@@ -259,3 +262,35 @@ def test_mes_bodies_are_answered_never_a_500(mes: TestClient, body: bytes) -> No
     assert reply["stored"] is True and isinstance(reply["signal_id"], int)
     assert answer.status_code == 200 or reply["detail"]
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in reply.values())
+
+
+# --- through the runtime ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pune(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    database = tmp_path_factory.mktemp("pune") / "pune.db"
+    runtime = Runtime(Settings(_env_file=None, database_url=f"sqlite:///{database}", plant_file=PLANT),
+                      clock=SimulatedClock(datetime.fromisoformat("2026-11-25T09:00:00+05:30")),
+                      channels={"console": CaptureChannel("console")})
+    yield runtime
+    asyncio.run(runtime.aclose())
+
+
+@given(data=json_payloads)
+@example(data=b'{"machine": {"a": 1}, "state": "FAULT"}')
+@example(data=b'{"machine": [1], "state": "FAULT"}')
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_a_state_message_holds_processing_says_what_it_did(
+        pune: Runtime, data: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """Decoded or not, each message is processed by its handler without an exception escaping it."""
+    reader = MqttSource("mqtt://127.0.0.1", client_id="property", signal_map=SignalMap(plant_id="pune-1"))
+    (item,), _ = reader.read("plants/pune-1/HOB-01/state", data, 1.0)
+    caplog.clear()
+    received = pune.receive(source="mqtt", source_key=f"{item.key}:{uuid.uuid4().hex}", kind=item.kind,
+                            payload=item.payload)
+    assert "processing signal" not in caplog.text  # the runtime's net for handlers that raise
+    with Session(pune.engine) as session:
+        signal = session.get(Signal, received.signal_id)
+        assert signal is not None and signal.processed_at is not None
+        assert (signal.error is not None) >= (item.kind == "unreadable")
