@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 UNREADABLE = "unreadable"  # the signal kind
 MAX_DEPTH = 32  # nesting of a machine message; a state message has 1 or 2 levels
+STORED_DEPTH = MAX_DEPTH + 4  # a stored payload wraps the message in a few levels of its own
 RAW_KEPT = 64 * 1024  # bytes of an unreadable payload kept with its signal
 MAX_TEXT = 2000  # characters of a topic or reason kept in an unreadable signal
 MAX_INTEGER = 2**64  # Sparkplug's widest integer; anything bigger is not a machine value
@@ -97,8 +98,8 @@ def storable_problem(value: Any) -> str | None:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
+        if depth > STORED_DEPTH:
+            return f"nested deeper than {STORED_DEPTH} levels"
         if isinstance(item, str):
             if problem := _text_problem(item):
                 return problem
@@ -146,6 +147,11 @@ def unreadable_payload(reason: str, data: bytes, **context: str | None) -> dict[
     return {"reason": clean_text(reason), **{k: clean_text(v) if v is not None else None for k, v in context.items()},
             "raw_base64": base64.b64encode(data[:RAW_KEPT]).decode("ascii"), "raw_bytes": len(data),
             "raw_truncated": len(data) > RAW_KEPT}
+
+
+def worth_logging(count: int) -> bool:
+    """Log the 1st, 2nd, 4th, 8th, ... occurrence: a flood of bad messages cannot fill the log."""
+    return count > 0 and count & (count - 1) == 0
 
 
 def handle_unreadable_signal(ctx: Context, signal: Signal) -> None:

@@ -278,7 +278,7 @@ class MqttSource:
         """Count (and now and then log) a message meant for someone else; it is acknowledged and dropped."""
         self.counts[what] += 1
         count = self.counts[what]
-        if count & (count - 1) == 0:  # the 1st, 2nd, 4th, 8th, ... so a flood cannot fill the log
+        if decoding.worth_logging(count):
             log.warning("MQTT: ignored %d message(s) for %s (last: %r on %s); this plant answers to %s",
                         count, what.replace("_", " "), decoding.clean_text(name, 100), decoding.clean_text(topic, 300),
                         ", ".join(sorted(self.plant_names)) or "no plant id")
@@ -286,6 +286,9 @@ class MqttSource:
     def _unreadable(self, topic: str, data: bytes, received_at: float | None, reason: str,
                     machine: str | None = None) -> Incoming:
         self.counts["unreadable"] += 1
+        if decoding.worth_logging(self.counts["unreadable"]):
+            log.warning("MQTT: %d unreadable message(s) kept as signals of kind unreadable so far (last: %s)",
+                        self.counts["unreadable"], decoding.clean_text(reason, 300))
         return Incoming(_key(topic, None, data, received_at),
                         decoding.unreadable_payload(reason, data, topic=topic, machine=machine), decoding.UNREADABLE)
 

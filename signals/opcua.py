@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,14 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeNotif
 
 from signals.base import Backoff, SignalSettings, SignalSink, digest, process, store
-from signals.decoding import RAW_KEPT, UNREADABLE, Unreadable, storable_problem, unreadable_payload
+from signals.decoding import (
+    RAW_KEPT,
+    UNREADABLE,
+    Unreadable,
+    storable_problem,
+    unreadable_payload,
+    worth_logging,
+)
 from signals.machine_state import MAX_STATE, state_name
 from signals.mapping import SignalMap
 
@@ -81,6 +89,7 @@ class OpcUaSource:
         self.backoff = backoff or Backoff()
         self.publishing_interval_ms = publishing_interval_ms
         self.connected = asyncio.Event()  # set while subscribed
+        self.counts: Counter[str] = Counter()  # `unreadable` values kept since start
 
     @classmethod
     def from_settings(cls, settings: SignalSettings, signal_map: SignalMap) -> OpcUaSource:
@@ -152,6 +161,10 @@ class OpcUaSource:
         machine = self.machines.get(change.node)
         value = state_value(change.value)
         if isinstance(value, Unreadable):
+            self.counts["unreadable"] += 1
+            if worth_logging(self.counts["unreadable"]):
+                log.warning("OPC UA %s: %d unreadable value(s) kept so far (last: %s on %s)", self.url,
+                            self.counts["unreadable"], value.reason, change.node)
             return UNREADABLE, unreadable_payload(
                 f"OPC UA value of {change.node}: {value.reason}", repr(change.value)[:RAW_KEPT].encode(),
                 node=change.node, machine=machine)
