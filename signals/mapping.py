@@ -13,9 +13,11 @@ x-signals:
 
 Without a `topics` entry a topic names its machine by id (`plants/<plant>/<machine>/state`,
 the Sparkplug device or edge-node id). A `plants/<plant>/...` topic whose plant is neither
-the plant id nor one of `plant_aliases` (and that no `topics` entry maps) is another plant's. The section is read under `signals` too, the name
-proposed for the plant-file contract; until the plant-file checker knows that key, `x-`
-keeps the file valid (extension keys are ignored by the checker).
+the plant id nor one of `plant_aliases` (and that no `topics` entry maps) is another
+plant's, and so is a Sparkplug group outside `sparkplug_groups` when that list is given.
+The section is read under `signals` too, the name proposed for the plant-file contract;
+until the plant-file checker knows that key, `x-` keeps the file valid (extension keys are
+ignored by the checker).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ ALLOWED_FIELDS = {**{t: _INTEGERS for t in (1, 2, 3, 4, 5, 6, 7, 8, 13)}, 9: fro
                   10: frozenset({13}), 11: _INTEGERS | {14}, 12: frozenset({15}), 14: frozenset({15}),
                   15: frozenset({15}), 16: frozenset({17}), 17: frozenset({16}), 18: frozenset({16}),
                   19: frozenset({18})}
+WIRE_NAMES = {0: "a varint", 1: "8 bytes", 2: "length-delimited bytes", 5: "4 bytes"}
 MAX_PAYLOAD = 1024 * 1024  # a birth with a few hundred metrics is tens of KiB
 # Metric names (last path level, letters and digits only, lower case) that carry a machine state
 # or the reason for a stop. `PackML/Status/StateCurrent` -> statecurrent.
@@ -172,9 +173,6 @@ def _metric(data: bytes) -> Metric:
         if not metric.is_null:
             metric.value = _metric_value(*raw, metric.datatype)
     return metric
-
-
-WIRE_NAMES = {0: "a varint", 1: "8 bytes", 2: "length-delimited bytes", 5: "4 bytes"}
 
 
 def _label(metric: Metric) -> str:
