@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     mqtt_url: str | None = None
     mqtt_client_id: str | None = None  # fixed per replica (persistent session); default mfgos-<plant>-<host>
     mqtt_shared_group: str | None = None  # replicas split plants/+/+/state as $share/<group>/...
+    mqtt_ca_file: Path | None = None  # CA certificates for mqtts:// (PEM); default: the system's
     opcua_url: str | None = None
     signals_webhook_secret: SecretStr | None = None  # POST /signals/mes is off until this is set
 

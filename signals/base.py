@@ -54,6 +54,7 @@ class SignalSettings(Protocol):
     mqtt_url: str | None
     mqtt_client_id: str | None
     mqtt_shared_group: str | None
+    mqtt_ca_file: Path | None
     opcua_url: str | None
     signals_webhook_secret: SecretStr | None
 

@@ -20,6 +20,7 @@ DOWN_STATES = {"DOWN", "STOPPED", "FAULT", "ALARM", "ERROR", "BREAKDOWN", "ABORT
 NEUTRAL_STATES = {"IDLE", "STANDBY", "READY", "SETUP", "UNDEFINED", "CLEARING", "STARTING", "SUSPENDED",
                   "STOPPING", "ABORTING", "HOLDING", "UNHOLDING", "SUSPENDING", "UNSUSPENDING", "RESETTING",
                   "COMPLETING", "COMPLETE"}
+MAX_STATE = 200  # characters of a state name kept; longer text is not a state
 # PackML StateCurrent (ISA-TR88.00.02): PLCs publish the number, not the name.
 PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: "IDLE", 5: "SUSPENDED",
                  6: "EXECUTE", 7: "STOPPING", 8: "ABORTING", 9: "ABORTED", 10: "HOLDING", 11: "HELD",
@@ -29,15 +30,18 @@ PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: 
 
 def state_name(value: object) -> str:
     """A state as sources send it -> its upper-case name: `"fault "` -> FAULT, PackML `6` -> EXECUTE,
-    a boolean "running" flag -> RUNNING / STOPPED."""
+    a boolean "running" flag -> RUNNING / STOPPED. Total: any value gives a name (an unknown one
+    is stored with an error), so no state a machine sends can stop a source."""
     if isinstance(value, bool):
         return "RUNNING" if value else "STOPPED"
     if isinstance(value, int):
-        return PACKML_STATES.get(value, str(value))
+        return PACKML_STATES.get(value) or (str(value) if abs(value) < 10**18 else "a very large number")
     if isinstance(value, float) and value.is_integer():
         return PACKML_STATES.get(int(value), str(value))
-    text = str(value or "").strip().upper()
-    return PACKML_STATES.get(int(text), text) if text.isdigit() else text
+    text = (value if isinstance(value, str) else str(value or ""))[:MAX_STATE].strip().upper()
+    if text.isascii() and text.isdigit() and len(text) < 3:  # "6": a PackML number sent as text
+        return PACKML_STATES.get(int(text), text)
+    return text
 
 
 def machine_of(ctx: Context, payload: dict[str, Any]) -> str | None:
@@ -56,8 +60,11 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
         return
     body = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
     state = state_name(body.get("state") if body.get("state") is not None else body.get("status"))
-    machine_id = machine_of(ctx, {**body, "machine": body.get("machine") or payload.get("machine"),
-                                  "topic": payload.get("topic")})
+    named = body.get("machine") or payload.get("machine")
+    if named is not None and not isinstance(named, str):
+        signal.error = f"'machine' must be a machine id (text), got {type(named).__name__}"
+        return
+    machine_id = machine_of(ctx, {**body, "machine": named, "topic": payload.get("topic")})
     if not machine_id:
         signal.error = f"no machine of plant {ctx.plant.id} in {payload.get('topic') or body}"
         return

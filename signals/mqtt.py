@@ -2,8 +2,11 @@
 
 Topics
 - `plants/<plant>/<machine>/state` with a JSON object `{"state": ..., "reason"?: ..., "ts"?: ...}`.
+  `<plant>` must be this plant's id or one of the plant file's `plant_aliases` (unless a
+  `topics` entry maps the topic): one broker often serves several plants, and another plant's
+  message is acknowledged, dropped and counted, never applied here.
   With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
-  replicas split the messages between them (DESIGN.md section 8).
+  replicas split the messages between them (docs/signals.md, several replicas).
 - `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
   aliases in its data messages, so each replica reads all of it and the source key lets
   exactly one of them store each message.
@@ -14,6 +17,11 @@ a lost connection before that makes the broker redeliver it; the source key make
 redelivery a no-op. Keys: `mqtt:<topic>@<stamp>#<digest of topic and payload>`, where the
 stamp is the message's own timestamp (JSON `ts`, Sparkplug `timestamp` and `seq`) and,
 without one, the second it was received.
+
+Nothing a message holds can stop the reader: decoding is total (`signals.decoding`), what
+cannot be read is stored as an `unreadable` signal with the reason and acknowledged, and a
+bug in reading one message is caught, kept the same way and logged. Only a failed store
+leaves a message unacknowledged (the broker delivers it again).
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import math
 import socket
 import ssl
 import time
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +45,7 @@ from paho.mqtt.properties import Properties
 from sqlmodel import Session, select
 
 from models import Machine
-from signals import sparkplug
+from signals import decoding, sparkplug
 from signals.base import Backoff, SignalSettings, SignalSink, Stored, digest, process, store
 from signals.mapping import SignalMap
 
@@ -45,7 +55,6 @@ STATE_FILTER = "plants/+/+/state"
 SESSION_EXPIRY = 7 * 24 * 3600  # seconds the broker keeps our session (and queues QoS 1) while we are away
 REBIRTH_INTERVAL = 30.0  # at most one rebirth request per edge node in this many seconds
 MAX_METRICS = 50  # metrics kept per stored Sparkplug signal: the state and its context, not all telemetry
-RAW_LIMIT = 2000  # characters of an unreadable payload kept in the signal
 MAX_JSON = 64 * 1024  # a state message is a few hundred bytes; a bigger one is kept as unreadable
 STORE_ATTEMPTS = 3  # a message whose signal cannot be stored this often is stored as unreadable instead
 
@@ -80,6 +89,7 @@ class Incoming:
 
     key: str
     payload: dict[str, Any]
+    kind: str = "machine"
 
 
 class MqttSource:
@@ -90,8 +100,14 @@ class MqttSource:
     def __init__(self, url: str, *, client_id: str, shared_group: str | None = None,
                  signal_map: SignalMap | None = None, sparkplug_groups: tuple[str, ...] = ("+",),
                  backoff: Backoff | None = None, state_filter: str = STATE_FILTER,
-                 session_expiry: int = SESSION_EXPIRY) -> None:
+                 session_expiry: int = SESSION_EXPIRY, ca_file: Path | None = None) -> None:
         self.broker = Broker.from_url(url)
+        if ca_file is not None and not self.broker.tls:
+            raise ValueError("MFGOS_MQTT_CA_FILE is set but MFGOS_MQTT_URL is not mqtts://: "
+                             "the CA is only used with TLS")
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise ValueError(f"MFGOS_MQTT_CA_FILE {ca_file} is not a readable file")
+        self.ca_file = ca_file
         self.client_id = client_id
         self.shared_group = shared_group
         self.signal_map = signal_map or SignalMap()
@@ -104,13 +120,19 @@ class MqttSource:
         self._machines: frozenset[str] = frozenset()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
         self._failed: dict[str, int] = {}  # source key -> failed store attempts
+        # The plant segments of `plants/<plant>/<machine>/state` that are ours: the plant id and
+        # the plant file's `plant_aliases` (the runtime's plant id joins at connect).
+        self.plant_names = frozenset({self.signal_map.plant_id, *self.signal_map.plant_aliases} - {""})
+        # Messages dropped (`other_plant`, `other_group`) or kept as `unreadable`, since start.
+        self.counts: Counter[str] = Counter()
 
     @classmethod
     def from_settings(cls, settings: SignalSettings, signal_map: SignalMap) -> MqttSource:
         assert settings.mqtt_url
         client_id = settings.mqtt_client_id or f"mfgos-{signal_map.plant_id or 'plant'}-{socket.gethostname()}"
         return cls(settings.mqtt_url, client_id=client_id, shared_group=settings.mqtt_shared_group,
-                   signal_map=signal_map)
+                   signal_map=signal_map, sparkplug_groups=signal_map.sparkplug_groups or ("+",),
+                   ca_file=settings.mqtt_ca_file)
 
     def subscriptions(self) -> list[str]:
         state = f"$share/{self.shared_group}/{self.state_filter}" if self.shared_group else self.state_filter
@@ -125,7 +147,11 @@ class MqttSource:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # broker gone, refused, or the store failed: the broker redelivers
-                log.warning("MQTT %s: %s; reconnecting in about %.0fs", self.broker, error, self.backoff.delay)
+                if _refused_credentials(error):
+                    log.error("MQTT %s refused the user name and password in MFGOS_MQTT_URL (%s); retrying in "
+                              "about %.0fs", self.broker, error, self.backoff.delay)
+                else:
+                    log.warning("MQTT %s: %s; reconnecting in about %.0fs", self.broker, error, self.backoff.delay)
             finally:
                 self.connected.clear()
             if await self.backoff.wait(stop):
@@ -137,7 +163,7 @@ class MqttSource:
         client = aiomqtt.Client(
             self.broker.host, self.broker.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=self.broker.username,
-            password=self.broker.password, tls_context=ssl.create_default_context() if self.broker.tls else None,
+            password=self.broker.password, tls_context=self._tls_context(),
             timeout=10,
         )
         # aiomqtt acknowledges a message as soon as it is queued (empicano/aiomqtt#345); paho can leave
@@ -145,9 +171,17 @@ class MqttSource:
         client._client.manual_ack_set(True)  # noqa: SLF001
         return client
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """TLS for mqtts://: the server's certificate and host name are checked against the system's CAs,
+        or only against MFGOS_MQTT_CA_FILE when it is set (a plant's own CA)."""
+        if not self.broker.tls:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
     async def _session(self, sink: SignalSink, stop: asyncio.Event) -> None:
         async with self._client() as client:
             self._machines = await asyncio.to_thread(_machine_ids, sink)
+            self.plant_names = self.plant_names | {sink.plant_id}
             for topic_filter in self.subscriptions():
                 await client.subscribe(topic_filter, qos=1)
             self.backoff.reset()
@@ -176,7 +210,13 @@ class MqttSource:
     async def _handle(self, client: aiomqtt.Client, sink: SignalSink, message: aiomqtt.Message) -> None:
         data = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
             str(message.payload or "").encode()
-        incoming, rebirth = self.read(message.topic.value, data, time.time(), retained=message.retain)
+        topic, received_at = message.topic.value, time.time()
+        try:
+            incoming, rebirth = self.read(topic, data, received_at, retained=message.retain)
+        except Exception as error:  # a bug in reading must not stop the intake: keep the message, go on
+            log.exception("MQTT: reading a message on %s failed; storing it as unreadable", decoding.clean_text(topic))
+            incoming, rebirth = [self._unreadable(topic, data, received_at, f"could not be read on {topic} "
+                                                  f"({type(error).__name__}: {error})")], None
         stored = [await self._store(sink, item) for item in incoming]
         if message.qos > 0:
             client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
@@ -190,15 +230,17 @@ class MqttSource:
         one that fails every time (not a database outage: that fails the fallback too) is stored
         as unreadable with the reason, so it cannot hold up the messages behind it."""
         try:
-            stored = await store(sink, source=self.name, source_key=item.key, payload=item.payload)
+            stored = await store(sink, source=self.name, source_key=item.key, payload=item.payload, kind=item.kind)
         except Exception as error:
             attempts = self._failed[item.key] = self._failed.get(item.key, 0) + 1
             if attempts < STORE_ATTEMPTS:
                 raise
             log.error("MQTT: storing %s failed %d times (%s); storing it as unreadable", item.key, attempts, error)
-            stored = await store(sink, source=self.name, source_key=item.key, payload={
-                "topic": item.payload.get("topic"), "machine": item.payload.get("machine"),
-                "unreadable": f"could not be stored: {type(error).__name__}: {str(error)[:500]}"})
+            stored = await store(sink, source=self.name, source_key=item.key, kind=decoding.UNREADABLE,
+                                 payload=decoding.unreadable_payload(
+                                     f"could not be stored: {type(error).__name__}: {str(error)[:500]}",
+                                     json.dumps(item.payload, default=repr).encode("utf-8", "backslashreplace"),
+                                     topic=item.payload.get("topic"), machine=item.payload.get("machine")))
         self._failed.pop(item.key, None)
         return stored
 
@@ -218,6 +260,8 @@ class MqttSource:
              retained: bool = False) -> tuple[list[Incoming], tuple[str, str] | None]:
         """The signals one message gives, and the edge node to ask for a rebirth (if any).
 
+        Never raises for anything a message holds: what cannot be read is one `unreadable`
+        signal. A message for another plant gives none (it is counted in `counts`).
         A retained message comes again at every subscribe; without a timestamp of its own it is
         keyed by its content alone, so a reconnect does not replay an old FAULT as a new one.
         """
@@ -227,36 +271,55 @@ class MqttSource:
             return self._sparkplug(topic, spb, data, when)
         if topic.startswith(f"{sparkplug.NAMESPACE}/"):
             return [], None  # STATE and other Sparkplug topics we do not act on
-        return [self._json(topic, data, when)], None
+        incoming = self._json(topic, data, when)
+        return ([incoming] if incoming else []), None
 
-    def _json(self, topic: str, data: bytes, received_at: float | None) -> Incoming:
+    def _ignore(self, what: str, name: str, topic: str) -> None:
+        """Count (and now and then log) a message meant for someone else; it is acknowledged and dropped."""
+        self.counts[what] += 1
+        count = self.counts[what]
+        if decoding.worth_logging(count):
+            log.warning("MQTT: ignored %d message(s) for %s (last: %r on %s); this plant answers to %s",
+                        count, what.replace("_", " "), decoding.clean_text(name, 100), decoding.clean_text(topic, 300),
+                        ", ".join(sorted(self.plant_names)) or "no plant id")
+
+    def _unreadable(self, topic: str, data: bytes, received_at: float | None, reason: str,
+                    machine: str | None = None) -> Incoming:
+        self.counts["unreadable"] += 1
+        if decoding.worth_logging(self.counts["unreadable"]):
+            log.warning("MQTT: %d unreadable message(s) kept as signals of kind unreadable so far (last: %s)",
+                        self.counts["unreadable"], decoding.clean_text(reason, 300))
+        return Incoming(_key(topic, None, data, received_at),
+                        decoding.unreadable_payload(reason, data, topic=topic, machine=machine), decoding.UNREADABLE)
+
+    def _json(self, topic: str, data: bytes, received_at: float | None) -> Incoming | None:
         parts = topic.split("/")
-        machine = self.signal_map.machine_for_topic(topic) or (parts[2] if len(parts) == 4 else None)
-        stamp: Any = None
-        try:
-            if len(data) > MAX_JSON:
-                raise ValueError(f"{len(data)} bytes, more than the {MAX_JSON} a state message may have")
-            body = json.loads(data, parse_constant=_refuse_constant)
-            if not isinstance(body, dict):
-                raise ValueError(f"expected a JSON object like {{\"state\": \"RUNNING\"}}, got {type(body).__name__}")
-            stamp = body.get("ts")
-            payload: dict[str, Any] = {"topic": topic, "machine": machine, "payload": body}
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            payload = {"topic": topic, "machine": machine, "raw": data[:RAW_LIMIT].decode("utf-8", "replace"),
-                       "unreadable": f"unreadable MQTT payload on {topic}: {error}"}
-        return Incoming(_key(topic, stamp, data, received_at), payload)
+        machine = self.signal_map.machine_for_topic(topic)
+        if machine is None and len(parts) == 4:
+            if parts[1] not in self.plant_names:
+                self._ignore("other_plant", parts[1], topic)
+                return None
+            machine = parts[2]
+        body = decoding.json_object(data, limit=MAX_JSON)
+        if isinstance(body, decoding.Unreadable):
+            return self._unreadable(topic, data, received_at, f"unreadable MQTT payload on {topic}: {body.reason}",
+                                    machine)
+        payload = {"topic": topic, "machine": machine, "payload": body}
+        if problem := decoding.storable_problem(payload):  # the topic itself, e.g. a lone surrogate
+            return self._unreadable(topic, data, received_at, f"unreadable MQTT message on {topic}: {problem}")
+        return Incoming(_key(topic, body.get("ts"), data, received_at), payload)
 
     def _sparkplug(self, topic: str, spb: sparkplug.Topic, data: bytes,
                    received_at: float | None) -> tuple[list[Incoming], tuple[str, str] | None]:
-        try:
-            decoded = sparkplug.decode(data)
-        except sparkplug.SparkplugError as error:
+        if "+" not in self.sparkplug_groups and spb.group not in self.sparkplug_groups:
+            self._ignore("other_group", spb.group, topic)
+            return [], None
+        decoded = sparkplug.read_payload(data)
+        if isinstance(decoded, str):
             if spb.message_type in ("NCMD", "DCMD"):
                 return [], None
-            return [Incoming(_key(topic, None, data, received_at), {
-                "topic": topic, "machine": self._machine(topic, spb, spb.device),
-                "raw": data[:RAW_LIMIT].hex(), "unreadable": f"unreadable Sparkplug B payload on {topic}: {error}",
-            })], None
+            return [self._unreadable(topic, data, received_at, f"unreadable Sparkplug B payload on {topic}: {decoded}",
+                                     self._machine(topic, spb, spb.device))], None
         outcome = self.host.observe(spb, decoded)
         stamp = f"{decoded.timestamp}.{decoded.seq}" if decoded.timestamp is not None else None
         incoming = []
@@ -265,13 +328,17 @@ class MqttSource:
             if spb.message_type in ("NDEATH", "DDEATH") and machine is None:
                 continue  # a gateway or sensor that is not one of our machines went offline: not ours
             suffix = f"/{reading.device}" if reading.device and reading.device != spb.device else ""
-            incoming.append(Incoming(_key(topic + suffix, stamp, data, received_at), {
+            payload = {
                 "topic": topic, "machine": machine if machine is not None else reading.device or spb.edge_node,
                 "payload": {"state": _json_value(reading.state), "reason": reading.reason, "ts": decoded.timestamp},
                 "sparkplug": {"type": spb.message_type, "group": spb.group, "edge_node": spb.edge_node,
                               "device": reading.device, "seq": decoded.seq, "timestamp": decoded.timestamp,
                               "metrics": _jsonable(reading.metrics)},
-            }))
+            }
+            if problem := decoding.storable_problem(payload):
+                return [self._unreadable(topic, data, received_at,
+                                         f"unreadable Sparkplug B payload on {topic}: {problem}", machine)], None
+            incoming.append(Incoming(_key(topic + suffix, stamp, data, received_at), payload))
         if not incoming and outcome.note:
             log.debug("Sparkplug %s: %s", topic, outcome.note)
         return incoming, (spb.group, spb.edge_node) if outcome.rebirth else None
@@ -305,8 +372,10 @@ def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
     return {name: _json_value(value) for name, value in list(metrics.items())[:MAX_METRICS]}
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+def _refused_credentials(error: Exception) -> bool:
+    """CONNACK "bad user name or password" (134) or "not authorized" (135; MQTT 3.1.1 codes 4 and 5)."""
+    code = getattr(getattr(error, "rc", None), "value", getattr(error, "rc", None))
+    return isinstance(error, aiomqtt.MqttCodeError) and code in (4, 5, 134, 135)
 
 
 def _machine_ids(sink: SignalSink) -> frozenset[str]:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,15 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeNotif
 
 from signals.base import Backoff, SignalSettings, SignalSink, digest, process, store
-from signals.machine_state import state_name
+from signals.decoding import (
+    RAW_KEPT,
+    UNREADABLE,
+    Unreadable,
+    storable_problem,
+    unreadable_payload,
+    worth_logging,
+)
+from signals.machine_state import MAX_STATE, state_name
 from signals.mapping import SignalMap
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,7 @@ class OpcUaSource:
         self.backoff = backoff or Backoff()
         self.publishing_interval_ms = publishing_interval_ms
         self.connected = asyncio.Event()  # set while subscribed
+        self.counts: Counter[str] = Counter()  # `unreadable` values kept since start
 
     @classmethod
     def from_settings(cls, settings: SignalSettings, signal_map: SignalMap) -> OpcUaSource:
@@ -131,19 +141,55 @@ class OpcUaSource:
                 await client.disconnect()
 
     async def _deliver(self, sink: SignalSink, change: Change) -> None:
-        await process(sink, await store(sink, source=self.name, source_key=self.key(change),
-                                        payload=self.payload(change)))
+        try:
+            key, (kind, payload) = self.key(change), self.read(change)
+        except Exception as error:  # a bug in reading must not stop the intake: keep the change, go on
+            log.exception("OPC UA %s: reading a change of %s failed; storing it as unreadable", self.url, change.node)
+            key = f"opcua:{change.node[:200]}@r{change.received_at}#unreadable"
+            kind, payload = UNREADABLE, unreadable_payload(
+                f"OPC UA value of {change.node} could not be read ({type(error).__name__}: {error})", b"",
+                node=change.node, machine=self.machines.get(change.node))
+        await process(sink, await store(sink, source=self.name, source_key=key, payload=payload, kind=kind))
 
     def key(self, change: Change) -> str:
         stamp = change.source_timestamp or change.server_timestamp
         when = stamp.isoformat() if stamp else f"r{int(change.received_at)}"
         return f"opcua:{change.node[:200]}@{when}#{digest(self.url, change.node, repr(change.value))}"
 
-    def payload(self, change: Change) -> dict[str, Any]:
-        value = change.value
-        if not (value is None or isinstance(value, str | int | bool) or (isinstance(value, float) and math.isfinite(value))):
-            value = str(value)  # JSON columns take no NaN, dates or OPC UA structures
+    def read(self, change: Change) -> tuple[str, dict[str, Any]]:
+        """(kind, payload) of the signal a change gives: a machine state, or `unreadable` with the reason."""
+        machine = self.machines.get(change.node)
+        value = state_value(change.value)
+        if isinstance(value, Unreadable):
+            self.counts["unreadable"] += 1
+            if worth_logging(self.counts["unreadable"]):
+                log.warning("OPC UA %s: %d unreadable value(s) kept so far (last: %s on %s)", self.url,
+                            self.counts["unreadable"], value.reason, change.node)
+            return UNREADABLE, unreadable_payload(
+                f"OPC UA value of {change.node}: {value.reason}", repr(change.value)[:RAW_KEPT].encode(),
+                node=change.node, machine=machine)
         stamp = change.source_timestamp or change.server_timestamp
-        return {"topic": None, "machine": self.machines.get(change.node),
-                "payload": {"state": state_name(value), "value": value, "node": change.node,
-                            "ts": stamp.isoformat() if stamp else None}}
+        return "machine", {"topic": None, "machine": machine,
+                           "payload": {"state": state_name(value), "value": value, "node": change.node,
+                                       "ts": stamp.isoformat() if stamp else None}}
+
+
+def state_value(value: Any) -> str | int | float | bool | Unreadable:
+    """What a state variable may hold: text, a number (a PackML state) or a running flag; else why not."""
+    if isinstance(value, ua.LocalizedText):  # an enumeration's display name
+        value = value.Text
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value) if abs(value) < 2**63 else Unreadable("a number too large for a state")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else Unreadable(f"{value} is not a state")
+    if isinstance(value, str):
+        if len(value) > MAX_STATE:
+            return Unreadable(f"text of {len(value)} characters, more than the {MAX_STATE} a state may have")
+        problem = storable_problem(value)
+        return Unreadable(problem) if problem else value
+    if value is None:
+        return Unreadable("no value (null): the server sent an empty value or a bad status")
+    return Unreadable(f"a value of type {type(value).__name__} where a state (text, a number or true/false) "
+                      "is expected")

@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI
 from models import Signal
 from routing.workflow import Context
 from signals.base import SignalSettings, SignalSink, SignalSource
+from signals.decoding import UNREADABLE, handle_unreadable_signal
 from signals.machine_state import handle_machine_signal
 from signals.mapping import load_signal_map
 from signals.work_orders import handle_work_order_signal
@@ -53,6 +54,7 @@ SOURCES: dict[str, SourceEntry] = {
 SIGNAL_HANDLERS: dict[str, Callable[[Context, Signal], None]] = {
     "machine": handle_machine_signal,
     "work_order": handle_work_order_signal,
+    UNREADABLE: handle_unreadable_signal,
 }
 
 

@@ -28,6 +28,23 @@ BDSEQ_METRIC = "bdSeq"
 INT8, INT16, INT32, INT64 = 1, 2, 3, 4
 BOOLEAN, DATETIME = 11, 13
 _SIGNED_BITS = {INT8: 8, INT16: 16, INT32: 32, INT64: 64}
+DATATYPE_NAMES = {1: "Int8", 2: "Int16", 3: "Int32", 4: "Int64", 5: "UInt8", 6: "UInt16", 7: "UInt32", 8: "UInt64",
+                  9: "Float", 10: "Double", 11: "Boolean", 12: "String", 13: "DateTime", 14: "Text", 15: "UUID",
+                  16: "DataSet", 17: "Bytes", 18: "File", 19: "Template"}
+# Metric value fields: number -> (name, wire type). A value sent with another wire type is not
+# that field (a float as a varint): the payload contradicts the proto and is unreadable.
+VALUE_FIELDS = {10: ("int_value", 0), 11: ("long_value", 0), 12: ("float_value", 5), 13: ("double_value", 1),
+                14: ("boolean_value", 0), 15: ("string_value", 2), 16: ("bytes_value", 2), 17: ("dataset_value", 2),
+                18: ("template_value", 2), 19: ("extension_value", 2)}
+# Which value fields each datatype may use. Integers, booleans and dates come as int or long
+# (encoders differ); a String metric with an int_value, or a Float with a double_value, is wrong.
+_INTEGERS = frozenset({10, 11})
+ALLOWED_FIELDS = {**{t: _INTEGERS for t in (1, 2, 3, 4, 5, 6, 7, 8, 13)}, 9: frozenset({12}),
+                  10: frozenset({13}), 11: _INTEGERS | {14}, 12: frozenset({15}), 14: frozenset({15}),
+                  15: frozenset({15}), 16: frozenset({17}), 17: frozenset({16}), 18: frozenset({16}),
+                  19: frozenset({18})}
+WIRE_NAMES = {0: "a varint", 1: "8 bytes", 2: "length-delimited bytes", 5: "4 bytes"}
+MAX_PAYLOAD = 1024 * 1024  # a birth with a few hundred metrics is tens of KiB
 # Metric names (last path level, letters and digits only, lower case) that carry a machine state
 # or the reason for a stop. `PackML/Status/StateCurrent` -> statecurrent.
 STATE_METRICS = {"state", "status", "machinestate", "machinestatus", "statecurrent", "currentstate", "runstate"}
@@ -143,11 +160,25 @@ def _metric(data: bytes) -> Metric:
             metric.is_historical = bool(value)
         elif number == 7 and wire == 0:
             metric.is_null = bool(value)
-        elif 10 <= number <= 19:
+        elif number in VALUE_FIELDS:
+            field_name, expected_wire = VALUE_FIELDS[number]
+            if wire != expected_wire:
+                raise SparkplugError(f"metric {_label(metric)}: {field_name} sent as {WIRE_NAMES[wire]}")
             raw = (number, value)
-    if raw is not None and not metric.is_null:
-        metric.value = _metric_value(*raw, metric.datatype)
+    if raw is not None:
+        allowed = ALLOWED_FIELDS.get(metric.datatype) if metric.datatype is not None else None
+        if allowed is not None and raw[0] not in allowed:
+            raise SparkplugError(f"metric {_label(metric)}: datatype {DATATYPE_NAMES[metric.datatype]} "
+                                 f"contradicts its {VALUE_FIELDS[raw[0]][0]}")
+        if not metric.is_null:
+            metric.value = _metric_value(*raw, metric.datatype)
     return metric
+
+
+def _label(metric: Metric) -> str:
+    if metric.name is not None:
+        return repr(metric.name[:100])
+    return f"alias {metric.alias}" if metric.alias is not None else "without a name"
 
 
 def _metric_value(number: int, value: Any, datatype: int | None) -> Any:
@@ -166,8 +197,18 @@ def _metric_value(number: int, value: Any, datatype: int | None) -> Any:
     return None  # DataSet, Template, extensions: not machine states
 
 
+def read_payload(data: bytes) -> Payload | str:
+    """A Sparkplug B payload, or the reason `data` is not one (never raises)."""
+    if len(data) > MAX_PAYLOAD:
+        return f"{len(data)} bytes, more than the {MAX_PAYLOAD} a Sparkplug payload may have"
+    try:
+        return decode(data)
+    except SparkplugError as error:
+        return str(error)
+
+
 def decode(data: bytes) -> Payload:
-    """Decode a Sparkplug B payload; raises SparkplugError when it is not one."""
+    """Decode a Sparkplug B payload; raises SparkplugError (and nothing else) when it is not one."""
     payload = Payload()
     try:
         for number, wire, value in _fields(bytes(data)):

@@ -5,16 +5,17 @@ work-order status events `{event_id, event: "work_order_status", work_order, sta
 Header: `X-Mfgos-Signature: sha256=<hex HMAC-SHA256 of the raw body with MFGOS_SIGNALS_WEBHOOK_SECRET>`.
 
 Answers: 200 stored and applied (`duplicate: true` for an event id seen before; it is not
-applied twice); 401 bad or missing signature (nothing stored); 400 not JSON; 422 a body of
-the wrong shape (nothing stored) or one stored but not applicable, such as an unknown
-machine (`stored: true` and the reason; sending it again changes nothing).
+applied twice); 401 bad or missing signature (nothing stored); 413 over 64 KiB (nothing
+stored); 400 not JSON, or JSON the store cannot keep; 422 a body of the wrong shape, or one
+stored but not applicable, such as an unknown machine. A signed body that is answered 400
+or 422 for its shape is kept as an `unreadable` signal with the reason (`stored: true`), so
+the plant can see what its MES sent; sending it again changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,7 +25,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from models import Signal
-from signals.base import SignalSink
+from signals.base import SignalSink, digest
+from signals.decoding import UNREADABLE, Unreadable, json_value, unreadable_payload
 
 SIGNATURE_HEADER = "X-Mfgos-Signature"
 SOURCE = "mes"
@@ -98,21 +100,20 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
 
     @router.post("/signals/mes", summary="MES / ERP machine and work-order events (signed)")
     async def mes_webhook(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _read_capped(request)
+        if body is None:
             return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
         if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
             return JSONResponse({"detail": f"bad or missing {SIGNATURE_HEADER}: send sha256=<hex HMAC-SHA256 of "
                                            "the raw body with the shared secret>"}, status_code=401)
-        try:
-            data = json.loads(body, parse_constant=_refuse_constant)
-        except ValueError as error:
-            return JSONResponse({"detail": f"body is not JSON: {error}"}, status_code=400)
+        data = json_value(body, limit=MAX_BODY)
+        if isinstance(data, Unreadable):
+            return await _unreadable(sink, body, f"body is {data.reason}", 400)
         try:
             event = MesEvent.model_validate(data)
         except ValidationError as error:
             problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()]
-            return JSONResponse({"detail": "; ".join(problems), "problems": problems}, status_code=422)
+            return await _unreadable(sink, body, "; ".join(problems), 422, problems=problems)
         kind, payload = _signal(event)
         received = await run_in_threadpool(sink.receive, source=SOURCE, source_key=f"{SOURCE}:{event.event_id}",
                                            kind=kind, payload=payload)
@@ -125,8 +126,25 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
     return router
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None once it passes MAX_BODY (read no further: the cap comes before any work)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+async def _unreadable(sink: SignalSink, body: bytes, reason: str, status: int, **extra: Any) -> JSONResponse:
+    """A signed body we cannot use is kept as an `unreadable` signal (once per body) and answered with why."""
+    received = await run_in_threadpool(sink.receive, source=SOURCE, source_key=f"{SOURCE}:unreadable:{digest(body)}",
+                                       kind=UNREADABLE, payload=unreadable_payload(reason, body))
+    return JSONResponse({"detail": reason, **extra, "signal_id": received.signal_id,
+                         "duplicate": received.duplicate, "stored": True}, status_code=status)
 
 
 def _error_of(sink: SignalSink, signal_id: int) -> str | None:

@@ -7,6 +7,7 @@ and uses its own client ids, so runs in parallel do not see each other's message
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import socket
@@ -87,8 +88,9 @@ def unique() -> str:
 def make_source(url: str, unique: str, *, client: str = "a", **kw: Any) -> MqttSource:
     kw.setdefault("backoff", Backoff(0.1, 0.5))
     kw.setdefault("session_expiry", 120)  # the shared broker forgets test sessions soon
-    return MqttSource(url, client_id=f"mfgos-test-{unique}-{client}", state_filter=f"plants/{unique}/+/state",
-                      sparkplug_groups=(unique,), **kw)
+    kw.setdefault("signal_map", SignalMap(plant_aliases=frozenset({unique})))  # plants/<unique>/... is ours
+    kw.setdefault("state_filter", f"plants/{unique}/+/state")
+    return MqttSource(url, client_id=f"mfgos-test-{unique}-{client}", sparkplug_groups=(unique,), **kw)
 
 
 async def publish(topic: str, payload: bytes | str | dict[str, Any], *, qos: int = 1, url_port: int = PORT) -> None:
@@ -205,7 +207,8 @@ def test_an_unknown_machine_is_stored_with_an_error(broker: str, runtime: Runtim
     assert unknown.error == "unknown machine 'XYZ-99' in plant pune-1"
     assert unreadable.error is not None and unreadable.error.startswith(
         f"unreadable MQTT payload on plants/{unique}/HOB-01/state")
-    assert unreadable.payload["raw"] == "spindle stopped"
+    assert unreadable.kind == "unreadable"
+    assert base64.b64decode(unreadable.payload["raw_base64"]) == b"spindle stopped"
     assert exceptions(runtime) == []
 
 
@@ -305,7 +308,7 @@ def test_ndeath_of_a_gateway_takes_its_machines_down(runtime: Runtime, unique: s
 
 
 def test_source_keys() -> None:
-    source = MqttSource("mqtt://127.0.0.1", client_id="k")
+    source = MqttSource("mqtt://127.0.0.1", client_id="k", signal_map=SignalMap(plant_id="p"))
     stamped = source.read("plants/p/HOB-01/state", b'{"state": "FAULT", "ts": 1764000000}', 10.0)[0][0]
     assert stamped.key == source.read("plants/p/HOB-01/state", b'{"state": "FAULT", "ts": 1764000000}', 99.0)[0][0].key
     unstamped = [source.read("plants/p/HOB-01/state", b'{"state": "FAULT"}', t)[0][0].key for t in (10.1, 10.9, 11.0)]
@@ -453,7 +456,7 @@ def test_a_message_that_never_stores_does_not_block_the_rest(broker: str, runtim
         plant_id, engine = runtime.plant_id, runtime.engine
 
         def receive(self, **kw: Any) -> Any:
-            if kw["payload"].get("machine") == "HOB-01" and "unreadable" not in kw["payload"]:
+            if kw["payload"].get("machine") == "HOB-01" and kw["kind"] != "unreadable":
                 attempts.append(kw["source_key"])
                 raise ValueError("value out of range for the column")
             return runtime.receive(**kw)
@@ -480,12 +483,13 @@ def test_a_message_that_never_stores_does_not_block_the_rest(broker: str, runtim
 
 
 def test_json_that_a_database_cannot_hold_is_unreadable() -> None:
-    source = MqttSource("mqtt://127.0.0.1", client_id="k")
+    source = MqttSource("mqtt://127.0.0.1", client_id="k", signal_map=SignalMap(plant_id="p"))
     (nan,), _ = source.read("plants/p/HOB-01/state", b'{"state": "FAULT", "temp": NaN}', 1.0)
-    assert nan.payload["unreadable"].endswith("NaN is not a number JSON allows")
+    assert nan.payload["reason"].endswith("NaN is not a number JSON allows")
     (big,), _ = source.read("plants/p/HOB-01/state", b'{"state": "' + b"x" * 70000 + b'"}', 1.0)
-    assert "more than the 65536 a state message may have" in big.payload["unreadable"]
-    assert len(big.payload["raw"]) == 2000
+    assert "70013 bytes, more than the 65536 a message may have" in big.payload["reason"]
+    assert big.payload["raw_bytes"] == 70013 and big.payload["raw_truncated"]
+    assert len(base64.b64decode(big.payload["raw_base64"])) == 65536
 
 
 @pytest.fixture
@@ -548,6 +552,7 @@ def test_the_server_lifespan_runs_the_configured_sources(broker: str, runtime: R
     (source,) = build_sources(settings)
     assert isinstance(source, MqttSource)
     source.state_filter, source.sparkplug_groups, source.session_expiry = f"plants/{unique}/+/state", (unique,), 120
+    source.plant_names |= {unique}
     app = create_app(runtime, lifespan=with_sources(worker_lifespan(runtime, interval=0.05), runtime, [source]))
     with TestClient(app):
         deadline = time.monotonic() + WAIT

@@ -84,6 +84,18 @@ def test_configured_sources_are_built(tmp_path: Path) -> None:
     assert [s.client_id for s in explicit if isinstance(s, MqttSource)] == ["mfgos-replica-2"]
 
 
+def test_the_plant_answers_to_its_id_and_aliases_and_reads_its_sparkplug_groups(tmp_path: Path) -> None:
+    plant = plant_with(tmp_path, "\nx-signals:\n  plant_aliases: [pune, \"4711\"]\n  sparkplug_groups: [pune-gears]\n")
+    (mqtt,) = build_sources(settings(plant, mqtt_url="mqtt://broker:1883"))
+    assert isinstance(mqtt, MqttSource)
+    assert mqtt.plant_names == {"pune-1", "pune", "4711"}
+    assert mqtt.subscriptions() == ["plants/+/+/state", "spBv1.0/pune-gears/#"]
+    fault = b'{"state": "FAULT"}'
+    assert [len(mqtt.read(f"plants/{p}/CMP-02/state", fault, 1.0)[0]) for p in ("pune", "4711", "berlin-1")] == [
+        1, 1, 0]
+    assert mqtt.counts["other_plant"] == 1
+
+
 def test_opcua_without_nodes_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="names no state variables"):
         build_sources(settings(opcua_url="opc.tcp://plc:4840/"))
@@ -96,7 +108,7 @@ def test_webhook_router_needs_its_secret() -> None:
 
 
 def test_signal_kinds_have_handlers() -> None:
-    assert set(SIGNAL_HANDLERS) == {"machine", "work_order"}
+    assert set(SIGNAL_HANDLERS) == {"machine", "work_order", "unreadable"}
 
 
 def test_running_sources_start_and_stop() -> None:
@@ -156,9 +168,11 @@ def test_signals_section_keeps_the_plant_file_valid(tmp_path: Path) -> None:
     ("x-signals:\n  topics: {\"plants/#/x\": HOB-01}\n", "'#' must be a whole last level"),
     ("x-signals:\n  topics: {\"plants/a+/x\": HOB-01}\n", "'+' must be a whole level"),
     ("x-signals:\n  opcua: {LATHE-3: \"ns=2;i=5\"}\n", "x-signals.opcua['LATHE-3']: unknown machine 'LATHE-3'"),
-    ("x-signals:\n  topic: {}\n", "unknown key(s) 'topic' (known: topics, opcua)"),
+    ("x-signals:\n  topic: {}\n", "unknown key(s) 'topic' (known: topics, opcua, plant_aliases, sparkplug_groups)"),
     ("x-signals:\n  opcua: [HOB-01]\n", "x-signals.opcua: expected a mapping of text to text"),
     ("x-signals: [1]\n", "expected a mapping with 'topics' and/or 'opcua'"),
+    ("x-signals:\n  plant_aliases: [pune/1]\n", "x-signals.plant_aliases: 'pune/1' is not one topic level"),
+    ("x-signals:\n  sparkplug_groups: pune\n", "x-signals.sparkplug_groups: expected a list of names"),
 ])
 def test_signals_section_errors_say_where(tmp_path: Path, section: str, message: str) -> None:
     with pytest.raises(SignalMapError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -133,7 +134,7 @@ def test_malformed_json_is_a_clear_400(client: TestClient, runtime: Runtime, raw
     answer = post(client, raw)
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith(detail)
-    assert signals(runtime) == []
+    assert_kept_as_unreadable(runtime, answer.json(), raw)
 
 
 @pytest.mark.parametrize(("body", "problem"), [
@@ -144,12 +145,21 @@ def test_malformed_json_is_a_clear_400(client: TestClient, runtime: Runtime, raw
     ({"event_id": "e", "event": "work_order_status", "work_order": "WO-1042"}, "needs 'work_order' and 'status'"),
     ([1, 2], "Input should be a valid dictionary"),
 ])
-def test_wrong_shape_is_a_clear_422_and_nothing_stored(client: TestClient, runtime: Runtime, body: Any,
+def test_wrong_shape_is_a_clear_422_and_kept_as_unreadable(client: TestClient, runtime: Runtime, body: Any,
                                                        problem: str) -> None:
     answer = post(client, json.dumps(body).encode())
     assert answer.status_code == 422
     assert problem in answer.json()["detail"]
-    assert signals(runtime) == []
+    assert_kept_as_unreadable(runtime, answer.json(), json.dumps(body).encode())
+    assert exceptions(runtime) == []
+
+
+def assert_kept_as_unreadable(runtime: Runtime, answer: dict[str, Any], raw: bytes) -> None:
+    """A signed body we cannot use is kept (once) as an unreadable signal whose error is the answer's detail."""
+    (signal,) = signals(runtime)
+    assert answer["stored"] is True and answer["signal_id"] == signal.id
+    assert (signal.kind, signal.error, signal.processed_at is not None) == ("unreadable", answer["detail"], True)
+    assert base64.b64decode(signal.payload["raw_base64"]) == raw
 
 
 def test_unknown_machine_is_stored_and_said(client: TestClient, runtime: Runtime) -> None:
@@ -183,3 +193,24 @@ def test_no_secret_no_route(runtime: Runtime) -> None:
     assert build_routers(runtime, settings) == []
     app = create_app(runtime, extra_routers=build_routers(runtime, settings))
     assert TestClient(app).post("/signals/mes", content=b"{}").status_code in (404, 405)
+
+
+@pytest.mark.parametrize(("raw", "detail"), [
+    (b'{"event_id": "d1", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "body is JSON nested deeper than 32 levels"),
+    (b'{"event_id": "h1", "machine": "HOB-01", "state": "FAULT", "temp": 1e999}',
+     "body is JSON the store cannot keep: inf is not a number JSON allows"),
+    (b'{"event_id": "n1", "machine": "HOB-01", "state": "FAULT", "note": "a\\u0000b"}',
+     "body is JSON the store cannot keep: text with a NUL character"),
+    (b'{"event_id": "s1", "machine": "HOB-01", "state": "FAULT", "note": "\\ud800"}',
+     "body is JSON the store cannot keep: text that is not valid Unicode (a lone surrogate)"),
+])
+def test_hostile_json_is_a_clear_400_not_a_500(runtime: Runtime, raw: bytes, detail: str) -> None:
+    """Deep nesting made the parser raise RecursionError; infinities and NULs made PostgreSQL refuse the row."""
+    app: FastAPI = create_app(runtime, extra_routers=build_routers(runtime, runtime.settings))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = post(client, raw)
+        assert (answer.status_code, answer.json()["detail"]) == (400, detail)
+        assert_kept_as_unreadable(runtime, answer.json(), raw)
+        valid = post(client, {"event_id": "after-1", "machine": "GRD-02", "state": "FAULT"})
+    assert valid.status_code == 200 and [e.machine_id for e in exceptions(runtime)] == ["GRD-02"]
+
