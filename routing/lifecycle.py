@@ -32,11 +32,15 @@ The table (`TABLE`, the same in docs/routing.md):
 | every state but closed | machine_running, machine_stopped | (same) | system |
 | every state | comment | (same) | member, system |
 
-Every other (state, action) pair is refused because of the state. Beyond the table, an
-acknowledgement needs something to acknowledge: the person's roles (or, for the approver and
-managers, their authority) must not all be acknowledged already, otherwise it is refused
-("E-0001 is already acknowledged by Tom Fischer"). The reporter acknowledges or proposes only
-if also paged; a reporter's "it runs again" becomes a comment passed on to the people paged.
+Every other (state, action) pair is refused because of the state. Beyond the table:
+
+- the reporter acknowledges or proposes only if also paged, even when they hold the approver
+  role or are a manager (`NOT_BY_REPORTER`): acknowledging one's own report would stop the
+  escalation with nobody responding. A reporter's "it runs again" becomes a comment passed on
+  to the people paged;
+- an acknowledgement needs something to acknowledge: the roles the person answers for must
+  not all be acknowledged already ("E-0001 is already acknowledged by Tom Fischer").
+
 Approving and rejecting stay with the rule's approver role alone, managers included: the rule
 names who decides (a quality disposition is quality's call), and a plant that wants managers
 to decide names `manager` as the approver.
@@ -112,6 +116,9 @@ TABLE: tuple[Step, ...] = (
     *_same(UNFINISHED, A.machine_stopped, SYSTEM),
     *_same(tuple(S), A.comment, ANYONE),
 )
+
+# Actions the reporter may take on their own report only if they were also paged for it.
+NOT_BY_REPORTER = frozenset({A.acknowledge, A.propose})
 
 # The timeline event an applied action writes.
 EVENT = {

@@ -31,7 +31,16 @@ from models import (
 )
 from routing import messages
 from routing.impact import analyse
-from routing.lifecycle import BUTTONS, EVENT, UNFINISHED, WITH_BUTTONS, Action, Relation, step_for
+from routing.lifecycle import (
+    BUTTONS,
+    EVENT,
+    NOT_BY_REPORTER,
+    UNFINISHED,
+    WITH_BUTTONS,
+    Action,
+    Relation,
+    step_for,
+)
 from routing.roster import people_for_role
 from routing.rules import NotifyStep, matching_rule
 from routing.static import StaticData
@@ -491,7 +500,8 @@ def check(ctx: Context, exc: PlantException, action: Action, who: Person | None,
     if Relation.member in step.who and who is not None or Relation.system in step.who and who is None:
         return None
     held = given or standing(ctx, exc, who)
-    if not held.relations & step.who:
+    mine = Relation.reporter in held.relations and Relation.notified not in held.relations
+    if not held.relations & step.who or mine and action in NOT_BY_REPORTER:
         reason = "role" if action in (Action.approve, Action.reject) else "not_paged"
         return Refusal(action, reason, exc.code, exc.status, role=exc.approver_role)
     if action is Action.acknowledge:
@@ -511,16 +521,18 @@ def transition(ctx: Context, exc: PlantException, action: Action, who: Person | 
     of earlier messages. Refused: unless `quiet`, the person is told why and `refused` goes on the
     timeline; the caller sends no confirmation of its own.
     """
-    held = standing(ctx, exc, who) if action is Action.acknowledge else None
-    refusal = check(ctx, exc, action, who, held)
+    held = acknowledged = None
+    if action is Action.acknowledge:
+        held, acknowledged = standing(ctx, exc, who), acknowledgements(ctx, exc)
+    refusal = check(ctx, exc, action, who, held, acknowledged)
     if refusal is not None:
         if not quiet:
             refuse(ctx, exc, who, refusal, reply_channel)
         return Outcome(applied=False, refusal=refusal)
     step = step_for(exc.status, action)
     assert step is not None  # check() said so
-    if action is Action.acknowledge and held is not None:
-        data = {**data, **_settle_timers(ctx, exc, held)}
+    if held is not None and acknowledged is not None:
+        data = {**data, **_settle_timers(ctx, exc, held, acknowledged)}
     moved = exc.status != step.next
     exc.status = step.next.value
     stamp = STAMPS.get(action)
@@ -551,14 +563,14 @@ def refuse(ctx: Context, exc: PlantException, who: Person | None, refusal: Refus
                reply_channel=reply_channel)
 
 
-def _settle_timers(ctx: Context, exc: PlantException, held: Standing) -> dict[str, Any]:
+def _settle_timers(ctx: Context, exc: PlantException, held: Standing,
+                   acknowledged: dict[str, str | None]) -> dict[str, Any]:
     """An acknowledgement stops the escalation of the roles it answers for.
 
     Someone paged settles the timers of the roles they hold or were paged for (and those that
     would escalate to them); the approver and managers, who answer for the whole exception,
     settle every timer still running.
     """
-    acknowledged = acknowledgements(ctx, exc)
     timers = ctx.session.exec(
         select(AckTimer).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
     ).all()
@@ -709,9 +721,9 @@ def _pass_on(ctx: Context, exc: PlantException, who: Person, text: str, reply_ch
 def decide(ctx: Context, exc: PlantException, who: Person, decision: str, reason: str = "",
            reply_channel: str | None = None) -> bool:
     """Approve or reject the proposal: the rule's approver role, while a proposal waits; else refused."""
-    action = Action(decision)
-    if action not in (Action.approve, Action.reject):
+    if decision not in (Action.approve, Action.reject):
         raise WorkflowError(f"not a decision: {decision}")
+    action = Action(decision)
     proposal = dict(exc.proposal or {})
     outcome = transition(ctx, exc, action, who, text=reason, reply_channel=reply_channel, quiet=True,
                          **({"proposal": proposal} if action is Action.reject else {}))

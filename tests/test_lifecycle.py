@@ -155,7 +155,9 @@ def test_nobody_is_escalated_to_about_their_own_report(database_url: str) -> Non
     [exc] = result["exceptions"]
     assert exc["reporter"] == "neha"
     assert sent(result, "escalation") == []
-    assert not [n for n in result["notifications"] if n["to"] == "neha" and n["kind"] != "opened"]
+    assert [(n["kind"], n["elapsed_s"]) for n in result["notifications"] if n["to"] == "neha"] == [
+        ("opened", 0.0), ("refusal", 300.0)], "her own ack is refused, and she is not escalated to"
+    assert events(exc, "acknowledged") == [] and exc["status"] == "open"
     [escalated] = events(exc, "escalated")
     assert escalated["elapsed_s"] == 600.0
     assert escalated["data"] == {"role": "materials", "to_role": "manager", "people": [], "reporter_skipped": ["neha"]}
