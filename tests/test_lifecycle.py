@@ -14,10 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
 from mfgos.replay import replay
-from models import AckTimer, ErpTransaction, ExceptionStatus, Notification, Plant, PlantException, make_engine
+from models import (
+    AckTimer,
+    ErpTransaction,
+    ExceptionStatus,
+    Notification,
+    Plant,
+    PlantException,
+    TimelineEvent,
+    make_engine,
+)
+from models.plant_file import apply, load
 from routing import kpis, messages
 from routing import workflow as wf
 from routing.lifecycle import BUTTONS, TABLE, UNFINISHED, Action, Relation, step_for
@@ -244,3 +256,66 @@ def test_an_escalation_targets_ack_button_stays_until_their_role_is_acknowledged
         found = [(who, kind, buttons) for who, kind, buttons, _, _ in updates(session)]
     # tom's acknowledgement answers for maintenance; lena's escalation asks maintenance_lead.
     assert found == [("tom", "alert", ["propose"])]
+
+
+# --- any order of presses keeps to the table -----------------------------------------------
+
+PLANT_FILE = Path(__file__).parent / "data" / "pune_plant.yaml"
+START = datetime.fromisoformat("2026-11-25T09:00:00+05:30")  # a Wednesday, shift a: tom is on
+PRESSES = ("ack", "propose", "approve", "reject", "comment", "timers", "running")
+
+
+def press(ctx: Context, exc: PlantException, who: Any, what: str) -> bool | None:
+    """One press or system event; True/False as the workflow answered, None for system events."""
+    if what == "ack":
+        return wf.acknowledge(ctx, exc, who, "")
+    if what == "propose":
+        return wf.propose(ctx, exc, who, "replaced the bearing", {})
+    if what in ("approve", "reject"):
+        return wf.decide(ctx, exc, who, what, "")
+    if what == "comment":
+        return wf.comment(ctx, exc, who, "looking")
+    if what == "timers":
+        wf.escalate_unacknowledged(ctx)
+    else:
+        wf.set_machine_running(ctx, "HOB-01", True, "signal")
+    return None
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(presses=st.lists(st.tuples(st.sampled_from(list(PEOPLE)), st.sampled_from(PRESSES),
+                                  st.integers(min_value=0, max_value=15)), max_size=10))
+def test_any_order_of_presses_keeps_to_the_table(sqlite_engine: Any, presses: list[tuple[str, str, int]]) -> None:
+    with Session(sqlite_engine) as session:
+        if session.get(Plant, "pune-1") is None:
+            apply(session, load(PLANT_FILE), source_file=str(PLANT_FILE))
+            session.commit()
+        plant = session.get(Plant, "pune-1")
+        assert plant is not None
+        ctx = Context(session=session, plant=plant, now=START, cause="open")
+        ravi = wf.person(ctx, "ravi")
+        exc = wf.open_exception(ctx, exception_type="breakdown", text="hobber 1 stopped", reporter=ravi,
+                                machine_id="HOB-01")
+        now = START
+        for n, (pid, what, minutes) in enumerate(presses):
+            now += timedelta(minutes=minutes)
+            ctx = Context(session=session, plant=plant, now=now, cause=f"press:{n}")
+            before = exc.status
+            answer = press(ctx, exc, wf.person(ctx, pid), what)
+            assert exc.status in {s.value for s in ExceptionStatus}
+            if answer is False:
+                assert exc.status == before, (pid, what)
+            if answer is True and what in ("approve", "reject"):
+                step = step_for(before, Action(what))
+                assert step is not None and pid == "sara" and exc.status == step.next
+        pages = session.exec(select(Notification.person_id).where(
+            Notification.kind.in_(("alert", "escalation")))).all()  # type: ignore[attr-defined]
+        assert len(pages) == len(set(pages)) and "ravi" not in pages, "nobody paged twice, nor about their own report"
+        acks = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "acknowledged")).all()
+        assert all(a.person_id in ("tom", "sara", "neha") and a.data["roles"] for a in acks)
+        assert (exc.acknowledged_at is None) == (not acks)
+        by_id = {row.id: row for row in session.exec(select(Notification)).all()}
+        for row in by_id.values():
+            if row.kind == "buttons_update":
+                assert set(row.buttons) < set(by_id[row.updates_id].buttons)
+        session.rollback()
