@@ -68,10 +68,11 @@ def events(exception: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 def test_every_state_answers_every_action(state: ExceptionStatus) -> None:
     """A new state (or action) cannot be forgotten: each pair has a row or a refusal sentence in
     every language, and a state that leads nowhere is not counted as open."""
+    for language in messages.LANGUAGES:
+        assert messages.TEMPLATES[f"state_{state.value}"].get(language), (state, language)
     for action in Action:
         if step_for(state, action) is None and action in PERSON_ACTIONS:
             for language in messages.LANGUAGES:
-                assert messages.TEMPLATES[f"state_{state.value}"].get(language), (state, language)
                 assert messages.TEMPLATES[f"refused_nothing_{action.value}"].get(language), (action, language)
     assert step_for(state, Action.comment) is not None, "anyone may comment, in any state"
     leads_on = any(s.state == state and s.next != state for s in TABLE)
@@ -83,6 +84,10 @@ def test_the_table_has_one_row_per_state_and_action_and_buttons_name_its_actions
     assert len(pairs) == len(set(pairs))
     assert set(BUTTONS) == {"ack", "propose", "approve", "reject"}
     assert all(any(s.action is action for s in TABLE) for action in Action)
+    for action in BUTTONS.values():  # the status line of a button update, in every language
+        assert set(messages.TEMPLATES[f"status_line_{action.value}"]) == set(messages.LANGUAGES)
+    for key in ("refused_not_paged", "already_acknowledged", "passed_on", "reporter_note"):
+        assert set(messages.TEMPLATES[key]) == set(messages.LANGUAGES)
 
 
 # --- who may: every row against real people of the plant -----------------------------------
