@@ -407,38 +407,31 @@ class Standing:
     """Who a person is for one exception (`routing.lifecycle.Relation`), and the roles they answer for."""
 
     relations: frozenset[Relation]
-    roles: frozenset[str]  # what their acknowledgement settles: the roles they hold or were paged for
+    roles: frozenset[str]  # what their acknowledgement answers for: the roles they hold (and were paged by)
 
 
-def standing_from(exc: PlantException, who: Person | None, pages: Iterable[tuple[str, str | None]]) -> Standing:
-    """`pages`: (person id, role) of the exception's alerts and escalations."""
+def standing_from(exc: PlantException, who: Person | None, pages: Iterable[str]) -> Standing:
+    """`pages`: the people paged for the exception (alerts and escalations); without them, all
+    relations but `notified`."""
     if who is None:
         return Standing(frozenset({Relation.system}), frozenset())
     relations = {Relation.member}
-    roles = set(who.roles)
-    for person_id, role in pages:
-        if person_id == who.id:
-            relations.add(Relation.notified)
-            if role:
-                roles.add(role)
+    if who.id in pages:
+        relations.add(Relation.notified)
     if exc.reporter_id == who.id:
         relations.add(Relation.reporter)
     if exc.approver_role in who.roles:
         relations.add(Relation.approver)
     if "manager" in who.roles:
         relations.add(Relation.manager)
-    return Standing(frozenset(relations), frozenset(roles))
+    return Standing(frozenset(relations), frozenset(who.roles))
 
 
 def standing(ctx: Context, exc: PlantException, who: Person | None) -> Standing:
+    """Who `who` is for `exc`, `notified` included (one look at the exception's pages)."""
     if who is None:
         return standing_from(exc, None, ())
-    pages = [(n.person_id, n.role) for n in ctx.notified.values()
-             if n.exception_id == exc.id and n.person_id == who.id and n.kind in PAGES]
-    pages += ctx.session.exec(select(Notification.person_id, Notification.role).where(
-        Notification.exception_id == exc.id, Notification.person_id == who.id,
-        Notification.kind.in_(PAGES))).all()  # type: ignore[attr-defined]
-    return standing_from(exc, who, pages)
+    return standing_from(exc, who, {who.id} if is_responder(ctx, exc, who) else set())
 
 
 def acknowledgements(ctx: Context, exc: PlantException) -> dict[str, str | None]:
@@ -499,7 +492,10 @@ def check(ctx: Context, exc: PlantException, action: Action, who: Person | None,
     # Everyone may comment: no need to look up who they are.
     if Relation.member in step.who and who is not None or Relation.system in step.who and who is None:
         return None
-    held = given or standing(ctx, exc, who)
+    held = given or standing_from(exc, who, ())
+    if given is None and (not held.relations & step.who or Relation.reporter in held.relations
+                          and action in NOT_BY_REPORTER):
+        held = standing(ctx, exc, who)  # only having been paged can still allow it
     mine = Relation.reporter in held.relations and Relation.notified not in held.relations
     if not held.relations & step.who or mine and action in NOT_BY_REPORTER:
         reason = "role" if action in (Action.approve, Action.reject) else "not_paged"
@@ -521,18 +517,17 @@ def transition(ctx: Context, exc: PlantException, action: Action, who: Person | 
     of earlier messages. Refused: unless `quiet`, the person is told why and `refused` goes on the
     timeline; the caller sends no confirmation of its own.
     """
-    held = acknowledged = None
-    if action is Action.acknowledge:
-        held, acknowledged = standing(ctx, exc, who), acknowledgements(ctx, exc)
-    refusal = check(ctx, exc, action, who, held, acknowledged)
+    acknowledged = acknowledgements(ctx, exc) if action is Action.acknowledge else None
+    refusal = check(ctx, exc, action, who, acknowledged=acknowledged)
     if refusal is not None:
         if not quiet:
             refuse(ctx, exc, who, refusal, reply_channel)
         return Outcome(applied=False, refusal=refusal)
     step = step_for(exc.status, action)
     assert step is not None  # check() said so
-    if held is not None and acknowledged is not None:
-        data = {**data, **_settle_timers(ctx, exc, held, acknowledged)}
+    if acknowledged is not None:
+        data = {**data, **_settle_timers(ctx, exc, standing_from(exc, who, ()), acknowledged)}
+        acknowledged = {**acknowledged, **dict.fromkeys(data["roles"], who.id if who else None)}
     moved = exc.status != step.next
     exc.status = step.next.value
     stamp = STAMPS.get(action)
@@ -540,7 +535,7 @@ def transition(ctx: Context, exc: PlantException, action: Action, who: Person | 
         setattr(exc, stamp, ctx.now)
     event = log(ctx, exc, EVENT[action], text, who.id if who else None, **data)
     if moved or action is Action.acknowledge:
-        _update_buttons(ctx, exc, action, who)
+        _update_buttons(ctx, exc, action, who, acknowledged)
     return Outcome(applied=True, event=event)
 
 
@@ -567,9 +562,9 @@ def _settle_timers(ctx: Context, exc: PlantException, held: Standing,
                    acknowledged: dict[str, str | None]) -> dict[str, Any]:
     """An acknowledgement stops the escalation of the roles it answers for.
 
-    Someone paged settles the timers of the roles they hold or were paged for (and those that
-    would escalate to them); the approver and managers, who answer for the whole exception,
-    settle every timer still running.
+    Someone paged settles the timers of the roles they hold (and those that would escalate to
+    them); the approver and managers, who answer for the whole exception, settle every timer
+    still running.
     """
     timers = ctx.session.exec(
         select(AckTimer).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
@@ -583,9 +578,13 @@ def _settle_timers(ctx: Context, exc: PlantException, held: Standing,
     return {"roles": sorted(held.roles - acknowledged.keys()), "timers": sorted(t.role for t in settled)}
 
 
-def _update_buttons(ctx: Context, exc: PlantException, action: Action, actor: Person | None) -> None:
+def _update_buttons(ctx: Context, exc: PlantException, action: Action, actor: Person | None,
+                    acknowledged: dict[str, str | None] | None) -> None:
     """After a transition: each earlier message whose buttons are no longer all allowed for its
-    recipient gets a `buttons_update` row with the ones still allowed and a status line."""
+    recipient gets a `buttons_update` row with the ones still allowed and a status line.
+
+    `acknowledged`: the roles acknowledged now, when the caller knows them (else read if needed).
+    """
     rows = ctx.session.exec(select(Notification).where(
         Notification.exception_id == exc.id,
         Notification.kind.in_((*WITH_BUTTONS, "buttons_update"))).order_by(Notification.id)).all()  # type: ignore[attr-defined]
@@ -600,8 +599,9 @@ def _update_buttons(ctx: Context, exc: PlantException, action: Action, actor: Pe
             shown[row.id] = list(row.buttons)
     if not originals:
         return
-    pages = [(r.person_id, r.role) for r in rows if r.kind in PAGES]
-    acknowledged = acknowledgements(ctx, exc)
+    pages = {r.person_id for r in rows if r.kind in PAGES}
+    if acknowledged is None and any("ack" in shown[r.id] for r in originals):  # type: ignore[index]
+        acknowledged = acknowledgements(ctx, exc)
     for row in originals:
         buttons = shown[row.id]  # type: ignore[index]
         target = person(ctx, row.person_id)
@@ -609,7 +609,7 @@ def _update_buttons(ctx: Context, exc: PlantException, action: Action, actor: Pe
             continue
         held = standing_from(exc, target, pages)
         still = [b for b in buttons if b in BUTTONS
-                 and check(ctx, exc, BUTTONS[b], target, held, acknowledged, explain=False) is None]
+                 and check(ctx, exc, BUTTONS[b], target, held, acknowledged or {}, explain=False) is None]
         if still == buttons:
             continue
         line = _status_line(ctx, exc, action, actor, row.language)
