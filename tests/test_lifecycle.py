@@ -287,16 +287,45 @@ def press(ctx: Context, exc: PlantException, who: Any, what: str) -> bool | None
     return None
 
 
+def pune(session: Session) -> Plant:
+    if session.get(Plant, "pune-1") is None:
+        apply(session, load(PLANT_FILE), source_file=str(PLANT_FILE))
+        session.commit()
+    plant = session.get(Plant, "pune-1")
+    assert plant is not None
+    return plant
+
+
+def test_reject_while_the_erp_posting_waits_says_who_approved(engine: Any) -> None:
+    """Approved, the ERP transactions not yet posted: a reject is refused with who approved."""
+    with Session(engine) as session:
+        plant = pune(session)
+
+        def at(minutes: int) -> Context:
+            return Context(session=session, plant=plant, now=START + timedelta(minutes=minutes), cause=f"t{minutes}")
+
+        ctx = at(0)
+        exc = wf.open_exception(ctx, exception_type="quality", text="burn marks on the teeth",
+                                reporter=wf.person(ctx, "ravi"), machine_id="GRD-02")
+        ana = wf.person(ctx, "ana")
+        assert ana is not None and wf.propose(at(5), exc, ana, "scrap 8 pcs", {}) is True
+        assert wf.decide(at(6), exc, ana, "approve") is True
+        assert exc.status == "approved"
+        assert wf.decide(at(7), exc, ana, "reject", "wait") is False
+        assert exc.status == "approved"
+        [refusal] = session.exec(select(Notification).where(Notification.kind == "refusal")).all()
+        assert refusal.text == "E-0001 ya está aprobada por Ana Ruiz, nada que rechazar."
+        refused = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "refused")).one()
+        assert refused.data == {"action": "reject", "reason": "state", "state": "approved"}
+        assert refused.text == "E-0001 is already approved by Ana Ruiz, nothing to reject."
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(presses=st.lists(st.tuples(st.sampled_from(list(PEOPLE)), st.sampled_from(PRESSES),
                                   st.integers(min_value=0, max_value=15)), max_size=10))
 def test_any_order_of_presses_keeps_to_the_table(sqlite_engine: Any, presses: list[tuple[str, str, int]]) -> None:
     with Session(sqlite_engine) as session:
-        if session.get(Plant, "pune-1") is None:
-            apply(session, load(PLANT_FILE), source_file=str(PLANT_FILE))
-            session.commit()
-        plant = session.get(Plant, "pune-1")
-        assert plant is not None
+        plant = pune(session)
         ctx = Context(session=session, plant=plant, now=START, cause="open")
         ravi = wf.person(ctx, "ravi")
         exc = wf.open_exception(ctx, exception_type="breakdown", text="hobber 1 stopped", reporter=ravi,
