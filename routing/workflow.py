@@ -8,6 +8,7 @@ after it leaves the outbox workers everything they need.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from models import (
     AckTimer,
     Approval,
     ErpTransaction,
+    ExceptionStatus,
     Machine,
     Material,
     Notification,
@@ -29,15 +31,26 @@ from models import (
 )
 from routing import messages
 from routing.impact import analyse
+from routing.lifecycle import (
+    BUTTONS,
+    EVENT,
+    NOT_BY_REPORTER,
+    UNFINISHED,
+    WITH_BUTTONS,
+    Action,
+    Relation,
+    step_for,
+)
 from routing.roster import people_for_role
 from routing.rules import NotifyStep, matching_rule
 from routing.static import StaticData
 
-OPEN_STATUSES = ("open", "acknowledged", "proposed", "approved", "posted")
+OPEN_STATUSES = tuple(state.value for state in UNFINISHED)
 MACHINE_TYPES = ("breakdown", "tooling", "utility")  # resolutions that become maintenance requests
 # Reports of these types are about a machine; without one the bot asks back.
 NEEDS_MACHINE = ("breakdown", "tooling")
 CORRELATION_WINDOW = timedelta(hours=2)  # for reports that name no machine
+PAGES = ("alert", "escalation")  # the notifications that make someone `notified` for an exception
 
 
 class WorkflowError(Exception):
@@ -124,7 +137,15 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
     if role is None:
         # Say in which capacity the person hears about it: as the reporter, or by their role.
         role = "reporter" if exc and exc.reporter_id == who.id else (who.roles[0] if who.roles else None)
-    key = f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}"
+    return _add_once(ctx, f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}", lambda key: Notification(
+        plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id if exc else None, person_id=who.id,
+        role=role, kind=kind, channel=channel, address=address, language=who.language, text=text,
+        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
+    ))
+
+
+def _add_once(ctx: Context, key: str, build: Callable[[str], Notification]) -> Notification:
+    """The outbox row of `key`: the one this cause already wrote (a replay, a retry), else a new one."""
     existing = ctx.notified.get(key)
     if existing is None and not ctx.new_cause:
         # Rows this unit of work added are in `ctx.notified`: nothing to flush before looking.
@@ -132,11 +153,7 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
             existing = ctx.session.exec(select(Notification).where(Notification.dedupe_key == key)).first()
     if existing:
         return existing
-    row = Notification(
-        plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id if exc else None, person_id=who.id,
-        role=role, kind=kind, channel=channel, address=address, language=who.language, text=text,
-        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
-    )
+    row = build(key)
     ctx.session.add(row)
     ctx.notified[key] = row
     return row
@@ -328,18 +345,24 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
         if step.condition and not conditions.get(step.condition, False):
             continue
         # The reporter already knows; paging them for their own report is noise.
-        people = [p for p in paged_for_role(ctx, step.role, exc.area_id) if p.id != exc.reporter_id]
-        if not people:
+        holders = [p for p in paged_for_role(ctx, step.role, exc.area_id) if p.id != exc.reporter_id]
+        if not holders:
             log(ctx, exc, "nobody_available", f"nobody with role {step.role} on shift", role=step.role)
             if step.escalate_to:
                 paged += _escalate(ctx, exc, step.role, step.escalate_to, "nobody_on_shift", step.ack_within)
             continue
+        # Someone holding two roles the rule pages hears it once, from the first step; they still
+        # answer for both (their acknowledgement settles the timers of every role they hold).
+        earlier = {q.id for q in paged}
+        people = [p for p in holders if p.id not in earlier]
         for who in people:
             notify(ctx, who, "alert", _alert_text(ctx, exc, who, step), exc=exc, role=step.role,
                    buttons=("ack", "propose") if step.ack_within else ())
             paged.append(who)
+        already = [p.id for p in holders if p.id in earlier]
         log(ctx, exc, "routed", "", None, role=step.role, people=[p.id for p in people],
-            ack_within=int(step.ack_within.total_seconds()) if step.ack_within else None)
+            ack_within=int(step.ack_within.total_seconds()) if step.ack_within else None,
+            **({"already_paged": already} if already else {}))
         if step.ack_within:
             ctx.session.add(AckTimer(exception_id=exc.id, role=step.role, due_at=ctx.now + step.ack_within,
                                      escalate_to=step.escalate_to))
@@ -348,14 +371,267 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
 
 def _escalate(ctx: Context, exc: PlantException, role: str, escalate_to: str, template: str,
               ack_within: timedelta | None) -> list[Person]:
-    people = paged_for_role(ctx, escalate_to, exc.area_id) or paged_for_role(ctx, escalate_to, None)
+    """Page `escalate_to`, except the reporter (it is their own report) and anyone paged for it already."""
+    holders = paged_for_role(ctx, escalate_to, exc.area_id) or paged_for_role(ctx, escalate_to, None)
+    already = paged_ids(ctx, exc)
+    people = [p for p in holders if p.id != exc.reporter_id and p.id not in already]
     for who in people:
         text = messages.render(template, who.language, code=exc.code, role=role,
                                ack=_format_minutes(ack_within) if ack_within else "-",
                                summary=f"{machine_label(ctx, exc.machine_id)}: {exc.summary}")
         notify(ctx, who, "escalation", text, exc=exc, role=escalate_to, buttons=("ack",))
-    log(ctx, exc, "escalated", "", None, role=role, to_role=escalate_to, people=[p.id for p in people])
+    skipped: dict[str, Any] = {}
+    if reporter := [p.id for p in holders if p.id == exc.reporter_id]:
+        skipped["reporter_skipped"] = reporter
+    if repeated := [p.id for p in holders if p.id in already]:
+        skipped["already_paged"] = repeated
+    transition(ctx, exc, Action.escalate, None, text="" if people else f"nobody left to page with role {escalate_to}",
+               role=role, to_role=escalate_to, people=[p.id for p in people], **skipped)
     return people
+
+
+def paged_ids(ctx: Context, exc: PlantException) -> set[str]:
+    """The people paged for `exc` so far (alerts and escalations), this unit's pages included."""
+    ids = {n.person_id for n in ctx.notified.values() if n.exception_id == exc.id and n.kind in PAGES}
+    with ctx.session.no_autoflush:
+        ids.update(ctx.session.exec(select(Notification.person_id).where(
+            Notification.exception_id == exc.id, Notification.kind.in_(PAGES))))  # type: ignore[attr-defined]
+    return ids
+
+
+# --- the lifecycle table, applied --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Who a person is for one exception (`routing.lifecycle.Relation`), and the roles they answer for."""
+
+    relations: frozenset[Relation]
+    roles: frozenset[str]  # what their acknowledgement answers for: the roles they hold (and were paged by)
+
+
+def standing_from(exc: PlantException, who: Person | None, pages: Iterable[str]) -> Standing:
+    """`pages`: the people paged for the exception (alerts and escalations); without them, all
+    relations but `notified`."""
+    if who is None:
+        return Standing(frozenset({Relation.system}), frozenset())
+    relations = {Relation.member}
+    if who.id in pages:
+        relations.add(Relation.notified)
+    if exc.reporter_id == who.id:
+        relations.add(Relation.reporter)
+    if exc.approver_role in who.roles:
+        relations.add(Relation.approver)
+    if "manager" in who.roles:
+        relations.add(Relation.manager)
+    return Standing(frozenset(relations), frozenset(who.roles))
+
+
+def standing(ctx: Context, exc: PlantException, who: Person | None) -> Standing:
+    """Who `who` is for `exc`, `notified` included (one look at the exception's pages)."""
+    if who is None:
+        return standing_from(exc, None, ())
+    return standing_from(exc, who, {who.id} if is_responder(ctx, exc, who) else set())
+
+
+def acknowledgements(ctx: Context, exc: PlantException) -> dict[str, str | None]:
+    """Each role acknowledged so far -> the person who acknowledged it first."""
+    done: dict[str, str | None] = {}
+    for event in ctx.session.exec(select(TimelineEvent).where(
+            TimelineEvent.exception_id == exc.id, TimelineEvent.kind == EVENT[Action.acknowledge])
+            .order_by(TimelineEvent.id)):
+        for role in event.data.get("roles") or ():
+            done.setdefault(role, event.person_id)
+    return done
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an action is not taken, in words for the person (`text`) and for the timeline (`reason`)."""
+
+    action: Action
+    reason: str  # state | not_paged | role | already_acknowledged
+    code: str
+    state: str
+    name: str = ""  # who approved (state refusals) or acknowledged (already_acknowledged)
+    role: str = ""  # the approver role (role refusals)
+
+    def text(self, language: str) -> str:
+        if self.reason == "role":
+            return messages.render("refused", language, role=self.role, code=self.code)
+        if self.reason == "not_paged":
+            return messages.render("refused_not_paged", language, code=self.code)
+        if self.reason == "already_acknowledged":
+            return messages.render("already_acknowledged", language, code=self.code, name=self.name)
+        said = messages.render(f"state_{self.state}", language, code=self.code, name=self.name)
+        nothing = f"refused_nothing_{self.action.value}"
+        if nothing in messages.TEMPLATES:
+            said = f"{said}, {messages.render(nothing, language)}"
+        return f"{said}."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `transition` did: applied (the event written), or refused (and why)."""
+
+    applied: bool
+    refusal: Refusal | None = None
+    event: TimelineEvent | None = None
+
+
+def check(ctx: Context, exc: PlantException, action: Action, who: Person | None,
+          given: Standing | None = None, acknowledged: dict[str, str | None] | None = None,
+          explain: bool = True) -> Refusal | None:
+    """None if the table lets `who` take `action` on `exc` now; else why not (with the names the
+    sentence needs, unless `explain` is False)."""
+    step = step_for(exc.status, action)
+    if step is None:
+        decided = explain and exc.status in (ExceptionStatus.approved, ExceptionStatus.posted)
+        return Refusal(action, "state", exc.code, exc.status,
+                       name=display_name(ctx, _approved_by(ctx, exc)) if decided else "")
+    # Everyone may comment: no need to look up who they are.
+    if Relation.member in step.who and who is not None or Relation.system in step.who and who is None:
+        return None
+    held = given or standing_from(exc, who, ())
+    if given is None and (not held.relations & step.who or Relation.reporter in held.relations
+                          and action in NOT_BY_REPORTER):
+        held = standing(ctx, exc, who)  # only having been paged can still allow it
+    mine = Relation.reporter in held.relations and Relation.notified not in held.relations
+    if not held.relations & step.who or mine and action in NOT_BY_REPORTER:
+        reason = "role" if action in (Action.approve, Action.reject) else "not_paged"
+        return Refusal(action, reason, exc.code, exc.status, role=exc.approver_role)
+    if action is Action.acknowledge:
+        acknowledged = acknowledgements(ctx, exc) if acknowledged is None else acknowledged
+        if not held.roles - acknowledged.keys():
+            first = sorted(held.roles)[0] if held.roles and explain else None
+            return Refusal(action, "already_acknowledged", exc.code, exc.status,
+                           name=display_name(ctx, acknowledged.get(first)) if first else "")
+    return None
+
+
+def transition(ctx: Context, exc: PlantException, action: Action, who: Person | None, *, text: str = "",
+               reply_channel: str | None = None, quiet: bool = False, **data: Any) -> Outcome:
+    """Take `action` on `exc` as the lifecycle table says, or refuse it.
+
+    Applied: the new state, its timestamp, the timeline event (with `data`) and the button updates
+    of earlier messages. Refused: unless `quiet`, the person is told why and `refused` goes on the
+    timeline; the caller sends no confirmation of its own.
+    """
+    acknowledged = acknowledgements(ctx, exc) if action is Action.acknowledge else None
+    refusal = check(ctx, exc, action, who, acknowledged=acknowledged)
+    if refusal is not None:
+        if not quiet:
+            refuse(ctx, exc, who, refusal, reply_channel)
+        return Outcome(applied=False, refusal=refusal)
+    step = step_for(exc.status, action)
+    assert step is not None  # check() said so
+    if acknowledged is not None:
+        data = {**data, **_settle_timers(ctx, exc, standing_from(exc, who, ()), acknowledged)}
+        acknowledged = {**acknowledged, **dict.fromkeys(data["roles"], who.id if who else None)}
+    moved = exc.status != step.next
+    exc.status = step.next.value
+    stamp = STAMPS.get(action)
+    if stamp and (action is not Action.acknowledge or exc.acknowledged_at is None):
+        setattr(exc, stamp, ctx.now)
+    event = log(ctx, exc, EVENT[action], text, who.id if who else None, **data)
+    if moved or action is Action.acknowledge:
+        _update_buttons(ctx, exc, action, who, acknowledged)
+    return Outcome(applied=True, event=event)
+
+
+# The time each state is reached (MTTA reads `acknowledged_at`: the first acknowledgement that counts).
+STAMPS = {Action.acknowledge: "acknowledged_at", Action.propose: "proposed_at", Action.approve: "approved_at",
+          Action.erp_posted: "posted_at", Action.close: "closed_at"}
+
+
+def refuse(ctx: Context, exc: PlantException, who: Person | None, refusal: Refusal,
+           reply_channel: str | None = None) -> None:
+    """Tell the person why, and put the attempt on the timeline."""
+    data: dict[str, Any] = {"action": refusal.action.value, "reason": refusal.reason, "state": refusal.state}
+    if refusal.reason == "role":
+        # Kept under its own name: the console and the threads show a refused approval as such.
+        data.update(decision=refusal.action.value, required_role=refusal.role)
+    log(ctx, exc, "approval_refused" if refusal.reason == "role" else "refused", refusal.text("en"),
+        who.id if who else None, **data)
+    if who is not None:
+        notify(ctx, who, "refusal", refusal.text(who.language), exc=exc, role=_first_role(who),
+               reply_channel=reply_channel)
+
+
+def _settle_timers(ctx: Context, exc: PlantException, held: Standing,
+                   acknowledged: dict[str, str | None]) -> dict[str, Any]:
+    """An acknowledgement stops the escalation of the roles it answers for.
+
+    Someone paged settles the timers of the roles they hold (and those that would escalate to
+    them); the approver and managers, who answer for the whole exception, settle every timer
+    still running.
+    """
+    timers = ctx.session.exec(
+        select(AckTimer).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
+    ).all()
+    everything = bool(held.relations & {Relation.approver, Relation.manager})
+    settled = [t for t in timers if everything or t.role in held.roles or t.escalate_to in held.roles]
+    for timer in settled:
+        timer.status = "acknowledged"
+        timer.settled_at = ctx.now
+        ctx.session.add(timer)
+    return {"roles": sorted(held.roles - acknowledged.keys()), "timers": sorted(t.role for t in settled)}
+
+
+def _update_buttons(ctx: Context, exc: PlantException, action: Action, actor: Person | None,
+                    acknowledged: dict[str, str | None] | None) -> None:
+    """After a transition: each earlier message whose buttons are no longer all allowed for its
+    recipient gets a `buttons_update` row with the ones still allowed and a status line.
+
+    `acknowledged`: the roles acknowledged now, when the caller knows them (else read if needed).
+    """
+    rows = ctx.session.exec(select(Notification).where(
+        Notification.exception_id == exc.id,
+        Notification.kind.in_((*WITH_BUTTONS, "buttons_update"))).order_by(Notification.id)).all()  # type: ignore[attr-defined]
+    shown: dict[int, list[str]] = {}
+    originals: list[Notification] = []
+    for row in rows:
+        if row.kind == "buttons_update":
+            if row.updates_id in shown:
+                shown[row.updates_id] = list(row.buttons)
+        elif row.buttons and row.id is not None:
+            originals.append(row)
+            shown[row.id] = list(row.buttons)
+    if not originals:
+        return
+    pages = {r.person_id for r in rows if r.kind in PAGES}
+    if acknowledged is None and any("ack" in shown[r.id] for r in originals):  # type: ignore[index]
+        acknowledged = acknowledgements(ctx, exc)
+    for row in originals:
+        buttons = shown[row.id]  # type: ignore[index]
+        target = person(ctx, row.person_id)
+        if not buttons or target is None:
+            continue
+        held = standing_from(exc, target, pages)
+        still = [b for b in buttons if b in BUTTONS
+                 and check(ctx, exc, BUTTONS[b], target, held, acknowledged or {}, explain=False) is None]
+        if still == buttons:
+            continue
+        line = _status_line(ctx, exc, action, actor, row.language)
+        _add_once(ctx, f"{ctx.cause}:buttons_update:{row.id}:{action.value}", lambda key, row=row, still=still,
+                  line=line: Notification(
+            plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id, person_id=row.person_id, role=row.role,
+            kind="buttons_update", channel=row.channel, address=row.address, language=row.language, text=line,
+            buttons=still, created_at=ctx.now, next_attempt_at=ctx.now, updates_id=row.id))
+
+
+def _status_line(ctx: Context, exc: PlantException, action: Action, actor: Person | None, language: str) -> str:
+    key = f"status_line_{action.value}"
+    if actor is not None and key in messages.TEMPLATES:
+        return messages.render(key, language, code=exc.code, name=actor.name)
+    return messages.render("card_status", language, code=exc.code,
+                           status=messages.render(f"status_{exc.status}", language)).rstrip(".")
+
+
+def _approved_by(ctx: Context, exc: PlantException) -> str | None:
+    return ctx.session.exec(select(Approval.person_id).where(
+        Approval.exception_id == exc.id, Approval.accepted == True, Approval.decision == "approve")  # noqa: E712
+        .order_by(Approval.id.desc())).first()  # type: ignore[union-attr]
 
 
 # --- the thread --------------------------------------------------------------------------
@@ -363,29 +639,17 @@ def _escalate(ctx: Context, exc: PlantException, role: str, escalate_to: str, te
 
 def acknowledge(ctx: Context, exc: PlantException, who: Person, text: str = "",
                 reply_channel: str | None = None) -> bool:
-    """Settle the timers of the roles `who` holds; the first acknowledgement moves `open` on."""
-    timers = ctx.session.exec(
-        select(AckTimer).where(AckTimer.exception_id == exc.id, AckTimer.status == "pending")
-    ).all()
-    settled = [t for t in timers if t.role in who.roles or t.escalate_to in who.roles]
-    for timer in settled:
-        timer.status = "acknowledged"
-        timer.settled_at = ctx.now
-        ctx.session.add(timer)
-    if not settled and exc.status != "open":
+    """Acknowledge as someone paged, the approver or a manager; the first such one sets MTTA.
+
+    Anyone else (the reporter, a colleague) is told who can, and the escalation runs on.
+    """
+    if not transition(ctx, exc, Action.acknowledge, who, text=text, reply_channel=reply_channel).applied:
         return False
-    if exc.status == "open":
-        exc.status = "acknowledged"
-        exc.acknowledged_at = ctx.now
-    log(ctx, exc, "acknowledged", text, who.id, roles=[t.role for t in settled])
     reporter = person(ctx, exc.reporter_id)
     if reporter and reporter.id != who.id:
         notify(ctx, reporter, "acknowledged", messages.render("acknowledged", reporter.language, code=exc.code,
                                                               name=who.name), exc=exc, role="reporter")
     return True
-
-
-PAGES = ("alert", "escalation")
 
 
 def is_responder(ctx: Context, exc: PlantException, who: Person) -> bool:
@@ -409,22 +673,30 @@ def responder_exception_ids(ctx: Context, who: Person, exceptions: list[PlantExc
     return {i for i in paged if i is not None}
 
 
-def comment(ctx: Context, exc: PlantException, who: Person | None, text: str) -> None:
-    log(ctx, exc, "comment", text, who.id if who else None)
+def comment(ctx: Context, exc: PlantException, who: Person | None, text: str) -> bool:
+    """A note on the timeline: anyone of the plant, in any state."""
+    return transition(ctx, exc, Action.comment, who, text=text).applied
 
 
 def propose(ctx: Context, exc: PlantException, who: Person, text: str, resolution: dict[str, Any],
-            reply_channel: str | None = None) -> None:
-    """A proposed resolution waits for the rule's approver; a fixed machine counts as running again."""
-    if exc.status in ("approved", "posted", "closed"):
-        comment(ctx, exc, who, text)
-        return
-    if exc.status == "open" or is_responder(ctx, exc, who):
+            reply_channel: str | None = None) -> bool:
+    """A proposed resolution waits for the rule's approver; a fixed machine counts as running again.
+
+    From someone not paged (the reporter saying "it runs again") it is not a proposal: it goes on
+    the timeline as a comment and to the people paged as a note, and they propose.
+    """
+    held = standing(ctx, exc, who)
+    refusal = check(ctx, exc, Action.propose, who, held)
+    if refusal is not None and refusal.reason == "not_paged":
+        _pass_on(ctx, exc, who, text, reply_channel)
+        return False
+    if refusal is not None:
+        refuse(ctx, exc, who, refusal, reply_channel)
+        return False
+    if check(ctx, exc, Action.acknowledge, who, held) is None:
         acknowledge(ctx, exc, who, "", reply_channel)
-    exc.status = "proposed"
-    exc.proposed_at = ctx.now
+    transition(ctx, exc, Action.propose, who, text=text, reply_channel=reply_channel, **resolution)
     exc.proposal = {"by": who.id, "text": text, **resolution}
-    log(ctx, exc, "proposed", text, who.id, **resolution)
     if resolution.get("machine_running") and exc.machine_id:
         set_machine_running(ctx, exc.machine_id, True, f"reported fixed by {who.name}")
     for approver in paged_for_role(ctx, exc.approver_role, exc.area_id) or \
@@ -432,39 +704,45 @@ def propose(ctx: Context, exc: PlantException, who: Person, text: str, resolutio
         notify(ctx, approver, "approval_request",
                messages.render("proposal", approver.language, code=exc.code, name=who.name, summary=text),
                exc=exc, role=exc.approver_role, buttons=("approve", "reject"))
+    return True
+
+
+def _pass_on(ctx: Context, exc: PlantException, who: Person, text: str, reply_channel: str | None) -> None:
+    comment(ctx, exc, who, text)
+    paged = [p for p in thread_people(ctx, exc) if p.id not in (who.id, exc.reporter_id)]
+    for target in paged:
+        notify(ctx, target, "note", messages.render("reporter_note", target.language, code=exc.code, name=who.name,
+                                                    text=text), exc=exc)
+    notify(ctx, who, "reply", messages.render("passed_on", who.language, code=exc.code,
+                                              names=", ".join(p.name for p in paged) or "-"),
+           exc=exc, reply_channel=reply_channel)
 
 
 def decide(ctx: Context, exc: PlantException, who: Person, decision: str, reason: str = "",
            reply_channel: str | None = None) -> bool:
-    """Approve or reject the proposal; only the rule's approver role may, anyone else is refused."""
-    if exc.approver_role not in who.roles:
+    """Approve or reject the proposal: the rule's approver role, while a proposal waits; else refused."""
+    if decision not in (Action.approve, Action.reject):
+        raise WorkflowError(f"not a decision: {decision}")
+    action = Action(decision)
+    proposal = dict(exc.proposal or {})
+    outcome = transition(ctx, exc, action, who, text=reason, reply_channel=reply_channel, quiet=True,
+                         **({"proposal": proposal} if action is Action.reject else {}))
+    if outcome.refusal is not None:
         ctx.session.add(Approval(exception_id=exc.id, person_id=who.id, decision=decision, accepted=False,
-                                 reason=f"{who.id} lacks role {exc.approver_role}", at=ctx.now))
-        log(ctx, exc, "approval_refused", reason, who.id, decision=decision, required_role=exc.approver_role)
-        notify(ctx, who, "refusal", messages.render("refused", who.language, role=exc.approver_role, code=exc.code),
-               exc=exc, role=_first_role(who), reply_channel=reply_channel)
-        return False
-    if exc.status != "proposed":
-        log(ctx, exc, "decision_ignored", reason, who.id, decision=decision, status=exc.status)
-        notify(ctx, who, "reply", messages.render("nothing_to_approve", who.language, code=exc.code),
-               exc=exc, role=_first_role(who), reply_channel=reply_channel)
+                                 reason=outcome.refusal.text("en"), at=ctx.now))
+        refuse(ctx, exc, who, outcome.refusal, reply_channel)
         return False
     approval = Approval(exception_id=exc.id, person_id=who.id, decision=decision, accepted=True, reason=reason,
                         at=ctx.now)
     ctx.session.add(approval)
     ctx.session.flush()
-    proposer = person(ctx, exc.proposal.get("by"))
-    if decision == "reject":
-        exc.status = "acknowledged"
-        log(ctx, exc, "rejected", reason, who.id, proposal=exc.proposal)
+    proposer = person(ctx, proposal.get("by"))
+    if action is Action.reject:
         for target in _unique([proposer, person(ctx, exc.reporter_id)]):
             notify(ctx, target, "rejected", messages.render("rejected", target.language, code=exc.code,
                                                             name=who.name, reason=reason), exc=exc)
         exc.proposal = {}
         return True
-    exc.status = "approved"
-    exc.approved_at = ctx.now
-    log(ctx, exc, "approved", reason, who.id)
     transactions = erp_transactions_for(ctx, exc, approval, who)
     for txn in transactions:
         ctx.session.add(txn)
@@ -591,23 +869,19 @@ def _admins(ctx: Context) -> list[Person]:
 
 
 def _finish_posting(ctx: Context, exc: PlantException) -> None:
-    exc.status = "posted"
-    exc.posted_at = ctx.now
-    log(ctx, exc, "posted", "")
-    close_if_done(ctx, exc)
+    if transition(ctx, exc, Action.erp_posted, None, quiet=True).applied:
+        close_if_done(ctx, exc)
 
 
 def close_if_done(ctx: Context, exc: PlantException) -> None:
     """A posted exception closes once its machine (if it stopped one) runs again."""
-    if exc.status != "posted":
+    if step_for(exc.status, Action.close) is None:
         return
     if exc.type == "breakdown" and exc.machine_id:
         machine = master_row(ctx, Machine, exc.machine_id)
         if machine and not machine.running:
             return
-    exc.status = "closed"
-    exc.closed_at = ctx.now
-    log(ctx, exc, "closed", "")
+    transition(ctx, exc, Action.close, None)
     for who in _unique([person(ctx, exc.reporter_id)]):
         notify(ctx, who, "closed", messages.render("closed", who.language, code=exc.code), exc=exc)
 
@@ -623,7 +897,8 @@ def set_machine_running(ctx: Context, machine_id: str, running: bool, note: str)
     ctx.session.add(machine)
     for exc in open_exceptions(ctx):
         if exc.machine_id == machine_id:
-            log(ctx, exc, "machine_state", note, None, running=running)
+            transition(ctx, exc, Action.machine_running if running else Action.machine_stopped, None, text=note,
+                       running=running)
             close_if_done(ctx, exc)
 
 
@@ -637,7 +912,8 @@ def escalate_unacknowledged(ctx: Context) -> int:
         timer.status = "fired"
         timer.settled_at = ctx.now
         ctx.session.add(timer)
-        if exc is None or exc.status not in OPEN_STATUSES:
+        # Once approved, nobody is chased for an acknowledgement any more.
+        if exc is None or step_for(exc.status, Action.escalate) is None:
             continue
         if timer.escalate_to:
             ack_within = timer.due_at - _routed_at(ctx, exc, timer.role)
