@@ -164,6 +164,10 @@ class Turn:
         if thread is None and self.conv.state != State.idle and self.answer(ex, text):
             return
         exc = thread or _code_in_text(ctx, text)
+        if thread is None and exc is not None and not CODE.sub("", text).strip(" .,:;!?#-"):
+            # A code alone, with no question open, says nothing to record: never a comment or a fix.
+            self.reply("reply", messages.render("help", who.language))
+            return
         if exc and payload.get("attachments"):
             wf.log(ctx, exc, "attachment", "", who.id, attachments=payload["attachments"])
         intent = ex.intent
