@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
@@ -196,6 +196,17 @@ def test_every_form_of_answer_picks_its_exception_and_is_never_recorded_itself(f
     with Session(floor.runtime.engine) as session:
         excs = session.exec(select(PlantException)).all()
         assert {e.status for e in excs} == {"acknowledged"} and all(not e.proposal for e in excs)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answer=st.text(min_size=1, max_size=60).filter(str.strip))
+def test_any_answer_to_which_one_is_answered_and_never_fails(floor: Floor, answer: str) -> None:
+    floor.say("tom", "bin unterwegs")
+    signal_id = floor.say("tom", answer)
+    with Session(floor.runtime.engine) as session:
+        signal = session.get(Signal, signal_id)
+        assert signal is not None and signal.error is None, signal.error if signal else None
+    assert floor.replies(signal_id), "every message of a known person is answered"
 
 
 def test_a_choose_button_answers_the_question(floor: Floor) -> None:
