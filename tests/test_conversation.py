@@ -304,3 +304,63 @@ def test_the_terminal_chat_answers_an_overlong_line_too_long(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "(reply) Deine Nachricht ist zu lang (4001 Zeichen" in done.stdout
     assert "no open exceptions" in done.stdout
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+def test_an_unanswered_report_question_is_carried_over_by_the_migration(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import JSON, Integer, String, column, insert, table
+    from sqlmodel.sql.sqltypes import UTCDateTime
+
+    from models import make_engine
+    from models.db import MIGRATIONS
+
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    asked = START - timedelta(minutes=5)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.execute(insert(table("plants", column("id", String), column("name", String),
+                                        column("timezone", String), column("erp", JSON))),
+                           {"id": "pune-1", "name": "Pune", "timezone": "Asia/Kolkata", "erp": {}})
+        connection.execute(insert(table("signals", column("id", Integer), column("plant_id", String),
+                                        column("source", String), column("source_key", String), column("kind", String),
+                                        column("received_at", UTCDateTime()), column("person_id", String),
+                                        column("payload", JSON))),
+                           {"id": 7, "plant_id": "pune-1", "source": "whatsapp", "source_key": "whatsapp:w7",
+                            "kind": "chat", "received_at": asked, "person_id": "ravi", "payload": {}})
+        pending = table("pending_reports", column("plant_id", String), column("person_id", String),
+                        column("signal_id", Integer), column("text", String), column("extraction", JSON),
+                        column("missing", String), column("candidates", JSON),
+                        column("created_at", UTCDateTime()), column("resolved_at", UTCDateTime()))
+        row = {"plant_id": "pune-1", "person_id": "ravi", "signal_id": 7, "text": "gear machine band hai",
+               "extraction": {"exception_type": "breakdown"}, "missing": "machine", "candidates": ["HOB-01", "GRD-02"],
+               "created_at": asked}
+        connection.execute(insert(pending), [{**row, "resolved_at": asked + timedelta(minutes=1), "text": "old"},
+                                             {**row, "resolved_at": None}])
+        command.upgrade(config, "head")
+    with Session(engine) as session:
+        [conv] = session.exec(select(Conversation)).all()
+    engine.dispose()
+    assert (conv.person_id, conv.state, conv.options, conv.signal_id) == \
+        ("ravi", State.awaiting_machine, ["HOB-01", "GRD-02"], 7)
+    assert conv.pending == {"text": "gear machine band hai", "extraction": {"exception_type": "breakdown"}}
+    assert conv.expires_at == asked + timedelta(minutes=30)
+
+
+def test_replaying_into_the_same_store_repeats_nothing_through_the_gate(database_url: str) -> None:
+    first = replay(SCENARIOS / "stranger.yaml", database_url=database_url)
+    second = replay(SCENARIOS / "stranger.yaml", database_url=database_url)
+    assert second["notifications"] == first["notifications"] and len(first["notifications"]) == 3
+    from models import make_engine
+
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        keys = session.exec(select(Signal.source_key).order_by(Signal.id)).all()
+    engine.dispose()
+    assert len(keys) == 5 and keys[0].startswith("whatsapp:replay:") and keys[-1].startswith("telegram:replay:")
