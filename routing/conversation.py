@@ -29,6 +29,7 @@ from routing.workflow import Context
 CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
 TYPE_CONFIDENCE = 0.5  # below this an "other" report is a guess: ask what kind of problem it is
 MAX_QUESTIONS = 2  # after this many unanswered questions the bot stops asking
+LISTED = 9  # choices a "which one?" shows in full; codes alone after that, to keep the message short
 QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
 STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
 # An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
@@ -409,12 +410,13 @@ class Turn:
             return messages.render("ask_type", language)
         if conv.state == State.awaiting_which_exception:
             lines = []
-            for number, code in enumerate(conv.options, start=1):
+            for number, code in enumerate(conv.options[:LISTED], start=1):
                 exc = wf.exception_by_code(self.ctx, code)
                 place = wf.machine_label(self.ctx, exc.machine_id) if exc and exc.machine_id else \
                     (exc.area_id if exc and exc.area_id else "-")
                 lines.append(messages.render("option", language, number=number, code=code, machine=place,
                                              type=messages.type_name(exc.type, language) if exc else "?"))
+            lines += [", ".join(conv.options[LISTED:])] if len(conv.options) > LISTED else []
             return messages.render("ask_which", language, options="; ".join(lines))
         if conv.options:
             return messages.render("ask_machine_choice", language, options=", ".join(conv.options))
@@ -509,8 +511,9 @@ def _platform_thread(ctx: Context, payload: dict[str, Any]) -> PlantException | 
     """The exception the channel says a message belongs to: its thread, or a quoted bot message."""
     ref = payload.get("exception_ref")
     if ref:
-        found = wf.exception_by_code(ctx, str(ref)) if not str(ref).isdigit() else \
-            ctx.session.get(PlantException, int(ref))
+        ref = str(ref)[:40]
+        found = ctx.session.get(PlantException, int(ref)) if ref.isdigit() and len(ref) <= 9 else \
+            wf.exception_by_code(ctx, ref)
         if found:
             return found
     if reply_to := payload.get("reply_to"):
