@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.conversation import CODE
 from models import Attachment, Notification, PlantException, Signal, TimelineEvent, session_scope
+from routing.conversation import CODE
 
 MAX_BYTES = 25 * 1024 * 1024  # WhatsApp's largest voice/video; Slack and Telegram bots get less
 EXTENSIONS = {"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "image/jpeg": ".jpg", "image/png": ".png",

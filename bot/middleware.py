@@ -4,12 +4,13 @@
   the generic bridge (timestamped, so a replay of an old request is refused) and the
   Telegram secret-token header. Slack requests are verified by slack-bolt's own signature
   middleware (the same v0 HMAC, ±5 minutes), which the Slack channel configures.
-- `InboundGate.accept`: drops our own messages, drops redeliveries (in process while one is
-  being handled, and by the platform event id in the store: `Signal.source_key`), maps the
-  platform identity to a person of the plant, stores photos and voice notes of known
-  people, stores the message as a signal and processes it, and wakes the outbox so the
-  answers leave at once. A sender who is not in the plant is stored too and gets only the
-  short "not registered" reply (in the language of their message, bot/conversation.py). A
+- `InboundGate.accept`: drops our own messages, drops redeliveries while one is being
+  handled in this process, maps the platform identity to a person of the plant (cached),
+  stores photos and voice notes of known people, then hands the message to the core gate
+  every way in shares (`Runtime.accept`: the size limit, the store's dedupe by event id,
+  processing), and wakes the outbox so the answers leave at once. A sender who is not in
+  the plant is stored too and gets only the short "not registered" reply, at most once an
+  hour (in the language of their message, routing/conversation.py). A
   platform that tells a user's language only on request (Slack's `users.info` locale) passes
   `locale`, which is asked for strangers alone: the plant's people have their language in the
   plant file, and a lookup per message would cost a request each.
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 
 from bot.channels.base import InboundAttachment, InboundMessage
 from bot.media import MediaStore
+from routing.inbound import MAX_TEXT, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,7 @@ class Receiver(Protocol):
 
     def person_for(self, channel: str, address: str) -> str | None: ...
 
-    def receive(self, *, source: str, source_key: str, kind: str, payload: dict[str, Any],
-                person_id: str | None = None, process: bool = True) -> Any: ...
+    def accept(self, event: Inbound) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,16 @@ class InboundGate:
             person_id = await self._run(self._identify, message)
             if person_id is None and language is None and locale is not None:
                 language = await locale()
-            attachments = await self._keep_attachments(message, fetch) if person_id else \
+            # A message over the size limit is only answered "too long": nothing of it is fetched.
+            keep = person_id is not None and len(message.text) <= MAX_TEXT
+            attachments = await self._keep_attachments(message, fetch) if keep else \
                 [{"kind": a.kind, "content_type": a.content_type, "stored": False} for a in message.attachments]
-            payload = {
-                "channel": message.channel, "address": message.address, "text": message.text,
-                "exception_ref": message.exception_ref, "action": message.action, "reply_to": message.reply_to,
-                "attachments": attachments, "language": language, "chat_id": message.chat_id,
-                "thread_id": message.thread_id,
-            }
-            received = await self._run(self.runtime.receive, source=message.channel, source_key=key,
-                                       kind="action" if message.action else "chat", payload=payload,
-                                       person_id=person_id)
+            event = Inbound(
+                source=message.channel, event_id=message.event_id, address=message.address, person_id=person_id,
+                text=message.text, action=message.action, exception_ref=message.exception_ref,
+                reply_to=message.reply_to, chat_id=message.chat_id, thread_id=message.thread_id,
+                language=language, attachments=tuple(attachments))
+            received = await self._run(self.runtime.accept, event)
             if self.media is not None and any(a.get("path") for a in attachments) and not received.duplicate:
                 await self._run(self.media.link, self.runtime.engine, received.signal_id, attachments,
                                 message.exception_ref)

@@ -28,6 +28,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from models import ErpTransaction, Notification, Person, PlantException, TimelineEvent
 from routing.clock import SimulatedClock
+from routing.inbound import Inbound
 
 CHANNELS = ("slack", "telegram", "whatsapp", "console", "bridge")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -102,8 +103,10 @@ def load_scenario(path: Path) -> Scenario:
         if len(kinds) != 1 or not isinstance(item[kinds[0]], dict):
             raise ScenarioError(f"{where}: needs exactly one of chat, action, signal (a mapping)")
         body = item[kinds[0]]
-        if kinds[0] in ("chat", "action") and "from" not in body:
-            raise ScenarioError(f"{where}.{kinds[0]}: missing 'from' (a person id)")
+        if kinds[0] in ("chat", "action") and "from" not in body and not (
+                kinds[0] == "chat" and body.get("address") and body.get("channel") in CHANNELS):
+            raise ScenarioError(f"{where}.{kinds[0]}: missing 'from' (a person id; or channel and address of "
+                                "a sender the plant does not know)")
         if kinds[0] == "chat" and "text" not in body:
             raise ScenarioError(f"{where}.chat: missing 'text'")
         if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose"):
@@ -165,12 +168,17 @@ class Replay:
         return self.report()
 
     def _send(self, event: Event) -> None:
+        """Hand the event to the runtime's one gate, as a channel would, with an id from its place in the file."""
         body, where = event.body, f"{self.scenario.path}: events[{event.index}]"
-        key = f"replay:{self.scenario.key}:{event.index}"
+        event_id = f"replay:{self.scenario.key}:{event.index}"
         if event.kind == "signal":
-            self.runtime.receive(source=str(body.get("source", "signal")), source_key=key, kind="machine",
-                                 payload={"topic": body.get("topic"), "payload": body.get("payload"),
-                                          "machine": body.get("machine")})
+            self.runtime.accept(Inbound(source=str(body.get("source", "signal")), event_id=event_id, kind="machine",
+                                        data={"topic": body.get("topic"), "payload": body.get("payload"),
+                                              "machine": body.get("machine")}))
+            return
+        if "from" not in body:  # a stranger: the gate finds nobody at this address
+            self.runtime.accept(Inbound(source=str(body["channel"]), event_id=event_id, address=str(body["address"]),
+                                        text=str(body.get("text", ""))))
             return
         person_id = str(body["from"])
         with Session(self.runtime.engine) as session:
@@ -180,10 +188,9 @@ class Replay:
         channel = str(body.get("channel") or next(iter(who.channels), "console"))
         address = who.channels.get(channel, who.id)
         ref = self._exception_ref(int(body["exception"]), where) if body.get("exception") is not None else None
-        payload = {"channel": channel, "address": address, "text": str(body.get("text", "")),
-                   "exception_ref": ref, "action": body.get("kind") if event.kind == "action" else None,
-                   "reply_to": None, "attachments": []}
-        self.runtime.receive(source=channel, source_key=key, kind=event.kind, payload=payload, person_id=person_id)
+        self.runtime.accept(Inbound(
+            source=channel, event_id=event_id, address=address, person_id=person_id, text=str(body.get("text", "")),
+            exception_ref=ref, action=str(body["kind"]) if event.kind == "action" else None))
 
     def report(self) -> dict[str, Any]:
         """The JSON replay prints: exceptions with timelines, notifications, ERP transactions."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from bot.channels.base import CaptureChannel, Channel
-from bot.conversation import handle_chat
 from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox
@@ -41,10 +41,13 @@ from nlp.extractor import Extractor, master_data_from_store
 from routing import messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
+from routing.conversation import handle_chat
+from routing.inbound import Inbound
 from routing.static import StaticCache
 from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
+Handler = Callable[[wf.Context, Signal], None]
 TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
 
 
@@ -73,6 +76,10 @@ class Runtime:
         self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings, now=self.clock.now)
         self.notifications = NotificationOutbox(self.engine, self.channels, now=self.clock.now)
         self.erp_outbox = ErpOutbox(self.engine, self.erp, now=self.clock.now, on_settled=self._erp_settled)
+        # The one table processing picks a handler from: people's messages and buttons, then the signals.
+        self.handlers: dict[str, Handler] = {
+            "chat": self._converse, "action": self._converse, **SIGNAL_HANDLERS,
+        }
 
     # --- plant -------------------------------------------------------------------------
 
@@ -139,14 +146,25 @@ class Runtime:
             self.process_signal(signal_id)
         return Received(signal_id=signal_id)
 
+    def accept(self, event: Inbound) -> Received:
+        """The one way in: every channel, the console, the terminal chat and replay hand their events here.
+
+        The sender is found from the channel address unless the caller knows the person; a chat
+        text over `routing.inbound.MAX_TEXT` is stored cut and marked, and answered "too long";
+        the event is stored once per `(source, event_id)` and processed.
+        """
+        person_id = event.person_id
+        if person_id is None and event.is_chat and event.address:
+            person_id = self.person_for(event.source, event.address)
+        return self.receive(source=event.source, source_key=event.source_key, kind=event.signal_kind,
+                            payload=event.payload(), person_id=person_id)
+
     def receive_chat(self, *, channel: str, address: str, text: str, event_id: str,
                      exception_ref: str | None = None, action: str | None = None, reply_to: str | None = None,
-                     attachments: list[dict[str, Any]] | None = None, person_id: str | None = None) -> Received:
-        person_id = person_id or self.person_for(channel, address)
-        payload = {"channel": channel, "address": address, "text": text, "exception_ref": exception_ref,
-                   "action": action, "reply_to": reply_to, "attachments": attachments or []}
-        return self.receive(source=channel, source_key=f"{channel}:{event_id}", kind="action" if action else "chat",
-                            payload=payload, person_id=person_id)
+                     person_id: str | None = None) -> Received:
+        """A chat message by keywords (tests and benchmarks): `accept` of the same `Inbound`."""
+        return self.accept(Inbound(source=channel, event_id=event_id, address=address, person_id=person_id,
+                                   text=text, exception_ref=exception_ref, action=action, reply_to=reply_to))
 
     def process_signal(self, signal_id: int) -> None:
         # One signal at a time per process: the extractor's pipelines are not thread-safe and
@@ -166,9 +184,7 @@ class Runtime:
                 # cause can be stored yet, so notifications need no look-up by key.
                 ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause=f"signal:{signal_id}",
                                  static=self._static.get(session, plant), new_cause=True)
-                if signal.kind in ("chat", "action"):
-                    handle_chat(ctx, signal, self.reader)
-                elif (handler := SIGNAL_HANDLERS.get(signal.kind)) is not None:
+                if (handler := self.handlers.get(signal.kind)) is not None:
                     handler(ctx, signal)
                 else:
                     signal.error = f"unknown signal kind {signal.kind!r}"
@@ -177,6 +193,9 @@ class Runtime:
         except Exception as error:  # the signal stays stored; say so to the sender and move on
             log.exception("processing signal %s failed", signal_id)
             self._record_failure(signal_id, error)
+
+    def _converse(self, ctx: wf.Context, signal: Signal) -> None:
+        handle_chat(ctx, signal, self.reader)
 
     def _record_failure(self, signal_id: int, error: Exception) -> None:
         with session_scope(self.engine) as session:

@@ -24,6 +24,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel
 from models import Notification, Person, PlantException
+from routing.inbound import Inbound
 
 RECENT = 5  # messages shown again when a chat starts
 BUTTON_COMMANDS = ("ack", "approve", "reject", "propose")
@@ -113,9 +114,9 @@ class TerminalChat:
     # --- input -------------------------------------------------------------------------------
 
     def send(self, text: str, action: str | None = None, thread: str | None = None) -> None:
-        self.runtime.receive_chat(
-            channel=CONSOLE, address=self.state.person.id, person_id=self.state.person.id, text=text,
-            event_id=uuid.uuid4().hex, exception_ref=thread or self.state.thread, action=action)
+        self.runtime.accept(Inbound(
+            source=CONSOLE, event_id=uuid.uuid4().hex, address=self.state.person.id, person_id=self.state.person.id,
+            text=text, exception_ref=thread or self.state.thread, action=action))
 
     def command(self, line: str) -> bool:
         """Run one /command; False means quit."""

@@ -42,6 +42,7 @@ from models import (
     TimelineEvent,
 )
 from routing import messages
+from routing.inbound import Inbound
 from routing.kpis import compute
 from routing.roster import on_shift, plant_local
 from routing.timeline import Line, sentences
@@ -458,19 +459,19 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     @app.post("/api/messages")
     def post_message(body: ChatIn) -> dict[str, Any]:
         newest = check_sender(body.person_id, body.exception)
-        received = runtime.receive_chat(
-            channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
-            event_id=body.event_id or uuid.uuid4().hex,
-            exception_ref=body.exception.strip().upper() if body.exception else None)
+        received = runtime.accept(Inbound(
+            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=body.person_id,
+            person_id=body.person_id, text=body.text.strip(),
+            exception_ref=body.exception.strip().upper() if body.exception else None))
         return outcome(received.signal_id, received.duplicate, body.person_id, newest)
 
     @app.post("/api/actions")
     def post_action(body: ActionIn) -> dict[str, Any]:
         newest = check_sender(body.person_id, body.exception)
-        received = runtime.receive_chat(
-            channel=CONSOLE, address=body.person_id, person_id=body.person_id, text=body.text.strip(),
-            event_id=body.event_id or uuid.uuid4().hex, exception_ref=body.exception.strip().upper(),
-            action=body.action)
+        received = runtime.accept(Inbound(
+            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=body.person_id,
+            person_id=body.person_id, text=body.text.strip(), exception_ref=body.exception.strip().upper(),
+            action=body.action))
         return outcome(received.signal_id, received.duplicate, body.person_id, newest)
 
     for router in extra_routers:

@@ -1,5 +1,6 @@
 """The store: SQLModel tables, enums, engine/session and migrations."""
 
+from models.conversation import Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.tables import (
     AckTimer,
@@ -18,7 +19,6 @@ from models.tables import (
     Material,
     Notification,
     OutboxStatus,
-    PendingReport,
     Person,
     Plant,
     PlantException,
@@ -61,6 +61,7 @@ __all__ = [
     "Approval",
     "ErpTransaction",
     "LedgerDocument",
-    "PendingReport",
     "Attachment",
+    "Conversation",
+    "StrangerReply",
 ]

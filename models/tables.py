@@ -363,22 +363,6 @@ class LedgerDocument(SQLModel, table=True):
     posted_at: datetime
 
 
-class PendingReport(SQLModel, table=True):
-    """A report the bot asked back about; the person's next answer completes it."""
-
-    __tablename__ = "pending_reports"
-    id: int | None = Field(default=None, primary_key=True)
-    plant_id: str = Field(foreign_key="plants.id")
-    person_id: str = Field(index=True)
-    signal_id: int = Field(foreign_key="signals.id")
-    text: str
-    extraction: dict[str, Any] = _json()
-    missing: str  # machine | type
-    candidates: list[str] = _json(factory=list)
-    created_at: datetime
-    resolved_at: datetime | None = None
-
-
 class Attachment(SQLModel, table=True):
     """A photo or voice note sent with a chat message, linked to the exception's timeline."""
 

@@ -144,12 +144,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Du bist in diesem Werk nicht registriert. Bitte deinen Vorgesetzten, dich einzutragen.",
         "hi": "Aap is plant mein registered nahi hain. Apne supervisor se judwaiye.",
     },
-    "which_exception": {
-        "en": "Which exception do you mean? Open: {codes}. Reply with the code, e.g. {example}.",
-        "es": "¿A qué incidencia te refieres? Abiertas: {codes}. Responde con el código, p. ej. {example}.",
-        "de": "Welche Störung meinst du? Offen: {codes}. Antworte mit dem Code, z. B. {example}.",
-        "hi": "Kaunsa exception? Khule hue: {codes}. Code likhein, jaise {example}.",
-    },
     "no_open_exception": {
         "en": "There is no open exception for you to answer to.",
         "es": "No hay ninguna incidencia abierta para ti.",
@@ -266,6 +260,67 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "{code}: solución rechazada por {name}",
         "de": "{code}: Lösungsvorschlag abgelehnt von {name}",
         "hi": "{code}: {name} ne fix prastav reject kiya",
+    },
+    # --- conversation (routing/conversation.py): questions, confirmations, limits ------------
+    "ask_which": {
+        "en": "Which one do you mean? {options}. Reply with the number, the code or the machine.",
+        "es": "¿A cuál te refieres? {options}. Responde con el número, el código o la máquina.",
+        "de": "Welche meinst du? {options}. Antworte mit der Nummer, dem Code oder der Maschine.",
+        "hi": "Aap kaunsa keh rahe hain? {options}. Number, code ya machine ka naam likhein.",
+    },
+    "which_dropped": {
+        "en": "I could not tell which one you meant, so nothing was recorded. Reply in its thread or start with its code.",
+        "es": "No supe a cuál te referías, así que no se registró nada. Responde en su hilo o empieza con su código.",
+        "de": "Ich konnte nicht erkennen, welche du meinst; nichts wurde vermerkt. Antworte im Thread oder beginne mit dem Code.",
+        "hi": "Samajh nahi aaya aap kaunsa keh rahe the, isliye kuch record nahi hua. Uske thread mein ya code se shuru karke likhein.",
+    },
+    "confirm_ack": {
+        "en": "Recorded on {code}: you acknowledged.",
+        "es": "Registrado en {code}: confirmaste.",
+        "de": "Vermerkt bei {code}: du hast bestätigt.",
+        "hi": "{code} par record hua: aapne acknowledge kiya.",
+    },
+    "confirm_ack_told": {
+        "en": "Recorded on {code}: you acknowledged. {name} has been told.",
+        "es": "Registrado en {code}: confirmaste. {name} ya está avisado.",
+        "de": "Vermerkt bei {code}: du hast bestätigt. {name} wurde informiert.",
+        "hi": "{code} par record hua: aapne acknowledge kiya. {name} ko bata diya gaya.",
+    },
+    "confirm_proposal": {
+        "en": "Your fix for {code} is waiting for approval by {role}.",
+        "es": "Tu solución para {code} espera la aprobación de {role}.",
+        "de": "Deine Lösung für {code} wartet auf die Freigabe durch {role}.",
+        "hi": "{code} ke liye aapka fix {role} ke approval ka intezaar kar raha hai.",
+    },
+    "confirm_comment": {
+        "en": "Comment added to {code}.",
+        "es": "Comentario añadido a {code}.",
+        "de": "Kommentar zu {code} hinzugefügt.",
+        "hi": "{code} mein comment jod diya.",
+    },
+    "confirm_approved": {
+        "en": "Recorded on {code}: you approved the fix. It goes to the ERP now.",
+        "es": "Registrado en {code}: aprobaste la solución. Ahora pasa al ERP.",
+        "de": "Vermerkt bei {code}: du hast die Lösung freigegeben. Sie geht jetzt ins ERP.",
+        "hi": "{code} par record hua: aapne fix approve kiya. Ab yeh ERP mein jayega.",
+    },
+    "confirm_rejected": {
+        "en": "Recorded on {code}: you rejected the fix. The proposer has been told.",
+        "es": "Registrado en {code}: rechazaste la solución. Quien la propuso ya está avisado.",
+        "de": "Vermerkt bei {code}: du hast die Lösung abgelehnt. Der Vorschlagende wurde informiert.",
+        "hi": "{code} par record hua: aapne fix reject kiya. Prastav dene wale ko bata diya gaya.",
+    },
+    "too_long": {
+        "en": "Your message is too long ({length} characters, at most {limit}). Please shorten it and send it again.",
+        "es": "Tu mensaje es demasiado largo ({length} caracteres, máximo {limit}). Acórtalo y envíalo de nuevo.",
+        "de": "Deine Nachricht ist zu lang ({length} Zeichen, höchstens {limit}). Bitte kürzen und noch einmal senden.",
+        "hi": "Aapka message bahut lamba hai ({length} akshar, zyada se zyada {limit}). Chhota karke dobara bhejein.",
+    },
+    "option": {
+        "en": "{number}) {code} {type} on {machine}",
+        "es": "{number}) {code} {type} en {machine}",
+        "de": "{number}) {code} {type} an {machine}",
+        "hi": "{number}) {code} {machine} par {type}",
     },
     # --- rich chat messages (bot/channels): buttons, status, the context of a thread ----------
     # Button titles stay within WhatsApp's 20 characters.

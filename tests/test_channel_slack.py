@@ -122,9 +122,9 @@ async def test_a_strangers_slack_locale_decides_when_the_text_cannot(fake: FakeS
     url = stack.url + "/slack/events"
     for n, (user, text) in enumerate((("U0FREMD", "??"), ("U0FREMD", "hallo?"), ("U0GAST", "¿hay alguien?"))):
         assert (await fake.acall(fake.deliver_event(url, fake.message_event(user, text, f"D{user}", ts(7 + n)))))[0] == 200
-    await wait_for(lambda: len(fake.posted()) == 3)
-    german = [m["text"] for m in fake.posted(to="U0FREMD")]
-    assert len(german) == 2 and all(t.startswith("Du bist in diesem Werk nicht registriert") for t in german), german
+    await wait_for(lambda: len(fake.posted()) == 2)
+    german = [m["text"] for m in fake.posted(to="U0FREMD")]  # once an hour per sender: "hallo?" is not answered
+    assert len(german) == 1 and german[0].startswith("Du bist in diesem Werk nicht registriert"), german
     [spanish] = fake.posted(to="U0GAST")  # the text is Spanish: it wins over the Hindi locale
     assert spanish["text"].startswith("No estás registrado")
     lookups = [r for r in fake.requests if r.path.endswith("/users.info")]

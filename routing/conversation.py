@@ -1,0 +1,567 @@
+"""The conversation with one person: one stored chat signal -> the lifecycle step the person meant.
+
+The gate has stored the message as a signal and resolved the sender to a person (or not).
+Here we read it (NLP), find the thread it belongs to, and call the lifecycle step; when the
+bot needs to know more it asks, and the question is explicit state: `State` per person,
+changed only through `TRANSITIONS` and kept in `models.Conversation`, so the next message
+is read as the answer (the code, the machine, "the second one") and completes what was
+pending with its original text. Every message of a known person gets an answer: what was
+recorded, on which exception, and what happens next. All in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlmodel import select
+
+from models import Conversation, Notification, Person, PlantException, Signal, StrangerReply
+from nlp.extraction import Extraction
+from routing import messages, queries
+from routing import workflow as wf
+from routing.inbound import MAX_TEXT
+from routing.workflow import Context
+
+CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
+TYPE_CONFIDENCE = 0.5  # below this an "other" report is a guess: ask what kind of problem it is
+MAX_QUESTIONS = 2  # after this many unanswered questions the bot stops asking
+LISTED = 9  # choices a "which one?" shows in full; codes alone after that, to keep the message short
+QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
+STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
+# An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
+NUMBER_ANSWER = re.compile(
+    r"^\s*(?:(?:la|el|le|die|der|das|the|no\.?|nr\.?|number|nummer|n[uú]mero|#)\s*)?(\d{1,6})"
+    r"(?:st|nd|rd|th|\.|\))?\s*$", re.I)
+# Ordinals people pick from a list with (0 = first, -1 = last), in the plant's four languages.
+ORDINALS: dict[str, int] = {
+    "first": 0, "1st": 0, "primera": 0, "primero": 0, "erste": 0, "ersten": 0, "pehla": 0, "pehli": 0,
+    "second": 1, "2nd": 1, "segunda": 1, "segundo": 1, "zweite": 1, "zweiten": 1, "dusra": 1, "dusri": 1,
+    "doosra": 1, "doosri": 1, "third": 2, "3rd": 2, "tercera": 2, "tercero": 2, "dritte": 2, "dritten": 2,
+    "teesra": 2, "teesri": 2, "fourth": 3, "4th": 3, "cuarta": 3, "cuarto": 3, "vierte": 3, "vierten": 3,
+    "chautha": 3, "chauthi": 3, "last": -1, "ultima": -1, "última": -1, "ultimo": -1, "último": -1,
+    "letzte": -1, "letzten": -1, "aakhri": -1, "akhri": -1,
+}
+TYPE_WORDS = {
+    "breakdown": ("breakdown", "avería", "averia", "ausfall", "kaput", "down", "band", "stopped"),
+    "quality": ("quality", "calidad", "qualität", "qualitat", "defect", "scrap"),
+    "material": ("material", "missing", "falta", "fehlt", "khatam", "shortage"),
+    "safety": ("safety", "seguridad", "sicherheit", "unsafe"),
+    "tooling": ("tooling", "tool", "herramienta", "werkzeug"),
+    "utility": ("utility", "power", "air", "strom", "luft", "luz", "bijli"),
+    "staffing": ("staffing", "people", "personal", "personas", "log"),
+    "other": ("other", "otro", "sonstiges", "aur"),
+}
+
+
+class State(StrEnum):
+    idle = "idle"  # no open question: a message is read on its own
+    awaiting_machine = "awaiting_machine"  # a report without its machine: pending = the report
+    awaiting_type = "awaiting_type"  # a report whose kind of problem is unclear: pending = the report
+    awaiting_which_exception = "awaiting_which_exception"  # an action without a thread: pending = the action
+
+
+class Event(StrEnum):
+    asked_machine = "asked_machine"  # the bot asked which machine
+    asked_type = "asked_type"  # the bot asked what kind of problem
+    asked_which = "asked_which"  # the bot asked which of the person's exceptions is meant
+    answered = "answered"  # the answer completed what was pending
+    asked_again = "asked_again"  # the answer was not understood: the same question once more
+    gave_up = "gave_up"  # still not understood after MAX_QUESTIONS: a report opens with what is known, an action is dropped
+    left = "left"  # something unrelated (a new report, a query, another thread): the question is dropped
+    expired = "expired"  # no answer within QUESTION_TTL
+
+
+S, E = State, Event
+# Every move the conversation can make; anything else is a bug (`transition` raises).
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (S.idle, E.asked_machine): S.awaiting_machine,
+    (S.idle, E.asked_type): S.awaiting_type,
+    (S.idle, E.asked_which): S.awaiting_which_exception,
+
+    (S.awaiting_machine, E.answered): S.idle,
+    (S.awaiting_machine, E.asked_type): S.awaiting_type,  # machine given, the kind still unclear
+    (S.awaiting_machine, E.asked_again): S.awaiting_machine,
+    (S.awaiting_machine, E.gave_up): S.idle,
+    (S.awaiting_machine, E.left): S.idle,
+    (S.awaiting_machine, E.expired): S.idle,
+
+    (S.awaiting_type, E.answered): S.idle,
+    (S.awaiting_type, E.asked_again): S.awaiting_type,
+    (S.awaiting_type, E.gave_up): S.idle,
+    (S.awaiting_type, E.left): S.idle,
+    (S.awaiting_type, E.expired): S.idle,
+
+    (S.awaiting_which_exception, E.answered): S.idle,
+    (S.awaiting_which_exception, E.asked_again): S.awaiting_which_exception,
+    (S.awaiting_which_exception, E.gave_up): S.idle,
+    (S.awaiting_which_exception, E.left): S.idle,
+    (S.awaiting_which_exception, E.expired): S.idle,
+}
+del S, E
+
+
+class Reader(Protocol):
+    """What the conversation needs from the NLP layer."""
+
+    def extract(self, text: str, language: str | None = None) -> Extraction: ...
+
+    def match_machine(self, text: str, candidates: list[str] | None = None) -> str | None: ...
+
+
+def transition(conv: Conversation, event: Event) -> State:
+    """Move `conv` by `event` as `TRANSITIONS` says; back in `idle` nothing is pending."""
+    target = TRANSITIONS.get((State(conv.state), event))
+    if target is None:
+        raise ValueError(f"conversation: no transition from {conv.state} on {event}")
+    conv.state = target
+    if target is State.idle:
+        conv.pending, conv.options, conv.questions = {}, [], 0
+        conv.signal_id = conv.asked_at = conv.expires_at = None
+    return target
+
+
+def handle_chat(ctx: Context, signal: Signal, reader: Reader) -> None:
+    """Process one chat message or button press (the runtime's handler for `chat` and `action`)."""
+    payload: dict[str, Any] = signal.payload
+    who = wf.person(ctx, signal.person_id)
+    if who is None:
+        _reply_unregistered(ctx, payload, reader)
+        return
+    turn = Turn(ctx, who, payload.get("channel"), signal, reader, _conversation(ctx, who))
+    if payload.get("too_long"):
+        turn.reply("reply", messages.render("too_long", who.language, length=payload["too_long"], limit=MAX_TEXT))
+        return
+    turn.handle(payload)
+
+
+@dataclass
+class Turn:
+    """One message of one person, with the conversation it continues."""
+
+    ctx: Context
+    who: Person
+    channel: str | None
+    signal: Signal
+    reader: Reader
+    conv: Conversation
+
+    def handle(self, payload: dict[str, Any]) -> None:
+        ctx, who = self.ctx, self.who
+        text = (payload.get("text") or "").strip()
+        thread = _platform_thread(ctx, payload)
+        if action := payload.get("action"):
+            self.press(thread, str(action), text)
+            return
+        if not text:
+            if thread:
+                wf.comment(ctx, thread, who, "(attachment)")
+                self.confirm(thread, "confirm_comment")
+            return
+        ex = self.reader.extract(text, language=who.language)
+        if thread is None and self.conv.state != State.idle and self.answer(ex, text):
+            return
+        exc = thread or _code_in_text(ctx, text)
+        if thread is None and exc is not None and not CODE.sub("", text).strip(" .,:;!?#-"):
+            # A code alone, with no question open, says nothing to record: never a comment or a fix.
+            self.reply("reply", messages.render("help", who.language))
+            return
+        if exc and payload.get("attachments"):
+            wf.log(ctx, exc, "attachment", "", who.id, attachments=payload["attachments"])
+        intent = ex.intent
+        if intent == "other" and queries.is_question(text):
+            intent = "query"
+        if intent == "query":
+            self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language), exc)
+            return
+        if intent == "report" and exc is None:
+            self.report(ex)
+            return
+        if exc is None:
+            exc, asked = self.involved(intent, {"intent": intent, "text": ex.text, "resolution": _resolution(ex)})
+            if exc is None:
+                if asked:
+                    return
+                if intent in ("report", "update") and ex.exception_type:
+                    self.report(ex)
+                elif intent in ("ack", "approve", "reject", "update"):
+                    self.reply("reply", messages.render("no_open_exception", who.language))
+                else:
+                    self.reply("reply", messages.render("help", who.language))
+                return
+        self.in_thread(exc, intent, ex.text, _resolution(ex))
+
+    # --- steps on one exception --------------------------------------------------------------
+
+    def in_thread(self, exc: PlantException, intent: str, text: str, resolution: dict[str, Any]) -> None:
+        """What a message on `exc` means: a decision, a proposed fix, an acknowledgement or a comment."""
+        ctx, who = self.ctx, self.who
+        if intent in ("approve", "reject"):
+            self.decide(exc, intent, text)
+            return
+        responder = wf.is_responder(ctx, exc, who)
+        has_fix = bool(resolution.get("machine_running") or resolution.get("dispositions")
+                       or resolution.get("work_order_actions"))
+        if intent == "update" or (intent == "report" and responder) or (has_fix and intent != "ack"):
+            if has_fix or (responder and who.id != exc.reporter_id):
+                self.propose(exc, text, resolution)
+            else:
+                self.comment(exc, text)
+            return
+        if intent == "ack" or responder:
+            # Any reply in the thread from a paged person is an acknowledgement.
+            if wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):
+                self.confirm_ack(exc)
+            else:
+                self.comment(exc, text)
+            return
+        self.comment(exc, text)
+
+    def press(self, thread: PlantException | None, action: str, text: str) -> None:
+        """A button: `choose:E-0001` answers "which one?"; the others act on their exception."""
+        kind, _, code = action.partition(":")
+        if kind == "choose":
+            chosen = wf.exception_by_code(self.ctx, code) if code else None
+            if self.conv.state == State.awaiting_which_exception and chosen and chosen.code in self.conv.options:
+                self.complete(chosen)
+            else:
+                self.reply("reply", messages.render("which_dropped", self.who.language))
+            return
+        exc = thread or (wf.exception_by_code(self.ctx, code) if code else None)
+        if exc is None:
+            exc, asked = self.involved(kind, {"action": kind, "text": text})
+            if exc is None:
+                if not asked:
+                    self.reply("reply", messages.render("no_open_exception", self.who.language))
+                return
+        self.act(exc, kind, text)
+
+    def act(self, exc: PlantException, action: str, text: str) -> None:
+        ctx, who = self.ctx, self.who
+        if action == "ack":
+            if wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):
+                self.confirm_ack(exc)
+            else:
+                wf.comment(ctx, exc, who, "acknowledged (again)")
+        elif action in ("approve", "reject"):
+            self.decide(exc, action, text)
+        elif action == "propose":
+            self.propose(exc, text or "fix proposed", {})
+        else:
+            wf.comment(ctx, exc, who, f"unknown action {action}")
+
+    def decide(self, exc: PlantException, decision: str, text: str) -> None:
+        if wf.decide(self.ctx, exc, self.who, decision, text, reply_channel=self.channel):
+            self.confirm(exc, "confirm_approved" if decision == "approve" else "confirm_rejected")
+
+    def propose(self, exc: PlantException, text: str, resolution: dict[str, Any]) -> None:
+        # False: refused (and told); a closed exception takes the text as a comment instead.
+        if wf.propose(self.ctx, exc, self.who, text, resolution, reply_channel=self.channel) is False:  # type: ignore[func-returns-value]
+            return
+        if exc.status == "proposed":
+            self.confirm(exc, "confirm_proposal", role=exc.approver_role.replace("_", " "))
+        else:
+            self.confirm(exc, "confirm_comment")
+
+    def comment(self, exc: PlantException, text: str) -> None:
+        wf.comment(self.ctx, exc, self.who, text)
+        self.confirm(exc, "confirm_comment")
+
+    def confirm_ack(self, exc: PlantException) -> None:
+        reporter = wf.person(self.ctx, exc.reporter_id)
+        if reporter and reporter.id != self.who.id:
+            self.confirm(exc, "confirm_ack_told", name=reporter.name)
+        else:
+            self.confirm(exc, "confirm_ack")
+
+    # --- which exception ---------------------------------------------------------------------
+
+    def involved(self, intent: str, pending: dict[str, Any]) -> tuple[PlantException | None, bool]:
+        """Without a thread: the person's one exception; with several, ask which (True: asked)."""
+        ctx, who = self.ctx, self.who
+        open_now = wf.open_exceptions(ctx)
+        if intent in ("approve", "reject"):
+            candidates = [e for e in open_now if e.status == "proposed" and e.approver_role in who.roles]
+        else:
+            paged = wf.responder_exception_ids(ctx, who, [e for e in open_now if e.reporter_id != who.id])
+            candidates = [e for e in open_now if e.reporter_id == who.id or e.id in paged]
+        if len(candidates) == 1:
+            return candidates[0], False
+        if not candidates:
+            return None, False
+        self.ask(Event.asked_which, pending, [e.code for e in candidates])
+        return None, True
+
+    def complete(self, exc: PlantException) -> None:
+        """The answer named `exc`: do what was pending there, with its original text."""
+        pending = dict(self.conv.pending)
+        self.settle(Event.answered)
+        if pending.get("action"):
+            self.act(exc, pending["action"], pending.get("text") or "")
+        else:
+            self.in_thread(exc, pending.get("intent") or "other", pending.get("text") or "",
+                           pending.get("resolution") or {})
+
+    def choose(self, text: str) -> PlantException | None:
+        """The offered exception an answer names: its code, a number, an ordinal or its machine."""
+        ctx = self.ctx
+        options = [e for e in (wf.exception_by_code(ctx, c) for c in self.conv.options)
+                   if e is not None and e.status in wf.OPEN_STATUSES]
+        by_code = {e.code: e for e in options}
+        if match := CODE.search(text):
+            return by_code.get(f"E-{int(match.group(1)):04d}")
+        if match := NUMBER_ANSWER.match(text):
+            number = int(match.group(1))
+            if f"E-{number:04d}" in by_code:
+                return by_code[f"E-{number:04d}"]
+            return options[number - 1] if 1 <= number <= len(options) else None
+        for word in re.findall(r"[^\W_]+", text.lower()):
+            if word in ORDINALS and -len(options) <= ORDINALS[word] < len(options):
+                return options[ORDINALS[word]]
+        machines = list(dict.fromkeys(e.machine_id for e in options if e.machine_id))
+        if machines and (machine := self.reader.match_machine(text, machines)):
+            owners = [e for e in options if e.machine_id == machine]
+            if len(owners) == 1:
+                return owners[0]
+        return None
+
+    # --- answers -----------------------------------------------------------------------------
+
+    def answer(self, ex: Extraction, text: str) -> bool:
+        """Read the message as the answer to the open question; False: it is something else."""
+        if self.conv.state == State.awaiting_which_exception:
+            if chosen := self.choose(text):
+                self.complete(chosen)
+                return True
+            if _unrelated(self.ctx, ex, text):
+                self.settle(Event.left)
+                return False
+            return self.ask_again()
+        if ex.intent in ("query", "ack", "approve", "reject") or queries.is_question(text) or \
+                _code_in_text(self.ctx, text):
+            self.settle(Event.left)
+            return False
+        return self.complete_report(ex, text)
+
+    def complete_report(self, answer: Extraction, text: str) -> bool:
+        conv = self.conv
+        original = conv.pending.get("extraction") or {}
+        machine, exception_type = original.get("machine"), original.get("exception_type")
+        if conv.state == State.awaiting_machine:
+            machine = answer.machine if answer.machine and (not conv.options or answer.machine in conv.options) \
+                else self.reader.match_machine(text, conv.options or None)
+            if machine is None:
+                if answer.intent == "report" and answer.exception_type:
+                    self.settle(Event.left)  # a new report replaces the unanswered question
+                    return False
+                return self.ask_again()
+            exception_type = exception_type or answer.exception_type
+            if not exception_type:
+                self.ask(Event.asked_type, {**conv.pending, "extraction": {**original, "machine": machine}}, [])
+                return True
+        else:
+            exception_type = answer.exception_type or _type_from_words(text)
+            if exception_type is None:
+                return self.ask_again()
+            machine = machine or answer.machine
+        pending_text = conv.pending.get("text") or ""
+        self.settle(Event.answered)
+        self.open_or_join(f"{pending_text} / {answer.text}", exception_type, machine, original)
+        return True
+
+    # --- questions ---------------------------------------------------------------------------
+
+    def ask(self, event: Event, pending: dict[str, Any], options: list[str]) -> None:
+        conv = self.conv
+        if (State(conv.state), event) not in TRANSITIONS:
+            self.settle(Event.left)  # a new question replaces the unanswered one
+        transition(conv, event)
+        conv.pending, conv.options, conv.questions = pending, options, 1
+        conv.signal_id, conv.channel = self.signal.id, self.channel
+        conv.asked_at, conv.expires_at = self.ctx.now, self.ctx.now + QUESTION_TTL
+        self.ctx.session.add(conv)
+        self.reply("question", self.question())
+
+    def ask_again(self) -> bool:
+        conv = self.conv
+        if conv.questions >= MAX_QUESTIONS:
+            state, pending = State(conv.state), dict(conv.pending)
+            self.settle(Event.gave_up)
+            if state == State.awaiting_which_exception:
+                self.reply("reply", messages.render("which_dropped", self.who.language))
+            else:  # open with what is known rather than lose the report
+                original = pending.get("extraction") or {}
+                self.open_or_join(pending.get("text") or "", original.get("exception_type") or "other",
+                                  original.get("machine"), original)
+            return True
+        transition(conv, Event.asked_again)
+        conv.questions += 1
+        conv.expires_at = self.ctx.now + QUESTION_TTL
+        self.ctx.session.add(conv)
+        self.reply("question", self.question())
+        return True
+
+    def question(self) -> str:
+        conv, language = self.conv, self.who.language
+        if conv.state == State.awaiting_type:
+            return messages.render("ask_type", language)
+        if conv.state == State.awaiting_which_exception:
+            lines = []
+            for number, code in enumerate(conv.options[:LISTED], start=1):
+                exc = wf.exception_by_code(self.ctx, code)
+                place = wf.machine_label(self.ctx, exc.machine_id) if exc and exc.machine_id else \
+                    (exc.area_id if exc and exc.area_id else "-")
+                lines.append(messages.render("option", language, number=number, code=code, machine=place,
+                                             type=messages.type_name(exc.type, language) if exc else "?"))
+            lines += [", ".join(conv.options[LISTED:])] if len(conv.options) > LISTED else []
+            return messages.render("ask_which", language, options="; ".join(lines))
+        if conv.options:
+            return messages.render("ask_machine_choice", language, options=", ".join(conv.options))
+        return messages.render("ask_machine", language)
+
+    def settle(self, event: Event) -> None:
+        transition(self.conv, event)
+        if self.conv.id is not None:
+            self.ctx.session.add(self.conv)
+
+    # --- reports -----------------------------------------------------------------------------
+
+    def report(self, ex: Extraction) -> None:
+        """Open (or join) an exception, unless the machine or the type is missing: then ask back."""
+        if self.conv.state != State.idle:
+            self.settle(Event.left)  # a new report replaces an unanswered question
+        pending = {"text": ex.text, "extraction": ex.to_json()}
+        exception_type = ex.exception_type
+        if ex.machine_candidates and not ex.machine:
+            self.ask(Event.asked_machine, pending, list(ex.machine_candidates))
+        elif not ex.machine and not ex.work_order and exception_type in wf.NEEDS_MACHINE:
+            self.ask(Event.asked_machine, pending, [])
+        elif not exception_type or (exception_type == "other" and ex.clarify and ex.confidence < TYPE_CONFIDENCE):
+            self.ask(Event.asked_type, pending, [])
+        else:
+            self.open_or_join(ex.text, exception_type, ex.machine, ex.to_json())
+
+    def open_or_join(self, text: str, exception_type: str, machine: str | None, original: dict[str, Any]) -> None:
+        ctx, who = self.ctx, self.who
+        work_order, material = original.get("work_order"), original.get("material")
+        area = wf.area_for(ctx, machine, material, work_order, who)
+        existing = wf.find_correlated(ctx, exception_type=exception_type, machine_id=machine, area_id=area,
+                                      work_order_id=work_order)
+        if existing:
+            wf.join_report(ctx, existing, who, text, work_order, self.channel)
+            return
+        wf.open_exception(ctx, exception_type=exception_type, text=text, reporter=who, machine_id=machine,
+                          work_order_id=work_order, material_id=material,
+                          severity=original.get("severity") or "medium",
+                          language=who.language or original.get("language") or "en", reply_channel=self.channel)
+
+    # --- answers to the person -----------------------------------------------------------------
+
+    def reply(self, kind: str, text: str, exc: PlantException | None = None) -> None:
+        wf.notify(self.ctx, self.who, kind, text, exc=exc, role=(self.who.roles or [None])[0],
+                  reply_channel=self.channel)
+
+    def confirm(self, exc: PlantException, key: str, **values: Any) -> None:
+        """Tell the sender what was recorded on `exc` and what happens next."""
+        self.reply("confirmation", messages.render(key, self.who.language, code=exc.code, **values), exc)
+
+
+# --- reading helpers -------------------------------------------------------------------------
+
+
+def _conversation(ctx: Context, who: Person) -> Conversation:
+    """The person's conversation (locked on PostgreSQL: their messages are read one at a time);
+    an expired question is dropped first. A person never asked anything has no row until asked."""
+    conv = ctx.session.exec(select(Conversation).where(
+        Conversation.plant_id == ctx.plant.id, Conversation.person_id == who.id).with_for_update()).first()
+    if conv is None:
+        return Conversation(plant_id=ctx.plant.id, person_id=who.id, state=State.idle)
+    if conv.state != State.idle and conv.expires_at is not None and conv.expires_at <= ctx.now:
+        transition(conv, Event.expired)
+        ctx.session.add(conv)
+    return conv
+
+
+def _unrelated(ctx: Context, ex: Extraction, text: str) -> bool:
+    """A message that is plainly something else than an answer: a question, a new report, another thread."""
+    return ex.intent == "query" or queries.is_question(text) or bool(ex.intent == "report" and ex.exception_type) \
+        or _code_in_text(ctx, text) is not None
+
+
+def _resolution(ex: Extraction) -> dict[str, Any]:
+    if ex.resolution is None:
+        return {}
+    data = asdict(ex.resolution)
+    data["dispositions"] = [dict(d) for d in data.get("dispositions", ())]
+    return data
+
+
+def _type_from_words(text: str) -> str | None:
+    lowered = text.lower()
+    for exception_type, words in TYPE_WORDS.items():
+        if any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in words):
+            return exception_type
+    return None
+
+
+def _platform_thread(ctx: Context, payload: dict[str, Any]) -> PlantException | None:
+    """The exception the channel says a message belongs to: its thread, or a quoted bot message."""
+    ref = payload.get("exception_ref")
+    if ref:
+        ref = str(ref)[:40]
+        found = ctx.session.get(PlantException, int(ref)) if ref.isdigit() and len(ref) <= 9 else \
+            wf.exception_by_code(ctx, ref)
+        if found:
+            return found
+    if reply_to := payload.get("reply_to"):
+        note = ctx.session.exec(select(Notification).where(Notification.platform_message_id == str(reply_to))).first()
+        if note and note.exception_id:
+            return ctx.session.get(PlantException, note.exception_id)
+    return None
+
+
+def _code_in_text(ctx: Context, text: str) -> PlantException | None:
+    """A message that names an exception by its code ("E-0042 fixed") belongs to it."""
+    if match := CODE.search(text):
+        return wf.exception_by_code(ctx, f"E-{int(match.group(1)):04d}")
+    return None
+
+
+# --- strangers -------------------------------------------------------------------------------
+
+
+def _reply_unregistered(ctx: Context, payload: dict[str, Any], reader: Reader) -> None:
+    """Tell an unknown sender they are not registered, and nothing else about the plant; once an hour at most."""
+    channel, address = str(payload.get("channel") or "console"), str(payload.get("address") or "?")
+    last = ctx.session.get(StrangerReply, (channel, address), with_for_update=True)
+    if last is not None and ctx.now - last.replied_at < STRANGER_QUIET:
+        return
+    language = stranger_language(reader, payload.get("text") or "", payload.get("language"))
+    if last is None:
+        last = StrangerReply(channel=channel, address=address, plant_id=ctx.plant.id, replied_at=ctx.now)
+    last.replied_at = ctx.now
+    ctx.session.add(last)
+    ctx.session.add(Notification(
+        plant_id=ctx.plant.id, dedupe_key=f"{ctx.cause}:not_registered:{channel}:{address}",
+        person_id=f"unregistered:{address}", kind="not_registered", channel=channel, address=address,
+        language=language, text=messages.render("not_registered", language), created_at=ctx.now,
+        next_attempt_at=ctx.now,
+    ))
+
+
+def stranger_language(reader: Reader, text: str, reported: str | None) -> str:
+    """The language of someone the plant does not know: what their message is written in.
+
+    Every channel alike: the language the platform reports (Telegram's `language_code`, a Slack
+    locale, the bridge's `language`, WhatsApp's country code) is the hint that decides when the
+    text is too short or unclear to tell, and English when there is neither.
+    """
+    hint = (reported or "").replace("_", "-").split("-")[0].lower()
+    hint_language = hint if hint in messages.LANGUAGES else None
+    if not text.strip():
+        return hint_language or "en"
+    detected = reader.extract(text, language=hint_language).language
+    return detected if detected in messages.LANGUAGES else hint_language or "en"
