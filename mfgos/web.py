@@ -309,10 +309,11 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
 
     def outcome(signal_id: int, duplicate: bool, person_id: str, newer_than: int) -> dict[str, Any]:
         """The stored signal and what the bot answered its sender: notification keys start with
-        their cause (`signal:ID:`); the id bound keeps the lookup on the primary key."""
+        their cause (`signal:ID:`); the id bound keeps the lookup on the primary key. Edits of the
+        sender's earlier buttons (`buttons_update`) are not answers: the page applies them itself."""
         with Session(runtime.engine) as session:
             query = select(Notification).where(
-                Notification.person_id == person_id,
+                Notification.person_id == person_id, Notification.kind != "buttons_update",
                 Notification.dedupe_key.startswith(f"signal:{signal_id}:"),  # type: ignore[attr-defined]
             )
             if not duplicate:

@@ -24,6 +24,7 @@ from nlp.extraction import Extraction
 from routing import messages, queries
 from routing import workflow as wf
 from routing.inbound import MAX_TEXT
+from routing.lifecycle import Action
 from routing.workflow import Context
 
 CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
@@ -212,11 +213,12 @@ class Turn:
                 self.comment(exc, text)
             return
         if intent == "ack" or responder:
-            # Any reply in the thread from a paged person is an acknowledgement.
-            if wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):
-                self.confirm_ack(exc)
-            else:
+            # A paged person's first reply in the thread is an acknowledgement; later ones ("ok",
+            # "still on it") are comments, not refusals of a second acknowledgement.
+            if intent != "ack" and wf.check(ctx, exc, Action.acknowledge, who, explain=False) is not None:
                 self.comment(exc, text)
+            elif wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):
+                self.confirm_ack(exc)
             return
         self.comment(exc, text)
 
@@ -242,16 +244,14 @@ class Turn:
     def act(self, exc: PlantException, action: str, text: str) -> None:
         ctx, who = self.ctx, self.who
         if action == "ack":
-            if wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):
+            if wf.acknowledge(ctx, exc, who, text, reply_channel=self.channel):  # False: refused, and told why
                 self.confirm_ack(exc)
-            else:
-                wf.comment(ctx, exc, who, "acknowledged (again)")
         elif action in ("approve", "reject"):
             self.decide(exc, action, text)
         elif action == "propose":
             self.propose(exc, text or "fix proposed", {})
         else:
-            wf.comment(ctx, exc, who, f"unknown action {action}")
+            self.reply("reply", messages.render("help", who.language))
 
     def decide(self, exc: PlantException, decision: str, text: str) -> None:
         if wf.decide(self.ctx, exc, self.who, decision, text, reply_channel=self.channel):
@@ -259,10 +259,10 @@ class Turn:
 
     def propose(self, exc: PlantException, text: str, resolution: dict[str, Any]) -> None:
         # False: refused (and told); a closed exception takes the text as a comment instead.
-        if wf.propose(self.ctx, exc, self.who, text, resolution, reply_channel=self.channel) is False:  # type: ignore[func-returns-value]
+        if not wf.propose(self.ctx, exc, self.who, text, resolution, reply_channel=self.channel):
             return
         if exc.status == "proposed":
-            self.confirm(exc, "confirm_proposal", role=exc.approver_role.replace("_", " "))
+            self.confirm(exc, "confirm_proposal", role=exc.approver_role)
         else:
             self.confirm(exc, "confirm_comment")
 
@@ -288,6 +288,9 @@ class Turn:
         else:
             paged = wf.responder_exception_ids(ctx, who, [e for e in open_now if e.reporter_id != who.id])
             candidates = [e for e in open_now if e.reporter_id == who.id or e.id in paged]
+            if intent == "ack":  # never offer one the lifecycle would refuse (already acknowledged by them)
+                candidates = [e for e in candidates
+                              if wf.check(ctx, e, Action.acknowledge, who, explain=False) is None]
         if len(candidates) == 1:
             return candidates[0], False
         if not candidates:

@@ -80,8 +80,10 @@ async def test_approval_by_button_answers_the_query_and_edits_the_card(fake: Fak
     fake.queue(update)
     await wait_for(lambda: polling.exception().status in ("approved", "posted", "closed"))
     assert update["callback_query"]["id"] in fake.answered
+    # The lifecycle takes the used buttons away (a buttons update): the keyboard goes, the status follows.
     [edit] = await wait_for(lambda: [e for e in fake.edits if e["message_id"] == card["message_id"]])
-    assert "E-0001 is now:" in edit["text"] and edit["reply_markup"] is None
+    assert edit.get("reply_markup") is None and "text" not in edit
+    await wait_for(lambda: [m for m in fake.sent_to(str(SARA)) if "approved by Sara" in m["text"]])
 
 
 async def test_a_reply_quoting_our_message_goes_to_its_exception(fake: FakeTelegram, polling: Stack) -> None:

@@ -23,7 +23,7 @@ from mfgos.config import DEMO_PLANT, Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from models import Notification
-from routing import messages, queries
+from routing import lifecycle, messages, queries
 from routing.clock import SimulatedClock
 from routing.timeline import SENTENCES, Line, sentences
 
@@ -92,8 +92,9 @@ def test_every_id_of_the_vocabularies_has_a_word(language: str) -> None:
 
 
 def timeline_kinds_in_code() -> set[str]:
-    """Every timeline kind the code writes: `log(ctx, exc, "kind"` and `TimelineEvent(... kind="kind"`."""
-    kinds: set[str] = set()
+    """Every timeline kind the code writes: the lifecycle's events, `log(ctx, exc, "kind"` and
+    `TimelineEvent(... kind="kind"`."""
+    kinds: set[str] = set(lifecycle.EVENT.values())
     for path in [*ROOT.glob("routing/*.py"), *ROOT.glob("bot/**/*.py"), *ROOT.glob("signals/**/*.py"),
                  *ROOT.glob("mfgos/*.py")]:
         source = path.read_text(encoding="utf-8")
