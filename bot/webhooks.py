@@ -87,7 +87,14 @@ def channel_router(hub: Any) -> APIRouter:
             if not isinstance(parsed, dict):
                 log.warning("slack: a signed request whose body is not an object was ignored")
                 return JSONResponse(NOT_A_MESSAGE)
-            return await slack.http.handle(request)
+            response = await slack.http.handle(request)
+            if response.status_code >= 500:
+                # bolt's middleware reads the payload's parts without checking their types and answers 500
+                # (it has logged why); the listeners run after the ack, so nothing was stored that a
+                # redelivery would bring: Slack gets its 200 instead of retrying the same body.
+                log.warning("slack: a signed request of a shape slack-bolt cannot read was ignored")
+                return JSONResponse(NOT_A_MESSAGE)
+            return response
 
     if (telegram := channels.get("telegram")) is not None and telegram.webhook_mode:
         @router.post("/telegram/webhook")

@@ -365,6 +365,8 @@ class WhatsAppChannel:
             log.warning("whatsapp: a message without a readable sender or id was ignored")
             return None
         kind = item.get("type")
+        if not isinstance(kind, str):
+            return None
         body, action, code, attachments = "", None, None, []
         if kind == "text":
             body = text(obj(item.get("text")).get("body"))
