@@ -288,18 +288,26 @@ class WhatsAppChannel:
     def _values(self, body: Any) -> list[dict[str, Any]]:
         """The `value` of each `messages` change for our number in a delivery; parts of another shape
         are skipped (and logged)."""
-        if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
-            log.warning("whatsapp: a delivery without an entry list was ignored")
-            return []
+        entries = body.get("entry") if isinstance(body, dict) else None
+        well_formed = isinstance(entries, list)
         values: list[dict[str, Any]] = []
-        for entry in objects(body["entry"]):
-            for change in objects(entry.get("changes")):
+        for entry in objects(entries):
+            changes = entry.get("changes")
+            well_formed = well_formed and isinstance(changes, list) and len(objects(changes)) == len(changes)
+            for change in objects(changes):
                 value = change.get("value")
-                if change.get("field") != "messages" or not isinstance(value, dict):
+                if change.get("field") != "messages":
+                    continue
+                if not isinstance(value, dict) or any(
+                        not isinstance(value.get(part, []), list) for part in ("messages", "statuses", "contacts")) \
+                        or not isinstance(value.get("metadata", {}), dict):
+                    well_formed = False
                     continue
                 number = ident(obj(value.get("metadata")).get("phone_number_id", self.phone_number_id))
                 if number == str(self.phone_number_id):
                     values.append(value)
+        if not well_formed or (isinstance(entries, list) and len(objects(entries)) != len(entries)):
+            log.warning("whatsapp: (parts of) a delivery not of the documented shape were ignored")
         return values
 
     async def handle_failed(self, statuses: list[dict[str, Any]]) -> int:
