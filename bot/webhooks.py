@@ -94,11 +94,16 @@ def channel_router(hub: Any) -> APIRouter:
             if not isinstance(parsed, dict):
                 log.warning("slack: a signed request whose body is not an object was ignored")
                 return JSONResponse(NOT_A_MESSAGE)
-            response = await slack.http.handle(request)
+            # slack-bolt reads the payload's parts without checking their types: a wrong type raises while
+            # it builds its request, or makes its middleware answer 500 (logged by bolt). The listeners run
+            # after the ack, so nothing was stored either way: Slack gets its 200 instead of retrying.
+            try:
+                response = await slack.http.handle(request)
+            except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
+                log.warning("slack: a signed request of a shape slack-bolt cannot read was ignored: %s: %s",
+                            type(error).__name__, str(error)[:200])
+                return JSONResponse(NOT_A_MESSAGE)
             if response.status_code >= 500:
-                # bolt's middleware reads the payload's parts without checking their types and answers 500
-                # (it has logged why); the listeners run after the ack, so nothing was stored that a
-                # redelivery would bring: Slack gets its 200 instead of retrying the same body.
                 log.warning("slack: a signed request of a shape slack-bolt cannot read was ignored")
                 return JSONResponse(NOT_A_MESSAGE)
             return response

@@ -240,6 +240,8 @@ def test_a_slack_body_that_is_not_json_is_401_unsigned_and_200_signed(
 
 MALFORMED = {
     "/slack/events": [{"type": "event_callback", "event": "x"}, {"type": "event_callback", "event": None},
+                      {"type": None, "user": False, "container": None, "actions": None, "trigger_id": "t1"},
+                      {"type": "block_actions", "user": {"id": "U01TOM"}, "actions": "x", "container": [1]},
                       {"type": "event_callback", "event": {"type": "message", "user": ["U01TOM"], "channel": "D1",
                                                            "ts": {"a": 1}, "text": 5}}, [1, 2]],
     "/telegram/webhook": [{"update_id": 1, "message": [1]}, {"update_id": 2, "message": {"chat": "x", "from": 5}},
