@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mfgos.guard import SECURITY_HEADERS
 from tests.guard_stack import GuardedApp, signed
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -30,6 +29,12 @@ KNOWN_IDS = ["E-0001", "tom", "ravi", "app.js", "index.html", "1", "x" * 300]
 CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
                  "application/json; charset=latin-1", ""]
 NOW = int(time.time())
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
 
 TEMPLATES: dict[str, list[Any]] = {
     "/slack/events": [
