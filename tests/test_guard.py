@@ -483,3 +483,33 @@ def test_a_bridge_file_over_the_configured_cap_is_not_stored(guarded: GuardedApp
     assert attachment["stored"] is False and "4096" in attachment["error"]
     guarded.bridge.files["small.png"] = (PNG, "image/png")
     assert stored_attachment_of_url(guarded, http, f"{guarded.bridge.url}/files/small.png")["stored"] is True
+
+
+# --- migration 0006 --------------------------------------------------------------------------------
+
+
+def test_migration_0006_gives_stored_attachments_random_ids(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from models.db import MIGRATIONS, make_engine, migrate
+
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO plants (id, name, timezone, erp) VALUES ('p', 'P', 'UTC', '{}')"))
+        connection.execute(text("INSERT INTO signals (id, plant_id, source, source_key, kind, received_at, payload) "
+                                "VALUES (1, 'p', 'bridge', 'bridge:1', 'chat', CURRENT_TIMESTAMP, '{}')"))
+        for n in (1, 2):
+            connection.execute(text("INSERT INTO attachments (id, signal_id, kind, path, created_at) "
+                                    f"VALUES ({n}, 1, 'photo', '/x/{n}.jpg', CURRENT_TIMESTAMP)"))
+    migrate(engine)
+    with engine.connect() as connection:
+        ids = [row[0] for row in connection.execute(text("SELECT public_id FROM attachments ORDER BY id"))]
+    engine.dispose()
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(len(i) >= 16 for i in ids)
