@@ -210,6 +210,22 @@ def test_an_unknown_host_is_refused_and_health_checks_answer_any(host_checked: T
     assert host_checked.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200  # probes use the pod IP
 
 
+def test_a_route_that_fails_answers_json_500_without_a_trace_and_logs_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import text
+
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'f.db'}", plant_file=PLANT)  # type: ignore[call-arg]
+    runtime = Runtime(settings)
+    with runtime.engine.begin() as connection:  # a store broken under the running app
+        connection.execute(text("DROP TABLE machines"))
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
+        answer = client.get("/api/plant")
+    runtime.engine.dispose()
+    assert answer.status_code == 500 and answer.json() == {"detail": "internal error; it has been logged"}
+    assert "Traceback" not in answer.text and "machines" not in answer.text and has_headers(answer)
+    assert any("GET /api/plant failed" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 def test_serve_answers_its_own_host_and_loopback_names_by_default() -> None:
     from mfgos.guard import allowed_hosts
 
