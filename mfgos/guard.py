@@ -56,14 +56,14 @@ NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 def allowed_hosts(configured: Iterable[str], listen_host: str, machine_names: Iterable[str] = ()) -> list[str]:
     """`MFGOS_ALLOWED_HOSTS` when set, else the host `serve` listens on plus the loopback names
     (and the machine's own names when it listens on every interface)."""
-    hosts = [h.strip() for h in configured if h.strip()]
+    hosts = [h.strip().lower() for h in configured if h.strip()]
     if hosts:
         return hosts
     names = [*LOOPBACK_HOSTS]
     if listen_host in ("", "0.0.0.0", "::"):
-        names += [n for n in machine_names if n]
+        names += [n.lower() for n in machine_names if n]
     else:
-        names.append(f"[{listen_host}]" if ":" in listen_host else listen_host)
+        names.append(f"[{listen_host}]" if ":" in listen_host else listen_host.lower())
     return list(dict.fromkeys(names))
 
 

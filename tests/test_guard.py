@@ -231,7 +231,7 @@ def test_serve_answers_its_own_host_and_loopback_names_by_default() -> None:
 
     assert allowed_hosts([], "10.0.0.7") == ["localhost", "127.0.0.1", "[::1]", "10.0.0.7"]
     assert allowed_hosts([], "0.0.0.0", ["plant-box"]) == ["localhost", "127.0.0.1", "[::1]", "plant-box"]
-    assert allowed_hosts(["mfgos.example.com"], "0.0.0.0") == ["mfgos.example.com"]
+    assert allowed_hosts(["MFGOS.example.com "], "0.0.0.0") == ["mfgos.example.com"]
 
 
 # --- Slack signatures and signed payloads of the wrong shape ------------------------------------
