@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_PLANT = Path(__file__).parent / "data" / "demo_plant.yaml"
 
@@ -62,3 +63,15 @@ class Settings(BaseSettings):
     erp_sync_interval: float = Field(default=900.0, ge=0)
 
     attachments_dir: Path = Path("mfgos-data/attachments")
+    # Photos and voice notes fetched from a URL in a payload are cut off past this size (bytes) and time (s).
+    media_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    media_timeout: float = Field(default=30.0, gt=0)
+
+    # Host names the app answers to (comma list, e.g. "mfgos.example.com,10.0.0.5"); empty: the host
+    # `serve` listens on plus localhost, 127.0.0.1 and [::1] (mfgos/guard.py).
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value

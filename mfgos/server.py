@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from mfgos.config import DEMO_PLANT, Settings
+from mfgos.guard import allowed_hosts
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from signals.base import SignalSource
@@ -122,6 +123,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if demo:
         settings = demo_settings(settings)
+    settings = settings.model_copy(update={"allowed_hosts": allowed_hosts(
+        settings.allowed_hosts, host, (socket.gethostname(),))})
     try:
         sock = _bind(host, port)
     except OSError as error:

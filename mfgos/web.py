@@ -25,6 +25,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.channels.base import OutboundMessage
+from bot.webhooks import MAX_TEXT, text_too_long
+from mfgos import guard
 from mfgos.runtime import Runtime
 from models import (
     AckTimer,
@@ -82,7 +84,7 @@ class _FromPerson(BaseModel):
 
 
 class ChatIn(_FromPerson):
-    text: str = Field(max_length=4000)
+    text: str = Field(description=f"at most {MAX_TEXT} characters (413 beyond)")
     exception: str | None = Field(default=None, max_length=40, description="the thread (exception code) it belongs to")
 
     @field_validator("text")
@@ -279,6 +281,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     app = FastAPI(title="mfgos console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.runtime = runtime
+    guard.install(app, runtime.settings.allowed_hosts)
     plant_id = runtime.plant_id
 
     @app.exception_handler(RequestValidationError)
@@ -458,7 +461,9 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     # --- acting ------------------------------------------------------------------------------
 
     @app.post("/api/messages")
-    def post_message(body: ChatIn) -> dict[str, Any]:
+    def post_message(body: ChatIn) -> Any:
+        if len(body.text) > MAX_TEXT:
+            return text_too_long()
         newest = check_sender(body.person_id, body.exception)
         received = runtime.accept(Inbound(
             source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=body.person_id,

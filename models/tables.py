@@ -7,6 +7,7 @@ shifts and rendered messages.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -368,6 +369,8 @@ class Attachment(SQLModel, table=True):
 
     __tablename__ = "attachments"
     id: int | None = Field(default=None, primary_key=True)
+    # What links use (GET /attachments/{public_id}): random, so one file's link says nothing about another's.
+    public_id: str = Field(default_factory=lambda: secrets.token_urlsafe(16), max_length=64, unique=True)
     signal_id: int = Field(foreign_key="signals.id")
     exception_id: int | None = Field(default=None, foreign_key="exceptions.id")
     kind: str  # photo | voice | file

@@ -47,7 +47,21 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(sign(secret, body), header.strip().lower())
+    return bool(header) and hmac.compare_digest(sign(secret, body).encode(), header.strip().lower().encode())
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it is known to be over `limit` bytes: from Content-Length before reading,
+    else while it streams in (it is not read further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 class MesEvent(BaseModel):
@@ -100,7 +114,7 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
 
     @router.post("/signals/mes", summary="MES / ERP machine and work-order events (signed)")
     async def mes_webhook(request: Request) -> JSONResponse:
-        body = await _read_capped(request)
+        body = await read_capped(request, MAX_BODY)
         if body is None:
             return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
         if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
@@ -124,19 +138,6 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
         return JSONResponse(answer)
 
     return router
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    """The body, or None once it passes MAX_BODY (read no further: the cap comes before any work)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
 
 
 async def _unreadable(sink: SignalSink, body: bytes, reason: str, status: int, **extra: Any) -> JSONResponse:

@@ -253,9 +253,13 @@ async def test_a_photo_is_stored_and_linked_to_the_exception(fake: FakeSlack, st
     [attachment] = await wait_for(stored)
     assert attachment.exception_id == stack.exception().id and attachment.kind == "photo"
     assert Path(attachment.path).read_bytes() == b"\xff\xd8\xff-jpeg-bytes"
-    assert any(e.kind == "attachment" and e.data.get("attachment_ids") == [attachment.id] for e in stack.timeline())
-    status, _ = await fake.acall(fake.get(f"{stack.url}/attachments/{attachment.id}"))
+    link = f"/attachments/{attachment.public_id}"
+    assert any(e.kind == "attachment" and [a.get("url") for a in e.data.get("attachments", [])] == [link]
+               for e in stack.timeline())
+    status, _ = await fake.acall(fake.get(stack.url + link))
     assert status == 200, "the console shows it"
+    status, _ = await fake.acall(fake.get(f"{stack.url}/attachments/{attachment.id}"))
+    assert status == 404, "never under its integer key"
 
 
 async def test_socket_mode_receives_events_and_button_presses(fake: FakeSlack, tmp_path: Path) -> None:

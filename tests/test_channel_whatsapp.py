@@ -139,7 +139,7 @@ async def test_a_strangers_text_decides_their_language_and_the_country_code_only
 async def test_a_photo_with_a_caption_is_stored_on_the_exception(fake: FakeWhatsApp, stack: Stack) -> None:
     await fake.acall(fake.deliver(hook(stack), fake.text_message(CARLOS, "hobber 1 parada, ruido en el husillo")))
     await wait_for(lambda: stack.exception() is not None)
-    body = fake.image_message(CARLOS, b"\x89PNG-photo", caption="E-0001 así está el husillo", mime="image/png")
+    body = fake.image_message(CARLOS, b"\x89PNG\r\n\x1a\n-photo", caption="E-0001 así está el husillo", mime="image/png")
     assert (await fake.acall(fake.deliver(hook(stack), body)))[0] == 200
 
     def stored() -> list[Attachment]:
@@ -148,7 +148,7 @@ async def test_a_photo_with_a_caption_is_stored_on_the_exception(fake: FakeWhats
 
     [photo] = await wait_for(stored)
     assert (photo.kind, photo.content_type, photo.exception_id) == ("photo", "image/png", stack.exception().id)
-    assert Path(photo.path).read_bytes() == b"\x89PNG-photo" and photo.path.endswith(".png")
+    assert Path(photo.path).read_bytes() == b"\x89PNG\r\n\x1a\n-photo" and photo.path.endswith(".png")
 
 
 async def test_delivery_statuses_and_other_numbers_are_ignored(fake: FakeWhatsApp, stack: Stack) -> None:

@@ -34,10 +34,13 @@ from bot.channels.base import (
     TemporaryFailure,
 )
 from bot.channels.cards import ACTIONS, button_label, button_value, with_code
+from bot.channels.payload import ident, text
+from bot.fetch import MediaLimits, MediaPolicy, fetch_media, origin_of
 from bot.middleware import sign_bridge
 from bot.ratelimit import Bucket, Rate, rate_limited
 
-MAX_ATTACHMENT = 25 * 1024 * 1024
+MAX_CODE = 40  # characters of an exception code (E-0042)
+MAX_LANGUAGE = 10
 
 
 class BridgeError(ValueError):
@@ -46,6 +49,7 @@ class BridgeError(ValueError):
 
 class BridgeChannel:
     name = "bridge"
+    media_limits = MediaLimits()  # from_settings: MFGOS_MEDIA_MAX_BYTES / MFGOS_MEDIA_TIMEOUT
 
     def __init__(self, *, secret: str, callback_url: str, recipient_rate: Rate = Rate(1, 1.0, burst=3),
                  total_rate: Rate = Rate(20, 1.0), timeout: float = 10.0) -> None:
@@ -58,7 +62,9 @@ class BridgeChannel:
 
     @classmethod
     def from_settings(cls, settings: Any, **_: Any) -> BridgeChannel:
-        return cls(secret=settings.bridge_secret.get_secret_value(), callback_url=settings.bridge_callback_url)
+        channel = cls(secret=settings.bridge_secret.get_secret_value(), callback_url=settings.bridge_callback_url)
+        channel.media_limits = MediaLimits.from_settings(settings)
+        return channel
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -112,58 +118,58 @@ class BridgeChannel:
     # --- inbound -------------------------------------------------------------------------
 
     def parse(self, body: Any) -> tuple[InboundMessage, str | None, bool]:
-        """(message, language, from_me) from a verified inbound body; BridgeError says what is missing."""
+        """(message, language, from_me) from a verified inbound body; BridgeError says what is wrong."""
         if not isinstance(body, dict):
             raise BridgeError("the body must be a JSON object")
         event_id, sender = body.get("event_id"), body.get("from")
-        if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 200:
-            raise BridgeError("event_id: a string of 1-200 characters is required (the bridge's message id)")
-        if not isinstance(sender, str) or not sender.strip():
-            raise BridgeError("from: the sender's address is required")
+        if not isinstance(event_id, str) or ident(event_id.strip()) is None:
+            raise BridgeError("event_id: a string of 1-200 characters without control characters is required "
+                              "(the bridge's message id)")
+        if not isinstance(sender, str) or ident(sender.strip()) is None:
+            raise BridgeError("from: the sender's address is required (1-200 characters, no control characters)")
         action = body.get("action")
-        if action is not None and action not in ACTIONS:
+        if action is not None and (not isinstance(action, str) or action not in ACTIONS):
             raise BridgeError(f"action: one of {', '.join(ACTIONS)}")
-        text = body.get("text") or ""
-        if not isinstance(text, str):
+        message_text = body.get("text") or ""
+        if not isinstance(message_text, str):
             raise BridgeError("text: must be a string")
-        attachments = tuple(self._attachment(i, item) for i, item in enumerate(body.get("attachments") or []))
-        if not text.strip() and not action and not attachments:
+        exception = body.get("exception")
+        if exception not in (None, "") and ident(exception, MAX_CODE) is None:
+            raise BridgeError(f"exception: an exception code (at most {MAX_CODE} characters)")
+        items = body.get("attachments") or []
+        if not isinstance(items, list):
+            raise BridgeError("attachments: a list")
+        attachments = tuple(self._attachment(i, item) for i, item in enumerate(items))
+        if not message_text.strip() and not action and not attachments:
             raise BridgeError("the message has no text, action or attachment")
         message = InboundMessage(
-            channel=self.name, address=sender.strip(), event_id=event_id.strip(), text=text,
-            exception_ref=(str(body["exception"]).upper() if body.get("exception") else None), action=action,
-            chat_id=_opt(body.get("chat")), thread_id=_opt(body.get("thread")), reply_to=_opt(body.get("reply_to")),
+            channel=self.name, address=sender.strip(), event_id=event_id.strip(), text=text(message_text),
+            exception_ref=str(exception).upper() if exception not in (None, "") else None, action=action,
+            chat_id=ident(body.get("chat")), thread_id=ident(body.get("thread")), reply_to=ident(body.get("reply_to")),
             attachments=attachments)
-        language = body.get("language") if isinstance(body.get("language"), str) else None
-        return message, language, bool(body.get("from_me"))
+        language = ident(body.get("language"), MAX_LANGUAGE)
+        return message, language, body.get("from_me") is True
 
     @staticmethod
     def _attachment(index: int, item: Any) -> InboundAttachment:
         where = f"attachments[{index}]"
         if not isinstance(item, dict) or item.get("kind") not in ("photo", "voice", "file"):
             raise BridgeError(f"{where}: an object with kind photo, voice or file")
+        declared = text(item.get("content_type"))[:100] or None
         if item.get("data"):
             try:
                 data = base64.b64decode(item["data"], validate=True)
-            except (binascii.Error, TypeError) as error:
+            except (binascii.Error, TypeError, ValueError) as error:
                 raise BridgeError(f"{where}.data: not base64") from error
-            if len(data) > MAX_ATTACHMENT:
-                raise BridgeError(f"{where}.data: larger than {MAX_ATTACHMENT} bytes")
-            return InboundAttachment(kind=item["kind"], content_type=item.get("content_type"), data=data)
+            return InboundAttachment(kind=item["kind"], content_type=declared, data=data)
         url = item.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise BridgeError(f"{where}: give data (base64) or an http(s) url")
-        return InboundAttachment(kind=item["kind"], content_type=item.get("content_type"), url=url)
+        if not isinstance(url, str) or origin_of(url) is None:
+            raise BridgeError(f"{where}: give data (base64) or an https url")
+        return InboundAttachment(kind=item["kind"], content_type=declared, url=url)
 
     async def fetch(self, attachment: InboundAttachment) -> tuple[bytes, str | None]:
-        # Signed over the URL, so a bridge can serve its files to mfgos alone.
+        """Files named by URL: over https from public addresses, or from the bridge's own origin (that of
+        its callback URL): bot/fetch.py. Signed over the URL, so a bridge can serve its files to mfgos alone."""
         url = attachment.url or ""
-        response = await self.client.get(url, headers=sign_bridge(self.secret, url.encode()))
-        response.raise_for_status()
-        if len(response.content) > MAX_ATTACHMENT:
-            raise ValueError(f"larger than {MAX_ATTACHMENT} bytes")
-        return response.content, response.headers.get("content-type")
-
-
-def _opt(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
+        return await fetch_media(url, MediaPolicy.for_channel(None, self.callback_url, self.media_limits),
+                                 headers=sign_bridge(self.secret, url.encode()))

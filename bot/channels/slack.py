@@ -59,6 +59,8 @@ from bot.channels.cards import (
     live_buttons,
     parse_button,
 )
+from bot.channels.payload import ident, obj, objects, text
+from bot.fetch import SLACK_HOSTS, MediaLimits, MediaPolicy, fetch_media
 from bot.middleware import InboundGate
 from bot.ratelimit import Bucket, Rate, rate_limited
 from bot.threads import THREAD_KINDS, AreaThreads
@@ -111,6 +113,7 @@ def _kind(mimetype: str | None) -> str:
 
 class SlackChannel:
     name = "slack"
+    media_limits = MediaLimits()  # from_settings: MFGOS_MEDIA_MAX_BYTES / MFGOS_MEDIA_TIMEOUT
 
     def __init__(self, *, token: str, signing_secret: str | None = None, app_token: str | None = None,
                  api_url: str = "https://slack.com/api/", area_channels: dict[str, str] | None = None,
@@ -144,11 +147,13 @@ class SlackChannel:
     def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
                       **_: Any) -> SlackChannel:
         signing, app_token = settings.slack_signing_secret, settings.slack_app_token
-        return cls(token=settings.slack_bot_token.get_secret_value(),
+        channel = cls(token=settings.slack_bot_token.get_secret_value(),
                    signing_secret=signing.get_secret_value() if signing else None,
                    app_token=app_token.get_secret_value() if app_token else None, api_url=settings.slack_api_url,
                    area_channels=settings.slack_channels, gate=gate, engine=engine,
                    thread_language=settings.thread_language, direct_messages=settings.slack_direct_messages)
+        channel.media_limits = MediaLimits.from_settings(settings)
+        return channel
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -205,22 +210,31 @@ class SlackChannel:
     # --- inbound -------------------------------------------------------------------------
 
     async def _on_message(self, event: dict[str, Any]) -> None:
-        if self.gate is None or event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id"):
-            return
-        user, conversation, ts = event.get("user"), event.get("channel"), event.get("ts")
+        inbound = self.parse(event) if self.gate is not None else None
+        if inbound is not None and self.gate is not None:
+            await self.gate.accept(inbound, fetch=self.fetch, locale=lambda: self.locale(inbound.address))
+
+    def parse(self, event: Any) -> InboundMessage | None:
+        """A message event as an InboundMessage, or None when it is not a person's message (bots,
+        edits, joins) or not of the shape Slack documents (logged)."""
+        if not isinstance(event, dict) or event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id"):
+            return None
+        user, conversation, ts = ident(event.get("user")), ident(event.get("channel")), ident(event.get("ts"))
         if not user or not conversation or not ts:
-            return
-        files = event.get("files") or []
-        attachments = tuple(
-            InboundAttachment(_kind(f.get("mimetype")), f.get("mimetype"), url=f.get("url_private_download")
-                              or f.get("url_private")) for f in files if f.get("url_private_download") or f.get("url_private"))
-        text = MENTION.sub("", event.get("text") or "").strip()
-        thread_ts = event.get("thread_ts")
-        inbound = InboundMessage(
-            channel=self.name, address=user, event_id=f"{conversation}:{ts}", text=text, chat_id=conversation,
+            log.warning("slack: a message event without a readable user, channel or ts was ignored")
+            return None
+        attachments = []
+        for file in objects(event.get("files")):
+            url = text(file.get("url_private_download")) or text(file.get("url_private"))
+            mimetype = text(file.get("mimetype"))[:100] or None
+            if url:
+                attachments.append(InboundAttachment(_kind(mimetype), mimetype, url=url))
+        thread_ts = ident(event.get("thread_ts"))
+        return InboundMessage(
+            channel=self.name, address=user, event_id=f"{conversation}:{ts}",
+            text=MENTION.sub("", text(event.get("text"))).strip(), chat_id=conversation,
             thread_id=thread_ts, reply_to=f"{conversation}:{thread_ts}" if thread_ts and thread_ts != ts else None,
-            attachments=attachments)
-        await self.gate.accept(inbound, fetch=self.fetch, locale=lambda: self.locale(user))
+            attachments=tuple(attachments))
 
     async def locale(self, user: str) -> str | None:
         """The user's Slack locale ("es-ES"), or None when Slack will not say; asked once per user
@@ -246,27 +260,31 @@ class SlackChannel:
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        if self.gate is None:
-            return
-        kind, code = parse_button(str(action.get("value") or ""))
-        user = (body.get("user") or {}).get("id")
-        container = body.get("container") or {}
-        conversation = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        inbound = self.parse_action(body, action) if self.gate is not None else None
+        if inbound is not None and self.gate is not None:
+            await self.gate.accept(inbound)
+
+    def parse_action(self, body: Any, action: Any) -> InboundMessage | None:
+        """A press of one of our buttons as an InboundMessage, or None when it is not one."""
+        body, action = obj(body), obj(action)
+        kind, code = parse_button(text(action.get("value")))
+        user = ident(obj(body.get("user")).get("id"))
+        container = obj(body.get("container"))
+        conversation = ident(container.get("channel_id")) or ident(obj(body.get("channel")).get("id"))
+        message_ts = ident(container.get("message_ts")) or ident(obj(body.get("message")).get("ts"))
         if kind is None or not user:
-            return
-        inbound = InboundMessage(
+            return None
+        pressed = ident(action.get("action_ts")) or ident(body.get("trigger_id"))
+        return InboundMessage(
             channel=self.name, address=user, action=kind, exception_ref=code, chat_id=conversation,
-            event_id=f"action:{conversation}:{message_ts}:{action.get('action_ts') or body.get('trigger_id')}:{user}",
+            event_id=f"action:{conversation}:{message_ts}:{pressed}:{user}",
             reply_to=f"{conversation}:{message_ts}" if conversation and message_ts else None)
-        await self.gate.accept(inbound)
 
     async def fetch(self, attachment: InboundAttachment) -> tuple[bytes, str | None]:
-        """Slack files need the bot token: fetched through the client's own session."""
-        assert self._session is not None
-        async with self._session.get(attachment.url or "", headers={"Authorization": f"Bearer {self.token}"}) as resp:
-            resp.raise_for_status()
-            return await resp.read(), resp.headers.get("Content-Type")
+        """Slack files need the bot token, so they come only from Slack's file host (or the configured
+        API's origin): bot/fetch.py."""
+        return await fetch_media(attachment.url or "", MediaPolicy.for_channel(SLACK_HOSTS, self.api_url, self.media_limits),
+                                 headers={"Authorization": f"Bearer {self.token}"})
 
     # --- outbound ------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ from bot.channels.cards import (
     status_name,
     with_code,
 )
+from bot.channels.payload import ident
+from bot.channels.payload import text as payload_text
+from bot.fetch import TELEGRAM_HOSTS, FetchRefused, MediaLimits, MediaPolicy, fetch_media
 from bot.middleware import InboundGate
 from bot.ratelimit import Bucket, Rate, rate_limited
 from bot.threads import THREAD_KINDS, AreaThreads
@@ -103,6 +106,7 @@ def retry_seconds(error: RetryAfter) -> float:
 
 class TelegramChannel:
     name = "telegram"
+    media_limits = MediaLimits()  # from_settings: MFGOS_MEDIA_MAX_BYTES / MFGOS_MEDIA_TIMEOUT
 
     def __init__(self, *, token: str, api_url: str = "https://api.telegram.org/bot", webhook_secret: str | None = None,
                  webhook_url: str | None = None, gate: InboundGate | None = None, engine: Any = None,
@@ -132,10 +136,12 @@ class TelegramChannel:
     def from_settings(cls, settings: Any, *, gate: InboundGate | None = None, engine: Any = None,
                       **_: Any) -> TelegramChannel:
         secret = settings.telegram_webhook_secret
-        return cls(token=settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
-                   webhook_secret=secret.get_secret_value() if secret else None,
-                   webhook_url=settings.telegram_webhook_url, gate=gate, engine=engine,
-                   area_groups=settings.telegram_groups, thread_language=settings.thread_language)
+        channel = cls(token=settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
+                      webhook_secret=secret.get_secret_value() if secret else None,
+                      webhook_url=settings.telegram_webhook_url, gate=gate, engine=engine,
+                      area_groups=settings.telegram_groups, thread_language=settings.thread_language)
+        channel.media_limits = MediaLimits.from_settings(settings)
+        return channel
 
     @property
     def webhook_mode(self) -> bool:
@@ -187,9 +193,20 @@ class TelegramChannel:
             await app.stop()
         await app.shutdown()
 
-    async def handle_update(self, data: dict[str, Any]) -> None:
+    def parse(self, data: Any) -> Update | None:
+        """A webhook delivery as an Update, or None (logged) when it is not one we can read."""
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            log.warning("telegram: a delivery without an update_id was ignored")
+            return None
+        try:
+            return Update.de_json(data, self.app.bot)
+        except Exception as error:  # python-telegram-bot's converters raise whatever a wrong type makes them raise
+            log.warning("telegram: an update of the wrong shape was ignored: %s: %s", type(error).__name__,
+                        str(error)[:200])
+            return None
+
+    async def handle_update(self, update: Update) -> None:
         """A webhook delivery: processed (stored) before Telegram gets its 200."""
-        update = Update.de_json(data, self.app.bot)
         await self.app.process_update(update)
 
     # --- inbound -------------------------------------------------------------------------
@@ -198,14 +215,19 @@ class TelegramChannel:
         message, sender = update.effective_message, update.effective_user
         if message is None or sender is None or self.gate is None:
             return
-        own = sender.id == self.bot_id or sender.is_bot
-        text = message.text or message.caption or ""
+        if ident(sender.id) is None or ident(message.chat_id) is None or ident(message.message_id) is None:
+            log.warning("telegram: a message without a readable sender, chat or id was ignored")
+            return
+        own = sender.id == self.bot_id or sender.is_bot is True
+        text = payload_text(message.text) or payload_text(message.caption)
         attachments: list[InboundAttachment] = []
-        if message.photo:
-            attachments.append(InboundAttachment("photo", "image/jpeg", url=f"tg-file:{message.photo[-1].file_id}"))
+        photos = message.photo if isinstance(message.photo, tuple | list) else ()
+        if photos and ident(getattr(photos[-1], "file_id", None)):
+            attachments.append(InboundAttachment("photo", "image/jpeg", url=f"tg-file:{photos[-1].file_id}"))
         for item, kind in ((message.voice, "voice"), (message.audio, "voice"), (message.document, "file")):
-            if item is not None:
-                attachments.append(InboundAttachment(kind, getattr(item, "mime_type", None), url=f"tg-file:{item.file_id}"))
+            if item is not None and ident(getattr(item, "file_id", None)):
+                attachments.append(InboundAttachment(kind, payload_text(getattr(item, "mime_type", None))[:100] or None,
+                                                     url=f"tg-file:{item.file_id}"))
         if not text and not attachments:
             return
         if message.chat.type != "private" and not own:
@@ -261,8 +283,14 @@ class TelegramChannel:
                                language=(query.from_user.language_code or "")[:2] or None)
 
     async def fetch(self, attachment: InboundAttachment) -> tuple[bytes, str | None]:
+        """getFile names the file's path; it is fetched from Telegram's file host (or the configured
+        API's origin) only: bot/fetch.py."""
         file = await self.app.bot.get_file((attachment.url or "").removeprefix("tg-file:"))
-        return bytes(await file.download_as_bytearray()), attachment.content_type
+        if not file.file_path:
+            raise FetchRefused("Telegram gave no file path")
+        data, _ = await fetch_media(file.file_path, MediaPolicy.for_channel(TELEGRAM_HOSTS, self.file_url,
+                                                                             self.media_limits))
+        return data, attachment.content_type
 
     # --- outbound ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from bot.channels.base import (
     TemporaryFailure,
 )
 from bot.channels.cards import break_markers, button_label, button_value, parse_button, with_code
+from bot.channels.payload import ident, obj, objects, text
+from bot.fetch import WHATSAPP_HOSTS, FetchRefused, MediaLimits, MediaPolicy, fetch_media
 from bot.ratelimit import Bucket, Rate, rate_limited
 from models import Notification, OutboxStatus, TimelineEvent, session_scope
 
@@ -59,6 +62,7 @@ KINDS = {"image": "photo", "audio": "voice", "voice": "voice", "video": "file", 
 COUNTRY_LANGUAGE = (("34", "es"), ("52", "es"), ("54", "es"), ("57", "es"), ("56", "es"), ("51", "es"),
                     ("49", "de"), ("43", "de"), ("41", "de"), ("91", "hi"), ("1", "en"), ("44", "en"))
 BSUID = re.compile(r"^[A-Z]{2}\.\w+$")
+MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # it becomes a path segment of the Graph API
 WINDOW = timedelta(hours=24)
 REENGAGEMENT = 131047  # "Re-engagement message": outside the 24-hour window
 MAX_PARAMETER = 900  # a template body is at most 1024 characters with its fixed text
@@ -96,6 +100,7 @@ class WhatsAppChannel:
     name = "whatsapp"
 
     TEMPLATE_KIND = "whatsapp_template"  # an outbox row to send as the template (a 131047 came by webhook)
+    media_limits = MediaLimits()  # from_settings: MFGOS_MEDIA_MAX_BYTES / MFGOS_MEDIA_TIMEOUT
 
     def __init__(self, *, token: str, phone_number_id: str, api_url: str = "https://graph.facebook.com",
                  version: str = "v21.0", app_secret: str | None = None, verify_token: str | None = None,
@@ -121,12 +126,14 @@ class WhatsAppChannel:
     def from_settings(cls, settings: Any, *, engine: Any = None, **_: Any) -> WhatsAppChannel:
         secret = settings.whatsapp_app_secret
         verify = settings.whatsapp_verify_token
-        return cls(token=settings.whatsapp_token.get_secret_value(), phone_number_id=settings.whatsapp_phone_number_id,
+        channel = cls(token=settings.whatsapp_token.get_secret_value(), phone_number_id=settings.whatsapp_phone_number_id,
                    api_url=settings.whatsapp_api_url, version=settings.whatsapp_api_version,
                    app_secret=secret.get_secret_value() if secret else None,
                    verify_token=verify.get_secret_value() if verify else None,
                    template=settings.whatsapp_template, template_languages=settings.whatsapp_template_languages,
                    engine=engine)
+        channel.media_limits = MediaLimits.from_settings(settings)
+        return channel
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -281,17 +288,44 @@ class WhatsAppChannel:
     # --- delivery statuses -----------------------------------------------------------------
 
     def failed_statuses(self, body: Any) -> list[dict[str, Any]]:
-        """The `failed` statuses of a webhook delivery for our number (`sent`, `delivered`, `read` say nothing new)."""
+        """The `failed` statuses of a webhook delivery for our number (`sent`, `delivered`, `read` say nothing
+        new), as `{id, errors: [{code, title, message}]}` whatever shape they came in."""
         found: list[dict[str, Any]] = []
-        for entry in (body.get("entry") or []) if isinstance(body, dict) else []:
-            for change in entry.get("changes") or []:
-                value = change.get("value") or {}
-                if change.get("field") != "messages" or not isinstance(value, dict) or \
-                        str((value.get("metadata") or {}).get("phone_number_id", self.phone_number_id)) != \
-                        str(self.phone_number_id):
+        for value in self._values(body):
+            for status in objects(value.get("statuses")):
+                status_id = ident(status.get("id"))
+                if status.get("status") != "failed" or status_id is None:
                     continue
-                found.extend(st for st in value.get("statuses") or [] if st.get("status") == "failed" and st.get("id"))
+                errors = [{"code": e.get("code") if type(e.get("code")) is int else None,
+                           "title": text(e.get("title"))[:500], "message": text(e.get("message"))[:500]}
+                          for e in objects(status.get("errors"))]
+                found.append({"id": status_id, "errors": errors or [{}]})
         return found
+
+    def _values(self, body: Any) -> list[dict[str, Any]]:
+        """The `value` of each `messages` change for our number in a delivery; parts of another shape
+        are skipped (and logged)."""
+        entries = body.get("entry") if isinstance(body, dict) else None
+        well_formed = isinstance(entries, list)
+        values: list[dict[str, Any]] = []
+        for entry in objects(entries):
+            changes = entry.get("changes")
+            well_formed = well_formed and isinstance(changes, list) and len(objects(changes)) == len(changes)
+            for change in objects(changes):
+                value = change.get("value")
+                if change.get("field") != "messages":
+                    continue
+                if not isinstance(value, dict) or any(
+                        not isinstance(value.get(part, []), list) for part in ("messages", "statuses", "contacts")) \
+                        or not isinstance(value.get("metadata", {}), dict):
+                    well_formed = False
+                    continue
+                number = ident(obj(value.get("metadata")).get("phone_number_id", self.phone_number_id))
+                if number == str(self.phone_number_id):
+                    values.append(value)
+        if not well_formed or (isinstance(entries, list) and len(objects(entries)) != len(entries)):
+            log.warning("whatsapp: (parts of) a delivery not of the documented shape were ignored")
+        return values
 
     async def handle_failed(self, statuses: list[dict[str, Any]]) -> int:
         """Messages the API accepted and then could not deliver; returns how many rows were queued again."""
@@ -331,71 +365,76 @@ class WhatsAppChannel:
 
     # --- inbound -------------------------------------------------------------------------
 
-    def parse(self, body: dict[str, Any]) -> list[WhatsAppInbound]:
-        """Every message of a webhook delivery (statuses and other numbers' messages are skipped)."""
+    def parse(self, body: Any) -> list[WhatsAppInbound]:
+        """Every message of a webhook delivery (statuses and other numbers' messages are skipped; so is
+        anything not of the shape the Cloud API documents)."""
         found: list[WhatsAppInbound] = []
-        if not isinstance(body, dict):
-            return found
-        for entry in body.get("entry") or []:
-            for change in entry.get("changes") or []:
-                value = change.get("value") or {}
-                if change.get("field") != "messages" or not isinstance(value, dict):
-                    continue
-                metadata = value.get("metadata") or {}
-                if str(metadata.get("phone_number_id", self.phone_number_id)) != str(self.phone_number_id):
-                    continue
-                own_number = str(metadata.get("display_phone_number") or "").lstrip("+").replace(" ", "")
-                contacts = value.get("contacts") or []
-                for item in value.get("messages") or []:
-                    parsed = self._message(item, contacts, own_number)
-                    if parsed is not None:
-                        found.append(parsed)
+        for value in self._values(body):
+            metadata = obj(value.get("metadata"))
+            own_number = text(metadata.get("display_phone_number")).lstrip("+").replace(" ", "")
+            contacts = objects(value.get("contacts"))
+            for item in objects(value.get("messages")):
+                parsed = self._message(item, contacts, own_number)
+                if parsed is not None:
+                    found.append(parsed)
         return found
 
     def _message(self, item: dict[str, Any], contacts: list[dict[str, Any]], own_number: str) -> WhatsAppInbound | None:
-        sender = str(item.get("from") or "")
+        sender = ident(item.get("from")) or ""
         contact = next((c for c in contacts if sender and c.get("wa_id") == sender), contacts[0] if contacts else {})
-        wa_id = sender or str(contact.get("wa_id") or "")
-        user_id = str(item.get("from_user_id") or contact.get("user_id") or "")
+        wa_id = sender or ident(contact.get("wa_id")) or ""
+        user_id = ident(item.get("from_user_id")) or ident(contact.get("user_id")) or ""
         addresses = [a for a in (f"+{wa_id}" if wa_id.isdigit() else wa_id, user_id) if a]
-        if not addresses or not item.get("id"):
+        message_id = ident(item.get("id"))
+        if not addresses or message_id is None:
+            log.warning("whatsapp: a message without a readable sender or id was ignored")
             return None
         kind = item.get("type")
-        text, action, code, attachments = "", None, None, []
+        if not isinstance(kind, str):
+            return None
+        body, action, code, attachments = "", None, None, []
         if kind == "text":
-            text = str((item.get("text") or {}).get("body") or "")
+            body = text(obj(item.get("text")).get("body"))
         elif kind == "interactive":
-            reply = (item.get("interactive") or {}).get("button_reply") or (item.get("interactive") or {}).get("list_reply") or {}
-            action, code = parse_button(str(reply.get("id") or ""))
-            text = "" if action else str(reply.get("title") or "")
+            interactive = obj(item.get("interactive"))
+            reply = obj(interactive.get("button_reply")) or obj(interactive.get("list_reply"))
+            action, code = parse_button(text(reply.get("id")))
+            body = "" if action else text(reply.get("title"))
         elif kind == "button":  # a template's quick-reply button
-            button = item.get("button") or {}
-            action, code = parse_button(str(button.get("payload") or ""))
-            text = "" if action else str(button.get("text") or "")
+            button = obj(item.get("button"))
+            action, code = parse_button(text(button.get("payload")))
+            body = "" if action else text(button.get("text"))
         elif kind in KINDS:
-            media = item.get(kind) or {}
-            text = str(media.get("caption") or "")
-            attachments.append(InboundAttachment(kind=KINDS[kind], content_type=media.get("mime_type"),
-                                                 url=f"media:{media.get('id')}"))
+            media = obj(item.get(kind))
+            media_id = ident(media.get("id"))
+            body = text(media.get("caption"))
+            if media_id is not None:
+                attachments.append(InboundAttachment(kind=KINDS[kind], content_type=text(media.get("mime_type"))[:100]
+                                                     or None, url=f"media:{media_id}"))
         else:
             return None
+        sent = item.get("timestamp")
         try:
-            self.heard_from(addresses, float(item.get("timestamp") or time.time()))
-        except (TypeError, ValueError):
-            self.heard_from(addresses, time.time())
+            at = float(sent) if isinstance(sent, str | int) and not isinstance(sent, bool) else time.time()
+        except ValueError:
+            at = time.time()
+        self.heard_from(addresses, at if math.isfinite(at) else time.time())
         message = InboundMessage(
-            channel=self.name, address=addresses[0], aliases=tuple(addresses[1:]), event_id=str(item["id"]),
-            text=text, action=action, exception_ref=code, reply_to=(item.get("context") or {}).get("id"),
+            channel=self.name, address=addresses[0], aliases=tuple(addresses[1:]), event_id=message_id,
+            text=body, action=action, exception_ref=code, reply_to=ident(obj(item.get("context")).get("id")),
             chat_id=addresses[0], attachments=tuple(attachments))
         return WhatsAppInbound(message, language_of(wa_id) if wa_id.isdigit() else None,
                                own=bool(own_number) and wa_id == own_number)
 
     async def fetch(self, attachment: InboundAttachment) -> tuple[bytes, str | None]:
-        """Media arrive as ids: look up the download URL, then fetch it with the same token."""
-        media_id = (attachment.url or "").removeprefix("media:")
+        """Media arrive as ids: the configured API names the download URL, which is fetched with the
+        same token from Meta's media hosts (or the API's own origin) only: bot/fetch.py."""
+        media_id = ident((attachment.url or "").removeprefix("media:"))
+        if media_id is None or not MEDIA_ID.match(media_id):
+            raise FetchRefused("not a WhatsApp media id")
         meta = await self.client.get(f"/{media_id}")
         meta.raise_for_status()
-        info = meta.json()
-        download = await self.client.get(info["url"])
-        download.raise_for_status()
-        return download.content, info.get("mime_type") or download.headers.get("content-type")
+        info = obj(meta.json())
+        data, served_type = await fetch_media(text(info.get("url")), MediaPolicy.for_channel(
+            WHATSAPP_HOSTS, self.base_url, self.media_limits), headers={"Authorization": f"Bearer {self.token}"})
+        return data, text(info.get("mime_type"))[:100] or served_type
