@@ -1,4 +1,4 @@
-"""The `mfgos` command (DESIGN.md section 6)."""
+"""The `mfgos` command (README.md, "Commands")."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="replay a scenario on a simulated clock")
     replay.add_argument("scenario")
-    replay.add_argument("--json", action="store_true", help="print one JSON object (DESIGN.md section 5)")
+    replay.add_argument("--json", action="store_true", help="print one JSON object (docs/architecture.md, \"Time\")")
     replay.add_argument("--database", help="replay into this database (resumes a replay that was killed)")
     replay.add_argument("--pause-after", type=int, help=argparse.SUPPRESS)  # test hook for kill -9 tests
     replay.set_defaults(func=_replay)

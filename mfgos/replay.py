@@ -1,4 +1,4 @@
-"""Scenario replay (DESIGN.md section 5): timed events through the real pipeline on a simulated clock.
+"""Scenario replay (docs/architecture.md, "Time"): timed events through the real pipeline on a simulated clock.
 
 Every channel is a capture channel and the ERP is the configured adapter (the embedded
 ledger by default). Each event is stored as a signal with a key derived from the scenario

@@ -1,4 +1,4 @@
-"""The plant file (DESIGN.md section 4): read it, check it, store it.
+"""The plant file (docs/plant-file.md): read it, check it, store it.
 
 `check(path)` lists every problem in one pass, each with the file, the YAML path and the
 line, so an engineer fixes a file in one round instead of one error per run. `load(path)`

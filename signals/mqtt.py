@@ -3,7 +3,7 @@
 Topics
 - `plants/<plant>/<machine>/state` with a JSON object `{"state": ..., "reason"?: ..., "ts"?: ...}`.
   With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
-  replicas split the messages between them (DESIGN.md section 8).
+  replicas split the messages between them (docs/architecture.md, "Several replicas").
 - `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
   aliases in its data messages, so each replica reads all of it and the source key lets
   exactly one of them store each message.
