@@ -75,6 +75,20 @@ def detail(client: TestClient, code: str) -> dict[str, Any]:
     return client.get(f"/api/exceptions/{code}").json()
 
 
+TOUR_TEXTS = (REPORT, "bin unterwegs", "fixed, replaced the bearing, running again", "what is down?",
+              "status WO-1043", "MTTR this week")
+
+
+def test_the_readme_tour_is_the_one_tested() -> None:
+    """The messages replayed below are the ones the README tells the reader to send."""
+    readme = README.read_text(encoding="utf-8")
+    tour = readme[readme.index("## A two-minute tour"):readme.index("The same without a browser")]
+    assert all(f"`{text}`" in tour for text in TOUR_TEXTS)
+    for label in ("**ack**", "**propose**", "**approve**", "E-0001", "WO-1042", "WO-1043", "SO-7001", "SO-7002",
+                  "Arjun", "Lena", "Meena", "Sara", "Neha"):
+        assert label in tour, label
+
+
 def test_the_readme_tour(client: TestClient, runtime: Runtime, clock: SimulatedClock, start: datetime) -> None:
     def at(minutes: float) -> None:
         clock.set(start + timedelta(minutes=minutes))
@@ -92,7 +106,8 @@ def test_the_readme_tour(client: TestClient, runtime: Runtime, clock: SimulatedC
     assert (thread["type"], thread["machine"], thread["work_orders"], thread["customer_orders_at_risk"]) == (
         "breakdown", "HOB-01", ["WO-1042", "WO-1043"], ["SO-7001", "SO-7002"])
 
-    # 2. Tom has the alert with its buttons; Deepa the work orders; John the customer orders; not Arjun.
+    # 2. Tom has the alert with its buttons; Deepa the work orders; John the customer
+    # orders; not Arjun.
     alerts = {n["to"]: n for n in thread["notifications"] if n["kind"] == "alert"}
     assert set(alerts) == {"tom", "deepa", "john"}
     alert = next(m for m in inbox(client, "tom") if m["kind"] == "alert")
@@ -119,7 +134,10 @@ def test_the_readme_tour(client: TestClient, runtime: Runtime, clock: SimulatedC
     thread = detail(client, code)
     assert thread["status"] == "proposed"
     assert [t["person"] for t in thread["timeline"] if t["kind"] == "approval_refused"] == ["meena"]
-    # Sara approves: a maintenance_request is posted to the ledger, its reference in the thread.
+    # Sara approves on her approval request: a maintenance_request is posted to the ledger, its
+    # reference in the thread.
+    request = next(m for m in inbox(client, "sara") if m["kind"] == "approval_request")
+    assert (request["exception"], request["buttons"]) == (code, ["approve", "reject"])
     at(42)
     press(client, "sara", "approve", code)
     at(42)
