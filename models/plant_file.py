@@ -166,8 +166,13 @@ def _relative(value: str, zone: tzinfo, now: datetime) -> datetime | None:
     local = now.astimezone(zone)
     local = local.replace(minute=0, second=0, microsecond=0) if base == "now" else local.replace(
         hour=0, minute=0, second=0, microsecond=0)
-    offset = parse_duration(amount) if amount else timedelta(0)
-    return local - offset if sign == "-" else local + offset
+    try:
+        offset = parse_duration(amount) if amount else timedelta(0)
+        moment = local - offset if sign == "-" else local + offset
+        moment.astimezone(UTC)  # stored as UTC: that must exist too
+        return moment
+    except OverflowError:
+        raise ValueError(f"bad relative time {value!r}: too far from now") from None
 
 
 def _local_datetime(value: object, zone: tzinfo, now: datetime | None = None) -> datetime:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -600,3 +603,13 @@ def test_a_shift_relative_to_now_and_a_bad_relative_date_are_reported(tmp_path: 
     assert (shift.start, shift.end) == ("02:00", "10:00")
     problems = check(write(tmp_path, RELATIVE.replace("now + 10h", "now+10 hours")), now=moment)
     assert [(p.location, "bad duration" in p.reason) for p in problems] == [("work_orders[0].end", True)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.from_regex(r"(now|today) ?[+-] ?[0-9]{1,25}[dhms]", fullmatch=True),
+                       st.text(max_size=30)))
+def test_any_relative_date_is_a_problem_or_a_moment_never_a_crash(tmp_path: Path, value: str) -> None:
+    text = RELATIVE.replace("due: today+2d16h", f"due: {json.dumps(value)}").replace(
+        '{id: early, start: "06:00"', f'{{id: early, start: {json.dumps(value)}')
+    problems = check(write(tmp_path, text), now=datetime(2026, 12, 6, 2, 30, tzinfo=UTC))
+    assert all(p.reason for p in problems)
