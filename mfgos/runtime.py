@@ -3,7 +3,8 @@
 `Runtime` is what every interface drives — the web console, the terminal chat, replay and
 `serve`. Inbound events are stored as signals (committed) before they are processed;
 processing runs in its own transaction that also marks the signal processed, so a crash
-between the two leaves an unprocessed signal that `process_pending` picks up at start.
+between the two leaves an unprocessed signal that `process_pending` picks up at start, or
+in the periodic sweep of a live replica (`process_pending(older_than=...)`, mfgos/server.py).
 """
 
 from __future__ import annotations
