@@ -56,7 +56,8 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
             try:  # reading messages takes CPU: off the event loop, like the web app's own processing
                 swept = await asyncio.to_thread(runtime.process_pending, older_than=sweep_age)
                 if swept:
-                    log.warning("swept %d signal(s) stored over a minute ago and left unprocessed (a replica stopped?)", swept)
+                    log.warning("swept %d signal(s) stored over a minute ago and left unprocessed "
+                                "(a replica stopped?)", swept)
             except Exception:
                 log.exception("sweep for unprocessed signals failed")
         with contextlib.suppress(TimeoutError):
