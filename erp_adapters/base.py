@@ -41,7 +41,7 @@ class Rejected(ErpError):
 
 @dataclass(frozen=True)
 class Transaction:
-    """A neutral ERP transaction (DESIGN.md section 3 kinds) with its idempotency key."""
+    """A neutral ERP transaction (the kinds of docs/erp.md) with its idempotency key."""
 
     kind: str
     fields: dict[str, Any]

@@ -1,6 +1,6 @@
 """The ERP outbox worker: posts `erp_transactions` rows to the ERP exactly once, in order.
 
-How a row travels (DESIGN.md section 1: a crash at any point loses nothing, posts nothing twice):
+How a row travels (docs/architecture.md: a crash at any point loses nothing, posts nothing twice):
 
 1. Claim (short DB transaction): due pending rows, the head of each exception's queue only,
    locked with `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas take different rows. The

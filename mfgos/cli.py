@@ -1,4 +1,4 @@
-"""The `mfgos` command (DESIGN.md section 6)."""
+"""The `mfgos` command (README.md, "Commands")."""
 
 from __future__ import annotations
 
@@ -76,13 +76,31 @@ def _demo(args: argparse.Namespace) -> int:
     settings = Settings()
     if args.database:
         settings = settings.model_copy(update={"database_url": args.database})
+    if args.reset:
+        from mfgos.demo import DemoResetError, reset_demo_database
+
+        try:
+            removed = reset_demo_database(settings.database_url)
+        except DemoResetError as error:
+            print(f"mfgos demo --reset: {error}", file=sys.stderr)
+            return 2
+        print(f"mfgos demo: removed {removed}; starting fresh" if removed else "mfgos demo: nothing to reset",
+              flush=True)
     return run_server(settings, host=args.host, port=args.port, demo=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from mfgos.server import run_server
 
-    return run_server(Settings(), host=args.host, port=args.port, demo=False)
+    settings = Settings()
+    if args.plant:
+        settings = settings.model_copy(update={"plant_file": Path(args.plant)})
+    elif "plant_file" not in settings.model_fields_set:
+        # Production never falls back to the demo plant: it would page demo people with demo rules.
+        print("mfgos serve: no plant file: set MFGOS_PLANT_FILE or pass --plant FILE "
+              "(`mfgos demo` runs the demo plant)", file=sys.stderr)
+        return 2
+    return run_server(settings, host=args.host, port=args.port, demo=False)
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -105,11 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--database", help="database URL (default: a SQLite file in the working directory)")
+    demo.add_argument("--reset", action="store_true",
+                      help="start fresh: delete the demo's SQLite file first (refused if it holds another plant)")
     demo.set_defaults(func=_demo)
 
     serve = sub.add_parser("serve", help="serve the configured channels, sources and the console")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--plant", help="the plant file (required here or as MFGOS_PLANT_FILE)")
     serve.set_defaults(func=_serve)
 
     chat = sub.add_parser("chat", help="chat in the terminal as one person of the plant")
@@ -124,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="replay a scenario on a simulated clock")
     replay.add_argument("scenario")
-    replay.add_argument("--json", action="store_true", help="print one JSON object (DESIGN.md section 5)")
+    replay.add_argument("--json", action="store_true", help="print one JSON object (docs/architecture.md, \"Time\")")
     replay.add_argument("--database", help="replay into this database (resumes a replay that was killed)")
     replay.add_argument("--pause-after", type=int, help=argparse.SUPPRESS)  # test hook for kill -9 tests
     replay.set_defaults(func=_replay)

@@ -1,4 +1,4 @@
-"""Configuration from `MFGOS_*` environment variables and a `.env` file (DESIGN.md section 7)."""
+"""Configuration from `MFGOS_*` environment variables and a `.env` file (README.md, "Configuration")."""
 
 from __future__ import annotations
 

@@ -133,3 +133,9 @@ def print_replay(result: dict[str, Any], console: Console | None = None) -> None
     posted = sum(1 for t in txns if t.get("status") == "posted")
     console.print(Text(f"{len(exceptions)} exception(s), {len(notes)} notification(s), "
                        f"{len(txns)} ERP transaction(s), {posted} posted."))
+    labels = {"erp_transactions": "ERP transaction(s)", "notifications": "notification(s)",
+              "timers": "escalation timer(s)"}
+    waiting = {what: count for what, count in (result.get("pending") or {}).items() if count}
+    if waiting:
+        listed = ", ".join(f"{count} {labels.get(what, what)}" for what, count in waiting.items())
+        console.print(Text(f"Still pending at the end ({result.get('end', '?')}): {listed}.", style="yellow"))

@@ -1,4 +1,4 @@
-"""Scenario replay (DESIGN.md section 5): timed events through the real pipeline on a simulated clock.
+"""Scenario replay (docs/architecture.md, "Time"): timed events through the real pipeline on a simulated clock.
 
 Every channel is a capture channel and the ERP is the configured adapter (the embedded
 ledger by default). Each event is stored as a signal with a key derived from the scenario
@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from bot.channels.base import CaptureChannel, Channel
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
-from models import ErpTransaction, Notification, Person, PlantException, TimelineEvent
+from models import AckTimer, ErpTransaction, Notification, Person, PlantException, TimelineEvent
 from routing.clock import SimulatedClock
 from routing.inbound import Inbound
 
@@ -141,14 +141,17 @@ class Replay:
         return rows[number - 1]
 
     async def _advance_to(self, when: datetime) -> None:
-        """Run everything due before `when` at its own minute — escalation timers, outbox
-        retries — then move the clock to `when`."""
-        while (due := self.runtime.next_due()) is not None and due <= when:
-            if due > self.clock.now():
-                self.clock.set(due)
+        """Run everything due up to `when` at its own moment — escalation timers, outbox retries —
+        then move the clock to `when`.
+
+        The clock stops at each due moment in turn. Work due now that cannot go yet (an ERP
+        transaction queued behind an earlier one, ERP posting paused) is passed over: the next
+        stop is the next moment strictly later, so a retry due seconds after a failure is
+        made seconds after it, not at the next event or the end of the replay."""
+        await self.runtime.drain()
+        while (due := self.runtime.next_due(after=self.clock.now())) is not None and due <= when:
+            self.clock.set(due)
             await self.runtime.drain()
-            if self.runtime.next_due() == due and due <= self.clock.now():
-                break  # paused work (e.g. ERP credentials refused) waits for the next event
         self.clock.set(when)
         await self.runtime.drain()
 
@@ -236,8 +239,15 @@ class Replay:
                 "status": "posted" if t.status == "sent" else t.status, "reference": t.reference,
                 "created_at": when(t.created_at), "posted_at": when(t.posted_at), "error": t.error,
             } for t in txns]
+            # Still waiting when the replay ended (its horizon: `until`, default an hour after the
+            # last event): an ERP that never came back, a timer set beyond the horizon.
+            timers = session.exec(select(AckTimer).where(AckTimer.status == "pending")).all()
+            pending = {"erp_transactions": sum(t.status == "pending" for t in txns),
+                       "notifications": sum(n.status == "pending" for n in notes),
+                       "timers": sum(t.exception_id in number for t in timers)}
         return {"scenario": str(self.scenario.path), "plant": self.runtime.plant_id, "start": start.isoformat(),
-                "exceptions": out_exceptions, "notifications": out_notes, "erp_transactions": out_txns}
+                "end": when(self.clock.now()), "exceptions": out_exceptions, "notifications": out_notes,
+                "erp_transactions": out_txns, "pending": pending}
 
 
 def replay(path: Path, database_url: str | None = None, pause_after: int | None = None,

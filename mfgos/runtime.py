@@ -3,7 +3,8 @@
 `Runtime` is what every interface drives — the web console, the terminal chat, replay and
 `serve`. Inbound events are stored as signals (committed) before they are processed;
 processing runs in its own transaction that also marks the signal processed, so a crash
-between the two leaves an unprocessed signal that `process_pending` picks up at start.
+between the two leaves an unprocessed signal that `process_pending` picks up at start, or
+in the periodic sweep of a live replica (`process_pending(older_than=...)`, mfgos/server.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from erp_adapters.outbox import ErpOutbox
 from erp_adapters.registry import create_adapter
 from mfgos.config import Settings
 from models import (
+    AckTimer,
     ChannelIdentity,
     ErpTransaction,
     Notification,
@@ -85,7 +87,7 @@ class Runtime:
 
     def load_plant(self, path: Path) -> PlantChanges:
         """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
-        plant_file = load(path)
+        plant_file = load(path, now=self.clock.now())  # relative dates (`now+2h`) on this clock
         with session_scope(self.engine) as session:
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
@@ -166,17 +168,19 @@ class Runtime:
         return self.accept(Inbound(source=channel, event_id=event_id, address=address, person_id=person_id,
                                    text=text, exception_ref=exception_ref, action=action, reply_to=reply_to))
 
-    def process_signal(self, signal_id: int) -> None:
+    def process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
         # One signal at a time per process: the extractor's pipelines are not thread-safe and
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
         with self._processing:
-            self._process_signal(signal_id)
+            self._process_signal(signal_id, skip_locked=skip_locked)
 
-    def _process_signal(self, signal_id: int) -> None:
+    def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
         try:
             with session_scope(self.engine) as session:
-                # The row lock makes a second replica handed the same event wait, then find it done.
-                signal = session.exec(select(Signal).where(Signal.id == signal_id).with_for_update()).first()
+                # The row lock makes a second replica handed the same event wait, then find it done;
+                # a sweep (`skip_locked`) passes over a signal another replica is processing instead.
+                signal = session.exec(select(Signal).where(Signal.id == signal_id)
+                                      .with_for_update(skip_locked=skip_locked)).first()
                 if signal is None or signal.processed_at is not None:
                     return
                 plant = self.plant(session)
@@ -212,12 +216,19 @@ class Runtime:
                 wf.notify(ctx, who, "reply", messages.render("processing_failed", who.language),
                           reply_channel=signal.payload.get("channel"))
 
-    def process_pending(self) -> int:
-        """Process signals stored but not processed (a crash between storing and processing)."""
+    def process_pending(self, older_than: timedelta | None = None) -> int:
+        """Process signals stored but not processed (a crash between storing and processing).
+
+        `older_than`: only signals received at least that long ago, and never one another replica
+        is processing right now (SKIP LOCKED): the periodic sweep of `serve` (mfgos/server.py),
+        which picks up what a crashed replica left without racing the replicas still working."""
+        query = select(Signal.id).where(Signal.processed_at == None).order_by(Signal.id)  # noqa: E711
+        if older_than is not None:
+            query = query.where(Signal.received_at <= self.clock.now() - older_than)
         with Session(self.engine) as session:
-            ids = session.exec(select(Signal.id).where(Signal.processed_at == None).order_by(Signal.id)).all()  # noqa: E711
+            ids = session.exec(query).all()
         for signal_id in ids:
-            self.process_signal(signal_id)
+            self.process_signal(signal_id, skip_locked=older_than is not None)
         return len(ids)
 
     # --- time and outboxes -------------------------------------------------------------
@@ -234,16 +245,24 @@ class Runtime:
                              static=self._static.get(session, plant))
             return wf.escalate_unacknowledged(ctx)
 
-    def next_due(self) -> datetime | None:
-        """The earliest moment something is due: an escalation timer or an outbox retry."""
+    def next_due(self, after: datetime | None = None) -> datetime | None:
+        """The earliest moment something is due: an escalation timer or an outbox retry.
+
+        With `after`, the earliest moment strictly later: replay steps its clock from one due
+        moment to the next past rows that are due but cannot go yet (an ERP transaction queued
+        behind an earlier one of its exception, a channel that is not configured)."""
         with Session(self.engine) as session:
-            moments = [
-                wf.next_timer_due(session),
-                session.exec(select(func.min(ErpTransaction.next_attempt_at)).where(
-                    ErpTransaction.status == "pending")).one(),
-                session.exec(select(func.min(Notification.next_attempt_at)).where(
-                    Notification.status == "pending")).one(),
-            ]
+            if after is None:
+                timer = wf.next_timer_due(session)
+            else:
+                timer = session.exec(select(func.min(AckTimer.due_at)).where(
+                    AckTimer.status == "pending", AckTimer.due_at > after)).one()
+            erp = select(func.min(ErpTransaction.next_attempt_at)).where(ErpTransaction.status == "pending")
+            note = select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+            if after is not None:
+                erp = erp.where(ErpTransaction.next_attempt_at > after)
+                note = note.where(Notification.next_attempt_at > after)
+            moments = [timer, session.exec(erp).one(), session.exec(note).one()]
         return min((m for m in moments if m is not None), default=None)
 
     def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:

@@ -2,7 +2,8 @@
 
 At start the runtime processes signals stored before a crash; then a worker on the
 server's event loop fires escalation timers and drains both outboxes every half second on
-the system clock, so a timer that came due while the process was down fires at once. With an
+the system clock, so a timer that came due while the process was down fires at once, and
+every 30 seconds sweeps for signals another replica stored but died before processing. With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -17,6 +18,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Protocol
 
 import uvicorn
@@ -32,15 +34,33 @@ from signals.registry import build_routers, build_sources, with_sources
 log = logging.getLogger(__name__)
 
 WORKER_INTERVAL = 0.5  # seconds between passes; short enough that the console feels live
+SWEEP_INTERVAL = 30.0  # seconds between sweeps for signals a crashed replica stored but never processed
+SWEEP_AGE = timedelta(minutes=1)  # younger signals are still being processed by the replica that took them
 
 
-async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL) -> None:
-    """Fire due timers and drain both outboxes until `stop` is set; a failing pass is logged, not fatal."""
+async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL,
+                     sweep_interval: float = SWEEP_INTERVAL, sweep_age: timedelta = SWEEP_AGE) -> None:
+    """Fire due timers and drain both outboxes until `stop` is set; a failing pass is logged, not fatal.
+
+    Every `sweep_interval` seconds it also processes signals stored more than `sweep_age` ago and
+    still unprocessed: another replica stored them and died before processing them. Every replica
+    sweeps; a signal being processed elsewhere is skipped (SKIP LOCKED), one processed is done."""
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time() + sweep_interval
     while not stop.is_set():
         try:
             await runtime.drain()
         except Exception:  # the rows stay in the outbox; the next pass retries them
             log.exception("outbox worker pass failed")
+        if loop.time() >= next_sweep:
+            next_sweep = loop.time() + sweep_interval
+            try:  # reading messages takes CPU: off the event loop, like the web app's own processing
+                swept = await asyncio.to_thread(runtime.process_pending, older_than=sweep_age)
+                if swept:
+                    log.warning("swept %d signal(s) stored over a minute ago and left unprocessed "
+                                "(a replica stopped?)", swept)
+            except Exception:
+                log.exception("sweep for unprocessed signals failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

@@ -7,11 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock of schema migrations ('mfgm', with the schema's hash as the second key):
+# replicas starting together on a fresh database take turns instead of racing to create the same
+# tables; stores in other schemas (tenants, parallel tests) don't wait for each other.
+MIGRATION_LOCK = 0x6D66_676D
 
 
 def normalise_url(url: str) -> str:
@@ -46,13 +50,21 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call at every start."""
+    """Bring the schema to the newest revision; safe to call at every start, by several replicas at once.
+
+    On PostgreSQL the migration runs under a transaction-level advisory lock on the schema it
+    migrates: a second replica waits for the first to commit, then finds the schema at head and
+    does nothing.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))"),
+                               {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

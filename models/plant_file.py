@@ -1,4 +1,4 @@
-"""The plant file (DESIGN.md section 4): read it, check it, store it.
+"""The plant file (docs/plant-file.md): read it, check it, store it.
 
 `check(path)` lists every problem in one pass, each with the file, the YAML path and the
 line, so an engineer fixes a file in one round instead of one error per run. `load(path)`
@@ -13,6 +13,9 @@ Decisions (see docs/plant-file.md):
 - The YAML reader keeps `06:00`, `2026-11-25T06:00:00`, `+4917...`, `yes`/`no`/`on`/`off`
   as text (YAML 1.1 would turn them into minutes, datetimes, integers and booleans).
 - Datetimes without an offset are plant-local (`plant.timezone`); they are stored as UTC.
+- A datetime may also be relative to the moment the file is loaded (`now+2h`, `today+1d18h`),
+  and a shift's start or end relative to it too (`now-1h`): the demo plant works any day, at
+  any hour. Absolute datetimes are unaffected.
 """
 
 from __future__ import annotations
@@ -149,8 +152,34 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def _local_datetime(value: object, zone: tzinfo) -> datetime:
-    """ISO 8601 date and time; without an offset it is plant-local. Returns aware UTC."""
+_RELATIVE = re.compile(r"(now|today)(?:([+-])(.+))?")
+
+
+def _relative(value: str, zone: tzinfo, now: datetime) -> datetime | None:
+    """`now`, `today`, `now+2h`, `now-30m`, `today+1d18h`: a moment relative to when the file is
+    loaded, plant-local. `now` is the current hour (minutes dropped), `today` plant-local
+    midnight. None when `value` is not of this form."""
+    match = _RELATIVE.fullmatch(value.replace(" ", ""))
+    if match is None:
+        return None
+    base, sign, amount = match.groups()
+    local = now.astimezone(zone)
+    local = local.replace(minute=0, second=0, microsecond=0) if base == "now" else local.replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    try:
+        offset = parse_duration(amount) if amount else timedelta(0)
+        moment = local - offset if sign == "-" else local + offset
+        moment.astimezone(UTC)  # stored as UTC: that must exist too
+        return moment
+    except OverflowError:
+        raise ValueError(f"bad relative time {value!r}: too far from now") from None
+
+
+def _local_datetime(value: object, zone: tzinfo, now: datetime | None = None) -> datetime:
+    """ISO 8601 date and time; without an offset it is plant-local; or a relative form (`_relative`)
+    against `now` (default: the system clock). Returns aware UTC."""
+    if isinstance(value, str) and (moment := _relative(value, zone, now or datetime.now(UTC))) is not None:
+        return moment.astimezone(UTC)
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -169,6 +198,11 @@ def _local_datetime(value: object, zone: tzinfo) -> datetime:
 
 def _zone(info: ValidationInfo) -> tzinfo:
     return (info.context or {}).get("timezone", UTC)
+
+
+def _now(info: ValidationInfo) -> datetime | None:
+    """The moment relative dates are resolved against (`load(path, now=...)`)."""
+    return (info.context or {}).get("now")
 
 
 # --- field types -----------------------------------------------------------------------------
@@ -333,7 +367,7 @@ class CustomerOrderSpec(_Entry):
     @field_validator("due", mode="before")
     @classmethod
     def _plant_local(cls, value: object, info: ValidationInfo) -> object:
-        return None if value is None else _local_datetime(value, _zone(info))
+        return None if value is None else _local_datetime(value, _zone(info), _now(info))
 
 
 class WorkOrderSpec(_Entry):
@@ -349,7 +383,7 @@ class WorkOrderSpec(_Entry):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _plant_local(cls, value: object, info: ValidationInfo) -> object:
-        return None if value is None else _local_datetime(value, _zone(info))
+        return None if value is None else _local_datetime(value, _zone(info), _now(info))
 
 
 class ShiftSpec(_Entry):
@@ -357,6 +391,16 @@ class ShiftSpec(_Entry):
     start: Clock
     end: Clock  # before start: the shift runs past midnight
     days: list[Day] = Field(default_factory=lambda: list(DAYS))
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _relative_clock(cls, value: object, info: ValidationInfo) -> object:
+        """`now-1h`: the plant-local time of day of a relative moment (a demo on shift at any hour)."""
+        if isinstance(value, str):
+            moment = _relative(value, _zone(info), _now(info) or datetime.now(UTC))
+            if moment is not None:
+                return moment.strftime("%H:%M")
+        return value
 
 
 class PersonSpec(_Entry):
@@ -532,9 +576,10 @@ def _yaml_problem(file: str, error: yaml.YAMLError) -> Problem:
 class _Check:
     """One pass over a plant file's data: shape per entry, then cross-references."""
 
-    def __init__(self, file: str, lines: dict[YamlPath, int]) -> None:
+    def __init__(self, file: str, lines: dict[YamlPath, int], now: datetime | None = None) -> None:
         self.file = file
         self.lines = lines
+        self.now = now or datetime.now(UTC)  # one moment for every relative date of the file
         self.problems: list[Problem] = []
         self.valid: dict[str, list[Any]] = {name: [] for name in _LISTS}
         self.plant: PlantSpec | None = None
@@ -551,7 +596,7 @@ class _Check:
 
     def validate(self, model: type[_Entry], data: object, path: YamlPath, zone: tzinfo) -> Any:
         try:
-            return model.model_validate(data, context={"timezone": zone})
+            return model.model_validate(data, context={"timezone": zone, "now": self.now})
         except ValidationError as error:
             for item in error.errors(include_url=False):
                 self._add_validation(model, path, item)
@@ -660,7 +705,7 @@ class _Check:
             for key, section, kind in (("machine", "machines", "machine"), ("material", "materials", "material"),
                                        ("customer_order", "customer_orders", "customer order")):
                 self._reference(("work_orders", i, key), _text(order.get(key)), section, kind)
-            start, end = (_moment(order.get(key), zone) for key in ("start", "end"))
+            start, end = (_moment(order.get(key), zone, self.now) for key in ("start", "end"))
             if start is not None and end is not None and end <= start:
                 self.add(("work_orders", i, "end"), f"end {order['end']} must be after start {order['start']}")
         addresses: dict[tuple[str, str], tuple[str, YamlPath]] = {}
@@ -706,9 +751,9 @@ def _text(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _moment(value: object, zone: tzinfo) -> datetime | None:
+def _moment(value: object, zone: tzinfo, now: datetime) -> datetime | None:
     try:
-        return _local_datetime(value, zone)
+        return _local_datetime(value, zone, now)
     except ValueError:
         return None
 
@@ -748,7 +793,7 @@ def _keys_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _inspect(path: str | Path) -> tuple[list[Problem], PlantFile | None]:
+def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Problem], PlantFile | None]:
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -766,7 +811,7 @@ def _inspect(path: str | Path) -> tuple[list[Problem], PlantFile | None]:
         data = reader.read(root, ())
     finally:
         loader.dispose()
-    checker = _Check(file, reader.lines)
+    checker = _Check(file, reader.lines, now)
     checker.problems.extend(reader.problems)
     checker.run(data)
     problems = sorted(checker.problems, key=lambda p: (p.line is None, p.line or 0))
@@ -778,14 +823,17 @@ def _inspect(path: str | Path) -> tuple[list[Problem], PlantFile | None]:
     return [], plant_file
 
 
-def check(path: str | Path) -> list[Problem]:
+def check(path: str | Path, now: datetime | None = None) -> list[Problem]:
     """Every problem in the plant file at `path`, sorted by line; empty when it is fine."""
-    return _inspect(path)[0]
+    return _inspect(path, now)[0]
 
 
-def load(path: str | Path) -> PlantFile:
-    """The validated plant file; raises PlantFileError listing every problem."""
-    problems, plant_file = _inspect(path)
+def load(path: str | Path, now: datetime | None = None) -> PlantFile:
+    """The validated plant file; raises PlantFileError listing every problem.
+
+    `now`: the moment relative dates (`now+2h`, `today+1d`) are resolved against; the runtime
+    passes its clock, so a replay or a test on an injected clock sees the same plant."""
+    problems, plant_file = _inspect(path, now)
     if plant_file is None:
         raise PlantFileError(problems)
     return plant_file

@@ -64,7 +64,7 @@ def plant_local(plant: Plant, at: datetime) -> datetime:
 
 
 def on_shift(person: Person, shifts: dict[str, Shift], local: datetime) -> bool:
-    """People without shifts are reachable at any time (DESIGN.md section 4)."""
+    """People without shifts are reachable at any time (docs/plant-file.md)."""
     if not person.shifts:
         return True
     return any(sid in shifts and shift_covers(shifts[sid], local) for sid in person.shifts)

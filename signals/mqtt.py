@@ -6,7 +6,7 @@ Topics
   `topics` entry maps the topic): one broker often serves several plants, and another plant's
   message is acknowledged, dropped and counted, never applied here.
   With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
-  replicas split the messages between them (docs/signals.md, several replicas).
+  replicas split the messages between them (docs/architecture.md, "Several replicas").
 - `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
   aliases in its data messages, so each replica reads all of it and the source key lets
   exactly one of them store each message.

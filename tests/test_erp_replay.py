@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -274,8 +275,8 @@ def test_the_replay_command_posts_to_erpnext(tmp_path: Path, ledger_results: dic
 
 
 def test_a_busy_erp_gets_every_transaction_by_the_end_of_the_replay(tmp_path: Path) -> None:
-    """The ERP rate-limits the first post: the outbox retries on the replay's clock, at the next
-    moment the replay drains (the next event, or the end of the scenario), and adopts nothing twice."""
+    """The ERP rate-limits the first post: the outbox retries on the replay's clock when the ERP's
+    Retry-After says, and adopts nothing twice."""
     site, holds, (user, token) = _erpnext_site()
     site.faults.throttle, site.faults.retry_after = 1, "7"
     with serve(erpnext.make_app(site)) as url:
@@ -288,5 +289,28 @@ def test_a_busy_erp_gets_every_transaction_by_the_end_of_the_replay(tmp_path: Pa
     assert all(holds(t["kind"], t["reference"]) for t in transactions)
     assert len(site.docs["Non Conformance"]) == 1 and len(site.docs["Stock Entry"]) == 2
     first = transactions[0]
-    assert first["posted_at"] > first["created_at"]  # not at the approval: after the 429's 7 s
+    # not at the approval, nor at the end of the replay: the 429's 7 s later
+    assert datetime.fromisoformat(first["posted_at"]) - datetime.fromisoformat(first["created_at"]) == timedelta(
+        seconds=7)
     assert [e["status"] for e in result["exceptions"]] == ["closed"]
+
+
+def test_outbox_retries_fire_at_their_own_minute_after_the_last_event(tmp_path: Path) -> None:
+    """The ERP saves the first document but its answer is lost (a 5xx): the retry comes due a few
+    seconds later on the replay's clock, after the last event. The replay stops at that moment,
+    adopts the saved document, posts the rest, and ends with nothing pending."""
+    site, holds, (user, token) = _erpnext_site()
+    site.faults.lose_after_save = 1
+    with serve(erpnext.make_app(site)) as url:
+        erp = PuneErp("erpnext", url, user, token, holds, site)
+        database_url = f"sqlite:///{tmp_path / 'replay.db'}"
+        result = replay(scenario_for("quality_hold", "erpnext", tmp_path), database_url=database_url,
+                        settings=erp.settings(database_url))
+    transactions = result["erp_transactions"]
+    assert [t["status"] for t in transactions] == ["posted"] * 3
+    assert len(site.docs["Non Conformance"]) == 1 and len(site.docs["Stock Entry"]) == 2  # adopted, not doubled
+    approved = datetime.fromisoformat(transactions[0]["created_at"])
+    for txn in transactions:
+        # Within minutes of the approval, not at the end of the replay an hour later.
+        assert datetime.fromisoformat(txn["posted_at"]) - approved < timedelta(minutes=5), txn
+    assert result["pending"] == {"erp_transactions": 0, "notifications": 0, "timers": 0}

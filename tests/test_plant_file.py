@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -100,17 +104,18 @@ def test_base_demo_and_example_plants_have_no_problems(tmp_path: Path) -> None:
 
 
 def test_demo_plant_keeps_the_example_plant_and_its_routing() -> None:
-    """Example scenarios are written against the example plant; the demo must behave the same."""
-    demo, example = load(DEMO_PLANT), load(PUNE_PLANT)
+    """Example scenarios are written against the example plant; the demo must behave the same.
+    Loaded at the scenarios' 09:00 on a Wednesday in Pune, its relative dates are the example's."""
+    demo, example = load(DEMO_PLANT, now=datetime(2026, 11, 25, 3, 30, tzinfo=UTC)), load(PUNE_PLANT)
     assert demo.plant == example.plant
     for section in ("areas", "machines", "materials", "customer_orders", "work_orders"):
         assert getattr(demo, section) == getattr(example, section), section
-    # The demo adds only a night shift (22:00-06:00) and its people, off shift at the
-    # example scenarios' times, so those scenarios route the same on the demo plant.
-    for section in ("shifts", "people"):
-        extra = [item for item in getattr(demo, section) if item not in getattr(example, section)]
-        assert getattr(demo, section)[: len(getattr(example, section))] == getattr(example, section), section
-        assert all(item.shifts == ["c"] if section == "people" else item.id == "c" for item in extra), section
+    # The demo's shifts turn with the clock (shift a is always on) and add a third one, c, for
+    # the people the demo adds; everyone else keeps the example's shifts.
+    assert [(s.id, s.start, s.end) for s in demo.shifts] == [("a", "08:00", "16:00"), ("b", "16:00", "00:00"),
+                                                             ("c", "00:00", "08:00")]
+    assert demo.people[: len(example.people)] == example.people
+    assert all(person.shifts == ["c"] for person in demo.people[len(example.people):])
 
     def first_rule(plant: PlantFile, exception_type: str) -> object:
         for rule in plant.routing:
@@ -367,14 +372,14 @@ def counts(engine: Engine) -> dict[str, int]:
         return {t.__tablename__: session.exec(select(func.count()).select_from(t)).one() for t in TABLES}
 
 
-def apply_file(engine: Engine, path: Path) -> PlantChanges:
-    plant_file = load(path)
+def apply_file(engine: Engine, path: Path, now: datetime | None = None) -> PlantChanges:
+    plant_file = load(path, now=now)
     with session_scope(engine) as session:
         return apply(session, plant_file, source_file=str(path))
 
 
 def test_apply_stores_every_section(engine: Engine) -> None:
-    changes = apply_file(engine, DEMO_PLANT)
+    changes = apply_file(engine, DEMO_PLANT, now=datetime(2026, 11, 25, 3, 30, tzinfo=UTC))
     assert changes.sections["machines"].added == ["HOB-01", "GRD-02", "CNC-11", "HT-01", "WSH-01", "ASM-01",
                                                    "TST-01", "CMP-02"]
     assert counts(engine) == {"plants": 1, "areas": 4, "machines": 8, "materials": 4, "customer_orders": 2,
@@ -390,7 +395,7 @@ def test_apply_stores_every_section(engine: Engine) -> None:
         assert order.start == datetime(2026, 11, 25, 0, 30, tzinfo=UTC)
         assert session.get(CustomerOrder, ("pune-1", "SO-7001")).due == datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
         assert session.get(Machine, ("pune-1", "HT-01")).aliases == ["furnace 1", "furnace", "bhatti", "ofen 1"]
-        assert session.get(Shift, ("pune-1", "a")).days == ["mon", "tue", "wed", "thu", "fri", "sat"]
+        assert session.get(Shift, ("pune-1", "a")).days == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         rules = session.exec(select(RoutingRule).order_by(RoutingRule.position)).all()
         assert rules[0].when == {"type": "breakdown"}
         assert rules[0].notify[0] == {"role": "maintenance", "ack_within": "10m", "escalate_to": "maintenance_lead",
@@ -569,3 +574,42 @@ def test_an_entry_takes_over_the_erps_row_and_then_goes_with_the_file(engine: En
         assert session.get(Machine, ("test-1", "CNC-09")) is None
         assert session.get(Machine, ("test-1", "PRESS-02")).origin == "erp"
         assert session.get(ErpSyncState, "test-1").watermark is None
+
+
+RELATIVE = BASE.replace('due: "2026-11-27T16:00"', "due: today+2d16h").replace(
+    'start: "2026-11-25T06:00", end: "2026-11-25T18:00"', "start: now-2h, end: now + 10h")
+
+
+@pytest.mark.parametrize("moment", [datetime(2026, 12, 6, 2, 30, tzinfo=UTC),   # 03:30 on a Sunday in Berlin
+                                    datetime(2027, 12, 7, 13, 15, tzinfo=UTC)])  # 14:15 a year on
+def test_relative_dates_are_resolved_against_the_moment_of_loading(tmp_path: Path, moment: datetime) -> None:
+    assert RELATIVE != BASE
+    plant = load(write(tmp_path, RELATIVE), now=moment)
+    zone = ZoneInfo(plant.plant.timezone)
+    hour = moment.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    order = plant.work_orders[0]
+    assert (order.start, order.end) == (hour - timedelta(hours=2), hour + timedelta(hours=10))
+    midnight = hour.replace(hour=0)
+    assert plant.customer_orders[0].due == midnight + timedelta(days=2, hours=16)
+    # absolute dates in the same file are untouched
+    assert load(write(tmp_path, BASE), now=moment).work_orders[0].start == datetime(2026, 11, 25, 6, 0, tzinfo=zone)
+
+
+def test_a_shift_relative_to_now_and_a_bad_relative_date_are_reported(tmp_path: Path) -> None:
+    moment = datetime(2026, 12, 6, 2, 30, tzinfo=UTC)  # 03:30 in Berlin
+    shifted = BASE.replace('{id: early, start: "06:00", end: "14:00"', "{id: early, start: now-1h, end: now+7h")
+    assert shifted != BASE
+    (shift,) = load(write(tmp_path, shifted), now=moment).shifts
+    assert (shift.start, shift.end) == ("02:00", "10:00")
+    problems = check(write(tmp_path, RELATIVE.replace("now + 10h", "now+10 hours")), now=moment)
+    assert [(p.location, "bad duration" in p.reason) for p in problems] == [("work_orders[0].end", True)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.from_regex(r"(now|today) ?[+-] ?[0-9]{1,25}[dhms]", fullmatch=True),
+                       st.text(max_size=30)))
+def test_any_relative_date_is_a_problem_or_a_moment_never_a_crash(tmp_path: Path, value: str) -> None:
+    text = RELATIVE.replace("due: today+2d16h", f"due: {json.dumps(value)}").replace(
+        '{id: early, start: "06:00"', f'{{id: early, start: {json.dumps(value)}')
+    problems = check(write(tmp_path, text), now=datetime(2026, 12, 6, 2, 30, tzinfo=UTC))
+    assert all(p.reason for p in problems)

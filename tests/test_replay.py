@@ -15,7 +15,6 @@ import pytest
 from mfgos.replay import ScenarioError, replay
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "scenarios"
 
 
 def run(name: str, database_url: str | None = None) -> dict[str, Any]:
@@ -102,24 +101,6 @@ def test_ambiguous_machine_asked_back_in_the_reporters_language(database_url: st
     [exc] = result["exceptions"]
     assert (exc["machine"], exc["type"]) == ("MIL-02", "breakdown")
     assert exc["opened_at"] == "2026-11-25T09:02:00+05:30"
-
-
-@pytest.mark.parametrize("name", ["breakdown.yaml", "escalation.yaml"])
-def test_shared_example_scenarios(name: str) -> None:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip("shared/ examples are not beside this checkout")
-    result = replay(path)
-    if name == "breakdown.yaml":
-        assert alerts_at(result, 0) == {"tom": "maintenance", "deepa": "planner", "john": "customer_service"}
-        assert not any(n["to"] in ("lena", "arjun") for n in result["notifications"])
-        assert [n["to"] for n in result["notifications"] if n["kind"] == "refusal"] == ["meena"]
-        [txn] = result["erp_transactions"]
-        assert (txn["kind"], txn["status"]) == ("maintenance_request", "posted")
-    else:
-        assert [(n["to"], n["elapsed_s"]) for n in result["notifications"] if n["kind"] == "escalation"] == [
-            ("neha", 600.0)]
-        assert result["erp_transactions"] == []
 
 
 @pytest.mark.parametrize("body, message", [

@@ -179,7 +179,7 @@ def test_two_replicas_process_one_signal_once(database_url: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     if database_url.startswith("sqlite"):
-        pytest.skip("replicas run on PostgreSQL (DESIGN.md section 8)")
+        pytest.skip("replicas run on PostgreSQL (docs/architecture.md)")
     clock = SimulatedClock(START)
     replicas = [make_runtime(database_url, clock) for _ in range(2)]
     received = replicas[0].receive(

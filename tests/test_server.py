@@ -152,7 +152,8 @@ def test_a_busy_port_is_a_clear_error(start_demo: Callable[..., Demo]) -> None:
 
 
 def test_serve_mounts_the_configured_channels_webhooks(start_demo: Callable[..., Demo]) -> None:
-    serve = start_demo("--host", "127.0.0.1", "--port", "0", command="serve", MFGOS_BRIDGE_SECRET="s3cret",
+    serve = start_demo("--host", "127.0.0.1", "--port", "0", command="serve", MFGOS_PLANT_FILE=str(DEMO_PLANT),
+                       MFGOS_BRIDGE_SECRET="s3cret",
                        MFGOS_BRIDGE_CALLBACK_URL="http://127.0.0.1:9/never-called")
     url = serve.wait_for("mfgos console:").split("mfgos console:", 1)[1].strip()
     assert "channels bridge, console" in serve.wait_for("channels")
