@@ -1,5 +1,6 @@
 """The store: SQLModel tables, enums, engine/session and migrations."""
 
+from models.auth import ApiToken, SignInRequest, WebSession
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.tables import (
     AckTimer,
@@ -63,4 +64,7 @@ __all__ = [
     "LedgerDocument",
     "PendingReport",
     "Attachment",
+    "SignInRequest",
+    "WebSession",
+    "ApiToken",
 ]
