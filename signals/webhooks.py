@@ -2,7 +2,9 @@
 
 Body (JSON): machine events `{event_id, machine, state | event, work_order?, reason?, ts?}` and
 work-order status events `{event_id, event: "work_order_status", work_order, status}`.
-Header: `X-Mfgos-Signature: sha256=<hex HMAC-SHA256 of the raw body with MFGOS_SIGNALS_WEBHOOK_SECRET>`.
+Header: `X-Mfgos-Signature: sha256=<hex HMAC-SHA256 of the raw body with MFGOS_SIGNALS_WEBHOOK_SECRET>`,
+or instead `Authorization: Bearer <token>` with an API token of scope `signals` (`mfgos token create`;
+the app's sign-in gate, mfgos/auth.py, puts the caller on `request.state.principal`).
 
 Answers: 200 stored and applied (`duplicate: true` for an event id seen before; it is not
 applied twice); 401 bad or missing signature (nothing stored); 400 not JSON; 422 a body of
@@ -101,7 +103,7 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
-        if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        if not (signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)) or _signals_token(request)):
             return JSONResponse({"detail": f"bad or missing {SIGNATURE_HEADER}: send sha256=<hex HMAC-SHA256 of "
                                            "the raw body with the shared secret>"}, status_code=401)
         try:
@@ -123,6 +125,12 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
         return JSONResponse(answer)
 
     return router
+
+
+def _signals_token(request: Request) -> bool:
+    """A `signals` API token identified by the app's sign-in gate stands in for the signature."""
+    principal = getattr(request.state, "principal", None)
+    return getattr(principal, "kind", None) == "token" and getattr(principal, "scope", None) == "signals"
 
 
 def _refuse_constant(name: str) -> Any:
