@@ -363,3 +363,14 @@ def test_the_demo_needs_no_sign_in_and_says_it_is_the_demo(runtime: Runtime) -> 
         assert serve.get("/api/session").json() == {
             "demo": False, "kind": "session", "token": None, "scope": None,
             "person": {"id": "sara", "name": "Sara Khan", "roles": ["supervisor"], "language": "en"}}
+
+
+def test_a_cross_site_form_post_cannot_act(runtime: Runtime) -> None:
+    """Besides SameSite=Lax: the API takes JSON bodies only, which a plain HTML form cannot send."""
+    ravi = signed_in_client(runtime, "ravi")
+    for content_type, body in (("text/plain", b'{"text": "grinder 2 stopped"}'),
+                               ("application/x-www-form-urlencoded", b"text=grinder+2+stopped")):
+        answer = ravi.post("/api/messages", content=body, headers={"Content-Type": content_type})
+        assert answer.status_code == 422, (content_type, answer.text)
+    with Session(runtime.engine) as session:
+        assert session.exec(select(Signal)).all() == []
