@@ -1,4 +1,4 @@
-"""sign-in tokens, sessions and API tokens (issue 10)
+"""sign-in tokens, sessions and API tokens; people's e-mail for single sign-on (issue 10)
 
 Revision ID: 0003
 Revises: 0002
@@ -54,6 +54,9 @@ def upgrade() -> None:
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_web_sessions_person_id'), ['person_id'], unique=False)
 
+    with op.batch_alter_table('people', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+
     op.create_table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -72,6 +75,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('api_tokens')
+    with op.batch_alter_table('people', schema=None) as batch_op:
+        batch_op.drop_column('email')
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_web_sessions_person_id'))
     op.drop_table('web_sessions')
