@@ -36,6 +36,7 @@ from sqlmodel import Session, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mfgos.config import Settings
 from models import ApiToken, Notification, Person, Plant, SignInRequest, WebSession, session_scope
 from routing import messages
 from routing import workflow as wf
@@ -169,10 +170,7 @@ class Auth:
         since = now - LIMIT_WINDOW
         with session_scope(self.engine) as session:
             session.exec(delete(SignInRequest).where(SignInRequest.requested_at < now - KEEP_REQUESTS))
-            from_client = session.exec(select(func.count()).select_from(SignInRequest).where(
-                SignInRequest.client == client, SignInRequest.requested_at >= since)).one()
-            if from_client >= REQUESTS_PER_CLIENT:
-                log.warning("sign-in request refused: %d requests from %s in %s", from_client, client, LIMIT_WINDOW)
+            if self.client_over_limit(session, client, now):
                 return "limited"
             person = session.get(Person, (self.plant_id, person_id))
             if person is None:
@@ -224,6 +222,15 @@ class Auth:
                     note.text = note.text.replace(token, "(used)")
                     session.add(note)
             return self._start_session(session, person_id, "chat_link", now)
+
+    def client_over_limit(self, session: Session, client: str, now: datetime) -> bool:
+        """Sign-in requests (links and single sign-on starts) from one address in the window."""
+        count = session.exec(select(func.count()).select_from(SignInRequest).where(
+            SignInRequest.client == client, SignInRequest.requested_at >= now - LIMIT_WINDOW)).one()
+        if count >= REQUESTS_PER_CLIENT:
+            log.warning("sign-in request refused: %d requests from %s in %s", count, client, LIMIT_WINDOW)
+            return True
+        return False
 
     def _start_session(self, session: Session, person_id: str, method: str, now: datetime) -> str:
         secret = secrets.token_urlsafe(32)
@@ -413,6 +420,31 @@ def auth_router(auth: Auth, *, demo: bool = False, oidc: bool = False) -> APIRou
         return response
 
     return router
+
+
+def oidc_problem(settings: Settings) -> str | None:
+    """What is missing from a half-done single sign-on configuration (None: complete or off)."""
+    if not settings.oidc_issuer:
+        return None
+    missing = [name for name, value in (("MFGOS_OIDC_CLIENT_ID", settings.oidc_client_id),
+                                        ("MFGOS_OIDC_CLIENT_SECRET", settings.oidc_client_secret)) if not value]
+    return f"single sign-on needs {' and '.join(missing)} with MFGOS_OIDC_ISSUER" if missing else None
+
+
+def sign_in_routers(auth: Auth, settings: Settings, *, demo: bool = False) -> list[APIRouter]:
+    """The sign-in routes; with an identity provider configured (and not in the demo) also single
+    sign-on, whose library is imported only then."""
+    if (problem := oidc_problem(settings)) is not None:
+        raise ValueError(problem)
+    oidc = bool(settings.oidc_issuer) and not demo
+    routers = [auth_router(auth, demo=demo, oidc=oidc)]
+    if oidc:
+        from mfgos.oidc import OidcSignIn, oidc_router
+
+        assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
+        routers.append(oidc_router(OidcSignIn(auth, settings.oidc_issuer, settings.oidc_client_id,
+                                              settings.oidc_client_secret.get_secret_value())))
+    return routers
 
 
 def signed_in(secret: str, auth: Auth) -> Response:

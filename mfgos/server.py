@@ -22,6 +22,7 @@ from typing import Protocol
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from mfgos.auth import oidc_problem
 from mfgos.config import DEMO_PLANT, Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
@@ -136,6 +137,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     if not settings.public_url:  # sign-in links point where the console listens unless told otherwise
         settings = settings.model_copy(update={"public_url": _url(host, sock.getsockname()[1])})
     try:
+        if not demo and (problem := oidc_problem(settings)):
+            raise ValueError(problem)
         runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
         hub, routers = None, list(extra_routers)
         sources: list[SignalSource] = []

@@ -25,7 +25,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.channels.base import OutboundMessage
-from mfgos.auth import LINK_KIND, Auth, SignInGate, auth_router, principal_of
+from mfgos.auth import LINK_KIND, Auth, SignInGate, principal_of, sign_in_routers
 from mfgos.runtime import Runtime
 from models import (
     Approval,
@@ -184,7 +184,8 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                 public_url=settings.public_url)
     app.state.auth = auth
     app.add_middleware(SignInGate, auth=auth, demo=demo)
-    app.include_router(auth_router(auth, demo=demo))
+    for router in sign_in_routers(auth, settings, demo=demo):
+        app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
     def _bad_request(_request: Request, error: RequestValidationError) -> JSONResponse:
