@@ -272,7 +272,7 @@ class Auth:
             with Session(self.engine) as session:
                 token = session.exec(select(ApiToken).where(ApiToken.token_hash == digest(secret.strip()),
                                                             ApiToken.plant_id == self.plant_id)).first()
-                if token is None:
+                if token is None or not self._in_plant(session, token.person_id):
                     return None
                 last = aware(token.last_used_at)
                 if last is None or now - last >= TOUCH_EVERY:
@@ -284,10 +284,15 @@ class Auth:
             with Session(self.engine) as session:
                 row = session.exec(select(WebSession).where(WebSession.session_hash == digest(cookie),
                                                             WebSession.plant_id == self.plant_id)).first()
-                if row is None or row.ended_at is not None or (aware(row.expires_at) or now) <= now:
+                if row is None or row.ended_at is not None or (aware(row.expires_at) or now) <= now \
+                        or not self._in_plant(session, row.person_id):
                     return None
                 return Principal(kind="session", person_id=row.person_id)
         return None
+
+    def _in_plant(self, session: Session, person_id: str | None) -> bool:
+        """Someone taken out of the plant file loses the console and their tokens at once."""
+        return person_id is None or session.get(Person, (self.plant_id, person_id)) is not None
 
     # --- API tokens ---------------------------------------------------------------------------
 

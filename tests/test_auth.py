@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -374,3 +375,13 @@ def test_a_cross_site_form_post_cannot_act(runtime: Runtime) -> None:
         assert answer.status_code == 422, (content_type, answer.text)
     with Session(runtime.engine) as session:
         assert session.exec(select(Signal)).all() == []
+
+
+def test_someone_taken_out_of_the_plant_file_is_signed_out(runtime: Runtime, tmp_path: Path) -> None:
+    sara = signed_in_client(runtime, "sara")
+    assert sara.get("/api/exceptions").status_code == 200
+    data = yaml.safe_load(DEMO_PLANT.read_text())
+    data["people"] = [p for p in data["people"] if p["id"] != "sara"]
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    runtime.load_plant(tmp_path / "plant.yaml")
+    assert sara.get("/api/exceptions").status_code == 401
