@@ -122,6 +122,10 @@ class Principal:
 
 
 def is_public(path: str) -> bool:
+    """Exact paths, or under a public prefix; never a path with dot segments or empty ones
+    (`/auth/../api/plant` must not pass as `/auth/`, whatever a router behind us makes of it)."""
+    if "/." in path or "//" in path:
+        return False
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 

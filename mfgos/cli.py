@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mfgos.config import Settings
+
+if TYPE_CHECKING:
+    from mfgos.auth import Auth
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -97,7 +102,7 @@ def _sync_erp(args: argparse.Namespace) -> int:
     return sync_erp_command(Settings(), full=args.full)
 
 
-def _auth(settings: Settings):  # type: ignore[no-untyped-def]
+def _auth(settings: Settings) -> Auth:
     """The sign-in store of the configured database and plant (the plant file is loaded, as `serve` does)."""
     from mfgos.auth import Auth
     from models import make_engine, migrate, session_scope
@@ -152,10 +157,11 @@ def _token(args: argparse.Namespace) -> int:
         auth.engine.dispose()
 
 
-def _when(at: object) -> str | None:
+def _when(at: datetime | None) -> str | None:
     from mfgos.auth import aware
 
-    return aware(at).isoformat(timespec="seconds") if at is not None else None  # type: ignore[arg-type,union-attr]
+    moment = aware(at)
+    return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
 def _sessions(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ notification outbox (the row the bot sends to their chat), `GET /auth/magic/{tok
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator
@@ -385,3 +386,42 @@ def test_someone_taken_out_of_the_plant_file_is_signed_out(runtime: Runtime, tmp
     (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
     runtime.load_plant(tmp_path / "plant.yaml")
     assert sara.get("/api/exceptions").status_code == 401
+
+
+def raw_status(app: Any, method: str, path: str) -> int:
+    """Call the ASGI app with `path` exactly as a server could pass it on (no client normalises it)."""
+    sent: list[dict[str, Any]] = []
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while not sent or sent[-1].get("more_body", False) or sent[-1]["type"] != "http.response.body":
+            await asyncio.sleep(0.001)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [], "client": ("198.51.100.7", 4000), "server": ("testserver", 80), "scheme": "http",
+             "http_version": "1.1", "root_path": ""}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    return sent[0]["status"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.from_regex(r"/(auth/\.\./|auth/\.\.%2[fF]|static/\.\./|static/login\.js/\.\./|/)?[A-Za-z0-9_./%-]{0,50}",
+                          fullmatch=True),
+       method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
+def test_no_path_gets_past_the_gate_anonymously(client: TestClient, path: str, method: str) -> None:
+    """Whatever the path (dot segments, encodings, doubled slashes), anonymous callers reach only
+    the public routes."""
+    status = raw_status(client.app, method, path)
+    if is_public(path) or (method == "GET" and path == "/"):
+        assert status != 500
+    else:
+        assert status == 401, (method, path, status)
+    assert raw_status(client.app, "GET", "/auth/../api/plant") == 401
