@@ -134,7 +134,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     except OSError as error:
         print(f"mfgos: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 1
-    if not settings.public_url:  # sign-in links point where the console listens unless told otherwise
+    public_url_given = bool(settings.public_url)
+    if not public_url_given:  # sign-in links point where the console listens unless told otherwise
         settings = settings.model_copy(update={"public_url": _url(host, sock.getsockname()[1])})
     try:
         if not demo and (problem := oidc_problem(settings)):
@@ -167,9 +168,13 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
               f"ERP {settings.erp} | channels {', '.join(sorted(runtime.channels))} | Ctrl-C stops", flush=True)
         if demo:
             print("  demo: no sign-in, anyone here can act as any person", flush=True)
-        elif settings.public_url and not settings.public_url.startswith("https://") and not _is_loopback(host):
-            print("  warning: sign-in links and session cookies travel over plain http; set MFGOS_PUBLIC_URL "
-                  "to the https address of a TLS proxy in front of this port", flush=True)
+        elif not public_url_given and not _is_loopback(host):
+            print(f"  warning: sign-in links point at {settings.public_url}, which other machines may not reach; "
+                  "set MFGOS_PUBLIC_URL to the https address people open (a TLS proxy in front of this port)",
+                  flush=True)
+        elif not str(settings.public_url).startswith("https://") and not _is_loopback(host):
+            print("  warning: sign-in links and session cookies travel over plain http; put a TLS proxy in front "
+                  "and set MFGOS_PUBLIC_URL to its https address", flush=True)
 
     lifespan = with_sources(worker_lifespan(runtime, hub=hub, on_ready=ready), runtime, sources)
     app = create_app(runtime, extra_routers=routers, lifespan=lifespan, demo=demo)
