@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mfgos.config import Settings
+
+if TYPE_CHECKING:
+    from mfgos.auth import Auth
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -115,6 +120,81 @@ def _sync_erp(args: argparse.Namespace) -> int:
     return sync_erp_command(Settings(), full=args.full)
 
 
+def _auth(settings: Settings) -> Auth:
+    """The sign-in store of the configured database and plant (the plant file is loaded, as `serve` does)."""
+    from mfgos.auth import Auth
+    from models import make_engine, migrate, session_scope
+    from models.plant_file import apply, load
+    from routing.clock import SystemClock
+
+    plant_file = load(Path(settings.plant_file))
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with session_scope(engine) as session:
+        apply(session, plant_file, source_file=str(settings.plant_file))
+    return Auth(engine, plant_file.plant.id, SystemClock(), session_hours=settings.session_hours)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from models.plant_file import PlantFileError, format_problems
+
+    try:
+        auth = _auth(Settings())
+    except PlantFileError as error:
+        print(f"mfgos token: bad plant file\n{format_problems(error.problems)}", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create":
+            try:
+                secret = auth.create_token(args.name, args.scope, args.person)
+            except ValueError as error:
+                print(f"mfgos token create: {error}", file=sys.stderr)
+                return 2
+            who = f", acting as {args.person}" if args.person else ""
+            print(f"token {args.name!r} ({args.scope}{who}); it is shown only now, store it safely:", file=sys.stderr)
+            print(secret)
+            return 0
+        if args.action == "revoke":
+            if not auth.revoke_token(args.name):
+                print(f"mfgos token revoke: no token named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"token {args.name!r} revoked")
+            return 0
+        rows = [(t.name, t.scope, t.person_id, _when(t.created_at), _when(t.last_used_at))
+                for t in auth.tokens()]
+        if args.json:
+            print(json.dumps([dict(zip(("name", "scope", "person", "created", "last_used"), r, strict=True))
+                              for r in rows], indent=2))
+            return 0
+        header = ("NAME", "SCOPE", "PERSON", "CREATED", "LAST USED")
+        widths = [max(len(r[i] or "-") for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join((cell or "-").ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        return 0
+    finally:
+        auth.engine.dispose()
+
+
+def _when(at: datetime | None) -> str | None:
+    from mfgos.auth import aware
+
+    moment = aware(at)
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    if not args.all and not args.person:
+        print("mfgos sessions end: give --person PERSON or --all", file=sys.stderr)
+        return 2
+    auth = _auth(Settings())
+    try:
+        ended = auth.end_sessions(None if args.all else args.person)
+    finally:
+        auth.engine.dispose()
+    print(f"{ended} console session(s) ended")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mfgos", description="A chat-first Manufacturing OS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     sync_erp.add_argument("--full", action="store_true",
                           help="read every order again, not only those changed since the last sync")
     sync_erp.set_defaults(func=_sync_erp)
+
+    token = sub.add_parser("token", help="API tokens for an MES, a quality system or a script")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("name", help="a name for the token (letters, digits, . _ -), e.g. mes-line-2")
+    create.add_argument("--scope", required=True, choices=("signals", "read", "act"),
+                        help="signals: send machine events; read: GET /api/*; act: chat and act as --as PERSON")
+    create.add_argument("--as", dest="person", help="the person an act token acts as (required for act)")
+    listing = token_sub.add_parser("list", help="name, scope, person, created and last used (never the secret)")
+    listing.add_argument("--json", action="store_true")
+    revoke = token_sub.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("name")
+    token.set_defaults(func=_token)
+
+    sessions = sub.add_parser("sessions", help="sign people out of the console")
+    sessions_sub = sessions.add_subparsers(dest="action", required=True)
+    end = sessions_sub.add_parser("end", help="end the console sessions of one person, or of everyone")
+    end.add_argument("--person", help="person id from the plant file")
+    end.add_argument("--all", action="store_true", help="every person")
+    sessions.set_defaults(func=_sessions)
 
     check = sub.add_parser("check-plant", help="validate a plant file and report every problem")
     check.add_argument("file")

@@ -75,3 +75,13 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
+
+    # Sign-in (docs/security.md). The console's address as people open it: sign-in links point
+    # here and the session cookie is `Secure` when it is https; default, the address `serve` listens on.
+    public_url: str | None = None
+    session_hours: float = Field(default=12.0, gt=0)  # a console session ends this long after sign-in
+    # Optional single sign-on (OpenID Connect): the issuer's URL (its /.well-known/openid-configuration
+    # is read), and this app's client registered there; the `email` claim picks the person.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None

@@ -24,6 +24,7 @@ from typing import Protocol
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from mfgos.auth import oidc_problem
 from mfgos.config import DEMO_PLANT, Settings
 from mfgos.guard import allowed_hosts
 from mfgos.runtime import Runtime
@@ -142,6 +143,12 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     """Serve the console, the REST API and `extra_routers` until Ctrl-C; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if demo:
+        if not _is_loopback(host):
+            # The demo has no sign-in (anyone acts as anyone): it must not be reachable from the network.
+            print(f"mfgos demo: refusing --host {host}: the demo has no sign-in, so it listens on this machine "
+                  "only (127.0.0.1, ::1 or localhost). Use `mfgos serve` to open the console to others.",
+                  file=sys.stderr)
+            return 2
         settings = demo_settings(settings)
     settings = settings.model_copy(update={"allowed_hosts": allowed_hosts(
         settings.allowed_hosts, host, (socket.gethostname(),))})
@@ -150,7 +157,12 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     except OSError as error:
         print(f"mfgos: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 1
+    public_url_given = bool(settings.public_url)
+    if not public_url_given:  # sign-in links point where the console listens unless told otherwise
+        settings = settings.model_copy(update={"public_url": _url(host, sock.getsockname()[1])})
     try:
+        if not demo and (problem := oidc_problem(settings)):
+            raise ValueError(problem)
         runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
         hub, routers = None, list(extra_routers)
         sources: list[SignalSource] = []
@@ -177,12 +189,18 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
         print(f"mfgos console: {url}", flush=True)
         print(f"  plant {runtime.plant_id} | database {runtime.engine.url.render_as_string(hide_password=True)} | "
               f"ERP {settings.erp} | channels {', '.join(sorted(runtime.channels))} | Ctrl-C stops", flush=True)
-        if not _is_loopback(host):
-            print("  warning: the console has no login; anyone who reaches this port can act as any person",
+        if demo:
+            print("  demo: no sign-in, anyone here can act as any person", flush=True)
+        elif not public_url_given and not _is_loopback(host):
+            print(f"  warning: sign-in links point at {settings.public_url}, which other machines may not reach; "
+                  "set MFGOS_PUBLIC_URL to the https address people open (a TLS proxy in front of this port)",
                   flush=True)
+        elif not str(settings.public_url).startswith("https://") and not _is_loopback(host):
+            print("  warning: sign-in links and session cookies travel over plain http; put a TLS proxy in front "
+                  "and set MFGOS_PUBLIC_URL to its https address", flush=True)
 
     lifespan = with_sources(worker_lifespan(runtime, hub=hub, on_ready=ready), runtime, sources)
-    app = create_app(runtime, extra_routers=routers, lifespan=lifespan)
+    app = create_app(runtime, extra_routers=routers, lifespan=lifespan, demo=demo)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     try:

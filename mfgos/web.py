@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from bot.channels.base import OutboundMessage
 from bot.webhooks import MAX_TEXT, text_too_long
 from mfgos import guard
+from mfgos.auth import LINK_KIND, Auth, SignInGate, principal_of, sign_in_routers
 from mfgos.runtime import Runtime
 from models import (
     AckTimer,
@@ -71,7 +72,8 @@ class ConsoleChannel:
 
 
 class _FromPerson(BaseModel):
-    person_id: str = Field(min_length=1, max_length=200)
+    person_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                  description="who acts: the signed-in person when left out (required in the demo)")
     event_id: str | None = Field(
         default=None, description="client-generated id; a second POST with the same id is ignored")
 
@@ -272,17 +274,25 @@ def _validation_problem(error: dict[str, Any]) -> str:
 
 
 def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
-               lifespan: Lifespan | None = None) -> FastAPI:
+               lifespan: Lifespan | None = None, demo: bool = False) -> FastAPI:
     """The console page, the REST API and `extra_routers` (channel webhooks) on one ASGI app.
 
     `lifespan` lets the server run its outbox worker beside the app; tests leave it out and
-    drain the runtime themselves.
+    drain the runtime themselves. Every route is behind `mfgos.auth.SignInGate` (sign-in or an
+    API token); `demo=True` lets anyone act as anyone (`mfgos demo`, on loopback only).
     """
     app = FastAPI(title="mfgos console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.runtime = runtime
     guard.install(app, runtime.settings.allowed_hosts)
     plant_id = runtime.plant_id
+    settings = runtime.settings
+    auth = Auth(runtime.engine, plant_id, runtime.clock, session_hours=settings.session_hours,
+                public_url=settings.public_url)
+    app.state.auth = auth
+    app.add_middleware(SignInGate, auth=auth, demo=demo)
+    for router in sign_in_routers(auth, settings, demo=demo):
+        app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
     def _bad_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -344,6 +354,19 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
         return {"status": "ok", "plant": plant_id, "pending_notifications": pending}
 
     # --- reading -----------------------------------------------------------------------------
+
+    @app.get("/api/session")
+    def session_view(request: Request) -> dict[str, Any]:
+        """Who the console is for: the demo (anyone), or the signed-in person (or token) acting."""
+        principal = principal_of(request)
+        person = None
+        if principal.person_id:
+            with Session(runtime.engine) as session:
+                found = session.get(Person, (plant_id, principal.person_id))
+                if found is not None:
+                    person = {"id": found.id, "name": found.name, "roles": found.roles, "language": found.language}
+        return {"demo": principal.kind == "demo", "kind": principal.kind, "person": person,
+                "token": principal.name, "scope": principal.scope}
 
     @app.get("/api/plant")
     def plant_view() -> dict[str, Any]:
@@ -407,13 +430,16 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             }
 
     @app.get("/api/people/{person_id}/messages")
-    def person_messages(person_id: str, after: Annotated[int, Query(ge=0)] = 0,
+    def person_messages(person_id: str, request: Request, after: Annotated[int, Query(ge=0)] = 0,
                         after_sent: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-        """Bot messages to the person on any channel (`messages`) and what they sent (`sent`)."""
+        """Bot messages to the person on any channel (`messages`) and what they sent (`sent`): a
+        signed-in person reads only their own. Sign-in links are never shown (they sign people in)."""
+        principal_of(request).acting_as(person_id)
         with Session(runtime.engine) as session:
             person_or_404(session, person_id)
             rows = session.exec(select(Notification).where(
                 Notification.plant_id == plant_id, Notification.person_id == person_id, Notification.id > after,
+                Notification.kind != LINK_KIND,
             ).order_by(Notification.id).limit(LIST_LIMIT)).all()
             sent = session.exec(select(Signal).where(
                 Signal.plant_id == plant_id, Signal.person_id == person_id, Signal.id > after_sent,
@@ -460,25 +486,29 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
 
     # --- acting ------------------------------------------------------------------------------
 
+    # Who acts is the signed-in person (or an act token's); what they may do is the lifecycle's call.
+
     @app.post("/api/messages")
-    def post_message(body: ChatIn) -> Any:
+    def post_message(body: ChatIn, request: Request) -> Any:
         if len(body.text) > MAX_TEXT:
             return text_too_long()
-        newest = check_sender(body.person_id, body.exception)
+        person_id = principal_of(request).acting_as(body.person_id)
+        newest = check_sender(person_id, body.exception)
         received = runtime.accept(Inbound(
-            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=body.person_id,
-            person_id=body.person_id, text=body.text.strip(),
+            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=person_id,
+            person_id=person_id, text=body.text.strip(),
             exception_ref=body.exception.strip().upper() if body.exception else None))
-        return outcome(received.signal_id, received.duplicate, body.person_id, newest)
+        return outcome(received.signal_id, received.duplicate, person_id, newest)
 
     @app.post("/api/actions")
-    def post_action(body: ActionIn) -> dict[str, Any]:
-        newest = check_sender(body.person_id, body.exception)
+    def post_action(body: ActionIn, request: Request) -> dict[str, Any]:
+        person_id = principal_of(request).acting_as(body.person_id)
+        newest = check_sender(person_id, body.exception)
         received = runtime.accept(Inbound(
-            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=body.person_id,
-            person_id=body.person_id, text=body.text.strip(), exception_ref=body.exception.strip().upper(),
+            source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=person_id,
+            person_id=person_id, text=body.text.strip(), exception_ref=body.exception.strip().upper(),
             action=body.action))
-        return outcome(received.signal_id, received.duplicate, body.person_id, newest)
+        return outcome(received.signal_id, received.duplicate, person_id, newest)
 
     for router in extra_routers:
         app.include_router(router)

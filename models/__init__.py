@@ -1,5 +1,6 @@
 """The store: SQLModel tables, enums, engine/session and migrations."""
 
+from models.auth import ApiToken, SignInRequest, WebSession
 from models.conversation import Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.tables import (
@@ -64,4 +65,7 @@ __all__ = [
     "Attachment",
     "Conversation",
     "StrangerReply",
+    "SignInRequest",
+    "WebSession",
+    "ApiToken",
 ]

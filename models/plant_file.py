@@ -280,6 +280,14 @@ def _language(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    """Compared without case: single sign-on finds the person by the e-mail the provider vouches for."""
+    value = value.strip()
+    if len(value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError(f"bad e-mail address {value!r}: write it like name@example.com")
+    return value.lower()
+
+
 def _channel_name(value: str) -> str:
     if value == "console":
         raise ValueError("'console' is implicit: every person can log in to the console by their id")
@@ -314,6 +322,7 @@ Day = Annotated[str, AfterValidator(_day)]
 Duration = Annotated[str, BeforeValidator(_duration)]
 Language = Annotated[str, AfterValidator(_language)]
 ChannelName = Annotated[str, AfterValidator(_channel_name)]
+Email = Annotated[str, AfterValidator(_email)]
 Address = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_a_name)]
 Condition = Annotated[str, AfterValidator(_one_of("condition", CONDITIONS))]
 Status = Annotated[str, AfterValidator(_one_of("status", _STATUSES))]
@@ -411,6 +420,7 @@ class PersonSpec(_Entry):
     shifts: list[Id] = Field(default_factory=list)  # empty: reachable at any time
     language: Language = "en"
     channels: dict[ChannelName, Address] = Field(default_factory=dict)
+    email: Email | None = None  # single sign-on (OpenID Connect) signs in the person with this e-mail
 
 
 class NotifySpec(_Entry):
@@ -725,6 +735,15 @@ class _Check:
                              f"(line {self.line(first)})")
                 else:
                     addresses[key] = (str(_text(person.get("id"))), path)
+            email = _text(person.get("email"))
+            if email is not None:
+                path = ("people", i, "email")
+                key = ("email", email.strip().lower())
+                if key in addresses:
+                    owner, first = addresses[key]
+                    self.add(path, f"e-mail {email!r} is already used by person {owner!r} (line {self.line(first)})")
+                else:
+                    addresses[key] = (str(_text(person.get("id"))), path)
         for i, rule in _entries(data, "routing"):
             when = rule.get("when")
             for key, section in (("area", "areas"), ("machine", "machines")):
@@ -905,7 +924,8 @@ def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str
             for s in plant_file.shifts}),
         "people": (Person, "id", {
             p.id: {"plant_id": pid, "id": p.id, "name": p.name, "roles": list(p.roles), "areas": list(p.areas),
-                   "shifts": list(p.shifts), "language": p.language, "channels": dict(p.channels)}
+                   "shifts": list(p.shifts), "language": p.language, "channels": dict(p.channels),
+                   "email": p.email}
             for p in plant_file.people}),
         "routing": (RoutingRule, "position", {
             str(i): {"plant_id": pid, "position": i, "when": r.when.model_dump(exclude_none=True),

@@ -193,6 +193,7 @@ class Person(SQLModel, table=True):
     shifts: list[str] = _json(factory=list)
     language: str = "en"
     channels: dict[str, str] = _json()
+    email: str | None = None  # lower case; single sign-on (OpenID Connect) finds the person by it
 
 
 class ChannelIdentity(SQLModel, table=True):

@@ -570,6 +570,17 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hi": "KPIs {period}: {opened} exceptions khule, {closed} band, {open_now} abhi khule. MTTR {mttr}, "
               "MTTA {mtta}, ausat samadhan {resolution}, {escalations} escalations, {messages} messages har exception.",
     },
+    # --- sign-in to the console (mfgos/auth.py) ---
+    "sign_in_link": {
+        "en": "Your link to sign in to the mfgos console (works once, for {minutes} minutes): {url} "
+              "If you did not ask for it, ignore this message.",
+        "es": "Tu enlace para entrar en la consola de mfgos (sirve una vez, durante {minutes} minutos): {url} "
+              "Si no lo pediste, ignora este mensaje.",
+        "de": "Dein Link zur Anmeldung an der mfgos-Konsole (einmal gültig, {minutes} Minuten lang): {url} "
+              "Falls du ihn nicht angefordert hast, ignoriere diese Nachricht.",
+        "hi": "mfgos console mein sign in karne ka link (ek baar, {minutes} minute tak chalega): {url} "
+              "Agar aapne yeh nahi maanga, to is message ko ignore karein.",
+    },
 }
 
 TYPE_NAMES: dict[str, dict[str, str]] = {

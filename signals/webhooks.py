@@ -2,7 +2,9 @@
 
 Body (JSON): machine events `{event_id, machine, state | event, work_order?, reason?, ts?}` and
 work-order status events `{event_id, event: "work_order_status", work_order, status}`.
-Header: `X-Mfgos-Signature: sha256=<hex HMAC-SHA256 of the raw body with MFGOS_SIGNALS_WEBHOOK_SECRET>`.
+Header: `X-Mfgos-Signature: sha256=<hex HMAC-SHA256 of the raw body with MFGOS_SIGNALS_WEBHOOK_SECRET>`,
+or instead `Authorization: Bearer <token>` with an API token of scope `signals` (`mfgos token create`;
+the app's sign-in gate, mfgos/auth.py, puts the caller on `request.state.principal`).
 
 Answers: 200 stored and applied (`duplicate: true` for an event id seen before; it is not
 applied twice); 401 bad or missing signature (nothing stored); 413 over 64 KiB (nothing
@@ -117,7 +119,7 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
         body = await read_capped(request, MAX_BODY)
         if body is None:
             return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
-        if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        if not (signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)) or _signals_token(request)):
             return JSONResponse({"detail": f"bad or missing {SIGNATURE_HEADER}: send sha256=<hex HMAC-SHA256 of "
                                            "the raw body with the shared secret>"}, status_code=401)
         data = json_value(body, limit=MAX_BODY)
@@ -146,6 +148,13 @@ async def _unreadable(sink: SignalSink, body: bytes, reason: str, status: int, *
                                        kind=UNREADABLE, payload=unreadable_payload(reason, body))
     return JSONResponse({"detail": reason, **extra, "signal_id": received.signal_id,
                          "duplicate": received.duplicate, "stored": True}, status_code=status)
+
+
+def _signals_token(request: Request) -> bool:
+    """A `signals` API token identified by the app's sign-in gate stands in for the signature."""
+    principal = getattr(request.state, "principal", None)
+    return getattr(principal, "kind", None) == "token" and getattr(principal, "scope", None) == "signals"
+
 
 
 def _error_of(sink: SignalSink, signal_id: int) -> str | None:

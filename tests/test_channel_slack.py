@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -257,9 +259,13 @@ async def test_a_photo_is_stored_and_linked_to_the_exception(fake: FakeSlack, st
     assert any(e.kind == "attachment" and [a.get("url") for a in e.data.get("attachments", [])] == [link]
                for e in stack.timeline())
     status, _ = await fake.acall(fake.get(stack.url + link))
-    assert status == 200, "the console shows it"
-    status, _ = await fake.acall(fake.get(f"{stack.url}/attachments/{attachment.id}"))
-    assert status == 404, "never under its integer key"
+    assert status == 401, "only to people signed in"
+    async with httpx.AsyncClient(base_url=stack.url) as console:  # Tom signs in with the link sent to his Slack
+        await console.post("/auth/login", json={"person_id": "tom"})
+        [sign_in] = await wait_for(lambda: [m["text"] for m in fake.posted(to="U01TOM") if "/auth/magic/" in m["text"]])
+        await console.get(re.search(r"/auth/magic/[\w-]+", sign_in).group(0))  # type: ignore[union-attr]
+        assert (await console.get(link)).status_code == 200, "the console shows it"
+        assert (await console.get(f"/attachments/{attachment.id}")).status_code == 404, "never under its integer key"
 
 
 async def test_socket_mode_receives_events_and_button_presses(fake: FakeSlack, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def runtime(tmp_path: Path, clock: SimulatedClock) -> Iterator[Runtime]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+    with TestClient(create_app(runtime, demo=True)) as test_client:  # chat as anyone; sign-in: test_auth*.py
         yield test_client
 
 
@@ -228,7 +228,7 @@ def test_console_page_and_extra_routers_are_served(runtime: Runtime) -> None:
     def inbound() -> dict[str, str]:
         return {"ok": "bridge"}
 
-    with TestClient(create_app(runtime, extra_routers=[bridge])) as client:
+    with TestClient(create_app(runtime, extra_routers=[bridge], demo=True)) as client:
         page = client.get("/")
         assert page.status_code == 200 and "mfgos console" in page.text
         for asset in ("/static/app.js", "/static/app.css"):
@@ -240,7 +240,7 @@ def test_console_page_and_extra_routers_are_served(runtime: Runtime) -> None:
 
 def test_the_worker_lifespan_delivers_and_posts_without_help(runtime: Runtime) -> None:
     """The server's worker: notifications reach their channel and an approval reaches the ERP."""
-    app = create_app(runtime, lifespan=worker_lifespan(runtime, interval=0.05))
+    app = create_app(runtime, lifespan=worker_lifespan(runtime, interval=0.05), demo=True)
     with TestClient(app) as client:
         code = chat(client, "ravi", REPORT)["replies"][0]["exception"]
         chat(client, "tom", "fixed, replaced the hob arbor bearing, running again", exception=code)
