@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 STARTUP_TIMEOUT = 60
+DEMO_PLANT = Path(__file__).parents[1] / "mfgos" / "data" / "demo_plant.yaml"
 CHANNEL_VARIABLES = ("SLACK", "TELEGRAM", "WHATSAPP", "BRIDGE", "MQTT", "OPCUA", "SIGNALS_WEBHOOK")
 
 
@@ -62,7 +63,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     def start(**variables: str) -> Served:
         process = subprocess.Popen(
             [sys.executable, "-m", "mfgos.cli", "serve", "--host", "127.0.0.1", "--port", "0"], cwd=tmp_path,
-            env={**env, **variables}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env={**env, "MFGOS_PLANT_FILE": str(DEMO_PLANT), **variables}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(process)
         return Served(process)
 

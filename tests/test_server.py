@@ -72,6 +72,8 @@ def start_demo(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
         env.pop(name, None)
 
     def start(*args: str, command: str = "demo", **variables: str) -> Demo:
+        if command == "serve" and "--plant" not in args:  # `serve` needs a plant file; the demo's will do
+            variables = {"MFGOS_PLANT_FILE": str(DEMO_PLANT), **variables}
         process = subprocess.Popen([sys.executable, "-m", "mfgos.cli", command, *args], cwd=tmp_path,
                                    env={**env, **variables}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
