@@ -84,9 +84,13 @@ def test_the_readme_tour_is_the_one_tested() -> None:
     readme = README.read_text(encoding="utf-8")
     tour = readme[readme.index("## A two-minute tour"):readme.index("The same without a browser")]
     assert all(f"`{text}`" in tour for text in TOUR_TEXTS)
-    for label in ("**ack**", "**propose**", "**approve**", "E-0001", "WO-1042", "WO-1043", "SO-7001", "SO-7002",
+    for label in ("**Acknowledge**", "**Propose fix**", "**Approve**", "E-0001", "WO-1042", "WO-1043", "SO-7001", "SO-7002",
                   "Arjun", "Lena", "Meena", "Sara", "Neha"):
         assert label in tour, label
+    # ... and its button names are the page's.
+    page = (README.parent / "mfgos" / "static" / "app.js").read_text(encoding="utf-8")
+    for button in ("Acknowledge", "Propose fix", "Approve"):
+        assert f'"{button}"' in page, button
 
 
 def test_the_readme_tour(client: TestClient, runtime: Runtime, clock: SimulatedClock, start: datetime) -> None:
