@@ -284,13 +284,14 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     app = FastAPI(title="mfgos console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.runtime = runtime
-    guard.install(app, runtime.settings.allowed_hosts)
     plant_id = runtime.plant_id
     settings = runtime.settings
     auth = Auth(runtime.engine, plant_id, runtime.clock, session_hours=settings.session_hours,
                 public_url=settings.public_url)
     app.state.auth = auth
     app.add_middleware(SignInGate, auth=auth, demo=demo)
+    # Added last, so outermost: limits, hosts and headers hold for every answer, the gate's 401s included.
+    guard.install(app, runtime.settings.allowed_hosts)
     for router in sign_in_routers(auth, settings, demo=demo):
         app.include_router(router)
 

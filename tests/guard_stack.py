@@ -67,7 +67,7 @@ class GuardedApp:
     async def _start(self) -> None:
         self.runtime = Runtime(self.settings)
         self.hub = ChannelHub(self.settings, self.runtime)
-        self.app: FastAPI = create_app(self.runtime, extra_routers=[
+        self.app: FastAPI = create_app(self.runtime, demo=True, extra_routers=[
             *self.hub.routers(), *build_routers(self.runtime, self.settings)])
         sock = socket.create_server(("127.0.0.1", 0))
         self.server = uvicorn.Server(uvicorn.Config(self.app, lifespan="off", log_level="critical", access_log=False))

@@ -145,7 +145,8 @@ def test_single_sign_on_is_off_unless_configured(tmp_path: Path, provider: FakeO
 
 def test_serve_refuses_half_a_single_sign_on_configuration(tmp_path: Path) -> None:
     env = {**os.environ, "MFGOS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-           "MFGOS_OIDC_ISSUER": "https://login.example.com", "MFGOS_OIDC_CLIENT_ID": "mfgos"}
+           "MFGOS_OIDC_ISSUER": "https://login.example.com", "MFGOS_OIDC_CLIENT_ID": "mfgos",
+           "MFGOS_PLANT_FILE": str(Path(__file__).parents[1] / "mfgos" / "data" / "demo_plant.yaml")}
     env.pop("MFGOS_OIDC_CLIENT_SECRET", None)
     done = subprocess.run([sys.executable, "-m", "mfgos.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -24,8 +24,8 @@ CHANNEL_VARIABLES = ("SLACK", "TELEGRAM", "WHATSAPP", "BRIDGE", "MQTT", "OPCUA",
 class Served:
     """One `mfgos serve` process; its stdout read on a thread so a marker can be waited for."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
+    def __init__(self, process: subprocess.Popen[str], env: dict[str, str], cwd: Path) -> None:
+        self.process, self.env, self.cwd = process, env, cwd
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -61,11 +61,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(**variables: str) -> Served:
+        full = {**env, "MFGOS_PLANT_FILE": str(DEMO_PLANT), **variables}
         process = subprocess.Popen(
             [sys.executable, "-m", "mfgos.cli", "serve", "--host", "127.0.0.1", "--port", "0"], cwd=tmp_path,
-            env={**env, "MFGOS_PLANT_FILE": str(DEMO_PLANT), **variables}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(process)
-        return Served(process)
+        return Served(process, full, tmp_path)
 
     yield start
     for process in started:
@@ -79,9 +80,16 @@ def healthy_and_stops(served: Served) -> str:
     channels = served.wait_for("channels")
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.get("/healthz").json()["status"] == "ok"
-        # The console's own channel works: a message is taken and answered.
-        said = http.post("/api/messages", json={"person_id": "ravi", "text": "what is down?",
-                                                "event_id": str(uuid.uuid4())})
+        # The console's own channel works: a message is taken and answered (as Ravi, with an act
+        # token made by the CLI on the same store; anonymous callers are refused).
+        assert http.post("/api/messages", json={"text": "what is down?"}).status_code == 401
+        made = subprocess.run([sys.executable, "-m", "mfgos.cli", "token", "create", "t", "--scope", "act",
+                               "--as", "ravi"], cwd=served.cwd, env=served.env, capture_output=True, text=True,
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip().splitlines()[-1]
+        said = http.post("/api/messages", json={"text": "what is down?", "event_id": str(uuid.uuid4())},
+                         headers={"Authorization": f"Bearer {token}"})
         assert said.status_code == 200, said.text
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(timeout=20) == 0

@@ -64,7 +64,7 @@ def _chromium() -> tuple[str, str]:
 def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     settings = demo_settings(Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}"))
     runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
-    app = create_app(runtime, lifespan=worker_lifespan(runtime, interval=0.2))
+    app = create_app(runtime, demo=True, lifespan=worker_lifespan(runtime, interval=0.2))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

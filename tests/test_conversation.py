@@ -262,7 +262,7 @@ def test_the_console_api_answers_a_duplicate_event_id_once(floor: Floor) -> None
 
     from mfgos.web import create_app
 
-    client = TestClient(create_app(floor.runtime))
+    client = TestClient(create_app(floor.runtime, demo=True))
     body = {"person_id": "tom", "action": "ack", "exception": "E-0001", "event_id": "press-1"}
     first, second = client.post("/api/actions", json=body).json(), client.post("/api/actions", json=body).json()
     assert [r["kind"] for r in first["replies"]] == ["confirmation"]

@@ -51,7 +51,7 @@ def runtime(tmp_path: Path, clock: SimulatedClock) -> Iterator[Runtime]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+    with TestClient(create_app(runtime, demo=True)) as test_client:
         yield test_client
 
 

@@ -197,7 +197,7 @@ def host_checked(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'h.db'}", plant_file=PLANT,  # type: ignore[call-arg]
                         allowed_hosts="mfgos.example.com, 10.0.0.5")
     runtime = Runtime(settings)
-    with TestClient(create_app(runtime), base_url="http://mfgos.example.com") as client:
+    with TestClient(create_app(runtime, demo=True), base_url="http://mfgos.example.com") as client:
         yield client
     runtime.engine.dispose()
 
@@ -218,7 +218,7 @@ def test_a_route_that_fails_answers_json_500_without_a_trace_and_logs_it(
     runtime = Runtime(settings)
     with runtime.engine.begin() as connection:  # a store broken under the running app
         connection.execute(text("DROP TABLE machines"))
-    with TestClient(create_app(runtime), raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
+    with TestClient(create_app(runtime, demo=True), raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
         answer = client.get("/api/plant")
     runtime.engine.dispose()
     assert answer.status_code == 500 and answer.json() == {"detail": "internal error; it has been logged"}

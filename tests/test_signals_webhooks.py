@@ -196,11 +196,9 @@ def test_no_secret_no_route(runtime: Runtime) -> None:
 
 
 @pytest.mark.parametrize(("raw", "detail"), [
-    (b'{"event_id": "d1", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "body is JSON nested deeper than 32 levels"),
+    (b'{"event_id": "d1", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "body is JSON nested deeper than 32 levels"),
     (b'{"event_id": "h1", "machine": "HOB-01", "state": "FAULT", "temp": 1e999}',
      "body is JSON the store cannot keep: inf is not a number JSON allows"),
-    (b'{"event_id": "n1", "machine": "HOB-01", "state": "FAULT", "note": "a\\u0000b"}',
-     "body is JSON the store cannot keep: text with a NUL character"),
     (b'{"event_id": "s1", "machine": "HOB-01", "state": "FAULT", "note": "\\ud800"}',
      "body is JSON the store cannot keep: text that is not valid Unicode (a lone surrogate)"),
 ])
@@ -213,4 +211,20 @@ def test_hostile_json_is_a_clear_400_not_a_500(runtime: Runtime, raw: bytes, det
         assert_kept_as_unreadable(runtime, answer.json(), raw)
         valid = post(client, {"event_id": "after-1", "machine": "GRD-02", "state": "FAULT"})
     assert valid.status_code == 200 and [e.machine_id for e in exceptions(runtime)] == ["GRD-02"]
+
+
+@pytest.mark.parametrize(("raw", "detail"), [
+    (b'{"event_id": "d2", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "the body is nested deeper than 64 levels"),
+    (b'{"event_id": "n1", "machine": "HOB-01", "state": "FAULT", "note": "a\\u0000b"}', "the body holds a NUL character"),
+])
+def test_what_the_guard_refuses_never_reaches_the_webhook(runtime: Runtime, raw: bytes, detail: str) -> None:
+    """Past 64 levels or with a NUL the app's guard answers 400 before the route: nothing is stored."""
+    app: FastAPI = create_app(runtime, extra_routers=build_routers(runtime, runtime.settings))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = post(client, raw)
+        assert (answer.status_code, answer.json()["detail"]) == (400, detail)
+        valid = post(client, {"event_id": "after-2", "machine": "GRD-02", "state": "FAULT"})
+    assert valid.status_code == 200 and [e.machine_id for e in exceptions(runtime)] == ["GRD-02"]
+    with Session(runtime.engine) as session:
+        assert all(s.kind != "unreadable" for s in session.exec(select(Signal)))
 
