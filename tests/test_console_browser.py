@@ -13,43 +13,23 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from sqlmodel import Session, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mfgos.config import Settings
+from mfgos.guard import SECURITY_HEADERS
 from mfgos.runtime import Runtime
 from mfgos.server import demo_settings, worker_lifespan
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
-from models import Notification
 from tests.conftest import service_unavailable
 
 REPORT = "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"
-# What the deployed console sends: nothing inline, nothing from elsewhere.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+# What the console is served with (the app's guard): nothing inline, nothing from elsewhere.
+CSP = SECURITY_HEADERS["content-security-policy"]
 SCREENSHOT = Path("/tmp/console.png")
-
-
-class StrictCsp:
-    """Adds the Content-Security-Policy header to every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"content-security-policy", CSP.encode())]
-            await send(message)
-
-        await self.app(scope, receive, with_header if scope["type"] == "http" else send)
 
 
 def _chromium() -> tuple[str, str]:
@@ -68,7 +48,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(StrictCsp(app), log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -111,19 +91,6 @@ def _wait(browser: Any, condition: Any, timeout: float = 30) -> Any:
 def _errors(browser: Any) -> list[str]:
     """The browser console's errors and warnings: CSP refusals are reported there."""
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-
-
-def _replace_buttons(runtime: Runtime, person: str, kind: str, buttons: list[str], text: str) -> None:
-    """The lifecycle's `buttons_update` row (the contract on Notification.updates_id)."""
-    with Session(runtime.engine) as session:
-        original = session.exec(select(Notification).where(Notification.person_id == person,
-                                                           Notification.kind == kind)).one()
-        session.add(Notification(
-            plant_id=original.plant_id, dedupe_key=f"browser-test:{original.id}", exception_id=original.exception_id,
-            person_id=person, role=original.role, kind="buttons_update", channel=original.channel,
-            address=original.address, language=original.language, text=text, buttons=buttons,
-            created_at=datetime.now(UTC), updates_id=original.id))
-        session.commit()
 
 
 def _texts(browser: Any, css: str) -> list[str]:
@@ -183,11 +150,12 @@ def test_report_a_breakdown_and_read_its_thread(console: tuple[str, Runtime], br
     _until_texts(browser, "#detail .timeline li .sentence", lambda said: "Tom Fischer acknowledged" in said)
     _until_texts(browser, f"{row} td.holder", lambda holder: holder == ["Tom Fischer"])
 
-    # The acknowledgement leaves only "Propose fix" on the alert: a later buttons update says so.
-    _replace_buttons(runtime, "tom", "alert", ["propose"], "E-0001 acknowledged by Tom Fischer")
-    assert _until_texts(browser, "#messages .msg.in .buttons-status", bool) == ["E-0001 acknowledged by Tom Fischer"]
+    # The acknowledgement leaves only "Propose fix" on the alert: the lifecycle's buttons update, in
+    # Tom's language, edits it in place rather than coming as a message of its own.
+    assert _until_texts(browser, "#messages .msg.in .buttons-status", bool) == ["E-0001 bestätigt von Tom Fischer"]
     assert _texts(browser, buttons) == ["Propose fix"]
-    assert len(_texts(browser, "#messages .msg.in")) == 1, "the update is no message of its own"
+    assert not [t for t in _texts(browser, "#messages .msg.in .body") if "bestätigt von" in t], \
+        "the update is no message of its own"
 
     browser.save_screenshot(str(SCREENSHOT))
     assert _errors(browser) == []
