@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -51,6 +51,9 @@ class Transaction:
     # The outbox's first try of this key: no earlier attempt can have left a document or half a
     # flow in the ERP, so an adapter may skip its search-before-create (one round trip less).
     first_attempt: bool = False
+    # When the decision was taken (the outbox row's creation): documents are dated by it, not by
+    # when a retry finally posts them. None: now.
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,9 @@ class ErpAdapter(Protocol):
         """Create the document in the ERP and return its reference (document number)."""
         ...
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        """Return the reference of a document already posted under this key, or None."""
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Return the reference of the document this transaction already created (its key, and
+        only the document type or model its kind creates), or None."""
         ...
 
     async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
@@ -333,6 +337,13 @@ def _secret(value: Any) -> str | None:
 def _clip(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def decision_time(transaction: Transaction, now: Callable[[], datetime]) -> datetime:
+    """When the decision was taken (aware), or now for a transaction that does not say: the
+    time every ERP document is dated by, however late a retry posts it."""
+    when = transaction.decided_at or now()
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def require_setting(settings: dict[str, Any], name: str, purpose: str) -> Any:

@@ -29,13 +29,18 @@ from erp_adapters.base import (
     Rejected,
     StockLine,
     Transaction,
+    decision_time,
     require_setting,
 )
 
 WORK_ORDER_METHODS = "/api/method/erpnext.manufacturing.doctype.work_order.work_order"
-# Doctypes we create, probed in this order by `lookup`; the submitted ones must have docstatus 1.
-CREATED = ("Stock Entry", "Asset Repair", "Downtime Entry", "Non Conformance")
+# Doctypes we create that are submitted: `lookup` adopts only a submitted one (docstatus 1).
 SUBMITTED = {"Stock Entry"}
+
+# A work order in these states is finished in ERPNext: holding, releasing or rescheduling it
+# would change nothing (or only dates nobody plans by), so it is refused, never reported done.
+FINAL = ("Closed", "Cancelled")
+ACTION_WORDS = {"hold": "held", "release": "released"}
 
 STATUS = {
     "Draft": "planned",
@@ -56,6 +61,15 @@ def document_name(key: str) -> str:
     """Deterministic, readable and unique: MFGOS-E-0001-1-ABCDEFGH."""
     readable = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[:60]
     return f"MFGOS-{readable}-{kinds.key_digest(key, 8)}"
+
+
+def operator(fields: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The Employee on a Downtime Entry (ERPNext requires one): the person who fixed it, if
+    erp.employees maps them, else erp.operator."""
+    employee = (settings.get("employees") or {}).get(fields.get("fixed_by") or "")
+    return employee or require_setting(
+        settings, "operator", "as the Employee on every Downtime Entry (ERPNext requires one)"
+    )
 
 
 def _doc_path(doctype: str, name: str | None = None, *, version: str = "v2") -> str:
@@ -116,27 +130,47 @@ class ErpNextErp(HttpErpAdapter):
     async def post(self, transaction: Transaction) -> str:
         kinds.validate(transaction.kind, transaction.fields)
         fields, settings = transaction.fields, transaction.plant_settings
+        decided = decision_time(transaction, self.now)
         if transaction.kind == "stock_status":
             return await self._create(
-                "Stock Entry", self._stock_entry(fields, settings), transaction.idempotency_key
+                "Stock Entry", self._stock_entry(fields, settings, decided), transaction.idempotency_key
             )
         if transaction.kind == "maintenance_request":
-            doctype, doc = self._maintenance(fields, settings)
+            doctype, doc = self._maintenance(fields, settings, decided)
             return await self._create(doctype, doc, transaction.idempotency_key)
         if transaction.kind == "nonconformance":
-            return await self._create(
-                "Non Conformance", self._nonconformance(fields, settings), transaction.idempotency_key
-            )
+            doc = self._nonconformance(fields, settings)
+            # ERPNext skips the link check on `procedure`: a wrong name would be saved silently.
+            if await self._get("Quality Procedure", doc["procedure"]) is None:
+                raise Rejected(
+                    f"ERPNext has no Quality Procedure {doc['procedure']}: correct the plant file's "
+                    "erp.quality_procedure, then retry"
+                )
+            return await self._create("Non Conformance", doc, transaction.idempotency_key)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields, settings)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        name = document_name(idempotency_key)
-        for doctype in CREATED:
-            doc = await self._get(doctype, name)
-            if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
-                return name
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the doctype this transaction creates: document names are unique per doctype, so a
+        document of another kind under the same name is not ours to adopt."""
+        doctype = self._doctype(transaction)
+        if doctype is None:
+            return None  # a status change or reschedule creates no document: idempotent by state
+        name = document_name(transaction.idempotency_key)
+        doc = await self._get(doctype, name)
+        if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
+            return name
+        return None
+
+    def _doctype(self, transaction: Transaction) -> str | None:
+        if transaction.kind == "stock_status":
+            return "Stock Entry"
+        if transaction.kind == "nonconformance":
+            return "Non Conformance"
+        if transaction.kind == "maintenance_request":
+            assets = transaction.plant_settings.get("assets") or {}
+            return "Asset Repair" if assets.get(transaction.fields.get("machine")) else "Downtime Entry"
         return None
 
     async def _get(self, doctype: str, name: str) -> dict[str, Any] | None:
@@ -166,7 +200,7 @@ class ErpNextErp(HttpErpAdapter):
         zone = ZoneInfo(settings.get("timezone") or "UTC")
         return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
-    def _stock_entry(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    def _stock_entry(self, fields: dict[str, Any], settings: dict[str, Any], decided: datetime) -> dict[str, Any]:
         company = require_setting(settings, "company", "on every ERPNext stock entry")
         stock = require_setting(settings, "warehouse", "as the warehouse of usable stock")
         quarantine = require_setting(settings, "quarantine_warehouse", "to block and release stock")
@@ -192,37 +226,46 @@ class ErpNextErp(HttpErpAdapter):
             )
             if part
         )
+        # Without set_posting_time ERPNext dates the entry the day it is posted, not decided.
+        posting_date, posting_time = self._site_time(decided, settings).split(" ")
         return {
             "stock_entry_type": entry_type,
             "purpose": entry_type,
             "company": company,
+            "set_posting_time": 1,
+            "posting_date": posting_date,
+            "posting_time": posting_time,
             "items": [item],
             "remarks": remarks,
             "docstatus": 1,
         }
 
-    def _maintenance(self, fields: dict[str, Any], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        now = self.now()
+    def _maintenance(
+        self, fields: dict[str, Any], settings: dict[str, Any], decided: datetime
+    ) -> tuple[str, dict[str, Any]]:
         text = f"{fields.get('exception') or ''} {fields['description']}".strip()
+        # The machine's own stop and restart when the signals told them; else from the report
+        # (the downtime counted up to the decision) to the decision.
+        up = kinds.parse_time(fields.get("up_at")) or decided
+        down = kinds.parse_time(fields.get("down_at")) or decided - timedelta(
+            minutes=float(fields.get("downtime_minutes") or 0)
+        )
         asset = (settings.get("assets") or {}).get(fields["machine"])
         if asset:
             return "Asset Repair", {
                 "asset": asset,
-                "failure_date": self._site_time(now, settings),
+                "failure_date": self._site_time(down, settings),
                 "repair_status": "Pending",
                 "description": text,
             }
-        minutes = float(fields.get("downtime_minutes") or 0)
-        doc = {
+        return "Downtime Entry", {
             "workstation": (settings.get("workstations") or {}).get(fields["machine"], fields["machine"]),
-            "from_time": self._site_time(now - timedelta(minutes=minutes), settings),
-            "to_time": self._site_time(now, settings),
+            "operator": operator(fields, settings),
+            "from_time": self._site_time(down, settings),
+            "to_time": self._site_time(max(up, down), settings),
             "stop_reason": settings.get("stop_reason", "Unplanned machine maintenance"),
             "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {kinds.priority(fields)})",
         }
-        if settings.get("operator"):
-            doc["operator"] = settings["operator"]
-        return "Downtime Entry", doc
 
     def _nonconformance(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         procedure = require_setting(
@@ -249,6 +292,8 @@ class ErpNextErp(HttpErpAdapter):
     async def _order_status(self, fields: dict[str, Any]) -> str:
         work_order, action = fields["work_order"], fields["action"]
         status = (await self._work_order(work_order)).get("status")
+        if status in FINAL and action != "complete":
+            raise Rejected(f"ERPNext Work Order {work_order} is {status}: it cannot be {ACTION_WORDS[action]}")
         if action == "hold":
             if status != "Stopped":
                 await self.request(
@@ -282,6 +327,9 @@ class ErpNextErp(HttpErpAdapter):
         start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
         end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
         current = await self._work_order(work_order)
+        if current.get("status") in FINAL:
+            # ERPNext would take the new dates on a Closed order; nobody would plan by them.
+            raise Rejected(f"ERPNext Work Order {work_order} is {current['status']}: it cannot be rescheduled")
         if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (
             start,
             end,
@@ -332,7 +380,10 @@ class ErpNextErp(HttpErpAdapter):
         return [ErpMachine(id=r["name"], name=r.get("workstation_name") or r["name"]) for r in rows]
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
-        rows = await self._list("Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0]])
+        # Only stock items are materials: fixed assets and services are Items too.
+        rows = await self._list(
+            "Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0], ["is_stock_item", "=", 1]]
+        )
         return [
             ErpMaterial(id=r["item_code"], name=r.get("item_name") or r["item_code"], unit=r.get("stock_uom"))
             for r in rows

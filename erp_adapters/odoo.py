@@ -333,26 +333,29 @@ class OdooErp(HttpErpAdapter):
             return await self._order_status(fields)
         return await self._reschedule(fields)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        tag = marker(idempotency_key)
-        for model in ("stock.picking", "stock.scrap"):
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the model this transaction creates: a record of another kind carrying the same
+        marker is not ours to adopt."""
+        tag = marker(transaction.idempotency_key)
+        if transaction.kind == "stock_status":
+            model = "stock.scrap" if transaction.fields.get("action") == "scrap" else "stock.picking"
             done = await self._search_read(
                 model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1
             )
-            if done:
-                return str(done[0]["name"])
-        requests = await self._search_read(
-            "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
-        )
-        if requests:
-            return f"maintenance.request/{requests[0]['id']}"
-        try:
-            alerts = await self._search_read(
-                "quality.alert", [["description", "ilike", tag]], ["name"], limit=1
+            return str(done[0]["name"]) if done else None
+        if transaction.kind == "maintenance_request":
+            requests = await self._search_read(
+                "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
             )
-        except Rejected:
-            return None  # no Quality app (Community): nothing of ours can be there
-        return str(alerts[0]["name"]) if alerts else None
+            return f"maintenance.request/{requests[0]['id']}" if requests else None
+        if transaction.kind == "nonconformance":
+            model = transaction.plant_settings.get("nonconformance_model") or "quality.alert"
+            try:
+                alerts = await self._search_read(model, [["description", "ilike", tag]], ["name"], limit=1)
+            except Rejected:
+                return None  # no Quality app (Community): nothing of ours can be there
+            return str(alerts[0]["name"]) if alerts else None
+        return None  # status changes and reschedules create nothing: idempotent by state
 
     async def _maintenance(
         self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool

@@ -251,15 +251,25 @@ class SapODataErp(HttpErpAdapter):
             return await self._order_status(fields, settings, key, fresh)
         return await self._reschedule(fields, settings)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        notification = await self._find_notification(kinds.short_reference(idempotency_key, 20))
-        if notification:
-            return notification
-        document = await self._find_material_document(kinds.short_reference(idempotency_key, 25))
-        if document:
-            return document
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the document this transaction creates: a maintenance notification, a material
+        document, or a quality notification (a non-conformance, or a hold without a function
+        import); another kind carrying the same reference is not ours to adopt."""
+        key, settings = transaction.idempotency_key, transaction.plant_settings
+        if transaction.kind == "maintenance_request":
+            return await self._find_notification(kinds.short_reference(key, 20))
+        if transaction.kind == "stock_status":
+            return await self._find_material_document(kinds.short_reference(key, 25))
+        quality = transaction.kind == "nonconformance" or (
+            transaction.kind == "production_order_status"
+            and transaction.fields.get("action") == "hold"
+            and not (settings.get("order_functions") or {}).get("hold")
+        )
+        if not quality:
+            return None  # status changes by function import and reschedules: idempotent by state
+        names = {**QUALITY_FIELDS, **(settings.get("quality_notification_fields") or {})}
         try:
-            return await self._find_quality_notification(kinds.short_reference(idempotency_key, 20), QUALITY_FIELDS)
+            return await self._find_quality_notification(kinds.short_reference(key, 20), names)
         except Rejected:
             return None  # API_QUALITYNOTIFICATION not active here: nothing of ours can be there
 

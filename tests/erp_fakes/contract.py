@@ -70,12 +70,12 @@ def over_http(erp: ErpUnderTest) -> Faults:
     return erp.faults
 
 
-async def warm(adapter: ErpAdapter, key: str) -> None:
+async def warm(adapter: ErpAdapter, txn: Transaction) -> None:
     """A read before the timed part: on a loaded machine the fake's first answer can take longer
     than the adapter's 0.5 s timeout, which would turn the fault under test into a plain timeout."""
     for _ in range(5):
         try:
-            assert await adapter.lookup(key) is None
+            assert await adapter.lookup(txn) is None
             return
         except Unavailable:
             continue
@@ -103,10 +103,22 @@ class ErpContract:
                 assert isinstance(reference, str) and reference, kind
                 if kind in DOCUMENT_KINDS:
                     assert erp.count(key) == 1, kind
-                    assert await adapter.lookup(key) == reference, kind
+                    assert await adapter.lookup(erp.transaction(kind, key)) == reference, kind
                 else:
-                    assert await adapter.lookup(key) in (None, reference), kind
-            assert await adapter.lookup("E-9999/1") is None
+                    assert await adapter.lookup(erp.transaction(kind, key)) in (None, reference), kind
+            assert await adapter.lookup(erp.transaction("maintenance_request", "E-9999/1")) is None
+        finally:
+            await adapter.aclose()
+
+    async def test_lookup_never_adopts_a_document_of_another_kind(self, erp: ErpUnderTest) -> None:
+        """A key names one transaction: under it, a breakdown's document is no non-conformance
+        and no stock movement (issue 17: the quality replay was adopted onto a Downtime Entry)."""
+        adapter = erp.make()
+        try:
+            reference = await adapter.post(erp.transaction("maintenance_request", "shared/1"))
+            for kind in ("nonconformance", "stock_status"):
+                assert await adapter.lookup(erp.transaction(kind, "shared/1")) is None, kind
+            assert await adapter.lookup(erp.transaction("maintenance_request", "shared/1")) == reference
         finally:
             await adapter.aclose()
 
@@ -256,7 +268,7 @@ class ErpContract:
             exception_id=exception_id,
         )
         clock, adapter = Clock(), erp.make()
-        await warm(adapter, key)
+        await warm(adapter, erp.transaction("maintenance_request", key))
         outcomes: list[str] = []
         outbox = ErpOutbox(
             erp.engine, adapter, now=clock, on_settled=lambda _s, _t, outcome, _d: outcomes.append(outcome)
@@ -275,7 +287,9 @@ class ErpContract:
         assert erp.count(key) == 1
         lookup_adapter = erp.make()
         try:
-            assert await lookup_adapter.lookup(key) == settled.reference
+            assert (
+                await lookup_adapter.lookup(erp.transaction("maintenance_request", key)) == settled.reference
+            )
         finally:
             await lookup_adapter.aclose()
 
