@@ -20,9 +20,9 @@ import base64
 import json
 import threading
 from collections import defaultdict
-from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
