@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -136,7 +136,7 @@ class ErpNextErp(HttpErpAdapter):
                 "Stock Entry", self._stock_entry(fields, settings, decided), transaction.idempotency_key
             )
         if transaction.kind == "maintenance_request":
-            doctype, doc = self._maintenance(fields, settings, decided)
+            doctype, doc = self._maintenance(fields, settings, kinds.downtime_window(transaction, self.now))
             return await self._create(doctype, doc, transaction.idempotency_key)
         if transaction.kind == "nonconformance":
             doc = self._nonconformance(fields, settings)
@@ -241,15 +241,10 @@ class ErpNextErp(HttpErpAdapter):
         }
 
     def _maintenance(
-        self, fields: dict[str, Any], settings: dict[str, Any], decided: datetime
+        self, fields: dict[str, Any], settings: dict[str, Any], window: tuple[datetime, datetime]
     ) -> tuple[str, dict[str, Any]]:
         text = f"{fields.get('exception') or ''} {fields['description']}".strip()
-        # The machine's own stop and restart when the signals told them; else from the report
-        # (the downtime counted up to the decision) to the decision.
-        up = kinds.parse_time(fields.get("up_at")) or decided
-        down = kinds.parse_time(fields.get("down_at")) or decided - timedelta(
-            minutes=float(fields.get("downtime_minutes") or 0)
-        )
+        down, up = window
         asset = (settings.get("assets") or {}).get(fields["machine"])
         if asset:
             return "Asset Repair", {
@@ -262,7 +257,7 @@ class ErpNextErp(HttpErpAdapter):
             "workstation": (settings.get("workstations") or {}).get(fields["machine"], fields["machine"]),
             "operator": operator(fields, settings),
             "from_time": self._site_time(down, settings),
-            "to_time": self._site_time(max(up, down), settings),
+            "to_time": self._site_time(up, settings),
             "stop_reason": settings.get("stop_reason", "Unplanned machine maintenance"),
             "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {kinds.priority(fields)})",
         }

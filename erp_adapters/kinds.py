@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from erp_adapters.base import Rejected
+from erp_adapters.base import Rejected, Transaction, decision_time
 
 # Routing may speak of urgency instead of severity; both mean the same four levels.
 PRIORITY_WORDS = {
@@ -151,6 +152,17 @@ def validate(kind: str, fields: dict[str, Any]) -> None:
     found = problems(kind, fields)
     if found:
         raise Rejected(f"{kind}: " + "; ".join(found) if kind in FIELDS else found[0])
+
+
+def downtime_window(transaction: Transaction, now: Callable[[], datetime]) -> tuple[datetime, datetime]:
+    """When the machine stopped and ran again: its own times (`down_at` / `up_at`, from the
+    machine's state signals) where routing knew them, else the downtime counted up to the
+    decision, ending at the decision."""
+    decided = decision_time(transaction, now)
+    fields = transaction.fields
+    up = parse_time(fields.get("up_at")) or decided
+    down = parse_time(fields.get("down_at")) or up - timedelta(minutes=float(fields.get("downtime_minutes") or 0))
+    return down, max(up, down)
 
 
 def priority(fields: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import html
 import itertools
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -35,6 +35,7 @@ from erp_adapters.base import (
     StockLine,
     Transaction,
     Unavailable,
+    decision_time,
     require_setting,
 )
 
@@ -322,11 +323,12 @@ class OdooErp(HttpErpAdapter):
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
         fresh = transaction.first_attempt  # nothing of this key can be in Odoo yet: no search first
         if transaction.kind == "maintenance_request":
-            return await self._maintenance(fields, settings, key, fresh)
+            return await self._maintenance(fields, settings, key, fresh, kinds.downtime_window(transaction, self.now))
         if transaction.kind == "stock_status":
             if fields["action"] == "scrap":
                 return await self._scrap(fields, settings, key, fresh)
-            return await self._transfer(fields, settings, key, fresh)
+            decided = decision_time(transaction, self.now)
+            return await self._transfer(fields, settings, key, fresh, decided)
         if transaction.kind == "nonconformance":
             return await self._quality_alert(fields, settings, key)
         if transaction.kind == "production_order_status":
@@ -358,12 +360,17 @@ class OdooErp(HttpErpAdapter):
         return None  # status changes and reschedules create nothing: idempotent by state
 
     async def _maintenance(
-        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+        self,
+        fields: dict[str, Any],
+        settings: dict[str, Any],
+        key: str,
+        fresh: bool,
+        window: tuple[datetime, datetime],
     ) -> str:
         tag = marker(key)
         # Downtime first: the request is the record that says the whole posting is done.
-        if fields.get("downtime_minutes"):
-            await self._downtime(fields, settings, tag, fresh)
+        if window[1] > window[0]:
+            await self._downtime(fields, settings, tag, fresh, window)
         existing = (
             []
             if fresh
@@ -398,7 +405,9 @@ class OdooErp(HttpErpAdapter):
             values["maintenance_team_id"] = settings["maintenance_team_id"]
         return f"maintenance.request/{await self._create('maintenance.request', values)}"
 
-    async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str, fresh: bool) -> None:
+    async def _downtime(
+        self, fields: dict[str, Any], settings: dict[str, Any], tag: str, fresh: bool, window: tuple[datetime, datetime]
+    ) -> None:
         workcenter = (settings.get("workcenters") or {}).get(fields["machine"], fields["machine"])
         center = await self._cached_id(
             "mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]]
@@ -414,19 +423,21 @@ class OdooErp(HttpErpAdapter):
             [["loss_type", "=", "availability"]],
             "availability loss reason",
         )
-        end = self.now()
+        start, end = window
         await self._create(
             "mrp.workcenter.productivity",
             {
                 "workcenter_id": center,
                 "loss_id": loss,
-                "date_start": _odoo_time(end - timedelta(minutes=float(fields["downtime_minutes"]))),
+                "date_start": _odoo_time(start),
                 "date_end": _odoo_time(end),
                 "description": f"{fields['description']} ({tag})",
             },
         )
 
-    async def _transfer(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+    async def _transfer(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, decided: datetime
+    ) -> str:
         tag = marker(key)
         stock = await self._location(settings, "stock_location", "as the location of usable stock")
         quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
@@ -466,6 +477,9 @@ class OdooErp(HttpErpAdapter):
                 "location_id": source,
                 "location_dest_id": target,
                 "origin": tag,
+                # Odoo stamps date_done itself at validation (a read-only field); the decision's
+                # time goes where the model takes it, the scheduled date.
+                "scheduled_date": _odoo_time(decided),
                 "move_ids": [[0, 0, move]],
             }
             if newer:

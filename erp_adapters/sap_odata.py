@@ -40,6 +40,7 @@ from erp_adapters.base import (
     StockLine,
     Transaction,
     Unavailable,
+    decision_time,
     require_setting,
 )
 
@@ -242,9 +243,10 @@ class SapODataErp(HttpErpAdapter):
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
         fresh = transaction.first_attempt
         if transaction.kind == "maintenance_request":
-            return await self._notification(fields, settings, key, fresh)
+            down, _up = kinds.downtime_window(transaction, self.now)
+            return await self._notification(fields, settings, key, fresh, down)
         if transaction.kind == "stock_status":
-            return await self._goods_movement(fields, settings, key, fresh)
+            return await self._goods_movement(fields, settings, key, fresh, decision_time(transaction, self.now))
         if transaction.kind == "nonconformance":
             return await self._nonconformance(fields, settings, key, fresh)
         if transaction.kind == "production_order_status":
@@ -342,15 +344,15 @@ class SapODataErp(HttpErpAdapter):
             {"material": fields.get("material"), "order": fields.get("work_order")},
         )
 
-    async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+    async def _notification(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, down: datetime
+    ) -> str:
         plant = require_setting(settings, "plant", "as the maintenance planning plant")
         reference = kinds.short_reference(key, 20)
         existing = None if fresh else await self._find_notification(reference)
         if existing:
             return existing
-        start = self._local(
-            self.now() - timedelta(minutes=float(fields.get("downtime_minutes") or 0)), settings
-        )
+        start = self._local(down, settings)
         body = {
             "NotificationText": f"{fields['machine']}: {fields['description']}"[:40],
             "MaintNotifLongTextForEdit": f"{fields['description']}\n{fields.get('exception') or ''} reported by {fields.get('reported_by') or 'unknown'}",
@@ -370,7 +372,7 @@ class SapODataErp(HttpErpAdapter):
         return str(created.json()["d"]["MaintenanceNotification"])
 
     async def _goods_movement(
-        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, decided_at: datetime
     ) -> str:
         plant = require_setting(settings, "plant", "on every goods movement")
         storage_location = require_setting(settings, "storage_location", "for blocked stock postings")
@@ -402,11 +404,11 @@ class SapODataErp(HttpErpAdapter):
             item["CostCenter"] = settings["cost_center"]
         if settings.get("reason_codes", {}).get(action):
             item["GoodsMovementReasonCode"] = settings["reason_codes"][action]
-        today = self._local(self.now(), settings)
+        decided = self._local(decided_at, settings)  # the day of the decision, not of the posting
         body = {
             "GoodsMovementCode": "03" if action == "scrap" else "04",
-            "PostingDate": odata_date(today),
-            "DocumentDate": odata_date(today),
+            "PostingDate": odata_date(decided),
+            "DocumentDate": odata_date(decided),
             "MaterialDocumentHeaderText": header_text,
             "to_MaterialDocumentItem": {"results": [item]},
         }

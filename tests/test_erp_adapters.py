@@ -312,6 +312,20 @@ class TestOdooMapping(OdooFixtures):
         assert (request["priority"], request["maintenance_type"]) == ("2", "corrective")
         assert odoo.records["maintenance.equipment"][request["equipment_id"]]["name"] == "CNC mill 7"
 
+    async def test_transfers_and_downtime_carry_the_time_things_happened(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        decided = datetime(2026, 11, 25, 8, 52, tzinfo=UTC)
+        await adapter.post(dataclasses.replace(erp.stock_txn("block", 40, "k1"), decided_at=decided))
+        [(_, picking)] = odoo.with_marker("k1")
+        assert picking["scheduled_date"] == "2026-11-25 08:52:00"
+        breakdown = erp.transaction(
+            "maintenance_request", "k2", down_at="2026-11-25T08:03:00+00:00", up_at="2026-11-25T08:41:30+00:00"
+        )
+        await adapter.post(dataclasses.replace(breakdown, decided_at=decided))
+        [(_, downtime)] = odoo.with_marker("k2", models=("mrp.workcenter.productivity",))
+        assert (downtime["date_start"], downtime["date_end"]) == ("2026-11-25 08:03:00", "2026-11-25 08:41:30")
+
     async def test_without_the_quality_app_a_nonconformance_is_refused_clearly(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
     ) -> None:
@@ -456,6 +470,18 @@ class TestSapProtocol(SapFixtures):
         txn = dataclasses.replace(erp.transaction("nonconformance", "k1"), plant_settings=renamed)
         with pytest.raises(Rejected, match=r"Property 'ExternalReference' is invalid .*\(/IWBEP/CM_MGW_RT/021\)"):
             await adapter.post(txn)
+
+    async def test_postings_are_dated_the_day_of_the_decision(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        decided = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)  # already the 25th in Berlin (erp.timezone)
+        number = await adapter.post(dataclasses.replace(erp.stock_txn("block", 1, "k1"), decided_at=decided))
+        document = sap.material_documents[number.split("/")[0]]
+        the_25th = f"/Date({int(datetime(2026, 11, 25, tzinfo=UTC).timestamp() * 1000)})/"
+        assert (document["PostingDate"], document["DocumentDate"]) == (the_25th, the_25th)
+        breakdown = erp.transaction("maintenance_request", "k2", down_at="2026-11-25T08:03:00+00:00")
+        notification = sap.notifications[await adapter.post(dataclasses.replace(breakdown, decided_at=decided))]
+        assert (notification["MalfunctionStartDate"], notification["MalfunctionStartTime"]) == (the_25th, "PT09H03M00S")
 
     async def test_long_keys_fit_sap_reference_fields(
         self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
