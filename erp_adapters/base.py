@@ -107,6 +107,30 @@ class StockLine:
     unit: str | None = None
 
 
+@dataclass(frozen=True)
+class SettingProblem:
+    """One thing `mfgos check-erp` found: where (`erp.company`, `material FRG-20MNCR5`), what is
+    wrong, and how to fix it."""
+
+    where: str
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}: {self.fix}"
+
+
+@dataclass(frozen=True)
+class PlantNeeds:
+    """What the plant's transactions will name in the ERP, from the store: the preflight checks
+    each one exists before a breakdown at 3 a.m. finds out."""
+
+    machines: tuple[str, ...] = ()
+    units: tuple[str, ...] = ("pcs",)
+    materials: tuple[str, ...] = ()  # of the open work orders
+    people: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class ErpAdapter(Protocol):
     name: str
@@ -140,6 +164,11 @@ class ErpAdapter(Protocol):
         """Where the material is and how much of it is blocked."""
         ...
 
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """Every `erp:` setting and reference the adapter will use, checked against the ERP;
+        empty when all is well. Raises the error family when the ERP cannot be asked."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -167,6 +196,9 @@ class ErpAdapterBase:
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
         return []
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        return []  # an ERP that needs no settings (the ledger): nothing can be wrong
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

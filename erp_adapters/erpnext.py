@@ -26,7 +26,9 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
     decision_time,
@@ -335,6 +337,58 @@ class ErpNextErp(HttpErpAdapter):
                 json={"planned_start_date": start, "planned_end_date": end},
             )
         return f"{work_order} planned {start} to {end}"
+
+    # --- preflight ---------------------------------------------------------------------------
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        found: list[SettingProblem] = []
+
+        async def named(where: str, doctype: str, name: Any, fix: str) -> None:
+            if await self._get(doctype, str(name)) is None:
+                found.append(SettingProblem(where, f"ERPNext has no {doctype} {name!r}", fix))
+
+        for key, doctype, purpose in (
+            ("company", "Company", "stock entries and work orders"),
+            ("warehouse", "Warehouse", "usable stock"),
+            ("quarantine_warehouse", "Warehouse", "blocked stock (ERPNext has no blocked status)"),
+            ("quality_procedure", "Quality Procedure", "every Non Conformance"),
+            ("operator", "Employee", "Downtime Entries (ERPNext requires an operator)"),
+        ):
+            value = settings.get(key)
+            if value in (None, ""):
+                found.append(SettingProblem(f"erp.{key}", "not set", f"name the {doctype} for {purpose}"))
+            else:
+                await named(f"erp.{key}", doctype, value, f"name an existing {doctype}, or create it in ERPNext")
+        for person, employee in (settings.get("employees") or {}).items():
+            await named(f"erp.employees.{person}", "Employee", employee, "name an existing Employee")
+        assets = settings.get("assets") or {}
+        for machine in needs.machines:
+            if assets.get(machine):
+                await named(f"erp.assets.{machine}", "Asset", assets[machine], "name the machine's Asset")
+            else:
+                workstation = (settings.get("workstations") or {}).get(machine, machine)
+                await named(
+                    f"erp.workstations.{machine}",
+                    "Workstation",
+                    workstation,
+                    "map the machine to its Workstation in erp.workstations (or to an Asset in erp.assets)",
+                )
+        for unit in needs.units:
+            uom = (settings.get("units") or {}).get(unit, unit)
+            await named(f"erp.units.{unit}", "UOM", uom, f"map the plant's unit {unit!r} to an ERPNext UOM")
+        for material in needs.materials:
+            item = await self._get("Item", material)
+            if item is None:
+                found.append(SettingProblem(
+                    f"material {material}", f"ERPNext has no Item {material!r}",
+                    "create the Item, or correct the work order's material",
+                ))
+            elif not item.get("is_stock_item"):
+                found.append(SettingProblem(
+                    f"material {material}", f"Item {material!r} is not a stock item",
+                    "stock cannot be blocked or scrapped: tick Maintain Stock on the Item",
+                ))
+        return found
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -31,7 +31,9 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
     Unavailable,
@@ -308,6 +310,45 @@ class OdooErp(HttpErpAdapter):
         if not found:
             raise Rejected(f"Odoo has no manufacturing order {work_order}")
         return found[0]
+
+    # --- preflight ---------------------------------------------------------------------------
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """The look-ups posting does, done ahead: each refusal becomes a problem."""
+        found: list[SettingProblem] = []
+
+        async def resolve(where: str, fix: str, lookup: Any) -> None:
+            try:
+                await lookup
+            except Rejected as refused:
+                found.append(SettingProblem(where, refused.reason, fix))
+
+        for key, purpose in (
+            ("stock_location", "as the location of usable stock"),
+            ("quarantine_location", "to block and release stock"),
+        ):
+            await resolve(f"erp.{key}", "give the location's full name, e.g. WH/Stock",
+                          self._location(settings, key, purpose))
+        if settings.get("scrap_location"):
+            await resolve("erp.scrap_location", "give the location's full name",
+                          self._location(settings, "scrap_location", "to receive scrap"))
+        kind = settings.get("picking_type") or "internal"
+        domain = [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]]
+        if await self._cached_id("stock.picking.type", domain) is None:
+            found.append(SettingProblem("erp.picking_type", f"Odoo has no operation type {kind}",
+                                        "name an internal transfer operation type"))
+        for machine in needs.machines:
+            center = (settings.get("workcenters") or {}).get(machine, machine)
+            if await self._cached_id("mrp.workcenter", ["|", ["code", "=", center], ["name", "=", center]]) is None:
+                found.append(SettingProblem(f"erp.workcenters.{machine}", f"Odoo has no work center {center}",
+                                            "map the machine to its work center's code or name"))
+        for unit in needs.units:
+            await resolve(f"erp.units.{unit}", f"map the plant's unit {unit!r} to an Odoo unit of measure",
+                          self._uom(unit, settings))
+        for material in needs.materials:
+            await resolve(f"material {material}", "give the product this internal reference in Odoo",
+                          self._product(material))
+        return found
 
     # --- posting -----------------------------------------------------------------------------
 

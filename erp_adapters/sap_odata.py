@@ -36,7 +36,9 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
     Unavailable,
@@ -503,6 +505,27 @@ class SapODataErp(HttpErpAdapter):
             {"$filter": f"Plant eq {literal(plant)}", "$select": "WorkCenter,WorkCenterDesc"},
         )
         return [ErpMachine(id=r["WorkCenter"], name=r.get("WorkCenterDesc") or r["WorkCenter"]) for r in rows]
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """The settings every posting needs, and the open orders' materials against
+        API_PRODUCT_SRV. Equipment and units have no read API this adapter uses: SAP checks them
+        when a notification or posting names them."""
+        found = [
+            SettingProblem(f"erp.{key}", "not set", fix)
+            for key, fix in (
+                ("plant", "give the plant code, e.g. 1010"),
+                ("storage_location", "give the storage location of the stock postings, e.g. 0001"),
+            )
+            if settings.get(key) in (None, "")
+        ]
+        if needs.materials:
+            known = {m.id for m in await self.read_materials(settings)}
+            found += [
+                SettingProblem(f"material {m}", f"SAP has no product {m}", "correct the work order's material")
+                for m in needs.materials
+                if m not in known
+            ]
+        return found
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
         language = settings.get("language", "EN")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from erp_adapters.base import AuthFailed, ErpAdapter, Rejected, Transaction, Unavailable
+from erp_adapters.base import AuthFailed, ErpAdapter, PlantNeeds, Rejected, Transaction, Unavailable
 from erp_adapters.outbox import ErpOutbox
 from erp_adapters.sync import sync_master_data
 from models.tables import CustomerOrder, Machine, Material, WorkOrder
@@ -121,6 +121,25 @@ class ErpContract:
             assert await adapter.lookup(erp.transaction("maintenance_request", "shared/1")) == reference
         finally:
             await adapter.aclose()
+
+    async def test_the_preflight_finds_what_the_fake_holds_and_names_what_is_wrong(
+        self, erp: ErpUnderTest
+    ) -> None:
+        needs = PlantNeeds(machines=("CNC-07",), units=(erp.stock_unit,), materials=(erp.material,))
+        adapter = erp.make()
+        try:
+            assert [str(p) for p in await adapter.check(erp.settings, needs)] == []
+            if erp.required_setting is None:
+                return  # needs no settings: nothing can be missing
+            _kind, setting = erp.required_setting
+            missing = {k: v for k, v in erp.settings.items() if k != setting}
+            unknown = PlantNeeds(materials=("NO-SUCH-MATERIAL",))
+            found = [str(p) for p in await adapter.check(missing, unknown)]
+        finally:
+            await adapter.aclose()
+        assert any(line.startswith(f"erp.{setting}: ") for line in found), found
+        assert any(line.startswith("material NO-SUCH-MATERIAL: ") for line in found), found
+        assert all(line.count(": ") >= 2 for line in found), found  # where: what is wrong: how to fix it
 
     async def test_the_same_key_twice_is_one_document(self, erp: ErpUnderTest) -> None:
         adapter = erp.make()

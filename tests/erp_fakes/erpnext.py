@@ -135,6 +135,7 @@ class ErpNextState:
         self.put("Batch", {"name": "LOT-77", "item": "AL-6061-BAR"})
         self.put("Asset", {"name": "AST-0007", "item_code": "CNC-MILL"})
         self.put("Quality Procedure", {"name": "QP-Deviation"})
+        self.put("UOM", {"name": "Nos"})
         self.put("Employee", {"name": "HR-EMP-0001"})
         self.put(
             "Sales Order",
