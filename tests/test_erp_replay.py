@@ -7,7 +7,7 @@ and fields), each posted with the ERP's own document number, which the fake must
 SAP takes the non-conformance as a quality notification (SAP QM), so every ERP ends where the
 ledger does.
 
-The erp: block differs per ERP (units, warehouses, plant code), so each run writes a copy of
+The erp: block differs per ERP (units, warehouses or locations, plant code), so each run writes a copy of
 tests/data/pune_plant.yaml with that ERP's block, and a scenario copy pointing to it. The
 fakes are seeded with the Pune plant's master data (tests/erp_fakes seeds the Berlin one).
 """
