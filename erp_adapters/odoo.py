@@ -77,6 +77,18 @@ def marker(key: str) -> str:
     return f"mfgos:{key}"
 
 
+# A manufacturing order in these states is finished: holding, releasing or rescheduling it would
+# change nothing, so it is refused, never reported done.
+FINISHED = {"done": "done", "cancel": "cancelled"}
+ORDER_WORDS = {"hold": "held", "release": "released"}
+
+
+def refuse_finished(production: dict[str, Any], words: str) -> None:
+    state = FINISHED.get(production.get("state") or "")
+    if state:
+        raise Rejected(f"Odoo manufacturing order {production['name']} is {state}: it cannot be {words}")
+
+
 def _name(value: Any) -> str | None:
     """The display name of a many2one value ([id, name] or False)."""
     return value[1] if isinstance(value, list | tuple) and len(value) == 2 else None
@@ -676,6 +688,8 @@ class OdooErp(HttpErpAdapter):
     async def _order_status(self, fields: dict[str, Any]) -> str:
         production = await self._production(fields["work_order"], [])
         name, action = production["name"], fields["action"]
+        if action != "complete":
+            refuse_finished(production, ORDER_WORDS[action])
         if action == "hold":
             running = await self._search_read(
                 "mrp.workorder",
@@ -708,6 +722,7 @@ class OdooErp(HttpErpAdapter):
     async def _reschedule(self, fields: dict[str, Any]) -> str:
         start_field, end_field = await self._date_fields()
         production = await self._production(fields["work_order"], [start_field, end_field])
+        refuse_finished(production, "rescheduled")
         start = _odoo_time(kinds.parse_time(fields["start"]))  # type: ignore[arg-type]
         end = _odoo_time(kinds.parse_time(fields["end"]))  # type: ignore[arg-type]
         if (production.get(start_field), production.get(end_field)) != (start, end):

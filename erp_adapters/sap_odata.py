@@ -97,6 +97,14 @@ def odata_time(when: datetime) -> str:
     return f"PT{when.hour:02d}H{when.minute:02d}M{when.second:02d}S"
 
 
+def refuse_finished(order: dict[str, Any], words: str) -> None:
+    """A closed or technically completed order: holding, releasing or rescheduling it would
+    change nothing (a release of a closed order reads `OrderIsReleased`), so it is refused."""
+    for flag, state in (("OrderIsClosed", "closed"), ("OrderIsTechnicallyCompleted", "technically completed")):
+        if order.get(flag):
+            raise Rejected(f"SAP production order {order.get('ManufacturingOrder')} is {state}: it cannot be {words}")
+
+
 def parse_odata_date(value: Any) -> datetime | None:
     found = re.match(r"/Date\((-?\d+)([+-]\d{4})?\)/", str(value or ""))
     return datetime.fromtimestamp(int(found.group(1)) / 1000, tz=UTC) if found else None
@@ -432,6 +440,8 @@ class SapODataErp(HttpErpAdapter):
         functions = {**ORDER_FUNCTIONS, **(settings.get("order_functions") or {})}
         function = functions.get(action)
         order = (await self._order(work_order)).json()["d"]
+        if action != "complete":
+            refuse_finished(order, {"hold": "held", "release": "released"}[action])
         if function is None and action == "hold":
             # API_PRODUCTION_ORDER_2_SRV has no lock or hold import (its function imports are
             # verified), so the hold goes to SAP QM as a quality notification on the order.
@@ -471,6 +481,7 @@ class SapODataErp(HttpErpAdapter):
         for _ in range(3):
             response = await self._order(work_order)
             order = response.json()["d"]
+            refuse_finished(order, "rescheduled")
             if all(order.get(k) == v for k, v in wanted.items()):
                 return reference
             etag = response.headers.get("etag") or (order.get("__metadata") or {}).get("etag")

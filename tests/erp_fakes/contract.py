@@ -47,6 +47,7 @@ class ErpUnderTest:
     stock_unit: str = "pcs"
     work_order: str = "WO-4471"
     customer: str = "ACME Pumps"  # SAP's sales order names the sold-to party by number
+    finished_work_order: str | None = "WO-4480"  # closed, cancelled or technically completed; None: no orders
 
     def transaction(self, kind: str, key: str, **changes: Any) -> Transaction:
         fields = {**self.samples[kind], **changes}
@@ -140,6 +141,27 @@ class ErpContract:
         assert any(line.startswith(f"erp.{setting}: ") for line in found), found
         assert any(line.startswith("material NO-SUCH-MATERIAL: ") for line in found), found
         assert all(line.count(": ") >= 2 for line in found), found  # where: what is wrong: how to fix it
+
+    async def test_a_finished_order_is_refused_never_reported_done(self, erp: ErpUnderTest) -> None:
+        """Releasing, holding or rescheduling a closed or cancelled order changes nothing in any
+        ERP (ERPNext 15.99 answered "WO-1042 released" and left it Closed): a rejection."""
+        if erp.finished_work_order is None:
+            pytest.skip(f"{erp.name} keeps no production orders")
+        order = erp.finished_work_order
+        adapter = erp.make()
+        try:
+            for number, (kind, fields) in enumerate(
+                (
+                    ("production_order_status", {"action": "release"}),
+                    ("production_order_status", {"action": "hold"}),
+                    ("production_order_reschedule", {}),
+                ),
+                1,
+            ):
+                with pytest.raises(Rejected, match=rf"{order} is \w.*: it cannot be "):
+                    await adapter.post(erp.transaction(kind, f"finished/{number}", work_order=order, **fields))
+        finally:
+            await adapter.aclose()
 
     async def test_the_same_key_twice_is_one_document(self, erp: ErpUnderTest) -> None:
         adapter = erp.make()
