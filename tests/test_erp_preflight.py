@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,37 @@ def test_serve_logs_the_problems_at_start(
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "ERP check: erp.operator: not set: name the Employee for Downtime Entries (ERPNext requires an operator)" \
         in logged
+
+
+def test_check_erp_reads_the_plant_from_either_store(pune_erpnext: Any, database_url: str, tmp_path: Path) -> None:
+    """The machines, units and open orders' materials come from the store, SQLite or PostgreSQL."""
+    site, url, user, token = pune_erpnext
+    complete(site)
+    del site.docs["Item"]["SEAL-45"]  # WO-1078's material
+    settings_ = Settings(database_url=database_url, plant_file=plant_with(tmp_path, ERP_BLOCKS["erpnext"]),
+                         erp="erpnext", erp_url=url, erp_user=user, erp_token=token)
+    out, err = io.StringIO(), io.StringIO()
+    assert check_erp_command(settings_, out=out, err=err) == 1
+    assert out.getvalue().splitlines() == [
+        "material SEAL-45: ERPNext has no Item 'SEAL-45': create the Item, or correct the work order's material"
+    ]
+
+
+# --- event times in the neutral fields ------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    down=st.one_of(st.none(), st.text(max_size=30), st.integers(), st.datetimes(timezones=st.none() | st.just(UTC)).map(lambda d: d.isoformat())),
+    up=st.one_of(st.none(), st.text(max_size=30), st.integers(), st.datetimes(timezones=st.none() | st.just(UTC)).map(lambda d: d.isoformat())),
+)
+def test_breakdown_times_are_checked_never_a_crash(down: Any, up: Any) -> None:
+    from erp_adapters.kinds import parse_time, problems
+
+    fields = {"machine": "HOB-01", "description": "spindle", "down_at": down, "up_at": up}
+    found = problems("maintenance_request", fields)
+    for name, value in (("down_at", down), ("up_at", up)):
+        if value not in (None, "") and parse_time(value) is None:
+            assert any(p.startswith(f"{name} must be an ISO 8601 time") for p in found)
+    start, end = parse_time(down), parse_time(up)
+    assert (start is not None and end is not None and end < start) == any(p.startswith("up_at (") for p in found)
