@@ -354,6 +354,10 @@ class OdooErp(HttpErpAdapter):
             if await self._cached_id("mrp.workcenter", ["|", ["code", "=", center], ["name", "=", center]]) is None:
                 found.append(SettingProblem(f"erp.workcenters.{machine}", f"Odoo has no work center {center}",
                                             "map the machine to its work center's code or name"))
+            equipment = (settings.get("equipment") or {}).get(machine)
+            if equipment and await self._cached_id("maintenance.equipment", [["name", "=", equipment]]) is None:
+                found.append(SettingProblem(f"erp.equipment.{machine}", f"Odoo has no equipment {equipment}",
+                                            "name the machine's maintenance equipment as Odoo shows it"))
         for unit in needs.units:
             await resolve(f"erp.units.{unit}", f"map the plant's unit {unit!r} to an Odoo unit of measure",
                           self._uom(unit, settings))

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from erp_adapters import kinds
-from erp_adapters.base import Rejected
+from erp_adapters.base import PlantNeeds, Rejected
 from erp_adapters.erpnext import ErpNextErp, document_name
 from erp_adapters.odoo import OdooErp, marker
 from erp_adapters.sap_odata import SapODataErp
@@ -325,6 +325,27 @@ class TestOdooMapping(OdooFixtures):
         await adapter.post(dataclasses.replace(breakdown, decided_at=decided))
         [(_, downtime)] = odoo.with_marker("k2", models=("mrp.workcenter.productivity",))
         assert (downtime["date_start"], downtime["date_end"]) == ("2026-11-25 08:03:00", "2026-11-25 08:41:30")
+
+    async def test_the_preflight_names_work_centers_equipment_locations_and_units(
+        self, erp: ErpUnderTest, adapter: OdooErp
+    ) -> None:
+        wrong = {
+            **erp.settings,
+            "quarantine_location": "WH/Quarantaine",
+            "workcenters": {"CNC-07": "CNC-7"},
+            "equipment": {"CNC-07": "CNC mil 7"},
+            "units": {"pcs": "Pieces"},
+        }
+        found = [str(p) for p in await adapter.check(wrong, PlantNeeds(machines=("CNC-07",), units=("pcs",)))]
+        assert found == [
+            "erp.quarantine_location: Odoo has no location WH/Quarantaine (erp.quarantine_location): "
+            "give the location's full name, e.g. WH/Stock",
+            "erp.workcenters.CNC-07: Odoo has no work center CNC-7: map the machine to its work center's code or name",
+            "erp.equipment.CNC-07: Odoo has no equipment CNC mil 7: "
+            "name the machine's maintenance equipment as Odoo shows it",
+            "erp.units.pcs: Odoo has no unit of measure Pieces (map it with erp.units): "
+            "map the plant's unit 'pcs' to an Odoo unit of measure",
+        ]
 
     async def test_without_the_quality_app_a_nonconformance_is_refused_clearly(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
