@@ -15,14 +15,25 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlmodel import Session
 
+from erp_adapters.erpnext import document_name
+from erp_adapters.outbox import ErpOutbox
 from mfgos.replay import replay
+from models.db import MIGRATIONS, make_engine, migrate
+from models.tables import ErpTransaction
 from tests.conftest import postgres_schema_url
 from tests.erp_fakes import erpnext
+from tests.erp_fakes.db import T0, queue, row, seed_exception, seed_plant
+from tests.erp_fakes.harness import build_fake
+from tests.erp_fakes.samples import samples
 from tests.erp_fakes.server import serve
 from tests.test_erp_replay import HELD, PuneErp, _erpnext_site, scenario_for
 
 PUNE = ZoneInfo("Asia/Kolkata")
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -83,3 +94,41 @@ def test_fresh_databases_post_distinct_documents_dated_at_the_event(
             decided.strftime("%Y-%m-%d"),
             decided.strftime("%H:%M:%S"),
         ), txn
+
+
+async def test_a_row_queued_before_migration_0007_keeps_its_key_and_finds_its_document(
+    database_url: str,
+) -> None:
+    """A pending row of an older database posts under its old key: the document an earlier
+    attempt left in the ERP is adopted, not posted again under a new name."""
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    old_key = "berlin-1:E-0001:A1:1"
+    site = build_fake("erpnext")
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0006")
+        seed_plant(engine, erp=site.settings)
+        txn_id = queue(engine, "maintenance_request", samples()["maintenance_request"], key=old_key,
+                       exception_id=seed_exception(engine, 1), sequence=1)
+        with Session(engine) as session:  # an attempt that reached the ERP, its answer lost
+            row_ = session.get(ErpTransaction, txn_id)
+            row_.attempts = 1
+            session.add(row_)
+            session.commit()
+        site.state.insert("Asset Repair", {"name": document_name(old_key), "asset": "AST-0007",
+                                           "failure_date": "2026-11-25 09:00:00", "repair_status": "Pending"})
+        migrate(engine)
+        with serve(site.app) as url:
+            adapter = site.adapter(url)
+            try:
+                assert await ErpOutbox(engine, adapter, now=lambda: T0).post_due() == 1
+            finally:
+                await adapter.aclose()
+        settled = row(engine, txn_id)
+        assert (settled.status, settled.idempotency_key, settled.reference) == ("sent", old_key, document_name(old_key))
+        assert len(site.state.docs["Asset Repair"]) == 1
+    finally:
+        engine.dispose()
