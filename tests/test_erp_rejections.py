@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,31 +43,39 @@ def refused_replay(erp: PuneErp, scenario: str, database_url: str, directory: Pa
     return result, datetime.fromisoformat(result["erp_transactions"][0]["created_at"]) + timedelta(minutes=20)
 
 
-def settle(database_url: str, erp: PuneErp, now: datetime, action: str, fix: Any = None) -> Session:
+@contextmanager
+def settled(
+    database_url: str, erp: PuneErp, now: datetime, action: str, reason: str = "", fix: Any = None
+) -> Iterator[Session]:
+    """Decide on the rejected row as the thread would, drain the outbox, then show the store."""
     engine = make_engine(database_url)
-    with Session(engine) as session:
-        txn = session.exec(select(ErpTransaction).where(ErpTransaction.status == "rejected")).one()
-        if fix:
-            fix(session)
-        if action == "retry":
-            retry_rejected(session, txn.id)
-        else:
-            abandon_rejected(session, txn.id, "no procedure for gear burns yet")
-        erp_rejection_settled(session, txn, action, "ana", "" if action == "retry" else "no procedure for gear burns yet",
-                              now)
-        session.commit()
-    adapter = erpnext.ErpNextErp(erp.url, user=erp.user, token=erp.token, now=lambda: now)
-    outbox = ErpOutbox(engine, adapter, now=lambda: now,
-                       on_settled=lambda s, t, outcome, detail: record_erp_result(s, t, outcome, detail, now))
-    async def drain() -> None:
-        try:
-            for _ in range(5):
-                await outbox.post_due()
-        finally:
-            await adapter.aclose()
+    try:
+        with Session(engine) as session:
+            txn = session.exec(select(ErpTransaction).where(ErpTransaction.status == "rejected")).one()
+            if fix:
+                fix(session)
+            if action == "retry":
+                retry_rejected(session, txn.id)
+            else:
+                abandon_rejected(session, txn.id, reason)
+            erp_rejection_settled(session, txn, action, "ana", reason, now)
+            session.commit()
+        adapter = erpnext.ErpNextErp(erp.url, user=erp.user, token=erp.token, now=lambda: now)
+        outbox = ErpOutbox(engine, adapter, now=lambda: now,
+                           on_settled=lambda s, t, outcome, detail: record_erp_result(s, t, outcome, detail, now))
 
-    asyncio.run(drain())
-    return Session(engine)
+        async def drain() -> None:
+            try:
+                for _ in range(5):
+                    await outbox.post_due()
+            finally:
+                await adapter.aclose()
+
+        asyncio.run(drain())
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def test_abandoning_the_last_rejection_settles_the_exception(
@@ -77,13 +86,13 @@ def test_abandoning_the_last_rejection_settles_the_exception(
     monkeypatch.delitem(ERP_BLOCKS["erpnext"], "operator")
     result, now = refused_replay(fake_erpnext, "breakdown_ledger", database_url, tmp_path)
     assert "erp.operator is not set" in result["erp_transactions"][0]["error"]
-    with settle(database_url, fake_erpnext, now, "abandon") as session:
+    with settled(database_url, fake_erpnext, now, "abandon", "the Employee is not set up yet") as session:
         assert [r.status for r in session.exec(select(ErpTransaction))] == ["failed"]
         assert session.exec(select(PlantException)).one().status == "closed"
         events = [e.kind for e in session.exec(select(TimelineEvent).order_by(TimelineEvent.id))]
         assert events[events.index("erp_abandoned"):] == ["erp_abandoned", "posted", "closed"]
         told = {(n.person_id, n.text) for n in session.exec(select(Notification).where(Notification.kind == "erp_abandoned"))}
-        assert ("ravi", "E-0001: Ana Ruiz ne ERP mein maintenance_request chhod diya (no procedure for gear burns "
+        assert ("ravi", "E-0001: Ana Ruiz ne ERP mein maintenance_request chhod diya (the Employee is not set up "
                 "yet). Zaroorat ho to ERP mein haath se darj karein.") in told
         assert {who for who, _ in told} >= {"ana", "ravi", "tom"}  # who abandoned, the reporter, who fixed it
     assert not fake_erpnext.state.docs["Downtime Entry"]
@@ -95,7 +104,7 @@ def test_abandoning_a_rejection_lets_the_later_transactions_post(
     monkeypatch.setitem(ERP_BLOCKS["erpnext"], "quality_procedure", "QP-Nope")
     result, now = refused_replay(fake_erpnext, "quality_hold", database_url, tmp_path)
     assert [t["status"] for t in result["erp_transactions"]] == ["rejected", "pending", "pending"]
-    with settle(database_url, fake_erpnext, now, "abandon") as session:
+    with settled(database_url, fake_erpnext, now, "abandon", "no procedure for gear burns yet") as session:
         rows = session.exec(select(ErpTransaction).order_by(ErpTransaction.sequence)).all()
         assert [r.status for r in rows] == ["failed", "sent", "sent"]
         assert session.exec(select(PlantException)).one().status == "closed"
@@ -117,7 +126,7 @@ def test_a_retried_rejection_posts_after_the_fix(
         plant.erp = {**plant.erp, "quality_procedure": "QP-Deviation"}
         session.add(plant)
 
-    with settle(database_url, erp, now, "retry", fix) as session:
+    with settled(database_url, erp, now, "retry", fix=fix) as session:
         rows = session.exec(select(ErpTransaction).order_by(ErpTransaction.sequence)).all()
         assert [r.status for r in rows] == ["sent", "sent", "sent"]
         assert session.exec(select(PlantException)).one().status == "closed"
