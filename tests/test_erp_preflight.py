@@ -27,6 +27,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import worker_lifespan
 from mfgos.sync import check_erp_command
+from models.erp_settings import known_keys
 from models.plant_file import check
 from tests.erp_fakes import erpnext
 from tests.erp_fakes.server import serve
@@ -89,8 +90,12 @@ def test_every_adapters_block_and_the_demo_plant_pass(tmp_path: Path) -> None:
     )
 )
 def test_any_erp_block_gets_problems_never_a_crash(tmp_path: Path, block: dict[str, Any]) -> None:
+    """Every key no adapter reads is named (unless it is an x- extension), whatever the block."""
     problems = check(plant_with(tmp_path, block))
     assert all(p.location.startswith("erp") or p.location == "" for p in problems)
+    for key in block:
+        if key not in known_keys() and not key.startswith("x-"):
+            assert any(p.location == f"erp.{key}" for p in problems), key
 
 
 # --- mfgos check-erp -----------------------------------------------------------------------
