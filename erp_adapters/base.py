@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -51,6 +51,9 @@ class Transaction:
     # The outbox's first try of this key: no earlier attempt can have left a document or half a
     # flow in the ERP, so an adapter may skip its search-before-create (one round trip less).
     first_attempt: bool = False
+    # When the decision was taken (the outbox row's creation): documents are dated by it, not by
+    # when a retry finally posts them. None: now.
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,30 @@ class StockLine:
     unit: str | None = None
 
 
+@dataclass(frozen=True)
+class SettingProblem:
+    """One thing `mfgos check-erp` found: where (`erp.company`, `material FRG-20MNCR5`), what is
+    wrong, and how to fix it."""
+
+    where: str
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}: {self.fix}"
+
+
+@dataclass(frozen=True)
+class PlantNeeds:
+    """What the plant's transactions will name in the ERP, from the store: the preflight checks
+    each one exists before a breakdown at 3 a.m. finds out."""
+
+    machines: tuple[str, ...] = ()
+    units: tuple[str, ...] = ("pcs",)
+    materials: tuple[str, ...] = ()  # of the open work orders
+    people: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class ErpAdapter(Protocol):
     name: str
@@ -112,8 +139,9 @@ class ErpAdapter(Protocol):
         """Create the document in the ERP and return its reference (document number)."""
         ...
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        """Return the reference of a document already posted under this key, or None."""
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Return the reference of the document this transaction already created (its key, and
+        only the document type or model its kind creates), or None."""
         ...
 
     async def read_machines(self, settings: dict[str, Any]) -> list[ErpMachine]:
@@ -134,6 +162,11 @@ class ErpAdapter(Protocol):
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
         """Where the material is and how much of it is blocked."""
+        ...
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """Every `erp:` setting and reference the adapter will use, checked against the ERP;
+        empty when all is well. Raises the error family when the ERP cannot be asked."""
         ...
 
     async def aclose(self) -> None: ...
@@ -163,6 +196,9 @@ class ErpAdapterBase:
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
         return []
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        return []  # an ERP that needs no settings (the ledger): nothing can be wrong
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -333,6 +369,13 @@ def _secret(value: Any) -> str | None:
 def _clip(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def decision_time(transaction: Transaction, now: Callable[[], datetime]) -> datetime:
+    """When the decision was taken (aware), or now for a transaction that does not say: the
+    time every ERP document is dated by, however late a retry posts it."""
+    when = transaction.decided_at or now()
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def require_setting(settings: dict[str, Any], name: str, purpose: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -26,16 +26,23 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
+    decision_time,
     require_setting,
 )
 
 WORK_ORDER_METHODS = "/api/method/erpnext.manufacturing.doctype.work_order.work_order"
-# Doctypes we create, probed in this order by `lookup`; the submitted ones must have docstatus 1.
-CREATED = ("Stock Entry", "Asset Repair", "Downtime Entry", "Non Conformance")
+# Doctypes we create that are submitted: `lookup` adopts only a submitted one (docstatus 1).
 SUBMITTED = {"Stock Entry"}
+
+# A work order in these states is finished in ERPNext: holding, releasing or rescheduling it
+# would change nothing (or only dates nobody plans by), so it is refused, never reported done.
+FINAL = ("Closed", "Cancelled")
+ACTION_WORDS = {"hold": "held", "release": "released"}
 
 STATUS = {
     "Draft": "planned",
@@ -56,6 +63,15 @@ def document_name(key: str) -> str:
     """Deterministic, readable and unique: MFGOS-E-0001-1-ABCDEFGH."""
     readable = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[:60]
     return f"MFGOS-{readable}-{kinds.key_digest(key, 8)}"
+
+
+def operator(fields: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The Employee on a Downtime Entry (ERPNext requires one): the person who fixed it, if
+    erp.employees maps them, else erp.operator."""
+    employee = (settings.get("employees") or {}).get(fields.get("fixed_by") or "")
+    return employee or require_setting(
+        settings, "operator", "as the Employee on every Downtime Entry (ERPNext requires one)"
+    )
 
 
 def _doc_path(doctype: str, name: str | None = None, *, version: str = "v2") -> str:
@@ -116,27 +132,47 @@ class ErpNextErp(HttpErpAdapter):
     async def post(self, transaction: Transaction) -> str:
         kinds.validate(transaction.kind, transaction.fields)
         fields, settings = transaction.fields, transaction.plant_settings
+        decided = decision_time(transaction, self.now)
         if transaction.kind == "stock_status":
             return await self._create(
-                "Stock Entry", self._stock_entry(fields, settings), transaction.idempotency_key
+                "Stock Entry", self._stock_entry(fields, settings, decided), transaction.idempotency_key
             )
         if transaction.kind == "maintenance_request":
-            doctype, doc = self._maintenance(fields, settings)
+            doctype, doc = self._maintenance(fields, settings, kinds.downtime_window(transaction, self.now))
             return await self._create(doctype, doc, transaction.idempotency_key)
         if transaction.kind == "nonconformance":
-            return await self._create(
-                "Non Conformance", self._nonconformance(fields, settings), transaction.idempotency_key
-            )
+            doc = self._nonconformance(fields, settings)
+            # ERPNext skips the link check on `procedure`: a wrong name would be saved silently.
+            if await self._get("Quality Procedure", doc["procedure"]) is None:
+                raise Rejected(
+                    f"ERPNext has no Quality Procedure {doc['procedure']}: correct the plant file's "
+                    "erp.quality_procedure, then retry"
+                )
+            return await self._create("Non Conformance", doc, transaction.idempotency_key)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields, settings)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        name = document_name(idempotency_key)
-        for doctype in CREATED:
-            doc = await self._get(doctype, name)
-            if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
-                return name
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the doctype this transaction creates: document names are unique per doctype, so a
+        document of another kind under the same name is not ours to adopt."""
+        doctype = self._doctype(transaction)
+        if doctype is None:
+            return None  # a status change or reschedule creates no document: idempotent by state
+        name = document_name(transaction.idempotency_key)
+        doc = await self._get(doctype, name)
+        if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
+            return name
+        return None
+
+    def _doctype(self, transaction: Transaction) -> str | None:
+        if transaction.kind == "stock_status":
+            return "Stock Entry"
+        if transaction.kind == "nonconformance":
+            return "Non Conformance"
+        if transaction.kind == "maintenance_request":
+            assets = transaction.plant_settings.get("assets") or {}
+            return "Asset Repair" if assets.get(transaction.fields.get("machine")) else "Downtime Entry"
         return None
 
     async def _get(self, doctype: str, name: str) -> dict[str, Any] | None:
@@ -166,7 +202,7 @@ class ErpNextErp(HttpErpAdapter):
         zone = ZoneInfo(settings.get("timezone") or "UTC")
         return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
-    def _stock_entry(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    def _stock_entry(self, fields: dict[str, Any], settings: dict[str, Any], decided: datetime) -> dict[str, Any]:
         company = require_setting(settings, "company", "on every ERPNext stock entry")
         stock = require_setting(settings, "warehouse", "as the warehouse of usable stock")
         quarantine = require_setting(settings, "quarantine_warehouse", "to block and release stock")
@@ -192,37 +228,41 @@ class ErpNextErp(HttpErpAdapter):
             )
             if part
         )
+        # Without set_posting_time ERPNext dates the entry the day it is posted, not decided.
+        posting_date, posting_time = self._site_time(decided, settings).split(" ")
         return {
             "stock_entry_type": entry_type,
             "purpose": entry_type,
             "company": company,
+            "set_posting_time": 1,
+            "posting_date": posting_date,
+            "posting_time": posting_time,
             "items": [item],
             "remarks": remarks,
             "docstatus": 1,
         }
 
-    def _maintenance(self, fields: dict[str, Any], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        now = self.now()
+    def _maintenance(
+        self, fields: dict[str, Any], settings: dict[str, Any], window: tuple[datetime, datetime]
+    ) -> tuple[str, dict[str, Any]]:
         text = f"{fields.get('exception') or ''} {fields['description']}".strip()
+        down, up = window
         asset = (settings.get("assets") or {}).get(fields["machine"])
         if asset:
             return "Asset Repair", {
                 "asset": asset,
-                "failure_date": self._site_time(now, settings),
+                "failure_date": self._site_time(down, settings),
                 "repair_status": "Pending",
                 "description": text,
             }
-        minutes = float(fields.get("downtime_minutes") or 0)
-        doc = {
+        return "Downtime Entry", {
             "workstation": (settings.get("workstations") or {}).get(fields["machine"], fields["machine"]),
-            "from_time": self._site_time(now - timedelta(minutes=minutes), settings),
-            "to_time": self._site_time(now, settings),
+            "operator": operator(fields, settings),
+            "from_time": self._site_time(down, settings),
+            "to_time": self._site_time(up, settings),
             "stop_reason": settings.get("stop_reason", "Unplanned machine maintenance"),
             "remarks": f"{text} (reported by {fields.get('reported_by') or 'unknown'}, priority {kinds.priority(fields)})",
         }
-        if settings.get("operator"):
-            doc["operator"] = settings["operator"]
-        return "Downtime Entry", doc
 
     def _nonconformance(self, fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         procedure = require_setting(
@@ -249,6 +289,8 @@ class ErpNextErp(HttpErpAdapter):
     async def _order_status(self, fields: dict[str, Any]) -> str:
         work_order, action = fields["work_order"], fields["action"]
         status = (await self._work_order(work_order)).get("status")
+        if status in FINAL and action != "complete":
+            raise Rejected(f"ERPNext Work Order {work_order} is {status}: it cannot be {ACTION_WORDS[action]}")
         if action == "hold":
             if status != "Stopped":
                 await self.request(
@@ -282,6 +324,9 @@ class ErpNextErp(HttpErpAdapter):
         start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
         end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
         current = await self._work_order(work_order)
+        if current.get("status") in FINAL:
+            # ERPNext would take the new dates on a Closed order; nobody would plan by them.
+            raise Rejected(f"ERPNext Work Order {work_order} is {current['status']}: it cannot be rescheduled")
         if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (
             start,
             end,
@@ -292,6 +337,58 @@ class ErpNextErp(HttpErpAdapter):
                 json={"planned_start_date": start, "planned_end_date": end},
             )
         return f"{work_order} planned {start} to {end}"
+
+    # --- preflight ---------------------------------------------------------------------------
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        found: list[SettingProblem] = []
+
+        async def named(where: str, doctype: str, name: Any, fix: str) -> None:
+            if await self._get(doctype, str(name)) is None:
+                found.append(SettingProblem(where, f"ERPNext has no {doctype} {name!r}", fix))
+
+        for key, doctype, purpose in (
+            ("company", "Company", "stock entries and work orders"),
+            ("warehouse", "Warehouse", "usable stock"),
+            ("quarantine_warehouse", "Warehouse", "blocked stock (ERPNext has no blocked status)"),
+            ("quality_procedure", "Quality Procedure", "every Non Conformance"),
+            ("operator", "Employee", "Downtime Entries (ERPNext requires an operator)"),
+        ):
+            value = settings.get(key)
+            if value in (None, ""):
+                found.append(SettingProblem(f"erp.{key}", "not set", f"name the {doctype} for {purpose}"))
+            else:
+                await named(f"erp.{key}", doctype, value, f"name an existing {doctype}, or create it in ERPNext")
+        for person, employee in (settings.get("employees") or {}).items():
+            await named(f"erp.employees.{person}", "Employee", employee, "name an existing Employee")
+        assets = settings.get("assets") or {}
+        for machine in needs.machines:
+            if assets.get(machine):
+                await named(f"erp.assets.{machine}", "Asset", assets[machine], "name the machine's Asset")
+            else:
+                workstation = (settings.get("workstations") or {}).get(machine, machine)
+                await named(
+                    f"erp.workstations.{machine}",
+                    "Workstation",
+                    workstation,
+                    "map the machine to its Workstation in erp.workstations (or to an Asset in erp.assets)",
+                )
+        for unit in needs.units:
+            uom = (settings.get("units") or {}).get(unit, unit)
+            await named(f"erp.units.{unit}", "UOM", uom, f"map the plant's unit {unit!r} to an ERPNext UOM")
+        for material in needs.materials:
+            item = await self._get("Item", material)
+            if item is None:
+                found.append(SettingProblem(
+                    f"material {material}", f"ERPNext has no Item {material!r}",
+                    "create the Item, or correct the work order's material",
+                ))
+            elif not item.get("is_stock_item"):
+                found.append(SettingProblem(
+                    f"material {material}", f"Item {material!r} is not a stock item",
+                    "stock cannot be blocked or scrapped: tick Maintain Stock on the Item",
+                ))
+        return found
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -332,7 +429,10 @@ class ErpNextErp(HttpErpAdapter):
         return [ErpMachine(id=r["name"], name=r.get("workstation_name") or r["name"]) for r in rows]
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
-        rows = await self._list("Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0]])
+        # Only stock items are materials: fixed assets and services are Items too.
+        rows = await self._list(
+            "Item", ["item_code", "item_name", "stock_uom"], [["disabled", "=", 0], ["is_stock_item", "=", 1]]
+        )
         return [
             ErpMaterial(id=r["item_code"], name=r.get("item_name") or r["item_code"], unit=r.get("stock_uom"))
             for r in rows

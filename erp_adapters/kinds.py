@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from erp_adapters.base import Rejected
+from erp_adapters.base import Rejected, Transaction, decision_time
 
 # Routing may speak of urgency instead of severity; both mean the same four levels.
 PRIORITY_WORDS = {
@@ -31,7 +32,16 @@ STOCK_ACTIONS = ("block", "release", "scrap")
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "maintenance_request": (
         ("machine", "description"),
-        ("machine_name", "reported_by", "exception", "downtime_minutes", "priority"),
+        (
+            "machine_name",
+            "reported_by",
+            "fixed_by",
+            "exception",
+            "downtime_minutes",
+            "down_at",
+            "up_at",
+            "priority",
+        ),
     ),
     "production_order_status": (("work_order", "action"), ("reason",)),
     "production_order_reschedule": (("work_order", "start", "end"), ("reason",)),
@@ -105,6 +115,14 @@ def problems(kind: str, fields: dict[str, Any]) -> list[str]:
         minutes = fields.get("downtime_minutes")
         if minutes is not None and (not _is_number(minutes) or minutes < 0):
             found.append(f"downtime_minutes must be a number of minutes, 0 or more (got {minutes!r})")
+        text("fixed_by")
+        times = {name: fields.get(name) for name in ("down_at", "up_at")}
+        for name, value in times.items():
+            if value not in (None, "") and parse_time(value) is None:
+                found.append(f"{name} must be an ISO 8601 time with a UTC offset (got {value!r})")
+        down_at, up_at = parse_time(times["down_at"]), parse_time(times["up_at"])
+        if down_at and up_at and up_at < down_at:
+            found.append(f"up_at ({times['up_at']}) must not be before down_at ({times['down_at']})")
     elif kind == "production_order_status":
         text("work_order")
         choice("action", ORDER_ACTIONS)
@@ -134,6 +152,17 @@ def validate(kind: str, fields: dict[str, Any]) -> None:
     found = problems(kind, fields)
     if found:
         raise Rejected(f"{kind}: " + "; ".join(found) if kind in FIELDS else found[0])
+
+
+def downtime_window(transaction: Transaction, now: Callable[[], datetime]) -> tuple[datetime, datetime]:
+    """When the machine stopped and ran again: its own times (`down_at` / `up_at`, from the
+    machine's state signals) where routing knew them, else the downtime counted up to the
+    decision, ending at the decision."""
+    decided = decision_time(transaction, now)
+    fields = transaction.fields
+    up = parse_time(fields.get("up_at")) or decided
+    down = parse_time(fields.get("down_at")) or up - timedelta(minutes=float(fields.get("downtime_minutes") or 0))
+    return down, max(up, down)
 
 
 def priority(fields: dict[str, Any]) -> str:

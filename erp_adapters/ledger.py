@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from erp_adapters import kinds
-from erp_adapters.base import ErpAdapterBase, Transaction
+from erp_adapters.base import ErpAdapterBase, Rejected, Transaction
 from models.tables import LedgerDocument
 
 
@@ -40,8 +40,8 @@ class LedgerErp(ErpAdapterBase):
         kinds.validate(transaction.kind, transaction.fields)
         return await asyncio.to_thread(self._post, transaction)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        return await asyncio.to_thread(self._lookup, idempotency_key)
+    async def lookup(self, transaction: Transaction) -> str | None:
+        return await asyncio.to_thread(self._lookup, transaction.idempotency_key, transaction.kind)
 
     async def aclose(self) -> None:
         """Nothing to close: the engine belongs to the application."""
@@ -51,15 +51,18 @@ class LedgerErp(ErpAdapterBase):
         with Session(self.engine) as session:
             return list(session.exec(select(LedgerDocument).order_by(LedgerDocument.id)))
 
-    def _lookup(self, idempotency_key: str) -> str | None:
+    def _lookup(self, idempotency_key: str, kind: str) -> str | None:
+        """The document booked under this key, if it is of this kind (another kind is not ours)."""
         with Session(self.engine) as session:
             return session.exec(
-                select(LedgerDocument.reference).where(LedgerDocument.idempotency_key == idempotency_key)
+                select(LedgerDocument.reference).where(
+                    LedgerDocument.idempotency_key == idempotency_key, LedgerDocument.kind == kind
+                )
             ).first()
 
     def _post(self, transaction: Transaction) -> str:
         # Look first: a failed insert would burn a PostgreSQL sequence value, a gap in the numbers.
-        existing = self._lookup(transaction.idempotency_key)
+        existing = self._lookup(transaction.idempotency_key, transaction.kind)
         if existing is not None:
             return existing
         try:
@@ -80,7 +83,9 @@ class LedgerErp(ErpAdapterBase):
                 return reference
         except IntegrityError:
             # Another worker booked the same key between our look-up and insert: theirs stands.
-            existing = self._lookup(transaction.idempotency_key)
+            existing = self._lookup(transaction.idempotency_key, transaction.kind)
             if existing is None:
-                raise
+                raise Rejected(
+                    f"the ledger already holds a document of another kind under key {transaction.idempotency_key}"
+                ) from None
             return existing

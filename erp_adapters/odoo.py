@@ -17,7 +17,7 @@ import html
 import itertools
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -31,10 +31,13 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
     Unavailable,
+    decision_time,
     require_setting,
 )
 
@@ -72,6 +75,18 @@ class WizardReturned(Rejected):
 
 def marker(key: str) -> str:
     return f"mfgos:{key}"
+
+
+# A manufacturing order in these states is finished: holding, releasing or rescheduling it would
+# change nothing, so it is refused, never reported done.
+FINISHED = {"done": "done", "cancel": "cancelled"}
+ORDER_WORDS = {"hold": "held", "release": "released"}
+
+
+def refuse_finished(production: dict[str, Any], words: str) -> None:
+    state = FINISHED.get(production.get("state") or "")
+    if state:
+        raise Rejected(f"Odoo manufacturing order {production['name']} is {state}: it cannot be {words}")
 
 
 def _name(value: Any) -> str | None:
@@ -308,6 +323,49 @@ class OdooErp(HttpErpAdapter):
             raise Rejected(f"Odoo has no manufacturing order {work_order}")
         return found[0]
 
+    # --- preflight ---------------------------------------------------------------------------
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """The look-ups posting does, done ahead: each refusal becomes a problem."""
+        found: list[SettingProblem] = []
+
+        async def resolve(where: str, fix: str, lookup: Any) -> None:
+            try:
+                await lookup
+            except Rejected as refused:
+                found.append(SettingProblem(where, refused.reason, fix))
+
+        for key, purpose in (
+            ("stock_location", "as the location of usable stock"),
+            ("quarantine_location", "to block and release stock"),
+        ):
+            await resolve(f"erp.{key}", "give the location's full name, e.g. WH/Stock",
+                          self._location(settings, key, purpose))
+        if settings.get("scrap_location"):
+            await resolve("erp.scrap_location", "give the location's full name",
+                          self._location(settings, "scrap_location", "to receive scrap"))
+        kind = settings.get("picking_type") or "internal"
+        domain = [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]]
+        if await self._cached_id("stock.picking.type", domain) is None:
+            found.append(SettingProblem("erp.picking_type", f"Odoo has no operation type {kind}",
+                                        "name an internal transfer operation type"))
+        for machine in needs.machines:
+            center = (settings.get("workcenters") or {}).get(machine, machine)
+            if await self._cached_id("mrp.workcenter", ["|", ["code", "=", center], ["name", "=", center]]) is None:
+                found.append(SettingProblem(f"erp.workcenters.{machine}", f"Odoo has no work center {center}",
+                                            "map the machine to its work center's code or name"))
+            equipment = (settings.get("equipment") or {}).get(machine)
+            if equipment and await self._cached_id("maintenance.equipment", [["name", "=", equipment]]) is None:
+                found.append(SettingProblem(f"erp.equipment.{machine}", f"Odoo has no equipment {equipment}",
+                                            "name the machine's maintenance equipment as Odoo shows it"))
+        for unit in needs.units:
+            await resolve(f"erp.units.{unit}", f"map the plant's unit {unit!r} to an Odoo unit of measure",
+                          self._uom(unit, settings))
+        for material in needs.materials:
+            await resolve(f"material {material}", "give the product this internal reference in Odoo",
+                          self._product(material))
+        return found
+
     # --- posting -----------------------------------------------------------------------------
 
     async def post(self, transaction: Transaction) -> str:
@@ -322,45 +380,54 @@ class OdooErp(HttpErpAdapter):
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
         fresh = transaction.first_attempt  # nothing of this key can be in Odoo yet: no search first
         if transaction.kind == "maintenance_request":
-            return await self._maintenance(fields, settings, key, fresh)
+            return await self._maintenance(fields, settings, key, fresh, kinds.downtime_window(transaction, self.now))
         if transaction.kind == "stock_status":
             if fields["action"] == "scrap":
                 return await self._scrap(fields, settings, key, fresh)
-            return await self._transfer(fields, settings, key, fresh)
+            decided = decision_time(transaction, self.now)
+            return await self._transfer(fields, settings, key, fresh, decided)
         if transaction.kind == "nonconformance":
             return await self._quality_alert(fields, settings, key)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        tag = marker(idempotency_key)
-        for model in ("stock.picking", "stock.scrap"):
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the model this transaction creates: a record of another kind carrying the same
+        marker is not ours to adopt."""
+        tag = marker(transaction.idempotency_key)
+        if transaction.kind == "stock_status":
+            model = "stock.scrap" if transaction.fields.get("action") == "scrap" else "stock.picking"
             done = await self._search_read(
                 model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1
             )
-            if done:
-                return str(done[0]["name"])
-        requests = await self._search_read(
-            "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
-        )
-        if requests:
-            return f"maintenance.request/{requests[0]['id']}"
-        try:
-            alerts = await self._search_read(
-                "quality.alert", [["description", "ilike", tag]], ["name"], limit=1
+            return str(done[0]["name"]) if done else None
+        if transaction.kind == "maintenance_request":
+            requests = await self._search_read(
+                "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
             )
-        except Rejected:
-            return None  # no Quality app (Community): nothing of ours can be there
-        return str(alerts[0]["name"]) if alerts else None
+            return f"maintenance.request/{requests[0]['id']}" if requests else None
+        if transaction.kind == "nonconformance":
+            model = transaction.plant_settings.get("nonconformance_model") or "quality.alert"
+            try:
+                alerts = await self._search_read(model, [["description", "ilike", tag]], ["name"], limit=1)
+            except Rejected:
+                return None  # no Quality app (Community): nothing of ours can be there
+            return str(alerts[0]["name"]) if alerts else None
+        return None  # status changes and reschedules create nothing: idempotent by state
 
     async def _maintenance(
-        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+        self,
+        fields: dict[str, Any],
+        settings: dict[str, Any],
+        key: str,
+        fresh: bool,
+        window: tuple[datetime, datetime],
     ) -> str:
         tag = marker(key)
         # Downtime first: the request is the record that says the whole posting is done.
-        if fields.get("downtime_minutes"):
-            await self._downtime(fields, settings, tag, fresh)
+        if window[1] > window[0]:
+            await self._downtime(fields, settings, tag, fresh, window)
         existing = (
             []
             if fresh
@@ -395,7 +462,9 @@ class OdooErp(HttpErpAdapter):
             values["maintenance_team_id"] = settings["maintenance_team_id"]
         return f"maintenance.request/{await self._create('maintenance.request', values)}"
 
-    async def _downtime(self, fields: dict[str, Any], settings: dict[str, Any], tag: str, fresh: bool) -> None:
+    async def _downtime(
+        self, fields: dict[str, Any], settings: dict[str, Any], tag: str, fresh: bool, window: tuple[datetime, datetime]
+    ) -> None:
         workcenter = (settings.get("workcenters") or {}).get(fields["machine"], fields["machine"])
         center = await self._cached_id(
             "mrp.workcenter", ["|", ["code", "=", workcenter], ["name", "=", workcenter]]
@@ -411,19 +480,21 @@ class OdooErp(HttpErpAdapter):
             [["loss_type", "=", "availability"]],
             "availability loss reason",
         )
-        end = self.now()
+        start, end = window
         await self._create(
             "mrp.workcenter.productivity",
             {
                 "workcenter_id": center,
                 "loss_id": loss,
-                "date_start": _odoo_time(end - timedelta(minutes=float(fields["downtime_minutes"]))),
+                "date_start": _odoo_time(start),
                 "date_end": _odoo_time(end),
                 "description": f"{fields['description']} ({tag})",
             },
         )
 
-    async def _transfer(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+    async def _transfer(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, decided: datetime
+    ) -> str:
         tag = marker(key)
         stock = await self._location(settings, "stock_location", "as the location of usable stock")
         quarantine = await self._location(settings, "quarantine_location", "to block and release stock")
@@ -463,6 +534,9 @@ class OdooErp(HttpErpAdapter):
                 "location_id": source,
                 "location_dest_id": target,
                 "origin": tag,
+                # Odoo stamps date_done itself at validation (a read-only field); the decision's
+                # time goes where the model takes it, the scheduled date.
+                "scheduled_date": _odoo_time(decided),
                 "move_ids": [[0, 0, move]],
             }
             if newer:
@@ -618,6 +692,8 @@ class OdooErp(HttpErpAdapter):
     async def _order_status(self, fields: dict[str, Any]) -> str:
         production = await self._production(fields["work_order"], [])
         name, action = production["name"], fields["action"]
+        if action != "complete":
+            refuse_finished(production, ORDER_WORDS[action])
         if action == "hold":
             running = await self._search_read(
                 "mrp.workorder",
@@ -650,6 +726,7 @@ class OdooErp(HttpErpAdapter):
     async def _reschedule(self, fields: dict[str, Any]) -> str:
         start_field, end_field = await self._date_fields()
         production = await self._production(fields["work_order"], [start_field, end_field])
+        refuse_finished(production, "rescheduled")
         start = _odoo_time(kinds.parse_time(fields["start"]))  # type: ignore[arg-type]
         end = _odoo_time(kinds.parse_time(fields["end"]))  # type: ignore[arg-type]
         if (production.get(start_field), production.get(end_field)) != (start, end):

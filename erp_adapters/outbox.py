@@ -242,6 +242,7 @@ class ErpOutbox:
                         exception_code=codes.get(row.exception_id),
                         plant_settings=dict(settings.get(row.plant_id) or {}),
                         first_attempt=attempts == 1,
+                        decided_at=row.created_at,
                     ),
                 )
             )
@@ -256,7 +257,7 @@ class ErpOutbox:
             reference = None
             if claim.attempts > 1:
                 # An earlier attempt may have reached the ERP (timeout, 5xx after saving, crash).
-                reference = await self.adapter.lookup(txn.idempotency_key)
+                reference = await self.adapter.lookup(txn)
                 if reference is not None:
                     log.info("ERP transaction %s already in the ERP as %s; adopting it", claim.id, reference)
             if reference is None:

@@ -36,10 +36,13 @@ from erp_adapters.base import (
     ErpMaterial,
     ErpWorkOrder,
     HttpErpAdapter,
+    PlantNeeds,
     Rejected,
+    SettingProblem,
     StockLine,
     Transaction,
     Unavailable,
+    decision_time,
     require_setting,
 )
 
@@ -92,6 +95,14 @@ def odata_date(when: datetime) -> str:
 
 def odata_time(when: datetime) -> str:
     return f"PT{when.hour:02d}H{when.minute:02d}M{when.second:02d}S"
+
+
+def refuse_finished(order: dict[str, Any], words: str) -> None:
+    """A closed or technically completed order: holding, releasing or rescheduling it would
+    change nothing (a release of a closed order reads `OrderIsReleased`), so it is refused."""
+    for flag, state in (("OrderIsClosed", "closed"), ("OrderIsTechnicallyCompleted", "technically completed")):
+        if order.get(flag):
+            raise Rejected(f"SAP production order {order.get('ManufacturingOrder')} is {state}: it cannot be {words}")
 
 
 def parse_odata_date(value: Any) -> datetime | None:
@@ -242,24 +253,35 @@ class SapODataErp(HttpErpAdapter):
         fields, settings, key = transaction.fields, transaction.plant_settings, transaction.idempotency_key
         fresh = transaction.first_attempt
         if transaction.kind == "maintenance_request":
-            return await self._notification(fields, settings, key, fresh)
+            down, _up = kinds.downtime_window(transaction, self.now)
+            return await self._notification(fields, settings, key, fresh, down)
         if transaction.kind == "stock_status":
-            return await self._goods_movement(fields, settings, key, fresh)
+            return await self._goods_movement(fields, settings, key, fresh, decision_time(transaction, self.now))
         if transaction.kind == "nonconformance":
             return await self._nonconformance(fields, settings, key, fresh)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields, settings, key, fresh)
         return await self._reschedule(fields, settings)
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        notification = await self._find_notification(kinds.short_reference(idempotency_key, 20))
-        if notification:
-            return notification
-        document = await self._find_material_document(kinds.short_reference(idempotency_key, 25))
-        if document:
-            return document
+    async def lookup(self, transaction: Transaction) -> str | None:
+        """Only the document this transaction creates: a maintenance notification, a material
+        document, or a quality notification (a non-conformance, or a hold without a function
+        import); another kind carrying the same reference is not ours to adopt."""
+        key, settings = transaction.idempotency_key, transaction.plant_settings
+        if transaction.kind == "maintenance_request":
+            return await self._find_notification(kinds.short_reference(key, 20))
+        if transaction.kind == "stock_status":
+            return await self._find_material_document(kinds.short_reference(key, 25))
+        quality = transaction.kind == "nonconformance" or (
+            transaction.kind == "production_order_status"
+            and transaction.fields.get("action") == "hold"
+            and not (settings.get("order_functions") or {}).get("hold")
+        )
+        if not quality:
+            return None  # status changes by function import and reschedules: idempotent by state
+        names = {**QUALITY_FIELDS, **(settings.get("quality_notification_fields") or {})}
         try:
-            return await self._find_quality_notification(kinds.short_reference(idempotency_key, 20), QUALITY_FIELDS)
+            return await self._find_quality_notification(kinds.short_reference(key, 20), names)
         except Rejected:
             return None  # API_QUALITYNOTIFICATION not active here: nothing of ours can be there
 
@@ -332,15 +354,15 @@ class SapODataErp(HttpErpAdapter):
             {"material": fields.get("material"), "order": fields.get("work_order")},
         )
 
-    async def _notification(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+    async def _notification(
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, down: datetime
+    ) -> str:
         plant = require_setting(settings, "plant", "as the maintenance planning plant")
         reference = kinds.short_reference(key, 20)
         existing = None if fresh else await self._find_notification(reference)
         if existing:
             return existing
-        start = self._local(
-            self.now() - timedelta(minutes=float(fields.get("downtime_minutes") or 0)), settings
-        )
+        start = self._local(down, settings)
         body = {
             "NotificationText": f"{fields['machine']}: {fields['description']}"[:40],
             "MaintNotifLongTextForEdit": f"{fields['description']}\n{fields.get('exception') or ''} reported by {fields.get('reported_by') or 'unknown'}",
@@ -360,7 +382,7 @@ class SapODataErp(HttpErpAdapter):
         return str(created.json()["d"]["MaintenanceNotification"])
 
     async def _goods_movement(
-        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool
+        self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool, decided_at: datetime
     ) -> str:
         plant = require_setting(settings, "plant", "on every goods movement")
         storage_location = require_setting(settings, "storage_location", "for blocked stock postings")
@@ -392,11 +414,11 @@ class SapODataErp(HttpErpAdapter):
             item["CostCenter"] = settings["cost_center"]
         if settings.get("reason_codes", {}).get(action):
             item["GoodsMovementReasonCode"] = settings["reason_codes"][action]
-        today = self._local(self.now(), settings)
+        decided = self._local(decided_at, settings)  # the day of the decision, not of the posting
         body = {
             "GoodsMovementCode": "03" if action == "scrap" else "04",
-            "PostingDate": odata_date(today),
-            "DocumentDate": odata_date(today),
+            "PostingDate": odata_date(decided),
+            "DocumentDate": odata_date(decided),
             "MaterialDocumentHeaderText": header_text,
             "to_MaterialDocumentItem": {"results": [item]},
         }
@@ -418,6 +440,8 @@ class SapODataErp(HttpErpAdapter):
         functions = {**ORDER_FUNCTIONS, **(settings.get("order_functions") or {})}
         function = functions.get(action)
         order = (await self._order(work_order)).json()["d"]
+        if action != "complete":
+            refuse_finished(order, {"hold": "held", "release": "released"}[action])
         if function is None and action == "hold":
             # API_PRODUCTION_ORDER_2_SRV has no lock or hold import (its function imports are
             # verified), so the hold goes to SAP QM as a quality notification on the order.
@@ -457,6 +481,7 @@ class SapODataErp(HttpErpAdapter):
         for _ in range(3):
             response = await self._order(work_order)
             order = response.json()["d"]
+            refuse_finished(order, "rescheduled")
             if all(order.get(k) == v for k, v in wanted.items()):
                 return reference
             etag = response.headers.get("etag") or (order.get("__metadata") or {}).get("etag")
@@ -491,6 +516,27 @@ class SapODataErp(HttpErpAdapter):
             {"$filter": f"Plant eq {literal(plant)}", "$select": "WorkCenter,WorkCenterDesc"},
         )
         return [ErpMachine(id=r["WorkCenter"], name=r.get("WorkCenterDesc") or r["WorkCenter"]) for r in rows]
+
+    async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
+        """The settings every posting needs, and the open orders' materials against
+        API_PRODUCT_SRV. Equipment and units have no read API this adapter uses: SAP checks them
+        when a notification or posting names them."""
+        found = [
+            SettingProblem(f"erp.{key}", "not set", fix)
+            for key, fix in (
+                ("plant", "give the plant code, e.g. 1010"),
+                ("storage_location", "give the storage location of the stock postings, e.g. 0001"),
+            )
+            if settings.get(key) in (None, "")
+        ]
+        if needs.materials:
+            known = {m.id for m in await self.read_materials(settings)}
+            found += [
+                SettingProblem(f"material {m}", f"SAP has no product {m}", "correct the work order's material")
+                for m in needs.materials
+                if m not in known
+            ]
+        return found
 
     async def read_materials(self, settings: dict[str, Any]) -> list[ErpMaterial]:
         language = settings.get("language", "EN")

@@ -195,6 +195,25 @@ def _sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- check-erp (issue 17) ---------------------------------------------------------------------
+
+
+def _check_erp(args: argparse.Namespace) -> int:
+    from mfgos.sync import check_erp_command
+
+    return check_erp_command(Settings())
+
+
+def _add_check_erp(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    check_erp = sub.add_parser(
+        "check-erp", help="check the plant file's erp: settings and references against the ERP (MFGOS_ERP)"
+    )
+    check_erp.set_defaults(func=_check_erp)
+
+
+# --- end check-erp ---------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mfgos", description="A chat-first Manufacturing OS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-plant", help="validate a plant file and report every problem")
     check.add_argument("file")
     check.set_defaults(func=_check_plant)
+    _add_check_erp(sub)
     return parser
 
 

@@ -1,4 +1,6 @@
-"""ERP master data into the store: `mfgos sync-erp` and the sync `serve` runs on a schedule.
+"""ERP master data into the store: `mfgos sync-erp` and the sync `serve` runs on a schedule;
+and the preflight of the plant's `erp:` settings, `mfgos check-erp`, which `serve` runs with
+every sync.
 
 Both go through `sync_plant`, which makes `erp_adapters.sync.sync_master_data` incremental
 across runs and processes: the watermark of the last run is kept per plant in
@@ -22,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from erp_adapters.base import AuthFailed, ErpAdapter, ErpError, Rejected, Unavailable
+from erp_adapters.base import AuthFailed, ErpAdapter, ErpError, Rejected, SettingProblem, Unavailable
+from erp_adapters.preflight import check_plant
 from erp_adapters.sync import STEPS, Progress, SyncReport, sync_master_data
 from mfgos.config import Settings
 from models.tables import ErpSyncState
@@ -132,6 +135,7 @@ async def run_scheduled_sync(runtime: Runtime, stop: asyncio.Event, interval: fl
     seen = await asyncio.to_thread(_changed_at, runtime)
     log.info("ERP master-data sync from %s every %.0f s", runtime.settings.erp, interval)
     while not stop.is_set():
+        await log_erp_problems(runtime)
         try:
             report = await sync_plant(
                 runtime.engine,
@@ -156,6 +160,24 @@ async def run_scheduled_sync(runtime: Runtime, stop: asyncio.Event, interval: fl
             await asyncio.to_thread(runtime.refresh_master_data)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def log_erp_problems(runtime: Runtime) -> list[SettingProblem] | None:
+    """The preflight, logged: one warning per problem (None when the ERP could not be asked)."""
+    try:
+        problems = await check_plant(runtime.engine, runtime.erp, runtime.plant_id)
+    except ErpError as error:
+        log.warning("ERP check skipped (%s): %s", type(error).__name__, error)
+        return None
+    except Exception:
+        log.exception("ERP check failed")
+        return None
+    for problem in problems:
+        log.warning("ERP check: %s", problem)
+    if not problems:
+        log.info("ERP check: every erp: setting and reference of plant %s found in %s", runtime.plant_id,
+                 runtime.settings.erp)
+    return problems
 
 
 def _changed_at(runtime: Runtime) -> datetime | None:
@@ -259,3 +281,53 @@ def _show(console: Any, report: SyncReport) -> None:
         console.print(f"warning: {warning}", markup=False)
     mark = report.watermark.isoformat() if report.watermark else "none (the next run reads everything)"
     console.print(f"watermark: {mark}", markup=False)
+
+
+# --- mfgos check-erp -------------------------------------------------------------------------
+
+
+def check_erp_command(settings: Settings, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`mfgos check-erp`: the preflight against the configured ERP. Prints every problem as
+    `erp.KEY: what is wrong: how to fix it`; 0 all found, 1 problems or the ERP cannot be asked,
+    2 a configuration problem."""
+    from erp_adapters.registry import available
+    from mfgos.runtime import Runtime
+    from models.plant_file import PlantFileError, format_problems
+
+    out, err = out or sys.stdout, err or sys.stderr
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+    def say(message: str, code: int) -> int:
+        print(f"mfgos check-erp: {message}", file=err)
+        return code
+
+    if settings.erp not in available():
+        return say(f"unknown ERP {settings.erp!r} (MFGOS_ERP); choose one of: {', '.join(available())}", 2)
+    try:
+        runtime = Runtime(settings)
+    except PlantFileError as error:
+        return say(f"bad plant file\n{format_problems(error.problems)}", 2)
+    except (ValueError, ImportError, OSError) as error:  # no ERP URL, missing credentials, unreadable file
+        return say(str(error), 2)
+
+    async def run() -> list[SettingProblem]:
+        try:
+            return await check_plant(runtime.engine, runtime.erp, runtime.plant_id)
+        finally:
+            await runtime.aclose()
+
+    try:
+        problems = asyncio.run(run())
+    except AuthFailed as error:
+        return say(f"the ERP refused the credentials: {error}. Check MFGOS_ERP_USER and MFGOS_ERP_TOKEN.", 1)
+    except ErpError as error:
+        return say(f"cannot check against the ERP: {error}", 1)
+    finally:
+        runtime.engine.dispose()
+    for problem in problems:
+        print(problem, file=out)
+    if problems:
+        print(f"{len(problems)} problem(s) in the erp: settings of plant {runtime.plant_id}", file=err)
+        return 1
+    print(f"plant {runtime.plant_id}: every erp: setting and reference found in {settings.erp}", file=out)
+    return 0

@@ -47,6 +47,7 @@ from pydantic import (
 )
 from sqlmodel import Session, select
 
+from models import erp_settings
 from models.tables import (
     Area,
     ChannelIdentity,
@@ -699,6 +700,9 @@ class _Check:
                     walk(inner, (*path, index))
 
         walk(block, ("erp",))
+        for path, reason in erp_settings.problems(block):  # keys no adapter reads, wrong shapes
+            if not _SECRET_KEY.search(str(path[0])):  # a secret is said once, above
+                self.add(("erp", *path), reason)
 
     def _reference(self, path: YamlPath, value: str | None, section: str, kind: str) -> None:
         known = self.ids.get(section, [])

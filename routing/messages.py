@@ -96,6 +96,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "{code}: das ERP hat die Buchung ({kind}) abgelehnt: {reason}. Bitte korrigieren und erneut senden.",
         "hi": "{code}: ERP ne {kind} reject kiya: {reason}. Theek karke dobara bhejein.",
     },
+    # --- ERP rejections settled: retried or abandoned (issue 17) ---
+    "erp_retried": {
+        "en": "{code}: {name} sent {kind} to the ERP again.",
+        "es": "{code}: {name} envió {kind} de nuevo al ERP.",
+        "de": "{code}: {name} hat {kind} erneut an das ERP geschickt.",
+        "hi": "{code}: {name} ne {kind} ERP ko dobara bheja.",
+    },
+    "erp_abandoned": {
+        "en": "{code}: {name} gave up {kind} in the ERP ({reason}). Book it in the ERP by hand if it is still needed.",
+        "es": "{code}: {name} abandonó {kind} en el ERP ({reason}). Regístralo a mano en el ERP si aún hace falta.",
+        "de": "{code}: {name} hat {kind} im ERP aufgegeben ({reason}). Bei Bedarf bitte im ERP von Hand buchen.",
+        "hi": "{code}: {name} ne ERP mein {kind} chhod diya ({reason}). Zaroorat ho to ERP mein haath se darj karein.",
+    },
     "erp_auth_failed": {
         "en": "ERP login refused ({reason}); posting is paused until the credentials are fixed.",
         "es": "El ERP rechazó el acceso ({reason}); el envío está en pausa.",

@@ -30,7 +30,9 @@ from models import (
     WorkOrder,
 )
 from routing import messages
+from routing.erp_facts import breakdown_facts
 from routing.impact import analyse
+from routing.keys import erp_key
 from routing.lifecycle import (
     BUTTONS,
     EVENT,
@@ -793,6 +795,7 @@ def erp_transactions_for(ctx: Context, exc: PlantException, approval: Approval, 
             "description": f"{exc.summary} | fix: {proposal.get('text', '')}".strip(" |"),
             "reported_by": exc.reporter_id, "exception": exc.code, "downtime_minutes": downtime,
             "priority": {"critical": "urgent", "high": "high"}.get(exc.severity, "normal"),
+            **breakdown_facts(ctx.session, exc),
         }))
     dispositions = proposal.get("dispositions") or []
     if exc.type in ("quality", "safety"):
@@ -816,7 +819,7 @@ def erp_transactions_for(ctx: Context, exc: PlantException, approval: Approval, 
     return [
         ErpTransaction(
             plant_id=ctx.plant.id, exception_id=exc.id, sequence=seq, kind=kind, fields=fields,
-            idempotency_key=f"{ctx.plant.id}:{exc.code}:A{approval.id}:{seq}", created_at=ctx.now,
+            idempotency_key=erp_key(ctx.plant.id, exc.code, approval.id, seq), created_at=ctx.now,
             next_attempt_at=ctx.now,
         )
         for seq, (kind, fields) in enumerate(kinds, start=1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session
 
 from erp_adapters import kinds
-from erp_adapters.base import Rejected
+from erp_adapters.base import PlantNeeds, Rejected
 from erp_adapters.erpnext import ErpNextErp, document_name
 from erp_adapters.odoo import OdooErp, marker
 from erp_adapters.sap_odata import SapODataErp
@@ -49,11 +50,78 @@ class TestErpNextMapping(ErpNextFixtures):
         )
         assert site.docs["Work Order"]["WO-4471"]["status"] == "In Process"
 
-    async def test_a_closed_work_order_is_refused_in_frappes_words(
-        self, erp: ErpUnderTest, adapter: ErpNextErp
+    @pytest.mark.parametrize(("work_order", "status"), [("WO-4480", "Closed"), ("WO-4481", "Cancelled")])
+    async def test_a_finished_work_order_is_refused_never_reported_done(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState, work_order: str, status: str
     ) -> None:
-        with pytest.raises(Rejected, match="^Closed Work Order can not be stopped or Re-opened$"):
-            await adapter.post(erp.transaction("production_order_status", "k1", work_order="WO-4480"))
+        """ERPNext 15.99 answered nothing wrong to a release of a Closed order, and took new dates
+        on it: the adapter must say so instead of "WO-4480 released"."""
+        before = dict(site.docs["Work Order"][work_order])
+        for action, words in (("release", "released"), ("hold", "held")):
+            txn = erp.transaction("production_order_status", f"k-{action}", work_order=work_order, action=action)
+            with pytest.raises(Rejected, match=f"^ERPNext Work Order {work_order} is {status}: it cannot be {words}$"):
+                await adapter.post(txn)
+        move = erp.transaction("production_order_reschedule", "k-move", work_order=work_order)
+        with pytest.raises(Rejected, match=f"is {status}: it cannot be rescheduled"):
+            await adapter.post(move)
+        assert site.docs["Work Order"][work_order] == before
+
+    async def test_a_downtime_entry_names_the_employee_erpnext_requires(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        """Real ERPNext refuses a Downtime Entry without `operator`; the fake does too."""
+        site.put("Employee", {"name": "HR-EMP-0002"})
+        press = erp.transaction("maintenance_request", "k1", machine="PRESS-02", fixed_by="tom")
+        entry = site.docs["Downtime Entry"][await adapter.post(press)]
+        assert entry["operator"] == "HR-EMP-0001"  # erp.operator: tom has no Employee of his own
+        mapped = {**erp.settings, "employees": {"tom": "HR-EMP-0002"}}
+        entry = site.docs["Downtime Entry"][
+            await adapter.post(dataclasses.replace(press, idempotency_key="k2", plant_settings=mapped))
+        ]
+        assert entry["operator"] == "HR-EMP-0002"
+        nobody = {k: v for k, v in erp.settings.items() if k != "operator"}
+        with pytest.raises(Rejected, match=r"erp\.operator is not set; it is needed as the Employee"):
+            await adapter.post(dataclasses.replace(press, idempotency_key="k3", plant_settings=nobody))
+        with pytest.raises(Rejected, match="Value missing for Downtime Entry: Operator"):
+            await adapter.request(
+                "POST",
+                "/api/v2/document/Downtime%20Entry",
+                json={"workstation": "PRESS-02", "from_time": "2026-11-25 09:00:00",
+                      "to_time": "2026-11-25 09:30:00", "stop_reason": "Other"},
+            )
+
+    async def test_documents_are_dated_when_things_happened_not_when_posted(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        decided = datetime(2026, 11, 25, 8, 52, tzinfo=UTC)  # 09:52 in Berlin, erp.timezone
+        block = dataclasses.replace(erp.stock_txn("block", 40, "k1"), decided_at=decided)
+        entry = site.docs["Stock Entry"][await adapter.post(block)]
+        assert (entry["set_posting_time"], entry["posting_date"], entry["posting_time"]) == (
+            1, "2026-11-25", "09:52:00",
+        )
+        breakdown = erp.transaction(
+            "maintenance_request", "k2", machine="PRESS-02",
+            down_at="2026-11-25T08:03:00+00:00", up_at="2026-11-25T08:41:30+00:00",
+        )
+        downtime = site.docs["Downtime Entry"][await adapter.post(dataclasses.replace(breakdown, decided_at=decided))]
+        assert (downtime["from_time"], downtime["to_time"]) == ("2026-11-25 09:03:00", "2026-11-25 09:41:30")
+        reported = erp.transaction("maintenance_request", "k3", machine="PRESS-02", downtime_minutes=52)
+        downtime = site.docs["Downtime Entry"][await adapter.post(dataclasses.replace(reported, decided_at=decided))]
+        assert (downtime["from_time"], downtime["to_time"]) == ("2026-11-25 09:00:00", "2026-11-25 09:52:00")
+
+    async def test_a_quality_procedure_erpnext_lacks_is_refused(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        """ERPNext saves a Non Conformance whatever its `procedure` names; the adapter checks."""
+        wrong = {**erp.settings, "quality_procedure": "QP-Deviaton"}
+        txn = dataclasses.replace(erp.transaction("nonconformance", "k1"), plant_settings=wrong)
+        with pytest.raises(Rejected, match="ERPNext has no Quality Procedure QP-Deviaton: correct the plant file's erp.quality_procedure"):
+            await adapter.post(txn)
+        assert not site.docs["Non Conformance"]
+
+    async def test_only_stock_items_are_materials(self, erp: ErpUnderTest, adapter: ErpNextErp) -> None:
+        materials = {m.id for m in await adapter.read_materials(erp.settings)}
+        assert materials == {"AL-6061-BAR", "HOUSING-A"}  # not CNC-MILL, the fixed asset's item
 
     async def test_reschedule_writes_planned_dates_in_the_site_time_zone(
         self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
@@ -101,7 +169,7 @@ class TestErpNextMapping(ErpNextFixtures):
         site.put("Stock Entry", {"name": document_name("k1"), "docstatus": 0})
         with pytest.raises(Rejected, match="already exists in ERPNext as a draft"):
             await adapter.post(erp.stock_txn("block", 40, "k1"))
-        assert await adapter.lookup("k1") is None
+        assert await adapter.lookup(erp.stock_txn("block", 40, "k1")) is None
 
     async def test_nonconformance_links_the_quality_procedure(
         self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
@@ -203,10 +271,10 @@ class TestOdooMapping(OdooFixtures):
         with pytest.raises(Rejected, match="cannot reserve 4000 pcs of AL-6061-BAR in WH/Stock"):
             await adapter.post(erp.stock_txn("block", 4000, "k1"))
         assert [r["state"] for _, r in odoo.with_marker("k1")] == ["cancel"]
-        assert await adapter.lookup("k1") is None
+        assert await adapter.lookup(erp.stock_txn("block", 40, "k1")) is None
         reference = await adapter.post(erp.stock_txn("block", 40, "k1"))
         assert sorted(r["state"] for _, r in odoo.with_marker("k1")) == ["cancel", "done"]
-        assert await adapter.lookup("k1") == reference
+        assert await adapter.lookup(erp.stock_txn("block", 40, "k1")) == reference
 
     async def test_a_transfer_with_nothing_reserved_is_refused_and_cancelled(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
@@ -244,6 +312,41 @@ class TestOdooMapping(OdooFixtures):
         assert (request["priority"], request["maintenance_type"]) == ("2", "corrective")
         assert odoo.records["maintenance.equipment"][request["equipment_id"]]["name"] == "CNC mill 7"
 
+    async def test_transfers_and_downtime_carry_the_time_things_happened(
+        self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
+    ) -> None:
+        decided = datetime(2026, 11, 25, 8, 52, tzinfo=UTC)
+        await adapter.post(dataclasses.replace(erp.stock_txn("block", 40, "k1"), decided_at=decided))
+        [(_, picking)] = odoo.with_marker("k1")
+        assert picking["scheduled_date"] == "2026-11-25 08:52:00"
+        breakdown = erp.transaction(
+            "maintenance_request", "k2", down_at="2026-11-25T08:03:00+00:00", up_at="2026-11-25T08:41:30+00:00"
+        )
+        await adapter.post(dataclasses.replace(breakdown, decided_at=decided))
+        [(_, downtime)] = odoo.with_marker("k2", models=("mrp.workcenter.productivity",))
+        assert (downtime["date_start"], downtime["date_end"]) == ("2026-11-25 08:03:00", "2026-11-25 08:41:30")
+
+    async def test_the_preflight_names_work_centers_equipment_locations_and_units(
+        self, erp: ErpUnderTest, adapter: OdooErp
+    ) -> None:
+        wrong = {
+            **erp.settings,
+            "quarantine_location": "WH/Quarantaine",
+            "workcenters": {"CNC-07": "CNC-7"},
+            "equipment": {"CNC-07": "CNC mil 7"},
+            "units": {"pcs": "Pieces"},
+        }
+        found = [str(p) for p in await adapter.check(wrong, PlantNeeds(machines=("CNC-07",), units=("pcs",)))]
+        assert found == [
+            "erp.quarantine_location: Odoo has no location WH/Quarantaine (erp.quarantine_location): "
+            "give the location's full name, e.g. WH/Stock",
+            "erp.workcenters.CNC-07: Odoo has no work center CNC-7: map the machine to its work center's code or name",
+            "erp.equipment.CNC-07: Odoo has no equipment CNC mil 7: "
+            "name the machine's maintenance equipment as Odoo shows it",
+            "erp.units.pcs: Odoo has no unit of measure Pieces (map it with erp.units): "
+            "map the plant's unit 'pcs' to an Odoo unit of measure",
+        ]
+
     async def test_without_the_quality_app_a_nonconformance_is_refused_clearly(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
     ) -> None:
@@ -253,7 +356,7 @@ class TestOdooMapping(OdooFixtures):
             match=r"Odoo cannot record a non-conformance in quality.alert \(the Quality app is Odoo Enterprise\)",
         ):
             await adapter.post(erp.transaction("nonconformance", "k1"))
-        assert await adapter.lookup("k1") is None
+        assert await adapter.lookup(erp.transaction("nonconformance", "k1")) is None
 
     async def test_every_record_carries_the_key_marker(
         self, erp: ErpUnderTest, adapter: OdooErp, odoo: OdooState
@@ -285,7 +388,7 @@ class TestOdoo16Mapping(OdooJsonRpcFixtures):
         refused = erp.make(user="somebody-else")
         try:
             with pytest.raises(AuthFailed, match="login or API key was refused"):
-                await refused.lookup("k1")
+                await refused.lookup(erp.transaction("maintenance_request", "k1"))
         finally:
             await refused.aclose()
 
@@ -366,7 +469,7 @@ class TestSapProtocol(SapFixtures):
         notification = sap.quality_notifications[number]
         assert notification["ManufacturingOrder"] == "WO-4471" and notification["Material"] == "HOUSING-A"
         assert notification["NotificationText"] == "WO-4471 hold: spindle failure"
-        assert await adapter.post(hold) == number and await adapter.lookup("k1") == number
+        assert await adapter.post(hold) == number and await adapter.lookup(hold) == number
         assert len(sap.quality_notifications) == 1
         with pytest.raises(Rejected, match="SAP has no production order WO-9999"):
             await adapter.post(erp.transaction("production_order_status", "k2", action="hold", work_order="WO-9999"))
@@ -389,6 +492,18 @@ class TestSapProtocol(SapFixtures):
         with pytest.raises(Rejected, match=r"Property 'ExternalReference' is invalid .*\(/IWBEP/CM_MGW_RT/021\)"):
             await adapter.post(txn)
 
+    async def test_postings_are_dated_the_day_of_the_decision(
+        self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
+    ) -> None:
+        decided = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)  # already the 25th in Berlin (erp.timezone)
+        number = await adapter.post(dataclasses.replace(erp.stock_txn("block", 1, "k1"), decided_at=decided))
+        document = sap.material_documents[number.split("/")[0]]
+        the_25th = f"/Date({int(datetime(2026, 11, 25, tzinfo=UTC).timestamp() * 1000)})/"
+        assert (document["PostingDate"], document["DocumentDate"]) == (the_25th, the_25th)
+        breakdown = erp.transaction("maintenance_request", "k2", down_at="2026-11-25T08:03:00+00:00")
+        notification = sap.notifications[await adapter.post(dataclasses.replace(breakdown, decided_at=decided))]
+        assert (notification["MalfunctionStartDate"], notification["MalfunctionStartTime"]) == (the_25th, "PT09H03M00S")
+
     async def test_long_keys_fit_sap_reference_fields(
         self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState
     ) -> None:
@@ -399,8 +514,8 @@ class TestSapProtocol(SapFixtures):
             key, 20
         )
         assert len(kinds.short_reference(key, 20)) == 20
-        assert await adapter.lookup(key) == notification
-        assert await adapter.lookup(key + "/stock") == document
+        assert await adapter.lookup(erp.transaction("maintenance_request", key)) == notification
+        assert await adapter.lookup(erp.stock_txn("block", 1, key + "/stock")) == document
 
     async def test_routing_shaped_keys_and_urgency_words_map_cleanly(
         self, erp: ErpUnderTest, adapter: SapODataErp, sap: SapState

@@ -92,9 +92,9 @@ class ScriptedLedger(LedgerErp):
             raise Unavailable("503 after saving")
         return reference
 
-    async def lookup(self, idempotency_key: str) -> str | None:
-        self.lookups.append(idempotency_key)
-        return await super().lookup(idempotency_key)
+    async def lookup(self, transaction: Transaction) -> str | None:
+        self.lookups.append(transaction.idempotency_key)
+        return await super().lookup(transaction)
 
 
 class Settlements:
@@ -147,8 +147,9 @@ async def test_ledger_numbers_per_kind_and_books_a_key_once(plant: Engine) -> No
     stock = await ledger.post(Transaction("stock_status", block(), "k-2"))
     assert first == again == "MR-000001"
     assert stock == "STK-000002"
-    assert await ledger.lookup("k-1") == "MR-000001"
-    assert await ledger.lookup("never-posted") is None
+    assert await ledger.lookup(Transaction("maintenance_request", BREAKDOWN, "k-1")) == "MR-000001"
+    assert await ledger.lookup(Transaction("stock_status", block(), "k-1")) is None  # another kind
+    assert await ledger.lookup(Transaction("maintenance_request", BREAKDOWN, "never-posted")) is None
     books = documents(plant)
     assert [(d.reference, d.kind, d.posted_at) for d in books] == [
         ("MR-000001", "maintenance_request", T0),

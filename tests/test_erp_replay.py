@@ -7,7 +7,7 @@ and fields), each posted with the ERP's own document number, which the fake must
 SAP takes the non-conformance as a quality notification (SAP QM), so every ERP ends where the
 ledger does.
 
-The erp: block differs per ERP (units, warehouses, plant code), so each run writes a copy of
+The erp: block differs per ERP (units, warehouses or locations, plant code), so each run writes a copy of
 tests/data/pune_plant.yaml with that ERP's block, and a scenario copy pointing to it. The
 fakes are seeded with the Pune plant's master data (tests/erp_fakes seeds the Berlin one).
 """
@@ -44,6 +44,7 @@ ERP_BLOCKS: dict[str, dict[str, Any]] = {
         "warehouse": "Stores - PD",
         "quarantine_warehouse": "Quarantine - PD",
         "quality_procedure": "QP-Deviation",
+        "operator": "HR-EMP-0001",
         "units": {"pcs": "Nos"},
         "timezone": "Asia/Kolkata",
     },
@@ -95,7 +96,7 @@ def _erpnext_site() -> tuple[erpnext.ErpNextState, Callable[[str, str], bool], t
     for name, title in (("HOB-01", "Liebherr gear hobber 1"), ("GRD-02", "Gear grinder 2")):
         site.put("Workstation", {"name": name, "workstation_name": title})
     site.put("Item", {"name": "FRG-20MNCR5", "item_code": "FRG-20MNCR5", "item_name": "Gear blank forging 20MnCr5",
-                      "stock_uom": "Nos", "uoms": ["Nos"], "disabled": 0})
+                      "stock_uom": "Nos", "uoms": ["Nos"], "disabled": 0, "is_stock_item": 1})
     site.bins[("FRG-20MNCR5", "Quarantine - PD")] = HELD
 
     doctypes = {"maintenance_request": "Downtime Entry", "nonconformance": "Non Conformance",
@@ -228,10 +229,12 @@ def test_replay_against_the_erp_matches_the_ledger(
     ledger_references = {t["reference"] for t in ledger_results[scenario]["erp_transactions"]}
     assert not ledger_references & {t["reference"] for t in result["erp_transactions"]}
     if scenario == "breakdown_ledger" and pune_erp.name == "erpnext":
-        # The document carries the replay's simulated time, not the wall clock: 52 minutes down
-        # up to the approval at 09:52 in Pune.
+        # The document carries the replay's simulated time, not the wall clock, and the machine's
+        # own times: down at the report (09:00 in Pune), running again at 09:50 (the timeline's
+        # machine_state), not at the approval at 09:52.
         (downtime,) = pune_erp.state.docs["Downtime Entry"].values()
-        assert (downtime["from_time"], downtime["to_time"]) == ("2026-11-25 09:00:00", "2026-11-25 09:52:00")
+        assert (downtime["from_time"], downtime["to_time"]) == ("2026-11-25 09:00:00", "2026-11-25 09:50:00")
+        assert downtime["operator"] == "HR-EMP-0001"
     if scenario == "quality_hold":
         _stock_moved_in_the_erp(pune_erp)
 

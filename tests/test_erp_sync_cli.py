@@ -126,7 +126,7 @@ def test_sync_erp_reads_master_data_then_only_what_changed(site: Site) -> None:
 
     code, out, _ = run(site.settings, full=True)
     assert code == 0 and "orders read: all (full read)" in out
-    assert "│ work orders     │    3 │     0 │       0 │         3 │" in out
+    assert "│ work orders     │    4 │     0 │       0 │         4 │" in out
 
 
 def test_a_plant_file_entry_wins_over_the_erp(site: Site) -> None:

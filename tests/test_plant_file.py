@@ -127,7 +127,7 @@ def test_demo_plant_keeps_the_example_plant_and_its_routing() -> None:
     for exception_type in ("breakdown", "quality", "material", "staffing", "other"):
         assert first_rule(demo, exception_type) == first_rule(example, exception_type), exception_type
     assert first_rule(demo, "safety").approver == "manager"
-    assert demo.erp["warehouses"]["gears"] == "WIP-GEARS"
+    assert demo.erp["quarantine_warehouse"] == "Quarantine - PD"
 
 
 def test_datetimes_are_plant_local_unless_they_carry_an_offset(tmp_path: Path) -> None:
@@ -268,7 +268,7 @@ CASES = [
      "unknown section 'peopel' (did you mean people? known: plant, areas"),
     ("section not a list", "shifts:\n  - {id: early", "shifts: early\nx-was:\n  - {id: early", "shifts",
      "expected a list, got the text 'early'"),
-    ("secret in erp block", "routing:\n", "erp: {url: https://erp.example, api_token: abc}\nrouting:\n",
+    ("secret in erp block", "routing:\n", "erp: {company: ACME, api_token: abc}\nrouting:\n",
      "erp.api_token", "looks like a secret"),
     ("duplicate yaml key", "{id: sara, name: Sara Khan,", "{id: sara, name: Sara Khan, name: Sara,",
      "people[2].name", "duplicate key 'name' (first at line"),
@@ -387,8 +387,8 @@ def test_apply_stores_every_section(engine: Engine) -> None:
                               "routing_rules": 7}
     with Session(engine) as session:
         plant = session.get(Plant, "pune-1")
-        assert (plant.timezone, plant.source_file, plant.erp["warehouses"]["heat"]) == (
-            "Asia/Kolkata", str(DEMO_PLANT), "WIP-HEAT")
+        assert (plant.timezone, plant.source_file, plant.erp["warehouse"]) == (
+            "Asia/Kolkata", str(DEMO_PLANT), "Stores - PD")
         order = session.get(WorkOrder, ("pune-1", "WO-1042"))
         assert (order.machine_id, order.material_id, order.customer_order_id, order.status, order.quantity) == (
             "HOB-01", "FRG-20MNCR5", "SO-7001", "running", 400)

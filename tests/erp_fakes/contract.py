@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from erp_adapters.base import AuthFailed, ErpAdapter, Rejected, Transaction, Unavailable
+from erp_adapters.base import AuthFailed, ErpAdapter, PlantNeeds, Rejected, Transaction, Unavailable
 from erp_adapters.outbox import ErpOutbox
 from erp_adapters.sync import sync_master_data
 from models.tables import CustomerOrder, Machine, Material, WorkOrder
@@ -47,6 +47,7 @@ class ErpUnderTest:
     stock_unit: str = "pcs"
     work_order: str = "WO-4471"
     customer: str = "ACME Pumps"  # SAP's sales order names the sold-to party by number
+    finished_work_order: str | None = "WO-4480"  # closed, cancelled or technically completed; None: no orders
 
     def transaction(self, kind: str, key: str, **changes: Any) -> Transaction:
         fields = {**self.samples[kind], **changes}
@@ -70,12 +71,12 @@ def over_http(erp: ErpUnderTest) -> Faults:
     return erp.faults
 
 
-async def warm(adapter: ErpAdapter, key: str) -> None:
+async def warm(adapter: ErpAdapter, txn: Transaction) -> None:
     """A read before the timed part: on a loaded machine the fake's first answer can take longer
     than the adapter's 0.5 s timeout, which would turn the fault under test into a plain timeout."""
     for _ in range(5):
         try:
-            assert await adapter.lookup(key) is None
+            assert await adapter.lookup(txn) is None
             return
         except Unavailable:
             continue
@@ -103,10 +104,62 @@ class ErpContract:
                 assert isinstance(reference, str) and reference, kind
                 if kind in DOCUMENT_KINDS:
                     assert erp.count(key) == 1, kind
-                    assert await adapter.lookup(key) == reference, kind
+                    assert await adapter.lookup(erp.transaction(kind, key)) == reference, kind
                 else:
-                    assert await adapter.lookup(key) in (None, reference), kind
-            assert await adapter.lookup("E-9999/1") is None
+                    assert await adapter.lookup(erp.transaction(kind, key)) in (None, reference), kind
+            assert await adapter.lookup(erp.transaction("maintenance_request", "E-9999/1")) is None
+        finally:
+            await adapter.aclose()
+
+    async def test_lookup_never_adopts_a_document_of_another_kind(self, erp: ErpUnderTest) -> None:
+        """A key names one transaction: under it, a breakdown's document is no non-conformance
+        and no stock movement (issue 17: the quality replay was adopted onto a Downtime Entry)."""
+        adapter = erp.make()
+        try:
+            reference = await adapter.post(erp.transaction("maintenance_request", "shared/1"))
+            for kind in ("nonconformance", "stock_status"):
+                assert await adapter.lookup(erp.transaction(kind, "shared/1")) is None, kind
+            assert await adapter.lookup(erp.transaction("maintenance_request", "shared/1")) == reference
+        finally:
+            await adapter.aclose()
+
+    async def test_the_preflight_finds_what_the_fake_holds_and_names_what_is_wrong(
+        self, erp: ErpUnderTest
+    ) -> None:
+        needs = PlantNeeds(machines=("CNC-07",), units=(erp.stock_unit,), materials=(erp.material,))
+        adapter = erp.make()
+        try:
+            assert [str(p) for p in await adapter.check(erp.settings, needs)] == []
+            if erp.required_setting is None:
+                return  # needs no settings: nothing can be missing
+            _kind, setting = erp.required_setting
+            missing = {k: v for k, v in erp.settings.items() if k != setting}
+            unknown = PlantNeeds(materials=("NO-SUCH-MATERIAL",))
+            found = [str(p) for p in await adapter.check(missing, unknown)]
+        finally:
+            await adapter.aclose()
+        assert any(line.startswith(f"erp.{setting}: ") for line in found), found
+        assert any(line.startswith("material NO-SUCH-MATERIAL: ") for line in found), found
+        assert all(line.count(": ") >= 2 for line in found), found  # where: what is wrong: how to fix it
+
+    async def test_a_finished_order_is_refused_never_reported_done(self, erp: ErpUnderTest) -> None:
+        """Releasing, holding or rescheduling a closed or cancelled order changes nothing in any
+        ERP (ERPNext 15.99 answered "WO-1042 released" and left it Closed): a rejection."""
+        if erp.finished_work_order is None:
+            pytest.skip(f"{erp.name} keeps no production orders")
+        order = erp.finished_work_order
+        adapter = erp.make()
+        try:
+            for number, (kind, fields) in enumerate(
+                (
+                    ("production_order_status", {"action": "release"}),
+                    ("production_order_status", {"action": "hold"}),
+                    ("production_order_reschedule", {}),
+                ),
+                1,
+            ):
+                with pytest.raises(Rejected, match=rf"{order} is \w.*: it cannot be "):
+                    await adapter.post(erp.transaction(kind, f"finished/{number}", work_order=order, **fields))
         finally:
             await adapter.aclose()
 
@@ -256,7 +309,7 @@ class ErpContract:
             exception_id=exception_id,
         )
         clock, adapter = Clock(), erp.make()
-        await warm(adapter, key)
+        await warm(adapter, erp.transaction("maintenance_request", key))
         outcomes: list[str] = []
         outbox = ErpOutbox(
             erp.engine, adapter, now=clock, on_settled=lambda _s, _t, outcome, _d: outcomes.append(outcome)
@@ -275,7 +328,9 @@ class ErpContract:
         assert erp.count(key) == 1
         lookup_adapter = erp.make()
         try:
-            assert await lookup_adapter.lookup(key) == settled.reference
+            assert (
+                await lookup_adapter.lookup(erp.transaction("maintenance_request", key)) == settled.reference
+            )
         finally:
             await lookup_adapter.aclose()
 

@@ -5,6 +5,13 @@ What it holds to: token auth (401 AuthenticationError), v1 error bodies with `ex
 409 DuplicateEntryError when a v2 create names an existing document, naming series when no
 name is given, docstatus (Stock Entry is submitted on create with docstatus 1 and moves Bin
 quantities; short stock is a 417 NegativeStockError), work order stop/resume/close methods.
+
+Rules seen on a running ERPNext 15.99 (docs/erp.md, "What is verified"): a Downtime Entry
+without `operator` is refused ("Value missing for Downtime Entry: Operator"); a Non
+Conformance naming a Quality Procedure that does not exist is saved (no link check on that
+field); a Stock Entry is dated the day it is posted unless `set_posting_time` is 1 with
+`posting_date` / `posting_time`; a Closed work order cannot be stopped or re-opened, yet takes
+new planned dates. Items carry `is_stock_item` (a fixed asset's item is not a stock item).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -95,6 +103,7 @@ class ErpNextState:
                 "stock_uom": "Nos",
                 "uoms": ["Nos"],
                 "disabled": 0,
+                "is_stock_item": 1,
             },
         )
         self.put(
@@ -106,11 +115,27 @@ class ErpNextState:
                 "stock_uom": "Nos",
                 "uoms": ["Nos"],
                 "disabled": 0,
+                "is_stock_item": 1,
+            },
+        )
+        # The item behind the CNC's Asset: a fixed asset, not a material.
+        self.put(
+            "Item",
+            {
+                "name": "CNC-MILL",
+                "item_code": "CNC-MILL",
+                "item_name": "CNC mill (fixed asset)",
+                "stock_uom": "Nos",
+                "uoms": ["Nos"],
+                "disabled": 0,
+                "is_stock_item": 0,
+                "is_fixed_asset": 1,
             },
         )
         self.put("Batch", {"name": "LOT-77", "item": "AL-6061-BAR"})
-        self.put("Asset", {"name": "AST-0007", "item_code": "CNC-07"})
+        self.put("Asset", {"name": "AST-0007", "item_code": "CNC-MILL"})
         self.put("Quality Procedure", {"name": "QP-Deviation"})
+        self.put("UOM", {"name": "Nos"})
         self.put("Employee", {"name": "HR-EMP-0001"})
         self.put(
             "Sales Order",
@@ -120,13 +145,14 @@ class ErpNextState:
             ("WO-4471", "In Process", "CNC-07"),
             ("WO-4472", "Not Started", "PRESS-02"),
             ("WO-4480", "Closed", "CNC-07"),
+            ("WO-4481", "Cancelled", "CNC-07"),
         ):
             self.put(
                 "Work Order",
                 {
                     "name": name,
                     "status": status,
-                    "docstatus": 1,
+                    "docstatus": 2 if status == "Cancelled" else 1,
                     "company": "Berlin GmbH",
                     "production_item": "HOUSING-A",
                     "qty": 500.0,
@@ -162,6 +188,10 @@ class ErpNextState:
                 raise _validation(f"Cannot submit {doctype}: it is not submittable")
             if docstatus == 1 and doctype == "Stock Entry":
                 self.move_stock(doc)
+            if doctype == "Stock Entry" and not doc.get("set_posting_time"):
+                # ERPNext's own today, whatever posting_date the request carried.
+                now = datetime.now()
+                doc = {**doc, "posting_date": now.strftime("%Y-%m-%d"), "posting_time": now.strftime("%H:%M:%S")}
             saved = self.put(doctype, {**doc, "name": name, "docstatus": docstatus})
             self.created.append((doctype, name))
             return saved
@@ -210,13 +240,14 @@ class ErpNextState:
             self.link("Workstation", doc["workstation"], "Workstation")
             if doc["stop_reason"] not in STOP_REASONS:
                 raise _validation(f"Stop Reason cannot be {doc['stop_reason']}")
-            if doc.get("operator"):
-                self.link("Employee", doc["operator"], "Employee")
+            if not doc.get("operator"):
+                raise FrappeError(417, "MandatoryError", "Value missing for Downtime Entry: Operator")
+            self.link("Employee", doc["operator"], "Employee")
             if doc["to_time"] < doc["from_time"]:
                 raise _validation("To Time must be greater than From Time")
         elif doctype == "Non Conformance":
+            # ERPNext 15 saves a `procedure` naming no Quality Procedure: no link check here.
             mandatory("subject", "procedure", "status")
-            self.link("Quality Procedure", doc["procedure"], "Quality Procedure")
 
     def move_stock(self, doc: dict[str, Any]) -> None:
         for item in doc["items"]:
@@ -237,6 +268,8 @@ class ErpNextState:
     def update(self, doctype: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             doc = self.get(doctype, name)
+            if doc["docstatus"] == 2:
+                raise FrappeError(417, "UpdateAfterSubmitError", f"Cannot edit cancelled document {name}")
             if doc["docstatus"] == 1 and doctype == "Work Order":
                 allowed = {"planned_start_date", "planned_end_date"}
                 if set(changes) - allowed:
@@ -413,6 +446,7 @@ class ErpNextFixtures:
             "warehouse": "Stores - BG",
             "quarantine_warehouse": "Quarantine - BG",
             "quality_procedure": "QP-Deviation",
+            "operator": "HR-EMP-0001",
             "assets": {"CNC-07": "AST-0007"},
             "units": {"pcs": "Nos"},
             "timezone": "Europe/Berlin",

@@ -65,6 +65,7 @@ def build_fake(name: str, stock: float = 1000.0) -> FakeSite:
             "warehouse": "Stores - BG",
             "quarantine_warehouse": "Quarantine - BG",
             "quality_procedure": "QP-Deviation",
+            "operator": "HR-EMP-0001",
             "assets": {"CNC-07": "AST-0007"},
             "units": {"pcs": "Nos"},
         }

@@ -44,4 +44,5 @@ class LedgerFixtures:
             required_setting=None,
             stock=False,
             master_data=False,
+            finished_work_order=None,
         )

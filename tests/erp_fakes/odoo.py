@@ -26,6 +26,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -77,7 +78,8 @@ KNOWN_FIELDS: dict[str, set[str]] = {
         "description",
         "workorder_id",
     },
-    "stock.picking": {"picking_type_id", "location_id", "location_dest_id", "origin", "move_ids"},
+    # scheduled_date is writable; date_done is set by validation (stock.picking._action_done).
+    "stock.picking": {"picking_type_id", "location_id", "location_dest_id", "origin", "move_ids", "scheduled_date"},
     "stock.move": {
         "name",
         "product_id",
@@ -524,6 +526,7 @@ class OdooState:
                 )
                 move["state"], move["reserved"] = "done", 0.0
             record["state"] = "done"
+            record["date_done"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         return True
 
     def stock_scrap__action_validate(self, ids: list[int], context: dict[str, Any]) -> Any:
