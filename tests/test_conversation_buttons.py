@@ -1,0 +1,273 @@
+""""Which one?" asked with buttons: the question a person with several open exceptions gets
+carries one `choose:<code>` button per exception on every platform that has buttons; a press
+(Slack block_actions, Telegram callback_query, WhatsApp interactive reply, the console's
+POST /api/actions) completes what was pending there with its original words; the question's
+buttons are then taken away, and a stale press records nothing.
+
+The real client libraries against the fakes in tests/fakes, the runtime on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from mfgos.config import Settings
+from mfgos.runtime import Runtime
+from mfgos.web import create_app
+from routing.inbound import Inbound
+from tests.fakes.server import wait_for
+from tests.fakes.slack import FakeSlack
+from tests.fakes.stack import PLANT, Stack, start_stack
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.whatsapp import FakeWhatsApp
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90),
+              pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
+
+SARA, ARJUN = "5001", "+919800000002"
+# Two breakdowns in the gear cutting area, reported on the console: maintenance is paged for both.
+REPORTS = [("carlos", "hobber 1 stopped, spindle alarm"), ("carlos", "grinder 2 stopped, coolant leak")]
+LABELS = ["E-0001 · Gear hobber 1", "E-0002 · Gear grinder 2"]
+_events = itertools.count(1)
+
+
+def plant_file(tmp: Path) -> Path:
+    """The channel test plant with everyone who answers here in maintenance for gear cutting:
+    Tom on Slack (as he is), Sara on Telegram and Arjun on WhatsApp; and one machine more."""
+    plant = yaml.safe_load(PLANT.read_text(encoding="utf-8"))
+    plant["machines"].append({"id": "SHP-03", "name": "Gear shaper 3", "area": "gears", "aliases": ["shaper 3"]})
+    for person in plant["people"]:
+        if person["id"] in ("sara", "arjun"):
+            person["roles"], person["areas"] = ["maintenance"], ["gears", "assembly"]
+    path = tmp / "plant.yaml"
+    path.write_text(yaml.safe_dump(plant), encoding="utf-8")
+    return path
+
+
+def settings(database_url: str, tmp: Path, **channels: Any) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, plant_file=plant_file(tmp),  # type: ignore[call-arg]
+                    attachments_dir=tmp / "attachments", **channels)
+
+
+def report_both(runtime: Runtime) -> None:
+    for person, text in REPORTS:
+        runtime.accept(Inbound(source="console", event_id=f"report-{next(_events)}", address=person,
+                               person_id=person, text=text))
+
+
+def ack_of(stack: Stack, code: str, person: str) -> list[tuple[str, str]]:
+    return [(t.kind, t.text) for t in stack.timeline(code) if t.person_id == person]
+
+
+def assert_acknowledged_second_only(stack: Stack, person: str, words: str) -> None:
+    assert ack_of(stack, "E-0002", person) == [("acknowledged", words)], "the pending ack with its own words"
+    assert ack_of(stack, "E-0001", person) == [], "nothing on the other one"
+    assert stack.exception("E-0001").status == "open"
+
+
+async def stale_press_records_nothing(stack: Stack, person: str, press: Any) -> None:
+    """A second press of the answered question's other button: answered, and nothing recorded."""
+    answered = len(stack.notifications(person_id=person))
+    await press()
+    await wait_for(lambda: len(stack.notifications(person_id=person)) > answered)
+    [said] = [n for n in stack.notifications(person_id=person)[answered:] if n.kind != "buttons_update"]
+    assert said.kind == "reply" and said.exception_id is None, said.text
+    assert ack_of(stack, "E-0001", person) == [] and stack.exception("E-0001").status == "open"
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def slack_stack(slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    stack = await start_stack(settings(database_url, tmp_path, slack_bot_token="xoxb-fake",
+                                       slack_signing_secret="slack-secret", slack_api_url=slack.api_url))
+    yield stack
+    await stack.stop()
+
+
+def choices_in(message: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["value"], e["text"]["text"]) for b in message["blocks"] if b.get("type") == "actions"
+            for e in b["elements"]]
+
+
+async def test_slack_question_has_a_button_per_exception_and_a_press_completes_the_ack(
+        slack: FakeSlack, slack_stack: Stack) -> None:
+    report_both(slack_stack.runtime)
+    url = slack_stack.url + "/slack/events"
+    status, _ = await slack.acall(slack.deliver_event(url, slack.message_event("U01TOM", "bin unterwegs", "D01TOM",
+                                                                               "1700000100.000100")))
+    assert status == 200
+    [question] = await wait_for(lambda: [m for m in slack.posted(to="U01TOM")
+                                         if any(v.startswith("choose:") for v in slack.buttons(m))])
+    assert choices_in(question) == [("choose:E-0001", LABELS[0]), ("choose:E-0002", LABELS[1])]
+    assert "E-0001" in question["text"] and "E-0002" in question["text"]
+
+    status, _ = await slack.acall(slack.deliver_action(url, slack.button_payload("U01TOM", "choose:E-0002", question)))
+    assert status == 200
+    await wait_for(lambda: slack_stack.exception("E-0002").status == "acknowledged")
+    assert_acknowledged_second_only(slack_stack, "tom", "bin unterwegs")
+    # The question is edited: no buttons left, the answer as its status line.
+    [edit] = await wait_for(lambda: [u for u in slack.updates if u["ts"] == question["ts"]])
+    assert not [b for b in edit["blocks"] if b["type"] == "actions"], "no buttons left on the question"
+    assert "Beantwortet: E-0002" in slack.context(edit)
+
+    await stale_press_records_nothing(slack_stack, "tom", lambda: slack.acall(slack.deliver_action(
+        url, slack.button_payload("U01TOM", "choose:E-0001", question))))
+
+
+# --- Telegram ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
+async def test_telegram_question_has_a_keyboard_of_choices_and_a_press_completes_the_ack(
+        telegram: FakeTelegram, database_url: str, tmp_path: Path) -> None:
+    stack = await start_stack(settings(database_url, tmp_path, telegram_bot_token="123:FAKE",
+                                       telegram_api_url=telegram.api_url))
+    try:
+        report_both(stack.runtime)
+        telegram.queue(telegram.message(int(SARA), "on my way"))
+        [question] = await wait_for(lambda: [m for m in telegram.sent_to(SARA)
+                                             if any(b.startswith("choose:") for b in FakeTelegram.buttons(m))])
+        rows = question["reply_markup"]["inline_keyboard"]
+        assert [[(b["callback_data"], b["text"]) for b in row] for row in rows] == [
+            [("choose:E-0001", LABELS[0])], [("choose:E-0002", LABELS[1])]], "one answer per row"
+
+        telegram.queue(telegram.callback(int(SARA), "choose:E-0002", question))
+        await wait_for(lambda: stack.exception("E-0002").status == "acknowledged")
+        assert_acknowledged_second_only(stack, "sara", "on my way")
+        [edit] = await wait_for(lambda: [e for e in telegram.edits if e["message_id"] == question["message_id"]])
+        assert edit["method"] == "editMessageReplyMarkup" and edit["reply_markup"] is None, "the keyboard is removed"
+        await wait_for(lambda: [m for m in telegram.sent_to(SARA) if m["text"] == "Answered: E-0002"])
+
+        async def press_stale() -> None:
+            telegram.queue(telegram.callback(int(SARA), "choose:E-0001", question))
+
+        await stale_press_records_nothing(stack, "sara", press_stale)
+    finally:
+        await stack.stop()
+
+
+# --- WhatsApp ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def whatsapp() -> Iterator[FakeWhatsApp]:
+    server = FakeWhatsApp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def whatsapp_stack(whatsapp: FakeWhatsApp, database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    whatsapp.open_window(ARJUN.lstrip("+"))
+    stack = await start_stack(settings(database_url, tmp_path, whatsapp_token="wa-token",
+                                       whatsapp_phone_number_id="1055", whatsapp_api_url=whatsapp.api_url,
+                                       whatsapp_app_secret="wa-secret"))
+    yield stack
+    await stack.stop()
+
+
+async def whatsapp_question(whatsapp: FakeWhatsApp, stack: Stack, text: str) -> dict[str, Any]:
+    status, _ = await whatsapp.acall(whatsapp.deliver(stack.url + "/whatsapp/webhook",
+                                                      whatsapp.text_message(ARJUN, text)))
+    assert status == 200
+    [question] = await wait_for(lambda: [m for m in whatsapp.sent_to(ARJUN)
+                                         if any(b.startswith("choose:") for b in FakeWhatsApp.buttons(m))])
+    return question
+
+
+async def test_whatsapp_question_has_reply_buttons_and_a_press_completes_the_ack(
+        whatsapp: FakeWhatsApp, whatsapp_stack: Stack) -> None:
+    report_both(whatsapp_stack.runtime)
+    question = await whatsapp_question(whatsapp, whatsapp_stack, "aa raha hoon")
+    assert question["interactive"]["type"] == "button"
+    assert FakeWhatsApp.buttons(question) == ["choose:E-0001", "choose:E-0002"]
+    assert FakeWhatsApp.titles(question) == ["E-0001", "E-0002"], "code and machine exceed 20 characters: the code"
+
+    async def press(code: str) -> None:
+        status, _ = await whatsapp.acall(whatsapp.deliver(whatsapp_stack.url + "/whatsapp/webhook", whatsapp.button_reply(
+            ARJUN, f"choose:{code}", code, question["id"])))
+        assert status == 200
+
+    await press("E-0002")
+    await wait_for(lambda: whatsapp_stack.exception("E-0002").status == "acknowledged")
+    assert_acknowledged_second_only(whatsapp_stack, "arjun", "aa raha hoon")
+    # Sent messages cannot be edited: the status line answers the question, quoting it, without buttons.
+    [done] = await wait_for(lambda: [m for m in whatsapp.sent_to(ARJUN)
+                                     if (m.get("context") or {}).get("message_id") == question["id"]])
+    assert done["type"] == "text" and FakeWhatsApp.text(done) == "Jawab diya: E-0002"
+
+    await stale_press_records_nothing(whatsapp_stack, "arjun", lambda: press("E-0001"))
+
+
+async def test_whatsapp_more_choices_than_reply_buttons_come_as_a_list(
+        whatsapp: FakeWhatsApp, whatsapp_stack: Stack) -> None:
+    report_both(whatsapp_stack.runtime)
+    whatsapp_stack.runtime.accept(Inbound(source="console", event_id="report-3", address="carlos", person_id="carlos",
+                                          text="shaper 3 stopped, hydraulic leak"))
+    whatsapp_stack.runtime.accept(Inbound(source="console", event_id="report-4", address="meena", person_id="meena",
+                                          text="line 1 stopped, conveyor motor broken"))
+    question = await whatsapp_question(whatsapp, whatsapp_stack, "aa raha hoon")
+    assert question["interactive"]["type"] == "list", "WhatsApp allows three reply buttons at most"
+    choices = FakeWhatsApp.buttons(question)
+    assert len(choices) >= 4 and all(c.startswith("choose:E-") for c in choices)
+    status, _ = await whatsapp.acall(whatsapp.deliver(whatsapp_stack.url + "/whatsapp/webhook", whatsapp.button_reply(
+        ARJUN, choices[1], "E-0002", question["id"], kind="list_reply")))
+    assert status == 200
+    await wait_for(lambda: whatsapp_stack.exception("E-0002").status == "acknowledged")
+    assert_acknowledged_second_only(whatsapp_stack, "arjun", "aa raha hoon")
+
+
+# --- the console ---------------------------------------------------------------------------
+
+
+def test_console_question_has_choose_buttons_and_posting_one_completes_it(database_url: str, tmp_path: Path) -> None:
+    runtime = Runtime(settings(database_url, tmp_path))
+    try:
+        report_both(runtime)
+        client = TestClient(create_app(runtime))
+        asked = client.post("/api/messages", json={"person_id": "tom", "text": "bin unterwegs"}).json()
+        [question] = asked["replies"]
+        assert question["kind"] == "question" and question["buttons"] == ["choose:E-0001", "choose:E-0002"]
+
+        pressed = client.post("/api/actions", json={"person_id": "tom", "action": "choose:E-0002",
+                                                    "exception": "E-0002"})
+        assert pressed.status_code == 200, pressed.text
+        [reply] = pressed.json()["replies"]
+        assert reply["kind"] == "confirmation" and reply["exception"] == "E-0002"
+        detail = client.get("/api/exceptions/E-0002").json()
+        assert detail["status"] == "acknowledged"
+        # The page shows the question with its buttons replaced by the answer.
+        shown = client.get("/api/people/tom/messages").json()
+        [now] = [m for m in shown["messages"] if m["id"] == question["id"]]
+        assert now["buttons"] == [] and now["buttons_status"] == "Beantwortet: E-0002"
+
+        stale = client.post("/api/actions", json={"person_id": "tom", "action": "choose:E-0001", "exception": "E-0001"})
+        assert [r["kind"] for r in stale.json()["replies"]] == ["reply"]
+        assert client.get("/api/exceptions/E-0001").json()["status"] == "open"
+        for bad in ("choose:", "choose:E-", "choose:E-0001;drop", "choose:X-1", "chose:E-0001", "choose:E-1234567"):
+            refused = client.post("/api/actions", json={"person_id": "tom", "action": bad, "exception": "E-0001"})
+            assert refused.status_code == 422, bad
+    finally:
+        runtime.engine.dispose()
