@@ -10,11 +10,15 @@ The real client libraries against the fakes in tests/fakes, the runtime on SQLit
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 
@@ -27,6 +31,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.stack import PLANT, Stack, start_stack
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.whatsapp import FakeWhatsApp
+from tests.test_console_browser import _errors, _texts, _until_texts, _wait, browser  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -271,3 +276,50 @@ def test_console_question_has_choose_buttons_and_posting_one_completes_it(databa
             assert refused.status_code == 422, bad
     finally:
         runtime.engine.dispose()
+
+
+def test_console_page_shows_the_choices_and_a_click_answers(tmp_path: Path, browser: Any) -> None:  # noqa: F811
+    """The page itself: the question's buttons read as the codes, a click posts `choose:E-0002`,
+    and the answered question shows its status line instead of its buttons."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    runtime = Runtime(settings(f"sqlite:///{tmp_path / 'console.db'}", tmp_path))
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
+            time.sleep(0.05)
+        report_both(runtime)
+        browser.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        _until_texts(browser, "#person option", lambda names: len(names) > 5)
+        Select(browser.find_element(By.ID, "person")).select_by_value("tom")
+        browser.find_element(By.ID, "text").send_keys("bin unterwegs")
+        browser.find_element(By.ID, "send").click()
+        buttons = "#messages .msg.in .buttons button.choose"
+        assert _until_texts(browser, buttons, bool) == ["E-0001", "E-0002"]
+        browser.execute_script("[...document.querySelectorAll(arguments[0])].find((e) => e.textContent === "
+                               "'E-0002').click()", buttons)
+        _wait(browser, lambda _: ack_of_runtime(runtime, "E-0002"))
+        _until_texts(browser, "#messages .msg.in .buttons-status", lambda said: "Beantwortet: E-0002" in said)
+        assert _texts(browser, buttons) == [], "the answered question has no buttons left"
+        assert _errors(browser) == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        runtime.engine.dispose()
+
+
+def ack_of_runtime(runtime: Runtime, code: str) -> bool:
+    from sqlmodel import Session, select
+
+    from models import PlantException
+
+    with Session(runtime.engine) as session:
+        found = session.exec(select(PlantException).where(PlantException.code == code)).one()
+        return found.status == "acknowledged"
