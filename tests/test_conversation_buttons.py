@@ -21,11 +21,17 @@ import pytest
 import uvicorn
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlmodel import Session, select
 
+from bot.channels.cards import ACTIONS, CODE, button_label, button_value, parse_button
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
+from models import PlantException
 from routing.inbound import Inbound
+from tests.fakes.bridge import FakeBridge
 from tests.fakes.server import wait_for
 from tests.fakes.slack import FakeSlack
 from tests.fakes.stack import PLANT, Stack, start_stack
@@ -36,7 +42,7 @@ from tests.test_console_browser import _errors, _texts, _until_texts, _wait, bro
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
 
-SARA, ARJUN = "5001", "+919800000002"
+SARA, ARJUN, BEA = "5001", "+919800000002", "+4915100000009"
 # Two breakdowns in the gear cutting area, reported on the console: maintenance is paged for both.
 REPORTS = [("carlos", "hobber 1 stopped, spindle alarm"), ("carlos", "grinder 2 stopped, coolant leak")]
 LABELS = ["E-0001 · Gear hobber 1", "E-0002 · Gear grinder 2"]
@@ -45,11 +51,11 @@ _events = itertools.count(1)
 
 def plant_file(tmp: Path) -> Path:
     """The channel test plant with everyone who answers here in maintenance for gear cutting:
-    Tom on Slack (as he is), Sara on Telegram and Arjun on WhatsApp; and one machine more."""
+    Tom on Slack (as he is), Sara on Telegram, Arjun on WhatsApp, Bea on the bridge; and one machine more."""
     plant = yaml.safe_load(PLANT.read_text(encoding="utf-8"))
     plant["machines"].append({"id": "SHP-03", "name": "Gear shaper 3", "area": "gears", "aliases": ["shaper 3"]})
     for person in plant["people"]:
-        if person["id"] in ("sara", "arjun"):
+        if person["id"] in ("sara", "arjun", "bea"):
             person["roles"], person["areas"] = ["maintenance"], ["gears", "assembly"]
     path = tmp / "plant.yaml"
     path.write_text(yaml.safe_dump(plant), encoding="utf-8")
@@ -85,6 +91,30 @@ async def stale_press_records_nothing(stack: Stack, person: str, press: Any) -> 
     [said] = [n for n in stack.notifications(person_id=person)[answered:] if n.kind != "buttons_update"]
     assert said.kind == "reply" and said.exception_id is None, said.text
     assert ack_of(stack, "E-0001", person) == [] and stack.exception("E-0001").status == "open"
+
+
+# --- what every channel sends and reads back ----------------------------------------------------
+
+
+@given(number=st.integers(0, 999_999), other=st.one_of(st.none(), st.from_regex(r"E-\d{4}", fullmatch=True)))
+def test_a_choose_button_comes_back_as_itself_whatever_thread_it_is_in(number: int, other: str | None) -> None:
+    code = f"E-{number:04d}"
+    value = button_value(f"choose:{code}", other)
+    assert value == f"choose:{code}" and len(value.encode()) <= 64, "Telegram callback_data: 64 bytes at most"
+    assert parse_button(value) == (f"choose:{code}", None)
+    assert parse_button(value.lower()) == (f"choose:{code}", None)
+    assert button_label(value, "de") == code
+
+
+@given(value=st.text(max_size=80))
+def test_any_button_value_is_one_of_ours_or_nothing(value: str) -> None:
+    action, code = parse_button(value)
+    if action is None:
+        assert code is None
+    elif action.startswith("choose:"):
+        assert code is None and CODE.fullmatch(action.removeprefix("choose:"))
+    else:
+        assert action in ACTIONS and (code is None or CODE.fullmatch(code))
 
 
 # --- Slack ---------------------------------------------------------------------------------
@@ -244,6 +274,42 @@ async def test_whatsapp_more_choices_than_reply_buttons_come_as_a_list(
     assert_acknowledged_second_only(whatsapp_stack, "arjun", "aa raha hoon")
 
 
+# --- bridge --------------------------------------------------------------------------------
+
+
+async def test_bridge_gets_the_choices_as_buttons_and_a_choose_action_answers(
+        database_url: str, tmp_path: Path) -> None:
+    bridge = FakeBridge().start()
+    stack = await start_stack(settings(database_url, tmp_path, bridge_secret="bridge-secret",
+                                       bridge_callback_url=bridge.callback_url))
+    url = stack.url + "/bridge/inbound"
+    try:
+        report_both(stack.runtime)
+        status, _ = await bridge.acall(bridge.deliver(url, bridge.inbound(BEA, "bin unterwegs")))
+        assert status == 200
+        [question] = await wait_for(lambda: [m for m in bridge.sent_to(BEA) if m["kind"] == "question"])
+        assert question["buttons"] == [{"id": "choose:E-0001", "title": "E-0001"},
+                                       {"id": "choose:E-0002", "title": "E-0002"}]
+        for bad in ("choose:", "choose:E-12", "choose:E-0001 x", "choose"):
+            status, answer = await bridge.acall(bridge.deliver(url, bridge.inbound(BEA, action=bad)))
+            assert status == 400 and "action" in answer, bad
+
+        status, _ = await bridge.acall(bridge.deliver(url, bridge.inbound(BEA, action="choose:e-0002")))
+        assert status == 200
+        await wait_for(lambda: stack.exception("E-0002").status == "acknowledged")
+        assert_acknowledged_second_only(stack, "bea", "bin unterwegs")
+        [done] = await wait_for(lambda: [m for m in bridge.sent_to(BEA) if m["updates"] == question["message_id"]])
+        assert (done["kind"], done["buttons"], done["text"]) == ("buttons_update", [], "Beantwortet: E-0002")
+
+        async def press_stale() -> None:
+            await bridge.acall(bridge.deliver(url, bridge.inbound(BEA, action="choose:E-0001")))
+
+        await stale_press_records_nothing(stack, "bea", press_stale)
+    finally:
+        await stack.stop()
+        bridge.stop()
+
+
 # --- the console ---------------------------------------------------------------------------
 
 
@@ -316,10 +382,6 @@ def test_console_page_shows_the_choices_and_a_click_answers(tmp_path: Path, brow
 
 
 def ack_of_runtime(runtime: Runtime, code: str) -> bool:
-    from sqlmodel import Session, select
-
-    from models import PlantException
-
     with Session(runtime.engine) as session:
         found = session.exec(select(PlantException).where(PlantException.code == code)).one()
         return found.status == "acknowledged"
