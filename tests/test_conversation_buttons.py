@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from bot.channels.cards import ACTIONS, CODE, button_label, button_value, parse_
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
-from models import PlantException
+from models import Notification, PlantException
+from routing.conversation import QUESTION_TTL
 from routing.inbound import Inbound
 from tests.fakes.bridge import FakeBridge
 from tests.fakes.server import wait_for
@@ -38,6 +40,7 @@ from tests.fakes.stack import PLANT, Stack, start_stack
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.test_console_browser import _errors, _texts, _until_texts, _wait, browser  # noqa: F401 - the fixture
+from tests.test_conversation import Floor, floor  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -385,3 +388,32 @@ def ack_of_runtime(runtime: Runtime, code: str) -> bool:
     with Session(runtime.engine) as session:
         found = session.exec(select(PlantException).where(PlantException.code == code)).one()
         return found.status == "acknowledged"
+
+
+# --- a question settled without an answer ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("then", "line"), [
+    ("expired", "Nicht mehr gefragt"),  # no answer within QUESTION_TTL: the next message is read on its own
+    ("gave_up", "Nicht mehr gefragt"),  # not understood, twice
+    ("typed", "Beantwortet: E-0001"),  # answered by text, not by a button
+])
+def test_the_buttons_of_a_question_settled_otherwise_are_taken_away(floor: Floor, then: str, line: str) -> None:  # noqa: F811
+    [question] = floor.replies(floor.say("tom", "bin unterwegs"))
+    assert question.buttons == ["choose:E-0001", "choose:E-0002"]
+    if then == "expired":
+        floor.clock.set(floor.clock.now() + QUESTION_TTL + timedelta(minutes=1))
+        floor.say("tom", "was ist offen?")
+    elif then == "gave_up":
+        [again] = floor.replies(floor.say("tom", "hmm"))
+        assert again.kind == "question" and again.buttons == question.buttons, "asked again: the same buttons"
+        floor.say("tom", "keine ahnung")
+    else:
+        floor.say("tom", "die erste")
+    with Session(floor.runtime.engine) as session:
+        updates = session.exec(select(Notification).where(Notification.kind == "buttons_update",
+                                                          Notification.person_id == "tom")).all()
+        asked = session.exec(select(Notification.id).where(Notification.kind == "question")).all()
+    taken = {u.updates_id: u for u in updates if u.updates_id in asked}
+    assert set(taken) == set(asked), "every question of it loses its buttons"
+    assert all(u.buttons == [] and u.text == line for u in taken.values())
