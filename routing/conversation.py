@@ -507,10 +507,10 @@ def _withdraw_choices(ctx: Context, who: Person, asked_at: datetime | None, chos
     so the platforms that can edit a message (Slack, Telegram) remove them and the others say so."""
     if asked_at is None:
         return
-    asked = ctx.session.exec(select(Notification).where(
+    questions = ctx.session.exec(select(Notification).where(
         Notification.plant_id == ctx.plant.id, Notification.person_id == who.id, Notification.kind == "question",
         Notification.created_at >= asked_at).order_by(Notification.id)).all()
-    asked = [n for n in asked if n.id is not None and any(b.startswith("choose:") for b in n.buttons)]
+    asked = [n for n in questions if n.id is not None and any(b.startswith("choose:") for b in n.buttons)]
     if not asked:
         return
     done = set(ctx.session.exec(select(Notification.updates_id).where(

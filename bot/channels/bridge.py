@@ -5,9 +5,9 @@ Protocol (docs/channels.md has the full spec with examples):
 - Inbound: the bridge POSTs JSON to `/bridge/inbound` with `X-Mfgos-Timestamp: <unix
   seconds>` and `X-Mfgos-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
   Body: `event_id` and `from` (required), `text`, `action` (ack | propose | approve |
-  reject, or `choose:E-0042`, the answer button of a "which one?"), `exception` (a code), `reply_to` (the `message_id` we returned for the message
-  being answered), `thread`, `chat`, `language`, `from_me`, `attachments`
-  (`[{kind, content_type, data (base64) | url}]`).
+  reject, or `choose:E-0042`, the answer button of a "which one?"), `exception` (a code),
+  `reply_to` (the `message_id` we returned for the message being answered), `thread`, `chat`,
+  `language`, `from_me`, `attachments` (`[{kind, content_type, data (base64) | url}]`).
 - Outbound: we POST JSON to `MFGOS_BRIDGE_CALLBACK_URL`, signed the same way, with
   `Idempotency-Key: mfgos-notification-<id>` (a retry carries the same key): `to`, `text`,
   `exception`, `buttons` (`[{id, title}]`; the bridge may show them or list them as text; a
@@ -129,11 +129,11 @@ class BridgeChannel:
         if not isinstance(sender, str) or ident(sender.strip()) is None:
             raise BridgeError("from: the sender's address is required (1-200 characters, no control characters)")
         action = body.get("action")
-        if action is not None and (not isinstance(action, str) or (
-                action not in ACTIONS and not (action.startswith("choose:") and parse_button(action)[0]))):
-            raise BridgeError(f"action: one of {', '.join(ACTIONS)}, or choose:<exception code>")
         if action is not None:
-            action = action if action in ACTIONS else parse_button(action)[0]
+            ours = isinstance(action, str) and (action in ACTIONS or action.startswith("choose:"))
+            action = parse_button(action)[0] if ours else None
+            if action is None:
+                raise BridgeError(f"action: one of {', '.join(ACTIONS)}, or choose:<exception code>")
         message_text = body.get("text") or ""
         if not isinstance(message_text, str):
             raise BridgeError("text: must be a string")

@@ -55,6 +55,7 @@ from bot.channels.cards import (
     break_markers,
     button_label,
     button_value,
+    choice_code,
     choice_labels,
     exception_card,
     live_buttons,
@@ -328,15 +329,15 @@ class SlackChannel:
                                                             "verbatim": True}]})
         if buttons:
             blocks.append({"type": "actions", "block_id": "mfgos_actions", "elements": [
-                {"type": "button", "action_id": f"mfgos_{b}", "text": {"type": "plain_text",
-                                                                       "text": button_label(b, language, labels)[:MAX_BUTTON]},
+                {"type": "button", "action_id": f"mfgos_{b}",
+                 "text": {"type": "plain_text", "text": button_label(b, language, labels)[:MAX_BUTTON]},
                  "value": button_value(b, code or (card.code if card else None)), **({"style": STYLES[b]} if b in STYLES else {})}
                 for b in buttons]})
         return blocks
 
     async def _labels(self, buttons: tuple[str, ...]) -> dict[str, str]:
         """Titles of the `choose:` buttons among `buttons` (a DB read only when there are some)."""
-        if not any(b.startswith("choose:") for b in buttons):
+        if self.engine is None or not any(choice_code(b) for b in buttons):
             return {}
         return await asyncio.to_thread(choice_labels, self.engine, buttons, MAX_BUTTON)
 
