@@ -98,7 +98,8 @@ class ChatIn(_FromPerson):
 
 
 class ActionIn(_FromPerson):
-    action: Literal["ack", "approve", "reject", "propose"]
+    # A button: an action on `exception`, or the answer to a "which one?" (`choose:E-0042`).
+    action: str = Field(pattern=r"^(ack|approve|reject|propose|choose:E-\d{1,6})$", max_length=20)
     exception: str = Field(min_length=1, max_length=40)
     text: str = Field(default="", max_length=4000, description="a reason (reject) or the fix (propose)")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -301,7 +301,7 @@ class Turn:
     def complete(self, exc: PlantException) -> None:
         """The answer named `exc`: do what was pending there, with its original text."""
         pending = dict(self.conv.pending)
-        self.settle(Event.answered)
+        self.settle(Event.answered, exc.code)
         if pending.get("action"):
             self.act(exc, pending["action"], pending.get("text") or "")
         else:
@@ -386,7 +386,7 @@ class Turn:
         conv.signal_id, conv.channel = self.signal.id, self.channel
         conv.asked_at, conv.expires_at = self.ctx.now, self.ctx.now + QUESTION_TTL
         self.ctx.session.add(conv)
-        self.reply("question", self.question())
+        self.reply("question", self.question(), buttons=self.choices())
 
     def ask_again(self) -> bool:
         conv = self.conv
@@ -404,7 +404,7 @@ class Turn:
         conv.questions += 1
         conv.expires_at = self.ctx.now + QUESTION_TTL
         self.ctx.session.add(conv)
-        self.reply("question", self.question())
+        self.reply("question", self.question(), buttons=self.choices())
         return True
 
     def question(self) -> str:
@@ -425,10 +425,20 @@ class Turn:
             return messages.render("ask_machine_choice", language, options=", ".join(conv.options))
         return messages.render("ask_machine", language)
 
-    def settle(self, event: Event) -> None:
+    def choices(self) -> tuple[str, ...]:
+        """The buttons of a "which one?": one `choose:<code>` per listed exception (other questions have none)."""
+        if self.conv.state != State.awaiting_which_exception:
+            return ()
+        return tuple(f"choose:{code}" for code in self.conv.options[:LISTED])
+
+    def settle(self, event: Event, chosen: str | None = None) -> None:
+        """Move the conversation by `event`; a "which one?" left behind loses its buttons (`chosen`: the answer)."""
+        state, asked_at = State(self.conv.state), self.conv.asked_at
         transition(self.conv, event)
         if self.conv.id is not None:
             self.ctx.session.add(self.conv)
+        if state == State.awaiting_which_exception:
+            _withdraw_choices(self.ctx, self.who, asked_at, chosen)
 
     # --- reports -----------------------------------------------------------------------------
 
@@ -463,8 +473,8 @@ class Turn:
 
     # --- answers to the person -----------------------------------------------------------------
 
-    def reply(self, kind: str, text: str, exc: PlantException | None = None) -> None:
-        wf.notify(self.ctx, self.who, kind, text, exc=exc, role=(self.who.roles or [None])[0],
+    def reply(self, kind: str, text: str, exc: PlantException | None = None, buttons: tuple[str, ...] = ()) -> None:
+        wf.notify(self.ctx, self.who, kind, text, exc=exc, role=(self.who.roles or [None])[0], buttons=buttons,
                   reply_channel=self.channel)
 
     def confirm(self, exc: PlantException, key: str, **values: Any) -> None:
@@ -483,9 +493,33 @@ def _conversation(ctx: Context, who: Person) -> Conversation:
     if conv is None:
         return Conversation(plant_id=ctx.plant.id, person_id=who.id, state=State.idle)
     if conv.state != State.idle and conv.expires_at is not None and conv.expires_at <= ctx.now:
+        state, asked_at = State(conv.state), conv.asked_at
         transition(conv, Event.expired)
         ctx.session.add(conv)
+        if state == State.awaiting_which_exception:
+            _withdraw_choices(ctx, who, asked_at, None)
     return conv
+
+
+def _withdraw_choices(ctx: Context, who: Person, asked_at: datetime | None, chosen: str | None) -> None:
+    """Take the `choose:` buttons off the "which one?" messages of the question just settled
+    (asked at `asked_at`, asked again since): a `buttons_update` with none left and a status line,
+    so the platforms that can edit a message (Slack, Telegram) remove them and the others say so."""
+    if asked_at is None:
+        return
+    questions = ctx.session.exec(select(Notification).where(
+        Notification.plant_id == ctx.plant.id, Notification.person_id == who.id, Notification.kind == "question",
+        Notification.created_at >= asked_at).order_by(Notification.id)).all()
+    asked = [n for n in questions if n.id is not None and any(b.startswith("choose:") for b in n.buttons)]
+    if not asked:
+        return
+    done = set(ctx.session.exec(select(Notification.updates_id).where(
+        Notification.kind == "buttons_update", Notification.updates_id.in_([n.id for n in asked]))))  # type: ignore[union-attr]
+    line = messages.render("choice_answered", who.language, code=chosen) if chosen else \
+        messages.render("choice_closed", who.language)
+    for row in asked:
+        if row.id not in done:
+            wf.replace_buttons(ctx, row, [], line, "answered" if chosen else "closed")
 
 
 def _unrelated(ctx: Context, ex: Extraction, text: str) -> bool:

@@ -335,6 +335,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "{number}) {code} {type} an {machine}",
         "hi": "{number}) {code} {machine} par {type}",
     },
+    # --- "which one?" with buttons (routing/conversation.py, bot/channels/cards.py) -----------
+    # The status line that replaces the question's buttons once it is answered or dropped.
+    "choice_answered": {"en": "Answered: {code}", "es": "Respondido: {code}", "de": "Beantwortet: {code}",
+                        "hi": "Jawab diya: {code}"},
+    "choice_closed": {"en": "No longer asked", "es": "Ya no se pregunta", "de": "Nicht mehr gefragt",
+                      "hi": "Ab nahin poochha ja raha"},
+    # The button that opens a WhatsApp list of choices (at most 20 characters).
+    "button_choose": {"en": "Choose", "es": "Elegir", "de": "Auswählen", "hi": "Chunein"},
     # --- rich chat messages (bot/channels): buttons, status, the context of a thread ----------
     # Button titles stay within WhatsApp's 20 characters.
     "button_ack": {"en": "Acknowledge", "es": "Confirmar", "de": "Bestätigen", "hi": "Acknowledge"},

@@ -161,6 +161,15 @@ def _add_once(ctx: Context, key: str, build: Callable[[str], Notification]) -> N
     return row
 
 
+def replace_buttons(ctx: Context, row: Notification, buttons: list[str], text: str, reason: str) -> Notification:
+    """A `buttons_update` of the sent message `row`: `buttons` are the ones still valid, `text` the
+    status line; once per cause and `reason`, so a replay writes nothing twice."""
+    return _add_once(ctx, f"{ctx.cause}:buttons_update:{row.id}:{reason}", lambda key: Notification(
+        plant_id=ctx.plant.id, dedupe_key=key, exception_id=row.exception_id, person_id=row.person_id, role=row.role,
+        kind="buttons_update", channel=row.channel, address=row.address, language=row.language, text=text,
+        buttons=buttons, created_at=ctx.now, next_attempt_at=ctx.now, updates_id=row.id))
+
+
 def machine_label(ctx: Context, machine_id: str | None) -> str:
     if not machine_id:
         return "?"

@@ -5,12 +5,13 @@ Protocol (docs/channels.md has the full spec with examples):
 - Inbound: the bridge POSTs JSON to `/bridge/inbound` with `X-Mfgos-Timestamp: <unix
   seconds>` and `X-Mfgos-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
   Body: `event_id` and `from` (required), `text`, `action` (ack | propose | approve |
-  reject), `exception` (a code), `reply_to` (the `message_id` we returned for the message
-  being answered), `thread`, `chat`, `language`, `from_me`, `attachments`
-  (`[{kind, content_type, data (base64) | url}]`).
+  reject, or `choose:E-0042`, the answer button of a "which one?"), `exception` (a code),
+  `reply_to` (the `message_id` we returned for the message being answered), `thread`, `chat`,
+  `language`, `from_me`, `attachments` (`[{kind, content_type, data (base64) | url}]`).
 - Outbound: we POST JSON to `MFGOS_BRIDGE_CALLBACK_URL`, signed the same way, with
   `Idempotency-Key: mfgos-notification-<id>` (a retry carries the same key): `to`, `text`,
-  `exception`, `buttons` (`[{id, title}]`; the bridge may show them or list them as text),
+  `exception`, `buttons` (`[{id, title}]`; the bridge may show them or list them as text; a
+  press sends the button's `id` back as the `action`),
   `language`, `thread_key`, `notification_id`, `kind`, and for a `buttons_update` `updates` (the
   `message_id` the bridge gave the message whose buttons are now `buttons`). A 2xx answer `{"message_id": "..."}` is
   delivered; 429 with `Retry-After` is retried after it; 5xx and network errors are retried
@@ -33,7 +34,7 @@ from bot.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from bot.channels.cards import ACTIONS, button_label, button_value, with_code
+from bot.channels.cards import ACTIONS, button_label, button_value, parse_button, with_code
 from bot.channels.payload import ident, text
 from bot.fetch import MediaLimits, MediaPolicy, fetch_media, origin_of
 from bot.middleware import sign_bridge
@@ -128,8 +129,11 @@ class BridgeChannel:
         if not isinstance(sender, str) or ident(sender.strip()) is None:
             raise BridgeError("from: the sender's address is required (1-200 characters, no control characters)")
         action = body.get("action")
-        if action is not None and (not isinstance(action, str) or action not in ACTIONS):
-            raise BridgeError(f"action: one of {', '.join(ACTIONS)}")
+        if action is not None:
+            ours = isinstance(action, str) and (action in ACTIONS or action.startswith("choose:"))
+            action = parse_button(action)[0] if ours else None
+            if action is None:
+                raise BridgeError(f"action: one of {', '.join(ACTIONS)}, or choose:<exception code>")
         message_text = body.get("text") or ""
         if not isinstance(message_text, str):
             raise BridgeError("text: must be a string")

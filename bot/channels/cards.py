@@ -5,11 +5,14 @@ WhatsApp reply buttons) render the same things from here: button titles in the
 recipient's language, the button value (`ack:E-0042`, so a press names its exception even
 where the platform has no threads), which buttons still make sense for a status, and the
 short context of a thread (machine, work orders, customer orders at risk, the SLA clock).
+The answer buttons of a "which one?" (`choose:E-0042`) carry their code already; their
+title is the code, with the machine's name when it fits the platform's limit.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +25,7 @@ from routing.roster import plant_local
 
 ACTIONS = ("ack", "propose", "approve", "reject")
 CODE = re.compile(r"\bE-\d{4,6}\b")
+CHOICE = re.compile(r"choose:(E-\d{4,6})")  # an answer button of a "which one?" question
 # Which buttons still mean something once the exception has moved on.
 LIVE = {
     "open": {"ack", "propose"},
@@ -31,20 +35,48 @@ LIVE = {
 ZWSP = "\u200b"  # ZERO WIDTH SPACE: invisible, breaks a formatting marker or a mention (break_markers)
 
 
-def button_label(action: str, language: str) -> str:
+def choice_code(button: str) -> str | None:
+    """The exception a `choose:E-0042` button names; None for any other button."""
+    found = CHOICE.fullmatch(button)
+    return found.group(1) if found else None
+
+
+def button_label(action: str, language: str, labels: Mapping[str, str] | None = None) -> str:
+    """The title of a button; a `choose:` one is its code, or its entry in `labels` (`choice_labels`)."""
+    if code := choice_code(action):
+        return (labels or {}).get(action, code)
     return messages.render(f"button_{action}", language)
 
 
 def button_value(action: str, code: str | None) -> str:
+    """What a press sends back: the action and the exception (a `choose:` button names its own)."""
+    if choice_code(action):
+        return action
     return f"{action}:{code}" if code else action
 
 
 def parse_button(value: str) -> tuple[str | None, str | None]:
-    """`ack:E-0042` -> ("ack", "E-0042"); anything that is not one of our buttons -> (None, None)."""
+    """`ack:E-0042` -> ("ack", "E-0042"); `choose:E-0042` -> ("choose:E-0042", None), an answer that
+    belongs to no thread; anything that is not one of our buttons -> (None, None)."""
     action, _, code = (value or "").partition(":")
+    if action == "choose":
+        return (f"choose:{code.upper()}", None) if CODE.fullmatch(code.upper()) else (None, None)
     if action not in ACTIONS:
         return None, None
     return action, (code.upper() if code and CODE.fullmatch(code.upper()) else None)
+
+
+def choice_labels(engine: Engine | None, buttons: Iterable[str], limit: int) -> dict[str, str]:
+    """The title of each `choose:` button among `buttons`: "E-0042 · Gear hobber 1" when that fits
+    in `limit` characters, else the code alone (the question's text lists the details)."""
+    codes = [code for b in buttons if (code := choice_code(b))]
+    if not codes or engine is None:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(select(PlantException.code, Machine.name).join(Machine, (
+            Machine.plant_id == PlantException.plant_id) & (Machine.id == PlantException.machine_id))  # type: ignore[arg-type]
+            .where(PlantException.code.in_(codes))).all()  # type: ignore[attr-defined]
+    return {f"choose:{code}": label for code, name in rows if len(label := f"{code} · {name}") <= limit}
 
 
 def live_buttons(buttons: tuple[str, ...] | list[str], status: str) -> tuple[str, ...]:

@@ -55,6 +55,8 @@ from bot.channels.cards import (
     break_markers,
     button_label,
     button_value,
+    choice_code,
+    choice_labels,
     exception_card,
     live_buttons,
     parse_button,
@@ -77,6 +79,7 @@ IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channe
 MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 STYLES = {"ack": "primary", "approve": "primary", "reject": "danger"}
 MAX_TEXT = 3000  # characters of a section's text and of a message's `text`
+MAX_BUTTON = 75  # characters of a button's text
 # What mrkdwn still formats once & < > are entities: *bold* _italic_ ~strike~ `code`, a "> " quote at
 # the start of a line (Slack's own messages carry it as "&gt;"), and the broadcast words.
 # A marker between two letters or digits (maintenance_request) cannot open or close anything: left alone.
@@ -310,9 +313,11 @@ class SlackChannel:
         return (f"slack:channel:{conversation}", self.channel_rate), ("slack:workspace", self.workspace_rate)
 
     def blocks(self, text: str, card: ExceptionCard | None, buttons: tuple[str, ...], language: str,
-               context: bool | None = None, code: str | None = None, note: str | None = None) -> list[dict[str, Any]]:
+               context: bool | None = None, code: str | None = None, note: str | None = None,
+               labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Block Kit: the text (already `mrkdwn`), the exception's context (by default when there is
-        something to decide), a note (a status line, escaped here), buttons."""
+        something to decide), a note (a status line, escaped here), buttons (`labels`: titles of
+        `choose:` buttons, `choice_labels`)."""
         blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(text), "verbatim": True}}]
         if card is not None and (bool(buttons) if context is None else context):
@@ -324,10 +329,17 @@ class SlackChannel:
                                                             "verbatim": True}]})
         if buttons:
             blocks.append({"type": "actions", "block_id": "mfgos_actions", "elements": [
-                {"type": "button", "action_id": f"mfgos_{b}", "text": {"type": "plain_text", "text": button_label(b, language)},
+                {"type": "button", "action_id": f"mfgos_{b}",
+                 "text": {"type": "plain_text", "text": button_label(b, language, labels)[:MAX_BUTTON]},
                  "value": button_value(b, code or (card.code if card else None)), **({"style": STYLES[b]} if b in STYLES else {})}
                 for b in buttons]})
         return blocks
+
+    async def _labels(self, buttons: tuple[str, ...]) -> dict[str, str]:
+        """Titles of the `choose:` buttons among `buttons` (a DB read only when there are some)."""
+        if self.engine is None or not any(choice_code(b) for b in buttons):
+            return {}
+        return await asyncio.to_thread(choice_labels, self.engine, buttons, MAX_BUTTON)
 
     async def _card(self, code: str | None) -> ExceptionCard | None:
         if not code or self.engine is None:
@@ -350,7 +362,8 @@ class SlackChannel:
         try:
             response = await self.client.chat_postMessage(
                 channel=conversation, text=clip(text), thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
-                blocks=self.blocks(text, card, message.buttons, message.language, code=message.exception_code))
+                blocks=self.blocks(text, card, message.buttons, message.language, code=message.exception_code,
+                                   labels=await self._labels(message.buttons)))
         except Exception as error:
             raise self._error(error) from error
         return f"{response['channel']}:{response['ts']}"
@@ -370,7 +383,7 @@ class SlackChannel:
             if original.kind not in THREAD_KINDS and self._conversation(replace(message, kind=original.kind))[1]:
                 text = f"<@{message.address}> {text}"  # as it was posted: a reply in the area thread
         blocks = self.blocks(text, card, message.buttons, message.language, context=card is not None,
-                             code=message.exception_code, note=message.text)
+                             code=message.exception_code, note=message.text, labels=await self._labels(message.buttons))
         try:
             await self.client.chat_update(channel=conversation, ts=ts, text=clip(text), blocks=blocks)
         except Exception as error:

@@ -65,6 +65,8 @@ from bot.channels.cards import (
     break_markers,
     button_label,
     button_value,
+    choice_code,
+    choice_labels,
     exception_card,
     live_buttons,
     parse_button,
@@ -84,6 +86,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 MAX_TOPIC = 128  # characters of a forum topic's name
+MAX_BUTTON = 64  # characters of a "which one?" answer button's title: short enough to read on a phone
 NOT_A_FORUM = ("not a forum", "not enough rights")  # createForumTopic's refusals that mean "use reply chains"
 # Telegram turns "@name" into a mention (which notifies that member of a group) even without a parse mode:
 # the place right after such an "@".
@@ -301,11 +304,22 @@ class TelegramChannel:
             return chat, (f"telegram:group:{message.address}", self.group_rate), bot
         return chat, bot
 
-    def _keyboard(self, buttons: tuple[str, ...], code: str | None, language: str) -> InlineKeyboardMarkup | None:
+    def _keyboard(self, buttons: tuple[str, ...], code: str | None, language: str,
+                  labels: dict[str, str] | None = None) -> InlineKeyboardMarkup | None:
+        """The actions side by side on one row; the answers of a "which one?" one per row, titled by `labels`."""
         if not buttons:
             return None
-        return InlineKeyboardMarkup([[InlineKeyboardButton(button_label(b, language), callback_data=button_value(b, code))
-                                      for b in buttons]])
+        actions = [InlineKeyboardButton(button_label(b, language), callback_data=button_value(b, code))
+                   for b in buttons if not choice_code(b)]
+        answers = [[InlineKeyboardButton(button_label(b, language, labels), callback_data=button_value(b, code))]
+                   for b in buttons if choice_code(b)]
+        return InlineKeyboardMarkup(([actions] if actions else []) + answers)
+
+    async def _labels(self, buttons: tuple[str, ...]) -> dict[str, str]:
+        """Titles of the `choose:` buttons among `buttons` (a DB read only when there are some)."""
+        if self.engine is None or not any(choice_code(b) for b in buttons):
+            return {}
+        return await asyncio.to_thread(choice_labels, self.engine, buttons, MAX_BUTTON)
 
     async def send(self, message: OutboundMessage) -> str:
         if message.kind in THREAD_KINDS:
@@ -316,7 +330,8 @@ class TelegramChannel:
         try:
             sent = await self.app.bot.send_message(
                 chat_id=message.address, text=text,
-                reply_markup=self._keyboard(message.buttons, message.exception_code, message.language))
+                reply_markup=self._keyboard(message.buttons, message.exception_code, message.language,
+                                            await self._labels(message.buttons)))
         except TelegramError as error:
             raise self._error(error) from error
         return f"{sent.chat_id}:{sent.message_id}"
@@ -330,7 +345,8 @@ class TelegramChannel:
         if not chat_id or not message_id.isdigit():
             raise PermanentFailure("a buttons_update without a Telegram message to edit")
         # No buttons left: no reply_markup at all, which is how the Bot API removes an inline keyboard.
-        markup = self._keyboard(message.buttons, message.exception_code, message.language)
+        markup = self._keyboard(message.buttons, message.exception_code, message.language,
+                                await self._labels(message.buttons))
         try:
             await self.app.bot.edit_message_reply_markup(chat_id=chat_id, message_id=int(message_id), reply_markup=markup)
         except BadRequest as error:

@@ -43,16 +43,26 @@ from bot.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from bot.channels.cards import break_markers, button_label, button_value, parse_button, with_code
+from bot.channels.cards import (
+    break_markers,
+    button_label,
+    button_value,
+    choice_code,
+    choice_labels,
+    parse_button,
+    with_code,
+)
 from bot.channels.payload import ident, obj, objects, text
 from bot.fetch import WHATSAPP_HOSTS, FetchRefused, MediaLimits, MediaPolicy, fetch_media
 from bot.ratelimit import Bucket, Rate, rate_limited
 from models import Notification, OutboxStatus, TimelineEvent, session_scope
+from routing import messages
 
 log = logging.getLogger(__name__)
 
 MAX_BUTTONS = 3
 MAX_TITLE = 20
+MAX_ROWS = 10  # rows of a list message: the answers of a "which one?" with more than MAX_BUTTONS choices
 MAX_BODY = 1024  # interactive body; a plain text message may have 4096
 RATE_LIMIT_CODES = {130429: "all", 131056: "chat", 4: "all", 80007: "all"}
 TEMPORARY_CODES = {1, 2, 131000, 131016}
@@ -159,9 +169,10 @@ class WhatsAppChannel:
             return (number,)
         return (f"whatsapp:to:{message.address}", self.recipient_rate), number
 
-    def payload(self, message: OutboundMessage) -> dict[str, Any]:
-        """The Graph API body: reply buttons (at most 3, titles of at most 20 characters) or plain text;
-        a reply to the earlier message for a buttons_update."""
+    def payload(self, message: OutboundMessage, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """The Graph API body: reply buttons (at most 3, titles of at most 20 characters), a list
+        message for a "which one?" with more answers than that, or plain text; a reply to the
+        earlier message for a buttons_update. `labels`: titles of `choose:` buttons (`choice_labels`)."""
         text = plain(with_code(message.text, message.exception_code))
         body = self._recipient(message.address)
         buttons = message.buttons[:MAX_BUTTONS]
@@ -169,10 +180,16 @@ class WhatsAppChannel:
             if len(text) > MAX_BODY:
                 text = text[: MAX_BODY - 1] + "…"
             body["type"] = "interactive"
-            body["interactive"] = {"type": "button", "body": {"text": text}, "action": {"buttons": [
-                {"type": "reply", "reply": {"id": button_value(b, message.exception_code),
-                                            "title": button_label(b, message.language)[:MAX_TITLE]}}
-                for b in buttons]}}
+            if len(message.buttons) > MAX_BUTTONS and all(choice_code(b) for b in message.buttons):
+                body["interactive"] = {"type": "list", "body": {"text": text}, "action": {
+                    "button": messages.render("button_choose", message.language)[:MAX_TITLE],
+                    "sections": [{"rows": [{"id": b, "title": button_label(b, message.language, labels)[:MAX_TITLE]}
+                                           for b in message.buttons[:MAX_ROWS]]}]}}
+            else:
+                body["interactive"] = {"type": "button", "body": {"text": text}, "action": {"buttons": [
+                    {"type": "reply", "reply": {"id": button_value(b, message.exception_code),
+                                                "title": button_label(b, message.language, labels)[:MAX_TITLE]}}
+                    for b in buttons]}}
         else:
             body["type"] = "text"
             body["text"] = {"body": text[:4096], "preview_url": False}
@@ -220,8 +237,10 @@ class WhatsAppChannel:
                                                       "for the free-form message")
         if self.template and self.window_closed(message.address):
             return await self._send_template(message, "the 24-hour window is closed")
+        labels = await asyncio.to_thread(choice_labels, self.engine, message.buttons, MAX_TITLE) \
+            if self.engine is not None and any(choice_code(b) for b in message.buttons) else {}
         try:
-            return await self._post(self.payload(message))
+            return await self._post(self.payload(message, labels))
         except WindowClosed as error:
             self._heard[message.address] = 0.0  # closed until they write again
             if not self.template:

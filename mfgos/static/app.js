@@ -124,8 +124,14 @@ const NOTE_KINDS = {
   thread_root: "thread", thread_reply: "thread reply", not_registered: "not registered",
 };
 
+// The answer buttons of a "which one?" question name their exception: `choose:E-0042`.
+function choiceCode(button) {
+  const found = /^choose:(E-\d{1,6})$/.exec(button || "");
+  return found ? found[1] : null;
+}
+
 function buttonLabel(action) {
-  return BUTTON_LABELS[action] || words(action);
+  return choiceCode(action) || BUTTON_LABELS[action] || words(action);
 }
 
 function noteKind(kind) {
@@ -227,8 +233,8 @@ function messageItem(item) {
   const buttons = (item.buttons || []).map((button) => {
     const key = `${item.id}:${button}`;
     return h("button", {
-      type: "button", class: `${button}${state.pressed.has(key) ? " pressed" : ""}`,
-      disabled: state.pressed.has(key) || !item.exception,
+      type: "button", class: `${choiceCode(button) ? "choose" : button}${state.pressed.has(key) ? " pressed" : ""}`,
+      disabled: state.pressed.has(key) || !(item.exception || choiceCode(button)),
       onclick: (event) => press(item, button, event.target),
     }, buttonLabel(button));
   });
@@ -312,7 +318,8 @@ async function press(item, button, element, repeatable = false) {
   element.disabled = true;
   const key = `${item.id}:${button}`;
   try {
-    await api("/api/actions", {person_id: state.person, action: button, exception: item.exception, text, event_id: `${key}:${newEventId()}`});
+    const exception = choiceCode(button) || item.exception;  // an answer to "which one?" belongs to no thread yet
+    await api("/api/actions", {person_id: state.person, action: button, exception, text, event_id: `${key}:${newEventId()}`});
     if (repeatable) {
       element.disabled = false;
     } else {

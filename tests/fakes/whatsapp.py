@@ -98,7 +98,16 @@ class FakeWhatsApp(FakeServer):
             return graph_error(400, 131047, "Re-engagement message", error_data={
                 "messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours have "
                 "passed since the customer last replied to this number."})
-        if body.get("type") == "interactive":
+        if body.get("type") == "interactive" and body["interactive"].get("type") == "list":
+            action = body["interactive"]["action"]
+            rows = [r for section in action["sections"] for r in section["rows"]]
+            if not 1 <= len(rows) <= 10 or not 1 <= len(action["button"]) <= 20:
+                return graph_error(400, 131009, "Parameter value is not valid: a list has 1-10 rows and a button of 1-20")
+            if any(len(r["title"]) > 24 or len(r["id"]) > 200 for r in rows):
+                return graph_error(400, 131009, "Parameter value is not valid: row title longer than 24")
+            if len(body["interactive"]["body"]["text"]) > 4096:
+                return graph_error(400, 131009, "Parameter value is not valid: body longer than 4096")
+        elif body.get("type") == "interactive":
             interactive = body["interactive"]
             buttons = interactive["action"]["buttons"]
             if not 1 <= len(buttons) <= 3:
@@ -180,7 +189,17 @@ class FakeWhatsApp(FakeServer):
     def buttons(message: dict[str, Any]) -> list[str]:
         if message["type"] != "interactive":
             return []
+        if message["interactive"]["type"] == "list":
+            return [r["id"] for s in message["interactive"]["action"]["sections"] for r in s["rows"]]
         return [b["reply"]["id"] for b in message["interactive"]["action"]["buttons"]]
+
+    @staticmethod
+    def titles(message: dict[str, Any]) -> list[str]:
+        if message["type"] != "interactive":
+            return []
+        if message["interactive"]["type"] == "list":
+            return [r["title"] for s in message["interactive"]["action"]["sections"] for r in s["rows"]]
+        return [b["reply"]["title"] for b in message["interactive"]["action"]["buttons"]]
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "sent": self.sent}
@@ -212,10 +231,11 @@ class FakeWhatsApp(FakeServer):
             item["context"] = {"from": self.display_number, "id": context}
         return self.envelope([item], [self.contact(sender, user_id=user_id)])
 
-    def button_reply(self, sender: str, reply_id: str, title: str, context: str) -> dict[str, Any]:
+    def button_reply(self, sender: str, reply_id: str, title: str, context: str, kind: str = "button_reply") -> dict[str, Any]:
+        """A press of a reply button, or (`kind="list_reply"`) the pick of a list message's row."""
         item = {"id": f"wamid.IN{next(self._ids):06d}", "from": sender.lstrip("+"), "timestamp": str(int(time.time())),
                 "type": "interactive", "context": {"from": self.display_number, "id": context},
-                "interactive": {"type": "button_reply", "button_reply": {"id": reply_id, "title": title}}}
+                "interactive": {"type": kind, kind: {"id": reply_id, "title": title}}}
         return self.envelope([item], [self.contact(sender)])
 
     def image_message(self, sender: str, data: bytes, caption: str = "", mime: str = "image/jpeg") -> dict[str, Any]:
