@@ -388,15 +388,16 @@ def test_a_hostile_slack_report_reaches_slack_escaped(probe: Probe) -> None:
                                headers={"Content-Type": "application/json", **probe.slack.sign(event)})
         assert answer.status_code == 200, answer.text
 
-    def escaped_alerts() -> list[dict[str, Any]]:
-        return [m for m in probe.slack.messages[before:]
-                if "&lt;!channel&gt;" in m["text"] + json.dumps(m["blocks"])]
+    def shown(message: dict[str, Any]) -> str:
+        return message["text"] + " " + json.dumps(message["blocks"], ensure_ascii=False)
 
-    until(escaped_alerts, "an alert quoting the report on Slack")
+    quoting = until(lambda: [m for m in probe.slack.messages[before:] if "evil.example" in shown(m)],
+                    "an alert quoting the report on Slack")
+    assert any("&lt;!channel&gt;" in message["text"] for message in quoting), [m["text"] for m in quoting]
+    assert any("&lt;!channel&gt;" in json.dumps(message["blocks"]) for message in quoting)
     for message in probe.slack.messages[before:]:
-        shown = message["text"] + " " + json.dumps(message["blocks"], ensure_ascii=False)
         for raw in ("<!channel>", "<@U999>", "<https://evil"):
-            assert raw not in shown, f"{raw} reached Slack raw in a message to {message['to']}: {shown[:400]}"
+            assert raw not in shown(message), f"{raw} reached Slack raw in a message to {message['to']}: {shown(message)[:400]}"
 
 
 # --- 7. security headers and the Host check ----------------------------------------------------
