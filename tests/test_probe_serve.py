@@ -195,24 +195,16 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
 
 
 @pytest.fixture(scope="module")
-def tom(probe: Probe) -> httpx.Client:
-    """A browser signed in as Tom through the link Slack brought him (test 2 checks the steps)."""
-    browser = probe.client()
-    sign_in(probe, browser, TOM, TOM_SLACK)
-    return browser
-
-
-def sign_in(probe: Probe, browser: httpx.Client, person: str, slack_id: str) -> httpx.Response:
-    before = len(probe.slack.posted(to=slack_id))
-    assert browser.post("/auth/login", json={"person_id": person}).status_code == 202
-    message = until(lambda: probe.slack.posted(to=slack_id)[before:], f"the sign-in link at {slack_id}")[0]
-    link = LINK.search(message["text"])
-    assert link, message["text"]
-    followed = browser.get(link.group(0))
-    assert followed.status_code == 303 and followed.headers["location"] == "/"
-    followed.link = link.group(0)  # type: ignore[attr-defined]
-    followed.message = message  # type: ignore[attr-defined]
-    return followed
+def tom(probe: Probe) -> Iterator[httpx.Client]:
+    """A browser signed in as Tom through the link Slack brought him (test 2 checks each step)."""
+    with probe.client() as browser:
+        before = len(probe.slack.posted(to=TOM_SLACK))
+        assert browser.post("/auth/login", json={"person_id": TOM}).status_code == 202
+        message = until(lambda: probe.slack.posted(to=TOM_SLACK)[before:], "the sign-in link in Tom's Slack")[0]
+        link = LINK.search(message["text"])
+        assert link, message["text"]
+        assert browser.get(link.group(0)).status_code == 303 and SESSION_COOKIE in browser.cookies
+        yield browser
 
 
 # --- 1. anonymous ---------------------------------------------------------------------------
