@@ -116,10 +116,10 @@ class ErpContract:
         and no stock movement (issue 17: the quality replay was adopted onto a Downtime Entry)."""
         adapter = erp.make()
         try:
-            reference = await adapter.post(erp.transaction("maintenance_request", "shared/1"))
+            reference = await adapter.post(erp.transaction("maintenance_request", "one-key/1"))
             for kind in ("nonconformance", "stock_status"):
-                assert await adapter.lookup(erp.transaction(kind, "shared/1")) is None, kind
-            assert await adapter.lookup(erp.transaction("maintenance_request", "shared/1")) == reference
+                assert await adapter.lookup(erp.transaction(kind, "one-key/1")) is None, kind
+            assert await adapter.lookup(erp.transaction("maintenance_request", "one-key/1")) == reference
         finally:
             await adapter.aclose()
 
