@@ -320,7 +320,7 @@ def test_console_question_has_choose_buttons_and_posting_one_completes_it(databa
     runtime = Runtime(settings(database_url, tmp_path))
     try:
         report_both(runtime)
-        client = TestClient(create_app(runtime))
+        client = TestClient(create_app(runtime, demo=True))
         asked = client.post("/api/messages", json={"person_id": "tom", "text": "bin unterwegs"}).json()
         [question] = asked["replies"]
         assert question["kind"] == "question" and question["buttons"] == ["choose:E-0001", "choose:E-0002"]
@@ -355,7 +355,7 @@ def test_console_page_shows_the_choices_and_a_click_answers(tmp_path: Path, brow
 
     runtime = Runtime(settings(f"sqlite:///{tmp_path / 'console.db'}", tmp_path))
     sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, demo=True), log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

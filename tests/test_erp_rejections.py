@@ -92,7 +92,7 @@ def test_abandoning_the_last_rejection_settles_the_exception(
         events = [e.kind for e in session.exec(select(TimelineEvent).order_by(TimelineEvent.id))]
         assert events[events.index("erp_abandoned"):] == ["erp_abandoned", "posted", "closed"]
         told = {(n.person_id, n.text) for n in session.exec(select(Notification).where(Notification.kind == "erp_abandoned"))}
-        assert ("ravi", "E-0001: Ana Ruiz ne ERP mein maintenance_request chhod diya (the Employee is not set up "
+        assert ("ravi", "E-0001: Ana Ruiz ne ERP mein maintenance request chhod diya (the Employee is not set up "
                 "yet). Zaroorat ho to ERP mein haath se darj karein.") in told
         assert {who for who, _ in told} >= {"ana", "ravi", "tom"}  # who abandoned, the reporter, who fixed it
     assert not fake_erpnext.state.docs["Downtime Entry"]
