@@ -2,6 +2,7 @@
 
 from models.auth import ApiToken, SignInRequest, WebSession
 from models.conversation import Conversation, StrangerReply
+from models.decisions import ExceptionDecision
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.tables import (
     AckTimer,
@@ -64,6 +65,7 @@ __all__ = [
     "LedgerDocument",
     "Attachment",
     "Conversation",
+    "ExceptionDecision",
     "StrangerReply",
     "SignInRequest",
     "WebSession",

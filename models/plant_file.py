@@ -48,6 +48,7 @@ from pydantic import (
 from sqlmodel import Session, select
 
 from models import erp_settings
+from models.decisions import DECISION_KINDS
 from models.tables import (
     Area,
     ChannelIdentity,
@@ -360,6 +361,11 @@ class MachineSpec(_Entry):
     name: Name
     area: Id
     aliases: list[Name] = Field(default_factory=list)
+    kind: Id | None = None  # machines of one kind are sister machines: a work order can move between them
+    mttr: Duration | None = None  # mean time to repair, the planner's "wait for the repair" without an estimate
+
+    def mttr_minutes(self) -> int | None:
+        return int(parse_duration(self.mttr).total_seconds() // 60) if self.mttr else None
 
 
 class MaterialSpec(_Entry):
@@ -448,10 +454,22 @@ class RuleSpec(_Entry):
     approver: RoleName = Role.supervisor.value
 
 
+class ApprovalsSpec(_Entry):
+    """Per decision kind, the role that approves it; without an entry the deciding role's word stands."""
+
+    reschedule: RoleName | None = None
+    material_request: RoleName | None = None
+    customer_order_date: RoleName | None = None
+
+    def stored(self) -> dict[str, str]:
+        return {kind: role for kind in DECISION_KINDS if (role := getattr(self, kind))}
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
     plant: PlantSpec
+    approvals: ApprovalsSpec = Field(default_factory=ApprovalsSpec)
     areas: list[AreaSpec] = Field(default_factory=list)
     machines: list[MachineSpec] = Field(default_factory=list)
     materials: list[MaterialSpec] = Field(default_factory=list)
@@ -480,7 +498,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "erp")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp")
 
 
 # --- reading YAML with line numbers --------------------------------------------------------
@@ -594,6 +612,7 @@ class _Check:
         self.problems: list[Problem] = []
         self.valid: dict[str, list[Any]] = {name: [] for name in _LISTS}
         self.plant: PlantSpec | None = None
+        self.approvals: ApprovalsSpec | None = None
         self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
 
     def line(self, path: YamlPath) -> int | None:
@@ -659,6 +678,8 @@ class _Check:
                 spec = self.validate(model, entry, (name, index), zone)
                 if spec is not None:
                     self.valid[name].append(spec)
+        if data.get("approvals") is not None:
+            self.approvals = self.validate(ApprovalsSpec, data["approvals"], ("approvals",), zone)
         self._erp(data.get("erp"))
         self._references(data, zone)
 
@@ -840,7 +861,8 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     problems = sorted(checker.problems, key=lambda p: (p.line is None, p.line or 0))
     if problems or checker.plant is None:
         return problems, None
-    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, **checker.valid)
+    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {},
+                           approvals=checker.approvals or ApprovalsSpec(), **checker.valid)
     plant_file._file = file
     plant_file._lines = reader.lines
     return [], plant_file
@@ -909,7 +931,7 @@ def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str
         "areas": (Area, "id", {a.id: {"plant_id": pid, "id": a.id, "name": a.name} for a in plant_file.areas}),
         "machines": (Machine, "id", {
             m.id: {"plant_id": pid, "id": m.id, "name": m.name, "area_id": m.area, "aliases": list(m.aliases),
-                   "origin": ours}
+                   "kind": m.kind, "mttr_minutes": m.mttr_minutes(), "origin": ours}
             for m in plant_file.machines}),
         "materials": (Material, "id", {
             m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area,
@@ -970,7 +992,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     _refuse_foreign_addresses(session, plant_file, identities, source_file)
 
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
-    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp}
+    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
+                    "approvals": plant_file.approvals.stored()}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -106,6 +106,9 @@ class Plant(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     timezone: str = "UTC"
+    # Decision kind -> the role that approves it (plant file `approvals:`); a kind without an
+    # entry stands on the deciding role's own word.
+    approvals: dict[str, str] = _json()
     source_file: str | None = None
     content_hash: str | None = None
     erp: dict[str, Any] = _json()
@@ -127,6 +130,8 @@ class Machine(SQLModel, table=True):
     area_id: str
     aliases: list[str] = _json(factory=list)
     running: bool = True  # last known state from signals or a confirmed fix
+    kind: str | None = None  # machines of one kind can take each other's work orders (sister machines)
+    mttr_minutes: int | None = None  # mean time to repair: a repair's expected length without an estimate
     origin: str = _origin()
 
 
