@@ -2,8 +2,8 @@
 
 from models.auth import ApiToken, SignInRequest, WebSession
 from models.conversation import Conversation, StrangerReply
-from models.decisions import ExceptionDecision
 from models.db import make_engine, migrate, normalise_url, session_scope
+from models.decisions import ExceptionDecision
 from models.tables import (
     AckTimer,
     Approval,
