@@ -27,6 +27,7 @@ PRIORITY_WORDS = {
 }
 ORDER_ACTIONS = ("hold", "release", "complete")
 STOCK_ACTIONS = ("block", "release", "scrap")
+MATERIAL_ACTIONS = ("expedite", "transfer")
 
 # kind -> (required fields, optional fields)
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -50,6 +51,10 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("exception", "type", "description"),
         ("machine", "material", "work_order", "quantity", "unit", "disposition"),
     ),
+    # Materials' decision on an exception: bring a quantity of a material by a time.
+    "material_request": (("material", "quantity", "unit", "need_by"), ("action", "work_order", "reason")),
+    # Customer service's decision: the customer order's promised date changes (and the customer was told).
+    "customer_order_date": (("customer_order", "promised"), ("customer_told", "reason")),
 }
 
 # Document-number prefixes of the embedded ledger, one per kind.
@@ -59,6 +64,8 @@ PREFIXES = {
     "production_order_reschedule": "RES",
     "stock_status": "STK",
     "nonconformance": "NC",
+    "material_request": "MRQ",
+    "customer_order_date": "COD",
 }
 
 
@@ -140,6 +147,22 @@ def problems(kind: str, fields: dict[str, Any]) -> list[str]:
         for name in ("material", "unit", "lot", "work_order"):
             text(name)
         positive("quantity")
+    elif kind == "material_request":
+        for name in ("material", "unit", "work_order"):
+            text(name)
+        positive("quantity")
+        choice("action", MATERIAL_ACTIONS)
+        need_by = fields.get("need_by")
+        if need_by not in (None, "") and parse_time(need_by) is None:
+            found.append(f"need_by must be an ISO 8601 time with a UTC offset (got {need_by!r})")
+    elif kind == "customer_order_date":
+        text("customer_order")
+        promised = fields.get("promised")
+        if promised not in (None, "") and parse_time(promised) is None:
+            found.append(f"promised must be an ISO 8601 time with a UTC offset (got {promised!r})")
+        told = fields.get("customer_told")
+        if told is not None and not isinstance(told, bool):
+            found.append(f"customer_told must be true or false (got {told!r})")
     elif kind == "nonconformance":
         for name in ("exception", "type", "description", "machine", "material", "work_order", "disposition"):
             text(name)

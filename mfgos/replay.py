@@ -26,13 +26,23 @@ from sqlmodel import Session, select
 from bot.channels.base import CaptureChannel, Channel
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
-from models import AckTimer, ErpTransaction, Notification, Person, PlantException, TimelineEvent
+from models import (
+    AckTimer,
+    ErpTransaction,
+    ExceptionDecision,
+    Notification,
+    Person,
+    PlantException,
+    TimelineEvent,
+)
 from routing.clock import SimulatedClock
 from routing.inbound import Inbound
 
 CHANNELS = ("slack", "telegram", "whatsapp", "console", "bridge")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 DEFAULT_TAIL = timedelta(hours=1)  # timers keep running this long after the last event
+# A decision part's button in a scenario: `part:approve:1` (routing/decisions.py), N counting the run's parts.
+PART_BUTTON = re.compile(r"part:(approve|reject|confirm|skip):(\d{1,4})")
 
 
 class ScenarioError(Exception):
@@ -109,8 +119,10 @@ def load_scenario(path: Path) -> Scenario:
                                 "a sender the plant does not know)")
         if kinds[0] == "chat" and "text" not in body:
             raise ScenarioError(f"{where}.chat: missing 'text'")
-        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose"):
-            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject or propose")
+        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose") and \
+                not PART_BUTTON.fullmatch(str(body.get("kind"))):
+            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject, propose or "
+                                "part:<approve|reject|confirm|skip>:<N> (the scenario's Nth decision part)")
         if kinds[0] == "signal" and "payload" not in body:
             raise ScenarioError(f"{where}.signal: missing 'payload'")
         events.append(Event(index=index, at=parse_offset(item["at"], f"{where}.at"), kind=kinds[0], body=body))
@@ -131,6 +143,19 @@ class Replay:
         self.settings = base.model_copy(update={"database_url": database_url, "plant_file": scenario.plant})
         channels: dict[str, Channel] = dict(self.captured)
         self.runtime = Runtime(self.settings, clock=self.clock, channels=channels)
+
+    def _part_button(self, kind: str, where: str) -> str:
+        """`part:approve:2` names the scenario's second decision part; the button carries its row id."""
+        found = PART_BUTTON.fullmatch(kind)
+        if found is None:
+            return kind
+        with Session(self.runtime.engine) as session:
+            rows = session.exec(select(ExceptionDecision.id).where(
+                ExceptionDecision.plant_id == self.runtime.plant_id).order_by(ExceptionDecision.id)).all()
+        number = int(found.group(2))
+        if not 1 <= number <= len(rows):
+            raise ScenarioError(f"{where}: decision part {number} does not exist yet ({len(rows)} so far)")
+        return f"part:{found.group(1)}:{rows[number - 1]}"
 
     def _exception_ref(self, number: int, where: str) -> str:
         with Session(self.runtime.engine) as session:
@@ -193,7 +218,7 @@ class Replay:
         ref = self._exception_ref(int(body["exception"]), where) if body.get("exception") is not None else None
         self.runtime.accept(Inbound(
             source=channel, event_id=event_id, address=address, person_id=person_id, text=str(body.get("text", "")),
-            exception_ref=ref, action=str(body["kind"]) if event.kind == "action" else None))
+            exception_ref=ref, action=self._part_button(str(body["kind"]), where) if event.kind == "action" else None))
 
     def report(self) -> dict[str, Any]:
         """The JSON replay prints: exceptions with timelines, notifications, ERP transactions."""

@@ -40,7 +40,7 @@ from models import (
 )
 from models.plant_file import PlantChanges, apply, load
 from nlp.extractor import Extractor, master_data_from_store
-from routing import messages
+from routing import decisions, messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
@@ -243,7 +243,7 @@ class Runtime:
             plant = self.plant(session)
             ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="timers",
                              static=self._static.get(session, plant))
-            return wf.escalate_unacknowledged(ctx)
+            return wf.escalate_unacknowledged(ctx) + decisions.remind(ctx)
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
         """The earliest moment something is due: an escalation timer or an outbox retry.
@@ -262,11 +262,13 @@ class Runtime:
             if after is not None:
                 erp = erp.where(ErpTransaction.next_attempt_at > after)
                 note = note.where(Notification.next_attempt_at > after)
-            moments = [timer, session.exec(erp).one(), session.exec(note).one()]
+            moments = [timer, session.exec(erp).one(), session.exec(note).one(),
+                       decisions.next_reminder(session, after)]
         return min((m for m in moments if m is not None), default=None)
 
     def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:
         wf.record_erp_result(session, txn, outcome, detail, self.clock.now())
+        decisions.erp_result(session, txn, outcome, self.clock.now())
 
     async def drain(self, rounds: int = 20) -> None:
         """Run timers and both outboxes until nothing more is due now (replay and tests)."""

@@ -18,6 +18,9 @@ from sqlmodel import Field, SQLModel
 # The decision parts, and the role that decides each (proposes it in the thread).
 DECISION_ROLES = {"reschedule": "planner", "material_request": "materials", "customer_order_date": "customer_service"}
 DECISION_KINDS = tuple(DECISION_ROLES)
+# The neutral ERP transaction each approved part becomes (erp_adapters/kinds.py).
+DECISION_ERP_KINDS = {"reschedule": "production_order_reschedule", "material_request": "material_request",
+                      "customer_order_date": "customer_order_date"}
 
 
 class ExceptionDecision(SQLModel, table=True):

@@ -61,6 +61,7 @@ _REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # A "+4h" or "+30m" on its own: dateparser reads it, given as "in 4 hours".
 _PLUS = re.compile(r"(?<![\w:])\+\s*(\d{1,3})\s*(h|hours?|m|min|minutes?|d|days?)\b", re.I)
+_HOUR_WORDS = ("am", "pm", "a.m.", "p.m.", "uhr", "h", "hours", "hour", "horas", "stunden", "ghante", "minutes")
 MAX_WORDS = 5  # the longest time phrase tried ("in 2 days 6:00 am")
 _UNITS = {"h": "hours", "m": "minutes", "min": "minutes", "d": "days"}
 
@@ -100,9 +101,12 @@ def read_when(text: str, language: str, now: datetime, timezone: str) -> datetim
     moment = None
     for length in range(min(len(words), MAX_WORDS), 0, -1):
         for start in range(len(words) - length + 1):
-            phrase = " ".join(words[start:start + length]).strip(" ,.;:!?")
-            if phrase.isdigit() or not phrase:
-                continue  # "6" alone is no moment: a quantity, a count
+            span = words[start:start + length]
+            if span[0].isdigit() and (len(span) == 1 or span[1] not in _HOUR_WORDS):
+                continue  # "2 tomorrow" of "hobber 2 tomorrow", "6" alone: a name's number, a quantity
+            phrase = " ".join(span).strip(" ,.;:!?")
+            if not phrase:
+                continue
             moment = dateparser.parse(phrase, languages=languages, settings=settings)  # type: ignore[arg-type]
             if moment is not None:
                 break

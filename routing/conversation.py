@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from models import Conversation, Notification, Person, PlantException, Signal, StrangerReply
 from nlp.extraction import Extraction
-from routing import messages, queries
+from routing import decisions, messages, queries
 from routing import workflow as wf
 from routing.inbound import MAX_TEXT
 from routing.lifecycle import Action
@@ -63,12 +63,14 @@ class State(StrEnum):
     awaiting_machine = "awaiting_machine"  # a report without its machine: pending = the report
     awaiting_type = "awaiting_type"  # a report whose kind of problem is unclear: pending = the report
     awaiting_which_exception = "awaiting_which_exception"  # an action without a thread: pending = the action
+    awaiting_decision = "awaiting_decision"  # a decision part without its time or subject: pending = the reading
 
 
 class Event(StrEnum):
     asked_machine = "asked_machine"  # the bot asked which machine
     asked_type = "asked_type"  # the bot asked what kind of problem
     asked_which = "asked_which"  # the bot asked which of the person's exceptions is meant
+    asked_decision = "asked_decision"  # the bot asked what a decision part still lacks (when, which order)
     answered = "answered"  # the answer completed what was pending
     asked_again = "asked_again"  # the answer was not understood: the same question once more
     gave_up = "gave_up"  # still not understood after MAX_QUESTIONS: a report opens with what is known, an action is dropped
@@ -101,6 +103,13 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.awaiting_which_exception, E.gave_up): S.idle,
     (S.awaiting_which_exception, E.left): S.idle,
     (S.awaiting_which_exception, E.expired): S.idle,
+
+    (S.idle, E.asked_decision): S.awaiting_decision,
+    (S.awaiting_decision, E.answered): S.idle,
+    (S.awaiting_decision, E.asked_again): S.awaiting_decision,
+    (S.awaiting_decision, E.gave_up): S.idle,
+    (S.awaiting_decision, E.left): S.idle,
+    (S.awaiting_decision, E.expired): S.idle,
 }
 del S, E
 
@@ -170,6 +179,8 @@ class Turn:
             # A code alone, with no question open, says nothing to record: never a comment or a fix.
             self.reply("reply", messages.render("help", who.language))
             return
+        if self.decision_part(exc, ex, text):
+            return
         if exc and payload.get("attachments"):
             wf.log(ctx, exc, "attachment", "", who.id, attachments=payload["attachments"])
         intent = ex.intent
@@ -194,6 +205,40 @@ class Turn:
                     self.reply("reply", messages.render("help", who.language))
                 return
         self.in_thread(exc, intent, ex.text, _resolution(ex))
+
+    # --- decision parts (routing/decisions.py) ---------------------------------------------------
+
+    def decision_part(self, exc: PlantException | None, ex: Extraction, text: str) -> bool:
+        """A decider's reschedule, material request or customer date, or an approver's word on one;
+        False: the message is something else and is read as before."""
+        ctx, who = self.ctx, self.who
+        if ex.intent in ("approve", "reject"):
+            return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
+        if ex.intent == "query" or queries.is_question(text):
+            return False
+        reading = decisions.read(ctx, who, exc, ex, text)
+        if reading is None:
+            return False
+        if reading.missing:
+            self.ask(Event.asked_decision, reading.pending(text), [])
+        else:
+            decisions.apply(ctx, who, reading, text, self.channel)
+        return True
+
+    def complete_decision(self, ex: Extraction, text: str) -> bool:
+        """The answer to a decision's question: done when it is complete, asked again when not."""
+        reading = decisions.complete(self.ctx, self.who, self.conv.pending, ex, text)
+        if reading is not None and not reading.missing:
+            original = self.conv.pending.get("text") or ""
+            self.settle(Event.answered)
+            decisions.apply(self.ctx, self.who, reading, f"{original} / {text}", self.channel)
+            return True
+        if reading is None and _unrelated(self.ctx, ex, text):
+            self.settle(Event.left)
+            return False
+        if reading is not None:
+            self.conv.pending = reading.pending(self.conv.pending.get("text") or "")
+        return self.ask_again()
 
     # --- steps on one exception --------------------------------------------------------------
 
@@ -225,6 +270,9 @@ class Turn:
     def press(self, thread: PlantException | None, action: str, text: str) -> None:
         """A button: `choose:E-0001` answers "which one?"; the others act on their exception."""
         kind, _, code = action.partition(":")
+        if kind == "part":
+            decisions.press(self.ctx, self.who, action, self.channel)
+            return
         if kind == "choose":
             chosen = wf.exception_by_code(self.ctx, code) if code else None
             if self.conv.state == State.awaiting_which_exception and chosen and chosen.code in self.conv.options:
@@ -335,6 +383,8 @@ class Turn:
 
     def answer(self, ex: Extraction, text: str) -> bool:
         """Read the message as the answer to the open question; False: it is something else."""
+        if self.conv.state == State.awaiting_decision:
+            return self.complete_decision(ex, text)
         if self.conv.state == State.awaiting_which_exception:
             if chosen := self.choose(text):
                 self.complete(chosen)
@@ -395,6 +445,8 @@ class Turn:
             self.settle(Event.gave_up)
             if state == State.awaiting_which_exception:
                 self.reply("reply", messages.render("which_dropped", self.who.language))
+            elif state == State.awaiting_decision:
+                self.reply("reply", messages.render("part_dropped", self.who.language))
             else:  # open with what is known rather than lose the report
                 original = pending.get("extraction") or {}
                 self.open_or_join(pending.get("text") or "", original.get("exception_type") or "other",
@@ -411,6 +463,8 @@ class Turn:
         conv, language = self.conv, self.who.language
         if conv.state == State.awaiting_type:
             return messages.render("ask_type", language)
+        if conv.state == State.awaiting_decision:
+            return decisions.question(conv.pending.get("decision") or {}, language)
         if conv.state == State.awaiting_which_exception:
             lines = []
             for number, code in enumerate(conv.options[:LISTED], start=1):

@@ -16,3 +16,9 @@ def erp_key(plant_id: str, exception_code: str, approval_id: int | None, sequenc
     """`pune-1:E-0001:A2:1:3f9a0c1b2d4e`: readable where it came from, unique by its last part
     (48 random bits, and they only matter between keys whose readable parts are equal)."""
     return f"{plant_id}:{exception_code}:A{approval_id}:{sequence}:{uuid.uuid4().hex[:12]}"
+
+
+def decision_key(plant_id: str, exception_code: str, decision_id: int) -> str:
+    """`pune-1:E-0001:D3:5e0c2a9b1f7d`: the ERP key of a decision part (routing/decisions.py), one per
+    part, as unique as `erp_key` and told apart from the resolution's keys by its `D`."""
+    return f"{plant_id}:{exception_code}:D{decision_id}:{uuid.uuid4().hex[:12]}"

@@ -31,6 +31,12 @@ The table (`TABLE`, the same in docs/routing.md):
 | posted | close | closed | system |
 | every state but closed | machine_running, machine_stopped | (same) | system |
 | every state | comment | (same) | member, system |
+| every state | decision_propose, decision_not_needed | (same) | decider |
+| every state | decision_approve, decision_reject | (same) | decision_approver |
+
+The decision rows concern one decision part of the exception (routing/decisions.py): `decider`
+holds the role that decides its kind, `decision_approver` the plant's `approvals:` role for it
+(or is the decider when the plant names none). The part's own states are declared there.
 
 Every other (state, action) pair is refused because of the state. Beyond the table:
 
@@ -65,6 +71,11 @@ class Action(StrEnum):
     machine_running = "machine_running"
     machine_stopped = "machine_stopped"
     close = "close"
+    # On a decision part of the exception (routing/decisions.py); the exception's state stays.
+    decision_propose = "decision_propose"
+    decision_approve = "decision_approve"
+    decision_reject = "decision_reject"
+    decision_not_needed = "decision_not_needed"
 
 
 class Relation(StrEnum):
@@ -74,6 +85,10 @@ class Relation(StrEnum):
     manager = "manager"
     member = "member"
     system = "system"
+    # For one decision part (given by routing.decisions, never computed for the exception alone):
+    decider = "decider"  # holds the role that decides this kind of part (planner, materials, customer service)
+    decision_approver = "decision_approver"  # holds the plant's `approvals:` role for the kind, or is the
+    # decider when the plant names none (the deciding role's own decision stands)
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,12 @@ TABLE: tuple[Step, ...] = (
     *_same(UNFINISHED, A.machine_running, SYSTEM),
     *_same(UNFINISHED, A.machine_stopped, SYSTEM),
     *_same(tuple(S), A.comment, ANYONE),
+    # Decision parts: in any state of the exception (a customer's new date may follow the closed
+    # breakdown); the part's own states are routing.decisions.MOVES.
+    *_same(tuple(S), A.decision_propose, frozenset({R.decider})),
+    *_same(tuple(S), A.decision_not_needed, frozenset({R.decider})),
+    *_same(tuple(S), A.decision_approve, frozenset({R.decision_approver})),
+    *_same(tuple(S), A.decision_reject, frozenset({R.decision_approver})),
 )
 
 # Actions the reporter may take on their own report only if they were also paged for it.
@@ -124,7 +145,9 @@ NOT_BY_REPORTER = frozenset({A.acknowledge, A.propose})
 EVENT = {
     A.acknowledge: "acknowledged", A.propose: "proposed", A.approve: "approved", A.reject: "rejected",
     A.comment: "comment", A.escalate: "escalated", A.erp_posted: "posted", A.machine_running: "machine_state",
-    A.machine_stopped: "machine_state", A.close: "closed",
+    A.machine_stopped: "machine_state", A.close: "closed", A.decision_propose: "decision_proposed",
+    A.decision_approve: "decision_approved", A.decision_reject: "decision_rejected",
+    A.decision_not_needed: "decision_not_needed",
 }
 
 # The action behind each chat button (channels render the labels).

@@ -604,6 +604,187 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
 }
 
+# --- decision parts of an exception (routing/decisions.py, issue 16) ---
+TEMPLATES.update({
+    "part_reschedule": {
+        "en": "{work_order} on {machine} from {start} to {end}",
+        "es": "{work_order} en {machine} del {start} al {end}",
+        "de": "{work_order} auf {machine} von {start} bis {end}",
+        "hi": "{work_order} {machine} par {start} se {end} tak",
+    },
+    "part_material_expedite": {
+        "en": "expedite {quantity} {unit} of {material} to {machine} by {need_by}",
+        "es": "acelerar {quantity} {unit} de {material} para {machine} antes del {need_by}",
+        "de": "{quantity} {unit} {material} bis {need_by} eilig an {machine} liefern",
+        "hi": "{quantity} {unit} {material} {need_by} tak {machine} par jaldi pahunchana",
+    },
+    "part_material_transfer": {
+        "en": "transfer {quantity} {unit} of {material} to {machine} by {need_by}",
+        "es": "trasladar {quantity} {unit} de {material} a {machine} antes del {need_by}",
+        "de": "{quantity} {unit} {material} bis {need_by} zu {machine} umlagern",
+        "hi": "{quantity} {unit} {material} {need_by} tak {machine} par le jaana",
+    },
+    "part_customer_order_date": {
+        "en": "{customer_order} promised for {promised} (was {previous})",
+        "es": "{customer_order} prometido para el {promised} (antes {previous})",
+        "de": "{customer_order} zugesagt für {promised} (bisher {previous})",
+        "hi": "{customer_order} ki nayi date {promised} (pehle {previous})",
+    },
+    "part_status_needed": {"en": "waiting for your decision", "es": "espera tu decisión",
+                           "de": "wartet auf deine Entscheidung", "hi": "aapke faisle ka intezaar"},
+    "part_status_proposed": {"en": "waiting for approval", "es": "espera aprobación", "de": "wartet auf Freigabe",
+                             "hi": "approval ka intezaar"},
+    "part_status_approved": {"en": "approved", "es": "aprobado", "de": "freigegeben", "hi": "approved"},
+    "part_status_rejected": {"en": "rejected", "es": "rechazado", "de": "abgelehnt", "hi": "reject hua"},
+    "part_status_not_needed": {"en": "not needed", "es": "no necesario", "de": "nicht nötig", "hi": "zaroorat nahi"},
+    "part_status_settled": {"en": "done and in the ERP", "es": "hecho y en el ERP", "de": "erledigt und im ERP",
+                            "hi": "ho gaya aur ERP mein"},
+    "part_state_refused": {
+        "en": "{code}: {part} is {state}, nothing to change.",
+        "es": "{code}: {part} está {state}, no hay nada que cambiar.",
+        "de": "{code}: {part} ist {state}, nichts zu ändern.",
+        "hi": "{code}: {part} {state} hai, badalne ko kuch nahi.",
+    },
+    "part_refused": {
+        "en": "Only {role} can decide this on {code}.",
+        "es": "Solo {role} puede decidir esto en {code}.",
+        "de": "Nur {role} kann das bei {code} entscheiden.",
+        "hi": "{code} par yeh sirf {role} tay kar sakte hain.",
+    },
+    "part_approval_request": {
+        "en": "{code}: {name} proposes {part}. Approve?",
+        "es": "{code}: {name} propone {part}. ¿Aprobar?",
+        "de": "{code}: {name} schlägt vor: {part}. Freigeben?",
+        "hi": "{code}: {name} ka prastav: {part}. Approve karein?",
+    },
+    "part_confirm_proposed": {
+        "en": "Recorded on {code}: {part}. It waits for approval by {role}.",
+        "es": "Registrado en {code}: {part}. Espera la aprobación de {role}.",
+        "de": "Vermerkt bei {code}: {part}. Wartet auf Freigabe durch {role}.",
+        "hi": "{code} par record hua: {part}. {role} ke approval ka intezaar.",
+    },
+    "part_confirm_approved": {
+        "en": "Recorded on {code}: {part} approved. It goes to the ERP now.",
+        "es": "Registrado en {code}: {part} aprobado. Va al ERP ahora.",
+        "de": "Vermerkt bei {code}: {part} freigegeben. Geht jetzt ins ERP.",
+        "hi": "{code} par record hua: {part} approved. Ab ERP mein jayega.",
+    },
+    "part_approved": {
+        "en": "{code}: {name} approved {part}.",
+        "es": "{code}: {name} aprobó {part}.",
+        "de": "{code}: {name} hat freigegeben: {part}.",
+        "hi": "{code}: {name} ne approve kiya: {part}.",
+    },
+    "part_confirm_rejected": {
+        "en": "Recorded on {code}: you rejected {part}. The proposer has been told.",
+        "es": "Registrado en {code}: rechazaste {part}. Se avisó a quien lo propuso.",
+        "de": "Vermerkt bei {code}: du hast abgelehnt: {part}. Der Vorschlagende weiß Bescheid.",
+        "hi": "{code} par record hua: aapne reject kiya: {part}. Prastav dene wale ko bata diya.",
+    },
+    "part_rejected": {
+        "en": "{code}: {name} rejected {part}. {reason}",
+        "es": "{code}: {name} rechazó {part}. {reason}",
+        "de": "{code}: {name} hat abgelehnt: {part}. {reason}",
+        "hi": "{code}: {name} ne reject kiya: {part}. {reason}",
+    },
+    "part_confirm_not_needed": {
+        "en": "Recorded on {code}: {part} is not needed.",
+        "es": "Registrado en {code}: {part} no es necesario.",
+        "de": "Vermerkt bei {code}: {part} ist nicht nötig.",
+        "hi": "{code} par record hua: {part} ki zaroorat nahi.",
+    },
+    "part_reminder": {
+        "en": "Reminder {code}: {part} is still {state}.",
+        "es": "Recordatorio {code}: {part} sigue: {state}.",
+        "de": "Erinnerung {code}: {part}: noch {state}.",
+        "hi": "Yaad dila rahe hain {code}: {part} abhi bhi {state}.",
+    },
+    "part_staging_notice": {
+        "en": "{code}: {work_order} moves, so {quantity} {unit} of {material} are now needed at {machine} by {need_by}. Expedite or transfer?",
+        "es": "{code}: {work_order} se mueve: ahora se necesitan {quantity} {unit} de {material} en {machine} antes del {need_by}. ¿Acelerar o trasladar?",
+        "de": "{code}: {work_order} wird verschoben: {quantity} {unit} {material} werden jetzt bis {need_by} an {machine} gebraucht. Beschleunigen oder umlagern?",
+        "hi": "{code}: {work_order} shift hua, ab {quantity} {unit} {material} {need_by} tak {machine} par chahiye. Jaldi mangayein ya transfer karein?",
+    },
+    "part_late_notice": {
+        "en": "{code}: {work_order} moves, so customer order {customer_order} ({customer}) will be {late} late: new date {promised}. Confirm once the customer is told.",
+        "es": "{code}: {work_order} se mueve: el pedido {customer_order} ({customer}) llegará {late} tarde, nueva fecha {promised}. Confirma cuando el cliente lo sepa.",
+        "de": "{code}: {work_order} wird verschoben: Kundenauftrag {customer_order} ({customer}) wird {late} später fertig, neuer Termin {promised}. Bitte bestätigen, sobald der Kunde informiert ist.",
+        "hi": "{code}: {work_order} shift hua, customer order {customer_order} ({customer}) {late} late hoga, nayi date {promised}. Customer ko batane ke baad confirm karein.",
+    },
+    "part_say_it": {
+        "en": "{code}: {part} is not complete yet. Please write it, e.g. \"expedite 300 pcs by tomorrow 6am\".",
+        "es": "{code}: {part} aún no está completo. Escríbelo, p. ej. \"acelerar 300 piezas para mañana a las 6\".",
+        "de": "{code}: {part} ist noch nicht vollständig. Bitte schreiben, z. B. \"300 Stück bis morgen früh um 6 beschleunigen\".",
+        "hi": "{code}: {part} abhi poora nahi hai. Likh kar bhejein, jaise \"300 pcs kal subah 6 baje tak jaldi\".",
+    },
+    "ask_part_when": {
+        "en": "{code}: when? For example \"tomorrow 6am\", \"Fri\", \"+4h\" or \"after the repair\".",
+        "es": "{code}: ¿cuándo? Por ejemplo \"mañana a las 6\", \"viernes\", \"+4h\" o \"después de la reparación\".",
+        "de": "{code}: wann? Zum Beispiel \"morgen früh um 6\", \"Freitag\", \"+4h\" oder \"nach der Reparatur\".",
+        "hi": "{code}: kab? Jaise \"kal subah 6 baje\", \"shukravar\", \"+4h\" ya \"repair ke baad\".",
+    },
+    "ask_part_work_order": {
+        "en": "{code}: which work order? Please write its number, e.g. WO-1043.",
+        "es": "{code}: ¿qué orden? Escribe su número, p. ej. WO-1043.",
+        "de": "{code}: welcher Auftrag? Bitte die Nummer schreiben, z. B. WO-1043.",
+        "hi": "{code}: kaunsa work order? Number likhein, jaise WO-1043.",
+    },
+    "ask_part_material": {
+        "en": "{code}: which material?",
+        "es": "{code}: ¿qué material?",
+        "de": "{code}: welches Material?",
+        "hi": "{code}: kaunsa material?",
+    },
+    "ask_part_quantity": {
+        "en": "{code}: how many of {material}?",
+        "es": "{code}: ¿cuántas unidades de {material}?",
+        "de": "{code}: wie viel {material}?",
+        "hi": "{code}: {material} kitna?",
+    },
+    "ask_part_customer_order": {
+        "en": "{code}: which customer order? Please write its number, e.g. SO-7002.",
+        "es": "{code}: ¿qué pedido? Escribe su número, p. ej. SO-7002.",
+        "de": "{code}: welcher Kundenauftrag? Bitte die Nummer schreiben, z. B. SO-7002.",
+        "hi": "{code}: kaunsa customer order? Number likhein, jaise SO-7002.",
+    },
+    "part_dropped": {
+        "en": "I could not read the decision, so nothing was recorded. Write it again with the work order and the time.",
+        "es": "No pude leer la decisión, así que no se registró nada. Escríbela de nuevo con la orden y la hora.",
+        "de": "Ich konnte die Entscheidung nicht lesen; nichts wurde vermerkt. Bitte mit Auftrag und Zeit neu schreiben.",
+        "hi": "Faisla samajh nahi aaya, isliye kuch record nahi hua. Work order aur time ke saath dobara likhein.",
+    },
+    "button_part_approve": {"en": "Approve", "es": "Aprobar", "de": "Freigeben", "hi": "Approve"},
+    "button_part_reject": {"en": "Reject", "es": "Rechazar", "de": "Ablehnen", "hi": "Reject"},
+    "button_part_confirm": {"en": "Confirm", "es": "Confirmar", "de": "Bestätigen", "hi": "Confirm"},
+    "button_part_skip": {"en": "Not needed", "es": "No hace falta", "de": "Nicht nötig", "hi": "Zaroorat nahi"},
+    "button_option": {"en": "Option {number}", "es": "Opción {number}", "de": "Option {number}",
+                      "hi": "Vikalp {number}"},
+    "tl_decision_needed": {
+        "en": "A {kind} decision is needed.", "es": "Hace falta una decisión: {kind}.",
+        "de": "Eine Entscheidung ist nötig: {kind}.", "hi": "{kind} ka faisla chahiye.",
+    },
+    "tl_decision_proposed": {
+        "en": "{name} decided a {kind}.", "es": "{name} decidió: {kind}.", "de": "{name} hat entschieden: {kind}.",
+        "hi": "{name} ne faisla kiya: {kind}.",
+    },
+    "tl_decision_approved": {
+        "en": "{name} approved the {kind}.", "es": "{name} aprobó: {kind}.", "de": "{name} hat freigegeben: {kind}.",
+        "hi": "{name} ne approve kiya: {kind}.",
+    },
+    "tl_decision_rejected": {
+        "en": "{name} rejected the {kind}.", "es": "{name} rechazó: {kind}.", "de": "{name} hat abgelehnt: {kind}.",
+        "hi": "{name} ne reject kiya: {kind}.",
+    },
+    "tl_decision_not_needed": {
+        "en": "{name}: no {kind} needed.", "es": "{name}: no hace falta {kind}.", "de": "{name}: {kind} nicht nötig.",
+        "hi": "{name}: {kind} ki zaroorat nahi.",
+    },
+    "tl_decision_settled": {
+        "en": "The {kind} is in the ERP.", "es": "{kind}: ya está en el ERP.", "de": "{kind}: im ERP gebucht.",
+        "hi": "{kind} ERP mein ho gaya.",
+    },
+})
+
 TYPE_NAMES: dict[str, dict[str, str]] = {
     "en": {
         "breakdown": "breakdown", "quality": "quality", "material": "material", "safety": "safety",
@@ -646,16 +827,20 @@ ROLE_NAMES: dict[str, dict[str, str]] = {
 KIND_NAMES: dict[str, dict[str, str]] = {
     "en": {"maintenance_request": "maintenance request", "production_order_status": "work order status change",
            "production_order_reschedule": "work order reschedule", "stock_status": "stock status change",
-           "nonconformance": "nonconformance report"},
+           "nonconformance": "nonconformance report", "material_request": "material request",
+           "customer_order_date": "customer order date", "reschedule": "reschedule"},
     "es": {"maintenance_request": "solicitud de mantenimiento", "production_order_status": "cambio de estado de orden",
            "production_order_reschedule": "reprogramación de orden", "stock_status": "cambio de estado de stock",
-           "nonconformance": "informe de no conformidad"},
+           "nonconformance": "informe de no conformidad", "material_request": "solicitud de material",
+           "customer_order_date": "fecha de pedido de cliente", "reschedule": "reprogramación"},
     "de": {"maintenance_request": "Instandhaltungsmeldung", "production_order_status": "Auftragsstatus-Änderung",
            "production_order_reschedule": "Auftragsumplanung", "stock_status": "Bestandsstatus-Änderung",
-           "nonconformance": "Qualitätsmeldung"},
+           "nonconformance": "Qualitätsmeldung", "material_request": "Materialanforderung",
+           "customer_order_date": "Kundenliefertermin", "reschedule": "Umplanung"},
     "hi": {"maintenance_request": "maintenance request", "production_order_status": "work order status badlav",
            "production_order_reschedule": "work order reschedule", "stock_status": "stock status badlav",
-           "nonconformance": "nonconformance report"},
+           "nonconformance": "nonconformance report", "material_request": "material request",
+           "customer_order_date": "customer order date", "reschedule": "reschedule"},
 }
 
 SEVERITY_NAMES: dict[str, dict[str, str]] = {

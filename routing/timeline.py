@@ -146,6 +146,14 @@ def _ack_overdue(story: _Story, line: Line) -> str:
     return story.say("tl_ack_overdue", role=str(line.data.get("role") or ""))
 
 
+def _decision(key: str) -> Callable[[_Story, Line], str]:
+    """A decision part's step (routing/decisions.py): who, which kind, and their words."""
+    def sentence(story: _Story, line: Line) -> str:
+        said = story.say(key, name=story.name(line.person), kind=str(line.data.get("kind") or ""))
+        return story.said(said, line.text) if line.person else said
+    return sentence
+
+
 def _fixed(key: str) -> Callable[[_Story, Line], str]:
     def sentence(story: _Story, _line: Line) -> str:
         return story.say(key)
@@ -180,6 +188,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "not_reached": _channel_event("tl_not_reached"),
     "whatsapp_template": _channel_event("tl_template_sent"),
     "work_order_status": _work_order_status,
+    **{kind: _decision(f"tl_{kind}") for kind in ("decision_needed", "decision_proposed", "decision_approved",
+                                                  "decision_rejected", "decision_not_needed", "decision_settled")},
 }
 
 

@@ -29,6 +29,7 @@ from models import (
     TimelineEvent,
     WorkOrder,
 )
+from models.decisions import DECISION_ERP_KINDS
 from routing import messages
 from routing.erp_facts import breakdown_facts
 from routing.impact import analyse
@@ -521,15 +522,17 @@ def check(ctx: Context, exc: PlantException, action: Action, who: Person | None,
 
 
 def transition(ctx: Context, exc: PlantException, action: Action, who: Person | None, *, text: str = "",
-               reply_channel: str | None = None, quiet: bool = False, **data: Any) -> Outcome:
+               reply_channel: str | None = None, quiet: bool = False, given: Standing | None = None,
+               **data: Any) -> Outcome:
     """Take `action` on `exc` as the lifecycle table says, or refuse it.
 
     Applied: the new state, its timestamp, the timeline event (with `data`) and the button updates
     of earlier messages. Refused: unless `quiet`, the person is told why and `refused` goes on the
-    timeline; the caller sends no confirmation of its own.
+    timeline; the caller sends no confirmation of its own. `given`: who the person is, when the
+    caller knows more than the exception says (a decision part's decider and approver).
     """
     acknowledged = acknowledgements(ctx, exc) if action is Action.acknowledge else None
-    refusal = check(ctx, exc, action, who, acknowledged=acknowledged)
+    refusal = check(ctx, exc, action, who, given, acknowledged=acknowledged)
     if refusal is not None:
         if not quiet:
             refuse(ctx, exc, who, refusal, reply_channel)
@@ -852,8 +855,9 @@ def record_erp_result(session: Session, txn: ErpTransaction, outcome: str, detai
             notify(ctx, who, "erp_reference", messages.render("erp_posted", who.language, code=exc.code,
                                                               kind=txn.kind, reference=txn.reference), exc=exc)
         # A row abandoned after a rejection ("failed") no longer holds the exception back.
+        # Decision parts' transactions (routing/decisions.py) settle their part, not the resolution.
         pending = session.exec(select(ErpTransaction.id).where(
-            ErpTransaction.exception_id == exc.id,
+            ErpTransaction.exception_id == exc.id, ErpTransaction.kind.notin_(DECISION_ERP_KINDS.values()),  # type: ignore[attr-defined]
             ErpTransaction.status.in_(("pending", "rejected")))).first()  # type: ignore[attr-defined]
         if pending is None:
             _finish_posting(ctx, exc)
