@@ -219,9 +219,9 @@ def move(ctx: Context, exc: PlantException, part: ExceptionDecision, step: Move,
         if outcome.refusal is not None:
             role = approver_role(ctx, part.kind) if step in (Move.approve, Move.reject) else None
             role = role or DECISION_ROLES[part.kind]
-            wf.log(ctx, exc, "refused", messages.render("part_refused", "en", code=exc.code, role=role),
+            wf.log(ctx, exc, "decision_refused", messages.render("part_refused", "en", code=exc.code, role=role),
                    who.id if who else None, action=ACTIONS[step].value, reason="role", state=exc.status,
-                   required_role=role)
+                   required_role=role, kind=part.kind)
             if who is not None:
                 wf.notify(ctx, who, "refusal", messages.render("part_refused", who.language, code=exc.code, role=role),
                           exc=exc, reply_channel=reply_channel)

@@ -779,6 +779,12 @@ TEMPLATES.update({
         "en": "{name}: no {kind} needed.", "es": "{name}: no hace falta {kind}.", "de": "{name}: {kind} nicht nötig.",
         "hi": "{name}: {kind} ki zaroorat nahi.",
     },
+    "tl_decision_refused": {
+        "en": "{name} tried to decide the {kind}; refused: not their role.",
+        "es": "{name} intentó decidir: {kind}; rechazado: no es su rol.",
+        "de": "{name} wollte entscheiden: {kind}; abgewiesen: nicht ihre Rolle.",
+        "hi": "{name} ne {kind} tay karna chaha; mana: yeh unka role nahi.",
+    },
     "tl_decision_settled": {
         "en": "The {kind} is in the ERP.", "es": "{kind}: ya está en el ERP.", "de": "{kind}: im ERP gebucht.",
         "hi": "{kind} ERP mein ho gaya.",

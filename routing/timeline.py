@@ -189,7 +189,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "whatsapp_template": _channel_event("tl_template_sent"),
     "work_order_status": _work_order_status,
     **{kind: _decision(f"tl_{kind}") for kind in ("decision_needed", "decision_proposed", "decision_approved",
-                                                  "decision_rejected", "decision_not_needed", "decision_settled")},
+                                                  "decision_rejected", "decision_not_needed", "decision_settled",
+                                                  "decision_refused")},
 }
 
 

@@ -281,7 +281,7 @@ def test_the_transition_table_covers_every_state() -> None:
         assert state is State.idle or state in targets, f"{state} is reachable"
         if state is State.idle:
             assert {e for (s, e) in TRANSITIONS if s is state} == {Event.asked_machine, Event.asked_type,
-                                                                     Event.asked_which}
+                                                                     Event.asked_which, Event.asked_decision}
             continue
         for event in (Event.answered, Event.asked_again, Event.gave_up, Event.left, Event.expired):
             target = TRANSITIONS[(state, event)]
