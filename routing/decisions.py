@@ -557,7 +557,7 @@ def complete(ctx: Context, who: Person, pending: dict[str, Any], ex: Extraction,
         return None
     when = read_when(text, ex.language or who.language, ctx.now, ctx.plant.timezone)
     part = ctx.session.get(ExceptionDecision, data["part"]) if data.get("part") else None
-    added = _fields(ctx, exc, data["kind"], ex, text, when, part)
+    added = _fields(ctx, exc, data["kind"], ex, text, when, part, data.get("fields") or {})
     fields = {**data.get("fields", {}), **{k: v for k, v in added.items() if v is not None}}
     if fields == data.get("fields", {}):
         return None
@@ -672,9 +672,10 @@ def repair_end(ctx: Context, exc: PlantException) -> datetime:
 
 
 def _fields(ctx: Context, exc: PlantException, kind: str, ex: Extraction, text: str, when: datetime | str | None,
-            part: ExceptionDecision | None) -> dict[str, Any]:
-    """The fields a message gives for `kind`, completed from the open part the chain suggested."""
-    base = dict(part.fields) if part else {}
+            part: ExceptionDecision | None, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields a message gives for `kind`, completed from the open part the chain suggested and
+    from what an earlier message of the same decision said (`known`, when it was asked back)."""
+    base = {**(part.fields if part else {}), **{k: v for k, v in (known or {}).items() if v is not None}}
     moment = repair_end(ctx, exc) if when == AFTER_REPAIR else when if isinstance(when, datetime) else None
     if kind == "reschedule":
         work_order = ex.work_order or base.get("work_order") or \
@@ -682,7 +683,7 @@ def _fields(ctx: Context, exc: PlantException, kind: str, ex: Extraction, text: 
         fields: dict[str, Any] = {"work_order": work_order}
         wo = wf.master_row(ctx, WorkOrder, work_order) if work_order else None
         if wo is not None:
-            machine = ex.machine if ex.machine and ex.machine != exc.machine_id else wo.machine_id
+            machine = ex.machine if ex.machine and ex.machine != exc.machine_id else base.get("machine") or wo.machine_id
             fields.update(machine=machine, previous_machine=wo.machine_id,
                           previous_start=_iso(wo.start) if wo.start else None,
                           previous_end=_iso(wo.end) if wo.end else None)

@@ -1,0 +1,156 @@
+"""Every function decides in the thread (issue 16): the planner's reschedule, materials' request and
+customer service's date, as parts of an exception, through `mfgos replay` on the real pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from mfgos.replay import replay
+from models import ExceptionDecision, LedgerDocument, make_engine
+from models.plant_file import check
+from routing import decisions
+from routing.lifecycle import Action, Relation, step_for
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+DATA = Path(__file__).parent / "data"
+# WO-1042 (12 h long) moved to HOB-02 tomorrow 08:00 Pune time; SO-7001 was due tomorrow 18:00.
+START, END = "2026-11-26T02:30:00+00:00", "2026-11-26T14:30:00+00:00"
+
+
+def ledger(database_url: str) -> list[LedgerDocument]:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(LedgerDocument).order_by(LedgerDocument.id)))
+    finally:
+        engine.dispose()
+
+
+def parts(database_url: str) -> list[ExceptionDecision]:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(ExceptionDecision).order_by(ExceptionDecision.id)))
+    finally:
+        engine.dispose()
+
+
+def sent(result: dict[str, Any], to: str, kind: str) -> list[dict[str, Any]]:
+    return [n for n in result["notifications"] if n["to"] == to and n["kind"] == kind]
+
+
+@pytest.mark.parametrize(("language", "need_by", "action"), [
+    ("en", "2026-11-26T01:30:00+00:00", "expedite"),  # "by tomorrow 7am"
+    ("es", "2026-11-26T01:30:00+00:00", "expedite"),  # "para mañana a las 7"
+    ("de", START, "transfer"),  # the suggested transfer, by button
+    ("hi", "2026-11-26T01:30:00+00:00", "expedite"),  # "kal subah 7 baje tak jaldi"
+])
+def test_the_chain_in_four_languages_posts_each_decision_exactly_once(
+        database_url: str, language: str, need_by: str, action: str) -> None:
+    result = replay(SCENARIOS / f"decide_chain_{language}.yaml", database_url=database_url)
+    [exc] = result["exceptions"]
+    assert exc["status"] == "closed", "the exception still follows its resolution"
+    books = ledger(database_url)
+    by_kind = {kind: [d for d in books if d.kind == kind] for kind in
+               ("production_order_reschedule", "material_request", "customer_order_date", "maintenance_request")}
+    assert all(len(rows) == 1 for rows in by_kind.values()), {k: len(v) for k, v in by_kind.items()}
+    assert len(books) == 4
+    [reschedule], [material], [promise] = (by_kind[k] for k in (
+        "production_order_reschedule", "material_request", "customer_order_date"))
+    assert (reschedule.fields["work_order"], reschedule.fields["start"], reschedule.fields["end"]) == \
+        ("WO-1042", START, END)
+    assert "HOB-02" in reschedule.fields["reason"]
+    assert {k: material.fields[k] for k in ("material", "quantity", "unit", "need_by", "action", "work_order")} == {
+        "material": "FRG-20MNCR5", "quantity": 400, "unit": "pcs", "need_by": need_by, "action": action,
+        "work_order": "WO-1042"}
+    assert {k: promise.fields[k] for k in ("customer_order", "promised", "customer_told")} == {
+        "customer_order": "SO-7001", "promised": END, "customer_told": True}
+    assert [p.status for p in parts(database_url)] == ["settled", "settled", "settled"]
+    # Approved by the plant's approvals: role for reschedules; the others stand on their role's word.
+    assert [(p.kind, p.proposed_by, p.decided_by) for p in parts(database_url)] == [
+        ("reschedule", "deepa", "sara"), ("material_request", "vikram", "vikram"),
+        ("customer_order_date", "john", "john")]
+    # The chain told materials and customer service what the reschedule did, with the numbers.
+    [staging] = sent(result, "vikram", "part_material_request")
+    assert "400" in staging["text"] and "HOB-02" in staging["text"] and "2026-11-26 08:00" in staging["text"]
+    [late] = sent(result, "john", "part_customer_order_date")
+    assert "SO-7001" in late["text"] and "2 h" in late["text"] and "2026-11-26 20:00" in late["text"]
+    [request] = sent(result, "sara", "approval_request")[:1]
+    assert "WO-1042" in request["text"] and "HOB-02" in request["text"]
+
+
+def test_the_hindi_planner_is_asked_when_and_the_answer_completes_the_reschedule(database_url: str) -> None:
+    result = replay(SCENARIOS / "decide_chain_hi.yaml", database_url=database_url)
+    [question] = sent(result, "deepa", "question")
+    assert question["elapsed_s"] == 9 * 60 and "kal subah" in question["text"]
+    [exc] = result["exceptions"]
+    [proposed] = [t for t in exc["timeline"] if t["kind"] == "decision_proposed" and t["person"] == "deepa"]
+    assert proposed["text"] == "WO-1042 ko hobber 2 par shift karo / kal subah 8 baje"
+
+
+def test_only_the_deciding_role_decides_and_only_the_approver_approves(tmp_path: Path, database_url: str) -> None:
+    scenario = tmp_path / "refused.yaml"
+    scenario.write_text(f"""plant: {DATA / 'pune_decide_plant.yaml'}
+start: "2026-11-25T09:00:00+05:30"
+events:
+  - {{at: 0s, chat: {{from: ravi, channel: whatsapp, text: "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"}}}}
+  - {{at: 2m, chat: {{from: deepa, channel: slack, exception: 1, text: "move WO-1042 to hobber 2 tomorrow 8am"}}}}
+  - {{at: 3m, action: {{from: deepa, exception: 1, kind: "part:approve:1"}}}}
+  - {{at: 4m, action: {{from: tom, exception: 1, kind: "part:approve:1"}}}}
+  - {{at: 5m, action: {{from: sara, exception: 1, kind: "part:reject:1"}}}}
+  - {{at: 6m, chat: {{from: deepa, channel: slack, exception: 1, text: "reschedule not needed"}}}}
+""", encoding="utf-8")
+    result = replay(scenario, database_url=database_url)
+    assert [n["kind"] for n in sent(result, "deepa", "refusal")] == ["refusal"], "the planner cannot approve her own"
+    assert [n["kind"] for n in sent(result, "tom", "refusal")] == ["refusal"]
+    assert sent(result, "deepa", "rejected")
+    [part] = parts(database_url)
+    assert part.status == "not_needed" and part.decided_by == "sara"
+    assert result["erp_transactions"] == [], "nothing reaches the ERP before approval"
+    [exc] = result["exceptions"]
+    refused = [t for t in exc["timeline"] if t["kind"] == "decision_refused"]
+    assert [t["person"] for t in refused] == ["deepa", "tom"]
+
+
+def test_open_parts_remind_their_role_until_settled(tmp_path: Path, database_url: str) -> None:
+    scenario = tmp_path / "remind.yaml"
+    scenario.write_text(f"""plant: {DATA / 'pune_decide_plant.yaml'}
+start: "2026-11-25T09:00:00+05:30"
+until: 5h
+events:
+  - {{at: 0s, chat: {{from: ravi, channel: whatsapp, text: "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"}}}}
+  - {{at: 2m, chat: {{from: deepa, channel: slack, exception: 1, text: "move WO-1042 to hobber 2 tomorrow 8am"}}}}
+  - {{at: 3m, action: {{from: sara, exception: 1, kind: "part:approve:1"}}}}
+  - {{at: 2h30m, action: {{from: vikram, exception: 1, kind: "part:skip:2"}}}}
+""", encoding="utf-8")
+    result = replay(scenario, database_url=database_url)
+    vikram = [n["elapsed_s"] for n in sent(result, "vikram", "reminder")]
+    john = [n["elapsed_s"] for n in sent(result, "john", "reminder")]
+    assert vikram == [(3 + 120) * 60], "reminded once, then declared not needed"
+    assert john == [(3 + 120) * 60, (3 + 240) * 60], "still open: reminded every two hours"
+    assert [p.status for p in parts(database_url)] == ["settled", "not_needed", "needed"]
+
+
+def test_the_decision_rows_of_the_lifecycle_keep_the_state_and_name_who() -> None:
+    for state in ("open", "acknowledged", "proposed", "approved", "posted", "closed"):
+        step = step_for(state, Action.decision_propose)
+        assert step is not None and step.next == state and step.who == frozenset({Relation.decider})
+        approve = step_for(state, Action.decision_approve)
+        assert approve is not None and approve.who == frozenset({Relation.decision_approver})
+    assert set(decisions.MOVES.values()) <= set(decisions.Status)
+    assert {s for (s, _m) in decisions.MOVES} | set(decisions.MOVES.values()) == set(decisions.Status)
+
+
+def test_check_plant_validates_approvals(tmp_path: Path) -> None:
+    plant = (DATA / "pune_decide_plant.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "plant.yaml"
+    bad.write_text(plant.replace("approvals: {reschedule: supervisor}",
+                                 "approvals: {reschedule: boss, expedite: planner}"), encoding="utf-8")
+    problems = [str(p) for p in check(bad)]
+    assert any("approvals" in p and "boss" in p for p in problems), problems
+    assert any("approvals" in p and "expedite" in p for p in problems), problems
+    assert check(DATA / "pune_decide_plant.yaml") == []
