@@ -37,7 +37,7 @@ from erp_adapters.base import (
 
 WORK_ORDER_METHODS = "/api/method/erpnext.manufacturing.doctype.work_order.work_order"
 # Doctypes we create that are submitted: `lookup` adopts only a submitted one (docstatus 1).
-SUBMITTED = {"Stock Entry"}
+SUBMITTED = {"Stock Entry", "Material Request"}
 
 # A work order in these states is finished in ERPNext: holding, releasing or rescheduling it
 # would change nothing (or only dates nobody plans by), so it is refused, never reported done.
@@ -149,6 +149,12 @@ class ErpNextErp(HttpErpAdapter):
                     "erp.quality_procedure, then retry"
                 )
             return await self._create("Non Conformance", doc, transaction.idempotency_key)
+        if transaction.kind == "material_request":
+            return await self._create(
+                "Material Request", self._material_request(fields, settings, decided), transaction.idempotency_key
+            )
+        if transaction.kind == "customer_order_date":
+            return await self._delivery_date(fields, settings)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields, settings)
@@ -170,6 +176,8 @@ class ErpNextErp(HttpErpAdapter):
             return "Stock Entry"
         if transaction.kind == "nonconformance":
             return "Non Conformance"
+        if transaction.kind == "material_request":
+            return "Material Request"
         if transaction.kind == "maintenance_request":
             assets = transaction.plant_settings.get("assets") or {}
             return "Asset Repair" if assets.get(transaction.fields.get("machine")) else "Downtime Entry"
@@ -241,6 +249,42 @@ class ErpNextErp(HttpErpAdapter):
             "remarks": remarks,
             "docstatus": 1,
         }
+
+    def _material_request(self, fields: dict[str, Any], settings: dict[str, Any], decided: datetime) -> dict[str, Any]:
+        """Expedite: a Purchase request; transfer: a Material Transfer request, into the usable-stock warehouse."""
+        company = require_setting(settings, "company", "on every ERPNext material request")
+        warehouse = require_setting(settings, "warehouse", "as the warehouse the material is needed in")
+        need_by = self._site_time(kinds.parse_time(fields["need_by"]), settings)  # type: ignore[arg-type]
+        unit = (settings.get("units") or {}).get(fields["unit"], fields["unit"])
+        kind = "Purchase" if (fields.get("action") or "expedite") == "expedite" else "Material Transfer"
+        return {
+            "material_request_type": kind,
+            "company": company,
+            "transaction_date": self._site_time(decided, settings).split(" ")[0],
+            "schedule_date": need_by.split(" ")[0],
+            "set_warehouse": warehouse,
+            "items": [{"item_code": fields["material"], "qty": fields["quantity"], "uom": unit,
+                       "conversion_factor": 1, "schedule_date": need_by.split(" ")[0], "warehouse": warehouse}],
+            "description": " · ".join(str(p) for p in (
+                f"mfgos {fields.get('action') or 'expedite'} by {need_by}", fields.get("reason"),
+                fields.get("work_order") and f"work order {fields['work_order']}") if p),
+            "docstatus": 1,
+        }
+
+    async def _delivery_date(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """The Sales Order's delivery date; idempotent by state (set only when it differs)."""
+        order = fields["customer_order"]
+        date = self._site_time(kinds.parse_time(fields["promised"]), settings).split(" ")[0]  # type: ignore[arg-type]
+        response = await self.request("GET", _doc_path("Sales Order", order), allow=(404,))
+        if response.status_code == 404:
+            raise Rejected(f"ERPNext has no Sales Order {order}")
+        current = response.json()["data"]
+        if current.get("docstatus") == 2 or current.get("status") in FINAL:
+            state = "Cancelled" if current.get("docstatus") == 2 else current.get("status")
+            raise Rejected(f"ERPNext Sales Order {order} is {state}: its date cannot be changed")
+        if str(current.get("delivery_date"))[:10] != date:
+            await self.request("PUT", _doc_path("Sales Order", order, version="v1"), json={"delivery_date": date})
+        return f"{order} delivery {date}"
 
     def _maintenance(
         self, fields: dict[str, Any], settings: dict[str, Any], window: tuple[datetime, datetime]

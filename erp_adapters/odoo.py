@@ -388,6 +388,10 @@ class OdooErp(HttpErpAdapter):
             return await self._transfer(fields, settings, key, fresh, decided)
         if transaction.kind == "nonconformance":
             return await self._quality_alert(fields, settings, key)
+        if transaction.kind == "material_request":
+            return await self._material_request(fields, settings, key, fresh)
+        if transaction.kind == "customer_order_date":
+            return await self._commitment_date(fields)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
         return await self._reschedule(fields)
@@ -402,6 +406,11 @@ class OdooErp(HttpErpAdapter):
                 model, [["origin", "=", tag], ["state", "=", "done"]], ["name"], limit=1
             )
             return str(done[0]["name"]) if done else None
+        if transaction.kind == "material_request":
+            requested = await self._search_read(
+                "stock.picking", [["origin", "=", tag], ["state", "!=", "cancel"]], ["name", "state"], limit=1
+            )
+            return str(requested[0]["name"]) if requested and requested[0]["state"] != "draft" else None
         if transaction.kind == "maintenance_request":
             requests = await self._search_read(
                 "maintenance.request", [["description", "ilike", tag]], ["id"], limit=1
@@ -722,6 +731,53 @@ class OdooErp(HttpErpAdapter):
             if await self._odoo_version() >= 17
             else ("date_planned_start", "date_planned_finished")
         )
+
+    async def _material_request(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+        """An internal transfer from usable stock to the staging location, scheduled for the need and
+        confirmed (a request: the warehouse reserves and validates it); starred when it is urgent."""
+        tag = marker(key)
+        stock = await self._location(settings, "stock_location", "as the location of usable stock")
+        staging = await self._location(settings, "staging_location", "as where requested material is needed")
+        found = [] if fresh else await self._search_read(
+            "stock.picking", [["origin", "=", tag], ["state", "!=", "cancel"]], ["id", "name", "state"], limit=1)
+        if found:
+            picking = found[0]
+        else:
+            kind = settings.get("picking_type") or "internal"
+            picking_type = await self._cached_record(
+                "stock.picking.type", [["code", "=", kind]] if kind == "internal" else [["name", "=", kind]],
+                ("id", "create_backorder"))
+            if picking_type is None:
+                raise Rejected(f"Odoo has no operation type {kind} (erp.picking_type)")
+            need_by = _odoo_time(kinds.parse_time(fields["need_by"]))  # type: ignore[arg-type]
+            action = fields.get("action") or "expedite"
+            picking_id = await self._create("stock.picking", {
+                "picking_type_id": picking_type["id"], "location_id": stock, "location_dest_id": staging,
+                "origin": tag, "scheduled_date": need_by, "priority": "1" if action == "expedite" else "0",
+                "move_ids": [[0, 0, {
+                    "name": f"mfgos {action} {fields['material']}", "product_id": await self._product(fields["material"]),
+                    "product_uom_qty": fields["quantity"], "product_uom": await self._uom(fields["unit"], settings),
+                    "location_id": stock, "location_dest_id": staging,
+                }]],
+            })
+            [picking] = await self.call("stock.picking", "read", ids=[picking_id], fields=["id", "name", "state"])
+        if picking["state"] == "draft":
+            await self.call("stock.picking", "action_confirm", ids=[picking["id"]])
+        return str(picking["name"])
+
+    async def _commitment_date(self, fields: dict[str, Any]) -> str:
+        """The sales order's delivery date (`commitment_date`, UTC); idempotent by state."""
+        order = fields["customer_order"]
+        found = await self._search_read(
+            "sale.order", [["name", "=", order]], ["id", "name", "state", "commitment_date"], limit=1)
+        if not found:
+            raise Rejected(f"Odoo has no sales order {order}")
+        if found[0].get("state") == "cancel":
+            raise Rejected(f"Odoo sales order {order} is cancelled: its date cannot be changed")
+        promised = _odoo_time(kinds.parse_time(fields["promised"]))  # type: ignore[arg-type]
+        if found[0].get("commitment_date") != promised:
+            await self.call("sale.order", "write", ids=[found[0]["id"]], vals={"commitment_date": promised})
+        return f"{order} delivery {promised} UTC"
 
     async def _reschedule(self, fields: dict[str, Any]) -> str:
         start_field, end_field = await self._date_fields()

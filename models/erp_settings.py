@@ -36,6 +36,7 @@ ERP_SETTINGS: dict[str, dict[str, str]] = {
         **COMMON,
         "stock_location": TEXT,
         "quarantine_location": TEXT,
+        "staging_location": TEXT,
         "scrap_location": TEXT,
         "picking_type": TEXT,
         "equipment": MAP,

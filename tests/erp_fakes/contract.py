@@ -25,7 +25,7 @@ from models.tables import CustomerOrder, Machine, Material, WorkOrder
 from tests.erp_fakes.db import T0, queue, row, seed_exception
 from tests.erp_fakes.server import Faults
 
-DOCUMENT_KINDS = ("maintenance_request", "stock_status", "nonconformance")
+DOCUMENT_KINDS = ("maintenance_request", "stock_status", "nonconformance", "material_request")
 
 
 @dataclasses.dataclass

@@ -44,7 +44,7 @@ SERIES = {
     "Downtime Entry": "DT-",
     "Non Conformance": "QA-NC-",
 }
-SUBMITTABLE = {"Stock Entry", "Asset Repair", "Work Order", "Sales Order"}
+SUBMITTABLE = {"Stock Entry", "Asset Repair", "Work Order", "Sales Order", "Material Request"}
 STOP_REASONS = {
     "Excessive machine set up time",
     "Unplanned machine maintenance",
@@ -245,6 +245,16 @@ class ErpNextState:
             self.link("Employee", doc["operator"], "Employee")
             if doc["to_time"] < doc["from_time"]:
                 raise _validation("To Time must be greater than From Time")
+        elif doctype == "Material Request":
+            mandatory("material_request_type", "company", "schedule_date", "items")
+            if doc["material_request_type"] not in ("Purchase", "Material Transfer", "Material Issue", "Manufacture"):
+                raise _validation(f"Material Request Type {doc['material_request_type']} is not valid")
+            self.link("Company", doc["company"], "Company")
+            for item in doc["items"]:
+                self.link("Item", item.get("item_code"), "Item")
+                self.link("Warehouse", item.get("warehouse"), "Warehouse")
+                if not item.get("qty") or item["qty"] <= 0 or not item.get("schedule_date"):
+                    raise _validation("Material Request Item: qty and Required By are mandatory")
         elif doctype == "Non Conformance":
             # ERPNext 15 saves a `procedure` naming no Quality Procedure: no link check here.
             mandatory("subject", "procedure", "status")
@@ -270,8 +280,9 @@ class ErpNextState:
             doc = self.get(doctype, name)
             if doc["docstatus"] == 2:
                 raise FrappeError(417, "UpdateAfterSubmitError", f"Cannot edit cancelled document {name}")
-            if doc["docstatus"] == 1 and doctype == "Work Order":
-                allowed = {"planned_start_date", "planned_end_date"}
+            if doc["docstatus"] == 1 and doctype in ("Work Order", "Sales Order"):
+                # Fields allowed on submit: a work order's plan, a sales order's delivery date.
+                allowed = {"planned_start_date", "planned_end_date"} if doctype == "Work Order" else {"delivery_date"}
                 if set(changes) - allowed:
                     raise FrappeError(
                         417,

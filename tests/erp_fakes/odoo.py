@@ -79,7 +79,8 @@ KNOWN_FIELDS: dict[str, set[str]] = {
         "workorder_id",
     },
     # scheduled_date is writable; date_done is set by validation (stock.picking._action_done).
-    "stock.picking": {"picking_type_id", "location_id", "location_dest_id", "origin", "move_ids", "scheduled_date"},
+    "stock.picking": {"picking_type_id", "location_id", "location_dest_id", "origin", "move_ids", "scheduled_date",
+                      "priority"},
     "stock.move": {
         "name",
         "product_id",
@@ -176,6 +177,7 @@ class OdooState:
         self.add("stock.lot", name="LOT-77", product_id=bar)
         stock = self.add("stock.location", name="Stock", complete_name="WH/Stock", usage="internal")
         self.add("stock.location", name="Quarantine", complete_name="WH/Quarantine", usage="internal")
+        self.add("stock.location", name="Staging", complete_name="WH/Staging", usage="internal")
         self.add("stock.location", name="Scrap", complete_name="Virtual Locations/Scrap", usage="inventory")
         self.add(
             "stock.quant",
@@ -713,6 +715,7 @@ def make_app(state: OdooState) -> Any:
 SETTINGS = {
     "stock_location": "WH/Stock",
     "quarantine_location": "WH/Quarantine",
+    "staging_location": "WH/Staging",
     "units": {"pcs": "Units"},
 }
 

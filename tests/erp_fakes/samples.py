@@ -36,6 +36,21 @@ def samples() -> dict[str, dict[str, Any]]:
             "disposition": "scrap 5, release the rest",
         },
         "production_order_status": {"work_order": "WO-4471", "action": "hold", "reason": "spindle failure"},
+        "material_request": {
+            "material": "AL-6061-BAR",
+            "quantity": 40,
+            "unit": "pcs",
+            "need_by": "2026-11-26T06:00:00+01:00",
+            "action": "expedite",
+            "work_order": "WO-4471",
+            "reason": "E-0001: CNC-07 down, WO-4471 moved",
+        },
+        "customer_order_date": {
+            "customer_order": "SO-9001",
+            "promised": "2026-11-28T12:00:00+01:00",
+            "customer_told": True,
+            "reason": "E-0001: CNC-07 down, WO-4471 moved",
+        },
         "production_order_reschedule": {
             "work_order": "WO-4472",
             "start": "2026-11-26T06:00:00+01:00",
