@@ -55,6 +55,10 @@ WORK_CENTERS = f"{ROOT}/API_WORK_CENTERS"
 PRODUCTS = f"{ROOT}/API_PRODUCT_SRV"
 SALES_ORDERS = f"{ROOT}/API_SALES_ORDER_SRV"
 STOCK = f"{ROOT}/API_MATERIAL_STOCK_SRV"
+REQUISITIONS = f"{ROOT}/API_PURCHASEREQ_PROCESS_SRV"
+# Purchase requisition document types: NB (standard, from a supplier) to expedite, UB (stock
+# transport) to transfer from another plant or storage location; erp.requisition_types renames them.
+REQUISITION_TYPES = {"expedite": "NB", "transfer": "UB"}
 
 PRIORITY = {"critical": "1", "high": "2", "medium": "3", "low": "4"}
 MOVEMENT_TYPES = {"block": "344", "release": "343", "scrap_blocked": "555", "scrap_unrestricted": "551"}
@@ -259,6 +263,10 @@ class SapODataErp(HttpErpAdapter):
             return await self._goods_movement(fields, settings, key, fresh, decision_time(transaction, self.now))
         if transaction.kind == "nonconformance":
             return await self._nonconformance(fields, settings, key, fresh)
+        if transaction.kind == "material_request":
+            return await self._requisition(fields, settings, key, fresh)
+        if transaction.kind == "customer_order_date":
+            return await self._delivery_date(fields, settings)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields, settings, key, fresh)
         return await self._reschedule(fields, settings)
@@ -272,6 +280,8 @@ class SapODataErp(HttpErpAdapter):
             return await self._find_notification(kinds.short_reference(key, 20))
         if transaction.kind == "stock_status":
             return await self._find_material_document(kinds.short_reference(key, 25))
+        if transaction.kind == "material_request":
+            return await self._find_requisition(kinds.short_reference(key, 20))
         quality = transaction.kind == "nonconformance" or (
             transaction.kind == "production_order_status"
             and transaction.fields.get("action") == "hold"
@@ -466,6 +476,62 @@ class SapODataErp(HttpErpAdapter):
                 "POST", PRODUCTION_ORDERS, function, params={"ManufacturingOrder": literal(work_order)}
             )
         return f"{work_order} {function}"
+
+    async def _find_requisition(self, reference: str) -> str | None:
+        params = {"$filter": f"PurReqnDescription eq {literal(reference)}", "$select": "PurchaseRequisition"}
+        rows = (await self._get(f"{REQUISITIONS}/A_PurchaseRequisitionHeader", params)).json()["d"]["results"]
+        return str(rows[0]["PurchaseRequisition"]) if rows else None
+
+    async def _requisition(self, fields: dict[str, Any], settings: dict[str, Any], key: str, fresh: bool) -> str:
+        """A purchase requisition (deep insert header + item), the key in its description, searched
+        before posting except on the first attempt."""
+        plant = require_setting(settings, "plant", "on every purchase requisition")
+        reference = kinds.short_reference(key, 20)
+        existing = None if fresh else await self._find_requisition(reference)
+        if existing:
+            return existing
+        action = fields.get("action") or "expedite"
+        kind = {**REQUISITION_TYPES, **(settings.get("requisition_types") or {})}[action]
+        need_by = self._local(kinds.parse_time(fields["need_by"]), settings)  # type: ignore[arg-type]
+        item: dict[str, Any] = {
+            "Material": fields["material"],
+            "RequestedQuantity": f"{fields['quantity']}",
+            "BaseUnit": (settings.get("units") or {}).get(fields["unit"], fields["unit"]),
+            "Plant": plant,
+            "DeliveryDate": odata_date(need_by),
+            "PurchaseRequisitionItemText": " ".join(str(p) for p in (
+                f"mfgos {action} by {need_by:%Y-%m-%d %H:%M}", fields.get("work_order")) if p)[:40],
+        }
+        if settings.get("storage_location"):
+            item["StorageLocation"] = settings["storage_location"]
+        body = {"PurchaseRequisitionType": kind, "PurReqnDescription": reference,
+                "to_PurchaseReqnItem": {"results": [item]}}
+        created = await self._change("POST", REQUISITIONS, "A_PurchaseRequisitionHeader", json=body)
+        return str(created.json()["d"]["PurchaseRequisition"])
+
+    async def _delivery_date(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """The sales order's requested delivery date (PATCH with the ETag); idempotent by state."""
+        order = fields["customer_order"]
+        promised = self._local(kinds.parse_time(fields["promised"]), settings)  # type: ignore[arg-type]
+        wanted = odata_date(promised)
+        for _ in range(3):
+            params = {"$filter": f"SalesOrder eq {literal(order)}"}
+            rows = (await self._get(f"{SALES_ORDERS}/A_SalesOrder", params)).json()["d"]["results"]
+            if not rows:
+                raise Rejected(f"SAP has no sales order {order}")
+            current = rows[0]
+            if current.get("OverallSDProcessStatus") == "C":
+                raise Rejected(f"SAP sales order {order} is completed: its date cannot be changed")
+            if current.get("RequestedDeliveryDate") == wanted:
+                return f"{order} delivery {promised:%Y-%m-%d}"
+            etag = (current.get("__metadata") or {}).get("etag") or "*"
+            try:
+                await self._change("PATCH", SALES_ORDERS, f"A_SalesOrder({literal(order)})",
+                                   json={"RequestedDeliveryDate": wanted}, headers={"If-Match": etag})
+                return f"{order} delivery {promised:%Y-%m-%d}"
+            except _EtagMismatch:
+                continue
+        raise Unavailable(f"sap: sales order {order} keeps changing while we change its date")
 
     async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
         work_order = fields["work_order"]

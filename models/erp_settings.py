@@ -57,6 +57,7 @@ ERP_SETTINGS: dict[str, dict[str, str]] = {
         "order_functions": MAP,
         "quality_notification_type": TEXT,
         "quality_notification_fields": MAP,
+        "requisition_types": MAP,
         "blocked_stock_types": LIST,
         "language": TEXT,
     },

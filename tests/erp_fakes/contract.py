@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -162,6 +163,25 @@ class ErpContract:
                     await adapter.post(erp.transaction(kind, f"finished/{number}", work_order=order, **fields))
         finally:
             await adapter.aclose()
+
+    async def test_a_customer_order_date_lands_in_the_erp_once_and_stays_idempotent(self, erp: ErpUnderTest) -> None:
+        """Customer service's decision (issue 16): the order's promised date in the ERP, read back by
+        the same adapter's master-data reader; posting it again changes nothing and answers the same."""
+        if not erp.master_data:
+            pytest.skip(f"{erp.name} keeps no customer orders")
+        fields = erp.samples["customer_order_date"]
+        adapter = erp.make()
+        try:
+            first = await adapter.post(erp.transaction("customer_order_date", "date/1"))
+            again = await adapter.post(erp.transaction("customer_order_date", "date/1"))
+            orders = {o.id: o for o in await adapter.read_customer_orders(erp.settings)}
+        finally:
+            await adapter.aclose()
+        assert first == again
+        zone = ZoneInfo(erp.settings.get("timezone") or "UTC")
+        promised = datetime.fromisoformat(fields["promised"]).astimezone(zone).date()
+        due = orders[fields["customer_order"]].due
+        assert due is not None and due.astimezone(zone).date() == promised
 
     async def test_the_same_key_twice_is_one_document(self, erp: ErpUnderTest) -> None:
         adapter = erp.make()

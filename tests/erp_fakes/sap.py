@@ -54,6 +54,8 @@ KEYS = {
     "QualityNotification": ("QualityNotification",),
     "A_MaterialDocumentHeader": ("MaterialDocumentYear", "MaterialDocument"),
     "A_ProductionOrder_2": ("ManufacturingOrder",),
+    "A_PurchaseRequisitionHeader": ("PurchaseRequisition",),
+    "A_SalesOrder": ("SalesOrder",),
 }
 
 
@@ -78,6 +80,7 @@ class SapState:
     faults: Faults = field(default_factory=Faults)
     notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality_notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requisitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     material_documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     stock: dict[tuple[str, str, str, str, str], float] = field(default_factory=lambda: defaultdict(float))
@@ -176,6 +179,37 @@ class SapState:
         saved = {**body, "MaintenanceNotification": number}
         self.notifications[number] = saved
         return saved
+
+    def create_requisition(self, body: dict[str, Any]) -> dict[str, Any]:
+        """API_PURCHASEREQ_PROCESS_SRV: a purchase requisition with its items (deep insert)."""
+        kind = body.get("PurchaseRequisitionType")
+        if kind not in ("NB", "UB"):
+            raise ODataError(400, "06/010", f"Document type {kind} is not defined for purchase requisitions")
+        items = (body.get("to_PurchaseReqnItem") or {}).get("results") or []
+        if not items:
+            raise ODataError(400, "06/100", "Purchase requisition has no items")
+        for item in items:
+            if item.get("Material") not in self.materials:
+                raise ODataError(400, "M3/305", f"Material {item.get('Material')} does not exist")
+            if item.get("Plant") != "1010" or not item.get("DeliveryDate"):
+                raise ODataError(400, "06/101", "Plant and delivery date are mandatory")
+            if float(item.get("RequestedQuantity") or 0) <= 0:
+                raise ODataError(400, "06/102", "Enter a quantity")
+        number = f"{10000000 + len(self.requisitions) + 1}"
+        saved = {**body, "PurchaseRequisition": number, "_changed": self.tick()}
+        self.requisitions[number] = saved
+        return {k: v for k, v in saved.items() if not k.startswith("_")}
+
+    def patch_sales_order(self, name: str, if_match: str | None, body: dict[str, Any]) -> None:
+        order = next((o for o in self.sales_orders if o["SalesOrder"] == name), None)
+        if order is None:
+            raise ODataError(404, "/IWBEP/CM_MGW_RT/020", f"Sales order {name} not found")
+        if not if_match:
+            raise ODataError(428, "/IWBEP/CM_MGW_RT/176", "Precondition required: send If-Match")
+        if set(body) - {"RequestedDeliveryDate"}:
+            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", "Only RequestedDeliveryDate can be changed here")
+        order.update(body)
+        order["_changed"] = self.tick()
 
     def create_quality_notification(self, body: dict[str, Any]) -> dict[str, Any]:
         """API_QUALITYNOTIFICATION as assumed in erp_adapters/sap_odata.py (QUALITY_FIELDS)."""
@@ -461,6 +495,11 @@ def make_app(state: SapState) -> Any:
                 with state.lock:
                     state.patch_order(keys["ManufacturingOrder"], request.headers.get("if-match"), body)
                 return await state.faults.after_save(Response(status_code=204))
+            if method in ("PATCH", "MERGE") and entity == "A_SalesOrder":
+                body = await json_body(request) or {}
+                with state.lock:
+                    state.patch_sales_order(keys["SalesOrder"], request.headers.get("if-match"), body)
+                return await state.faults.after_save(Response(status_code=204))
             raise ODataError(405, "/IWBEP/CM_MGW_RT/005", f"Method {method} not allowed on {entity}")
         except ODataError as error:
             return error_response(error)
@@ -499,6 +538,8 @@ def make_app(state: SapState) -> Any:
             ]
         elif entity == "A_SalesOrder":
             rows = state.sales_orders
+        elif entity == "A_PurchaseRequisitionHeader":
+            rows = list(state.requisitions.values())
         elif entity == "A_MatlStkInAcctMod":
             rows = state.stock_rows()
         else:
@@ -520,6 +561,8 @@ def make_app(state: SapState) -> Any:
             saved = state.create_quality_notification(body)
         elif entity == "A_MaterialDocumentHeader":
             saved = state.post_material_document(body)
+        elif entity == "A_PurchaseRequisitionHeader":
+            saved = state.create_requisition(body)
         elif service == "API_PRODUCTION_ORDER_2_SRV":
             saved = state.render_order(state.call_function(entity, params), False)
         else:
@@ -582,7 +625,12 @@ class SapFixtures:
                     for q in sap.quality_notifications.values()
                     if q.get("QltyNotifExtReferenceNumber") == kinds.short_reference(key, 20)
                 ]
-                return len(notes) + len(documents) + len(quality)
+                requisitions = [
+                    r
+                    for r in sap.requisitions.values()
+                    if r.get("PurReqnDescription") == kinds.short_reference(key, 20)
+                ]
+                return len(notes) + len(documents) + len(quality) + len(requisitions)
 
             sample = samples()
             sample["production_order_status"] = {
