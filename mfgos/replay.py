@@ -42,7 +42,7 @@ CHANNELS = ("slack", "telegram", "whatsapp", "console", "bridge")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 DEFAULT_TAIL = timedelta(hours=1)  # timers keep running this long after the last event
 # A decision part's button in a scenario: `part:approve:1` (routing/decisions.py), N counting the run's parts.
-PART_BUTTON = re.compile(r"part:(approve|reject|confirm|skip):(\d{1,4})")
+PART_BUTTON = re.compile(r"part:(approve|reject|confirm|skip|option[1-9]):(\d{1,4})")
 
 
 class ScenarioError(Exception):
@@ -122,7 +122,7 @@ def load_scenario(path: Path) -> Scenario:
         if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose") and \
                 not PART_BUTTON.fullmatch(str(body.get("kind"))):
             raise ScenarioError(f"{where}.action: kind must be ack, approve, reject, propose or "
-                                "part:<approve|reject|confirm|skip>:<N> (the scenario's Nth decision part)")
+                                "part:<approve|reject|confirm|skip|optionK>:<N> (the scenario's Nth decision part)")
         if kinds[0] == "signal" and "payload" not in body:
             raise ScenarioError(f"{where}.signal: missing 'payload'")
         events.append(Event(index=index, at=parse_offset(item["at"], f"{where}.at"), kind=kinds[0], body=body))

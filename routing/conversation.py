@@ -25,6 +25,7 @@ from routing import decisions, messages, queries
 from routing import workflow as wf
 from routing.inbound import MAX_TEXT
 from routing.lifecycle import Action
+from routing.options import offer as offer_options
 from routing.workflow import Context
 
 CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
@@ -520,10 +521,11 @@ class Turn:
         if existing:
             wf.join_report(ctx, existing, who, text, work_order, self.channel)
             return
-        wf.open_exception(ctx, exception_type=exception_type, text=text, reporter=who, machine_id=machine,
+        exc = wf.open_exception(ctx, exception_type=exception_type, text=text, reporter=who, machine_id=machine,
                           work_order_id=work_order, material_id=material,
                           severity=original.get("severity") or "medium",
                           language=who.language or original.get("language") or "en", reply_channel=self.channel)
+        offer_options(ctx, exc)
 
     # --- answers to the person -----------------------------------------------------------------
 

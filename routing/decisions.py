@@ -32,6 +32,7 @@ proposed, rejected) remind their role every `REMIND_EVERY` until settled or decl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -100,6 +101,7 @@ ERP_KINDS = DECISION_ERP_KINDS
 SUBJECT = {"reschedule": "work_order", "material_request": "material", "customer_order_date": "customer_order"}
 REMIND_EVERY = timedelta(hours=2)
 # Buttons: `part:<move>:<id>` on a part (confirm = propose it as suggested; skip = not needed).
+OPTION = re.compile(r"option([1-9])")  # `part:option2:<id>`: the planner's second option (routing/options.py)
 BUTTON_MOVES = {"approve": Move.approve, "reject": Move.reject, "confirm": Move.propose, "skip": Move.not_needed}
 # Words that say the customer was told, in the four languages.
 TOLD = ("told", "informed", "notified", "confirmed", "informado", "avisado", "confirmado", "informiert",
@@ -462,13 +464,23 @@ def chain(ctx: Context, exc: PlantException, part: ExceptionDecision) -> None:
              promised=_local(found.late["promised"], ctx.plant.timezone), work_order=wo.id)
 
 
-def _ask(ctx: Context, exc: PlantException, kind: str, fields: dict[str, Any], template: str, **values: Any) -> None:
+def suggest(ctx: Context, exc: PlantException, kind: str, fields: dict[str, Any]) -> ExceptionDecision | None:
+    """A `needed` part of `kind` holding what the chain (or the planner's options) suggests; None
+    when its role has decided it already (they hear of it through the reminder, not twice)."""
     part = _find_or_new(ctx, exc, kind, fields)
     if part.status != Status.needed:
-        return  # already decided by its role: they hear of it through the reminder, not twice
+        return None
     part.fields = {**part.fields, **fields}
     ctx.session.add(part)
-    wf.log(ctx, exc, "decision_needed", "", None, part=part.id, kind=kind, fields=dict(part.fields))
+    wf.log(ctx, exc, "decision_needed", "", None, part=part.id, kind=kind,
+           fields={k: v for k, v in part.fields.items() if k != "options"})
+    return part
+
+
+def _ask(ctx: Context, exc: PlantException, kind: str, fields: dict[str, Any], template: str, **values: Any) -> None:
+    part = suggest(ctx, exc, kind, fields)
+    if part is None:
+        return
     role = DECISION_ROLES[kind]
     for who in wf.paged_for_role(ctx, role, exc.area_id) or wf.paged_for_role(ctx, role, None):
         wf.notify(ctx, who, f"part_{kind}", messages.render(template, who.language, code=exc.code, **values),
@@ -593,7 +605,7 @@ def press(ctx: Context, who: Person, button: str, reply_channel: str | None) -> 
     """A `part:<move>:<id>` button; False when it is not one."""
     _prefix, _, rest = button.partition(":")
     name, _, number = rest.partition(":")
-    step = BUTTON_MOVES.get(name)
+    step = BUTTON_MOVES.get(name) or (Move.propose if OPTION.fullmatch(name) else None)
     part = ctx.session.get(ExceptionDecision, int(number)) if number.isdigit() and len(number) <= 9 else None
     if step is None or part is None or part.plant_id != ctx.plant.id:
         wf.notify(ctx, who, "reply", messages.render("which_dropped", who.language), reply_channel=reply_channel)
@@ -607,6 +619,11 @@ def press(ctx: Context, who: Person, button: str, reply_channel: str | None) -> 
         reject(ctx, exc, part, who, reply_channel=reply_channel)
     elif step is Move.not_needed:
         not_needed(ctx, exc, part, who, reply_channel=reply_channel)
+    elif found := OPTION.fullmatch(name):
+        offered = part.fields.get("options") or []
+        index = int(found.group(1)) - 1
+        if 0 <= index < len(offered):
+            propose(ctx, exc, who, part.kind, dict(offered[index]["fields"]), reply_channel=reply_channel, part=part)
     else:
         fields = {**part.fields, **({"customer_told": True} if part.kind == "customer_order_date" else {})}
         if _missing(part.kind, fields):

@@ -759,6 +759,37 @@ TEMPLATES.update({
     "button_part_skip": {"en": "Not needed", "es": "No hace falta", "de": "Nicht nötig", "hi": "Zaroorat nahi"},
     "button_option": {"en": "Option {number}", "es": "Opción {number}", "de": "Option {number}",
                       "hi": "Vikalp {number}"},
+    "options": {
+        "en": "{code}: the planner's options: {options}. Choose one to propose it.",
+        "es": "{code}: opciones de planificación: {options}. Elige una para proponerla.",
+        "de": "{code}: Optionen für die Planung: {options}. Eine wählen, um sie vorzuschlagen.",
+        "hi": "{code}: planner ke vikalp: {options}. Prastav ke liye ek chunein.",
+    },
+    "option_wait": {
+        "en": "wait for the repair: {work_order} on {machine} from {start}, done {end}",
+        "es": "esperar la reparación: {work_order} en {machine} desde {start}, termina {end}",
+        "de": "auf die Reparatur warten: {work_order} auf {machine} ab {start}, fertig {end}",
+        "hi": "repair ka intezaar: {work_order} {machine} par {start} se, poora {end}",
+    },
+    "option_move": {
+        "en": "move to {machine}: {work_order} from {start}, done {end}",
+        "es": "mover a {machine}: {work_order} desde {start}, termina {end}",
+        "de": "auf {machine} verlegen: {work_order} ab {start}, fertig {end}",
+        "hi": "{machine} par le jao: {work_order} {start} se, poora {end}",
+    },
+    "option_split": {
+        "en": "split: {quantity} of {work_order} on {machine} from {start}, the rest after the repair, all done {end}",
+        "es": "dividir: {quantity} de {work_order} en {machine} desde {start}, el resto tras la reparación, todo termina {end}",
+        "de": "teilen: {quantity} von {work_order} auf {machine} ab {start}, der Rest nach der Reparatur, alles fertig {end}",
+        "hi": "baanto: {work_order} ke {quantity} {machine} par {start} se, baaki repair ke baad, sab poora {end}",
+    },
+    "option_late": {"en": "(late: {late})", "es": "(tarde: {late})", "de": "(verspätet: {late})",
+                    "hi": "(late: {late})"},
+    "option_on_time": {"en": "(on time)", "es": "(a tiempo)", "de": "(pünktlich)", "hi": "(samay par)"},
+    "option_staging": {
+        "en": "material needed anew: {moved}", "es": "material necesario de nuevo: {moved}",
+        "de": "Material neu bereitzustellen: {moved}", "hi": "material nayi jagah/samay par chahiye: {moved}",
+    },
     "tl_decision_needed": {
         "en": "A {kind} decision is needed.", "es": "Hace falta una decisión: {kind}.",
         "de": "Eine Entscheidung ist nötig: {kind}.", "hi": "{kind} ka faisla chahiye.",

@@ -11,6 +11,7 @@ from typing import Any
 
 from models import Machine, Signal
 from routing import workflow as wf
+from routing.options import offer as offer_options
 from routing.workflow import Context
 
 RUNNING_STATES = {"RUNNING", "RUN", "UP", "PRODUCING", "EXECUTE", "OK", "AUTO"}
@@ -77,7 +78,8 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
         wf.set_machine_running(ctx, machine_id, False, f"{signal.source}: {state}")
         if not any(e.machine_id == machine_id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
             reason = body.get("reason") or body.get("alarm") or state
-            wf.open_exception(ctx, exception_type="breakdown", text=f"{machine_id} {state}: {reason}", reporter=None,
-                              machine_id=machine_id, severity="high", source=signal.source)
+            exc = wf.open_exception(ctx, exception_type="breakdown", text=f"{machine_id} {state}: {reason}",
+                                    reporter=None, machine_id=machine_id, severity="high", source=signal.source)
+            offer_options(ctx, exc)
     elif state not in NEUTRAL_STATES:
         signal.error = f"unknown machine state {state!r}"

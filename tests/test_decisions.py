@@ -154,3 +154,52 @@ def test_check_plant_validates_approvals(tmp_path: Path) -> None:
     assert any("approvals" in p and "boss" in p for p in problems), problems
     assert any("approvals" in p and "expedite" in p for p in problems), problems
     assert check(DATA / "pune_decide_plant.yaml") == []
+
+
+def test_a_breakdown_with_a_sister_machine_offers_wait_move_and_split_and_a_choice_is_a_proposal(
+        database_url: str) -> None:
+    result = replay(SCENARIOS / "decide_options.yaml", database_url=database_url)
+    [offered] = sent(result, "deepa", "options")
+    assert offered["elapsed_s"] == 0
+    text = offered["text"]
+    # Wait: HOB-01's MTTR is 4 h from 09:00, WO-1042 has 9 h left; WO-1043 moves back to 22:00.
+    assert "1) wait for the repair: WO-1042 on HOB-01 from 2026-11-25 13:00, done 2026-11-25 22:00 (on time)" in text
+    assert "WO-1043 (FRG-20MNCR5) 2026-11-25 22:00" in text
+    # Move: HOB-02 is free from 14:00 (WO-1044 ends then).
+    assert "2) move to HOB-02: WO-1042 from 2026-11-25 14:00, done 2026-11-25 23:00 (on time)" in text
+    assert "3) split: 200 of WO-1042 on HOB-02 from 2026-11-25 14:00" in text
+    [reschedule] = [t for t in result["erp_transactions"] if t["kind"] == "production_order_reschedule"]
+    assert (reschedule["fields"]["start"], reschedule["fields"]["end"]) == (
+        "2026-11-25T08:30:00+00:00", "2026-11-25T17:30:00+00:00")
+    first = parts(database_url)[0]
+    assert (first.kind, first.status, first.proposed_by, first.decided_by) == ("reschedule", "settled", "deepa", "sara")
+    assert first.fields["machine"] == "HOB-02" and first.fields["option"] == "move"
+
+
+def test_the_options_say_which_customer_orders_become_late_and_by_how_much(tmp_path: Path, database_url: str) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text((DATA / "pune_decide_plant.yaml").read_text(encoding="utf-8").replace("mttr: 4h", "mttr: 40h"),
+                     encoding="utf-8")
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(f"""plant: {plant}
+start: "2026-11-25T09:00:00+05:30"
+events:
+  - {{at: 0s, chat: {{from: ravi, channel: whatsapp, text: "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"}}}}
+""", encoding="utf-8")
+    result = replay(scenario, database_url=database_url)
+    [offered] = sent(result, "deepa", "options")
+    # Waiting 40 h: WO-1042 from Friday 01:00 to 10:00, SO-7001 (due Thursday 18:00) 16 h late;
+    # WO-1043 follows to 20:00 Friday, SO-7002 (due 1 December) still on time.
+    assert "1) wait for the repair: WO-1042 on HOB-01 from 2026-11-27 01:00, done 2026-11-27 10:00 (late: SO-7001 16 h)" \
+        in offered["text"]
+    assert "2) move to HOB-02: WO-1042 from 2026-11-25 14:00, done 2026-11-25 23:00 (on time)" in offered["text"]
+
+
+def test_decision_buttons_carry_their_part_on_every_channel() -> None:
+    from bot.channels.cards import button_label, button_value, parse_button
+
+    for value, label in (("part:approve:7", "Freigeben"), ("part:skip:7", "Nicht nötig"), ("part:option2:7", "Option 2")):
+        assert parse_button(value) == (value, None)
+        assert button_value(value, "E-0001") == value
+        assert button_label(value, "de") == label
+    assert parse_button("part:explode:7") == (None, None)

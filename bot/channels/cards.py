@@ -26,6 +26,8 @@ from routing.roster import plant_local
 ACTIONS = ("ack", "propose", "approve", "reject")
 CODE = re.compile(r"\bE-\d{4,6}\b")
 CHOICE = re.compile(r"choose:(E-\d{4,6})")  # an answer button of a "which one?" question
+# A decision part's button (routing/decisions.py): it names its part, so it carries its own value.
+PART = re.compile(r"part:(approve|reject|confirm|skip|option([1-9])):\d{1,9}")
 # Which buttons still mean something once the exception has moved on.
 LIVE = {
     "open": {"ack", "propose"},
@@ -45,19 +47,26 @@ def button_label(action: str, language: str, labels: Mapping[str, str] | None = 
     """The title of a button; a `choose:` one is its code, or its entry in `labels` (`choice_labels`)."""
     if code := choice_code(action):
         return (labels or {}).get(action, code)
+    if part := PART.fullmatch(action):
+        if part.group(2):
+            return messages.render("button_option", language, number=part.group(2))
+        return messages.render(f"button_part_{part.group(1)}", language)
     return messages.render(f"button_{action}", language)
 
 
 def button_value(action: str, code: str | None) -> str:
     """What a press sends back: the action and the exception (a `choose:` button names its own)."""
-    if choice_code(action):
+    if choice_code(action) or PART.fullmatch(action):
         return action
     return f"{action}:{code}" if code else action
 
 
 def parse_button(value: str) -> tuple[str | None, str | None]:
     """`ack:E-0042` -> ("ack", "E-0042"); `choose:E-0042` -> ("choose:E-0042", None), an answer that
-    belongs to no thread; anything that is not one of our buttons -> (None, None)."""
+    belongs to no thread; `part:approve:7` (a decision part's button) -> ("part:approve:7", None);
+    anything that is not one of our buttons -> (None, None)."""
+    if PART.fullmatch(value or ""):
+        return value, None
     action, _, code = (value or "").partition(":")
     if action == "choose":
         return (f"choose:{code.upper()}", None) if CODE.fullmatch(code.upper()) else (None, None)
