@@ -34,6 +34,7 @@ from models import (
     Approval,
     Area,
     ErpTransaction,
+    ExceptionDecision,
     LedgerDocument,
     Machine,
     Notification,
@@ -44,7 +45,7 @@ from models import (
     Signal,
     TimelineEvent,
 )
-from routing import messages
+from routing import decisions, messages
 from routing.inbound import Inbound
 from routing.kpis import compute
 from routing.roster import on_shift, plant_local
@@ -98,8 +99,10 @@ class ChatIn(_FromPerson):
 
 
 class ActionIn(_FromPerson):
-    # A button: an action on `exception`, or the answer to a "which one?" (`choose:E-0042`).
-    action: str = Field(pattern=r"^(ack|approve|reject|propose|choose:E-\d{1,6})$", max_length=20)
+    # A button: an action on `exception`, the answer to a "which one?" (`choose:E-0042`), or a
+    # decision part's (`part:approve:7`, routing/decisions.py).
+    action: str = Field(pattern=r"^(ack|approve|reject|propose|choose:E-\d{1,6}"
+                                r"|part:(approve|reject|confirm|skip|option[1-9]):\d{1,9})$", max_length=30)
     exception: str = Field(min_length=1, max_length=40)
     text: str = Field(default="", max_length=4000, description="a reason (reject) or the fix (propose)")
 
@@ -198,6 +201,16 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
                            for t in mine),
         }
     return facts
+
+
+def _decision_json(part: ExceptionDecision, language: str, timezone: str) -> dict[str, Any]:
+    """A decision part as the console shows it: in words, its state, whose it is, what is open."""
+    return {"id": part.id, "kind": part.kind, "kind_name": messages.kind_name(part.kind, language),
+            "status": part.status, "status_name": messages.render(f"part_status_{part.status}", language),
+            "open": part.status in decisions.OPEN, "role": part.role,
+            "role_name": messages.role_name(part.role, language),
+            "text": decisions.describe(part, language, timezone), "proposed_by": part.proposed_by,
+            "decided_by": part.decided_by, "updated_at": iso(part.updated_at)}
 
 
 def _timeline_json(session: Session, exc: PlantException, events: Sequence[TimelineEvent],
@@ -421,6 +434,8 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             approvals = session.exec(select(Approval).where(Approval.exception_id == exc.id)
                                      .order_by(Approval.id)).all()
             codes = {exc.id: exc.code} if exc.id is not None else {}
+            plant = session.get(Plant, plant_id)
+            zone = plant.timezone if plant else "UTC"
             return {
                 **_exception_json(exc, machines, language),
                 **_list_facts(session, [exc], runtime.clock.now()).get(exc.id or 0, {}),
@@ -429,6 +444,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                 "erp_transactions": [_transaction_json(t, codes) for t in txns],
                 "approvals": [{"at": iso(a.at), "person": a.person_id, "decision": a.decision,
                                "accepted": a.accepted, "reason": a.reason} for a in approvals],
+                "decisions": [_decision_json(p, language, zone) for p in decisions.parts(session, exc.id or 0)],
             }
 
     @app.get("/api/people/{person_id}/messages")

@@ -3,7 +3,7 @@
 from models.auth import ApiToken, SignInRequest, WebSession
 from models.conversation import Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
-from models.decisions import ExceptionDecision
+from models.decisions import ExceptionDecision, PlantApproval
 from models.tables import (
     AckTimer,
     Approval,
@@ -66,6 +66,7 @@ __all__ = [
     "Attachment",
     "Conversation",
     "ExceptionDecision",
+    "PlantApproval",
     "StrangerReply",
     "SignInRequest",
     "WebSession",

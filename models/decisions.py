@@ -23,6 +23,16 @@ DECISION_ERP_KINDS = {"reschedule": "production_order_reschedule", "material_req
                       "customer_order_date": "customer_order_date"}
 
 
+class PlantApproval(SQLModel, table=True):
+    """The plant file's `approvals:`: who approves a decision kind. A kind without a row stands on
+    the deciding role's own word."""
+
+    __tablename__ = "plant_approvals"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    kind: str = Field(primary_key=True)  # reschedule | material_request | customer_order_date
+    role: str
+
+
 class ExceptionDecision(SQLModel, table=True):
     """One role's decision on one exception (routing.decisions.Status says where it stands)."""
 

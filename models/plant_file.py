@@ -48,7 +48,7 @@ from pydantic import (
 from sqlmodel import Session, select
 
 from models import erp_settings
-from models.decisions import DECISION_KINDS
+from models.decisions import DECISION_KINDS, PlantApproval
 from models.tables import (
     Area,
     ChannelIdentity,
@@ -920,7 +920,7 @@ class PlantChanges:
         return f"plant {self.plant_id}: " + ("; ".join(parts) if parts else "no changes")
 
 
-_Row = Area | Machine | Material | CustomerOrder | WorkOrder | Shift | Person | RoutingRule
+_Row = Area | Machine | Material | CustomerOrder | WorkOrder | Shift | Person | PlantApproval | RoutingRule
 
 
 def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str, dict[str, Any]]]]:
@@ -953,6 +953,8 @@ def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str
                    "shifts": list(p.shifts), "language": p.language, "channels": dict(p.channels),
                    "email": p.email}
             for p in plant_file.people}),
+        "approvals": (PlantApproval, "kind", {
+            kind: {"plant_id": pid, "kind": kind, "role": role} for kind, role in plant_file.approvals.stored().items()}),
         "routing": (RoutingRule, "position", {
             str(i): {"plant_id": pid, "position": i, "when": r.when.model_dump(exclude_none=True),
                      "notify": [step.stored() for step in r.notify], "approver": r.approver}
@@ -992,8 +994,7 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     _refuse_foreign_addresses(session, plant_file, identities, source_file)
 
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
-    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
-                    "approvals": plant_file.approvals.stored()}
+    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -106,9 +106,6 @@ class Plant(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     timezone: str = "UTC"
-    # Decision kind -> the role that approves it (plant file `approvals:`); a kind without an
-    # entry stands on the deciding role's own word.
-    approvals: dict[str, str] = _json()
     source_file: str | None = None
     content_hash: str | None = None
     erp: dict[str, Any] = _json()

@@ -49,6 +49,7 @@ from models import (
     Material,
     Person,
     Plant,
+    PlantApproval,
     PlantException,
     WorkOrder,
 )
@@ -121,7 +122,8 @@ NOT_NEEDED_WORDS = ("not needed", "no need", "no hace falta", "no es necesario",
 
 def approver_role(ctx: Context, kind: str) -> str | None:
     """The plant's `approvals:` role for `kind`; None: the deciding role's own decision stands."""
-    return (ctx.plant.approvals or {}).get(kind)
+    row = ctx.session.get(PlantApproval, (ctx.plant.id, kind))
+    return row.role if row else None
 
 
 def standing(ctx: Context, exc: PlantException, who: Person | None, kind: str) -> Standing:

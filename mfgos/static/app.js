@@ -130,8 +130,16 @@ function choiceCode(button) {
   return found ? found[1] : null;
 }
 
+// A decision part's button names its part: `part:approve:7`, `part:option2:7` (the planner's options).
+const PART_LABELS = {approve: "Approve", reject: "Reject", confirm: "Confirm", skip: "Not needed"};
+function partLabel(button) {
+  const found = /^part:(approve|reject|confirm|skip|option([1-9])):\d+$/.exec(button || "");
+  if (!found) return null;
+  return found[2] ? `Option ${found[2]}` : PART_LABELS[found[1]];
+}
+
 function buttonLabel(action) {
-  return choiceCode(action) || BUTTON_LABELS[action] || words(action);
+  return choiceCode(action) || partLabel(action) || BUTTON_LABELS[action] || words(action);
 }
 
 function noteKind(kind) {
@@ -397,6 +405,10 @@ function renderDetail(d) {
     h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role_name || "–"),
     h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, noteKind(n.kind)),
     h("td", {}, badge(n.status))));
+  // Decision parts (planner, materials, customer service): open ones first, each with its state.
+  const parts = [...d.decisions].sort((a, b) => b.open - a.open).map((p) => h("tr", {class: p.open ? "open" : ""},
+    h("td", {}, p.kind_name), h("td", {}, p.text), h("td", {}, p.role_name),
+    h("td", {}, badge(p.status, p.status_name))));
   const txns = d.erp_transactions.map((t) => h("tr", {},
     h("td", {}, t.kind_name || words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
   document.getElementById("detail").replaceChildren(...[
@@ -409,6 +421,9 @@ function renderDetail(d) {
         onclick: (event) => press({id: `detail-${d.code}`, exception: d.code}, action, event.target, true),
       }, buttonLabel(action)))),
     h("dl", {class: "facts"}, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v || "–")])),
+    h("h3", {}, "Decisions"),
+    parts.length ? h("div", {class: "table-wrap"}, h("table", {class: "table decisions"}, h("tbody", {}, parts)))
+      : h("div", {class: "empty"}, "None yet."),
     h("h3", {}, "Timeline"), h("ul", {class: "timeline"}, timeline),
     h("h3", {}, "Notifications"),
     h("div", {class: "table-wrap"}, h("table", {class: "table"},

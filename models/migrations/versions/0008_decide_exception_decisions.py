@@ -1,7 +1,7 @@
 """decision parts of an exception, plant approvals, machine kinds (issue 16)
 
 `exception_decisions` holds each role's decision on an exception (reschedule, material request,
-customer-order date); `plants.approvals` names who approves each kind; `machines.kind` and
+customer-order date); `plant_approvals` names who approves each kind; `machines.kind` and
 `machines.mttr_minutes` let the planner's options find sister machines and repair times.
 
 Revision ID: 0008
@@ -38,8 +38,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('exception_decisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_exception_decisions_exception_id'), ['exception_id'], unique=False)
-    with op.batch_alter_table('plants', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('approvals', sa.JSON(), nullable=False, server_default='{}'))
+    op.create_table('plant_approvals',
+    sa.Column('plant_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['plant_id'], ['plants.id'], ),
+    sa.PrimaryKeyConstraint('plant_id', 'kind')
+    )
     with op.batch_alter_table('machines', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('mttr_minutes', sa.Integer(), nullable=True))
@@ -49,8 +54,7 @@ def downgrade() -> None:
     with op.batch_alter_table('machines', schema=None) as batch_op:
         batch_op.drop_column('mttr_minutes')
         batch_op.drop_column('kind')
-    with op.batch_alter_table('plants', schema=None) as batch_op:
-        batch_op.drop_column('approvals')
+    op.drop_table('plant_approvals')
     with op.batch_alter_table('exception_decisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_exception_decisions_exception_id'))
     op.drop_table('exception_decisions')
