@@ -162,9 +162,10 @@ def _exception_json(exc: PlantException, machines: dict[str, Machine], language:
 def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime) -> dict[int, dict[str, Any]]:
     """Per exception what the list shows beside it: age, who has it, escalated and overdue.
 
-    Four queries for the whole list (timers, pages, acknowledgements and escalations, names),
-    not four per exception. Who has it: the first person who acknowledged, else everyone paged.
-    Escalated: an escalation fired. Overdue: an acknowledgement timer fired or is past due.
+    Five queries for the whole list (timers, pages, acknowledgements and escalations, open
+    decision parts, names), not five per exception. Who has it: the first person who acknowledged,
+    else everyone paged. Escalated: an escalation fired. Overdue: an acknowledgement timer fired or
+    is past due. Open decisions: decision parts still needed, proposed or rejected (routing/decisions.py).
     """
     ids = [e.id for e in rows if e.id is not None]
     if not ids:
@@ -178,6 +179,9 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
         TimelineEvent.exception_id.in_(ids),  # type: ignore[attr-defined]
         TimelineEvent.kind.in_(("acknowledged", "escalated")),  # type: ignore[attr-defined]
     ).order_by(TimelineEvent.id)).all()
+    open_parts = session.exec(select(ExceptionDecision.exception_id).where(
+        ExceptionDecision.exception_id.in_(ids),  # type: ignore[attr-defined]
+        ExceptionDecision.status.in_([s.value for s in decisions.OPEN]))).all()  # type: ignore[attr-defined]
     people = {pid for _, pid in pages} | {pid for _, _, pid in events if pid}
     names: dict[str, str] = {}
     if people:
@@ -199,6 +203,7 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
             "escalated": any(eid == exc.id and kind == "escalated" for eid, kind, _ in events),
             "overdue": any(t.status == "fired" or t.status == "pending" and _utc(t.due_at) <= _utc(now)
                            for t in mine),
+            "open_decisions": sum(1 for eid in open_parts if eid == exc.id),
         }
     return facts
 

@@ -68,3 +68,11 @@ def test_open_parts_show_on_the_detail_and_their_buttons_decide_them(client: Tes
     response = client.post("/api/actions", json={"person_id": "vikram", "action": "part:explode:1",
                                                  "exception": "E-0001"})
     assert response.status_code == 422
+
+
+def test_the_exceptions_list_counts_open_decisions(client: TestClient) -> None:
+    post(client, "/api/messages", {"person_id": "ravi", "text": "hobber 1 band ho gaya, wo 1042"})
+    response = client.get("/api/exceptions")
+    assert response.status_code == 200, response.text
+    [row] = response.json()["exceptions"]
+    assert row["open_decisions"] == 1, "the planner's options wait for a choice"

@@ -374,6 +374,8 @@ function markers(e) {
   return [
     e.escalated ? h("span", {class: "marker escalated", title: "an escalation was sent"}, "escalated") : null,
     e.overdue ? h("span", {class: "marker overdue", title: "not acknowledged in time"}, "overdue") : null,
+    e.open_decisions ? h("span", {class: "marker decisions", title: "decision parts still open"},
+      `${e.open_decisions} open decision${e.open_decisions > 1 ? "s" : ""}`) : null,
   ];
 }
 
