@@ -215,8 +215,8 @@ class Turn:
         ctx, who = self.ctx, self.who
         if ex.intent in ("approve", "reject"):
             return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
-        if ex.intent == "query" or queries.is_question(text):
-            return False
+        if ex.intent == "query" or queries.is_question(text) or exc is None and ex.intent == "report":
+            return False  # a question, or a new report ("HOB-01 down since 6am"), is no decision
         reading = decisions.read(ctx, who, exc, ex, text)
         if reading is None:
             return False
