@@ -51,6 +51,7 @@ from signals.registry import SIGNAL_HANDLERS
 log = logging.getLogger(__name__)
 Handler = Callable[[wf.Context, Signal], None]
 TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+PLANT_LOAD_LOCK = 0x6D66_6770  # 'mfgp' and the plant id's hash: one replica at a time loads a plant file
 
 
 @dataclass
@@ -89,6 +90,11 @@ class Runtime:
         """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
         plant_file = load(path, now=self.clock.now())  # relative dates (`now+2h`) on this clock
         with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together load the same file: one at a time (until this transaction
+                # ends), so the second finds the plant stored instead of inserting it again.
+                session.execute(sa_text("SELECT pg_advisory_xact_lock(:key, hashtext(:plant))"),
+                                {"key": PLANT_LOAD_LOCK, "plant": plant_file.plant.id})
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
         self._static.invalidate()
