@@ -30,9 +30,11 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 from dotenv import dotenv_values
+from sqlalchemy import text
 
 from mfgos.config import Settings
-from tests.conftest import service_unavailable
+from models.db import make_engine, migrate
+from tests.conftest import postgres_schema_url, service_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -309,3 +311,24 @@ def test_the_systemd_unit_and_its_user_verify(tmp_path: Path) -> None:
     users = subprocess.run(["systemd-sysusers", "--dry-run", str(DEPLOY / "mfgos.sysusers")],
                            capture_output=True, text=True, timeout=60)
     assert users.returncode == 0 and "mfgos" in users.stdout + users.stderr, users.stderr
+
+
+# --- docs/operations.md -----------------------------------------------------------------------------
+
+
+def test_the_sql_docs_operations_gives_runs_on_the_schema() -> None:
+    """The restore step and the alert query name real tables and columns (on a migrated schema)."""
+    page = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    statements = [block.strip() for block in re.findall(r"```sql\n(.*?)```", page, flags=re.DOTALL)]
+    statements += re.findall(r"`(SELECT [^`]+)`", page)
+    assert any(s.startswith("UPDATE erp_transactions") for s in statements)
+    assert any(s.startswith("SELECT count(*) FROM erp_transactions") for s in statements)
+    for url in postgres_schema_url():
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with engine.begin() as connection:
+                for statement in statements:
+                    connection.execute(text(statement))
+        finally:
+            engine.dispose()
