@@ -103,10 +103,35 @@ def validate_compose(config: dict[str, Any]) -> PyCompose:
     return compose
 
 
+MADE_BEFORE_THE_FIRST_START = ("./mosquitto/certs/",)  # by make-certs.sh (docs/operations.md)
+
+
+def reference_problems(config: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """What `docker compose up` would trip over that the specification's parser does not check:
+    a named volume not declared, a dependency on a service that does not exist, a file the
+    repository should hold and does not."""
+    problems = []
+    for name, service in config["services"].items():
+        for dependency in service.get("depends_on", {}):
+            if dependency not in config["services"]:
+                problems.append(f"{name}: depends on {dependency}, which is not a service")
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            named = not source.startswith((".", "/"))
+            if named and source not in config.get("volumes", {}):
+                problems.append(f"{name}: volume {source} is not declared")
+            in_repository = not named and source != env["PLANT_FILE"] and not source.startswith(
+                MADE_BEFORE_THE_FIRST_START)
+            if in_repository and not (DEPLOY / source).exists():
+                problems.append(f"{name}: {source} is not in deploy/")
+    return problems
+
+
 def test_compose_from_the_env_example_is_valid_and_runs_two_replicas_with_health_checks() -> None:
     env = filled_env_example()
     config = compose_config(env)
     compose = validate_compose(config)
+    assert reference_problems(config, env) == []
     assert sorted(compose.service_names()) == ["mfgos-1", "mfgos-2", "mqtt", "postgres"]
     services = config["services"]
     for name, service in services.items():
@@ -146,6 +171,13 @@ def test_the_compose_validator_rejects_a_mistake() -> None:
     config["services"]["mfgos-1"]["healthcheck"]["interval"] = "often"
     with pytest.raises(ValueError, match="interval"):
         validate_compose(config)
+    env = filled_env_example()
+    config = compose_config(env)
+    config["services"]["mqtt"]["volumes"] += ["./mosquitto/acl.d:/x", "queue:/y"]
+    config["services"]["mfgos-2"]["depends_on"]["redis"] = {"condition": "service_started"}
+    assert reference_problems(config, env) == [
+        "mqtt: ./mosquitto/acl.d is not in deploy/", "mqtt: volume queue is not declared",
+        "mfgos-2: depends on redis, which is not a service"]
 
 
 def test_every_setting_the_env_example_documents_reaches_the_replicas_and_is_a_real_setting() -> None:

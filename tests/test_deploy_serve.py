@@ -38,7 +38,7 @@ from models import Signal
 from models.db import make_engine
 from signals.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import postgres_schema_url, service_unavailable
-from tests.test_deploy import DEPLOY, compose_config, container_environment, filled_env_example
+from tests.test_deploy import DEPLOY, SECRET_NAME, compose_config, container_environment, filled_env_example
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -157,8 +157,11 @@ def replicas(tmp_path: Path, example: dict[str, str]) -> Iterator[list[Replica]]
             while not lines.empty():
                 replica.output.append(lines.get())
             end_mqtt_session(client_id)
+    secrets = [value for name, value in example.items() if SECRET_NAME.search(name) and value]
+    assert secrets, "the example has secrets to keep out of the logs"
     for replica, _, _ in started:
         assert not any("Traceback" in line for line in replica.output), "".join(replica.output)
+        assert not [s for s in secrets if s in "".join(replica.output)], "a secret in the output"
         assert not list((tmp_path / "mfgos-1").glob("*.db")) and not list((tmp_path / "mfgos-2").glob("*.db")), \
             "a replica made a SQLite file of its own"
 
