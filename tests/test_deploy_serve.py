@@ -38,7 +38,14 @@ from models import Signal
 from models.db import make_engine
 from signals.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import postgres_schema_url, service_unavailable
-from tests.test_deploy import DEPLOY, SECRET_NAME, compose_config, container_environment, filled_env_example
+from tests.test_deploy import (
+    DEPLOY,
+    SECRET_NAME,
+    compose_config,
+    container_environment,
+    filled_env_example,
+    image_environment,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -46,19 +53,6 @@ ROOT = DEPLOY.parent
 PLANT = ROOT / "tests" / "data" / "channels_plant.yaml"
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 STARTUP_TIMEOUT = 120.0
-
-
-def dockerfile_environment() -> dict[str, str]:
-    """The ENV lines of the image's final stage, as `KEY=VALUE` pairs."""
-    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
-    final = text[text.rindex("\nFROM "):]
-    env: dict[str, str] = {}
-    for line in final.splitlines():
-        if line.startswith("ENV "):
-            for pair in line[4:].split():
-                name, _, value = pair.partition("=")
-                env[name] = value
-    return env
 
 
 @dataclass
@@ -110,7 +104,7 @@ def example(tmp_path: Path, database: str) -> dict[str, str]:
     except OSError:
         service_unavailable(f"Mosquitto at {MQTT_HOST}:{MQTT_PORT} is unreachable")
     env = filled_env_example()
-    container = {**dockerfile_environment(), **container_environment(compose_config(env)["services"]["mfgos-1"], env)}
+    container = {**image_environment(), **container_environment(compose_config(env)["services"]["mfgos-1"], env)}
     assert container["MFGOS_DATABASE_URL"].startswith("postgresql://mfgos:")
     assert container["MFGOS_MQTT_URL"].startswith("mqtts://mfgos:")
     assert container["MFGOS_PLANT_FILE"] == "/etc/mfgos/plant.yaml"
@@ -220,7 +214,7 @@ def test_two_replicas_run_with_what_the_env_example_documents(example: dict[str,
 def test_the_image_without_a_database_url_refuses_to_start(tmp_path: Path) -> None:
     """The image sets MFGOS_DATABASE_URL empty: a container started without one stops and says so,
     instead of keeping the plant's data in a SQLite file of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")} | dockerfile_environment() | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")} | image_environment() | {
         "MFGOS_PLANT_FILE": str(PLANT), "PYTHONPATH": str(ROOT)}
     assert env["MFGOS_DATABASE_URL"] == ""
     done = subprocess.run([sys.executable, "-m", "mfgos.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
