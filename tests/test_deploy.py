@@ -231,11 +231,11 @@ def test_kubernetes_manifests_validate_strictly(path: Path) -> None:
 
 
 def test_the_kubernetes_validator_rejects_a_mistake() -> None:
-    deployment = documents(K8S / "base" / "mfgos.yaml")[0]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    replicas = documents(K8S / "base" / "mfgos.yaml")[0]
+    container = replicas["spec"]["template"]["spec"]["containers"][0]
     container["readinesProbe"] = container.pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
-        validate_k8s(deployment)
+        validate_k8s(replicas)
 
 
 @pytest.fixture
@@ -264,11 +264,14 @@ def test_the_external_database_kustomization_renders_valid_resources(kustomize: 
     for resource in resources:
         validate_k8s(resource)
     kinds = by_kind(resources)
-    assert set(kinds) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "PersistentVolumeClaim"}
-    deployment = kinds["Deployment"]
-    spec = deployment["spec"]["template"]["spec"]
+    assert set(kinds) == {"ConfigMap", "StatefulSet", "Service", "PodDisruptionBudget", "PersistentVolumeClaim"}
+    replicas = kinds["StatefulSet"]
+    spec = replicas["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert deployment["spec"]["replicas"] == 2
+    assert replicas["spec"]["replicas"] == 2
+    # Pods keep their names, so each replica's MQTT client id (and its queue on the broker) comes back.
+    governing = next(r for r in resources if r["metadata"]["name"] == replicas["spec"]["serviceName"])
+    assert governing["kind"] == "Service" and governing["spec"]["clusterIP"] == "None"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz", probe
     assert spec["securityContext"]["runAsNonRoot"] is True
@@ -286,7 +289,7 @@ def test_the_external_database_kustomization_renders_valid_resources(kustomize: 
         if SECRET_NAME.search(name) or "@" in value:
             assert "CHANGE-ME" in value, f"{name}: the example holds a value that could be a real secret"
     budget = kinds["PodDisruptionBudget"]
-    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["selector"]["matchLabels"] == replicas["spec"]["selector"]["matchLabels"]
     assert budget["spec"]["minAvailable"] == 1
 
 
@@ -296,7 +299,7 @@ def test_the_cloudnativepg_kustomization_takes_the_url_from_the_operators_secret
     for resource in resources:
         if resource is not cluster:
             validate_k8s(resource)
-    container = by_kind(resources)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container = by_kind(resources)["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     database = next(e for e in container["env"] if e["name"] == "MFGOS_DATABASE_URL")
     # CloudNativePG writes the application user's connection URI into <cluster>-app, key `uri`.
     assert database["valueFrom"]["secretKeyRef"] == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}

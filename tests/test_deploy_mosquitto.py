@@ -237,3 +237,36 @@ def test_the_queue_limits_leave_room_for_twice_the_burst() -> None:
     assert int(settings["max_queued_bytes"]) >= 2 * BURST * 1024  # twice the burst at 1 KiB a message
     assert settings["persistence"] == "true"
     assert os.path.basename(settings["acl_file"]) == "acl"
+
+
+def test_ending_a_removed_replicas_session_gives_its_share_back(broker: Broker) -> None:
+    """docs/operations.md, "Scaling": Mosquitto hands a shared subscription's messages to every
+    member in turn, connected or not; after scaling down, the command the page gives ends the
+    removed replica's session, and the replicas left get every message again."""
+    removed = client(broker, "mfgos", "mfgos-pune-1-mfgos-2", persistent=True)
+    subscribe(removed, "$share/mfgos/plants/+/+/state")
+    close(removed)
+    kept = client(broker, "mfgos", "mfgos-pune-1-mfgos-0", persistent=True)
+    payloads = received(kept)
+    subscribe(kept, "$share/mfgos/plants/+/+/state")
+    line = client(broker, "line2", "line2")
+
+    def burst(count: int) -> int:
+        before = len(payloads)
+        for number in range(count):
+            line.publish("plants/pune-1/HOB-01/state", json.dumps({"state": "RUNNING", "seq": number}), qos=1
+                         ).wait_for_publish(10)
+        time.sleep(1)
+        return len(payloads) - before
+
+    try:
+        assert burst(100) == 50, "the removed replica's session takes its share"
+        ended = subprocess.run(
+            ["mosquitto_sub", "-V", "mqttv5", "-i", "mfgos-pune-1-mfgos-2", "-t", "end", "-E", "-h", "localhost",
+             "-p", str(broker.port), "--cafile", str(broker.directory / "certs" / "ca.crt"),
+             "-u", "mfgos", "-P", PASSWORDS["mfgos"]], capture_output=True, text=True, timeout=30)
+        assert ended.returncode == 0, ended.stderr
+        assert burst(100) == 100
+    finally:
+        close(kept)
+        close(line)
