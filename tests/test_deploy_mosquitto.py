@@ -24,6 +24,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -270,3 +271,17 @@ def test_ending_a_removed_replicas_session_gives_its_share_back(broker: Broker) 
     finally:
         close(kept)
         close(line)
+
+
+def test_the_compose_health_check_of_the_broker_passes(broker: Broker) -> None:
+    """The broker's health check in deploy/compose.yaml, run as compose runs it (paths and port here)."""
+    check = yaml.safe_load((DEPLOY.parent / "compose.yaml").read_text(encoding="utf-8"))["services"]["mqtt"][
+        "healthcheck"]["test"]
+    assert check[0] == "CMD-SHELL"
+    command = (check[1].replace("$$", "$").replace("-p 8883", f"-p {broker.port}")
+               .replace("/mosquitto/certs/ca.crt", str(broker.directory / "certs" / "ca.crt")))
+    for _ in range(3):  # three checks in a row, as compose's interval would make them
+        done = subprocess.run(["sh", "-c", command], env={**os.environ, "MQTT_USER": "mfgos",
+                                                          "MQTT_PASSWORD": PASSWORDS["mfgos"]},
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr

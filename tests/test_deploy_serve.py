@@ -8,7 +8,8 @@ database URL is the local PostgreSQL (a schema of its own), the broker URL the l
 attachments directory are paths here, and each replica's MQTT client id and shared group are
 unique on the shared broker (compose derives the id from the container's host name).
 
-Both replicas start together on a fresh schema (they take turns migrating), answer /healthz, take
+Both replicas start together on a fresh schema (they take turns migrating), pass the image's and
+compose's health checks (run as Docker runs them), answer /healthz, take
 a signed MES request through the allowed host name and see each other's (one database), refuse
 a bad signature and an unknown host, and take a machine message from the broker.
 """
@@ -44,6 +45,7 @@ from tests.test_deploy import (
     compose_config,
     container_environment,
     filled_env_example,
+    final_stage,
     image_environment,
 )
 
@@ -53,6 +55,11 @@ ROOT = DEPLOY.parent
 PLANT = ROOT / "tests" / "data" / "channels_plant.yaml"
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 STARTUP_TIMEOUT = 120.0
+
+
+def final_stage_healthcheck() -> list[str]:
+    """The image's HEALTHCHECK as compose writes one: ["CMD", program, arguments...]."""
+    return list(next(c for c in final_stage() if c.cmd == "HEALTHCHECK").value)
 
 
 @dataclass
@@ -166,6 +173,14 @@ def test_two_replicas_run_with_what_the_env_example_documents(example: dict[str,
     assert host == "mfgos.example.com"
     plant_id = next(line for line in Path(example["MFGOS_PLANT_FILE"]).read_text().splitlines()
                     if line.startswith("plant:")).split("id: ", 1)[1].split(",", 1)[0]
+    # The health checks of the image and of compose, as Docker runs them inside the container.
+    compose_check = compose_config(filled_env_example())["services"]["mfgos-1"]["healthcheck"]["test"]
+    checks = [final_stage_healthcheck(), compose_check]
+    for check in checks:
+        for replica in replicas:
+            command = [part.replace("127.0.0.1:8000", replica.url.split("//", 1)[1]) for part in check[1:]]
+            assert subprocess.run([sys.executable if command[0] == "python" else command[0], *command[1:]],
+                                  timeout=30).returncode == 0, command
     first, second = (httpx.Client(base_url=r.url, headers={"Host": host}, timeout=30) for r in replicas)
     with first, second:
         for replica in (first, second):
