@@ -252,22 +252,26 @@ def test_ending_a_removed_replicas_session_gives_its_share_back(broker: Broker) 
     subscribe(kept, "$share/mfgos/plants/+/+/state")
     line = client(broker, "line2", "line2")
 
-    def burst(count: int) -> int:
+    def burst(count: int, expected: int) -> int:
+        """Publish `count` messages; how many the kept replica got once `expected` came (or 20 s passed)."""
         before = len(payloads)
         for number in range(count):
             line.publish("plants/pune-1/HOB-01/state", json.dumps({"state": "RUNNING", "seq": number}), qos=1
                          ).wait_for_publish(10)
-        time.sleep(1)
+        deadline = time.monotonic() + 20
+        while len(payloads) - before < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # and nothing more comes
         return len(payloads) - before
 
     try:
-        assert burst(100) == 50, "the removed replica's session takes its share"
+        assert burst(100, 50) == 50, "the removed replica's session takes its share"
         ended = subprocess.run(
             ["mosquitto_sub", "-V", "mqttv5", "-i", "mfgos-pune-1-mfgos-2", "-t", "end", "-E", "-h", "localhost",
              "-p", str(broker.port), "--cafile", str(broker.directory / "certs" / "ca.crt"),
              "-u", "mfgos", "-P", PASSWORDS["mfgos"]], capture_output=True, text=True, timeout=30)
         assert ended.returncode == 0, ended.stderr
-        assert burst(100) == 100
+        assert burst(100, 100) == 100
     finally:
         close(kept)
         close(line)
