@@ -50,7 +50,9 @@ from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[wf.Context, Signal], None]
-TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+# 'mfgo': the advisory lock of the replica that runs the timers, with the schema's hash as the second
+# key, so that stores in other schemas of one server (tenants, parallel tests) never skip each other's timers.
+TIMER_LOCK = 0x6D66_676F
 
 
 @dataclass
@@ -237,7 +239,9 @@ class Runtime:
         """Fire due escalation timers; on PostgreSQL only the replica holding the advisory lock does."""
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
-                locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
+                locked = session.exec(sa_text(
+                    "SELECT pg_try_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))",
+                ).bindparams(key=TIMER_LOCK)).one()
                 if not locked[0]:
                     return 0
             plant = self.plant(session)
