@@ -679,11 +679,8 @@ def _exception_for(ctx: Context, who: Person, ex: Extraction) -> PlantException 
 
 
 def repair_end(ctx: Context, exc: PlantException) -> datetime:
-    """When the machine runs again: the technician's estimate (a downtime in the report or the fix),
-    else the machine's MTTR from the breakdown, else one hour from now."""
-    estimate = (exc.proposal or {}).get("expected_minutes")
-    if isinstance(estimate, int | float):
-        return exc.opened_at + timedelta(minutes=estimate)
+    """When the machine runs again: the machine's MTTR from the breakdown, else one hour from now.
+    (A technician's own estimate in the thread is not read yet.)"""
     machine = wf.master_row(ctx, Machine, exc.machine_id) if exc.machine_id else None
     if machine is not None and machine.mttr_minutes:
         return max(ctx.now, exc.opened_at + timedelta(minutes=machine.mttr_minutes))
