@@ -13,7 +13,7 @@ which the caller turns into the repair's end (the technician's estimate or the m
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 AFTER_REPAIR = "after_repair"
@@ -62,7 +62,8 @@ _REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
 # A "+4h" or "+30m" on its own: dateparser reads it, given as "in 4 hours".
 _PLUS = re.compile(r"(?<![\w:])\+\s*(\d{1,3})\s*(h|hours?|m|min|minutes?|d|days?)\b", re.I)
 _HOUR_WORDS = ("am", "pm", "a.m.", "p.m.", "uhr", "h", "hours", "hour", "horas", "stunden", "ghante", "minutes")
-MAX_WORDS = 5  # the longest time phrase tried ("in 2 days 6:00 am")
+MAX_WORDS = 5
+_TIME_ONLY = re.compile(r"(at\s+)?\d{1,2}(:\d{2})?\s*(am|pm|a\.m\.|p\.m\.|uhr|h)?", re.I)  # the longest time phrase tried ("in 2 days 6:00 am")
 _UNITS = {"h": "hours", "m": "minutes", "min": "minutes", "d": "days"}
 
 
@@ -114,6 +115,11 @@ def read_when(text: str, language: str, now: datetime, timezone: str) -> datetim
             break
     if moment is None:
         return None
+    base = now.astimezone(zone)
+    if _TIME_ONLY.fullmatch(phrase) and moment.date() > base.date() and \
+            moment.replace(tzinfo=None) - timedelta(days=1) > base.replace(tzinfo=None):
+        # dateparser puts a bare "14:00" on tomorrow even when today's is still ahead ("6 pm" not).
+        moment -= timedelta(days=1)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)

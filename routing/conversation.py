@@ -217,6 +217,8 @@ class Turn:
             return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
         if ex.intent == "query" or queries.is_question(text) or exc is None and ex.intent == "report":
             return False  # a question, or a new report ("HOB-01 down since 6am"), is no decision
+        if exc is not None:
+            decisions.note_estimate(ctx, exc, who, ex, text)  # a repairer's "back in 2h"; read on as before
         reading = decisions.read(ctx, who, exc, ex, text)
         if reading is None:
             return False

@@ -51,6 +51,7 @@ from models import (
     Plant,
     PlantApproval,
     PlantException,
+    TimelineEvent,
     WorkOrder,
 )
 from models.decisions import DECISION_ERP_KINDS, DECISION_KINDS, DECISION_ROLES
@@ -678,9 +679,27 @@ def _exception_for(ctx: Context, who: Person, ex: Extraction) -> PlantException 
     return None
 
 
+REPAIRERS = ("maintenance", "maintenance_lead")  # whose "back in 2h" is the repair's estimate
+
+
+def note_estimate(ctx: Context, exc: PlantException, who: Person, ex: Extraction, text: str) -> None:
+    """A repairer's time in the breakdown's thread ("back in 2h", "wieder um 14 Uhr", "+3h") is the
+    repair's estimate: `repair_estimate` on the timeline, read by `repair_end`."""
+    if exc.type not in wf.MACHINE_TYPES or not set(REPAIRERS) & set(who.roles) or exc.status == "closed":
+        return
+    until = read_when(text, ex.language or who.language, ctx.now, ctx.plant.timezone)
+    if isinstance(until, datetime) and until > ctx.now:
+        wf.log(ctx, exc, "repair_estimate", "", who.id, until=_iso(until))
+
+
 def repair_end(ctx: Context, exc: PlantException) -> datetime:
-    """When the machine runs again: the machine's MTTR from the breakdown, else one hour from now.
-    (A technician's own estimate in the thread is not read yet.)"""
+    """When the machine runs again: the latest estimate a repairer gave in the thread, else the
+    machine's MTTR from the breakdown, else one hour from now."""
+    estimate = ctx.session.exec(select(TimelineEvent).where(
+        TimelineEvent.exception_id == exc.id, TimelineEvent.kind == "repair_estimate")
+        .order_by(TimelineEvent.id.desc())).first()  # type: ignore[union-attr]
+    if estimate is not None and (until := _time(estimate.data.get("until"))) is not None:
+        return until
     machine = wf.master_row(ctx, Machine, exc.machine_id) if exc.machine_id else None
     if machine is not None and machine.mttr_minutes:
         return max(ctx.now, exc.opened_at + timedelta(minutes=machine.mttr_minutes))

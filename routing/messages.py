@@ -790,6 +790,10 @@ TEMPLATES.update({
         "en": "material needed anew: {moved}", "es": "material necesario de nuevo: {moved}",
         "de": "Material neu bereitzustellen: {moved}", "hi": "material nayi jagah/samay par chahiye: {moved}",
     },
+    "tl_repair_estimate": {
+        "en": "{name} estimated when the repair is done.", "es": "{name} estimó cuándo termina la reparación.",
+        "de": "{name} hat geschätzt, wann die Reparatur fertig ist.", "hi": "{name} ne repair poora hone ka andaaza diya.",
+    },
     "tl_decision_needed": {
         "en": "A {kind} decision is needed.", "es": "Hace falta una decisión: {kind}.",
         "de": "Eine Entscheidung ist nötig: {kind}.", "hi": "{kind} ka faisla chahiye.",

@@ -188,6 +188,7 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "not_reached": _channel_event("tl_not_reached"),
     "whatsapp_template": _channel_event("tl_template_sent"),
     "work_order_status": _work_order_status,
+    "repair_estimate": _by_person("tl_repair_estimate", with_text=False),
     **{kind: _decision(f"tl_{kind}") for kind in ("decision_needed", "decision_proposed", "decision_approved",
                                                   "decision_rejected", "decision_not_needed", "decision_settled",
                                                   "decision_refused")},

@@ -203,3 +203,21 @@ def test_decision_buttons_carry_their_part_on_every_channel() -> None:
         assert button_value(value, "E-0001") == value
         assert button_label(value, "de") == label
     assert parse_button("part:explode:7") == (None, None)
+
+
+def test_after_the_repair_is_the_technicians_estimate_else_the_mttr(tmp_path: Path, database_url: str) -> None:
+    scenario = tmp_path / "estimate.yaml"
+    scenario.write_text(f"""plant: {DATA / 'pune_decide_plant.yaml'}
+start: "2026-11-25T09:00:00+05:30"
+events:
+  - {{at: 0s, chat: {{from: ravi, channel: whatsapp, text: "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"}}}}
+  - {{at: 4m, chat: {{from: tom, channel: slack, exception: 1, text: "bin unterwegs, wieder um 15 Uhr"}}}}
+  - {{at: 10m, chat: {{from: deepa, channel: slack, exception: 1, text: "WO-1043 after the repair"}}}}
+""", encoding="utf-8")
+    result = replay(scenario, database_url=database_url)
+    [exc] = result["exceptions"]
+    assert ("acknowledged", "tom") in [(t["kind"], t["person"]) for t in exc["timeline"]], "read on as before"
+    reschedule = next(p for p in parts(database_url) if p.fields.get("work_order") == "WO-1043")
+    # Tom's 15:00 (09:30 UTC), not HOB-01's MTTR (13:00); WO-1043 keeps its 10 h.
+    assert (reschedule.fields["start"], reschedule.fields["end"]) == ("2026-11-25T09:30:00+00:00",
+                                                                      "2026-11-25T19:30:00+00:00")

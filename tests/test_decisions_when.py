@@ -56,3 +56,9 @@ def test_after_the_repair_is_a_reference_not_a_moment(text: str, language: str) 
 @pytest.mark.parametrize("text", ["move WO-1043", "ok", "300 blanks", "move it to grinder 2"])
 def test_no_moment_is_none_and_codes_or_quantities_are_never_days(text: str) -> None:
     assert read_when(text, "en", NOW, PUNE) is None
+
+
+def test_a_bare_time_still_ahead_today_is_today() -> None:
+    morning = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 09:00 in Pune
+    assert read_when("wieder um 14 Uhr", "de", morning, PUNE) == datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo(PUNE))
+    assert read_when("8:00", "en", morning, PUNE) == datetime(2026, 11, 26, 8, 0, tzinfo=ZoneInfo(PUNE))
