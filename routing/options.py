@@ -3,8 +3,8 @@
 Definitions (also in docs/routing.md):
 - *the order*: the breakdown's work order current on the machine (else the next one);
   *remaining*: its planned length from now on (its whole length if it has not started);
-- *repair end*: the machine's MTTR from the breakdown, else an hour from now
-  (`routing.decisions.repair_end`; a technician's estimate in the thread is not read yet);
+- *repair end*: a repairer's estimate in the thread, else the machine's MTTR from the
+  breakdown, else an hour from now (`routing.decisions.repair_end`);
 - **wait**: the order goes on at the repair end for its remaining length; every following order
   on the machine that it would now overlap moves back just enough (in sequence);
 - **move**: to a sister machine (same `kind`, running), at the first free time from now on
