@@ -156,7 +156,10 @@ def open_parts(session: Session, exception_id: int) -> list[ExceptionDecision]:
 def describe(part: ExceptionDecision, language: str, timezone: str) -> str:
     """The part in words for a person: "WO-1043 to GRD-02, 2026-11-26 06:00 to 2026-11-26 16:00"."""
     f = part.fields
-    at = lambda value: _local(value, timezone)  # noqa: E731
+
+    def at(value: Any) -> str:
+        return local_time(value, timezone)
+
     if part.kind == "reschedule":
         return messages.render("part_reschedule", language, work_order=f.get("work_order") or "?",
                                machine=f.get("machine") or "?", start=at(f.get("start")), end=at(f.get("end")))
@@ -169,7 +172,8 @@ def describe(part: ExceptionDecision, language: str, timezone: str) -> str:
                            promised=at(f.get("promised")), previous=at(f.get("previous")))
 
 
-def _local(value: Any, timezone: str) -> str:
+def local_time(value: Any, timezone: str) -> str:
+    """An ISO time as the plant reads it: "2026-11-26 08:00" in its timezone ("?" when there is none)."""
     moment = _time(value)
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M") if moment else "?"
 
@@ -459,12 +463,12 @@ def chain(ctx: Context, exc: PlantException, part: ExceptionDecision) -> None:
         _ask(ctx, exc, "material_request", {k: v for k, v in found.staging.items() if k != "material_name"},
              "part_staging_notice", material=found.staging["material_name"], work_order=wo.id,
              quantity=_number(found.staging["quantity"]), unit=found.staging["unit"],
-             machine=found.staging["machine"], need_by=_local(found.staging["need_by"], ctx.plant.timezone))
+             machine=found.staging["machine"], need_by=local_time(found.staging["need_by"], ctx.plant.timezone))
     if found.late:
         _ask(ctx, exc, "customer_order_date", {k: v for k, v in found.late.items() if k in (
             "customer_order", "previous", "promised")}, "part_late_notice", customer_order=found.late["customer_order"],
              customer=found.late["customer"], late=messages.duration(found.late["late_minutes"] * 60),
-             promised=_local(found.late["promised"], ctx.plant.timezone), work_order=wo.id)
+             promised=local_time(found.late["promised"], ctx.plant.timezone), work_order=wo.id)
 
 
 def suggest(ctx: Context, exc: PlantException, kind: str, fields: dict[str, Any]) -> ExceptionDecision | None:

@@ -46,7 +46,7 @@ class Option:
     late: list[dict[str, Any]] = field(default_factory=list)  # customer_order, late_minutes, end
     moved: list[dict[str, Any]] = field(default_factory=list)  # work_order, material, start (the new need time)
 
-    def fields(self, exc: PlantException) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         """The reschedule this option proposes (a split names the half it moves)."""
         data: dict[str, Any] = {"work_order": self.work_order, "start": self.start, "end": self.end,
                                 "machine": self.machine, "option": self.kind}
@@ -138,7 +138,10 @@ def compute(ctx: Context, exc: PlantException) -> list[Option]:
 
 def describe(option: Option, language: str, timezone: str) -> str:
     """One option and its effects in words: "wait for the repair: WO-1042 ends 2026-11-25 22:00; late: SO-7001 by 4 h"."""
-    local = lambda value: decisions._local(value, timezone)  # noqa: E731
+
+    def local(value: Any) -> str:
+        return decisions.local_time(value, timezone)
+
     text = messages.render(f"option_{option.kind}", language, work_order=option.work_order, machine=option.machine,
                            start=local(option.start), end=local(option.end),
                            quantity=f"{option.quantity:g}" if option.quantity else "")
@@ -161,7 +164,7 @@ def offer(ctx: Context, exc: PlantException) -> None:
         return  # waiting for the repair is all there is: the alert says it, no choice to offer
     part = decisions.suggest(ctx, exc, "reschedule", {
         "work_order": options[0].work_order,
-        "options": [{**asdict(o), "fields": o.fields(exc)} for o in options]})
+        "options": [{**asdict(o), "fields": o.fields()} for o in options]})
     if part is None:
         return
     buttons = tuple(f"part:option{number}:{part.id}" for number in range(1, len(options) + 1))
