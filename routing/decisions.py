@@ -647,13 +647,15 @@ def decide_by_text(ctx: Context, who: Person, exc: PlantException | None, decisi
     """"approved" from the approver of a proposed part, when no fix waits for them: the part is decided.
     False: nothing of the kind waits for this person (the message is read as before)."""
     exceptions = [exc] if exc is not None else wf.open_exceptions(ctx)
-    waiting: list[tuple[PlantException, ExceptionDecision]] = []
-    for candidate in exceptions:
-        if candidate.status == "proposed" and candidate.approver_role in who.roles:
-            return False  # the fix waits for them: "approved" is about the fix
-        waiting += [(candidate, p) for p in open_parts(ctx.session, candidate.id)  # type: ignore[arg-type]
-                    if p.status == Status.proposed and Relation.decision_approver in
-                    standing(ctx, candidate, who, p.kind).relations]
+    if any(e.status == "proposed" and e.approver_role in who.roles for e in exceptions):
+        return False  # the fix waits for them: "approved" is about the fix
+    by_id = {e.id: e for e in exceptions}
+    # One query for every proposed part of these exceptions, however many are open.
+    proposed = ctx.session.exec(select(ExceptionDecision).where(
+        ExceptionDecision.plant_id == ctx.plant.id, ExceptionDecision.status == Status.proposed,
+        ExceptionDecision.exception_id.in_(list(by_id)))).all()  # type: ignore[attr-defined]
+    waiting = [(by_id[p.exception_id], p) for p in proposed
+               if Relation.decision_approver in standing(ctx, by_id[p.exception_id], who, p.kind).relations]
     if len(waiting) != 1:
         return False
     found_exc, part = waiting[0]
