@@ -31,9 +31,17 @@ import pytest
 import uvicorn
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
+from bot.channels.base import OutboundMessage
+from bot.channels.bridge import BridgeChannel, BridgeError
+from bot.channels.cards import button_label, button_value, parse_button
 from bot.channels.registry import ChannelHub
+from bot.channels.slack import SlackChannel
+from bot.channels.telegram import TelegramChannel
+from bot.channels.whatsapp import WhatsAppChannel
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
@@ -338,3 +346,53 @@ def test_console_abandon_without_a_reason_asks_for_it_in_the_chat(console: tuple
 
 def rows_json(client: TestClient, person: str) -> list[dict[str, Any]]:
     return client.get(f"/api/people/{person}/messages").json()["messages"]
+
+
+# --- every channel renders the two buttons and reads a press back ----------------------------
+
+PUBLIC_ID = "3f9a0c1b2d4e5f60718a"
+ERP_BUTTONS = (f"erp_retry:{PUBLIC_ID}", f"erp_abandon:{PUBLIC_ID}")
+TITLES = {"en": ["Retry", "Abandon"], "es": ["Reintentar", "Abandonar"], "de": ["Erneut senden", "Aufgeben"],
+          "hi": ["Dobara bhejein", "Chhod dein"]}
+
+
+@given(public_id=st.from_regex(r"[0-9a-f]{20}", fullmatch=True), thread=st.one_of(st.none(), st.just("E-0042")))
+def test_an_erp_button_comes_back_as_itself_and_fits_telegram(public_id: str, thread: str | None) -> None:
+    for name in ("erp_retry", "erp_abandon"):
+        value = button_value(f"{name}:{public_id}", thread)
+        assert value == f"{name}:{public_id}" and len(value.encode()) <= 64, "Telegram callback_data: 64 bytes"
+        assert parse_button(value) == (value, None), "the transaction names its exception"
+    assert parse_button(f"erp_retry:{public_id}x") == (None, None)
+    assert parse_button("erp_retry:") == parse_button("erp_retry") == (None, None)
+
+
+@pytest.mark.parametrize("language", sorted(TITLES))
+def test_every_channel_renders_retry_and_abandon_in_the_recipients_language(language: str) -> None:
+    assert [button_label(b, language) for b in ERP_BUTTONS] == TITLES[language]
+    message = OutboundMessage(channel="x", address="5001", text="E-0001: the ERP refused", exception_code="E-0001",
+                              buttons=ERP_BUTTONS, language=language, kind="erp_rejected")
+    # Slack: an actions block whose values are the buttons as they are.
+    slack = SlackChannel(token="xoxb-fake").blocks("text", None, ERP_BUTTONS, language, code="E-0001")
+    [actions] = [b for b in slack if b["type"] == "actions"]
+    assert [(e["value"], e["text"]["text"]) for e in actions["elements"]] == list(zip(ERP_BUTTONS, TITLES[language],
+                                                                                        strict=True))
+    # Telegram: one row of inline buttons.
+    keyboard = TelegramChannel(token="123:FAKE")._keyboard(ERP_BUTTONS, "E-0001", language)
+    assert keyboard is not None
+    assert [[(b.callback_data, b.text) for b in row] for row in keyboard.inline_keyboard] == [
+        list(zip(ERP_BUTTONS, TITLES[language], strict=True))]
+    # WhatsApp: two reply buttons, titles within 20 characters.
+    body = WhatsAppChannel(token="wa", phone_number_id="1055").payload(message)
+    replies = [b["reply"] for b in body["interactive"]["action"]["buttons"]]
+    assert [(r["id"], r["title"]) for r in replies] == list(zip(ERP_BUTTONS, TITLES[language], strict=True))
+    assert all(len(r["title"]) <= 20 for r in replies)
+
+
+def test_the_bridge_takes_an_erp_button_back_and_refuses_a_malformed_one() -> None:
+    bridge = BridgeChannel(secret="s", callback_url="http://127.0.0.1:9/callback")
+    for value in ERP_BUTTONS:
+        message, _, _ = bridge.parse({"event_id": "e1", "from": "+4915100000009", "action": value})
+        assert (message.action, message.exception_ref) == (value, None)
+    for bad in ("erp_retry:", "erp_retry:XYZ", f"erp_delete:{PUBLIC_ID}", f"erp_retry:{PUBLIC_ID} "):
+        with pytest.raises(BridgeError, match="action"):
+            bridge.parse({"event_id": "e2", "from": "+4915100000009", "action": bad})
