@@ -13,6 +13,9 @@ real one does. Then:
   retries: one Downtime Entry is posted, the exception closes, and every copy of the refusal
   message shows no buttons, only who settled it. Abandon from the console without a reason
   is asked for in the chat like on Slack.
+- The console page in Chromium: the refused transaction with its reason in the detail, Retry
+  and Abandon for Sara only, Abandon's prompt for the reason, the buttons replaced after.
+- Every channel renders the two buttons in the recipient's language and reads a press back.
 
 Real client libraries against the fakes (tests/fakes, tests/erp_fakes), on SQLite and PostgreSQL.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +57,7 @@ from tests.erp_fakes import erpnext
 from tests.erp_fakes.server import serve
 from tests.fakes.server import wait_for
 from tests.fakes.slack import FakeSlack
+from tests.test_console_browser import _click, _errors, _texts, _until_texts, _wait, browser  # noqa: F401 - the fixture
 from tests.test_erp_replay import ERP_BLOCKS, PLANT, PuneErp, _erpnext_site
 
 START = datetime.fromisoformat("2026-11-25T09:00:00+05:30")  # a Wednesday, shift a: Tom and Sara on
@@ -396,3 +402,59 @@ def test_the_bridge_takes_an_erp_button_back_and_refuses_a_malformed_one() -> No
     for bad in ("erp_retry:", "erp_retry:XYZ", f"erp_delete:{PUBLIC_ID}", f"erp_retry:{PUBLIC_ID} "):
         with pytest.raises(BridgeError, match="action"):
             bridge.parse({"event_id": "e2", "from": "+4915100000009", "action": bad})
+
+
+# --- the console page ----------------------------------------------------------------------
+
+
+def test_console_page_shows_the_refusal_and_abandons_it_with_the_reason_typed(
+        fake_erpnext: PuneErp, tmp_path: Path, browser: Any) -> None:  # noqa: F811
+    """In Chromium: the detail of E-0001 lists the refused transaction with the ERP's reason;
+    Sara (the approver) sees Retry and Abandon there and on her message, Deepa sees neither;
+    Abandon asks for the reason in a prompt, and the exception closes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    clock = SimulatedClock(START)
+    runtime = Runtime(settings(f"sqlite:///{tmp_path / 'console.db'}", tmp_path, fake_erpnext), clock=clock,
+                      channels={CONSOLE: ConsoleChannel()})
+    approve_breakdown(runtime, clock)
+    clock.set(START + timedelta(minutes=53))
+    drain(runtime)
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, demo=True), log_level="warning", access_log=False,
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
+            time.sleep(0.05)
+        browser.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        _until_texts(browser, "#person option", lambda names: len(names) > 5)
+        Select(browser.find_element(By.ID, "person")).select_by_value("deepa")
+        _until_texts(browser, "#exceptions tbody tr", bool)
+        browser.find_element(By.CSS_SELECTOR, "#exceptions tbody tr[data-code='E-0001']").click()
+        reason = _until_texts(browser, "#detail tr.refused td", bool)
+        assert REFUSED in " ".join(reason)
+        assert _texts(browser, "#detail td.buttons button") == [], "a planner does not decide"
+
+        Select(browser.find_element(By.ID, "person")).select_by_value("sara")
+        assert _until_texts(browser, "#detail td.buttons button", bool) == ["Retry", "Abandon"]
+        assert _until_texts(browser, "#messages .msg.in .buttons button.erp_abandon", bool) == ["Abandon"]
+        _click(browser, "#detail td.buttons button", "Abandon")
+        prompt = _wait(browser, lambda b: b.switch_to.alert)
+        prompt.send_keys("booked by hand in ERPNext")
+        prompt.accept()
+        _wait(browser, lambda _: store(runtime)[0].status == "closed")
+        _until_texts(browser, "#messages .msg.in .buttons-status",
+                     lambda said: "E-0001: given up in the ERP by Sara Khan" in said)
+        assert _texts(browser, "#messages .msg.in .buttons button.erp_abandon") == []
+        assert store(runtime)[1][0].error == "abandoned: booked by hand in ERPNext"
+        assert _errors(browser) == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        runtime.engine.dispose()
