@@ -162,11 +162,12 @@ def _exception_json(exc: PlantException, machines: dict[str, Machine], language:
 
 
 def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime) -> dict[int, dict[str, Any]]:
-    """Per exception what the list shows beside it: age, who has it, escalated and overdue.
+    """Per exception what the list shows beside it: age, who has it, escalated, overdue and ERP refused.
 
-    Four queries for the whole list (timers, pages, acknowledgements and escalations, names),
-    not four per exception. Who has it: the first person who acknowledged, else everyone paged.
-    Escalated: an escalation fired. Overdue: an acknowledgement timer fired or is past due.
+    Five queries for the whole list (timers, pages, acknowledgements and escalations, refused ERP
+    transactions, names), not five per exception. Who has it: the first person who acknowledged,
+    else everyone paged. Escalated: an escalation fired. Overdue: an acknowledgement timer fired or
+    is past due. ERP refused: a transaction waits for the approver to retry or abandon it.
     """
     ids = [e.id for e in rows if e.id is not None]
     if not ids:
@@ -180,6 +181,8 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
         TimelineEvent.exception_id.in_(ids),  # type: ignore[attr-defined]
         TimelineEvent.kind.in_(("acknowledged", "escalated")),  # type: ignore[attr-defined]
     ).order_by(TimelineEvent.id)).all()
+    refused = set(session.exec(select(ErpTransaction.exception_id).where(
+        ErpTransaction.exception_id.in_(ids), ErpTransaction.status == "rejected")))  # type: ignore[union-attr]
     people = {pid for _, pid in pages} | {pid for _, _, pid in events if pid}
     names: dict[str, str] = {}
     if people:
@@ -201,6 +204,7 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
             "escalated": any(eid == exc.id and kind == "escalated" for eid, kind, _ in events),
             "overdue": any(t.status == "fired" or t.status == "pending" and _utc(t.due_at) <= _utc(now)
                            for t in mine),
+            "erp_refused": exc.id in refused,
         }
     return facts
 

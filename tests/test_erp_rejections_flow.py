@@ -271,8 +271,10 @@ def press(client: TestClient, person: str, action: str, text: str = "") -> Any:
 def test_console_shows_the_refusal_to_the_approver_and_a_retry_after_the_fix_posts_once(
         console: tuple[Runtime, TestClient], fake_erpnext: PuneErp, tmp_path: Path) -> None:
     runtime, client = console
+    [listed] = client.get("/api/exceptions").json()["exceptions"]
+    assert listed["erp_refused"] is True, "the dashboard marks it"
     detail = client.get("/api/exceptions/E-0001").json()
-    assert detail["status"] == "approved"
+    assert detail["status"] == "approved" and detail["erp_refused"] is True
     [txn] = detail["erp_transactions"]
     assert txn["status"] == "rejected" and REFUSED in txn["error"]
     retry, abandon = txn["actions"]
@@ -311,7 +313,7 @@ def test_console_shows_the_refusal_to_the_approver_and_a_retry_after_the_fix_pos
     detail = client.get("/api/exceptions/E-0001").json()
     assert detail["status"] == "closed"
     [txn] = detail["erp_transactions"]
-    assert txn["status"] == "posted" and txn["actions"] == []
+    assert txn["status"] == "posted" and txn["actions"] == [] and detail["erp_refused"] is False
     assert [d["operator"] for d in fake_erpnext.state.docs["Downtime Entry"].values()] == ["HR-EMP-0001"]
     kinds = [t["kind"] for t in detail["timeline"]]
     assert kinds.count("erp_retried") == 2 and kinds[-3:] == ["erp_posted", "posted", "closed"]
@@ -436,6 +438,7 @@ def test_console_page_shows_the_refusal_and_abandons_it_with_the_reason_typed(
         Select(browser.find_element(By.ID, "person")).select_by_value("deepa")
         _until_texts(browser, "#exceptions tbody tr", bool)
         browser.find_element(By.CSS_SELECTOR, "#exceptions tbody tr[data-code='E-0001']").click()
+        assert _until_texts(browser, "#exceptions .marker.erp-refused", bool) == ["ERP refused"]
         reason = _until_texts(browser, "#detail tr.refused td", bool)
         assert REFUSED in " ".join(reason)
         assert _texts(browser, "#detail td.buttons button") == [], "a planner does not decide"

@@ -381,6 +381,8 @@ function markers(e) {
   return [
     e.escalated ? h("span", {class: "marker escalated", title: "an escalation was sent"}, "escalated") : null,
     e.overdue ? h("span", {class: "marker overdue", title: "not acknowledged in time"}, "overdue") : null,
+    e.erp_refused ? h("span", {class: "marker erp-refused", title: "the ERP refused a transaction: the approver retries or abandons it"},
+      "ERP refused") : null,
   ];
 }
 
