@@ -9,8 +9,9 @@ Time differences and JSON arrays are the two things SQLite and PostgreSQL spell 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, distinct, exists, func, literal, select, union
@@ -209,3 +210,30 @@ def _adherence(session: Session, plant_id: str, since: datetime, until: datetime
         W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)).one()
     return _ratio(done, due)
 
+
+
+_SPAN = re.compile(r"^(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?$")
+
+
+def moment(text: str, now: datetime, what: str) -> datetime:
+    """`text` as a moment: ISO 8601 (without an offset it is UTC) or a span back from `now` (`7d`, `24h`, `1d12h`)."""
+    text = text.strip()
+    span = _SPAN.match(text)
+    if span and any(span.groups()):
+        days, hours, minutes = (int(g or 0) for g in span.groups())
+        return now - timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what}: give an ISO date or time (2026-11-23, 2026-11-23T06:00+05:30) "
+                         f"or a span back from now (7d, 24h, 90m), not {text[:40]!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def period(since: str | None, until: str | None, now: datetime, default: str = "7d") -> tuple[datetime, datetime]:
+    """The period [since, until) a caller asked for; the last seven days to now by default."""
+    end = moment(until, now, "until") if until else now
+    start = moment(since or default, now, "since")
+    if start >= end:
+        raise ValueError(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
+    return start, end
