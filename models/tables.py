@@ -151,6 +151,7 @@ class CustomerOrder(SQLModel, table=True):
 
 class WorkOrder(SQLModel, table=True):
     __tablename__ = "work_orders"
+    __table_args__ = (Index("ix_work_orders_plant_end", "plant_id", "end"),)  # due in a period (KPIs)
     plant_id: str = Field(primary_key=True, foreign_key="plants.id")
     id: str = Field(primary_key=True)
     machine_id: str
@@ -240,7 +241,8 @@ class PlantException(SQLModel, table=True):
     """One exception (a problem on the floor) and its thread."""
 
     __tablename__ = "exceptions"
-    __table_args__ = (Index("ix_exceptions_plant_status", "plant_id", "status"),)
+    __table_args__ = (Index("ix_exceptions_plant_status", "plant_id", "status"),
+                      Index("ix_exceptions_plant_opened", "plant_id", "opened_at"))  # KPIs and export by period
     id: int | None = Field(default=None, primary_key=True)
     plant_id: str = Field(foreign_key="plants.id")
     code: str = Field(unique=True)  # E-0042, shown on channels without threads

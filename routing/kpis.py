@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, distinct, exists, func, literal, select, union
+from sqlalchemy import Integer, case, cast, distinct, func, literal, select, union
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -111,15 +111,18 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     def run(query: Any) -> Any:
         return session.execute(query)
 
-    # The first "machine running" after the exception opened: the end of a repair if it came before the close.
-    running = (select(func.min(T.c.at)).where(
-        T.c.exception_id == E.c.id, T.c.kind == "machine_state", T.c.data["running"].as_boolean().is_(True),
-        T.c.at < until).scalar_subquery())
+    in_period = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
+    # The first "machine running" on each timeline: the end of a repair if it came before the close.
+    # Grouped once and joined (a correlated subquery would run per exception, and per use).
+    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
+               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
+                      T.c.data["running"].as_boolean().is_(True), T.c.at < until)
+               .group_by(T.c.exception_id).subquery("running"))
     closed_in = case((E.c.closed_at < until, E.c.closed_at))
     cohort = select(
         E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
-        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.label("running_at"),
-    ).where(E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until).subquery("cohort")
+        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
+    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
     c = cohort.c
     repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
                     (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
@@ -203,11 +206,17 @@ def _notify_p95(session: Session, dialect: str, ids: Any, until: datetime) -> fl
 def _adherence(session: Session, plant_id: str, since: datetime, until: datetime) -> float | None:
     """Work orders due in the period (their `end`) that the MES or ERP reported done by then, over those due."""
     status = func.lower(func.replace(func.replace(S.c.payload["status"].as_string(), "-", "_"), " ", "_"))
-    finished = exists().where(
-        S.c.plant_id == plant_id, S.c.kind == "work_order", S.c.error.is_(None), S.c.processed_at.is_not(None),
-        S.c.payload["work_order"].as_string() == W.c.id, status.in_(DONE_WORDS), S.c.received_at <= W.c.end)
-    due, done = session.execute(select(func.count(), func.count(case((finished, 1)))).where(
-        W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)).one()
+    order = S.c.payload["work_order"].as_string()
+    is_due = (W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)
+    # When each due order was first reported done (grouped once, then joined: no per-order look-up).
+    done_at = (select(order.label("work_order"), func.min(S.c.received_at).label("at"))
+               .where(S.c.plant_id == plant_id, S.c.kind == "work_order", S.c.error.is_(None),
+                      S.c.processed_at.is_not(None), S.c.received_at < until, status.in_(DONE_WORDS),
+                      order.in_(select(W.c.id).where(*is_due)))
+               .group_by(order).subquery("done_at"))
+    due, done = session.execute(
+        select(func.count(), func.count(case((done_at.c.at <= W.c.end, 1))))
+        .select_from(W.outerjoin(done_at, done_at.c.work_order == W.c.id)).where(*is_due)).one()
     return _ratio(done, due)
 
 
