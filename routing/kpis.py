@@ -139,7 +139,7 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     ).select_from(cohort)).one()
     opened, closed, mtta, mttr, resolution, erp_latency = row
     open_now = run(select(func.count()).select_from(E).where(E.c.plant_id == plant_id, E.c.status != "closed")).scalar()
-    ids = select(c.id)
+    ids = select(E.c.id).where(*in_period)
 
     events = run(select(
         func.count(case((T.c.kind == "escalated", 1))),
