@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from models import PlantException, TimelineEvent
+from routing.kpis import SKEW
 
 E = PlantException.__table__  # type: ignore[attr-defined]
 T = TimelineEvent.__table__  # type: ignore[attr-defined]
@@ -41,10 +42,11 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def _rows(engine: Engine, plant_id: str, since: datetime, until: datetime) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(exception, event) pairs in order; events after `until` are left out, like the KPIs'."""
+    """(exception, event) pairs in order; events after `until` are left out, like the KPIs'.
+    The events are bounded by time as well (they come after the opening), so the timeline is read by index."""
     columns = [E.c[_SOURCE.get(name, name)].label(name) for name in EXCEPTION_COLUMNS]
     query = (select(E.c.id, *columns, T.c.at, T.c.kind, T.c.person_id, T.c.text, T.c.data)
-             .select_from(E.outerjoin(T, (T.c.exception_id == E.c.id) & (T.c.at < until)))
+             .select_from(E.outerjoin(T, (T.c.exception_id == E.c.id) & (T.c.at >= since - SKEW) & (T.c.at < until)))
              .where(E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
              .order_by(E.c.id, T.c.id))
     with engine.connect() as connection:
