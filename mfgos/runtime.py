@@ -54,6 +54,8 @@ Handler = Callable[[wf.Context, Signal], None]
 # 'mfgo': the advisory lock of the replica that runs the timers, with the schema's hash as the second
 # key, so that stores in other schemas of one server (tenants, parallel tests) never skip each other's timers.
 TIMER_LOCK = 0x6D66_676F
+# 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
+PLANT_LOAD_LOCK = 0x6D66_6770
 
 
 @dataclass
@@ -92,6 +94,12 @@ class Runtime:
         """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
         plant_file = load(path, now=self.clock.now())  # relative dates (`now+2h`) on this clock
         with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together load the same file: one at a time (until this transaction
+                # ends), so the second finds the plant stored instead of inserting it again.
+                session.execute(sa_text("SELECT pg_advisory_xact_lock(:key, hashtext("
+                                        "coalesce(current_schema(), '') || '/' || :plant))"),
+                                {"key": PLANT_LOAD_LOCK, "plant": plant_file.plant.id})
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
         self._static.invalidate()
