@@ -1,7 +1,7 @@
 """insight indexes: the KPIs and the export read exceptions by period (issue 13)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 `routing/kpis.py` and `routing/export.py` select a plant's exceptions by `opened_at`, and what
 happened to them (timeline events, notifications, ERP transactions) by time as well, so a
@@ -13,8 +13,8 @@ The time columns only grow, so these indexes are appended to at their right edge
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
