@@ -4,15 +4,15 @@
 customer-order date); `plant_approvals` names who approves each kind; `machines.kind` and
 `machines.mttr_minutes` let the planner's options find sister machines and repair times.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
