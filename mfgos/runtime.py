@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text as sa_text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -46,6 +48,7 @@ from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
 from routing.inbound import Inbound
 from routing.static import StaticCache
+from signals.base import Incoming
 from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -148,6 +151,39 @@ class Runtime:
             self.process_signal(signal_id)
         return Received(signal_id=signal_id)
 
+    def receive_many(self, source: str, events: Sequence[Incoming]) -> list[Received]:
+        """Store many inbound events in one transaction (a machine source's batch), none processed.
+
+        The same gate as `receive`, at plant scale: one `INSERT ... ON CONFLICT (source_key) DO
+        NOTHING` for the batch, so a redelivered event (or one stored by another replica) is
+        found, not stored twice, and the batch commits as a whole or not at all. The caller
+        acknowledges its transport after this returns and then calls `process_signals`.
+        """
+        if not events:
+            return []
+        now = self.clock.now()
+        rows = [{"plant_id": self.plant_id, "source": source, "source_key": e.key, "kind": e.kind,
+                 "received_at": now, "person_id": None, "payload": e.payload} for e in events]
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        table = Signal.__table__  # type: ignore[attr-defined]
+        statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["source_key"]) \
+            .returning(table.c.id, table.c.source_key)
+        with session_scope(self.engine) as session:
+            new = {key: signal_id for signal_id, key in session.execute(statement)}
+            missing = {e.key for e in events} - new.keys()
+            old = {key: signal_id for key, signal_id in session.execute(select(Signal.source_key, Signal.id).where(
+                Signal.source_key.in_(missing)))} if missing else {}  # type: ignore[attr-defined]
+        first: set[str] = set()  # a key twice in one batch: the first is new, the second a duplicate
+        received = []
+        for event in events:
+            key = event.key
+            if key in new and key not in first:
+                first.add(key)
+                received.append(Received(signal_id=new[key]))
+            else:
+                received.append(Received(signal_id=new.get(key) or old[key], duplicate=True))
+        return received
+
     def accept(self, event: Inbound) -> Received:
         """The one way in: every channel, the console, the terminal chat and replay hand their events here.
 
@@ -173,6 +209,42 @@ class Runtime:
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
         with self._processing:
             self._process_signal(signal_id, skip_locked=skip_locked)
+
+    def process_signals(self, signal_ids: Sequence[int]) -> None:
+        """Process stored machine signals in one transaction: a source's batch costs one commit.
+
+        Each signal is handled as `process_signal` would, in order, under the batch's row locks.
+        If any of them fails the batch is rolled back and each signal is processed on its own,
+        so one bad signal is recorded as failed without holding up the others.
+        """
+        if len(signal_ids) < 2:
+            for signal_id in signal_ids:
+                self.process_signal(signal_id)
+            return
+        with self._processing:
+            try:
+                with session_scope(self.engine) as session:
+                    signals = session.exec(select(Signal).where(Signal.id.in_(signal_ids))  # type: ignore[union-attr]
+                                           .where(Signal.processed_at == None)  # noqa: E711
+                                           .order_by(Signal.id).with_for_update()).all()
+                    plant = self.plant(session)
+                    static, now = self._static.get(session, plant), self.clock.now()
+                    held: dict[tuple[type, str], Any] = {}  # master rows read once for the whole batch
+                    for signal in signals:
+                        ctx = wf.Context(session=session, plant=plant, now=now, cause=f"signal:{signal.id}",
+                                         static=static, new_cause=True, held=held)
+                        if (handler := self.handlers.get(signal.kind)) is not None:
+                            handler(ctx, signal)
+                        else:
+                            signal.error = f"unknown signal kind {signal.kind!r}"
+                        signal.processed_at = now
+                        session.add(signal)
+                return
+            except Exception:
+                log.warning("processing a batch of %d signals failed; processing them one by one",
+                            len(signal_ids), exc_info=True)
+            for signal_id in signal_ids:
+                self._process_signal(signal_id)
 
     def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
         try:
