@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text as sa_text
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -152,7 +153,8 @@ class Runtime:
         return Received(signal_id=signal_id)
 
     def receive_many(self, source: str, events: Sequence[Incoming]) -> list[Received]:
-        """Store many inbound events in one transaction (a machine source's batch), none processed.
+        """Store many inbound events in one transaction (a machine source's batch), not yet processed
+        (except a repeat of the state last stored, which is stored as processed: it changes nothing).
 
         The same gate as `receive`, at plant scale: one `INSERT ... ON CONFLICT (source_key) DO
         NOTHING` for the batch, so a redelivered event (or one stored by another replica) is
@@ -163,13 +165,14 @@ class Runtime:
             return []
         now = self.clock.now()
         rows = [{"plant_id": self.plant_id, "source": source, "source_key": e.key, "kind": e.kind,
-                 "received_at": now, "person_id": None, "payload": e.payload} for e in events]
+                 "received_at": now, "person_id": None, "payload": e.payload,
+                 "processed_at": now if e.repeat else None} for e in events]
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         table = Signal.__table__  # type: ignore[attr-defined]
-        statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["source_key"]) \
+        statement = insert(table).on_conflict_do_nothing(index_elements=["source_key"]) \
             .returning(table.c.id, table.c.source_key)
-        with session_scope(self.engine) as session:
-            new = {key: signal_id for signal_id, key in session.execute(statement)}
+        with session_scope(self.engine) as session:  # one cached statement, sent as a few multi-row INSERTs
+            new = {key: signal_id for signal_id, key in session.connection().execute(statement, rows)}
             missing = {e.key for e in events} - new.keys()
             old = {key: signal_id for key, signal_id in session.execute(select(Signal.source_key, Signal.id).where(
                 Signal.source_key.in_(missing)))} if missing else {}  # type: ignore[attr-defined]
@@ -237,8 +240,11 @@ class Runtime:
                             handler(ctx, signal)
                         else:
                             signal.error = f"unknown signal kind {signal.kind!r}"
-                        signal.processed_at = now
-                        session.add(signal)
+                    # One UPDATE marks the batch processed; a signal a handler gave an error is
+                    # written with it by the flush, as its own row.
+                    session.flush()
+                    session.execute(update(Signal).where(Signal.id.in_([s.id for s in signals]))  # type: ignore[union-attr]
+                                    .values(processed_at=now).execution_options(synchronize_session=False))
                 return
             except Exception:
                 log.warning("processing a batch of %d signals failed; processing them one by one",

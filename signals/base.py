@@ -75,6 +75,9 @@ class Incoming:
     key: str  # the source key: the same message gives the same key, so a redelivery is found
     payload: dict[str, Any]
     kind: str = "machine"
+    # The machine's state as the last one this source stored for it: kept, and stored as processed
+    # (processing it would change nothing), so a steady stream costs no processing transaction.
+    repeat: bool = False
 
 
 @dataclass(frozen=True)

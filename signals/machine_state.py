@@ -20,6 +20,7 @@ DOWN_STATES = {"DOWN", "STOPPED", "FAULT", "ALARM", "ERROR", "BREAKDOWN", "ABORT
 NEUTRAL_STATES = {"IDLE", "STANDBY", "READY", "SETUP", "UNDEFINED", "CLEARING", "STARTING", "SUSPENDED",
                   "STOPPING", "ABORTING", "HOLDING", "UNHOLDING", "SUSPENDING", "UNSUSPENDING", "RESETTING",
                   "COMPLETING", "COMPLETE"}
+KNOWN_STATES = RUNNING_STATES | DOWN_STATES | NEUTRAL_STATES
 MAX_STATE = 200  # characters of a state name kept; longer text is not a state
 # PackML StateCurrent (ISA-TR88.00.02): PLCs publish the number, not the name.
 PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: "IDLE", 5: "SUSPENDED",
@@ -68,10 +69,13 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
     if not machine_id:
         signal.error = f"no machine of plant {ctx.plant.id} in {payload.get('topic') or body}"
         return
-    if ctx.session.get(Machine, (ctx.plant.id, machine_id)) is None:
+    machine = ctx.held.get((Machine, machine_id)) or wf.master_row(ctx, Machine, machine_id)
+    if machine is None:
         signal.error = f"unknown machine {machine_id!r} in plant {ctx.plant.id}"
         return
     if state in RUNNING_STATES:
+        if machine.running:
+            return  # no change: most state messages repeat the last one, and cost no query
         wf.set_machine_running(ctx, machine_id, True, f"{signal.source}: {state}")
     elif state in DOWN_STATES:
         wf.set_machine_running(ctx, machine_id, False, f"{signal.source}: {state}")

@@ -34,7 +34,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -47,6 +47,7 @@ from sqlmodel import Session, select
 from models import Machine
 from signals import decoding, sparkplug
 from signals.base import Backoff, Incoming, SignalSettings, SignalSink, Stored, digest, store_many
+from signals.machine_state import KNOWN_STATES, state_name
 from signals.mapping import SignalMap
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class MqttSource:
         self._machines: frozenset[str] = frozenset()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
         self._failed: dict[str, int] = {}  # source key -> failed store attempts
+        self._last_state: dict[str, str] = {}  # machine -> the state last stored for it in this session
         self._stored: asyncio.Queue[list[int] | None] = asyncio.Queue()  # ids stored, to process in order
         # The plant segments of `plants/<plant>/<machine>/state` that are ours: the plant id and
         # the plant file's `plant_aliases` (the runtime's plant id joins at connect).
@@ -187,6 +189,7 @@ class MqttSource:
     async def _session(self, sink: SignalSink, stop: asyncio.Event) -> None:
         async with self._client() as client:
             self._machines = await asyncio.to_thread(_machine_ids, sink)
+            self._last_state.clear()  # the first state of each machine in a session is always processed
             self.plant_names = self.plant_names | {sink.plant_id}
             for topic_filter in self.subscriptions():
                 await client.subscribe(topic_filter, qos=1)
@@ -241,7 +244,9 @@ class MqttSource:
             incoming.extend(signals)
             if rebirth is not None and rebirth not in rebirths:
                 rebirths.append(rebirth)
+        incoming, states = self._mark_repeats(incoming)
         stored = await self._store(sink, incoming)
+        self._last_state.update(states)
         for message in batch:
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
@@ -249,6 +254,29 @@ class MqttSource:
             self._stored.put_nowait(fresh)
         for node in rebirths:
             await self._ask_rebirth(client, node)
+
+    def _mark_repeats(self, items: list[Incoming]) -> tuple[list[Incoming], dict[str, str]]:
+        """Change detection: a known state of a known machine equal to the last one this session stored
+        for it is a repeat (most state messages are). Returns the items and the states they leave.
+
+        Only without a shared subscription: replicas splitting the messages each see part of the
+        stream, so what one of them saw last is not the machine's last state.
+        """
+        states: dict[str, str] = {}
+        if self.shared_group:
+            return items, states
+        marked = []
+        for item in items:
+            machine, body = item.payload.get("machine"), item.payload.get("payload")
+            if item.kind == "machine" and isinstance(machine, str) and isinstance(body, dict) \
+                    and machine in self._machines:
+                state = state_name(body.get("state") if body.get("state") is not None else body.get("status"))
+                if state in KNOWN_STATES:
+                    if (states.get(machine) or self._last_state.get(machine)) == state:
+                        item = replace(item, repeat=True)
+                    states[machine] = state
+            marked.append(item)
+        return marked, states
 
     async def _store(self, sink: SignalSink, items: list[Incoming]) -> list[Stored]:
         """Store a batch in one transaction. If that fails, store its signals one by one: a database
@@ -359,7 +387,7 @@ class MqttSource:
             return self._unreadable(topic, data, received_at, f"unreadable MQTT payload on {topic}: {body.reason}",
                                     machine)
         payload = {"topic": topic, "machine": machine, "payload": body}
-        if problem := decoding.storable_problem(payload):  # the topic itself, e.g. a lone surrogate
+        if problem := decoding.storable_problem([topic, machine]):  # the body is checked; the topic, e.g. a lone surrogate
             return self._unreadable(topic, data, received_at, f"unreadable MQTT message on {topic}: {problem}")
         return Incoming(_key(topic, body.get("ts"), data, received_at), payload)
 
