@@ -54,7 +54,7 @@ from sqlmodel import Session, func, select  # noqa: E402
 from mfgos.config import Settings  # noqa: E402
 from mfgos.runtime import Runtime  # noqa: E402
 from models import Signal, make_engine  # noqa: E402
-from signals import sparkplug  # noqa: E402
+from signals import sparkplug_b_pb2 as pb  # noqa: E402
 from signals.base import Backoff, Incoming  # noqa: E402
 from signals.mapping import SignalMap  # noqa: E402
 from signals.mqtt import MqttSource  # noqa: E402
@@ -289,12 +289,16 @@ def telemetry(count: int) -> dict[str, Any]:
                                                                                   machines=frozenset(MACHINES)))
     topic = "spBv1.0/pune/DDATA/gw-1/HOB-01"
     names = [f"Spindle/Axis{i}/Temperature" for i in range(10)]
-    birth = sparkplug.encode_payload(0, 0, [sparkplug.Metric(name=n, alias=i, datatype=10, value=20.0)
-                                            for i, n in enumerate(names)])
-    source.read("spBv1.0/pune/DBIRTH/gw-1/HOB-01", birth, 0.0)
-    payloads = [sparkplug.encode_payload(1_764_000_000_000 + i, i % 256,
-                                         [sparkplug.Metric(alias=a, datatype=10, value=20.0 + i % 7 + a / 10)
-                                          for a in range(10)]) for i in range(count)]
+    birth = pb.Payload(timestamp=0, seq=0)
+    for alias, name in enumerate(names):
+        birth.metrics.add(name=name.encode(), alias=alias, datatype=10, double_value=20.0)
+    source.read("spBv1.0/pune/DBIRTH/gw-1/HOB-01", birth.SerializeToString(), 0.0)
+    payloads = []
+    for i in range(count):
+        data = pb.Payload(timestamp=1_764_000_000_000 + i, seq=i % 256)
+        for alias in range(10):
+            data.metrics.add(alias=alias, datatype=10, double_value=20.0 + i % 7 + alias / 10)
+        payloads.append(data.SerializeToString())
     start = time.perf_counter()
     kept = sum(len(source.read(topic, data, 1.0)[0]) for data in payloads)
     elapsed = time.perf_counter() - start

@@ -396,10 +396,13 @@ class MqttSource:
         if "+" not in self.sparkplug_groups and spb.group not in self.sparkplug_groups:
             self._ignore("other_group", spb.group, topic)
             return [], None
-        decoded = sparkplug.read_payload(data)
+        if spb.message_type in ("NCMD", "DCMD"):
+            return [], None  # commands to edge nodes (ours among them): not machine states
+        message = sparkplug.parse(data)
+        if not isinstance(message, str) and (telemetry := self.host.telemetry_only(spb, message)) is not None:
+            return [], (spb.group, spb.edge_node) if telemetry.rebirth else None
+        decoded = message if isinstance(message, str) else _converted(message)
         if isinstance(decoded, str):
-            if spb.message_type in ("NCMD", "DCMD"):
-                return [], None
             return [self._unreadable(topic, data, received_at, f"unreadable Sparkplug B payload on {topic}: {decoded}",
                                      self._machine(topic, spb, spb.device))], None
         outcome = self.host.observe(spb, decoded)
@@ -443,6 +446,13 @@ def _key(topic: str, stamp: Any, data: bytes, received_at: float | None) -> str:
     else:
         when = f"r{int(received_at)}" if received_at is not None else "retained"
     return f"mqtt:{topic[:200]}@{when[:40]}#{digest(topic, data)}"
+
+
+def _converted(message: Any) -> sparkplug.Payload | str:
+    try:
+        return sparkplug.convert(message)
+    except sparkplug.SparkplugError as error:
+        return str(error)
 
 
 def _json_value(value: Any) -> Any:
