@@ -50,6 +50,7 @@ from routing.conversation import handle_chat
 from routing.inbound import Inbound
 from routing.static import StaticCache
 from signals.base import Incoming
+from signals.machine_state import next_breakdown_due, open_due_breakdowns
 from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,8 @@ class Runtime:
     # --- time and outboxes -------------------------------------------------------------
 
     def fire_timers(self) -> int:
-        """Fire due escalation timers; on PostgreSQL only the replica holding the advisory lock does."""
+        """Fire due escalation timers and open the breakdowns `min_down` held back; on PostgreSQL only the
+        replica holding the advisory lock does."""
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
                 locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
@@ -321,10 +323,11 @@ class Runtime:
             plant = self.plant(session)
             ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="timers",
                              static=self._static.get(session, plant))
-            return wf.escalate_unacknowledged(ctx)
+            return wf.escalate_unacknowledged(ctx) + open_due_breakdowns(ctx)
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
-        """The earliest moment something is due: an escalation timer or an outbox retry.
+        """The earliest moment something is due: an escalation timer, a breakdown `min_down` held back, or
+        an outbox retry.
 
         With `after`, the earliest moment strictly later: replay steps its clock from one due
         moment to the next past rows that are due but cannot go yet (an ERP transaction queued
@@ -340,7 +343,7 @@ class Runtime:
             if after is not None:
                 erp = erp.where(ErpTransaction.next_attempt_at > after)
                 note = note.where(Notification.next_attempt_at > after)
-            moments = [timer, session.exec(erp).one(), session.exec(note).one()]
+            moments = [timer, session.exec(erp).one(), session.exec(note).one(), next_breakdown_due(session, after)]
         return min((m for m in moments if m is not None), default=None)
 
     def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:
