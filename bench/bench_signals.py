@@ -184,11 +184,16 @@ class Timed:
             if row.duplicate:
                 continue
             self.stored += 1
+            self.processed += event.repeat  # a repeat of the machine's state is stored already processed
             sent = event.payload["payload"].get("sent")
             if sent is not None:
                 self.sent_at[row.signal_id] = sent
                 self.stored_lag.append(now - sent)
+                if event.repeat:
+                    self.processed_lag.append(now - sent)
         self.last_stored = now
+        if any(event.repeat for event in events):
+            self.last_processed = now
         return received
 
     def process_signals(self, signal_ids: list[int]) -> None:

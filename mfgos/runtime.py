@@ -19,8 +19,6 @@ from typing import Any
 
 from sqlalchemy import text as sa_text
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -50,6 +48,7 @@ from routing.conversation import handle_chat
 from routing.inbound import Inbound
 from routing.static import StaticCache
 from signals.base import Incoming
+from signals.bulk import insert_new
 from signals.machine_state import next_breakdown_due, open_due_breakdowns
 from signals.registry import SIGNAL_HANDLERS
 
@@ -158,7 +157,7 @@ class Runtime:
         (except a repeat of the state last stored, which is stored as processed: it changes nothing).
 
         The same gate as `receive`, at plant scale: one `INSERT ... ON CONFLICT (source_key) DO
-        NOTHING` for the batch, so a redelivered event (or one stored by another replica) is
+        NOTHING` for the batch (`signals.bulk`), so a redelivered event (or one stored by another replica) is
         found, not stored twice, and the batch commits as a whole or not at all. The caller
         acknowledges its transport after this returns and then calls `process_signals`.
         """
@@ -166,14 +165,10 @@ class Runtime:
             return []
         now = self.clock.now()
         rows = [{"plant_id": self.plant_id, "source": source, "source_key": e.key, "kind": e.kind,
-                 "received_at": now, "person_id": None, "payload": e.payload,
-                 "processed_at": now if e.repeat else None} for e in events]
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        table = Signal.__table__  # type: ignore[attr-defined]
-        statement = insert(table).on_conflict_do_nothing(index_elements=["source_key"]) \
-            .returning(table.c.id, table.c.source_key)
-        with session_scope(self.engine) as session:  # one cached statement, sent as a few multi-row INSERTs
-            new = {key: signal_id for signal_id, key in session.connection().execute(statement, rows)}
+                 "received_at": now, "payload": e.payload, "processed_at": now if e.repeat else None}
+                for e in events]
+        with session_scope(self.engine) as session:
+            new = insert_new(session.connection(), rows)
             missing = {e.key for e in events} - new.keys()
             old = {key: signal_id for key, signal_id in session.execute(select(Signal.source_key, Signal.id).where(
                 Signal.source_key.in_(missing)))} if missing else {}  # type: ignore[attr-defined]

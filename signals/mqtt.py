@@ -250,7 +250,8 @@ class MqttSource:
         for message in batch:
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
-        if fresh := [row.signal_id for row in stored if not row.duplicate]:
+        if fresh := [row.signal_id for item, row in zip(incoming, stored, strict=True)
+                     if not (row.duplicate or item.repeat)]:  # a repeat is stored already processed
             self._stored.put_nowait(fresh)
         for node in rebirths:
             await self._ask_rebirth(client, node)
