@@ -25,7 +25,7 @@ from sqlmodel import Session, func, select
 from bot.channels.base import CaptureChannel, Channel
 from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
-from erp_adapters.outbox import ErpOutbox
+from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
 from mfgos.config import Settings
 from models import (
@@ -45,6 +45,7 @@ from routing import messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
+from routing.erp_rejections import RowChanges
 from routing.inbound import Inbound
 from routing.static import StaticCache
 from signals.base import Incoming
@@ -54,7 +55,13 @@ from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[wf.Context, Signal], None]
-TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+# 'mfgo': the advisory lock of the replica that runs the timers, with the schema's hash as the second
+# key, so that stores in other schemas of one server (tenants, parallel tests) never skip each other's timers.
+TIMER_LOCK = 0x6D66_676F
+# 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
+PLANT_LOAD_LOCK = 0x6D66_6770
+# A refused ERP transaction retried or abandoned from a thread: the outbox changes the row (routing imports no ERP code).
+REJECTED_ROWS = RowChanges(retry=retry_rejected, abandon=abandon_rejected)
 
 
 @dataclass
@@ -93,6 +100,12 @@ class Runtime:
         """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
         plant_file = load(path, now=self.clock.now())  # relative dates (`now+2h`) on this clock
         with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together load the same file: one at a time (until this transaction
+                # ends), so the second finds the plant stored instead of inserting it again.
+                session.execute(sa_text("SELECT pg_advisory_xact_lock(:key, hashtext("
+                                        "coalesce(current_schema(), '') || '/' || :plant))"),
+                                {"key": PLANT_LOAD_LOCK, "plant": plant_file.plant.id})
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
         self._static.invalidate()
@@ -273,7 +286,7 @@ class Runtime:
             self._record_failure(signal_id, error)
 
     def _converse(self, ctx: wf.Context, signal: Signal) -> None:
-        handle_chat(ctx, signal, self.reader)
+        handle_chat(ctx, signal, self.reader, REJECTED_ROWS)
 
     def _record_failure(self, signal_id: int, error: Exception) -> None:
         with session_scope(self.engine) as session:
@@ -312,7 +325,9 @@ class Runtime:
         replica holding the advisory lock does."""
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
-                locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
+                locked = session.exec(sa_text(
+                    "SELECT pg_try_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))",
+                ).bindparams(key=TIMER_LOCK)).one()
                 if not locked[0]:
                     return 0
             plant = self.plant(session)
