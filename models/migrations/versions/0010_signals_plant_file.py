@@ -1,7 +1,7 @@
 """signals: the plant file's `signals` section and a machine's minimum downtime (issue 12)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 
 `plants.signals` keeps the validated `signals` section (the flapping limit is read while
 processing); on `machines`, `min_down_s` is the plant file's `min_down`, and `down_since`,
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
