@@ -19,7 +19,7 @@ from nlp.extraction import Extraction, MachineRef, MasterData, MaterialRef, Quan
 from nlp.langid import LANGUAGES, detect_language
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.matching import MachineMatch, MasterIndex
-from nlp.model import MACHINE, MATERIAL, ORDER, Classifier, Models, load_models, message_features
+from nlp.model import MACHINE, MATERIAL, ORDER, Models, load_models, message_features
 from nlp.pipeline import Reading, bind, build_pipeline
 from nlp.resolution import PlacedQuantity, parse_resolution
 from nlp.text import is_number, split
@@ -39,6 +39,9 @@ _ORDINALS: dict[str, int] = {
 }
 MODEL_WEIGHT = 2.0  # cue points per unit of the type model's log-odds
 MODEL_ALONE = 0.6  # with no cue at all, the type model decides when it is at least this sure
+# A report the intent model reads as small talk at least this often, naming no machine or order,
+# is asked about ("Is this a problem to report?") before anyone is paged.
+UNSURE_OTHER = 0.25
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
 _SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling"})
 
@@ -112,8 +115,8 @@ class Extractor:
         exception_type, type_score = _blend_types(type_scores, type_probabilities)
         intent, intent_confidence = decide_intent(text, free, first_free, cues, type_score,
                                                   machines.machine is not None or bool(quantities))
-        if models:
-            intent, intent_confidence = _second_opinion(models.intent, features, intent, intent_confidence)
+        intent_probabilities = models.intent.probabilities(features) if models else {}
+        intent, intent_confidence = _second_opinion(intent_probabilities, intent, intent_confidence)
         covered = {k for t, used in zip(tokens, taken, strict=True) if used for k in range(t.start, t.end)}
         detected, _ = detect_language(text, [w for k, w in enumerate(reading.raw) if k not in covered], lex,
                                       language)
@@ -154,6 +157,8 @@ class Extractor:
         result.material = material
         result.severity = self._severity(intent, result.exception_type, cues)
         result.clarify = self._clarify(result, reading.unknown_machine, type_score)
+        result.unsure_problem = (intent == "report" and intent_probabilities.get("other", 0.0) >= UNSURE_OTHER
+                                 and not (result.machine or result.work_order or result.machine_candidates))
         result.confidence = _confidence(intent, intent_confidence, type_score, result)
         return result
 
@@ -318,11 +323,12 @@ def _blend_types(scores: dict[str, float], probabilities: dict[str, float] | Non
     return top_type(blended), strength
 
 
-def _second_opinion(model: Classifier, features: list[str], label: str, confidence: float) -> tuple[str, float]:
+def _second_opinion(probabilities: dict[str, float], label: str, confidence: float) -> tuple[str, float]:
     """The trained model's intent wins where it is surer than the cues ("ok, sending an electrician"
     has no ack cue; "reject hue" in a count of bad packets is no decision). On blind probes this
     beats both the cues alone and the model alone (docs/nlp.md)."""
-    probabilities = model.probabilities(features)
+    if not probabilities:
+        return label, confidence
     best = max(probabilities, key=probabilities.__getitem__)
     if best != label and probabilities[best] > confidence:
         return best, round(min(probabilities[best], 0.95), 2)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sqlmodel import select
 
 from models import Conversation, Notification, Person, PlantException, Signal, StrangerReply
-from nlp.extraction import Extraction
+from nlp.extraction import Extraction, Quantity
 from routing import messages, queries
 from routing import workflow as wf
 from routing.inbound import MAX_TEXT
@@ -31,6 +31,12 @@ CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
 TYPE_CONFIDENCE = 0.5  # below this an "other" report is a guess: ask what kind of problem it is
 MAX_QUESTIONS = 2  # after this many unanswered questions the bot stops asking
 LISTED = 9  # choices a "which one?" shows in full; codes alone after that, to keep the message short
+# "Is this a problem to report?": the answer as a button (`yes`, `no`) or a word in the four languages.
+YES_NO = ("yes", "no")
+_ANSWER_WORDS = {
+    "yes": ("yes", "y", "yeah", "yep", "si", "sí", "ja", "jo", "haan", "han", "ha", "haa", "ji"),
+    "no": ("no", "n", "nope", "nah", "nein", "nee", "nahi", "nahin", "nai"),
+}
 QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
 STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
 # An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
@@ -63,12 +69,14 @@ class State(StrEnum):
     awaiting_machine = "awaiting_machine"  # a report without its machine: pending = the report
     awaiting_type = "awaiting_type"  # a report whose kind of problem is unclear: pending = the report
     awaiting_which_exception = "awaiting_which_exception"  # an action without a thread: pending = the action
+    awaiting_problem = "awaiting_problem"  # a message that may be small talk: pending = the would-be report
 
 
 class Event(StrEnum):
     asked_machine = "asked_machine"  # the bot asked which machine
     asked_type = "asked_type"  # the bot asked what kind of problem
     asked_which = "asked_which"  # the bot asked which of the person's exceptions is meant
+    asked_problem = "asked_problem"  # the bot asked whether the message is a problem to report
     answered = "answered"  # the answer completed what was pending
     asked_again = "asked_again"  # the answer was not understood: the same question once more
     gave_up = "gave_up"  # still not understood after MAX_QUESTIONS: a report opens with what is known, an action is dropped
@@ -82,6 +90,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.idle, E.asked_machine): S.awaiting_machine,
     (S.idle, E.asked_type): S.awaiting_type,
     (S.idle, E.asked_which): S.awaiting_which_exception,
+    (S.idle, E.asked_problem): S.awaiting_problem,
 
     (S.awaiting_machine, E.answered): S.idle,
     (S.awaiting_machine, E.asked_type): S.awaiting_type,  # machine given, the kind still unclear
@@ -101,6 +110,10 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.awaiting_which_exception, E.gave_up): S.idle,
     (S.awaiting_which_exception, E.left): S.idle,
     (S.awaiting_which_exception, E.expired): S.idle,
+
+    (S.awaiting_problem, E.answered): S.idle,  # yes: read on as a report; no: nothing recorded
+    (S.awaiting_problem, E.left): S.idle,
+    (S.awaiting_problem, E.expired): S.idle,
 }
 del S, E
 
@@ -179,14 +192,23 @@ class Turn:
             self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language), exc)
             return
         if intent == "report" and exc is None:
-            self.report(ex)
+            if ex.unsure_problem:  # small talk or a problem? ask the sender rather than page anyone
+                self.ask(Event.asked_problem, {"text": ex.text, "extraction": ex.to_json()}, [])
+            else:
+                self.report(ex)
             return
+        if intent == "other" and exc is None:
+            # Small talk ("thanks", "lunch truck is here") outside a thread joins no exception, pages nobody.
+            self.reply("reply", messages.render("help", who.language))
+            return
+        if exc is None and intent == "update" and ex.machine:
+            exc = _open_on_machine(ctx, ex.machine)  # "still down, press 12": that exception's timeline
         if exc is None:
             exc, asked = self.involved(intent, {"intent": intent, "text": ex.text, "resolution": _resolution(ex)})
             if exc is None:
                 if asked:
                     return
-                if intent in ("report", "update") and ex.exception_type:
+                if intent == "report" and ex.exception_type:
                     self.report(ex)
                 elif intent in ("ack", "approve", "reject", "update"):
                     self.reply("reply", messages.render("no_open_exception", who.language))
@@ -225,6 +247,12 @@ class Turn:
     def press(self, thread: PlantException | None, action: str, text: str) -> None:
         """A button: `choose:E-0001` answers "which one?"; the others act on their exception."""
         kind, _, code = action.partition(":")
+        if kind in YES_NO:
+            if self.conv.state == State.awaiting_problem:
+                self.settle_problem(kind)
+            else:
+                self.reply("reply", messages.render("choice_closed", self.who.language))
+            return
         if kind == "choose":
             chosen = wf.exception_by_code(self.ctx, code) if code else None
             if self.conv.state == State.awaiting_which_exception and chosen and chosen.code in self.conv.options:
@@ -335,6 +363,13 @@ class Turn:
 
     def answer(self, ex: Extraction, text: str) -> bool:
         """Read the message as the answer to the open question; False: it is something else."""
+        if self.conv.state == State.awaiting_problem:
+            said = _yes_or_no(text)
+            if said is None:
+                self.settle(Event.left)  # not an answer: read the message on its own
+                return False
+            self.settle_problem(said)
+            return True
         if self.conv.state == State.awaiting_which_exception:
             if chosen := self.choose(text):
                 self.complete(chosen)
@@ -375,6 +410,16 @@ class Turn:
         self.open_or_join(f"{pending_text} / {answer.text}", exception_type, machine, original)
         return True
 
+    def settle_problem(self, said: str) -> None:
+        """The answer to "Is this a problem to report?": yes reads the message on as a report
+        (asking for its machine or kind if those are missing), no records nothing."""
+        pending = dict(self.conv.pending)
+        self.settle(Event.answered)
+        if said == "yes":
+            self.report(_extraction(pending.get("extraction") or {"text": pending.get("text") or ""}))
+        else:
+            self.reply("reply", messages.render("not_reported", self.who.language))
+
     # --- questions ---------------------------------------------------------------------------
 
     def ask(self, event: Event, pending: dict[str, Any], options: list[str]) -> None:
@@ -409,6 +454,8 @@ class Turn:
 
     def question(self) -> str:
         conv, language = self.conv, self.who.language
+        if conv.state == State.awaiting_problem:
+            return messages.render("ask_problem", language)
         if conv.state == State.awaiting_type:
             return messages.render("ask_type", language)
         if conv.state == State.awaiting_which_exception:
@@ -426,7 +473,10 @@ class Turn:
         return messages.render("ask_machine", language)
 
     def choices(self) -> tuple[str, ...]:
-        """The buttons of a "which one?": one `choose:<code>` per listed exception (other questions have none)."""
+        """The buttons of a question: `yes` / `no` for "is this a problem?", one `choose:<code>` per
+        listed exception for a "which one?"; the others have none."""
+        if self.conv.state == State.awaiting_problem:
+            return YES_NO
         if self.conv.state != State.awaiting_which_exception:
             return ()
         return tuple(f"choose:{code}" for code in self.conv.options[:LISTED])
@@ -534,6 +584,30 @@ def _resolution(ex: Extraction) -> dict[str, Any]:
     data = asdict(ex.resolution)
     data["dispositions"] = [dict(d) for d in data.get("dispositions", ())]
     return data
+
+
+def _yes_or_no(text: str) -> str | None:
+    """"yes" / "no" when the message is one of those words (in any of the four languages), else None."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if not words or len(words) > 3:
+        return None
+    for said, forms in _ANSWER_WORDS.items():
+        if words[0] in forms:
+            return said
+    return None
+
+
+def _extraction(data: dict[str, Any]) -> Extraction:
+    """The stored reading of a message back as an `Extraction` (the pending report of a question)."""
+    fields = {k: v for k, v in data.items() if k in Extraction.__dataclass_fields__ and k not in
+              ("quantities", "resolution")}
+    return Extraction(**fields, quantities=[Quantity(**q) for q in data.get("quantities") or ()])
+
+
+def _open_on_machine(ctx: Context, machine: str) -> PlantException | None:
+    """The one open exception on `machine`, if there is exactly one: where an update about it belongs."""
+    found = [e for e in wf.open_exceptions(ctx) if e.machine_id == machine]
+    return found[0] if len(found) == 1 else None
 
 
 def _type_from_words(text: str) -> str | None:
