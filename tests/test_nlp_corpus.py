@@ -37,7 +37,8 @@ def test_corpus_is_large_multilingual_and_labelled_with_the_plants_ids() -> None
         for row in load_labelled(DATA / "corpus" / f"{split}.jsonl"):
             assert row["intent"] in INTENTS, row
             assert row["exception_type"] in TYPES, row
-            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")), row
+            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")) or (
+                row["intent"] == "update" and split.startswith("smalltalk")), row  # "noch 20 Minuten" names no problem
             assert row["machine"] in machines and row["material"] in materials and row["work_order"] in orders, row
             if split != "examples":
                 total[row["lang"]] += 1
