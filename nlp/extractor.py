@@ -42,6 +42,7 @@ MODEL_ALONE = 0.6  # with no cue at all, the type model decides when it is at le
 # A report the intent model reads as small talk at least this often, naming no machine or order,
 # is asked about ("Is this a problem to report?") before anyone is paged.
 UNSURE_OTHER = 0.25
+SMALL_TALK = 0.5  # the intent model's reading of small talk that keeps a named machine from making a report
 _MACHINE_TYPES = frozenset({"breakdown", "tooling"})
 _SPARE_PART_TYPES = frozenset({"breakdown", "safety", "utility", "tooling"})
 
@@ -130,9 +131,11 @@ class Extractor:
         result.customer_order = reading.customer_order
         result.quantities = [Quantity(q.value, q.unit) for q in quantities]
 
-        if intent == "other" and not cues.intent and (machines.machine or material):
+        if (intent == "other" and not cues.intent and (machines.machine or material)
+                and intent_probabilities.get("other", 0.0) < SMALL_TALK):
             # A message that names a machine or material and nothing we know how to read is
-            # most likely a problem ("Förderband gerissen"); say so with low confidence.
+            # most likely a problem ("Förderband gerissen"); say so with low confidence, unless
+            # the model reads it as small talk ("lathe 11 looks great after the paint job").
             intent, intent_confidence = "report", 0.35
             result.intent = intent
             exception_type = self._type_from_entities(machines, material, Resolution())
@@ -180,7 +183,10 @@ class Extractor:
                     kinds.add("utility")
         for mention in reading.material_mentions:
             slots[mention.start : mention.end] = [MATERIAL] * (mention.end - mention.start)
-        return message_features(reading.words, slots, is_question(text, free, first_free), kinds)
+        cues = reading.cues
+        fired = [*(f"i{label}" for label, score in cues.intent.items() if score > 0),
+                 *(f"t{label}" for label, score in cues.exception_type.items() if score > 0)]
+        return message_features(reading.words, slots, is_question(text, free, first_free), kinds, fired)
 
     def _read(self, text: str, language: str | None) -> Reading:
         guess, _ = detect_language(text, split(text), self.lexicon, language)

@@ -29,7 +29,7 @@ from nlp.extractor import Extractor
 from nlp.langid import LANGUAGES, MODEL_FILE, features
 from nlp.lexicon import read_lexicon_file
 from nlp.model import MODEL_FILE as CLASSIFIER_FILE
-from nlp.model import train_classifier
+from nlp.model import CUE, train_classifier
 from nlp.text import split
 
 DATA = Path(__file__).parent / "data"
@@ -132,7 +132,8 @@ def _plant_of_marked_names(rows: list[dict], reader: Extractor) -> MasterData:
 
 def train_classifiers(samples: list[tuple[list[str], str, str | None]]) -> dict[str, object]:
     intent = train_classifier([(f, i) for f, i, _ in samples], INTENTS)
-    exception_type = train_classifier([(f, t) for f, _, t in samples if t], TYPES)
+    exception_type = train_classifier([([x for x in f if not x.startswith(CUE)], t) for f, _, t in samples if t],
+                                      TYPES)
     return {"intent": intent.to_json(), "exception_type": exception_type.to_json()}
 
 
