@@ -231,7 +231,8 @@ def test_small_talk_pages_nobody_and_an_update_stays_on_its_exception(database_u
     result = run("small_talk.yaml", database_url)
     [exc] = result["exceptions"]
     assert (exc["type"], exc["machine"]) == ("breakdown", "HOB-01")
-    chatter = {120: "meena", 180: "ravi", 240: "sara", 300: "meena", 360: "deepa", 420: "meena", 480: "ravi"}
+    chatter = {120: "meena", 180: "ravi", 240: "sara", 300: "meena", 360: "deepa", 420: "meena", 480: "ravi",
+               540: "meena", 570: "meena"}
     for note in result["notifications"]:
         if note["elapsed_s"] in chatter:
             assert note["to"] == chatter[note["elapsed_s"]], note  # only the sender hears back
@@ -239,3 +240,5 @@ def test_small_talk_pages_nobody_and_an_update_stays_on_its_exception(database_u
     later = [t for t in exc["timeline"] if t["elapsed_s"] > 0]
     assert [(t["elapsed_s"], t["person"]) for t in later if t["kind"] != "escalated"] == [(480, "ravi")], later
     assert "abhi bhi band" in later[0]["text"]
+    asked = [(n["elapsed_s"], n["kind"], n["text"]) for n in result["notifications"] if 540 <= n["elapsed_s"] < 600]
+    assert asked == [(540, "question", "Is this a problem to report? yes / no"), (570, "reply", "OK, nothing reported.")]
