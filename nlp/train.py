@@ -28,8 +28,8 @@ from nlp.extraction import MachineRef, MasterData, MaterialRef, WorkOrderRef
 from nlp.extractor import Extractor
 from nlp.langid import LANGUAGES, MODEL_FILE, features
 from nlp.lexicon import read_lexicon_file
-from nlp.model import MODEL_FILE as CLASSIFIER_FILE
 from nlp.model import CUE, train_classifier
+from nlp.model import MODEL_FILE as CLASSIFIER_FILE
 from nlp.text import split
 
 DATA = Path(__file__).parent / "data"
