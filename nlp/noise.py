@@ -9,7 +9,8 @@ set with letters dropped or swapped, vowels left out ("prss 12", "robt 3", "hron
 
 The copy is a pure function of the text and the seed: the same files give the same copies on
 every machine, and the labels stay true. Tokens with a digit in them (work orders, machine
-numbers, lots) are left alone; a number mistyped is a different order, not noise.
+numbers, lots) are left alone; a number mistyped is a different order, not noise. The trainer
+(`nlp/train.py`) also learns from a noisy copy of its data, made with another seed.
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ def noisy(text: str, seed: int = SEED) -> str:
     rng = random.Random(zlib.crc32(text.encode("utf-8")) ^ seed)
     text = _PUNCTUATION.sub(" ", text.replace("'", "").replace("’", "")).lower()
     words = []
+    marked = False  # inside a [plant name] of the plant-free training sets: kept as written
     for word in text.split():
-        if word.isalpha() and len(word) >= MIN_LENGTH and rng.random() < WORD_NOISE:
+        marked = marked or word.startswith("[")
+        if not marked and word.isalpha() and len(word) >= MIN_LENGTH and rng.random() < WORD_NOISE:
             word = _slip(word, rng)
         words.append(word)
+        marked = marked and "]" not in word
     if rng.random() < 0.3:
         words.append(rng.choice(EMOJI))
     return " ".join(words)
