@@ -149,15 +149,19 @@ class Extractor:
             lots = _LOT.findall(text)
             resolution = parse_resolution(words, reading.clause_of, quantities, material, material_at,
                                           lots[0].upper() if lots else None, lex)
-            if weak_material and resolution.machine_running is not None and not cues.exception_type.get("material"):
-                material = None  # "bearing badal diya": a spare part fitted in a repair
-                exception_type = _blend_types(self._type_scores(cues, machines, None, quantities, words),
-                                              type_probabilities)[0]
+            if weak_material and not cues.exception_type.get("material"):
+                without = _blend_types(self._type_scores(cues, machines, None, quantities, words),
+                                       type_probabilities)[0]
+                if resolution.machine_running is not None or without in _SPARE_PART_TYPES:
+                    # "bearing badal diya", "bearing on the way": a spare part for a repair
+                    material, exception_type = None, without
             result.resolution = resolution
             if (resolution.machine_running and machines.machine
                     and exception_type not in ("tooling", "material", "quality")):
                 exception_type = None  # "if2 up and running, breaker replaced": the machine was down
             result.exception_type = exception_type or self._type_from_entities(machines, material, resolution)
+        if intent == "other" and weak_material:
+            material = None  # "oil change next tuesday": an everyday word in small talk is not the plant's stock
         result.material = material
         result.severity = self._severity(intent, result.exception_type, cues)
         result.clarify = self._clarify(result, reading.unknown_machine, type_score)
