@@ -72,12 +72,12 @@ class Speller:
             for deleted in _deletions(word):
                 self._index[deleted].add(word)
         skeletons: dict[str, set[Phrase]] = defaultdict(set)
-        self._skeleton_word: dict[str, str] = {}
+        self._skeleton_words: dict[str, set[str]] = defaultdict(set)
         for word in bare:
             key = skeleton(word)
             if len(key) >= 3 and key != word and key not in known:
                 skeletons[key].add(targets.get(word, (word,)))
-                self._skeleton_word[key] = word
+                self._skeleton_words[key].add(word)
         self._skeletons = {k: next(iter(v)) for k, v in skeletons.items() if len(v) == 1}
         self._cache: dict[str, Phrase | None] = {}
 
@@ -88,7 +88,7 @@ class Speller:
             return self._cache[token]
         key = skeleton(token)
         found = self._skeletons.get(key)
-        if found is not None and _is_subsequence(token, self._skeleton_word[key]):
+        if found is not None and any(_is_subsequence(token, word) for word in self._skeleton_words[key]):
             self._cache[token] = found
             return found
         if len(token) < 5:
