@@ -283,12 +283,16 @@ def test_the_transition_table_covers_every_state() -> None:
         assert state is State.idle or state in targets, f"{state} is reachable"
         if state is State.idle:
             assert {e for (s, e) in TRANSITIONS if s is state} == {Event.asked_machine, Event.asked_type,
-                                                                     Event.asked_which, Event.asked_problem}
+                                                                     Event.asked_which, Event.asked_reason,
+                                                                     Event.asked_problem}
             continue
-        # "Is this a problem?" is asked once: anything but yes or no is read as a message of its own.
-        asked_once = state is State.awaiting_problem
-        for event in (Event.answered, Event.left, Event.expired) if asked_once else (
-                Event.answered, Event.asked_again, Event.gave_up, Event.left, Event.expired):
+        # Any message answers "why abandon?": it is never asked again, nor given up on. "Is this a
+        # problem?" is asked once too: anything but yes or no is read as a message of its own.
+        asked_once = state in (State.awaiting_reason, State.awaiting_problem)
+        settles = (Event.answered, Event.left, Event.expired) if asked_once else \
+            (Event.answered, Event.asked_again, Event.gave_up, Event.left, Event.expired)
+        assert {e for (s, e) in TRANSITIONS if s is state} - {Event.asked_type} == set(settles), state
+        for event in settles:
             target = TRANSITIONS[(state, event)]
             assert (target is state) if event is Event.asked_again else (target is State.idle), (state, event)
     for (state, event), target in TRANSITIONS.items():
