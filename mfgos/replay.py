@@ -109,8 +109,8 @@ def load_scenario(path: Path) -> Scenario:
                                 "a sender the plant does not know)")
         if kinds[0] == "chat" and "text" not in body:
             raise ScenarioError(f"{where}.chat: missing 'text'")
-        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose"):
-            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject or propose")
+        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose", "yes", "no"):
+            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject, propose, yes or no")
         if kinds[0] == "signal" and "payload" not in body:
             raise ScenarioError(f"{where}.signal: missing 'payload'")
         if kinds[0] == "signal" and body.get("kind", "machine") not in ("machine", "work_order"):
