@@ -119,9 +119,9 @@ def load_scenario(path: Path) -> Scenario:
                                 "a sender the plant does not know)")
         if kinds[0] == "chat" and "text" not in body:
             raise ScenarioError(f"{where}.chat: missing 'text'")
-        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose") and \
+        if kinds[0] == "action" and body.get("kind") not in ("ack", "approve", "reject", "propose", "yes", "no") and \
                 not PART_BUTTON.fullmatch(str(body.get("kind"))):
-            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject, propose or "
+            raise ScenarioError(f"{where}.action: kind must be ack, approve, reject, propose, yes, no or "
                                 "part:<approve|reject|confirm|skip|optionK>:<N> (the scenario's Nth decision part)")
         if kinds[0] == "signal" and "payload" not in body:
             raise ScenarioError(f"{where}.signal: missing 'payload'")

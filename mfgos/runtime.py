@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text as sa_text
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -48,6 +49,9 @@ from routing.conversation import handle_chat
 from routing.erp_rejections import RowChanges
 from routing.inbound import Inbound
 from routing.static import StaticCache
+from signals.base import Incoming
+from signals.bulk import insert_new
+from signals.machine_state import next_breakdown_due, open_due_breakdowns
 from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -162,6 +166,37 @@ class Runtime:
             self.process_signal(signal_id)
         return Received(signal_id=signal_id)
 
+    def receive_many(self, source: str, events: Sequence[Incoming]) -> list[Received]:
+        """Store many inbound events in one transaction (a machine source's batch), not yet processed
+        (except a repeat of the state last stored, which is stored as processed: it changes nothing).
+
+        The same gate as `receive`, at plant scale: one `INSERT ... ON CONFLICT (source_key) DO
+        NOTHING` for the batch (`signals.bulk`), so a redelivered event (or one stored by another replica) is
+        found, not stored twice, and the batch commits as a whole or not at all. The caller
+        acknowledges its transport after this returns and then calls `process_signals`.
+        """
+        if not events:
+            return []
+        now = self.clock.now()
+        rows = [{"plant_id": self.plant_id, "source": source, "source_key": e.key, "kind": e.kind,
+                 "received_at": now, "payload": e.payload, "processed_at": now if e.repeat else None}
+                for e in events]
+        with session_scope(self.engine) as session:
+            new = insert_new(session.connection(), rows)
+            missing = {e.key for e in events} - new.keys()
+            old = {key: signal_id for key, signal_id in session.execute(select(Signal.source_key, Signal.id).where(
+                Signal.source_key.in_(missing)))} if missing else {}  # type: ignore[attr-defined]
+        first: set[str] = set()  # a key twice in one batch: the first is new, the second a duplicate
+        received = []
+        for event in events:
+            key = event.key
+            if key in new and key not in first:
+                first.add(key)
+                received.append(Received(signal_id=new[key]))
+            else:
+                received.append(Received(signal_id=new.get(key) or old[key], duplicate=True))
+        return received
+
     def accept(self, event: Inbound) -> Received:
         """The one way in: every channel, the console, the terminal chat and replay hand their events here.
 
@@ -187,6 +222,45 @@ class Runtime:
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
         with self._processing, SIGNAL_SECONDS.time():
             self._process_signal(signal_id, skip_locked=skip_locked)
+
+    def process_signals(self, signal_ids: Sequence[int]) -> None:
+        """Process stored machine signals in one transaction: a source's batch costs one commit.
+
+        Each signal is handled as `process_signal` would, in order, under the batch's row locks.
+        If any of them fails the batch is rolled back and each signal is processed on its own,
+        so one bad signal is recorded as failed without holding up the others.
+        """
+        if len(signal_ids) < 2:
+            for signal_id in signal_ids:
+                self.process_signal(signal_id)
+            return
+        with self._processing:
+            try:
+                with session_scope(self.engine) as session:
+                    signals = session.exec(select(Signal).where(Signal.id.in_(signal_ids))  # type: ignore[union-attr]
+                                           .where(Signal.processed_at == None)  # noqa: E711
+                                           .order_by(Signal.id).with_for_update()).all()
+                    plant = self.plant(session)
+                    static, now = self._static.get(session, plant), self.clock.now()
+                    held: dict[tuple[type, str], Any] = {}  # master rows read once for the whole batch
+                    for signal in signals:
+                        ctx = wf.Context(session=session, plant=plant, now=now, cause=f"signal:{signal.id}",
+                                         static=static, new_cause=True, held=held)
+                        if (handler := self.handlers.get(signal.kind)) is not None:
+                            handler(ctx, signal)
+                        else:
+                            signal.error = f"unknown signal kind {signal.kind!r}"
+                    # One UPDATE marks the batch processed; a signal a handler gave an error is
+                    # written with it by the flush, as its own row.
+                    session.flush()
+                    session.execute(update(Signal).where(Signal.id.in_([s.id for s in signals]))  # type: ignore[union-attr]
+                                    .values(processed_at=now).execution_options(synchronize_session=False))
+                return
+            except Exception:
+                log.warning("processing a batch of %d signals failed; processing them one by one",
+                            len(signal_ids), exc_info=True)
+            for signal_id in signal_ids:
+                self._process_signal(signal_id)
 
     def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
         try:
@@ -248,7 +322,8 @@ class Runtime:
     # --- time and outboxes -------------------------------------------------------------
 
     def fire_timers(self) -> int:
-        """Fire due escalation timers; on PostgreSQL only the replica holding the advisory lock does."""
+        """Fire due escalation timers and open the breakdowns `min_down` held back; on PostgreSQL only the
+        replica holding the advisory lock does."""
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
                 locked = session.exec(sa_text(
@@ -259,10 +334,11 @@ class Runtime:
             plant = self.plant(session)
             ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="timers",
                              static=self._static.get(session, plant))
-            return wf.escalate_unacknowledged(ctx) + decisions.remind(ctx)
+            return wf.escalate_unacknowledged(ctx) + open_due_breakdowns(ctx) + decisions.remind(ctx)
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
-        """The earliest moment something is due: an escalation timer or an outbox retry.
+        """The earliest moment something is due: an escalation timer, a breakdown `min_down` held back, or
+        an outbox retry.
 
         With `after`, the earliest moment strictly later: replay steps its clock from one due
         moment to the next past rows that are due but cannot go yet (an ERP transaction queued
@@ -278,7 +354,7 @@ class Runtime:
             if after is not None:
                 erp = erp.where(ErpTransaction.next_attempt_at > after)
                 note = note.where(Notification.next_attempt_at > after)
-            moments = [timer, session.exec(erp).one(), session.exec(note).one(),
+            moments = [timer, session.exec(erp).one(), session.exec(note).one(), next_breakdown_due(session, after),
                        decisions.next_reminder(session, after)]
         return min((m for m in moments if m is not None), default=None)
 

@@ -315,6 +315,33 @@ def _one_or_many(kind: str, allowed: Sequence[str] | None) -> Callable[[object],
     return check
 
 
+def _topic_level(value: str) -> str:
+    """One MQTT topic level: a plant's other name in `plants/<plant>/...`, or a Sparkplug group id."""
+    if not value or any(c in value for c in "/+#"):
+        raise ValueError(f"{value!r} is not one topic level (no '/', '+' or '#')")
+    return value
+
+
+def _topic_filter(value: str) -> str:
+    """An MQTT topic filter: `+` is a whole level, `#` a whole last level."""
+    parts = value.split("/")
+    if not value:
+        raise ValueError("empty topic filter")
+    for index, part in enumerate(parts):
+        if "#" in part and (part != "#" or index != len(parts) - 1):
+            raise ValueError("'#' must be a whole last level")
+        if "+" in part and part != "+":
+            raise ValueError("'+' must be a whole level")
+    return value
+
+
+def _node_id(value: str) -> str:
+    """An OPC UA node id as written in the server's address space, like `ns=2;s=HOB-01.State`."""
+    if not value.strip():
+        raise ValueError("empty OPC UA node id")
+    return value.strip()
+
+
 Id = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_an_id)]
 Name = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_a_name)]
 RoleName = Annotated[str, AfterValidator(_one_of("role", _ROLES))]
@@ -328,6 +355,9 @@ Email = Annotated[str, AfterValidator(_email)]
 Address = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_a_name)]
 Condition = Annotated[str, AfterValidator(_one_of("condition", CONDITIONS))]
 Status = Annotated[str, AfterValidator(_one_of("status", _STATUSES))]
+TopicLevel = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_topic_level)]
+TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
+NodeId = Annotated[str, AfterValidator(_node_id)]
 OneOrMany = str | list[str]
 
 
@@ -363,6 +393,9 @@ class MachineSpec(_Entry):
     aliases: list[Name] = Field(default_factory=list)
     kind: Id | None = None  # machines of one kind are sister machines: a work order can move between them
     mttr: Duration | None = None  # mean time to repair, the planner's "wait for the repair" without an estimate
+    # A stop its state signals report opens a breakdown only once it has lasted this long: a
+    # short FAULT (a jam cleared at the machine) pages nobody. None: at once.
+    min_down: Duration | None = None
 
     def mttr_minutes(self) -> int | None:
         return int(parse_duration(self.mttr).total_seconds() // 60) if self.mttr else None
@@ -465,6 +498,24 @@ class ApprovalsSpec(_Entry):
         return {kind: role for kind in DECISION_KINDS if (role := getattr(self, kind))}
 
 
+class FlappingSpec(_Entry):
+    """A machine stopping more than `stops` times `within` a period opens one breakdown, even if every
+    stop was shorter than its `min_down`."""
+
+    stops: int = Field(ge=2)
+    within: Duration
+
+
+class SignalsSpec(_Entry):
+    """How machine signals name this plant and its machines (MQTT, Sparkplug B, OPC UA); docs/signals.md."""
+
+    plant_aliases: list[TopicLevel] = Field(default_factory=list)  # other names in plants/<plant>/... topics
+    sparkplug_groups: list[TopicLevel] = Field(default_factory=list)  # empty: every group
+    topics: dict[TopicFilter, Id] = Field(default_factory=dict)  # MQTT topic filter -> machine id
+    opcua: dict[Id, NodeId] = Field(default_factory=dict)  # machine id -> node id of its state variable
+    flapping: FlappingSpec | None = None
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
@@ -479,6 +530,7 @@ class PlantFile(_Entry):
     people: list[PersonSpec] = Field(default_factory=list)
     routing: list[RuleSpec] = Field(default_factory=list)
     erp: dict[str, Any] = Field(default_factory=dict)  # handed to the ERP adapter as is
+    signals: SignalsSpec = Field(default_factory=SignalsSpec)
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -498,7 +550,9 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals")
+# Old names of sections: a file that still uses one is refused with the new name to use.
+_RENAMED = {"x-signals": "signals"}
 
 
 # --- reading YAML with line numbers --------------------------------------------------------
@@ -614,6 +668,7 @@ class _Check:
         self.plant: PlantSpec | None = None
         self.approvals: ApprovalsSpec | None = None
         self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
+        self.signals: SignalsSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -648,6 +703,8 @@ class _Check:
             self.add((*path, *loc), "must not be empty")
         elif kind == "greater_than":
             self.add((*path, *loc), f"must be greater than {error['ctx']['gt']:g}, got {value!r}")
+        elif kind == "greater_than_equal":
+            self.add((*path, *loc), f"must be at least {error['ctx']['ge']:g}, got {value!r}")
         else:
             self.add((*path, *loc), str(error["msg"]))
 
@@ -656,7 +713,10 @@ class _Check:
             self.add((), f"the top level must be a mapping of sections ({', '.join(_SECTIONS)}), got {_describe(data)}")
             return
         for key in data:
-            if key not in _SECTIONS and not key.startswith("x-"):
+            if key in _RENAMED:
+                self.add((key,), f"'{key}' is now the section '{_RENAMED[key]}': rename the key "
+                         "(its content stays the same)")
+            elif key not in _SECTIONS and not key.startswith("x-"):
                 self.add((key,), _unknown("section", key, _SECTIONS))
         zone: tzinfo = UTC
         if "plant" not in data:
@@ -681,6 +741,8 @@ class _Check:
         if data.get("approvals") is not None:
             self.approvals = self.validate(ApprovalsSpec, data["approvals"], ("approvals",), zone)
         self._erp(data.get("erp"))
+        if data.get("signals") is not None:
+            self.signals = self.validate(SignalsSpec, data["signals"], ("signals",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -769,6 +831,13 @@ class _Check:
                     self.add(path, f"e-mail {email!r} is already used by person {owner!r} (line {self.line(first)})")
                 else:
                     addresses[key] = (str(_text(person.get("id"))), path)
+        signals = data.get("signals")
+        if isinstance(signals, dict):
+            topics, opcua = signals.get("topics"), signals.get("opcua")
+            for topic_filter, machine in (topics.items() if isinstance(topics, dict) else ()):
+                self._reference(("signals", "topics", topic_filter), _text(machine), "machines", "machine")
+            for machine in (opcua if isinstance(opcua, dict) else ()):
+                self._reference(("signals", "opcua", machine), _text(machine), "machines", "machine")
         for i, rule in _entries(data, "routing"):
             when = rule.get("when")
             for key, section in (("area", "areas"), ("machine", "machines")):
@@ -861,7 +930,7 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     problems = sorted(checker.problems, key=lambda p: (p.line is None, p.line or 0))
     if problems or checker.plant is None:
         return problems, None
-    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {},
+    plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
                            approvals=checker.approvals or ApprovalsSpec(), **checker.valid)
     plant_file._file = file
     plant_file._lines = reader.lines
@@ -931,7 +1000,8 @@ def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str
         "areas": (Area, "id", {a.id: {"plant_id": pid, "id": a.id, "name": a.name} for a in plant_file.areas}),
         "machines": (Machine, "id", {
             m.id: {"plant_id": pid, "id": m.id, "name": m.name, "area_id": m.area, "aliases": list(m.aliases),
-                   "kind": m.kind, "mttr_minutes": m.mttr_minutes(), "origin": ours}
+                   "kind": m.kind, "mttr_minutes": m.mttr_minutes(), "origin": ours,
+                   "min_down_s": parse_duration(m.min_down).total_seconds() if m.min_down else None}
             for m in plant_file.machines}),
         "materials": (Material, "id", {
             m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area,
@@ -994,7 +1064,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     _refuse_foreign_addresses(session, plant_file, identities, source_file)
 
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
-    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp}
+    wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
+                    "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True)}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -109,6 +109,7 @@ class Plant(SQLModel, table=True):
     source_file: str | None = None
     content_hash: str | None = None
     erp: dict[str, Any] = _json()
+    signals: dict[str, Any] = _json()  # the plant file's `signals` section, as validated
     loaded_at: datetime | None = None
 
 
@@ -130,6 +131,10 @@ class Machine(SQLModel, table=True):
     kind: str | None = None  # machines of one kind can take each other's work orders (sister machines)
     mttr_minutes: int | None = None  # mean time to repair: a repair's expected length without an estimate
     origin: str = _origin()
+    min_down_s: float | None = None  # the plant file's `min_down`: a shorter stop opens no breakdown
+    down_since: datetime | None = None  # when state signals last took it down (None while running)
+    breakdown_due_at: datetime | None = None  # a stop held back by `min_down`: the breakdown opens then
+    stops: list[str] = _json(factory=list)  # ISO times of its recent stops, for the flapping limit
 
 
 class Material(SQLModel, table=True):

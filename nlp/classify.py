@@ -88,6 +88,8 @@ def decide_intent(text: str, words: list[str], first_free: bool, cues: Cues, pro
     update, ack, other = score.get("update", 0.0), score.get("ack", 0.0), score.get("other", 0.0)
     query = score.get("query", 0.0)
     decision = max(approve, reject)
+    if other >= 3 and other > max(problem, update, decision, ack):
+        return "other", 0.8  # small talk outweighs what it borrows: "anyone seen my jacket?", "fyi fire drill tomorrow"
     if question and query >= 3 and query > decision:
         return "query", 0.85  # "if2 kab tak chalega?": a question, whatever words it borrows
     # A decision rarely names a machine or counts parts; "go ahead and scrap" names a disposition.

@@ -1,6 +1,6 @@
 """Accuracy of the extractor on labelled messages, per field and per language.
 
-    python -m nlp.evaluate [--plant plant.yaml] [--data messages.jsonl] [--errors] [--lexicon-only]
+    python -m nlp.evaluate [--plant plant.yaml] [--data messages.jsonl] [--errors] [--lexicon-only] [--noisy]
 
 The labelled format is one JSON object per line: text, lang, intent, exception_type,
 machine, work_order, material (ids from the plant file, or null).
@@ -28,6 +28,7 @@ CORPUS_PLANTS = {  # labelled split in nlp/data/corpus -> the plant file (nlp/da
     "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
     "moulding_probe": "moulding", "moulding_check": "moulding", "bottling_probe": "bottling",
     "bodyshop_probe": "bodyshop", "foodpack_probe": "foodpack",
+    "smalltalk_train": "demo", "smalltalk_probe": "demo",
 }
 
 
@@ -122,12 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-hint", action="store_true", help="do not pass the labelled language as a hint")
     parser.add_argument("--lexicon-only", action="store_true", help="without the trained classifiers")
+    parser.add_argument("--noisy", action="store_true", help="read the noisy copy of the messages (nlp/noise.py)")
     args = parser.parse_args(argv)
     from nlp.extractor import Extractor
 
     try:
         extractor = Extractor(master_data_from_plant_file(args.plant), models=not args.lexicon_only)
         rows = load_labelled(args.data)
+        if args.noisy:
+            from nlp.noise import noisy_rows
+
+            rows = noisy_rows(rows)
     except (OSError, ValueError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

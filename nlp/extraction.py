@@ -48,6 +48,8 @@ class Extraction:
     clarify: str | None = None
     machine_candidates: list[str] = field(default_factory=list)  # set when ambiguous
     resolution: Resolution | None = None
+    # A report that reads much like small talk ("lunch truck is here"): ask the sender before paging.
+    unsure_problem: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

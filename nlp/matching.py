@@ -45,10 +45,25 @@ def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
+_VOWELS = frozenset("aeiouy")
+
+
+def skeleton(word: str) -> str:
+    """The word as typed without its vowels, first letter kept: "robot" -> "rbt", "press" -> "prss"."""
+    return word[:1] + "".join(ch for ch in word[1:] if ch not in _VOWELS)
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(ch in letters for ch in short)
+
+
 class Speller:
     """Mends typos of known words: edit distance 1 (2 for long words), via a deletion index."""
 
-    def __init__(self, targets: dict[str, Phrase], known: set[str]) -> None:
+    def __init__(self, targets: dict[str, Phrase], known: set[str], bare: Iterable[str] = ()) -> None:
+        """`bare`: the targets that are also found with their vowels left out ("prss", "robt",
+        "cmprssr"), the machine words a gloved thumb shortens; a skeleton two of them share finds neither."""
         self._targets = targets
         self._known = known
         self._index: dict[str, set[str]] = defaultdict(set)
@@ -56,13 +71,28 @@ class Speller:
             self._index[word].add(word)
             for deleted in _deletions(word):
                 self._index[deleted].add(word)
+        skeletons: dict[str, set[Phrase]] = defaultdict(set)
+        self._skeleton_words: dict[str, set[str]] = defaultdict(set)
+        for word in bare:
+            key = skeleton(word)
+            if len(key) >= 3 and key != word and key not in known:
+                skeletons[key].add(targets.get(word, (word,)))
+                self._skeleton_words[key].add(word)
+        self._skeletons = {k: next(iter(v)) for k, v in skeletons.items() if len(v) == 1}
         self._cache: dict[str, Phrase | None] = {}
 
     def mend(self, token: str) -> Phrase | None:
-        if len(token) < 5 or token in self._known or not token.isalpha():
+        if len(token) < 3 or token in self._known or not token.isalpha():
             return None
         if token in self._cache:
             return self._cache[token]
+        key = skeleton(token)
+        found = self._skeletons.get(key)
+        if found is not None and any(_is_subsequence(token, word) for word in self._skeleton_words[key]):
+            self._cache[token] = found
+            return found
+        if len(token) < 5:
+            return None
         limit = 2 if len(token) >= 8 else 1
         probes = {token} | _deletions(token)
         if limit == 2:
@@ -217,8 +247,16 @@ class MasterIndex:
         for word in lexicon.vocabulary:
             if word.isalpha() and len(word) >= 6:
                 targets.setdefault(word, (word,))
+        machine_words = {w for phrase in self.machine_table.phrases for w in phrase if w.isalpha()}
+        plant_kinds = set().union(*self.machine_kinds.values())
+        for word in lexicon.surface_words:  # "freidoa" is "freidora" (a fryer), "hrono" is "horno": kinds the plant has
+            if len(word) >= 5 and word.isalpha() and word not in targets:
+                phrase = canon.words(word)
+                if phrase in plant_kinds:
+                    targets[word] = phrase
+                    machine_words.add(word)
         known = master_words | set(lexicon.vocabulary) | lexicon.common_words | lexicon.surface_words
-        self.speller = Speller(targets, known)
+        self.speller = Speller(targets, known, bare=[w for w in machine_words if len(w) >= 4])
         self.known_words = known
         self._compounds: dict[str, tuple[str, ...]] = {}
         self.compound_heads = {w for w in lexicon.surface_words | set(lexicon.vocabulary) | master_words

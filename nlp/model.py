@@ -25,16 +25,19 @@ from pathlib import Path
 
 MODEL_FILE = Path(__file__).parent / "data" / "classifier.json"
 MACHINE, MATERIAL, ORDER, NUMBER = "_m_", "_t_", "_o_", "_n_"  # placeholders for the plant's names
+CUE = "c "  # the prefix of the cue features; only the intent model reads them (the type blend has the cues)
 _PREFIX = 5  # a longer word also counts by its first letters: "verbrannt" / "verbrennt"
 
 
 def message_features(words: Sequence[str], slots: Sequence[str | None], question: bool,
-                     kinds: Iterable[str] = ()) -> list[str]:
-    """Binary features of one canonical message: words, word pairs, word beginnings, and the kinds
-    of the machines it names ("compressor", "utility"). `slots[i]` is the placeholder that stands
-    for word i when it is part of a plant name (a machine, a material, an order or lot)."""
+                     kinds: Iterable[str] = (), cues: Iterable[str] = ()) -> list[str]:
+    """Binary features of one canonical message: words, word pairs, word beginnings, the kinds
+    of the machines it names ("compressor", "utility") and which lexicon cues fired ("c tbreakdown",
+    "c iother"; "c -" for none: small talk rarely uses the lexicon's problem words, and that carries
+    over to words no training set had). `slots[i]` is the placeholder that stands for word i when
+    it is part of a plant name (a machine, a material, an order or lot)."""
     seq = [slot or (NUMBER if w[:1].isdigit() else w) for w, slot in zip(words, slots, strict=True)]
-    found: set[str] = {"k " + kind for kind in kinds}
+    found: set[str] = {"k " + kind for kind in kinds} | ({CUE + cue for cue in cues} or {CUE + "-"})
     previous = "^"
     for word in seq:
         if word[0] != "_":

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sqlmodel import select
 
 from models import Conversation, Notification, OutboxStatus, Person, PlantException, Signal, StrangerReply
-from nlp.extraction import Extraction
+from nlp.extraction import Extraction, Quantity
 from routing import decisions, erp_rejections, messages, queries
 from routing import workflow as wf
 from routing.erp_rejections import RowChanges
@@ -33,6 +33,12 @@ CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
 TYPE_CONFIDENCE = 0.5  # below this an "other" report is a guess: ask what kind of problem it is
 MAX_QUESTIONS = 2  # after this many unanswered questions the bot stops asking
 LISTED = 9  # choices a "which one?" shows in full; codes alone after that, to keep the message short
+# "Is this a problem to report?": the answer as a button (`yes`, `no`) or a word in the four languages.
+YES_NO = ("yes", "no")
+_ANSWER_WORDS = {
+    "yes": ("yes", "y", "yeah", "yep", "si", "sí", "ja", "jo", "haan", "han", "ha", "haa", "ji"),
+    "no": ("no", "n", "nope", "nah", "nein", "nee", "nahi", "nahin", "nai"),
+}
 QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
 STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
 # An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
@@ -66,6 +72,7 @@ class State(StrEnum):
     awaiting_type = "awaiting_type"  # a report whose kind of problem is unclear: pending = the report
     awaiting_which_exception = "awaiting_which_exception"  # an action without a thread: pending = the action
     awaiting_reason = "awaiting_reason"  # Abandon pressed on a refused ERP transaction: pending = which one
+    awaiting_problem = "awaiting_problem"  # a message that may be small talk: pending = the would-be report
     awaiting_decision = "awaiting_decision"  # a decision part without its time or subject: pending = the reading
 
 
@@ -74,6 +81,7 @@ class Event(StrEnum):
     asked_type = "asked_type"  # the bot asked what kind of problem
     asked_which = "asked_which"  # the bot asked which of the person's exceptions is meant
     asked_reason = "asked_reason"  # the bot asked why a refused ERP transaction is given up
+    asked_problem = "asked_problem"  # the bot asked whether the message is a problem to report
     asked_decision = "asked_decision"  # the bot asked what a decision part still lacks (when, which order)
     answered = "answered"  # the answer completed what was pending
     asked_again = "asked_again"  # the answer was not understood: the same question once more
@@ -89,6 +97,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.idle, E.asked_type): S.awaiting_type,
     (S.idle, E.asked_which): S.awaiting_which_exception,
     (S.idle, E.asked_reason): S.awaiting_reason,
+    (S.idle, E.asked_problem): S.awaiting_problem,
 
     (S.awaiting_machine, E.answered): S.idle,
     (S.awaiting_machine, E.asked_type): S.awaiting_type,  # machine given, the kind still unclear
@@ -112,6 +121,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.awaiting_reason, E.answered): S.idle,  # the next message is the reason: the transaction is abandoned
     (S.awaiting_reason, E.left): S.idle,  # a button, or a message in another exception's thread
     (S.awaiting_reason, E.expired): S.idle,  # nothing abandoned; the buttons still work
+    (S.awaiting_problem, E.answered): S.idle,  # yes: read on as a report; no: nothing recorded
+    (S.awaiting_problem, E.left): S.idle,
+    (S.awaiting_problem, E.expired): S.idle,
 
     (S.idle, E.asked_decision): S.awaiting_decision,
     (S.awaiting_decision, E.answered): S.idle,
@@ -203,14 +215,23 @@ class Turn:
             self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language), exc)
             return
         if intent == "report" and exc is None:
-            self.report(ex)
+            if ex.unsure_problem:  # small talk or a problem? ask the sender rather than page anyone
+                self.ask(Event.asked_problem, {"text": ex.text, "extraction": ex.to_json()}, [])
+            else:
+                self.report(ex)
             return
+        if intent == "other" and exc is None:
+            # Small talk ("thanks", "lunch truck is here") outside a thread joins no exception, pages nobody.
+            self.reply("reply", messages.render("help", who.language))
+            return
+        if exc is None and intent == "update" and ex.machine:
+            exc = _open_on_machine(ctx, ex.machine)  # "still down, press 12": that exception's timeline
         if exc is None:
             exc, asked = self.involved(intent, {"intent": intent, "text": ex.text, "resolution": _resolution(ex)})
             if exc is None:
                 if asked:
                     return
-                if intent in ("report", "update") and ex.exception_type:
+                if intent == "report" and ex.exception_type:
                     self.report(ex)
                 elif intent in ("ack", "approve", "reject", "update"):
                     self.reply("reply", messages.render("no_open_exception", who.language))
@@ -293,6 +314,12 @@ class Turn:
         kind, _, code = action.partition(":")
         if kind == "part":
             decisions.press(self.ctx, self.who, action, self.channel)
+            return
+        if kind in YES_NO:
+            if self.conv.state == State.awaiting_problem:
+                self.settle_problem(kind)
+            else:
+                self.reply("reply", messages.render("choice_closed", self.who.language))
             return
         if kind == "choose":
             chosen = wf.exception_by_code(self.ctx, code) if code else None
@@ -437,6 +464,13 @@ class Turn:
         """Read the message as the answer to the open question; False: it is something else."""
         if self.conv.state == State.awaiting_decision:
             return self.complete_decision(ex, text)
+        if self.conv.state == State.awaiting_problem:
+            said = _yes_or_no(text)
+            if said is None:
+                self.settle(Event.left)  # not an answer: read the message on its own
+                return False
+            self.settle_problem(said)
+            return True
         if self.conv.state == State.awaiting_which_exception:
             if chosen := self.choose(text):
                 self.complete(chosen)
@@ -477,6 +511,16 @@ class Turn:
         self.open_or_join(f"{pending_text} / {answer.text}", exception_type, machine, original)
         return True
 
+    def settle_problem(self, said: str) -> None:
+        """The answer to "Is this a problem to report?": yes reads the message on as a report
+        (asking for its machine or kind if those are missing), no records nothing."""
+        pending = dict(self.conv.pending)
+        self.settle(Event.answered)
+        if said == "yes":
+            self.report(_extraction(pending.get("extraction") or {"text": pending.get("text") or ""}))
+        else:
+            self.reply("reply", messages.render("not_reported", self.who.language))
+
     # --- questions ---------------------------------------------------------------------------
 
     def ask(self, event: Event, pending: dict[str, Any], options: list[str]) -> None:
@@ -514,6 +558,8 @@ class Turn:
 
     def question(self) -> str:
         conv, language = self.conv, self.who.language
+        if conv.state == State.awaiting_problem:
+            return messages.render("ask_problem", language)
         if conv.state == State.awaiting_reason:
             return messages.render("ask_abandon_reason", language, code=conv.pending.get("code") or "-",
                                    kind=conv.pending.get("kind") or "-")
@@ -536,7 +582,10 @@ class Turn:
         return messages.render("ask_machine", language)
 
     def choices(self) -> tuple[str, ...]:
-        """The buttons of a "which one?": one `choose:<code>` per listed exception (other questions have none)."""
+        """The buttons of a question: `yes` / `no` for "is this a problem?", one `choose:<code>` per
+        listed exception for a "which one?"; the others have none."""
+        if self.conv.state == State.awaiting_problem:
+            return YES_NO
         if self.conv.state != State.awaiting_which_exception:
             return ()
         return tuple(f"choose:{code}" for code in self.conv.options[:LISTED])
@@ -645,6 +694,30 @@ def _resolution(ex: Extraction) -> dict[str, Any]:
     data = asdict(ex.resolution)
     data["dispositions"] = [dict(d) for d in data.get("dispositions", ())]
     return data
+
+
+def _yes_or_no(text: str) -> str | None:
+    """"yes" / "no" when the message is one of those words (in any of the four languages), else None."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if not words or len(words) > 3:
+        return None
+    for said, forms in _ANSWER_WORDS.items():
+        if words[0] in forms:
+            return said
+    return None
+
+
+def _extraction(data: dict[str, Any]) -> Extraction:
+    """The stored reading of a message back as an `Extraction` (the pending report of a question)."""
+    fields = {k: v for k, v in data.items() if k in Extraction.__dataclass_fields__ and k not in
+              ("quantities", "resolution")}
+    return Extraction(**fields, quantities=[Quantity(**q) for q in data.get("quantities") or ()])
+
+
+def _open_on_machine(ctx: Context, machine: str) -> PlantException | None:
+    """The one open exception on `machine`, if there is exactly one: where an update about it belongs."""
+    found = [e for e in wf.open_exceptions(ctx) if e.machine_id == machine]
+    return found[0] if len(found) == 1 else None
 
 
 def _type_from_words(text: str) -> str | None:

@@ -212,6 +212,18 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Was für ein Problem: Ausfall, Qualität, Material, Sicherheit, Werkzeug, Versorgung oder Personal?",
         "hi": "Kis tarah ki problem hai: breakdown, quality, material, safety, tooling, utility ya staffing?",
     },
+    "ask_problem": {
+        "en": "Is this a problem to report? yes / no",
+        "es": "¿Es un problema para reportar? sí / no",
+        "de": "Ist das eine Störung, die ich melden soll? ja / nein",
+        "hi": "Kya yeh report karne wali problem hai? haan / nahi",
+    },
+    "not_reported": {
+        "en": "OK, nothing reported.",
+        "es": "De acuerdo, no se reporta nada.",
+        "de": "Gut, nichts gemeldet.",
+        "hi": "Theek hai, kuch report nahi kiya.",
+    },
     "not_registered": {
         "en": "You are not registered in this plant. Ask your supervisor to add you.",
         "es": "No estás registrado en esta planta. Pide a tu supervisor que te añada.",
@@ -404,6 +416,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
                       "hi": "Ab nahin poochha ja raha"},
     # The button that opens a WhatsApp list of choices (at most 20 characters).
     "button_choose": {"en": "Choose", "es": "Elegir", "de": "Auswählen", "hi": "Chunein"},
+    # The answer buttons of "Is this a problem to report?".
+    "button_yes": {"en": "Yes", "es": "Sí", "de": "Ja", "hi": "Haan"},
+    "button_no": {"en": "No", "es": "No", "de": "Nein", "hi": "Nahi"},
     # --- rich chat messages (bot/channels): buttons, status, the context of a thread ----------
     # Button titles stay within WhatsApp's 20 characters.
     "button_ack": {"en": "Acknowledge", "es": "Confirmar", "de": "Bestätigen", "hi": "Acknowledge"},

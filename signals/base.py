@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -33,7 +34,15 @@ class SignalSink(Protocol):
         """Store the signal once per source key; returns an object with `signal_id` and `duplicate`."""
         ...
 
+    def receive_many(self, source: str, events: Sequence[Incoming]) -> Sequence[Any]:
+        """Store a batch in one transaction, once per source key; one result per event, in order."""
+        ...
+
     def process_signal(self, signal_id: int) -> None: ...
+
+    def process_signals(self, signal_ids: Sequence[int]) -> None:
+        """Process stored signals in one transaction (each on its own if the batch fails)."""
+        ...
 
 
 @runtime_checkable
@@ -60,6 +69,18 @@ class SignalSettings(Protocol):
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """One signal a source has read from a message, ready to store (a message may give several)."""
+
+    key: str  # the source key: the same message gives the same key, so a redelivery is found
+    payload: dict[str, Any]
+    kind: str = "machine"
+    # The machine's state as the last one this source stored for it: kept, and stored as processed
+    # (processing it would change nothing), so a steady stream costs no processing transaction.
+    repeat: bool = False
+
+
+@dataclass(frozen=True)
 class Stored:
     signal_id: int
     duplicate: bool
@@ -71,6 +92,12 @@ async def store(sink: SignalSink, *, source: str, source_key: str, payload: dict
     received = await asyncio.to_thread(sink.receive, source=source, source_key=source_key, kind=kind,
                                        payload=payload, process=False)
     return Stored(received.signal_id, received.duplicate)
+
+
+async def store_many(sink: SignalSink, *, source: str, items: Sequence[Incoming]) -> list[Stored]:
+    """Commit a batch of signals in one transaction (off the event loop); one `Stored` per item, in order."""
+    received = await asyncio.to_thread(sink.receive_many, source, items)
+    return [Stored(r.signal_id, r.duplicate) for r in received]
 
 
 async def process(sink: SignalSink, stored: Stored) -> None:

@@ -7,9 +7,13 @@ not read a message still stores it, with `unreadable` saying why, so nothing is 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlmodel import Session, func, select
+
 from models import Machine, Signal
+from models.plant_file import parse_duration
 from routing import workflow as wf
 from routing.options import offer as offer_options
 from routing.workflow import Context
@@ -21,6 +25,7 @@ DOWN_STATES = {"DOWN", "STOPPED", "FAULT", "ALARM", "ERROR", "BREAKDOWN", "ABORT
 NEUTRAL_STATES = {"IDLE", "STANDBY", "READY", "SETUP", "UNDEFINED", "CLEARING", "STARTING", "SUSPENDED",
                   "STOPPING", "ABORTING", "HOLDING", "UNHOLDING", "SUSPENDING", "UNSUSPENDING", "RESETTING",
                   "COMPLETING", "COMPLETE"}
+KNOWN_STATES = RUNNING_STATES | DOWN_STATES | NEUTRAL_STATES
 MAX_STATE = 200  # characters of a state name kept; longer text is not a state
 # PackML StateCurrent (ISA-TR88.00.02): PLCs publish the number, not the name.
 PACKML_STATES = {0: "UNDEFINED", 1: "CLEARING", 2: "STOPPED", 3: "STARTING", 4: "IDLE", 5: "SUSPENDED",
@@ -69,17 +74,89 @@ def handle_machine_signal(ctx: Context, signal: Signal) -> None:
     if not machine_id:
         signal.error = f"no machine of plant {ctx.plant.id} in {payload.get('topic') or body}"
         return
-    if ctx.session.get(Machine, (ctx.plant.id, machine_id)) is None:
+    machine = ctx.held.get((Machine, machine_id)) or wf.master_row(ctx, Machine, machine_id)
+    if machine is None:
         signal.error = f"unknown machine {machine_id!r} in plant {ctx.plant.id}"
         return
     if state in RUNNING_STATES:
+        if machine.running:
+            return  # no change: most state messages repeat the last one, and cost no query
+        machine.down_since = machine.breakdown_due_at = None  # a stop shorter than min_down: nobody was paged
         wf.set_machine_running(ctx, machine_id, True, f"{signal.source}: {state}")
     elif state in DOWN_STATES:
-        wf.set_machine_running(ctx, machine_id, False, f"{signal.source}: {state}")
-        if not any(e.machine_id == machine_id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
-            reason = body.get("reason") or body.get("alarm") or state
-            exc = wf.open_exception(ctx, exception_type="breakdown", text=f"{machine_id} {state}: {reason}",
-                                    reporter=None, machine_id=machine_id, severity="high", source=signal.source)
-            offer_options(ctx, exc)
+        _stopped(ctx, machine, state, str(body.get("reason") or body.get("alarm") or state), signal.source)
     elif state not in NEUTRAL_STATES:
         signal.error = f"unknown machine state {state!r}"
+
+
+def _stopped(ctx: Context, machine: Machine, state: str, reason: str, source: str) -> None:
+    """A DOWN state: the machine is down now; its breakdown opens at once, after `min_down`, or when
+    the machine flaps, and never twice while one is open."""
+    if machine.running:  # a stop, not a repeat: remember when, and (for the flapping limit) that it happened
+        machine.down_since = ctx.now
+        machine.stops = _recent_stops(ctx, machine)
+        wf.set_machine_running(ctx, machine.id, False, f"{source}: {state}")
+    since = machine.down_since or ctx.now
+    if any(e.machine_id == machine.id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
+        machine.breakdown_due_at = None
+        return
+    flapping = (ctx.plant.signals or {}).get("flapping")
+    if flapping and len(machine.stops) > flapping["stops"]:
+        _open_breakdown(ctx, machine, since, f"{machine.id} stopped {len(machine.stops)} times within "
+                                              f"{flapping['within']} (last: {state}: {reason})", source)
+        return
+    due = since + timedelta(seconds=machine.min_down_s or 0)
+    if due > ctx.now:
+        machine.breakdown_due_at = due  # `open_due_breakdowns` opens it then, unless it runs again first
+        ctx.session.add(machine)
+        return
+    _open_breakdown(ctx, machine, since, f"{machine.id} {state}: {reason}", source)
+
+
+def _recent_stops(ctx: Context, machine: Machine) -> list[str]:
+    """The machine's stops within the plant's flapping period, this one included (none kept without a limit)."""
+    flapping = (ctx.plant.signals or {}).get("flapping")
+    if not flapping:
+        return []
+    start = ctx.now - parse_duration(flapping["within"])
+    return [t for t in machine.stops if datetime.fromisoformat(t) > start] + [ctx.now.isoformat()]
+
+
+def _open_breakdown(ctx: Context, machine: Machine, since: datetime, text: str, source: str) -> None:
+    """Open the breakdown, with the moment the machine stopped on its timeline: the downtime the ERP
+    documents carry is measured from the state signals (`routing.erp_facts`), not from the paging."""
+    machine.breakdown_due_at = None
+    ctx.session.add(machine)
+    exc = wf.open_exception(ctx, exception_type="breakdown", text=text, reporter=None, machine_id=machine.id,
+                            severity="high", source=source)
+    event = wf.log(ctx, exc, "machine_state", f"{machine.id} stopped", running=False)
+    event.at = since
+    offer_options(ctx, exc)  # the planner's options (routing/options.py)
+
+
+def open_due_breakdowns(ctx: Context) -> int:
+    """Open the breakdowns `min_down` held back whose machine is still down (the runtime's timers call this)."""
+    due = ctx.session.exec(select(Machine).where(
+        Machine.plant_id == ctx.plant.id, Machine.breakdown_due_at != None,  # noqa: E711
+        Machine.breakdown_due_at <= ctx.now)).all()  # type: ignore[operator]
+    for machine in due:
+        ctx.cause = f"breakdown-due:{machine.id}:{machine.breakdown_due_at.isoformat()}"  # type: ignore[union-attr]
+        if machine.running:
+            machine.breakdown_due_at = None
+            continue
+        since = machine.down_since or ctx.now
+        minutes = round((ctx.now - since).total_seconds() / 60, 1)
+        if any(e.machine_id == machine.id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
+            machine.breakdown_due_at = None
+            continue
+        _open_breakdown(ctx, machine, since, f"{machine.id} down for {minutes:g} min (longer than its min_down)",
+                        "signals")
+    return len(due)
+
+
+def next_breakdown_due(session: Session, after: datetime | None = None) -> datetime | None:
+    """The earliest moment a held-back breakdown is due (replay steps its clock to it)."""
+    query = select(func.min(Machine.breakdown_due_at))
+    if after is not None:
+        query = query.where(Machine.breakdown_due_at > after)  # type: ignore[operator]
+    return session.exec(query).one()

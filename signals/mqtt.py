@@ -34,7 +34,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -46,7 +46,8 @@ from sqlmodel import Session, select
 
 from models import Machine
 from signals import decoding, sparkplug
-from signals.base import Backoff, SignalSettings, SignalSink, Stored, digest, process, store
+from signals.base import Backoff, Incoming, SignalSettings, SignalSink, Stored, digest, store_many
+from signals.machine_state import KNOWN_STATES, state_name
 from signals.mapping import SignalMap
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ REBIRTH_INTERVAL = 30.0  # at most one rebirth request per edge node in this man
 MAX_METRICS = 50  # metrics kept per stored Sparkplug signal: the state and its context, not all telemetry
 MAX_JSON = 64 * 1024  # a state message is a few hundred bytes; a bigger one is kept as unreadable
 STORE_ATTEMPTS = 3  # a message whose signal cannot be stored this often is stored as unreadable instead
+BATCH = 500  # messages stored in one transaction at most
+RECEIVE_MAXIMUM = 2 * BATCH  # messages the broker may hand us before we acknowledge (a batch stored, one arriving)
+PROCESS_BATCH = 500  # stored signals processed in one transaction at most
 
 
 @dataclass(frozen=True)
@@ -81,15 +85,6 @@ class Broker:
 
     def __str__(self) -> str:  # no credentials in logs
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One signal to store for a message (a Sparkplug NDEATH may give several)."""
-
-    key: str
-    payload: dict[str, Any]
-    kind: str = "machine"
 
 
 class MqttSource:
@@ -120,6 +115,8 @@ class MqttSource:
         self._machines: frozenset[str] = frozenset()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
         self._failed: dict[str, int] = {}  # source key -> failed store attempts
+        self._last_state: dict[str, str] = {}  # machine -> the state last stored for it in this session
+        self._stored: asyncio.Queue[list[int] | None] = asyncio.Queue()  # ids stored, to process in order
         # The plant segments of `plants/<plant>/<machine>/state` that are ours: the plant id and
         # the plant file's `plant_aliases` (the runtime's plant id joins at connect).
         self.plant_names = frozenset({self.signal_map.plant_id, *self.signal_map.plant_aliases} - {""})
@@ -141,6 +138,14 @@ class MqttSource:
     # --- the connection ------------------------------------------------------------------
 
     async def run(self, sink: SignalSink, stop: asyncio.Event) -> None:
+        processor = asyncio.create_task(self._process_stored(sink))
+        try:
+            await self._connect(sink, stop)
+        finally:
+            self._stored.put_nowait(None)  # process what is stored, then stop (the next start does the rest)
+            await processor
+
+    async def _connect(self, sink: SignalSink, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._session(sink, stop)
@@ -160,6 +165,9 @@ class MqttSource:
     def _client(self) -> aiomqtt.Client:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.session_expiry
+        # Without it Mosquitto hands a client 20 unacknowledged messages at a time (max_inflight_messages),
+        # and since we acknowledge after the commit, no batch could hold more.
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         client = aiomqtt.Client(
             self.broker.host, self.broker.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=self.broker.username,
@@ -181,6 +189,7 @@ class MqttSource:
     async def _session(self, sink: SignalSink, stop: asyncio.Event) -> None:
         async with self._client() as client:
             self._machines = await asyncio.to_thread(_machine_ids, sink)
+            self._last_state.clear()  # the first state of each machine in a session is always processed
             self.plant_names = self.plant_names | {sink.plant_id}
             for topic_filter in self.subscriptions():
                 await client.subscribe(topic_filter, qos=1)
@@ -199,50 +208,124 @@ class MqttSource:
                 await asyncio.gather(consume, stopping, return_exceptions=True)
 
     async def _consume(self, client: aiomqtt.Client, sink: SignalSink) -> None:
-        async for message in client.messages:
-            handling = asyncio.ensure_future(self._handle(client, sink, message))
+        """Take what the broker has handed over as one batch (up to `BATCH`): one transaction stores it.
+
+        Nothing waits to fill a batch: at a trickle each message is its own batch, and under load
+        the messages that arrived while the last batch was being stored make the next one.
+        """
+        messages = client.messages
+        queued = client._queue  # noqa: SLF001 — the messages already received, taken without waiting
+        while True:
+            batch = [await anext(messages)]
+            while len(batch) < BATCH and not queued.empty():
+                batch.append(queued.get_nowait())
+            handling = asyncio.ensure_future(self._handle(client, sink, batch))
             try:
                 await asyncio.shield(handling)
-            except asyncio.CancelledError:  # stopping: finish the message in hand, so it is stored and acked
+            except asyncio.CancelledError:  # stopping: finish the batch in hand, so it is stored and acked
                 await handling
                 raise
 
-    async def _handle(self, client: aiomqtt.Client, sink: SignalSink, message: aiomqtt.Message) -> None:
-        data = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
-            str(message.payload or "").encode()
-        topic, received_at = message.topic.value, time.time()
-        try:
-            incoming, rebirth = self.read(topic, data, received_at, retained=message.retain)
-        except Exception as error:  # a bug in reading must not stop the intake: keep the message, go on
-            log.exception("MQTT: reading a message on %s failed; storing it as unreadable", decoding.clean_text(topic))
-            incoming, rebirth = [self._unreadable(topic, data, received_at, f"could not be read on {topic} "
-                                                  f"({type(error).__name__}: {error})")], None
-        stored = [await self._store(sink, item) for item in incoming]
-        if message.qos > 0:
-            client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
-        for row in stored:
-            await process(sink, row)
-        if rebirth is not None:
-            await self._ask_rebirth(client, rebirth)
+    async def _handle(self, client: aiomqtt.Client, sink: SignalSink, batch: list[aiomqtt.Message]) -> None:
+        """Read every message, store the batch in one commit, then acknowledge each and queue the new signals."""
+        incoming: list[Incoming] = []
+        rebirths: list[tuple[str, str]] = []
+        for message in batch:
+            data = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else \
+                str(message.payload or "").encode()
+            topic, received_at = message.topic.value, time.time()
+            try:
+                signals, rebirth = self.read(topic, data, received_at, retained=message.retain)
+            except Exception as error:  # a bug in reading must not stop the intake: keep the message, go on
+                log.exception("MQTT: reading a message on %s failed; storing it as unreadable",
+                              decoding.clean_text(topic))
+                signals, rebirth = [self._unreadable(topic, data, received_at, f"could not be read on {topic} "
+                                                     f"({type(error).__name__}: {error})")], None
+            incoming.extend(signals)
+            if rebirth is not None and rebirth not in rebirths:
+                rebirths.append(rebirth)
+        incoming, states = self._mark_repeats(incoming)
+        stored = await self._store(sink, incoming)
+        self._last_state.update(states)
+        for message in batch:
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)  # noqa: SLF001 — see _client()
+        if fresh := [row.signal_id for item, row in zip(incoming, stored, strict=True)
+                     if not (row.duplicate or item.repeat)]:  # a repeat is stored already processed
+            self._stored.put_nowait(fresh)
+        for node in rebirths:
+            await self._ask_rebirth(client, node)
 
-    async def _store(self, sink: SignalSink, item: Incoming) -> Stored:
-        """Store one signal. A failure leaves the message unacknowledged, so the broker redelivers it;
-        one that fails every time (not a database outage: that fails the fallback too) is stored
-        as unreadable with the reason, so it cannot hold up the messages behind it."""
+    def _mark_repeats(self, items: list[Incoming]) -> tuple[list[Incoming], dict[str, str]]:
+        """Change detection: a known state of a known machine equal to the last one this session stored
+        for it is a repeat (most state messages are). Returns the items and the states they leave.
+
+        Only without a shared subscription: replicas splitting the messages each see part of the
+        stream, so what one of them saw last is not the machine's last state.
+        """
+        states: dict[str, str] = {}
+        if self.shared_group:
+            return items, states
+        marked = []
+        for item in items:
+            machine, body = item.payload.get("machine"), item.payload.get("payload")
+            if item.kind == "machine" and isinstance(machine, str) and isinstance(body, dict) \
+                    and machine in self._machines:
+                state = state_name(body.get("state") if body.get("state") is not None else body.get("status"))
+                if state in KNOWN_STATES:
+                    if (states.get(machine) or self._last_state.get(machine)) == state:
+                        item = replace(item, repeat=True)
+                    states[machine] = state
+            marked.append(item)
+        return marked, states
+
+    async def _store(self, sink: SignalSink, items: list[Incoming]) -> list[Stored]:
+        """Store a batch in one transaction. If that fails, store its signals one by one: a database
+        outage fails the first and leaves the whole batch unacknowledged (the broker redelivers it);
+        a signal that fails every time on its own is stored as unreadable after a few attempts, so
+        it cannot hold up the messages behind it."""
+        if not items:
+            return []
         try:
-            stored = await store(sink, source=self.name, source_key=item.key, payload=item.payload, kind=item.kind)
+            return await store_many(sink, source=self.name, items=items)
+        except Exception as error:
+            log.warning("MQTT: storing a batch of %d signals failed (%s); storing them one by one", len(items), error)
+        return [await self._store_one(sink, item) for item in items]
+
+    async def _store_one(self, sink: SignalSink, item: Incoming) -> Stored:
+        try:
+            (stored,) = await store_many(sink, source=self.name, items=[item])
         except Exception as error:
             attempts = self._failed[item.key] = self._failed.get(item.key, 0) + 1
             if attempts < STORE_ATTEMPTS:
                 raise
             log.error("MQTT: storing %s failed %d times (%s); storing it as unreadable", item.key, attempts, error)
-            stored = await store(sink, source=self.name, source_key=item.key, kind=decoding.UNREADABLE,
-                                 payload=decoding.unreadable_payload(
-                                     f"could not be stored: {type(error).__name__}: {str(error)[:500]}",
-                                     json.dumps(item.payload, default=repr).encode("utf-8", "backslashreplace"),
-                                     topic=item.payload.get("topic"), machine=item.payload.get("machine")))
+            (stored,) = await store_many(sink, source=self.name, items=[Incoming(
+                item.key, decoding.unreadable_payload(
+                    f"could not be stored: {type(error).__name__}: {str(error)[:500]}",
+                    json.dumps(item.payload, default=repr).encode("utf-8", "backslashreplace"),
+                    topic=item.payload.get("topic"), machine=item.payload.get("machine")),
+                decoding.UNREADABLE)])
         self._failed.pop(item.key, None)
         return stored
+
+    async def _process_stored(self, sink: SignalSink) -> None:
+        """Process stored signals in order, many per transaction, beside the intake: storing the next
+        batch never waits for the last one's exceptions and pages. Runs until it takes `None`."""
+        while (ids := await self._stored.get()) is not None:
+            done = False
+            while not self._stored.empty() and len(ids) < PROCESS_BATCH:
+                more = self._stored.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                ids.extend(more)
+            try:
+                await asyncio.to_thread(sink.process_signals, ids)
+            except Exception:  # the database is gone: the signals are stored, the sweep processes them later
+                log.exception("MQTT: processing %d stored signals failed; the sweep will retry them", len(ids))
+            if done:
+                return
 
     async def _ask_rebirth(self, client: aiomqtt.Client, node: tuple[str, str]) -> None:
         now = time.monotonic()
@@ -305,7 +388,7 @@ class MqttSource:
             return self._unreadable(topic, data, received_at, f"unreadable MQTT payload on {topic}: {body.reason}",
                                     machine)
         payload = {"topic": topic, "machine": machine, "payload": body}
-        if problem := decoding.storable_problem(payload):  # the topic itself, e.g. a lone surrogate
+        if problem := decoding.storable_problem([topic, machine]):  # the body is checked; the topic, e.g. a lone surrogate
             return self._unreadable(topic, data, received_at, f"unreadable MQTT message on {topic}: {problem}")
         return Incoming(_key(topic, body.get("ts"), data, received_at), payload)
 
@@ -314,10 +397,13 @@ class MqttSource:
         if "+" not in self.sparkplug_groups and spb.group not in self.sparkplug_groups:
             self._ignore("other_group", spb.group, topic)
             return [], None
-        decoded = sparkplug.read_payload(data)
+        if spb.message_type in ("NCMD", "DCMD"):
+            return [], None  # commands to edge nodes (ours among them): not machine states
+        message = sparkplug.parse(data)
+        if not isinstance(message, str) and (telemetry := self.host.telemetry_only(spb, message)) is not None:
+            return [], (spb.group, spb.edge_node) if telemetry.rebirth else None
+        decoded = message if isinstance(message, str) else _converted(message)
         if isinstance(decoded, str):
-            if spb.message_type in ("NCMD", "DCMD"):
-                return [], None
             return [self._unreadable(topic, data, received_at, f"unreadable Sparkplug B payload on {topic}: {decoded}",
                                      self._machine(topic, spb, spb.device))], None
         outcome = self.host.observe(spb, decoded)
@@ -361,6 +447,13 @@ def _key(topic: str, stamp: Any, data: bytes, received_at: float | None) -> str:
     else:
         when = f"r{int(received_at)}" if received_at is not None else "retained"
     return f"mqtt:{topic[:200]}@{when[:40]}#{digest(topic, data)}"
+
+
+def _converted(message: Any) -> sparkplug.Payload | str:
+    try:
+        return sparkplug.convert(message)
+    except sparkplug.SparkplugError as error:
+        return str(error)
 
 
 def _json_value(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """OPC UA source: one state variable per machine, subscribed for data changes.
 
 Configuration: `MFGOS_OPCUA_URL` (`opc.tcp://host:4840/...`) and, in the plant file,
-`x-signals.opcua: {MACHINE: NODE_ID}`. Values are read as states by
+`signals.opcua: {MACHINE: NODE_ID}`. Values are read as states by
 `signals.machine_state.state_name`: text (`"FAULT"`), a PackML StateCurrent number (6 =
 EXECUTE) or a boolean running flag.
 
@@ -77,7 +77,7 @@ class OpcUaSource:
     def __init__(self, url: str, nodes: dict[str, str], *, backoff: Backoff | None = None,
                  publishing_interval_ms: int = PUBLISHING_INTERVAL_MS) -> None:
         if not nodes:
-            raise ValueError("the OPC UA source needs at least one machine -> node id (x-signals.opcua)")
+            raise ValueError("the OPC UA source needs at least one machine -> node id (signals.opcua)")
         self.url = url
         self.machines: dict[str, str] = {}  # canonical node id -> machine
         for machine, node in nodes.items():
@@ -96,7 +96,7 @@ class OpcUaSource:
         assert settings.opcua_url
         if not signal_map.opcua:
             raise ValueError(f"MFGOS_OPCUA_URL is set but {settings.plant_file} names no state variables: "
-                             "add x-signals: {opcua: {MACHINE: NODE_ID}}")
+                             "add signals: {opcua: {MACHINE: NODE_ID}}")
         return cls(settings.opcua_url, signal_map.opcua)
 
     async def run(self, sink: SignalSink, stop: asyncio.Event) -> None:

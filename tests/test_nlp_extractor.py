@@ -238,3 +238,45 @@ def test_stuck_is_not_fixed_and_a_named_trade_short_is_staffing(bottling: Extrac
     assert bottling.extract("ya quedó la taponadora, era el sensor", "es").intent == "update"
     short = bottling.extract("no hay mecánico en el turno de noche", "es")
     assert (short.intent, short.exception_type) == ("report", "staffing")
+
+
+@pytest.mark.parametrize(("plant", "text", "machine"), [
+    ("stamping", "prss 12 stopped again", "PRS-12"),  # vowels left out
+    ("stamping", "robt 3 faulted", "WLD-03"),
+    ("stamping", "cll 3 robt alarm", "WLD-03"),
+    ("bodyshop", "hrono 2 no calienta", "OVN-02"),  # two letters swapped
+    ("bottling", "la empacaora no arranca", "SHR-01"),  # a letter dropped
+])
+def test_machine_names_typed_with_gloves_on(plant: str, text: str, machine: str) -> None:
+    reader = Extractor(master_data_from_plant_file(DATA / "plants" / f"{plant}.yaml"))
+    assert reader.extract(text).machine == machine
+
+
+def test_a_shortened_word_never_names_the_wrong_machine(stamping: Extractor) -> None:
+    assert stamping.extract("prss 13 stopped").machine is None  # the plant has presses 12 and 14
+    assert stamping.extract("both setters off sick").machine is None  # "both" is not "booth"
+    demo = Extractor(master_data_from_plant_file(DATA / "plants" / "demo.yaml"))
+    assert demo.extract("prss 12 down").machine is None  # no press in the demo plant
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("lunch truck is here", "en"), ("fyi fire drill tomorrow 10am", "en"), ("thanks guys 👍", "en"),
+    ("alguien trae cargador de iphone?", "es"), ("Guten Morgen zusammen", "de"), ("😂😂", "en"),
+    ("proposal: push wo 1043 to nights on hob 1", "en"), ("canteen mein aaj paneer hai", "hi"),
+])
+def test_small_talk_is_no_report(extractor: Extractor, text: str, language: str) -> None:
+    got = extractor.extract(text, language)
+    assert (got.intent, got.exception_type) == ("other", None)
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("still down, waiting for the part", "en"), ("sigue parada la línea 1, esperando la refacción", "es"),
+    ("Wälzfräse 1 steht noch, Pumpe kommt gegen 16 Uhr", "de"), ("hobber 1 abhi bhi band hai", "hi"),
+])
+def test_progress_on_an_open_problem_is_an_update(extractor: Extractor, text: str, language: str) -> None:
+    assert extractor.extract(text, language).intent == "update"
+
+
+def test_an_unsure_report_is_flagged_for_asking(extractor: Extractor) -> None:
+    assert extractor.extract("a dog got into the yard", "en").unsure_problem
+    assert not extractor.extract("hobber 1 band ho gaya, spindle alarm", "hi").unsure_problem

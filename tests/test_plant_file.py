@@ -201,7 +201,7 @@ CASES = [
      "expected a mapping (key: value), got the text 'U01TOM'"),
     ("quantity not positive", "quantity: 500", "quantity: 0", "work_orders[0].quantity", "must be greater than 0"),
     ("unknown entry key", "aliases: [mill 7]", "aliasses: [mill 7]", "machines[0]",
-     "unknown key 'aliasses' (did you mean aliases? known: id, name, area, aliases, kind, mttr)"),
+     "unknown key 'aliasses' (did you mean aliases? known: id, name, area, aliases, kind, mttr, min_down)"),
     ("unknown machine", "machine: CNC-07, material", "machine: CNC-99, material", "work_orders[0].machine",
      "unknown machine 'CNC-99' (known: CNC-07, CNC-08)"),
     ("unknown material", "material: AL-BAR,", "material: STEEL-BAR,", "work_orders[0].material",
@@ -319,7 +319,7 @@ def test_files_that_are_not_a_plant(tmp_path: Path) -> None:
     assert [p.reason for p in check(write(tmp_path, "# nothing yet\n"))] == ["the file is empty"]
     assert [p.reason for p in check(write(tmp_path, "- a\n- b\n"))] == [
         "the top level must be a mapping of sections (plant, areas, machines, materials, customer_orders, "
-        "work_orders, shifts, people, routing, approvals, erp), got a list"]
+        "work_orders, shifts, people, routing, approvals, erp, signals), got a list"]
     assert [(p.location, p.line, p.reason) for p in check(write(tmp_path, "areas: []\n"))] == [
         ("", 1, "missing required section 'plant'")]
     missing = check(tmp_path / "nope.yaml")

@@ -138,7 +138,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
     alias = f"p{uuid.uuid4().hex[:10]}"
     plant = tmp / "plant.yaml"
     plant.write_text(DEMO_PLANT.read_text(encoding="utf-8")
-                     + f"\nx-signals:\n  plant_aliases: [{alias}]\n  sparkplug_groups: [{alias}]\n", encoding="utf-8")
+                     + f"\nsignals:\n  plant_aliases: [{alias}]\n  sparkplug_groups: [{alias}]\n", encoding="utf-8")
     slack, telegram, whatsapp = FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start()
     database = f"sqlite:///{tmp / 'probe.db'}"
     client_id = f"mfgos-probe-{alias}"

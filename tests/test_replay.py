@@ -223,3 +223,22 @@ def test_hindi_report_asked_back_in_hindi_through_to_the_ledger() -> None:
     [txn] = result["erp_transactions"]
     assert txn["kind"] == "maintenance_request" and txn["fields"]["machine"] == "GRD-02"
     assert txn["created_at"] == "2026-11-25T10:31:00+05:30"
+
+
+def test_small_talk_pages_nobody_and_an_update_stays_on_its_exception(database_url: str) -> None:
+    """Issue 15: lunch, thanks, a drill announced, a lost jacket, a plan, an emoji: no exception
+    opened or joined, nobody paged; the reporter's "still down" goes on E-0001's timeline."""
+    result = run("small_talk.yaml", database_url)
+    [exc] = result["exceptions"]
+    assert (exc["type"], exc["machine"]) == ("breakdown", "HOB-01")
+    chatter = {120: "meena", 180: "ravi", 240: "sara", 300: "meena", 360: "deepa", 420: "meena", 480: "ravi",
+               540: "meena", 570: "meena"}
+    for note in result["notifications"]:
+        if note["elapsed_s"] in chatter:
+            assert note["to"] == chatter[note["elapsed_s"]], note  # only the sender hears back
+            assert note["kind"] not in ("alert", "joined", "escalation"), note
+    later = [t for t in exc["timeline"] if t["elapsed_s"] > 0]
+    assert [(t["elapsed_s"], t["person"]) for t in later if t["kind"] != "escalated"] == [(480, "ravi")], later
+    assert "abhi bhi band" in later[0]["text"]
+    asked = [(n["elapsed_s"], n["kind"], n["text"]) for n in result["notifications"] if 540 <= n["elapsed_s"] < 600]
+    assert asked == [(540, "question", "Is this a problem to report? yes / no"), (570, "reply", "OK, nothing reported.")]

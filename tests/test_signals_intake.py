@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from mfgos.runtime import Runtime
 from models import Machine
-from signals.base import Backoff
+from signals.base import Backoff, Incoming
 from signals.mapping import SignalMap
 from signals.mqtt import MqttSource
 from signals.opcua import OpcUaSource
@@ -91,12 +91,12 @@ class Recording:
         self.runtime, self.plant_id, self.engine = runtime, runtime.plant_id, runtime.engine
         self.keys: list[str] = []
 
-    def receive(self, **kw: Any) -> Any:
-        self.keys.append(kw["source_key"])
-        return self.runtime.receive(**kw)
+    def receive_many(self, source: str, events: list[Incoming]) -> Any:
+        self.keys.extend(e.key for e in events)
+        return self.runtime.receive_many(source, events)
 
-    def process_signal(self, signal_id: int) -> None:
-        self.runtime.process_signal(signal_id)
+    def process_signals(self, signal_ids: list[int]) -> None:
+        self.runtime.process_signals(signal_ids)
 
 
 async def run_for(source: MqttSource, sink: Any, body: Callable[[], Any]) -> None:

@@ -31,9 +31,9 @@ from mfgos.server import worker_lifespan
 from mfgos.web import create_app
 from models import Machine, Notification, PlantException, Signal, TimelineEvent
 from routing.clock import SimulatedClock
-from signals.base import Backoff
+from signals.base import Backoff, Incoming
 from signals.mapping import SignalMap
-from signals.mqtt import MqttSource
+from signals.mqtt import STORE_ATTEMPTS, MqttSource
 from signals.registry import build_sources, with_sources
 from tests.conftest import postgres_schema_url, service_unavailable
 from tests.test_signals_sparkplug import payload_class, spb_payload
@@ -327,13 +327,13 @@ def test_a_retained_state_is_not_news_after_a_reconnect(broker: str, runtime: Ru
     class Recording:
         plant_id, engine = runtime.plant_id, runtime.engine
 
-        def receive(self, **kw: Any) -> Any:
-            received = runtime.receive(**kw)
-            deliveries.append(received.duplicate)
+        def receive_many(self, source: str, events: list[Incoming]) -> Any:
+            received = runtime.receive_many(source, events)
+            deliveries.extend(r.duplicate for r in received)
             return received
 
-        def process_signal(self, signal_id: int) -> None:
-            runtime.process_signal(signal_id)
+        def process_signals(self, signal_ids: list[int]) -> None:
+            runtime.process_signals(signal_ids)
 
     async def retain(data: bytes) -> None:
         async with aiomqtt.Client(HOST, PORT, protocol=aiomqtt.ProtocolVersion.V5) as client:
@@ -378,12 +378,12 @@ def test_replicas_share_the_state_topics(broker: str, runtime: Runtime, unique: 
         def __init__(self, name: str) -> None:
             self.name, self.plant_id, self.engine = name, runtime.plant_id, runtime.engine
 
-        def receive(self, **kw: Any) -> Any:
-            counts[self.name] += 1
-            return runtime.receive(**kw)
+        def receive_many(self, source: str, events: list[Incoming]) -> Any:
+            counts[self.name] += len(events)
+            return runtime.receive_many(source, events)
 
-        def process_signal(self, signal_id: int) -> None:
-            runtime.process_signal(signal_id)
+        def process_signals(self, signal_ids: list[int]) -> None:
+            runtime.process_signals(signal_ids)
 
     async def scenario() -> None:
         stop = asyncio.Event()
@@ -423,14 +423,14 @@ def test_a_message_that_could_not_be_stored_is_redelivered(broker: str, runtime:
     class FailingOnce:
         plant_id, engine = runtime.plant_id, runtime.engine
 
-        def receive(self, **kw: Any) -> Any:
-            if not failures:
-                failures.append(kw["source_key"])
+        def receive_many(self, source: str, events: list[Incoming]) -> Any:
+            if len(failures) < 2:  # the batch, then the message on its own: the database is down
+                failures.append(events[0].key)
                 raise RuntimeError("database unavailable")
-            return runtime.receive(**kw)
+            return runtime.receive_many(source, events)
 
-        def process_signal(self, signal_id: int) -> None:
-            runtime.process_signal(signal_id)
+        def process_signals(self, signal_ids: list[int]) -> None:
+            runtime.process_signals(signal_ids)
 
     async def scenario() -> None:
         source = make_source(broker, unique)
@@ -444,7 +444,7 @@ def test_a_message_that_could_not_be_stored_is_redelivered(broker: str, runtime:
 
     asyncio.run(scenario())
     (signal,) = signals(runtime)
-    assert failures == [signal.source_key]
+    assert failures == [signal.source_key] * 2
     assert [e.machine_id for e in exceptions(runtime)] == ["HOB-01"]
 
 
@@ -455,14 +455,15 @@ def test_a_message_that_never_stores_does_not_block_the_rest(broker: str, runtim
     class RefusesOne:
         plant_id, engine = runtime.plant_id, runtime.engine
 
-        def receive(self, **kw: Any) -> Any:
-            if kw["payload"].get("machine") == "HOB-01" and kw["kind"] != "unreadable":
-                attempts.append(kw["source_key"])
-                raise ValueError("value out of range for the column")
-            return runtime.receive(**kw)
+        def receive_many(self, source: str, events: list[Incoming]) -> Any:
+            for event in events:
+                if event.payload.get("machine") == "HOB-01" and event.kind != "unreadable":
+                    attempts.append(event.key)
+                    raise ValueError("value out of range for the column")
+            return runtime.receive_many(source, events)
 
-        def process_signal(self, signal_id: int) -> None:
-            runtime.process_signal(signal_id)
+        def process_signals(self, signal_ids: list[int]) -> None:
+            runtime.process_signals(signal_ids)
 
     async def scenario() -> None:
         source = make_source(broker, unique)
@@ -477,7 +478,8 @@ def test_a_message_that_never_stores_does_not_block_the_rest(broker: str, runtim
 
     asyncio.run(scenario())
     poison, good = signals(runtime)
-    assert len(attempts) == 3 and len(set(attempts)) == 1 and poison.source_key == attempts[0]
+    # three deliveries, each tried as a batch and then alone; the third time alone it is kept as unreadable
+    assert attempts == [poison.source_key] * 2 * STORE_ATTEMPTS
     assert poison.error == "could not be stored: ValueError: value out of range for the column"
     assert [e.machine_id for e in exceptions(runtime)] == ["GRD-02"] and good.error is None
 

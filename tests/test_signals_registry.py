@@ -35,7 +35,7 @@ from signals.registry import (
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
 START = datetime.fromisoformat("2026-11-25T09:00:00+05:30")
 SECTION = """
-x-signals:
+signals:
   topics:
     "plants/pune-1/lc300/state": HOB-01
     "spBv1.0/pune/+/gw-7/#": GRD-02
@@ -85,7 +85,7 @@ def test_configured_sources_are_built(tmp_path: Path) -> None:
 
 
 def test_the_plant_answers_to_its_id_and_aliases_and_reads_its_sparkplug_groups(tmp_path: Path) -> None:
-    plant = plant_with(tmp_path, "\nx-signals:\n  plant_aliases: [pune, \"4711\"]\n  sparkplug_groups: [pune-gears]\n")
+    plant = plant_with(tmp_path, "\nsignals:\n  plant_aliases: [pune, \"4711\"]\n  sparkplug_groups: [pune-gears]\n")
     (mqtt,) = build_sources(settings(plant, mqtt_url="mqtt://broker:1883"))
     assert isinstance(mqtt, MqttSource)
     assert mqtt.plant_names == {"pune-1", "pune", "4711"}
@@ -154,7 +154,7 @@ def test_running_sources_start_and_stop() -> None:
 
 def test_signals_section_keeps_the_plant_file_valid(tmp_path: Path) -> None:
     plant = plant_with(tmp_path, SECTION)
-    assert load(plant).plant.id == "pune-1"  # x- keys are extensions the plant-file checker ignores
+    assert load(plant).signals.opcua == {"HOB-01": "ns=2;s=HOB-01.State"}  # validated with the plant file
     signal_map = load_signal_map(plant)
     assert signal_map.machine_for_topic("spBv1.0/pune/DDATA/gw-7/anything") == "GRD-02"
     assert signal_map.machine_for_topic("spBv1.0/pune/NDEATH/gw-7") == "GRD-02"  # '#' matches no level too
@@ -163,16 +163,18 @@ def test_signals_section_keeps_the_plant_file_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("section", "message"), [
-    ("x-signals:\n  topics: {\"plants/+/x/state\": HOB-99}\n",
-     "x-signals.topics['plants/+/x/state']: unknown machine 'HOB-99' (known: ASM-01"),
-    ("x-signals:\n  topics: {\"plants/#/x\": HOB-01}\n", "'#' must be a whole last level"),
-    ("x-signals:\n  topics: {\"plants/a+/x\": HOB-01}\n", "'+' must be a whole level"),
-    ("x-signals:\n  opcua: {LATHE-3: \"ns=2;i=5\"}\n", "x-signals.opcua['LATHE-3']: unknown machine 'LATHE-3'"),
-    ("x-signals:\n  topic: {}\n", "unknown key(s) 'topic' (known: topics, opcua, plant_aliases, sparkplug_groups)"),
-    ("x-signals:\n  opcua: [HOB-01]\n", "x-signals.opcua: expected a mapping of text to text"),
-    ("x-signals: [1]\n", "expected a mapping with 'topics' and/or 'opcua'"),
-    ("x-signals:\n  plant_aliases: [pune/1]\n", "x-signals.plant_aliases: 'pune/1' is not one topic level"),
-    ("x-signals:\n  sparkplug_groups: pune\n", "x-signals.sparkplug_groups: expected a list of names"),
+    ("signals:\n  topics: {\"plants/+/x/state\": HOB-99}\n",
+     "signals.topics.plants/+/x/state: unknown machine 'HOB-99' (known: HOB-01"),
+    ("signals:\n  topics: {\"plants/#/x\": HOB-01}\n", "signals.topics.plants/#/x: '#' must be a whole last level"),
+    ("signals:\n  topics: {\"plants/a+/x\": HOB-01}\n", "'+' must be a whole level"),
+    ("signals:\n  opcua: {LATHE-3: \"ns=2;i=5\"}\n", "signals.opcua.LATHE-3: unknown machine 'LATHE-3'"),
+    ("signals:\n  topic: {}\n", "signals: unknown key 'topic' (did you mean topics?"),
+    ("signals:\n  opcua: [HOB-01]\n", "signals.opcua: expected a mapping (key: value), got a list"),
+    ("signals: [1]\n", "signals: expected a mapping (key: value), got a list"),
+    ("signals:\n  plant_aliases: [pune/1]\n", "signals.plant_aliases[0]: 'pune/1' is not one topic level"),
+    ("signals:\n  sparkplug_groups: pune\n", "signals.sparkplug_groups: expected a list, got the text 'pune'"),
+    ("signals:\n  flapping: {stops: 1, within: 10m}\n", "signals.flapping.stops: must be at least 2, got 1"),
+    ("x-signals:\n  topics: {}\n", "x-signals: 'x-signals' is now the section 'signals': rename the key"),
 ])
 def test_signals_section_errors_say_where(tmp_path: Path, section: str, message: str) -> None:
     with pytest.raises(SignalMapError) as error:

@@ -105,7 +105,7 @@ def test_serve_stores_the_valid_message_behind_poison_and_acks_the_poison(
     unique = f"t{uuid.uuid4().hex[:10]}"
     plant = tmp_path / "plant.yaml"
     plant.write_text(PLANT.read_text(encoding="utf-8")
-                     + f"\nx-signals:\n  plant_aliases: [{unique}]\n  sparkplug_groups: [{unique}]\n", encoding="utf-8")
+                     + f"\nsignals:\n  plant_aliases: [{unique}]\n  sparkplug_groups: [{unique}]\n", encoding="utf-8")
     database = f"sqlite:///{tmp_path / 'serve.db'}"
     variables = {"MFGOS_DATABASE_URL": database, "MFGOS_PLANT_FILE": str(plant),
                  "MFGOS_MQTT_URL": f"mqtt://{HOST}:{PORT}", "MFGOS_MQTT_CLIENT_ID": f"mfgos-test-{unique}-serve",

@@ -35,7 +35,7 @@ from bot.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from bot.channels.cards import ACTIONS, button_label, button_value, parse_button, with_code
+from bot.channels.cards import ACTIONS, ANSWERS, button_label, button_value, parse_button, with_code
 from bot.channels.payload import ident, text
 from bot.fetch import MediaLimits, MediaPolicy, fetch_media, origin_of
 from bot.middleware import sign_bridge
@@ -131,10 +131,11 @@ class BridgeChannel:
             raise BridgeError("from: the sender's address is required (1-200 characters, no control characters)")
         action = body.get("action")
         if action is not None:
-            ours = isinstance(action, str) and (action in ACTIONS or action.startswith(("choose:", "erp_")))
+            ours = isinstance(action, str) and (
+                action in (*ACTIONS, *ANSWERS) or action.startswith(("choose:", "erp_")))
             action = parse_button(action)[0] if ours else None
             if action is None:
-                raise BridgeError(f"action: one of {', '.join(ACTIONS)}, choose:<exception code>, "
+                raise BridgeError(f"action: one of {', '.join((*ACTIONS, *ANSWERS))}, choose:<exception code>, "
                                   "or a button's id as sent (erp_retry:<id>, erp_abandon:<id>)")
         message_text = body.get("text") or ""
         if not isinstance(message_text, str):

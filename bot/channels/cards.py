@@ -26,6 +26,7 @@ from routing import messages
 from routing.roster import plant_local
 
 ACTIONS = ("ack", "propose", "approve", "reject")
+ANSWERS = ("yes", "no")  # the answer buttons of "Is this a problem to report?"; they belong to no thread
 CODE = re.compile(r"\bE-\d{4,6}\b")
 CHOICE = re.compile(r"choose:(E-\d{4,6})")  # an answer button of a "which one?" question
 # A decision part's button (routing/decisions.py): it names its part, so it carries its own value.
@@ -75,13 +76,15 @@ def button_value(action: str, code: str | None) -> str:
 
 
 def parse_button(value: str) -> tuple[str | None, str | None]:
-    """`ack:E-0042` -> ("ack", "E-0042"); `choose:E-0042` -> ("choose:E-0042", None), an answer that
-    belongs to no thread; `erp_retry:<id>` -> ("erp_retry:<id>", None), the transaction names its
-    exception; `part:approve:7` (a decision part's button) -> ("part:approve:7", None); anything
-    that is not one of our buttons -> (None, None)."""
+    """`ack:E-0042` -> ("ack", "E-0042"); `choose:E-0042` -> ("choose:E-0042", None) and `yes` ->
+    ("yes", None), answers that belong to no thread; `erp_retry:<id>` -> ("erp_retry:<id>", None), the
+    transaction names its exception; `part:approve:7` (a decision part's button) -> ("part:approve:7",
+    None); anything that is not one of our buttons -> (None, None)."""
     if erp_button(value or "") or PART.fullmatch(value or ""):
         return value, None
     action, _, code = (value or "").partition(":")
+    if action in ANSWERS:
+        return action, None
     if action == "choose":
         return (f"choose:{code.upper()}", None) if CODE.fullmatch(code.upper()) else (None, None)
     if action not in ACTIONS:
