@@ -543,6 +543,7 @@ def read(ctx: Context, who: Person, exc: PlantException | None, ex: Extraction, 
     """
     if not any(DECISION_ROLES[k] in who.roles for k in DECISION_KINDS):
         return None
+    threadless = exc is None
     if exc is None:
         exc = _exception_for(ctx, who, ex)
         if exc is None:
@@ -553,8 +554,11 @@ def read(ctx: Context, who: Person, exc: PlantException | None, ex: Extraction, 
         return None
     when = read_when(text, ex.language or who.language, ctx.now, ctx.plant.timezone)
     said_not_needed = _has(text, NOT_NEEDED_WORDS)
-    decision_words = when is not None or said_not_needed or _has(text, MOVE_WORDS + EXPEDITE_WORDS + TRANSFER_WORDS) \
+    acted = said_not_needed or _has(text, MOVE_WORDS + EXPEDITE_WORDS + TRANSFER_WORDS) \
         or bool(ex.customer_order and _has(text, TOLD))
+    # In a thread a time is enough ("WO-1043 tomorrow 6am"); without one, a plan mentioned in
+    # passing ("push wo 1043 to nights next week") is no decision: it needs its verb.
+    decision_words = acted or when is not None and not threadless
     if not decision_words and not (kind == "reschedule" and ex.machine and ex.work_order):
         return None
     part = next((p for p in candidates if p.kind == kind), None)
