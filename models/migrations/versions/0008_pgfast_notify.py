@@ -1,0 +1,42 @@
+"""pgfast: announce new signals and outbox rows with NOTIFY (PostgreSQL)
+
+Revision ID: 0008_pgfast
+Revises: 0007
+
+Statement triggers send `NOTIFY mfgos_signal` when signals are stored and `NOTIFY
+mfgos_outbox` when notification rows are written, delivered at commit. Inbound workers
+(mfgos/workers.py) wait on the first, the web process's outbox on the second, so no writer
+spends a round trip announcing its rows and every writer (webhooks, workers, timers, the ERP
+outbox, the console, another replica) is heard. SQLite has no NOTIFY: nothing to do there.
+"""
+
+from alembic import op
+
+revision = '0008_pgfast'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+TRIGGERS = (("signals", "mfgos_signal"), ("notifications", "mfgos_outbox"))
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, channel in TRIGGERS:
+        op.execute(f"""
+            CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{channel}', '');
+                RETURN NULL;
+            END $$""")
+        op.execute(f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify()")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, _ in TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_notify ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {table}_notify()")
