@@ -1,7 +1,8 @@
 """`mfgos demo` and `mfgos serve`: one process with the console, the REST API and the workers.
 
-At start the runtime processes signals stored before a crash; then a worker on the
-server's event loop fires escalation timers and drains both outboxes every half second on
+At start the runtime processes signals stored before a crash; with MFGOS_INBOUND_WORKERS
+(PostgreSQL) inbound messages are then processed in worker processes (mfgos/workers.py).
+A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
 every 30 seconds sweeps for signals another replica stored but died before processing. With an
 ERP other than the ledger a second task reads master data from it every
@@ -83,6 +84,12 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if hub is not None:
             await hub.start()
+        inbound = None
+        if runtime.settings.inbound_workers:  # PostgreSQL only: run_server refuses it on SQLite
+            from mfgos.workers import InboundWorkers
+
+            inbound = InboundWorkers(runtime, runtime.settings.inbound_workers)
+            await inbound.start()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
         erp_sync = None
@@ -105,6 +112,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await erp_sync
             await task
+            if inbound is not None:
+                await inbound.stop()
             if hub is not None:
                 await hub.stop()
             await runtime.aclose()
@@ -163,6 +172,9 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     try:
         if not demo and (problem := oidc_problem(settings)):
             raise ValueError(problem)
+        if settings.inbound_workers and not settings.database_url.startswith(("postgresql", "postgres:")):
+            raise ValueError("MFGOS_INBOUND_WORKERS needs PostgreSQL (MFGOS_DATABASE_URL=postgresql://...): "
+                             "SQLite takes one writer at a time, so workers of their own would only wait for it")
         runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
         hub, routers = None, list(extra_routers)
         sources: list[SignalSource] = []

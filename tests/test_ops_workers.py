@@ -1,0 +1,142 @@
+"""Inbound workers (mfgos/workers.py): with MFGOS_INBOUND_WORKERS the web process stores, a worker
+process processes, and the web process's outbox hears of the rows at once.
+
+Real processes on the real PostgreSQL (a fresh schema per test): the NOTIFY triggers, the row
+locks and a worker killed with SIGKILL are what production has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from mfgos.config import Settings
+from mfgos.runtime import Runtime
+from mfgos.server import run_server
+from mfgos.workers import InboundWorkers, work
+from models import Notification, Signal
+from tests.conftest import postgres_schema_url
+
+PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
+REPORT = "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    yield from postgres_schema_url()
+
+
+def settings(url: str) -> Settings:
+    return Settings(_env_file=None, database_url=url, plant_file=PLANT, erp="ledger")  # type: ignore[call-arg]
+
+
+def report(runtime: Runtime, key: str, text: str = REPORT) -> int:
+    return runtime.receive_chat(channel="console", address="ravi", person_id="ravi", text=text,
+                                event_id=key).signal_id
+
+
+def processed(runtime: Runtime, signal_id: int) -> bool:
+    with Session(runtime.engine) as session:
+        row = session.get(Signal, signal_id)
+        return row is not None and row.processed_at is not None
+
+
+async def until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def test_the_web_process_stores_and_a_worker_process_processes(url: str) -> None:
+    runtime = Runtime(settings(url))
+
+    async def scenario() -> None:
+        workers = InboundWorkers(runtime, 1)
+        await workers.start()
+        try:
+            signal_id = report(runtime, "w1")
+            assert not processed(runtime, signal_id), "stored only: the webhook is answered before processing"
+            # Spawning a worker and building its NLP pipelines takes seconds on a loaded machine.
+            await until(lambda: processed(runtime, signal_id), 120, "the worker processes the stored report")
+            woken = runtime.notifications._wake
+            await until(woken.is_set, 10, "the outbox hears of the rows the worker wrote (NOTIFY)")
+            with Session(runtime.engine) as session:
+                rows = session.exec(select(Notification).where(Notification.dedupe_key.startswith(  # type: ignore[attr-defined]
+                    f"signal:{signal_id}:"))).all()
+            assert any(row.person_id == "ravi" for row in rows), "the reporter hears back"
+            # The second message goes by NOTIFY: well before a poll would have found it.
+            woken.clear()
+            second = report(runtime, "w2", "what is down?")
+            started = time.monotonic()
+            await until(lambda: processed(runtime, second), 30, "the worker processes the next message")
+            assert time.monotonic() - started < 5
+        finally:
+            await workers.stop()
+        assert not runtime.defer_processing, "after the workers stop, the web process processes again"
+        third = report(runtime, "w3", "what is down?")
+        assert processed(runtime, third)
+
+    asyncio.run(scenario())
+    asyncio.run(runtime.aclose())
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost(url: str) -> None:
+    runtime = Runtime(settings(url))
+
+    async def scenario() -> None:
+        workers = InboundWorkers(runtime, 1)
+        await workers.start()
+        try:
+            first = report(runtime, "k1")
+            await until(lambda: processed(runtime, first), 120, "the first worker processes")
+            [pid] = workers.pids
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            stored = report(runtime, "k2", "what is down?")  # stored while no worker runs
+            await until(lambda: workers.pids[0] != pid, 10, "the supervisor starts another worker")
+            await until(lambda: processed(runtime, stored), 120, "the new worker processes what waited")
+        finally:
+            await workers.stop()
+
+    asyncio.run(scenario())
+    with Session(runtime.engine) as session:
+        assert len(session.exec(select(Signal).where(Signal.processed_at == None)).all()) == 0  # noqa: E711
+    asyncio.run(runtime.aclose())
+
+
+def test_two_workers_process_each_signal_once(url: str) -> None:
+    """Workers in threads here (the loop is the same): both take the oldest waiting signals, skipping
+    the one the other holds, and every signal is processed once."""
+    runtime = Runtime(settings(url))
+    runtime.defer_processing = True
+    ids = [report(runtime, f"t{n}", "what is down?") for n in range(12)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=work, args=(settings(url), stop)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        asyncio.run(until(lambda: all(processed(runtime, i) for i in ids), 120, "every signal processed"))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    with Session(runtime.engine) as session:
+        replies = session.exec(select(Notification.dedupe_key).where(Notification.person_id == "ravi")).all()
+    assert len(replies) == len(set(replies)) == len(ids), "one answer per message, none twice"
+    asyncio.run(runtime.aclose())
+
+
+def test_serve_refuses_inbound_workers_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'x.db'}", plant_file=PLANT,  # type: ignore[call-arg]
+                      inbound_workers=2)
+    assert run_server(config, "127.0.0.1", 0, demo=False) == 1
+    assert "MFGOS_INBOUND_WORKERS needs PostgreSQL" in capsys.readouterr().err
