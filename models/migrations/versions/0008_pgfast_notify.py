@@ -1,4 +1,4 @@
-"""pgfast: announce new signals and outbox rows with NOTIFY (PostgreSQL)
+"""pgfast: NOTIFY on new signals and outbox rows (PostgreSQL); chat windows in the store
 
 Revision ID: 0008_pgfast
 Revises: 0007
@@ -7,9 +7,14 @@ Statement triggers send `NOTIFY mfgos_signal` when signals are stored and `NOTIF
 mfgos_outbox` when notification rows are written, delivered at commit. Inbound workers
 (mfgos/workers.py) wait on the first, the web process's outbox on the second, so no writer
 spends a round trip announcing its rows and every writer (webhooks, workers, timers, the ERP
-outbox, the console, another replica) is heard. SQLite has no NOTIFY: nothing to do there.
+outbox, the console, another replica) is heard. SQLite has no NOTIFY: no triggers there.
+
+`chat_windows` keeps when an address last wrote (WhatsApp's 24-hour window), which lived in
+one replica's memory.
 """
 
+import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision = '0008_pgfast'
@@ -21,6 +26,11 @@ TRIGGERS = (("signals", "mfgos_signal"), ("notifications", "mfgos_outbox"))
 
 
 def upgrade() -> None:
+    op.create_table('chat_windows',
+                    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                    sa.Column('heard_at', sa.Float(), nullable=False),
+                    sa.PrimaryKeyConstraint('channel', 'address'))
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, channel in TRIGGERS:
@@ -35,8 +45,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, _ in TRIGGERS:
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_notify ON {table}")
-        op.execute(f"DROP FUNCTION IF EXISTS {table}_notify()")
+    if op.get_bind().dialect.name == "postgresql":
+        for table, _ in TRIGGERS:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_notify ON {table}")
+            op.execute(f"DROP FUNCTION IF EXISTS {table}_notify()")
+    op.drop_table('chat_windows')
