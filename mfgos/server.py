@@ -4,7 +4,7 @@ At start the runtime processes signals stored before a crash; with MFGOS_INBOUND
 (PostgreSQL) inbound messages are then processed in worker processes (mfgos/workers.py).
 A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
-every 30 seconds sweeps for signals another replica stored but died before processing. With an
+every 15 seconds sweeps for signals another replica stored but died before processing. With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -36,8 +36,10 @@ from signals.registry import build_routers, build_sources, with_sources
 log = logging.getLogger(__name__)
 
 WORKER_INTERVAL = 0.5  # seconds between passes; short enough that the console feels live
-SWEEP_INTERVAL = 30.0  # seconds between sweeps for signals a crashed replica stored but never processed
-SWEEP_AGE = timedelta(minutes=1)  # younger signals are still being processed by the replica that took them
+# A signal a dead replica stored and never processed is taken within SWEEP_AGE + SWEEP_INTERVAL
+# (45 s): under a minute. Younger ones are left to the replica (or its inbound workers) that took them.
+SWEEP_INTERVAL = 15.0  # seconds between sweeps for signals a crashed replica stored but never processed
+SWEEP_AGE = timedelta(seconds=30)
 
 
 async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL,
@@ -59,7 +61,7 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
             try:  # reading messages takes CPU: off the event loop, like the web app's own processing
                 swept = await asyncio.to_thread(runtime.process_pending, older_than=sweep_age)
                 if swept:
-                    log.warning("swept %d signal(s) stored over a minute ago and left unprocessed "
+                    log.warning("swept %d signal(s) stored over 30 s ago and left unprocessed "
                                 "(a replica stopped?)", swept)
             except Exception:
                 log.exception("sweep for unprocessed signals failed")
