@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -271,14 +272,31 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
         inbound = InboundWorkers(stack.runtime, workers)
         await inbound.start()
     handed: dict[int, float] = {}
+    answered: dict[int, float] = {}  # the platform's answer
     for channel in stack.hub.channels.values():
         original = channel.send
 
         async def timed(message: Any, _send: Any = original) -> str:
             handed.setdefault(message.notification_id, time.monotonic())
-            return await _send(message)
+            message_id = await _send(message)
+            answered[message.notification_id] = time.monotonic()  # the last answer, if it was retried
+            return message_id
 
         channel.send = timed  # type: ignore[method-assign]
+    # The crash window: from the platform's answer to the commit that records it (a process dying
+    # in between has the message sent again after the lease). Measured per row on the settle.
+    recorded: dict[int, float] = {}
+    outbox = stack.runtime.notifications
+    settle = outbox._settle
+
+    def timed_settle(batch: list[Any], _settle: Any = settle) -> list[int]:
+        results = _settle(batch)
+        for claim, values, _ in batch:
+            if values.get("status") == "sent":
+                recorded.setdefault(claim.id, time.monotonic())
+        return results
+
+    outbox._settle = timed_settle  # type: ignore[method-assign]
     # Warm-up (not measured): a server that has run a while has built the NLP pipeline of every
     # language (1-2.5 s each, once per process), opened its client connections and compiled its queries.
     for language, text in (("en", "press 000 stopped"), ("es", "prensa parada"), ("de", "Presse steht"),
@@ -291,6 +309,7 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
                 break
         await asyncio.sleep(0.1)
     total = int(rate * seconds)
+    cpu_before = process_cpu(), [process_cpu(pid) for pid in (inbound.pids if inbound else [])]
     load = await _load(stack.url, tmp / "plant.yaml", rate, total, 0, new_every)
     engine = stack.runtime.engine
     deadline = time.monotonic() + 60
@@ -316,7 +335,10 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
             by_second[int(load["sent"][key] - first_sent)].append(latencies[-1])
     measured_rows = [r for r in rows if (m := re.match(r"signal:(\d+):", r.dedupe_key))
                      and signals.get(int(m.group(1))) in load["sent"]]
+    cpu = {"web": round((process_cpu() - cpu_before[0]) * 1000 / total, 2)}
     if inbound is not None:
+        cpu["workers"] = round(sum(process_cpu(pid) - before for pid, before in zip(inbound.pids, cpu_before[1],
+                                                                                       strict=True)) * 1000 / total, 2)
         await inbound.stop()
     await stack.stop()
     fakes.stop()
@@ -328,10 +350,30 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
         "kinds": dict(Counter(r.kind for r in measured_rows)),
         "p50_ms": round(statistics.median(latencies) * 1000, 1), "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies) * 1000, 1),
+        "cpu_ms_per_message": cpu,
+        "crash_window_ms": crash_window(answered, recorded),
         "max_ms_by_second": [round(max(by_second[k]) * 1000) for k in sorted(by_second)],
         "p99_ms_by_channel_and_kind": {k: [len(v), round(percentile(v, 0.99) * 1000, 1)]
                                        for k, v in sorted(by_channel.items())},
     }
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, or of `pid` (Linux /proc), so far."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def crash_window(answered: dict[int, float], recorded: dict[int, float]) -> dict[str, float]:
+    """p50/p99/max of the platform's answer -> the commit that records the row sent: how long a
+    message is out but not recorded (a process dying then has it sent again after the lease)."""
+    spans = [recorded[i] - answered[i] for i in recorded if i in answered]
+    if not spans:
+        return {}
+    return {"n": len(spans), "p50": round(statistics.median(spans) * 1000, 1),
+            "p99": round(percentile(spans, 0.99) * 1000, 1), "max": round(max(spans) * 1000, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
