@@ -52,6 +52,9 @@ from signals.registry import SIGNAL_HANDLERS
 log = logging.getLogger(__name__)
 Handler = Callable[[wf.Context, Signal], None]
 TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+# NOTIFY channel: master data changed (a plant file loaded, an ERP sync); inbound workers of every
+# replica rebuild their NLP indexes (mfgos/workers.py).
+MASTER_DATA_CHANNEL = "mfgos_master_data"
 
 
 @dataclass
@@ -99,11 +102,22 @@ class Runtime:
         if changes.changed and self._reader is not None:
             with Session(self.engine) as session:
                 self._reader.refresh(master_data_from_store(session, self.plant_id))
+        if changes.changed:
+            self._announce_master_data()
         return changes
 
-    def refresh_master_data(self) -> None:
+    def _announce_master_data(self) -> None:
+        """Tell the other processes reading messages (inbound workers, any replica) to rebuild their indexes."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.execute(sa_text("SELECT pg_notify(:channel, '')"), {"channel": MASTER_DATA_CHANNEL})
+
+    def refresh_master_data(self, *, announce: bool = True) -> None:
         """Rebuild the NLP indexes from the store after master data changed outside `load_plant`
-        (an ERP sync); nothing to do until the indexes are first built."""
+        (an ERP sync; `announce`: and tell the other processes); nothing to do here until the
+        indexes are first built."""
+        if announce:
+            self._announce_master_data()
         if self._reader is None:
             return
         with self._processing, Session(self.engine) as session:  # never under a message being read

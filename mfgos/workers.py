@@ -11,6 +11,8 @@ processing falls behind the webhooks and every answer queues behind it.
   unprocessed signals in order (`Runtime.process_waiting`, skipping rows another process has
   locked); a trigger on the notifications table sends `NOTIFY mfgos_outbox` at the commit.
 - The web process `LISTEN`s on `mfgos_outbox` and wakes its notification outbox.
+- Loading the plant file or an ERP sync sends `NOTIFY mfgos_master_data`; workers rebuild their
+  NLP indexes (machine names, aliases, materials) from the store.
 
 Nothing is lost when a worker dies: the signal is stored, the web process starts a new worker,
 and the periodic sweep of every replica processes signals left over a minute (mfgos/server.py).
@@ -32,7 +34,7 @@ import psycopg
 from sqlalchemy.engine import Engine
 
 from mfgos.config import Settings
-from mfgos.runtime import Runtime
+from mfgos.runtime import MASTER_DATA_CHANNEL, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +63,14 @@ def work(settings: Settings, stop: threading.Event | None = None) -> None:
     try:
         with psycopg.connect(libpq_url(runtime.engine), autocommit=True) as listener:
             listener.execute(f"LISTEN {SIGNAL_CHANNEL}")
+            listener.execute(f"LISTEN {MASTER_DATA_CHANNEL}")
             while not stop.is_set():
-                # Notifications queue on the connection from LISTEN on: one that came while processing
-                # is read below, so the next pass starts at once.
-                if runtime.process_waiting():
-                    continue
-                for _ in listener.notifies(timeout=POLL, stop_after=1):
-                    pass
+                # Notifications queue on the connection from LISTEN on: those that came while processing
+                # are read at once (no wait while busy), so the next pass starts without delay.
+                busy = runtime.process_waiting() > 0
+                notes = list(listener.notifies(timeout=0.0 if busy else POLL, stop_after=None if busy else 1))
+                if any(note.channel == MASTER_DATA_CHANNEL for note in notes):  # a plant file or ERP sync
+                    runtime.refresh_master_data(announce=False)
     finally:
         runtime.engine.dispose()
 

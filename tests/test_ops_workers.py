@@ -22,7 +22,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import run_server
 from mfgos.workers import InboundWorkers, work
-from models import Notification, Signal
+from models import Machine, Notification, PlantException, Signal, session_scope
 from tests.conftest import postgres_schema_url
 
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
@@ -140,3 +140,28 @@ def test_serve_refuses_inbound_workers_on_sqlite(tmp_path: Path, capsys: pytest.
                       inbound_workers=2)
     assert run_server(config, "127.0.0.1", 0, demo=False) == 1
     assert "MFGOS_INBOUND_WORKERS needs PostgreSQL" in capsys.readouterr().err
+
+
+def test_a_worker_reads_machines_an_erp_sync_brought_to_another_process(url: str) -> None:
+    """Master data changed by the web process (an ERP sync) reaches a worker's NLP indexes by NOTIFY."""
+    runtime = Runtime(settings(url))
+    runtime.defer_processing = True
+    stop = threading.Event()
+    worker = threading.Thread(target=work, args=(settings(url), stop))
+    worker.start()
+    try:
+        first = report(runtime, "m0", "what is down?")
+        asyncio.run(until(lambda: processed(runtime, first), 120, "the worker is up"))
+        with session_scope(runtime.engine) as session:  # what an ERP sync writes
+            session.add(Machine(plant_id=runtime.plant_id, id="BRO-07", name="Broaching machine 7", area_id="gears",
+                                aliases=["broacher 7"]))
+        runtime.refresh_master_data()
+        signal_id = report(runtime, "m1", "broacher 7 breakdown, hydraulic leak")
+        asyncio.run(until(lambda: processed(runtime, signal_id), 60, "the report is processed"))
+        with Session(runtime.engine) as session:
+            opened = session.exec(select(PlantException)).all()
+        assert [e.machine_id for e in opened] == ["BRO-07"], "the worker knew the new machine by its alias"
+    finally:
+        stop.set()
+        worker.join(30)
+    asyncio.run(runtime.aclose())
