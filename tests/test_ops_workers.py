@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -22,8 +25,9 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import run_server
 from mfgos.workers import InboundWorkers, work
-from models import Machine, Notification, PlantException, Signal, session_scope
+from models import Machine, Notification, PlantException, Signal, make_engine, session_scope
 from tests.conftest import postgres_schema_url
+from tests.test_channel_serve import Served, serve  # noqa: F401 (fixture)
 
 PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
 REPORT = "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"
@@ -165,3 +169,33 @@ def test_a_worker_reads_machines_an_erp_sync_brought_to_another_process(url: str
         stop.set()
         worker.join(30)
     asyncio.run(runtime.aclose())
+
+
+def test_serve_with_inbound_workers_answers_and_stops_cleanly(url: str, serve: Callable[..., Served]) -> None:  # noqa: F811
+    """`mfgos serve` as operators start it, with MFGOS_INBOUND_WORKERS: the console's message is
+    stored and answered at once, a worker process processes it, and Ctrl-C stops the workers too."""
+    served = serve(MFGOS_DATABASE_URL=url, MFGOS_INBOUND_WORKERS="1")
+    console = served.wait_for("mfgos console:").split("mfgos console:", 1)[1].strip()
+    made = subprocess.run([sys.executable, "-m", "mfgos.cli", "token", "create", "t", "--scope", "act", "--as", "ravi"],
+                          cwd=served.cwd, env=served.env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    with httpx.Client(base_url=console, timeout=30) as http:
+        said = http.post("/api/messages", json={"text": "what is down?", "event_id": "serve-1"},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert said.status_code == 200, said.text
+    engine = make_engine(url)
+    try:
+        def done() -> bool:
+            with Session(engine) as session:
+                rows = session.exec(select(Signal)).all()
+            return bool(rows) and all(row.processed_at is not None for row in rows)
+
+        asyncio.run(until(done, 120, "a worker process of serve processes the message"))
+        with Session(engine) as session:
+            assert session.exec(select(Notification).where(Notification.person_id == "ravi")).first() is not None
+    finally:
+        engine.dispose()
+    served.process.send_signal(signal.SIGINT)
+    assert served.process.wait(timeout=30) == 0
+    assert not [line for line in served.output if "Traceback" in line]
