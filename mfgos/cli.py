@@ -105,6 +105,13 @@ def _serve(args: argparse.Namespace) -> int:
         print("mfgos serve: no plant file: set MFGOS_PLANT_FILE or pass --plant FILE "
               "(`mfgos demo` runs the demo plant)", file=sys.stderr)
         return 2
+    if not settings.database_url.strip():
+        # Set but empty, as the container image does: several replicas must share one database, and a
+        # SQLite file inside each container would split the plant's data between them without a word.
+        print("mfgos serve: MFGOS_DATABASE_URL is empty: set it to the shared database, "
+              "postgresql://USER:PASSWORD@HOST:5432/DB (sqlite:///PATH only for a single process)",
+              file=sys.stderr)
+        return 2
     return run_server(settings, host=args.host, port=args.port, demo=False)
 
 

@@ -10,7 +10,7 @@ In order, for each HTTP request:
    chunked body streams in (it is never read past the limit);
 4. a body nested deeper than `MAX_DEPTH` (JSON, or JSON inside a form field as Slack sends
    button presses): 400, because Python's json parser recurses and would raise
-   RecursionError; on our own protocols (the console API, the bridge, the MES webhook) a body
+   RecursionError; on our own protocols (the console API, sign-in, the bridge, the MES webhook) a body
    holding a NUL (raw or `\u0000`): 400, because PostgreSQL stores no NUL in text or JSON;
 5. the route; an exception it lets out becomes a JSON 500 without a trace, and a log line.
 
@@ -47,7 +47,7 @@ CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 NUL_IN_BODY = re.compile(rb"\x00|\\u0000", re.IGNORECASE)
 # Our own protocols refuse a NUL anywhere in a body (400 says what is wrong); the chat platforms' parsers
 # drop NULs instead, because a platform would deliver a refused body again and again.
-NUL_REFUSED = ("/api/", "/signals/", "/bridge/")
+NUL_REFUSED = ("/api/", "/auth/", "/signals/", "/bridge/")
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")

@@ -51,7 +51,11 @@ from signals.registry import SIGNAL_HANDLERS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[wf.Context, Signal], None]
-TIMER_LOCK = 0x6D66_676F  # 'mfgo': the advisory lock of the replica that runs the timers
+# 'mfgo': the advisory lock of the replica that runs the timers, with the schema's hash as the second
+# key, so that stores in other schemas of one server (tenants, parallel tests) never skip each other's timers.
+TIMER_LOCK = 0x6D66_676F
+# 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
+PLANT_LOAD_LOCK = 0x6D66_6770
 # NOTIFY channel: master data changed (a plant file loaded, an ERP sync); inbound workers of every
 # replica rebuild their NLP indexes (mfgos/workers.py).
 MASTER_DATA_CHANNEL = "mfgos_master_data"
@@ -96,6 +100,12 @@ class Runtime:
         """Load (or reload) the plant file; refresh the NLP indexes only when master data changed."""
         plant_file = load(path, now=self.clock.now())  # relative dates (`now+2h`) on this clock
         with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together load the same file: one at a time (until this transaction
+                # ends), so the second finds the plant stored instead of inserting it again.
+                session.execute(sa_text("SELECT pg_advisory_xact_lock(:key, hashtext("
+                                        "coalesce(current_schema(), '') || '/' || :plant))"),
+                                {"key": PLANT_LOAD_LOCK, "plant": plant_file.plant.id})
             changes = apply(session, plant_file, source_file=str(path))
         self.plant_id = plant_file.plant.id
         self._static.invalidate()
@@ -272,7 +282,9 @@ class Runtime:
         """Fire due escalation timers; on PostgreSQL only the replica holding the advisory lock does."""
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
-                locked = session.exec(sa_text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=TIMER_LOCK)).one()
+                locked = session.exec(sa_text(
+                    "SELECT pg_try_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))",
+                ).bindparams(key=TIMER_LOCK)).one()
                 if not locked[0]:
                     return 0
             plant = self.plant(session)

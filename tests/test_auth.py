@@ -343,7 +343,7 @@ def test_login_is_limited_per_client_address(client: TestClient, runtime: Runtim
        token=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300))
 def test_hostile_sign_in_input_never_errors(client: TestClient, person: Any, token: str) -> None:
     login = client.post("/auth/login", json={"person_id": person})
-    assert login.status_code in (202, 422), login.text
+    assert login.status_code in (202, 400, 422), login.text  # 400: a NUL, which no person id holds
     magic = client.get("/auth/magic/" + quote(token, safe=""), follow_redirects=False)
     assert magic.status_code in (400, 401, 404, 410), magic.text  # 400: control characters; 401: an empty path segment
     garbage = client.get("/api/exceptions", headers={"Authorization": b"Bearer " + token.encode(),
@@ -422,6 +422,6 @@ def test_no_path_gets_past_the_gate_anonymously(client: TestClient, path: str, m
     status = raw_status(client.app, method, path)
     if is_public(path) or (method == "GET" and path == "/"):
         assert status != 500
-    else:
-        assert status == 401, (method, path, status)
+    else:  # 400: the guard refused a control character (`%00`) before the gate saw the request
+        assert status in (400, 401), (method, path, status)
     assert raw_status(client.app, "GET", "/auth/../api/plant") == 401

@@ -34,7 +34,8 @@ REPORT = "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"
 HOLDER = """
 import sys, time, psycopg
 with psycopg.connect(sys.argv[1]) as connection:
-    connection.execute("SELECT pg_advisory_xact_lock(%s)", (int(sys.argv[2]),))
+    connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(current_schema(), '')))",
+                       (int(sys.argv[2]),))
     print("locked", flush=True)
     time.sleep(600)
 """

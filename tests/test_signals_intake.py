@@ -276,8 +276,9 @@ def locked_broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     Yields (TLS port, CA file); the process is ended by its pid afterwards.
     """
     binary, passwd = _tool("mosquitto"), _tool("mosquitto_passwd")
-    for directory in ("passwd", "certs", "data"):
+    for directory in ("passwd", "certs", "data", "config"):
         (tmp_path / directory).mkdir()
+    shutil.copy(DEPLOY_CONFIG.parent / "acl", tmp_path / "config" / "acl")  # the config's acl_file
     subprocess.run([passwd, "-c", "-b", str(tmp_path / "passwd" / "passwd"), USER, PASSWORD], check=True,
                    capture_output=True)
     ca_file = _certificates(tmp_path / "certs")
