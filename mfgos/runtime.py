@@ -25,7 +25,7 @@ from sqlmodel import Session, func, select
 from bot.channels.base import CaptureChannel, Channel
 from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
-from erp_adapters.outbox import ErpOutbox
+from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
 from mfgos.config import Settings
 from models import (
@@ -46,6 +46,7 @@ from routing import messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
+from routing.erp_rejections import RowChanges
 from routing.inbound import Inbound
 from routing.static import StaticCache
 from signals.registry import SIGNAL_HANDLERS
@@ -57,6 +58,8 @@ Handler = Callable[[wf.Context, Signal], None]
 TIMER_LOCK = 0x6D66_676F
 # 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
 PLANT_LOAD_LOCK = 0x6D66_6770
+# A refused ERP transaction retried or abandoned from a thread: the outbox changes the row (routing imports no ERP code).
+REJECTED_ROWS = RowChanges(retry=retry_rejected, abandon=abandon_rejected)
 # NOTIFY channel: master data changed (a plant file loaded, an ERP sync); inbound workers of every
 # replica rebuild their NLP indexes (mfgos/workers.py).
 MASTER_DATA_CHANNEL = "mfgos_master_data"
@@ -238,7 +241,7 @@ class Runtime:
         return True
 
     def _converse(self, ctx: wf.Context, signal: Signal) -> None:
-        handle_chat(ctx, signal, self.reader)
+        handle_chat(ctx, signal, self.reader, REJECTED_ROWS)
 
     def _record_failure(self, signal_id: int, error: Exception) -> None:
         with session_scope(self.engine) as session:

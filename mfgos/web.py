@@ -44,11 +44,13 @@ from models import (
     Signal,
     TimelineEvent,
 )
-from routing import messages
+from routing import erp_rejections, messages
 from routing.inbound import Inbound
 from routing.kpis import compute
+from routing.lifecycle import Action, erp_buttons
 from routing.roster import on_shift, plant_local
 from routing.timeline import Line, sentences
+from routing.workflow import Context
 
 STATIC = Path(__file__).parent / "static"
 CONSOLE = "console"
@@ -98,10 +100,13 @@ class ChatIn(_FromPerson):
 
 
 class ActionIn(_FromPerson):
-    # A button: an action on `exception`, or the answer to a "which one?" (`choose:E-0042`).
-    action: str = Field(pattern=r"^(ack|approve|reject|propose|choose:E-\d{1,6})$", max_length=20)
+    # A button: an action on `exception`, the answer to a "which one?" (`choose:E-0042`), or Retry /
+    # Abandon of a transaction the ERP refused (`erp_retry:<public id>`, as the message's button says).
+    action: str = Field(pattern=r"^(ack|approve|reject|propose|choose:E-\d{1,6}|erp_(retry|abandon):[0-9a-f]{8,32})$",
+                        max_length=50)
     exception: str = Field(min_length=1, max_length=40)
-    text: str = Field(default="", max_length=4000, description="a reason (reject) or the fix (propose)")
+    text: str = Field(default="", max_length=4000,
+                      description="a reason (reject, erp_abandon: asked in the chat when left out) or the fix (propose)")
 
 
 # --- serialisation -------------------------------------------------------------------------
@@ -157,11 +162,12 @@ def _exception_json(exc: PlantException, machines: dict[str, Machine], language:
 
 
 def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime) -> dict[int, dict[str, Any]]:
-    """Per exception what the list shows beside it: age, who has it, escalated and overdue.
+    """Per exception what the list shows beside it: age, who has it, escalated, overdue and ERP refused.
 
-    Four queries for the whole list (timers, pages, acknowledgements and escalations, names),
-    not four per exception. Who has it: the first person who acknowledged, else everyone paged.
-    Escalated: an escalation fired. Overdue: an acknowledgement timer fired or is past due.
+    Five queries for the whole list (timers, pages, acknowledgements and escalations, refused ERP
+    transactions, names), not five per exception. Who has it: the first person who acknowledged,
+    else everyone paged. Escalated: an escalation fired. Overdue: an acknowledgement timer fired or
+    is past due. ERP refused: a transaction waits for the approver to retry or abandon it.
     """
     ids = [e.id for e in rows if e.id is not None]
     if not ids:
@@ -175,6 +181,8 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
         TimelineEvent.exception_id.in_(ids),  # type: ignore[attr-defined]
         TimelineEvent.kind.in_(("acknowledged", "escalated")),  # type: ignore[attr-defined]
     ).order_by(TimelineEvent.id)).all()
+    refused = set(session.exec(select(ErpTransaction.exception_id).where(
+        ErpTransaction.exception_id.in_(ids), ErpTransaction.status == "rejected")))  # type: ignore[union-attr]
     people = {pid for _, pid in pages} | {pid for _, _, pid in events if pid}
     names: dict[str, str] = {}
     if people:
@@ -196,6 +204,7 @@ def _list_facts(session: Session, rows: Sequence[PlantException], now: datetime)
             "escalated": any(eid == exc.id and kind == "escalated" for eid, kind, _ in events),
             "overdue": any(t.status == "fired" or t.status == "pending" and _utc(t.due_at) <= _utc(now)
                            for t in mine),
+            "erp_refused": exc.id in refused,
         }
     return facts
 
@@ -248,11 +257,14 @@ def _notifications_json(session: Session, rows: Sequence[Notification], codes: d
 
 def _transaction_json(txn: ErpTransaction, codes: dict[int, str]) -> dict[str, Any]:
     return {
-        "id": txn.id, "exception": codes.get(txn.exception_id) if txn.exception_id else None,
+        "id": txn.id, "public_id": txn.public_id,
+        "exception": codes.get(txn.exception_id) if txn.exception_id else None,
         "sequence": txn.sequence, "kind": txn.kind, "kind_name": messages.kind_name(txn.kind, "en"),
         "fields": txn.fields, "status": erp_status(txn),
         "reference": txn.reference, "attempts": txn.attempts, "error": txn.error,
         "created_at": iso(txn.created_at), "posted_at": iso(txn.posted_at),
+        # A refused one waits for the approver role: the buttons it presses (POST /api/actions).
+        "actions": list(erp_buttons(txn.public_id)) if txn.status == "rejected" else [],
     }
 
 
@@ -506,11 +518,31 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     def post_action(body: ActionIn, request: Request) -> dict[str, Any]:
         person_id = principal_of(request).acting_as(body.person_id)
         newest = check_sender(person_id, body.exception)
+        erp = erp_rejections.button_action(body.action)
+        if erp is not None:
+            with Session(runtime.engine) as session:
+                if erp_rejections.transaction(session, plant_id, erp[1]) is None:
+                    raise HTTPException(404, "unknown ERP transaction")
         received = runtime.accept(Inbound(
             source=CONSOLE, event_id=body.event_id or uuid.uuid4().hex, address=person_id,
             person_id=person_id, text=body.text.strip(), exception_ref=body.exception.strip().upper(),
             action=body.action))
+        if erp is not None and (refused := erp_refusal(person_id, *erp)) is not None:
+            # Recorded and told like any refusal (the lifecycle's); the API says so with its status too.
+            raise HTTPException(403, refused)
         return outcome(received.signal_id, received.duplicate, person_id, newest)
+
+    def erp_refusal(person_id: str, action: Action, public_id: str) -> str | None:
+        """The lifecycle's refusal of a person outside the table's `who` for a Retry / Abandon."""
+        with Session(runtime.engine) as session:
+            txn = erp_rejections.transaction(session, plant_id, public_id)
+            plant = session.get(Plant, plant_id)
+            who = session.get(Person, (plant_id, person_id))
+            if txn is None or plant is None or who is None:
+                return None
+            ctx = Context(session=session, plant=plant, now=runtime.clock.now(), cause="console:check")
+            refused = erp_rejections.refusal(ctx, txn, action, who)
+            return refused.text(who.language) if refused is not None and refused.reason == "role" else None
 
     for router in extra_routers:
         app.include_router(router)

@@ -344,6 +344,9 @@ class ErpTransaction(SQLModel, table=True):
     kind: str
     fields: dict[str, Any] = _json()
     idempotency_key: str = Field(unique=True)
+    # What buttons and the console name the row by (`erp_retry:<public_id>`): random, so a button
+    # says nothing about other rows and nobody presses one by counting.
+    public_id: str = Field(default_factory=lambda: secrets.token_hex(10), max_length=32, unique=True)
     status: str = OutboxStatus.pending
     attempts: int = 0
     next_attempt_at: datetime | None = None

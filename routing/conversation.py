@@ -19,10 +19,11 @@ from typing import Any, Protocol
 
 from sqlmodel import select
 
-from models import Conversation, Notification, Person, PlantException, Signal, StrangerReply
+from models import Conversation, Notification, OutboxStatus, Person, PlantException, Signal, StrangerReply
 from nlp.extraction import Extraction
-from routing import messages, queries
+from routing import erp_rejections, messages, queries
 from routing import workflow as wf
+from routing.erp_rejections import RowChanges
 from routing.inbound import MAX_TEXT
 from routing.lifecycle import Action
 from routing.workflow import Context
@@ -63,12 +64,14 @@ class State(StrEnum):
     awaiting_machine = "awaiting_machine"  # a report without its machine: pending = the report
     awaiting_type = "awaiting_type"  # a report whose kind of problem is unclear: pending = the report
     awaiting_which_exception = "awaiting_which_exception"  # an action without a thread: pending = the action
+    awaiting_reason = "awaiting_reason"  # Abandon pressed on a refused ERP transaction: pending = which one
 
 
 class Event(StrEnum):
     asked_machine = "asked_machine"  # the bot asked which machine
     asked_type = "asked_type"  # the bot asked what kind of problem
     asked_which = "asked_which"  # the bot asked which of the person's exceptions is meant
+    asked_reason = "asked_reason"  # the bot asked why a refused ERP transaction is given up
     answered = "answered"  # the answer completed what was pending
     asked_again = "asked_again"  # the answer was not understood: the same question once more
     gave_up = "gave_up"  # still not understood after MAX_QUESTIONS: a report opens with what is known, an action is dropped
@@ -82,6 +85,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.idle, E.asked_machine): S.awaiting_machine,
     (S.idle, E.asked_type): S.awaiting_type,
     (S.idle, E.asked_which): S.awaiting_which_exception,
+    (S.idle, E.asked_reason): S.awaiting_reason,
 
     (S.awaiting_machine, E.answered): S.idle,
     (S.awaiting_machine, E.asked_type): S.awaiting_type,  # machine given, the kind still unclear
@@ -101,6 +105,10 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.awaiting_which_exception, E.gave_up): S.idle,
     (S.awaiting_which_exception, E.left): S.idle,
     (S.awaiting_which_exception, E.expired): S.idle,
+
+    (S.awaiting_reason, E.answered): S.idle,  # the next message is the reason: the transaction is abandoned
+    (S.awaiting_reason, E.left): S.idle,  # a button, or a message in another exception's thread
+    (S.awaiting_reason, E.expired): S.idle,  # nothing abandoned; the buttons still work
 }
 del S, E
 
@@ -125,14 +133,15 @@ def transition(conv: Conversation, event: Event) -> State:
     return target
 
 
-def handle_chat(ctx: Context, signal: Signal, reader: Reader) -> None:
-    """Process one chat message or button press (the runtime's handler for `chat` and `action`)."""
+def handle_chat(ctx: Context, signal: Signal, reader: Reader, rows: RowChanges | None = None) -> None:
+    """Process one chat message or button press (the runtime's handler for `chat` and `action`);
+    `rows`: how the ERP outbox retries or abandons a refused transaction (the runtime's)."""
     payload: dict[str, Any] = signal.payload
     who = wf.person(ctx, signal.person_id)
     if who is None:
         _reply_unregistered(ctx, payload, reader)
         return
-    turn = Turn(ctx, who, payload.get("channel"), signal, reader, _conversation(ctx, who))
+    turn = Turn(ctx, who, payload.get("channel"), signal, reader, _conversation(ctx, who), rows)
     if payload.get("too_long"):
         turn.reply("reply", messages.render("too_long", who.language, length=payload["too_long"], limit=MAX_TEXT))
         return
@@ -149,6 +158,7 @@ class Turn:
     signal: Signal
     reader: Reader
     conv: Conversation
+    rows: RowChanges | None = None
 
     def handle(self, payload: dict[str, Any]) -> None:
         ctx, who = self.ctx, self.who
@@ -156,6 +166,8 @@ class Turn:
         thread = _platform_thread(ctx, payload)
         if action := payload.get("action"):
             self.press(thread, str(action), text)
+            return
+        if self.conv.state == State.awaiting_reason and text and self.give_reason(thread, text):
             return
         if not text:
             if thread:
@@ -223,7 +235,13 @@ class Turn:
         self.comment(exc, text)
 
     def press(self, thread: PlantException | None, action: str, text: str) -> None:
-        """A button: `choose:E-0001` answers "which one?"; the others act on their exception."""
+        """A button: `choose:E-0001` answers "which one?", `erp_retry:<id>` and `erp_abandon:<id>`
+        settle a refused ERP transaction; the others act on their exception."""
+        if self.conv.state == State.awaiting_reason:
+            self.settle(Event.left)  # a button instead of the reason: Abandon is not pending any more
+        if (erp := erp_rejections.button_action(action)) is not None:
+            self.erp(*erp, text)
+            return
         kind, _, code = action.partition(":")
         if kind == "choose":
             chosen = wf.exception_by_code(self.ctx, code) if code else None
@@ -252,6 +270,37 @@ class Turn:
             self.propose(exc, text or "fix proposed", {})
         else:
             self.reply("reply", messages.render("help", who.language))
+
+    def erp(self, action: Action, public_id: str, text: str) -> None:
+        """Retry or abandon a refused ERP transaction; an abandon without a reason asks for it first."""
+        ctx, who = self.ctx, self.who
+        txn = erp_rejections.transaction(ctx.session, ctx.plant.id, public_id)
+        exc = ctx.session.get(PlantException, txn.exception_id) if txn and txn.exception_id is not None else None
+        if txn is None or exc is None or self.rows is None:
+            self.reply("reply", messages.render("erp_unknown", who.language))
+            return
+        if action is Action.erp_abandon and not text.strip() and txn.status == OutboxStatus.rejected:
+            if (refused := erp_rejections.refusal(ctx, txn, action, who)) is not None:
+                wf.refuse(ctx, exc, who, refused, self.channel)
+                return
+            self.ask(Event.asked_reason, {"transaction": txn.public_id, "code": exc.code, "kind": txn.kind}, [])
+            return
+        erp_rejections.settle(ctx, txn, action, who, text.strip(), self.rows, self.channel)
+
+    def give_reason(self, thread: PlantException | None, text: str) -> bool:
+        """The message after Abandon is its reason (in no thread, or in the exception's own);
+        False: it was written in another exception's thread, so Abandon is dropped and it is read as usual."""
+        pending = dict(self.conv.pending)
+        if thread is not None and thread.code != pending.get("code"):
+            self.settle(Event.left)
+            return False
+        self.settle(Event.answered)
+        txn = erp_rejections.transaction(self.ctx.session, self.ctx.plant.id, str(pending.get("transaction") or ""))
+        if txn is None or self.rows is None:
+            self.reply("reply", messages.render("erp_unknown", self.who.language))
+        else:
+            erp_rejections.settle(self.ctx, txn, Action.erp_abandon, self.who, text, self.rows, self.channel)
+        return True
 
     def decide(self, exc: PlantException, decision: str, text: str) -> None:
         if wf.decide(self.ctx, exc, self.who, decision, text, reply_channel=self.channel):
@@ -386,7 +435,8 @@ class Turn:
         conv.signal_id, conv.channel = self.signal.id, self.channel
         conv.asked_at, conv.expires_at = self.ctx.now, self.ctx.now + QUESTION_TTL
         self.ctx.session.add(conv)
-        self.reply("question", self.question(), buttons=self.choices())
+        about = wf.exception_by_code(self.ctx, pending["code"]) if conv.state == State.awaiting_reason else None
+        self.reply("question", self.question(), about, buttons=self.choices())
 
     def ask_again(self) -> bool:
         conv = self.conv
@@ -409,6 +459,9 @@ class Turn:
 
     def question(self) -> str:
         conv, language = self.conv, self.who.language
+        if conv.state == State.awaiting_reason:
+            return messages.render("ask_abandon_reason", language, code=conv.pending.get("code") or "-",
+                                   kind=conv.pending.get("kind") or "-")
         if conv.state == State.awaiting_type:
             return messages.render("ask_type", language)
         if conv.state == State.awaiting_which_exception:

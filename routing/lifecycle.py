@@ -27,6 +27,7 @@ The table (`TABLE`, the same in docs/routing.md):
 | proposed | propose | proposed (the new proposal replaces the old) | notified, approver, manager |
 | proposed | approve | approved | approver |
 | proposed | reject | acknowledged | approver |
+| approved | erp_retry, erp_abandon (a rejected ERP transaction) | approved | approver |
 | approved | erp_posted | posted | system |
 | posted | close | closed | system |
 | every state but closed | machine_running, machine_stopped | (same) | system |
@@ -43,7 +44,8 @@ Every other (state, action) pair is refused because of the state. Beyond the tab
 
 Approving and rejecting stay with the rule's approver role alone, managers included: the rule
 names who decides (a quality disposition is quality's call), and a plant that wants managers
-to decide names `manager` as the approver.
+to decide names `manager` as the approver. So do retrying and abandoning an ERP transaction the
+ERP refused (`routing.erp_rejections`): they decide again what the approval sends to the ERP.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Action(StrEnum):
     machine_running = "machine_running"
     machine_stopped = "machine_stopped"
     close = "close"
+    erp_retry = "erp_retry"  # queue a transaction the ERP refused again (after the fix in the ERP or the plant file)
+    erp_abandon = "erp_abandon"  # give a refused transaction up, with a reason; the exception's later ones post
 
 
 class Relation(StrEnum):
@@ -109,6 +113,8 @@ TABLE: tuple[Step, ...] = (
     Step(S.proposed, A.propose, S.proposed, RESPONDERS),
     Step(S.proposed, A.approve, S.approved, DECIDERS),
     Step(S.proposed, A.reject, S.acknowledged, DECIDERS),
+    Step(S.approved, A.erp_retry, S.approved, DECIDERS),
+    Step(S.approved, A.erp_abandon, S.approved, DECIDERS),
     Step(S.approved, A.erp_posted, S.posted, SYSTEM),
     Step(S.posted, A.close, S.closed, SYSTEM),
     *_same(AWAITING_DECISION, A.escalate, SYSTEM),
@@ -124,11 +130,20 @@ NOT_BY_REPORTER = frozenset({A.acknowledge, A.propose})
 EVENT = {
     A.acknowledge: "acknowledged", A.propose: "proposed", A.approve: "approved", A.reject: "rejected",
     A.comment: "comment", A.escalate: "escalated", A.erp_posted: "posted", A.machine_running: "machine_state",
-    A.machine_stopped: "machine_state", A.close: "closed",
+    A.machine_stopped: "machine_state", A.close: "closed", A.erp_retry: "erp_retried", A.erp_abandon: "erp_abandoned",
 }
 
 # The action behind each chat button (channels render the labels).
 BUTTONS = {"ack": A.acknowledge, "propose": A.propose, "approve": A.approve, "reject": A.reject}
+# The buttons of a refused ERP transaction name the row, not the exception: `erp_retry:<public_id>`.
+ERP_BUTTONS = {"erp_retry": A.erp_retry, "erp_abandon": A.erp_abandon}
+
+
+def erp_buttons(public_id: str) -> tuple[str, ...]:
+    """The Retry and Abandon buttons of the transaction `public_id` (`ErpTransaction.public_id`)."""
+    return tuple(f"{name}:{public_id}" for name in ERP_BUTTONS)
+
+
 # Notifications that carry buttons a later transition can take away.
 WITH_BUTTONS = ("alert", "escalation", "approval_request")
 

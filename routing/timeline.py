@@ -124,7 +124,16 @@ def _by_person(key: str, with_text: bool = True) -> Callable[[_Story, Line], str
 
 
 def _refused(story: _Story, line: Line) -> str:
-    return story.say("tl_refused", name=story.name(line.person), role=str(line.data.get("required_role") or ""))
+    key = "tl_refused_erp" if str(line.data.get("action") or "").startswith("erp_") else "tl_refused"
+    return story.say(key, name=story.name(line.person), role=str(line.data.get("required_role") or ""))
+
+
+def _erp_settled(key: str) -> Callable[[_Story, Line], str]:
+    """A refused transaction retried or abandoned: who, which kind, and the reason they gave."""
+    def sentence(story: _Story, line: Line) -> str:
+        return story.said(story.say(key, name=story.name(line.person), kind=str(line.data.get("kind") or "")),
+                          line.text)
+    return sentence
 
 
 def _erp_rejected(story: _Story, line: Line) -> str:
@@ -173,6 +182,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "erp_queued": _erp("tl_erp_queued"),
     "erp_posted": _erp("tl_erp_posted"),
     "erp_rejected": _erp_rejected,
+    "erp_retried": _erp_settled("tl_erp_retried"),
+    "erp_abandoned": _erp_settled("tl_erp_abandoned"),
     "erp_auth_failed": _fixed("tl_erp_auth_failed"),
     "posted": _fixed("tl_posted"),
     "closed": _fixed("tl_closed"),

@@ -35,12 +35,15 @@ from routing.impact import analyse
 from routing.keys import erp_key
 from routing.lifecycle import (
     BUTTONS,
+    DECIDERS,
+    ERP_BUTTONS,
     EVENT,
     NOT_BY_REPORTER,
     UNFINISHED,
     WITH_BUTTONS,
     Action,
     Relation,
+    erp_buttons,
     step_for,
 )
 from routing.roster import people_for_role
@@ -469,7 +472,8 @@ class Refusal:
 
     def text(self, language: str) -> str:
         if self.reason == "role":
-            return messages.render("refused", language, role=self.role, code=self.code)
+            key = "refused_erp" if self.action.value in ERP_BUTTONS else "refused"
+            return messages.render(key, language, role=self.role, code=self.code)
         if self.reason == "not_paged":
             return messages.render("refused_not_paged", language, code=self.code)
         if self.reason == "already_acknowledged":
@@ -509,7 +513,7 @@ def check(ctx: Context, exc: PlantException, action: Action, who: Person | None,
         held = standing(ctx, exc, who)  # only having been paged can still allow it
     mine = Relation.reporter in held.relations and Relation.notified not in held.relations
     if not held.relations & step.who or mine and action in NOT_BY_REPORTER:
-        reason = "role" if action in (Action.approve, Action.reject) else "not_paged"
+        reason = "role" if step.who == DECIDERS else "not_paged"
         return Refusal(action, reason, exc.code, exc.status, role=exc.approver_role)
     if action is Action.acknowledge:
         acknowledged = acknowledgements(ctx, exc) if acknowledged is None else acknowledged
@@ -859,9 +863,13 @@ def record_erp_result(session: Session, txn: ErpTransaction, outcome: str, detai
             _finish_posting(ctx, exc)
     elif outcome == "rejected":
         log(ctx, exc, "erp_rejected", detail, None, kind=txn.kind, transaction=txn.id)
-        for who in recipients:
-            notify(ctx, who, "erp_rejected", messages.render("erp_rejected", who.language, code=exc.code,
-                                                             kind=txn.kind, reason=detail), exc=exc)
+        # Whoever the table lets decide again (the approver role, on shift) gets Retry and Abandon.
+        deciders = paged_for_role(ctx, exc.approver_role, exc.area_id) or paged_for_role(ctx, exc.approver_role, None)
+        for who in _unique([*recipients, *deciders]):
+            decides = check(ctx, exc, Action.erp_retry, who, explain=False) is None
+            notify(ctx, who, "erp_rejected", messages.render("erp_rejected_decide" if decides else "erp_rejected",
+                                                             who.language, code=exc.code, kind=txn.kind, reason=detail),
+                   exc=exc, buttons=erp_buttons(txn.public_id) if decides else ())
     elif outcome == "auth_failed":
         log(ctx, exc, "erp_auth_failed", detail, None, kind=txn.kind)
         for who in _admins(ctx):

@@ -281,9 +281,13 @@ def test_the_transition_table_covers_every_state() -> None:
         assert state is State.idle or state in targets, f"{state} is reachable"
         if state is State.idle:
             assert {e for (s, e) in TRANSITIONS if s is state} == {Event.asked_machine, Event.asked_type,
-                                                                     Event.asked_which}
+                                                                     Event.asked_which, Event.asked_reason}
             continue
-        for event in (Event.answered, Event.asked_again, Event.gave_up, Event.left, Event.expired):
+        # Any message answers "why abandon?": it is never asked again, nor given up on.
+        settles = (Event.answered, Event.left, Event.expired) if state is State.awaiting_reason else \
+            (Event.answered, Event.asked_again, Event.gave_up, Event.left, Event.expired)
+        assert {e for (s, e) in TRANSITIONS if s is state} - {Event.asked_type} == set(settles), state
+        for event in settles:
             target = TRANSITIONS[(state, event)]
             assert (target is state) if event is Event.asked_again else (target is State.idle), (state, event)
     for (state, event), target in TRANSITIONS.items():

@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from bot.channels.cards import ACTIONS, CODE, button_label, button_value, parse_button
+from bot.channels.cards import ACTIONS, CODE, ERP_BUTTON, button_label, button_value, parse_button
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
@@ -116,6 +116,8 @@ def test_any_button_value_is_one_of_ours_or_nothing(value: str) -> None:
         assert code is None
     elif action.startswith("choose:"):
         assert code is None and CODE.fullmatch(action.removeprefix("choose:"))
+    elif action.startswith("erp_"):  # Retry / Abandon of a refused ERP transaction: the value as sent
+        assert code is None and action == value and ERP_BUTTON.fullmatch(value)
     else:
         assert action in ACTIONS and (code is None or CODE.fullmatch(code))
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlmodel import Session
+from sqlalchemy import column, insert, table
 
 from erp_adapters.erpnext import document_name
 from erp_adapters.outbox import ErpOutbox
@@ -26,7 +26,7 @@ from models.db import MIGRATIONS, make_engine, migrate
 from models.tables import ErpTransaction
 from tests.conftest import postgres_schema_url
 from tests.erp_fakes import erpnext
-from tests.erp_fakes.db import T0, queue, row, seed_exception, seed_plant
+from tests.erp_fakes.db import T0, row, seed_exception, seed_plant
 from tests.erp_fakes.harness import build_fake
 from tests.erp_fakes.samples import samples
 from tests.erp_fakes.server import serve
@@ -111,13 +111,14 @@ async def test_a_row_queued_before_migration_0007_keeps_its_key_and_finds_its_do
             config.attributes["connection"] = connection
             command.upgrade(config, "0006")
         seed_plant(engine, erp=site.settings)
-        txn_id = queue(engine, "maintenance_request", samples()["maintenance_request"], key=old_key,
-                       exception_id=seed_exception(engine, 1), sequence=1)
-        with Session(engine) as session:  # an attempt that reached the ERP, its answer lost
-            row_ = session.get(ErpTransaction, txn_id)
-            row_.attempts = 1
-            session.add(row_)
-            session.commit()
+        exception_id = seed_exception(engine, 1)
+        with engine.begin() as connection:  # the columns of 0006 only; an attempt reached the ERP, its answer lost
+            before_0008 = table("erp_transactions", *(column(c.name, c.type) for c in ErpTransaction.__table__.c  # type: ignore[attr-defined]
+                                                      if c.name != "public_id"))
+            txn_id = connection.execute(insert(before_0008).returning(before_0008.c.id).values(
+                plant_id="berlin-1", exception_id=exception_id, sequence=1, kind="maintenance_request",
+                fields=samples()["maintenance_request"], idempotency_key=old_key, status="pending", attempts=1,
+                created_at=T0)).scalar_one()
         site.state.insert("Asset Repair", {"name": document_name(old_key), "asset": "AST-0007",
                                            "failure_date": "2026-11-25 09:00:00", "repair_status": "Pending"})
         migrate(engine)

@@ -158,6 +158,25 @@ def test_check_erp_names_every_problem_then_passes(pune_erpnext: Any, tmp_path: 
     assert err.getvalue().startswith("mfgos check-erp: cannot check against the ERP:")
 
 
+def test_check_erp_names_an_operator_the_erp_does_not_have(pune_erpnext: Any, tmp_path: Path) -> None:
+    """Issue 17, done when: the quality procedure, the operator and a warehouse all set but
+    missing in ERPNext are each reported (the operator as an Employee ERPNext lacks, not unset)."""
+    site, url, user, token = pune_erpnext
+    complete(site)
+    block = {**ERP_BLOCKS["erpnext"], "operator": "HR-EMP-0404", "warehouse": "Stores - PX",
+             "quality_procedure": "QP-Nope"}
+    settings_ = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", plant_file=plant_with(tmp_path, block),
+                         erp="erpnext", erp_url=url, erp_user=user, erp_token=token)
+    out, err = io.StringIO(), io.StringIO()
+    assert check_erp_command(settings_, out=out, err=err) == 1
+    assert out.getvalue().splitlines() == [
+        "erp.warehouse: ERPNext has no Warehouse 'Stores - PX': name an existing Warehouse, or create it in ERPNext",
+        "erp.quality_procedure: ERPNext has no Quality Procedure 'QP-Nope': "
+        "name an existing Quality Procedure, or create it in ERPNext",
+        "erp.operator: ERPNext has no Employee 'HR-EMP-0404': name an existing Employee, or create it in ERPNext",
+    ]
+
+
 def test_check_erp_on_the_ledger_has_nothing_to_check(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     settings_ = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", plant_file=PLANT, erp="ledger")

@@ -22,7 +22,7 @@ from mfgos.replay import replay
 from models.db import make_engine
 from models.tables import ErpTransaction, Notification, Plant, PlantException, TimelineEvent
 from routing.erp_rejections import erp_rejection_settled
-from routing.workflow import record_erp_result
+from routing.workflow import WorkflowError, record_erp_result
 from tests.erp_fakes import erpnext
 from tests.erp_fakes.server import serve
 from tests.test_erp_replay import ERP_BLOCKS, HELD, PuneErp, _erpnext_site, scenario_for
@@ -45,7 +45,8 @@ def refused_replay(erp: PuneErp, scenario: str, database_url: str, directory: Pa
 
 @contextmanager
 def settled(
-    database_url: str, erp: PuneErp, now: datetime, action: str, reason: str = "", fix: Any = None
+    database_url: str, erp: PuneErp, now: datetime, action: str, reason: str = "", fix: Any = None,
+    by: str = "ana",
 ) -> Iterator[Session]:
     """Decide on the rejected row as the thread would, drain the outbox, then show the store."""
     engine = make_engine(database_url)
@@ -58,7 +59,7 @@ def settled(
                 retry_rejected(session, txn.id)
             else:
                 abandon_rejected(session, txn.id, reason)
-            erp_rejection_settled(session, txn, action, "ana", reason, now)
+            erp_rejection_settled(session, txn, action, by, reason, now)
             session.commit()
         adapter = erpnext.ErpNextErp(erp.url, user=erp.user, token=erp.token, now=lambda: now)
         outbox = ErpOutbox(engine, adapter, now=lambda: now,
@@ -86,15 +87,15 @@ def test_abandoning_the_last_rejection_settles_the_exception(
     monkeypatch.delitem(ERP_BLOCKS["erpnext"], "operator")
     result, now = refused_replay(fake_erpnext, "breakdown_ledger", database_url, tmp_path)
     assert "erp.operator is not set" in result["erp_transactions"][0]["error"]
-    with settled(database_url, fake_erpnext, now, "abandon", "the Employee is not set up yet") as session:
+    with settled(database_url, fake_erpnext, now, "abandon", "the Employee is not set up yet", by="sara") as session:
         assert [r.status for r in session.exec(select(ErpTransaction))] == ["failed"]
         assert session.exec(select(PlantException)).one().status == "closed"
         events = [e.kind for e in session.exec(select(TimelineEvent).order_by(TimelineEvent.id))]
         assert events[events.index("erp_abandoned"):] == ["erp_abandoned", "posted", "closed"]
         told = {(n.person_id, n.text) for n in session.exec(select(Notification).where(Notification.kind == "erp_abandoned"))}
-        assert ("ravi", "E-0001: Ana Ruiz ne ERP mein maintenance request chhod diya (the Employee is not set up "
+        assert ("ravi", "E-0001: Sara Khan ne ERP mein maintenance request chhod diya (the Employee is not set up "
                 "yet). Zaroorat ho to ERP mein haath se darj karein.") in told
-        assert {who for who, _ in told} >= {"ana", "ravi", "tom"}  # who abandoned, the reporter, who fixed it
+        assert {who for who, _ in told} >= {"sara", "ravi", "tom"}  # who abandoned, the reporter, who fixed it
     assert not fake_erpnext.state.docs["Downtime Entry"]
 
 
@@ -133,3 +134,20 @@ def test_a_retried_rejection_posts_after_the_fix(
         retried = session.exec(select(Notification).where(Notification.kind == "erp_retried")).all()
         assert {n.person_id for n in retried} >= {"ana", "ravi"}
     assert [d["procedure"] for d in erp.state.docs["Non Conformance"].values()] == ["QP-Deviation"]
+
+
+def test_only_the_approver_role_settles_a_rejection(
+    fake_erpnext: PuneErp, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifecycle table decides outside a chat too: the quality engineer may not abandon a
+    breakdown's transaction (the supervisor approves breakdowns)."""
+    monkeypatch.delitem(ERP_BLOCKS["erpnext"], "operator")
+    _, now = refused_replay(fake_erpnext, "breakdown_ledger", database_url, tmp_path)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            txn = session.exec(select(ErpTransaction)).one()
+            with pytest.raises(WorkflowError, match="supervisor"):
+                erp_rejection_settled(session, txn, "abandon", "ana", "not mine to say", now)
+    finally:
+        engine.dispose()

@@ -5,7 +5,8 @@ Protocol (docs/channels.md has the full spec with examples):
 - Inbound: the bridge POSTs JSON to `/bridge/inbound` with `X-Mfgos-Timestamp: <unix
   seconds>` and `X-Mfgos-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
   Body: `event_id` and `from` (required), `text`, `action` (ack | propose | approve |
-  reject, or `choose:E-0042`, the answer button of a "which one?"), `exception` (a code),
+  reject, `choose:E-0042`, the answer button of a "which one?", or `erp_retry:<id>` /
+  `erp_abandon:<id>`, Retry / Abandon of a refused ERP transaction), `exception` (a code),
   `reply_to` (the `message_id` we returned for the message being answered), `thread`, `chat`,
   `language`, `from_me`, `attachments` (`[{kind, content_type, data (base64) | url}]`).
 - Outbound: we POST JSON to `MFGOS_BRIDGE_CALLBACK_URL`, signed the same way, with
@@ -130,10 +131,11 @@ class BridgeChannel:
             raise BridgeError("from: the sender's address is required (1-200 characters, no control characters)")
         action = body.get("action")
         if action is not None:
-            ours = isinstance(action, str) and (action in ACTIONS or action.startswith("choose:"))
+            ours = isinstance(action, str) and (action in ACTIONS or action.startswith(("choose:", "erp_")))
             action = parse_button(action)[0] if ours else None
             if action is None:
-                raise BridgeError(f"action: one of {', '.join(ACTIONS)}, or choose:<exception code>")
+                raise BridgeError(f"action: one of {', '.join(ACTIONS)}, choose:<exception code>, "
+                                  "or a button's id as sent (erp_retry:<id>, erp_abandon:<id>)")
         message_text = body.get("text") or ""
         if not isinstance(message_text, str):
             raise BridgeError("text: must be a string")

@@ -6,7 +6,9 @@ recipient's language, the button value (`ack:E-0042`, so a press names its excep
 where the platform has no threads), which buttons still make sense for a status, and the
 short context of a thread (machine, work orders, customer orders at risk, the SLA clock).
 The answer buttons of a "which one?" (`choose:E-0042`) carry their code already; their
-title is the code, with the machine's name when it fits the platform's limit.
+title is the code, with the machine's name when it fits the platform's limit. The Retry and
+Abandon buttons of a transaction the ERP refused (`erp_retry:<public id>`,
+`erp_abandon:<public id>`) name the transaction, not the exception, and are sent back as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from routing.roster import plant_local
 ACTIONS = ("ack", "propose", "approve", "reject")
 CODE = re.compile(r"\bE-\d{4,6}\b")
 CHOICE = re.compile(r"choose:(E-\d{4,6})")  # an answer button of a "which one?" question
+# Retry / Abandon of a refused ERP transaction, by its public id (`ErpTransaction.public_id`).
+ERP_BUTTON = re.compile(r"(erp_retry|erp_abandon):([0-9a-f]{8,32})")
 # Which buttons still mean something once the exception has moved on.
 LIVE = {
     "open": {"ack", "propose"},
@@ -41,23 +45,35 @@ def choice_code(button: str) -> str | None:
     return found.group(1) if found else None
 
 
+def erp_button(button: str) -> str | None:
+    """`erp_retry` or `erp_abandon` for a Retry / Abandon button of a refused ERP transaction, else None."""
+    found = ERP_BUTTON.fullmatch(button)
+    return found.group(1) if found else None
+
+
 def button_label(action: str, language: str, labels: Mapping[str, str] | None = None) -> str:
     """The title of a button; a `choose:` one is its code, or its entry in `labels` (`choice_labels`)."""
     if code := choice_code(action):
         return (labels or {}).get(action, code)
+    if kind := erp_button(action):
+        return messages.render(f"button_{kind}", language)
     return messages.render(f"button_{action}", language)
 
 
 def button_value(action: str, code: str | None) -> str:
-    """What a press sends back: the action and the exception (a `choose:` button names its own)."""
-    if choice_code(action):
+    """What a press sends back: the action and the exception (a `choose:` button names its own,
+    an ERP one its transaction)."""
+    if choice_code(action) or erp_button(action):
         return action
     return f"{action}:{code}" if code else action
 
 
 def parse_button(value: str) -> tuple[str | None, str | None]:
     """`ack:E-0042` -> ("ack", "E-0042"); `choose:E-0042` -> ("choose:E-0042", None), an answer that
-    belongs to no thread; anything that is not one of our buttons -> (None, None)."""
+    belongs to no thread; `erp_retry:<id>` -> ("erp_retry:<id>", None), the transaction names its
+    exception; anything that is not one of our buttons -> (None, None)."""
+    if erp_button(value or ""):
+        return value, None
     action, _, code = (value or "").partition(":")
     if action == "choose":
         return (f"choose:{code.upper()}", None) if CODE.fullmatch(code.upper()) else (None, None)

@@ -116,10 +116,14 @@ function words(name) {
 }
 
 // What a button does, as it reads on the button (the same titles the chat platforms show).
-const BUTTON_LABELS = {ack: "Acknowledge", propose: "Propose fix", approve: "Approve", reject: "Reject"};
+const BUTTON_LABELS = {
+  ack: "Acknowledge", propose: "Propose fix", approve: "Approve", reject: "Reject",
+  erp_retry: "Retry", erp_abandon: "Abandon",
+};
 const NOTE_KINDS = {
   alert: "alert", escalation: "escalation", approval_request: "approval request", erp_reference: "ERP reference",
-  erp_rejected: "ERP refused", erp_auth_failed: "ERP login refused", buttons_update: "buttons changed",
+  erp_rejected: "ERP refused", erp_retried: "ERP retried", erp_abandoned: "ERP abandoned",
+  erp_auth_failed: "ERP login refused", buttons_update: "buttons changed",
   refusal: "refused", opened: "opened", joined: "joined", reply: "reply", question: "question",
   thread_root: "thread", thread_reply: "thread reply", not_registered: "not registered",
 };
@@ -130,8 +134,14 @@ function choiceCode(button) {
   return found ? found[1] : null;
 }
 
+// Retry / Abandon of a transaction the ERP refused name the transaction: `erp_retry:<public id>`.
+function erpKind(button) {
+  const found = /^(erp_retry|erp_abandon):[0-9a-f]{8,32}$/.exec(button || "");
+  return found ? found[1] : null;
+}
+
 function buttonLabel(action) {
-  return choiceCode(action) || BUTTON_LABELS[action] || words(action);
+  return choiceCode(action) || BUTTON_LABELS[erpKind(action) || action] || words(action);
 }
 
 function noteKind(kind) {
@@ -233,7 +243,7 @@ function messageItem(item) {
   const buttons = (item.buttons || []).map((button) => {
     const key = `${item.id}:${button}`;
     return h("button", {
-      type: "button", class: `${choiceCode(button) ? "choose" : button}${state.pressed.has(key) ? " pressed" : ""}`,
+      type: "button", class: `${choiceCode(button) ? "choose" : erpKind(button) || button}${state.pressed.has(key) ? " pressed" : ""}`,
       disabled: state.pressed.has(key) || !(item.exception || choiceCode(button)),
       onclick: (event) => press(item, button, event.target),
     }, buttonLabel(button));
@@ -307,6 +317,11 @@ async function press(item, button, element, repeatable = false) {
     const reason = window.prompt(`Reject ${item.exception}: why?`, "");
     if (reason === null) return;
     text = reason;
+  } else if (erpKind(button) === "erp_abandon") {
+    // Left empty, the bot asks for the reason in the chat (the next message is the reason).
+    const reason = window.prompt(`Abandon what the ERP refused for ${item.exception}: why?`, "");
+    if (reason === null) return;
+    text = reason;
   } else if (button === "propose") {
     text = document.getElementById("text").value.trim();
     if (!text) {
@@ -366,6 +381,8 @@ function markers(e) {
   return [
     e.escalated ? h("span", {class: "marker escalated", title: "an escalation was sent"}, "escalated") : null,
     e.overdue ? h("span", {class: "marker overdue", title: "not acknowledged in time"}, "overdue") : null,
+    e.erp_refused ? h("span", {class: "marker erp-refused", title: "the ERP refused a transaction: the approver retries or abandons it"},
+      "ERP refused") : null,
   ];
 }
 
@@ -397,8 +414,15 @@ function renderDetail(d) {
     h("td", {}, when(n.at)), h("td", {}, personName(n.to)), h("td", {}, n.role_name || "–"),
     h("td", {}, h("span", {class: `tag ch-${n.channel}`}, n.channel)), h("td", {}, noteKind(n.kind)),
     h("td", {}, badge(n.status))));
-  const txns = d.erp_transactions.map((t) => h("tr", {},
-    h("td", {}, t.kind_name || words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–")));
+  // A refused transaction shows the ERP's reason and, to the approver role, Retry and Abandon.
+  const person = state.people.find((p) => p.id === state.person);
+  const decides = Boolean(person && person.roles.includes(d.approver_role));
+  const txns = d.erp_transactions.map((t) => h("tr", {class: t.status === "rejected" ? "refused" : null},
+    h("td", {}, t.kind_name || words(t.kind)), h("td", {}, badge(t.status)), h("td", {}, t.reference || t.error || "–"),
+    h("td", {class: "buttons"}, decides ? t.actions.map((action) => h("button", {
+      type: "button", class: erpKind(action),
+      onclick: (event) => press({id: `txn-${t.public_id}`, exception: d.code}, action, event.target),
+    }, buttonLabel(action))) : null)));
   document.getElementById("detail").replaceChildren(...[
     h("h2", {}, d.code, badge(d.status, d.status_name), h("span", {class: "muted"}, `${d.type_name} on ${d.machine || d.area || "–"}`),
       markers(d),
