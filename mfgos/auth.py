@@ -65,7 +65,7 @@ SCOPES: tuple[str, ...] = ("signals", "read", "act")
 
 # Routes anyone may call: each checks its own credentials (platform signatures) or needs none.
 PUBLIC_PATHS = frozenset({
-    "/healthz",
+    "/healthz", "/readyz",
     "/slack/events", "/telegram/webhook", "/whatsapp/webhook", "/bridge/inbound",  # signed by the platform
     "/signals/mes",  # HMAC signed (or a `signals` token, checked by the route)
     "/static/login.js", "/static/login.css",  # what the sign-in page needs
@@ -78,7 +78,7 @@ PUBLIC_PREFIXES = ("/auth/",)
 READ = (frozenset({"GET", "HEAD"}), "/api/")
 ACCESS: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
     "session": ((frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}), "/"),),
-    "read": (READ,),
+    "read": (READ, (frozenset({"GET"}), "/metrics")),  # a Prometheus scraper holds a read token
     "act": (READ, (frozenset({"POST"}), "/api/messages"), (frozenset({"POST"}), "/api/actions")),
     "signals": ((frozenset({"POST"}), "/signals/"),),
 }

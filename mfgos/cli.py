@@ -221,6 +221,42 @@ def _add_check_erp(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 # --- end check-erp ---------------------------------------------------------------------------
 
 
+# --- kpi and export (issue 13) ----------------------------------------------------------------
+
+
+def _kpi(args: argparse.Namespace) -> int:
+    from mfgos.insight import kpi_command
+
+    return kpi_command(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mfgos.insight import export_command
+
+    return export_command(args)
+
+
+def _add_insight(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for name, helptext, func in (
+        ("kpi", "print the KPIs of a period (docs/kpis.md)", _kpi),
+        ("export", "print the exceptions of a period with their timelines, as CSV or JSON", _export),
+    ):
+        command = sub.add_parser(name, help=helptext)
+        command.add_argument("--since", help="ISO date or time (UTC unless it has an offset), or a span back "
+                                             "from now: 7d, 24h, 90m (default: 7d)")
+        command.add_argument("--until", help="ISO date or time, or a span back from now (default: now)")
+        command.add_argument("--database", help="database URL (default: MFGOS_DATABASE_URL)")
+        command.add_argument("--plant", help="plant id (default: the database's only plant)")
+        if name == "kpi":
+            command.add_argument("--json", action="store_true", help="print one JSON object")
+        else:
+            command.add_argument("--format", choices=("csv", "json"), default="csv")
+        command.set_defaults(func=func)
+
+
+# --- end kpi and export ------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mfgos", description="A chat-first Manufacturing OS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=_check_plant)
     _add_check_erp(sub)
+    _add_insight(sub)
     return parser
 
 

@@ -41,7 +41,7 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-HOST_EXEMPT = frozenset({"/healthz"})
+HOST_EXEMPT = frozenset({"/healthz", "/readyz"})
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 NUL_IN_BODY = re.compile(rb"\x00|\\u0000", re.IGNORECASE)

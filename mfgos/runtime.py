@@ -28,6 +28,7 @@ from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
 from mfgos.config import Settings
+from mfgos.metrics import SIGNAL_SECONDS
 from models import (
     AckTimer,
     ChannelIdentity,
@@ -206,7 +207,7 @@ class Runtime:
         """Process one stored signal; False when it was done already (or, `skip_locked`, being done elsewhere)."""
         # One signal at a time per process: the extractor's pipelines are not thread-safe and
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
-        with self._processing:
+        with self._processing, SIGNAL_SECONDS.time():
             return self._process_signal(signal_id, skip_locked=skip_locked)
 
     def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> bool:

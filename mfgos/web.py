@@ -18,15 +18,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from bot.channels.base import OutboundMessage
 from bot.webhooks import MAX_TEXT, text_too_long
-from mfgos import guard
+from mfgos import guard, metrics
 from mfgos.auth import LINK_KIND, Auth, SignInGate, principal_of, sign_in_routers
 from mfgos.runtime import Runtime
 from models import (
@@ -44,9 +45,11 @@ from models import (
     Signal,
     TimelineEvent,
 )
-from routing import erp_rejections, messages
+from models.db import migration_head, schema_revision
+from routing import erp_rejections, export, messages
 from routing.inbound import Inbound
 from routing.kpis import compute
+from routing.kpis import period as kpis_period
 from routing.lifecycle import Action, erp_buttons
 from routing.roster import on_shift, plant_local
 from routing.timeline import Line, sentences
@@ -303,6 +306,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                 public_url=settings.public_url)
     app.state.auth = auth
     app.add_middleware(SignInGate, auth=auth, demo=demo)
+    app.add_middleware(metrics.RequestTimer)
     # Added last, so outermost: limits, hosts and headers hold for every answer, the gate's 401s included.
     guard.install(app, runtime.settings.allowed_hosts)
     for router in sign_in_routers(auth, settings, demo=demo):
@@ -366,6 +370,25 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             pending = session.exec(select(func.count()).select_from(Notification)
                                    .where(Notification.status == "pending")).one()
         return {"status": "ok", "plant": plant_id, "pending_notifications": pending}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Ready for traffic: the database answers and its schema is at the newest migration (503 otherwise)."""
+        head = migration_head()
+        try:
+            current = schema_revision(runtime.engine)
+        except SQLAlchemyError as error:
+            return JSONResponse({"status": "unavailable", "database": f"unreachable ({type(error).__name__})"},
+                                status_code=503)
+        if current != head:
+            return JSONResponse({"status": "unavailable", "database": "reachable", "migration": current,
+                                 "expected": head}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "reachable", "migration": current})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_view() -> Response:
+        """Prometheus metrics (mfgos/metrics.py); a `read` API token or a session may scrape."""
+        return Response(metrics.render(runtime.engine, plant_id), media_type=metrics.CONTENT_TYPE)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -484,19 +507,44 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                                      for d in documents],
             }
 
+    def asked_period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
+        try:
+            return kpis_period(since, until, runtime.clock.now())
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+
     @app.get("/api/kpis")
-    def kpis(period: Literal["today", "week"] = "today") -> dict[str, Any]:
+    def kpis(period: Literal["today", "week"] | None = None, since: Annotated[str | None, Query(max_length=40)] = None,
+             until: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+        """The figures of docs/kpis.md for exceptions opened in [since, until) (ISO, or a span back
+        from now such as `7d`; default the last seven days), or in `period`: today or this week, plant time."""
         now = runtime.clock.now()
+        start, end = asked_period(since, until) if period is None else (now, now)
         with Session(runtime.engine) as session:
             plant = session.get(Plant, plant_id)
             if plant is None:
                 raise HTTPException(503, "the plant is not loaded")
-            local = plant_local(plant, now)
-            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-            if period == "week":
-                start -= timedelta(days=local.weekday())
-            figures = compute(session, plant_id, start, now + timedelta(seconds=1))
-        return {"period": period, **figures.to_json()}
+            if period is not None:
+                local = plant_local(plant, now)
+                start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+                if period == "week":
+                    start -= timedelta(days=local.weekday())
+                end = now + timedelta(seconds=1)
+            figures = compute(session, plant_id, start, end)
+        return {"plant": plant_id, **({"period": period} if period else {}), **figures.to_json()}
+
+    @app.get("/api/export")
+    def export_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                    until: Annotated[str | None, Query(max_length=40)] = None,
+                    format: Literal["csv", "json"] = "csv") -> StreamingResponse:
+        """Exceptions opened in [since, until) with their timelines, streamed (docs/kpis.md, "Export")."""
+        start, end = asked_period(since, until)
+        lines = export.csv_lines if format == "csv" else export.json_chunks
+        name = f"mfgos-{plant_id}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.{format}"
+        return StreamingResponse(
+            lines(runtime.engine, plant_id, start, end),
+            media_type="text/csv; charset=utf-8" if format == "csv" else "application/json",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # --- acting ------------------------------------------------------------------------------
 

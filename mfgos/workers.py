@@ -38,7 +38,7 @@ from mfgos.runtime import MASTER_DATA_CHANNEL, Runtime
 
 log = logging.getLogger(__name__)
 
-# NOTIFY channels, sent by triggers at commit (models/migrations/versions/0009_pgfast_notify.py).
+# NOTIFY channels, sent by triggers at commit (models/migrations/versions/0010_pgfast_notify.py).
 SIGNAL_CHANNEL = "mfgos_signal"  # a signal was stored
 OUTBOX_CHANNEL = "mfgos_outbox"  # notification rows were written
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -151,6 +151,7 @@ class CustomerOrder(SQLModel, table=True):
 
 class WorkOrder(SQLModel, table=True):
     __tablename__ = "work_orders"
+    __table_args__ = (Index("ix_work_orders_plant_end", "plant_id", "end"),)  # due in a period (KPIs)
     plant_id: str = Field(primary_key=True, foreign_key="plants.id")
     id: str = Field(primary_key=True)
     machine_id: str
@@ -224,6 +225,10 @@ class Signal(SQLModel, table=True):
     """Every inbound event, stored before it is processed. Append-only; `source_key` dedupes."""
 
     __tablename__ = "signals"
+    # Work-order status reports, for schedule adherence (routing/kpis.py); partial: chat and machine
+    # signals, nearly all of them, do not pay for it.
+    __table_args__ = (Index("ix_signals_work_orders", "received_at", postgresql_where=text("kind = 'work_order'"),
+                            sqlite_where=text("kind = 'work_order'")),)
     id: int | None = Field(default=None, primary_key=True)
     plant_id: str = Field(foreign_key="plants.id", index=True)
     source: str  # slack, telegram, whatsapp, console, replay, mqtt, opcua, webhook, ...
@@ -240,7 +245,8 @@ class PlantException(SQLModel, table=True):
     """One exception (a problem on the floor) and its thread."""
 
     __tablename__ = "exceptions"
-    __table_args__ = (Index("ix_exceptions_plant_status", "plant_id", "status"),)
+    __table_args__ = (Index("ix_exceptions_plant_status", "plant_id", "status"),
+                      Index("ix_exceptions_plant_opened", "plant_id", "opened_at"))  # KPIs and export by period
     id: int | None = Field(default=None, primary_key=True)
     plant_id: str = Field(foreign_key="plants.id")
     code: str = Field(unique=True)  # E-0042, shown on channels without threads
@@ -271,7 +277,7 @@ class TimelineEvent(SQLModel, table=True):
     __tablename__ = "timeline_events"
     id: int | None = Field(default=None, primary_key=True)
     exception_id: int = Field(foreign_key="exceptions.id", index=True)
-    at: datetime
+    at: datetime = Field(index=True)  # KPIs and export read a period's events (routing/kpis.py)
     kind: str
     person_id: str | None = None
     text: str = ""
@@ -295,7 +301,7 @@ class Notification(SQLModel, table=True):
     language: str = "en"
     text: str
     buttons: list[str] = _json(factory=list)
-    created_at: datetime
+    created_at: datetime = Field(index=True)  # KPIs read a period's messages
     status: str = OutboxStatus.pending
     attempts: int = 0
     next_attempt_at: datetime | None = None
@@ -350,7 +356,7 @@ class ErpTransaction(SQLModel, table=True):
     status: str = OutboxStatus.pending
     attempts: int = 0
     next_attempt_at: datetime | None = None
-    created_at: datetime
+    created_at: datetime = Field(index=True)  # KPIs read a period's transactions
     posted_at: datetime | None = None
     reference: str | None = None
     error: str | None = None

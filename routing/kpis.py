@@ -1,15 +1,58 @@
-"""The figures that prove the value: response and resolution times, escalations, coordination cost."""
+"""The figures that prove the value (docs/kpis.md): response, repair and resolution times,
+notification speed, escalations, schedule adherence, ERP latency and data quality, coordination cost.
+
+Every figure is an aggregate query (SQLAlchemy Core) over the exceptions opened in the period,
+so a year of history costs the database a scan of an index, not the process a list of rows.
+Time differences and JSON arrays are the two things SQLite and PostgreSQL spell differently;
+`_seconds`, `_signal_id` and `_at_risk` hold those spellings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from statistics import mean
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlalchemy import Integer, bindparam, case, cast, distinct, func, literal, select, union
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
 
-from models import Notification, PlantException, TimelineEvent
+from models import (
+    ErpTransaction,
+    ExceptionStatus,
+    Notification,
+    PlantException,
+    Signal,
+    TimelineEvent,
+    WorkOrder,
+)
+
+E = PlantException.__table__  # type: ignore[attr-defined]
+T = TimelineEvent.__table__  # type: ignore[attr-defined]
+N = Notification.__table__  # type: ignore[attr-defined]
+S = Signal.__table__  # type: ignore[attr-defined]
+W = WorkOrder.__table__  # type: ignore[attr-defined]
+X = ErpTransaction.__table__  # type: ignore[attr-defined]
+
+# The statuses an MES or ERP reports for a finished order (signals/work_orders.py STATUS_WORDS,
+# those that map to `done`; a test keeps the two in step: routing may not import signals).
+DONE_WORDS = ("done", "completed", "complete", "finished", "closed", "to_close")
+# Internal rows of the notification outbox, not messages to a person: edits of earlier buttons.
+NOT_MESSAGES = ("buttons_update",)
+OPEN = tuple(s.value for s in ExceptionStatus if s is not ExceptionStatus.closed)  # by index, unlike `!= closed`
+NO_AREA = "-"  # the by_area name of exceptions without an area
+# Replicas' clocks may differ a little: an event of an exception may carry a time just before its opening.
+SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class Group:
+    """One exception type or area: how many, the downtime they caused, how fast they were repaired."""
+
+    count: int
+    downtime_minutes: float | None  # breakdowns: opened -> machine running, closed or the period's end
+    mttr_minutes: float | None  # opened -> machine running or closed, over those repaired in the period
 
 
 @dataclass
@@ -19,12 +62,20 @@ class Kpis:
     opened: int
     closed: int
     open_now: int
-    mtta_minutes: float | None  # mean time to acknowledge
-    mttr_minutes: float | None  # mean time to repair: breakdowns, opened -> machine running/closed
-    mean_resolution_minutes: float | None  # all types, opened -> closed
-    escalations: int
-    messages_per_exception: float | None  # coordination cost: chat messages sent per exception
-    by_type: dict[str, int]
+    mtta_minutes: float | None
+    mttr_minutes: float | None
+    mean_resolution_minutes: float | None
+    notify_p95_seconds: float | None
+    escalations: int  # escalation events; `escalation_rate` is the share of exceptions escalated
+    escalation_rate: float | None
+    schedule_adherence: float | None
+    customer_orders_at_risk: int | None
+    erp_latency_minutes: float | None
+    erp_rejected: int | None
+    messages_per_exception: float | None
+    people_per_exception: float | None
+    by_type: dict[str, Group] = field(default_factory=dict)
+    by_area: dict[str, Group] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -32,31 +83,184 @@ class Kpis:
         return data
 
 
-def _minutes(deltas: list[timedelta]) -> float | None:
-    return round(mean(d.total_seconds() / 60 for d in deltas), 1) if deltas else None
+def _seconds(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
+    """`later - earlier` in seconds (SQLite keeps datetimes as text: julianday reads them)."""
+    if dialect == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)
+
+
+def _signal_id(dialect: str, key: Any) -> ColumnElement[Any]:
+    """The signal id in a notification's dedupe key (`signal:ID:kind:person:exception`)."""
+    if dialect == "sqlite":
+        rest = func.substr(key, 8)
+        return cast(func.substr(rest, 1, func.instr(rest, ":") - 1), Integer)
+    return cast(func.split_part(key, ":", 2), Integer)
+
+
+def _at_risk(dialect: str, cohort: Any) -> Any:
+    """Distinct customer orders named at risk by the cohort's exceptions (a JSON list each)."""
+    if dialect == "sqlite":
+        each = func.json_each(cohort.c.customer_orders_at_risk).table_valued("value")
+        return select(func.count(distinct(each.c.value))).select_from(cohort).join(each, literal(True))
+    each = func.json_array_elements_text(cohort.c.customer_orders_at_risk).table_valued("value")
+    return select(func.count(distinct(each.c.value))).select_from(cohort).join(each, literal(True))
+
+
+def _minutes(value: Any) -> float | None:
+    return None if value is None else round(float(value) / 60, 1)
+
+
+def _ratio(part: Any, whole: Any, digits: int = 3) -> float | None:
+    return round(float(part or 0) / whole, digits) if whole else None
 
 
 def compute(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
-    rows = session.exec(select(PlantException).where(
-        PlantException.plant_id == plant_id, PlantException.opened_at >= since, PlantException.opened_at < until,
-    )).all()
-    closed = [e for e in rows if e.closed_at]
-    ids = [e.id for e in rows]
-    escalations = session.exec(select(func.count()).select_from(TimelineEvent).where(
-        TimelineEvent.exception_id.in_(ids), TimelineEvent.kind == "escalated")).one() if ids else 0  # type: ignore[union-attr]
-    sent = session.exec(select(func.count()).select_from(Notification).where(
-        Notification.exception_id.in_(ids))).one() if ids else 0  # type: ignore[union-attr]
-    open_now = session.exec(select(func.count()).select_from(PlantException).where(
-        PlantException.plant_id == plant_id, PlantException.status != "closed")).one()
-    by_type: dict[str, int] = {}
-    for e in rows:
-        by_type[e.type] = by_type.get(e.type, 0) + 1
+    """The figures for exceptions opened in [since, until) of one plant; see docs/kpis.md."""
+    dialect = session.get_bind().dialect.name
+
+    def run(query: Any) -> Any:
+        return session.execute(query)
+
+    in_period = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
+    # What happens to an exception happens after it opened: bounding the timeline, outbox and ERP
+    # rows by time too lets the database read the period's rows by index, not every row it has.
+    after = since - SKEW
+    # The first "machine running" on each timeline: the end of a repair if it came before the close.
+    # Grouped once and joined (a correlated subquery would run per exception, and per use).
+    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
+               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
+                      T.c.data["running"].as_boolean().is_(True), T.c.at >= after, T.c.at < until)
+               .group_by(T.c.exception_id).subquery("running"))
+    closed_in = case((E.c.closed_at < until, E.c.closed_at))
+    cohort = select(
+        E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
+        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
+    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
+    c = cohort.c
+    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
+                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
+    repair = _seconds(dialect, repaired, c.opened_at)
+    breakdown = c.type == "breakdown"
+
+    row = run(select(
+        func.count(),
+        func.count(c.closed_at),
+        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
+        func.avg(case((breakdown, repair))),
+        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
+        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
+    ).select_from(cohort)).one()
+    opened, closed, mtta, mttr, resolution, erp_latency = row
+    open_now = run(select(func.count()).select_from(E).where(E.c.plant_id == plant_id, E.c.status.in_(OPEN))).scalar()
+    ids = select(E.c.id).where(*in_period)
+
+    events = run(select(
+        func.count(case((T.c.kind == "escalated", 1))),
+        func.count(distinct(case((T.c.kind == "escalated", T.c.exception_id)))),
+        func.count(case((T.c.kind == "erp_rejected", 1))),
+    ).where(T.c.exception_id.in_(ids), T.c.at >= after, T.c.at < until)).one()
+    escalations, escalated, rejected = events
+    erp_rows = run(select(func.count()).select_from(X).where(
+        X.c.exception_id.in_(ids), X.c.created_at >= after, X.c.created_at < until)).scalar()
+
+    messages = run(select(func.count()).select_from(N).where(
+        N.c.exception_id.in_(ids), N.c.kind.not_in(NOT_MESSAGES), N.c.created_at >= after,
+        N.c.created_at < until)).scalar()
+    involved = union(
+        select(N.c.exception_id, N.c.person_id).where(N.c.exception_id.in_(ids), N.c.kind.not_in(NOT_MESSAGES),
+                                                       N.c.created_at >= after, N.c.created_at < until),
+        select(T.c.exception_id, T.c.person_id).where(T.c.exception_id.in_(ids), T.c.person_id.is_not(None),
+                                                       T.c.at >= after, T.c.at < until),
+    ).subquery()
+    people = run(select(func.count()).select_from(involved)).scalar()
+
     return Kpis(
-        since=since, until=until, opened=len(rows), closed=len(closed), open_now=open_now,
-        mtta_minutes=_minutes([e.acknowledged_at - e.opened_at for e in rows if e.acknowledged_at]),
-        mttr_minutes=_minutes([e.closed_at - e.opened_at for e in closed if e.type == "breakdown" and e.closed_at]),
-        mean_resolution_minutes=_minutes([e.closed_at - e.opened_at for e in closed if e.closed_at]),
-        escalations=escalations,
-        messages_per_exception=round(sent / len(rows), 1) if rows else None,
-        by_type=by_type,
+        since=since, until=until, opened=opened, closed=closed, open_now=open_now,
+        mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
+        notify_p95_seconds=_notify_p95(session, dialect, ids, after, until),
+        escalations=escalations, escalation_rate=_ratio(escalated, opened),
+        schedule_adherence=_adherence(session, plant_id, since, until),
+        customer_orders_at_risk=run(_at_risk(dialect, cohort)).scalar() if opened else None,
+        erp_latency_minutes=_minutes(erp_latency),
+        erp_rejected=rejected if erp_rows else None,
+        messages_per_exception=_ratio(messages, opened, 2), people_per_exception=_ratio(people, opened, 2),
+        by_type=_groups(session, cohort, c.type, repair, until, dialect),
+        by_area=_groups(session, cohort, func.coalesce(c.area_id, NO_AREA), repair, until, dialect),
     )
+
+
+def _groups(session: Session, cohort: Any, name: Any, repair: Any, until: datetime, dialect: str) -> dict[str, Group]:
+    """`{name: Group}`: a breakdown not yet repaired is down until the period's end."""
+    c = cohort.c
+    down = case((c.type == "breakdown", func.coalesce(repair, _seconds(dialect, literal(until, E.c.opened_at.type),
+                                                                        c.opened_at))))
+    rows = session.execute(select(name, func.count(), func.sum(down), func.avg(repair))
+                           .select_from(cohort).group_by(name).order_by(name)).all()
+    return {key: Group(count=count, downtime_minutes=_minutes(downtime), mttr_minutes=_minutes(mttr))
+            for key, count, downtime, mttr in rows}
+
+
+def _notify_p95(session: Session, dialect: str, ids: Any, after: datetime, until: datetime) -> float | None:
+    """95th percentile (nearest rank) over exceptions of: the reporting event's arrival (its
+    signal's `received_at`) -> the last stakeholder's alert queued. Portable: count, then one row at its rank."""
+    alerts = N.alias("alerts")
+    per = (select(_seconds(dialect, func.max(alerts.c.created_at), func.min(S.c.received_at)).label("seconds"))
+           .select_from(alerts.join(S, S.c.id == _signal_id(dialect, alerts.c.dedupe_key)))
+           .where(alerts.c.exception_id.in_(ids), alerts.c.kind == "alert", alerts.c.created_at >= after,
+                  alerts.c.created_at < until,
+                  alerts.c.dedupe_key.like("signal:%"))
+           .group_by(alerts.c.exception_id)).subquery()
+    count = session.execute(select(func.count()).select_from(per)).scalar() or 0
+    if not count:
+        return None
+    rank = -(-95 * count // 100)  # ceil(0.95 n)
+    value = session.execute(select(per.c.seconds).order_by(per.c.seconds).offset(rank - 1).limit(1)).scalar()
+    return round(max(0.0, float(value)), 1)
+
+
+def _adherence(session: Session, plant_id: str, since: datetime, until: datetime) -> float | None:
+    """Work orders due in the period (their `end`) that the MES or ERP reported done by then, over those due."""
+    status = func.lower(func.replace(func.replace(S.c.payload["status"].as_string(), "-", "_"), " ", "_"))
+    order = S.c.payload["work_order"].as_string()
+    is_due = (W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)
+    # When each due order was first reported done (grouped once, then joined: no per-order look-up).
+    done_at = (select(order.label("work_order"), func.min(S.c.received_at).label("at"))
+               # The kind as a literal in the SQL, so PostgreSQL uses the partial index of work-order signals.
+               .where(S.c.plant_id == plant_id, S.c.kind == bindparam("kind", "work_order", literal_execute=True),
+                      S.c.error.is_(None),
+                      S.c.processed_at.is_not(None), S.c.received_at < until, status.in_(DONE_WORDS),
+                      order.in_(select(W.c.id).where(*is_due)))
+               .group_by(order).subquery("done_at"))
+    due, done = session.execute(
+        select(func.count(), func.count(case((done_at.c.at <= W.c.end, 1))))
+        .select_from(W.outerjoin(done_at, done_at.c.work_order == W.c.id)).where(*is_due)).one()
+    return _ratio(done, due)
+
+
+
+_SPAN = re.compile(r"^(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?$")
+
+
+def moment(text: str, now: datetime, what: str) -> datetime:
+    """`text` as a moment: ISO 8601 (without an offset it is UTC) or a span back from `now` (`7d`, `24h`, `1d12h`)."""
+    text = text.strip()
+    span = _SPAN.match(text)
+    if span and any(span.groups()):
+        days, hours, minutes = (int(g or 0) for g in span.groups())
+        return now - timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what}: give an ISO date or time (2026-11-23, 2026-11-23T06:00+05:30) "
+                         f"or a span back from now (7d, 24h, 90m), not {text[:40]!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def period(since: str | None, until: str | None, now: datetime, default: str = "7d") -> tuple[datetime, datetime]:
+    """The period [since, until) a caller asked for; the last seven days to now by default."""
+    end = moment(until, now, "until") if until else now
+    start = moment(since or default, now, "since")
+    if start >= end:
+        raise ValueError(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
+    return start, end

@@ -345,7 +345,8 @@ def test_hostile_sign_in_input_never_errors(client: TestClient, person: Any, tok
     login = client.post("/auth/login", json={"person_id": person})
     assert login.status_code in (202, 400, 422), login.text  # 400: a NUL, which no person id holds
     magic = client.get("/auth/magic/" + quote(token, safe=""), follow_redirects=False)
-    assert magic.status_code in (400, 401, 404, 410), magic.text  # 400: control characters; 401: an empty path segment
+    # 400: control characters; 401: an empty path segment; 307: a token ending in "/" is sent to the slashless path
+    assert magic.status_code in (307, 400, 401, 404, 410), magic.text
     garbage = client.get("/api/exceptions", headers={"Authorization": b"Bearer " + token.encode(),
                                                      "Cookie": f"{SESSION_COOKIE}={'x' * len(token)}"})
     assert garbage.status_code == 401

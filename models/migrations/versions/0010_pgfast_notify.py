@@ -1,7 +1,7 @@
 """pgfast: NOTIFY on new signals and outbox rows (PostgreSQL); chat windows in the store
 
-Revision ID: 0009_pgfast
-Revises: 0008
+Revision ID: 0010_pgfast
+Revises: 0009
 
 Statement triggers send `NOTIFY mfgos_signal` when signals are stored and `NOTIFY
 mfgos_outbox` when notification rows are written, delivered at commit. Inbound workers
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0009_pgfast'
-down_revision = '0008'
+revision = '0010_pgfast'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
