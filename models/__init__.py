@@ -1,7 +1,7 @@
 """The store: SQLModel tables, enums, engine/session and migrations."""
 
 from models.auth import ApiToken, SignInRequest, WebSession
-from models.conversation import Conversation, StrangerReply
+from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.tables import (
     AckTimer,
@@ -65,6 +65,7 @@ __all__ = [
     "Attachment",
     "Conversation",
     "StrangerReply",
+    "ChatWindow",
     "SignInRequest",
     "WebSession",
     "ApiToken",
