@@ -1,7 +1,7 @@
 """Chat-channel benchmarks, against the local fake platforms with the real client libraries.
 
     python bench/bench_channels.py delivery [--notifications 1000] [--database URL]
-    python bench/bench_channels.py latency [--rate 50] [--seconds 20] [--database URL]
+    python bench/bench_channels.py latency [--rate 50] [--seconds 20] [--database URL] [--workers N]
 
 delivery: 1,000 notifications spread over Telegram, Slack and WhatsApp threads, with every
 fake answering 429 (Retry-After 1 s) to a third of the requests and 5xx to a tenth. All must
@@ -13,7 +13,9 @@ configured rate limits impose on that many messages (the busiest bucket's
 latency: inbound webhooks at a steady rate (signed WhatsApp deliveries, signed Slack Events
 API requests, Telegram webhook updates) from a synthetic plant; for every notification a
 message caused, the time from the start of its webhook request to the moment the outbox
-hands it to the platform client. Target: p99 under 1 s at 50 inbound messages/s.
+hands it to the platform client. Target: p99 under 1 s at 50 inbound messages/s. `--workers N`
+(PostgreSQL) processes inbound messages in N worker processes (mfgos/workers.py), as
+`MFGOS_INBOUND_WORKERS` does in `serve`; without it they are processed in the web process.
 
 Both print a JSON summary. The fakes run in a child process (`python -m tests.fakes.serve`) and
 so does the load generator (`tests/fakes/load.py`), so their CPU does not share mfgos' GIL; on a
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -249,7 +252,8 @@ async def _load(url: str, plant: Path, rate: float, count: int, first: int, new_
     return json.loads(out)
 
 
-async def latency(rate: float, seconds: float, database: str | None, new_every: int = 250) -> dict[str, Any]:
+async def latency(rate: float, seconds: float, database: str | None, new_every: int = 250,
+                  workers: int = 0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mfgos-bench-"))
     synthetic_plant(tmp / "plant.yaml")
     fakes = FakeProcess(["slack", "telegram", "whatsapp"])
@@ -261,28 +265,58 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
         whatsapp_app_secret="wa-secret",
     ).model_copy(update={"plant_file": tmp / "plant.yaml"})
     stack = await start_stack(settings)
+    inbound = None
+    if workers:
+        from mfgos.workers import InboundWorkers
+
+        inbound = InboundWorkers(stack.runtime, workers)
+        await inbound.start()
     handed: dict[int, float] = {}
+    answered: dict[int, float] = {}  # the platform's answer
     for channel in stack.hub.channels.values():
         original = channel.send
 
         async def timed(message: Any, _send: Any = original) -> str:
             handed.setdefault(message.notification_id, time.monotonic())
-            return await _send(message)
+            message_id = await _send(message)
+            answered[message.notification_id] = time.monotonic()  # the last answer, if it was retried
+            return message_id
 
         channel.send = timed  # type: ignore[method-assign]
+    # The crash window: from the platform's answer to the commit that records it (a process dying
+    # in between has the message sent again after the lease). Measured per row on the settle.
+    recorded: dict[int, float] = {}
+    outbox = stack.runtime.notifications
+    settle = outbox._settle
+
+    def timed_settle(batch: list[Any], _settle: Any = settle) -> list[int]:
+        results = _settle(batch)
+        for claim, values, _ in batch:
+            if values.get("status") == "sent":
+                recorded.setdefault(claim.id, time.monotonic())
+        return results
+
+    outbox._settle = timed_settle  # type: ignore[method-assign]
     # Warm-up (not measured): a server that has run a while has built the NLP pipeline of every
     # language (1-2.5 s each, once per process), opened its client connections and compiled its queries.
     for language, text in (("en", "press 000 stopped"), ("es", "prensa parada"), ("de", "Presse steht"),
                            ("hi", "press band hai")):
         await asyncio.to_thread(stack.runtime.reader.extract, text, language)
     await _load(stack.url, tmp / "plant.yaml", 20, 40, 100_000)
+    while True:  # the warm-up processed (workers start their NLP pipelines first)
+        with Session(stack.runtime.engine) as session:
+            if session.exec(select(Signal.id).where(Signal.processed_at == None)).first() is None:  # noqa: E711
+                break
+        await asyncio.sleep(0.1)
     total = int(rate * seconds)
+    cpu_before = process_cpu(), [process_cpu(pid) for pid in (inbound.pids if inbound else [])]
     load = await _load(stack.url, tmp / "plant.yaml", rate, total, 0, new_every)
     engine = stack.runtime.engine
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with Session(engine) as session:
-            if session.exec(select(Notification.id).where(Notification.status == "pending")).first() is None:
+            if session.exec(select(Notification.id).where(Notification.status == "pending")).first() is None \
+                    and session.exec(select(Signal.id).where(Signal.processed_at == None)).first() is None:  # noqa: E711
                 break
         await asyncio.sleep(0.1)
     with Session(engine) as session:
@@ -301,20 +335,45 @@ async def latency(rate: float, seconds: float, database: str | None, new_every: 
             by_second[int(load["sent"][key] - first_sent)].append(latencies[-1])
     measured_rows = [r for r in rows if (m := re.match(r"signal:(\d+):", r.dedupe_key))
                      and signals.get(int(m.group(1))) in load["sent"]]
+    cpu = {"web": round((process_cpu() - cpu_before[0]) * 1000 / total, 2)}
+    if inbound is not None:
+        cpu["workers"] = round(sum(process_cpu(pid) - before for pid, before in zip(inbound.pids, cpu_before[1],
+                                                                                       strict=True)) * 1000 / total, 2)
+        await inbound.stop()
     await stack.stop()
     fakes.stop()
     return {
-        "benchmark": "latency", "database": engine.dialect.name, "inbound": total, "rate": rate,
+        "benchmark": "latency", "database": engine.dialect.name, "inbound": total, "rate": rate, "workers": workers,
         "new_breakdown_every": new_every,
         "achieved_rate": round(total / load["seconds"], 1), "http_statuses": load["statuses"],
         "notifications": len(measured_rows), "measured": len(latencies),
         "kinds": dict(Counter(r.kind for r in measured_rows)),
         "p50_ms": round(statistics.median(latencies) * 1000, 1), "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies) * 1000, 1),
+        "cpu_ms_per_message": cpu,
+        "crash_window_ms": crash_window(answered, recorded),
         "max_ms_by_second": [round(max(by_second[k]) * 1000) for k in sorted(by_second)],
         "p99_ms_by_channel_and_kind": {k: [len(v), round(percentile(v, 0.99) * 1000, 1)]
                                        for k, v in sorted(by_channel.items())},
     }
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, or of `pid` (Linux /proc), so far."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def crash_window(answered: dict[int, float], recorded: dict[int, float]) -> dict[str, float]:
+    """p50/p99/max of the platform's answer -> the commit that records the row sent: how long a
+    message is out but not recorded (a process dying then has it sent again after the lease)."""
+    spans = [recorded[i] - answered[i] for i in recorded if i in answered]
+    if not spans:
+        return {}
+    return {"n": len(spans), "p50": round(statistics.median(spans) * 1000, 1),
+            "p99": round(percentile(spans, 0.99) * 1000, 1), "max": round(max(spans) * 1000, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--rate", type=float, default=50.0)
     lat.add_argument("--seconds", type=float, default=20.0)
     lat.add_argument("--database")
+    lat.add_argument("--workers", type=int, default=0,
+                     help="inbound worker processes (PostgreSQL; default 0: processing in the web process)")
     lat.add_argument("--new-every", type=int, default=250,
                      help="inbound messages between two new breakdowns (default 250: one every 5 s at 50/s)")
     args = parser.parse_args(argv)
@@ -342,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(delivery(args.notifications, url, args.mix, args.seed))
             ok = result["missing"] == result["duplicates"] == result["threads_out_of_order"] == 0 and result["ratio"] <= 1.1
         else:
-            result = asyncio.run(latency(args.rate, args.seconds, url, args.new_every))
+            result = asyncio.run(latency(args.rate, args.seconds, url, args.new_every, args.workers))
             ok = result["p99_ms"] < 1000 and result["measured"] > 0
     print(json.dumps(result, indent=2))
     print("PASS" if ok else "FAIL", file=sys.stderr)

@@ -136,8 +136,10 @@ def channel_router(hub: Any) -> APIRouter:
                                                               _ascii(request.headers.get("X-Hub-Signature-256"))):
                 raise HTTPException(401, "bad signature")
             body = _load(raw, "whatsapp")
+            items = whatsapp.parse(body)
+            await whatsapp.save_heard()  # the 24-hour window, for every replica, before anyone is answered
             outcomes = [await gate.accept(item.message, own=item.own, language=item.language, fetch=whatsapp.fetch)
-                        for item in whatsapp.parse(body)]
+                        for item in items]
             if await whatsapp.handle_failed(whatsapp.failed_statuses(body)) and gate.wake is not None:
                 gate.wake()  # a message queued again as the template
             return {"ok": True, "messages": [o.outcome for o in outcomes]}

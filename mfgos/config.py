@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # `serve` reads master data from the ERP this often (seconds); 0 turns it off. Not with the ledger.
     erp_sync_interval: float = Field(default=900.0, ge=0)
 
+    # `serve` on PostgreSQL: process inbound messages in this many processes of their own
+    # (mfgos/workers.py); 0 processes them in the web process.
+    inbound_workers: int = Field(default=0, ge=0, le=32)
+
     attachments_dir: Path = Path("mfgos-data/attachments")
     # Photos and voice notes fetched from a URL in a payload are cut off past this size (bytes) and time (s).
     media_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

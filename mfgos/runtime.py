@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import text as sa_text
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,7 @@ from models import (
     ChannelIdentity,
     ErpTransaction,
     Notification,
+    Person,
     Plant,
     Signal,
     make_engine,
@@ -63,6 +65,10 @@ TIMER_LOCK = 0x6D66_676F
 PLANT_LOAD_LOCK = 0x6D66_6770
 # A refused ERP transaction retried or abandoned from a thread: the outbox changes the row (routing imports no ERP code).
 REJECTED_ROWS = RowChanges(retry=retry_rejected, abandon=abandon_rejected)
+# NOTIFY channel: master data changed (a plant file loaded, an ERP sync); inbound workers of every
+# replica rebuild their NLP indexes (mfgos/workers.py).
+MASTER_DATA_CHANNEL = "mfgos_master_data"
+SIGNALS = Signal.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -94,6 +100,9 @@ class Runtime:
         self.handlers: dict[str, Handler] = {
             "chat": self._converse, "action": self._converse, **SIGNAL_HANDLERS,
         }
+        # With inbound workers in processes of their own (PostgreSQL, mfgos/workers.py) the web
+        # process only stores; a trigger announces the signal to the workers.
+        self.defer_processing = False
 
     # --- plant -------------------------------------------------------------------------
 
@@ -113,11 +122,22 @@ class Runtime:
         if changes.changed and self._reader is not None:
             with Session(self.engine) as session:
                 self._reader.refresh(master_data_from_store(session, self.plant_id))
+        if changes.changed:
+            self._announce_master_data()
         return changes
 
-    def refresh_master_data(self) -> None:
+    def _announce_master_data(self) -> None:
+        """Tell the other processes reading messages (inbound workers, any replica) to rebuild their indexes."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.execute(sa_text("SELECT pg_notify(:channel, '')"), {"channel": MASTER_DATA_CHANNEL})
+
+    def refresh_master_data(self, *, announce: bool = True) -> None:
         """Rebuild the NLP indexes from the store after master data changed outside `load_plant`
-        (an ERP sync); nothing to do until the indexes are first built."""
+        (an ERP sync; `announce`: and tell the other processes); nothing to do here until the
+        indexes are first built."""
+        if announce:
+            self._announce_master_data()
         if self._reader is None:
             return
         with self._processing, Session(self.engine) as session:  # never under a message being read
@@ -147,13 +167,14 @@ class Runtime:
     def receive(self, *, source: str, source_key: str, kind: str, payload: dict[str, Any],
                 person_id: str | None = None, process: bool = True) -> Received:
         """Store an inbound event (once per source key), then process it."""
-        signal = Signal(plant_id=self.plant_id, source=source, source_key=source_key, kind=kind,
-                        received_at=self.clock.now(), person_id=person_id, payload=payload)
+        process = process and not self.defer_processing
+        # A core INSERT ... RETURNING: every webhook pays for this, and the ORM's unit of work
+        # (an object, a flush, its identity map) costs CPU here for nothing.
+        row = {"plant_id": self.plant_id, "source": source, "source_key": source_key, "kind": kind,
+               "received_at": self.clock.now(), "person_id": person_id, "payload": payload}
         try:
-            with session_scope(self.engine) as session:
-                session.add(signal)
-                session.flush()
-                signal_id = signal.id
+            with self.engine.begin() as connection:
+                signal_id = connection.execute(sa_insert(SIGNALS).values(row).returning(SIGNALS.c.id)).scalar_one()
         except IntegrityError:
             with Session(self.engine) as session:
                 existing = session.exec(select(Signal).where(Signal.source_key == source_key)).one()
@@ -217,11 +238,12 @@ class Runtime:
         return self.accept(Inbound(source=channel, event_id=event_id, address=address, person_id=person_id,
                                    text=text, exception_ref=exception_ref, action=action, reply_to=reply_to))
 
-    def process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
+    def process_signal(self, signal_id: int, *, skip_locked: bool = False) -> bool:
+        """Process one stored signal; False when it was done already (or, `skip_locked`, being done elsewhere)."""
         # One signal at a time per process: the extractor's pipelines are not thread-safe and
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
         with self._processing, SIGNAL_SECONDS.time():
-            self._process_signal(signal_id, skip_locked=skip_locked)
+            return self._process_signal(signal_id, skip_locked=skip_locked)
 
     def process_signals(self, signal_ids: Sequence[int]) -> None:
         """Process stored machine signals in one transaction: a source's batch costs one commit.
@@ -262,20 +284,26 @@ class Runtime:
             for signal_id in signal_ids:
                 self._process_signal(signal_id)
 
-    def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> None:
+    def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> bool:
         try:
             with session_scope(self.engine) as session:
                 # The row lock makes a second replica handed the same event wait, then find it done;
                 # a sweep (`skip_locked`) passes over a signal another replica is processing instead.
-                signal = session.exec(select(Signal).where(Signal.id == signal_id)
-                                      .with_for_update(skip_locked=skip_locked)).first()
-                if signal is None or signal.processed_at is not None:
-                    return
-                plant = self.plant(session)
+                # One round trip reads the signal, the plant row (whose content hash keys the static
+                # cache) and the sender, whom every chat handler looks up first.
+                found = session.exec(
+                    select(Signal, Plant, Person).select_from(Signal).join(Plant, Plant.id == self.plant_id)
+                    .join(Person, (Person.plant_id == Plant.id) & (Person.id == Signal.person_id), isouter=True)
+                    .where(Signal.id == signal_id).with_for_update(skip_locked=skip_locked, of=Signal)).first()
+                if found is None or found[0].processed_at is not None:
+                    return False
+                signal, plant, sender = found
                 # First processing of this signal (checked under its row lock): no row of this
                 # cause can be stored yet, so notifications need no look-up by key.
                 ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause=f"signal:{signal_id}",
                                  static=self._static.get(session, plant), new_cause=True)
+                if sender is not None:  # `wf.person` finds it in the session, without a query
+                    ctx.held[(Person, sender.id)] = sender
                 if (handler := self.handlers.get(signal.kind)) is not None:
                     handler(ctx, signal)
                 else:
@@ -285,6 +313,7 @@ class Runtime:
         except Exception as error:  # the signal stays stored; say so to the sender and move on
             log.exception("processing signal %s failed", signal_id)
             self._record_failure(signal_id, error)
+        return True
 
     def _converse(self, ctx: wf.Context, signal: Signal) -> None:
         handle_chat(ctx, signal, self.reader, REJECTED_ROWS)
@@ -318,6 +347,14 @@ class Runtime:
         for signal_id in ids:
             self.process_signal(signal_id, skip_locked=older_than is not None)
         return len(ids)
+
+    def process_waiting(self, limit: int = 100) -> int:
+        """Process the oldest unprocessed signals, passing over any another process holds: an inbound
+        worker's pass (mfgos/workers.py). Returns how many this call processed."""
+        query = select(Signal.id).where(Signal.processed_at == None).order_by(Signal.id).limit(limit)  # noqa: E711
+        with Session(self.engine) as session:
+            ids = session.exec(query).all()
+        return sum(self.process_signal(signal_id, skip_locked=True) for signal_id in ids)
 
     # --- time and outboxes -------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """`mfgos demo` and `mfgos serve`: one process with the console, the REST API and the workers.
 
-At start the runtime processes signals stored before a crash; then a worker on the
-server's event loop fires escalation timers and drains both outboxes every half second on
+At start the runtime processes signals stored before a crash; with MFGOS_INBOUND_WORKERS
+(PostgreSQL) inbound messages are then processed in worker processes (mfgos/workers.py).
+A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
-every 30 seconds sweeps for signals another replica stored but died before processing. With an
+every 15 seconds sweeps for signals another replica stored but died before processing. With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -35,8 +36,10 @@ from signals.registry import build_routers, build_sources, with_sources
 log = logging.getLogger(__name__)
 
 WORKER_INTERVAL = 0.5  # seconds between passes; short enough that the console feels live
-SWEEP_INTERVAL = 30.0  # seconds between sweeps for signals a crashed replica stored but never processed
-SWEEP_AGE = timedelta(minutes=1)  # younger signals are still being processed by the replica that took them
+# A signal a dead replica stored and never processed is taken within SWEEP_AGE + SWEEP_INTERVAL
+# (45 s): under a minute. Younger ones are left to the replica (or its inbound workers) that took them.
+SWEEP_INTERVAL = 15.0  # seconds between sweeps for signals a crashed replica stored but never processed
+SWEEP_AGE = timedelta(seconds=30)
 
 
 async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL,
@@ -58,7 +61,7 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
             try:  # reading messages takes CPU: off the event loop, like the web app's own processing
                 swept = await asyncio.to_thread(runtime.process_pending, older_than=sweep_age)
                 if swept:
-                    log.warning("swept %d signal(s) stored over a minute ago and left unprocessed "
+                    log.warning("swept %d signal(s) stored over 30 s ago and left unprocessed "
                                 "(a replica stopped?)", swept)
             except Exception:
                 log.exception("sweep for unprocessed signals failed")
@@ -83,6 +86,12 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if hub is not None:
             await hub.start()
+        inbound = None
+        if runtime.settings.inbound_workers:  # PostgreSQL only: run_server refuses it on SQLite
+            from mfgos.workers import InboundWorkers
+
+            inbound = InboundWorkers(runtime, runtime.settings.inbound_workers)
+            await inbound.start()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
         erp_sync = None
@@ -105,6 +114,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await erp_sync
             await task
+            if inbound is not None:
+                await inbound.stop()
             if hub is not None:
                 await hub.stop()
             await runtime.aclose()
@@ -163,6 +174,9 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
     try:
         if not demo and (problem := oidc_problem(settings)):
             raise ValueError(problem)
+        if settings.inbound_workers and not settings.database_url.startswith(("postgresql", "postgres:")):
+            raise ValueError("MFGOS_INBOUND_WORKERS needs PostgreSQL (MFGOS_DATABASE_URL=postgresql://...): "
+                             "SQLite takes one writer at a time, so workers of their own would only wait for it")
         runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
         hub, routers = None, list(extra_routers)
         sources: list[SignalSource] = []

@@ -28,7 +28,7 @@ from erp_adapters.base import AuthFailed, ErpAdapter, ErpError, Rejected, Settin
 from erp_adapters.preflight import check_plant
 from erp_adapters.sync import STEPS, Progress, SyncReport, sync_master_data
 from mfgos.config import Settings
-from models.tables import ErpSyncState
+from models.tables import ErpCheck, ErpSyncState
 
 if TYPE_CHECKING:
     from mfgos.runtime import Runtime
@@ -168,16 +168,32 @@ async def log_erp_problems(runtime: Runtime) -> list[SettingProblem] | None:
         problems = await check_plant(runtime.engine, runtime.erp, runtime.plant_id)
     except ErpError as error:
         log.warning("ERP check skipped (%s): %s", type(error).__name__, error)
+        await asyncio.to_thread(_keep_check, runtime, None, f"{type(error).__name__}: {error}")
         return None
     except Exception:
         log.exception("ERP check failed")
+        await asyncio.to_thread(_keep_check, runtime, None, "the check failed; the server log has the trace")
         return None
+    await asyncio.to_thread(_keep_check, runtime, problems, None)
     for problem in problems:
         log.warning("ERP check: %s", problem)
     if not problems:
         log.info("ERP check: every erp: setting and reference of plant %s found in %s", runtime.plant_id,
                  runtime.settings.erp)
     return problems
+
+
+def _keep_check(runtime: Runtime, problems: list[SettingProblem] | None, error: str | None) -> None:
+    """Store the check for the console. When the ERP could not be asked, the last problems found
+    stay, with the reason they may be stale."""
+    with Session(runtime.engine) as session:
+        check = session.get(ErpCheck, runtime.plant_id) or ErpCheck(
+            plant_id=runtime.plant_id, erp=runtime.settings.erp, checked_at=runtime.clock.now())
+        check.erp, check.checked_at, check.error = runtime.settings.erp, runtime.clock.now(), error
+        if problems is not None:
+            check.problems = [str(p) for p in problems]
+        session.add(check)
+        session.commit()
 
 
 def _changed_at(runtime: Runtime) -> datetime | None:

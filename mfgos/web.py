@@ -34,6 +34,7 @@ from models import (
     AckTimer,
     Approval,
     Area,
+    ErpCheck,
     ErpTransaction,
     ExceptionDecision,
     LedgerDocument,
@@ -520,8 +521,13 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             documents = session.exec(select(LedgerDocument).order_by(LedgerDocument.id.desc())  # type: ignore[union-attr]
                                      .limit(LIST_LIMIT)).all()
             codes = _codes(session, (t.exception_id for t in txns))
+            check = session.get(ErpCheck, plant_id)
             return {
                 "erp": runtime.settings.erp,
+                # The last preflight of the plant's erp: settings (`mfgos check-erp`), None before the first.
+                "check": None if check is None else {
+                    "erp": check.erp, "checked_at": iso(check.checked_at), "problems": check.problems,
+                    "error": check.error},
                 "transactions": [_transaction_json(t, codes) for t in txns],
                 "ledger_documents": [{"reference": d.reference, "kind": d.kind, "fields": d.fields,
                                       "idempotency_key": d.idempotency_key, "posted_at": iso(d.posted_at)}

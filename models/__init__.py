@@ -1,7 +1,7 @@
 """The store: SQLModel tables, enums, engine/session and migrations."""
 
 from models.auth import ApiToken, SignInRequest, WebSession
-from models.conversation import Conversation, StrangerReply
+from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.tables import (
@@ -11,6 +11,7 @@ from models.tables import (
     Attachment,
     ChannelIdentity,
     CustomerOrder,
+    ErpCheck,
     ErpKind,
     ErpTransaction,
     ExceptionStatus,
@@ -51,6 +52,7 @@ __all__ = [
     "Material",
     "CustomerOrder",
     "WorkOrder",
+    "ErpCheck",
     "Shift",
     "Person",
     "ChannelIdentity",
@@ -68,6 +70,7 @@ __all__ = [
     "ExceptionDecision",
     "PlantApproval",
     "StrangerReply",
+    "ChatWindow",
     "SignInRequest",
     "WebSession",
     "ApiToken",

@@ -40,3 +40,16 @@ class StrangerReply(SQLModel, table=True):
     address: str = Field(primary_key=True)
     plant_id: str = Field(foreign_key="plants.id")
     replied_at: datetime
+
+
+class ChatWindow(SQLModel, table=True):
+    """When an address last wrote to a channel that only reaches people who wrote lately (WhatsApp's
+    24-hour window); in the store so every replica knows what any replica heard.
+
+    `heard_at` is unix seconds of their last message, 0 when the platform refused a free-form
+    message (the window is known closed until they write again)."""
+
+    __tablename__ = "chat_windows"
+    channel: str = Field(primary_key=True)
+    address: str = Field(primary_key=True)
+    heard_at: float = 0.0

@@ -182,6 +182,18 @@ class ErpSyncState(SQLModel, table=True):
     changed_at: datetime | None = None  # the last sync that changed master data: processes refresh their NLP
 
 
+class ErpCheck(SQLModel, table=True):
+    """Per plant: the last preflight of its `erp:` settings (`mfgos check-erp`), which `serve` runs at
+    start and before every sync; kept in the store so the console of every replica shows it."""
+
+    __tablename__ = "erp_checks"
+    plant_id: str = Field(primary_key=True, foreign_key="plants.id")
+    erp: str
+    checked_at: datetime
+    problems: list[str] = _json(factory=list)  # "erp.KEY: what is wrong: how to fix it"
+    error: str | None = None  # the ERP could not be asked: why (the problems are then the last known)
+
+
 class Shift(SQLModel, table=True):
     __tablename__ = "shifts"
     plant_id: str = Field(primary_key=True, foreign_key="plants.id")

@@ -20,13 +20,15 @@ from typing import Any
 import pytest
 import yaml
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import worker_lifespan
-from mfgos.sync import check_erp_command
+from mfgos.sync import check_erp_command, log_erp_problems
+from mfgos.web import create_app
 from models.erp_settings import known_keys
 from models.plant_file import check
 from tests.erp_fakes import erpnext
@@ -202,8 +204,16 @@ def test_serve_logs_the_problems_at_start(
 
     asyncio.run(serve_until_synced())
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert "ERP check: erp.operator: not set: name the Employee for Downtime Entries (ERPNext requires an operator)" \
-        in logged
+    problem = "erp.operator: not set: name the Employee for Downtime Entries (ERPNext requires an operator)"
+    assert f"ERP check: {problem}" in logged
+    # The console shows the same problems, from the store (every replica's console alike).
+    shown = TestClient(create_app(runtime, demo=True)).get("/api/erp").json()["check"]
+    assert (shown["erp"], shown["error"]) == ("erpnext", None) and problem in shown["problems"]
+    # The ERP down: the last problems stay, with the reason they could not be checked again.
+    site.faults.down = True
+    asyncio.run(log_erp_problems(runtime))
+    shown = TestClient(create_app(runtime, demo=True)).get("/api/erp").json()["check"]
+    assert problem in shown["problems"] and shown["error"]
 
 
 def test_check_erp_reads_the_plant_from_either_store(pune_erpnext: Any, database_url: str, tmp_path: Path) -> None:

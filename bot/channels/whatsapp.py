@@ -15,8 +15,9 @@ With `MFGOS_WHATSAPP_TEMPLATE` set (a template whose body is one parameter, `{{1
 message to someone whose window is known to be closed, or one the API refuses with 131047,
 is sent as that template with the message's text as the parameter, and the exception's
 timeline records it (`whatsapp_template`). Without a template the refusal is permanent and
-shows on the timeline as `not_reached`. The window is known from the messages this process
-received; when it is not known the free-form message is tried and the API decides. The
+shows on the timeline as `not_reached`. The window is known from the messages any replica
+received (the `chat_windows` table, cached here while it is known open); when it is not known
+the free-form message is tried and the API decides. The
 API may also accept the message and report 131047 later, in a `failed` status on the
 webhook: the message is then queued again as the template (kind `whatsapp_template`), or,
 without a template, recorded as not reached.
@@ -34,7 +35,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlmodel import select
+from sqlalchemy import case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from bot.channels.base import (
     InboundAttachment,
@@ -55,7 +59,7 @@ from bot.channels.cards import (
 from bot.channels.payload import ident, obj, objects, text
 from bot.fetch import WHATSAPP_HOSTS, FetchRefused, MediaLimits, MediaPolicy, fetch_media
 from bot.ratelimit import Bucket, Rate, rate_limited
-from models import Notification, OutboxStatus, TimelineEvent, session_scope
+from models import ChatWindow, Notification, OutboxStatus, TimelineEvent, session_scope
 from routing import messages
 
 log = logging.getLogger(__name__)
@@ -130,6 +134,7 @@ class WhatsAppChannel:
         self.window = window
         self.engine = engine
         self._heard: dict[str, float] = {}  # address -> unix time of their last message (0: window known closed)
+        self._unsaved: dict[str, float] = {}  # heard here, not yet in the store
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
@@ -230,12 +235,38 @@ class WhatsAppChannel:
         for address in addresses:
             if at > self._heard.get(address, -1.0):
                 self._heard[address] = at
+                self._unsaved[address] = at
+
+    async def save_heard(self) -> None:
+        """Put what this replica heard into the store, so every replica knows the window is open."""
+        if self.engine is None or not self._unsaved:
+            self._unsaved.clear()
+            return
+        heard, self._unsaved = self._unsaved, {}
+        await asyncio.to_thread(self._store_windows, heard)
+
+    def _store_windows(self, heard: dict[str, float]) -> None:
+        with session_scope(self.engine) as session:
+            for address, at in heard.items():
+                session.execute(window_upsert(self.engine, self.name, address, at, self.window))
+
+    async def known_closed(self, address: str) -> bool:
+        """Known to be outside the window, by what any replica heard or was refused (the store);
+        an address heard here within the window needs no look-up."""
+        now = time.time()
+        heard = self._heard.get(address)
+        if (heard is not None and now - heard <= self.window.total_seconds()) or self.engine is None:
+            return self.window_closed(address, now)
+        stored = await asyncio.to_thread(stored_window, self.engine, self.name, address)
+        if stored is not None:
+            self._heard[address] = stored
+        return self.window_closed(address, now)
 
     async def send(self, message: OutboundMessage) -> str:
         if message.kind == self.TEMPLATE_KIND:
             return await self._send_template(message, "the API reported 131047 (outside the 24-hour window) "
                                                       "for the free-form message")
-        if self.template and self.window_closed(message.address):
+        if self.template and await self.known_closed(message.address):
             return await self._send_template(message, "the 24-hour window is closed")
         labels = await asyncio.to_thread(choice_labels, self.engine, message.buttons, MAX_TITLE) \
             if self.engine is not None and any(choice_code(b) for b in message.buttons) else {}
@@ -243,6 +274,8 @@ class WhatsAppChannel:
             return await self._post(self.payload(message, labels))
         except WindowClosed as error:
             self._heard[message.address] = 0.0  # closed until they write again
+            if self.engine is not None:
+                await asyncio.to_thread(self._store_windows, {message.address: 0.0})
             if not self.template:
                 raise PermanentFailure(f"{error}; set MFGOS_WHATSAPP_TEMPLATE to reach people outside the "
                                        "24-hour window") from error
@@ -368,6 +401,7 @@ class WhatsAppChannel:
                 session.add(row)
                 if code == REENGAGEMENT:
                     self._heard[row.address] = 0.0
+                    session.execute(window_upsert(self.engine, self.name, row.address, 0.0, self.window))
                 if code == REENGAGEMENT and self.template and row.kind != self.TEMPLATE_KIND:
                     session.add(Notification(
                         plant_id=row.plant_id, dedupe_key=f"whatsapp-template:{row.id}", exception_id=row.exception_id,
@@ -457,3 +491,25 @@ class WhatsAppChannel:
         data, served_type = await fetch_media(text(info.get("url")), MediaPolicy.for_channel(
             WHATSAPP_HOSTS, self.base_url, self.media_limits), headers={"Authorization": f"Bearer {self.token}"})
         return data, text(info.get("mime_type"))[:100] or served_type
+
+
+def window_upsert(engine: Engine, channel: str, address: str, at: float, window: timedelta) -> Any:
+    """Record a message heard at `at` (the later time wins) or, with `at` 0, a refusal: closed,
+    unless a message came in within the window meanwhile (another replica heard them write again)."""
+    table = ChatWindow.__table__  # type: ignore[attr-defined]
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+    statement = insert.values(channel=channel, address=address, heard_at=at)
+    if at > 0:
+        merged = case((table.c.heard_at < statement.excluded.heard_at, statement.excluded.heard_at),
+                      else_=table.c.heard_at)
+    else:
+        cutoff = time.time() - window.total_seconds()
+        merged = case((table.c.heard_at < cutoff, 0.0), else_=table.c.heard_at)
+    return statement.on_conflict_do_update(index_elements=["channel", "address"], set_={"heard_at": merged})
+
+
+def stored_window(engine: Engine, channel: str, address: str) -> float | None:
+    """When any replica last heard `address` on `channel` (0: known closed); None if never."""
+    with Session(engine) as session:
+        return session.exec(select(ChatWindow.heard_at).where(
+            ChatWindow.channel == channel, ChatWindow.address == address)).first()

@@ -465,6 +465,7 @@ function renderDetail(d) {
 function renderErp(data) {
   if (!changed("erp", data)) return;
   document.getElementById("erp-name").textContent = data.erp;
+  renderErpCheck(data.check);
   document.getElementById("no-txns").hidden = data.transactions.length > 0;
   document.querySelector("#erp-txns tbody").replaceChildren(...data.transactions.map((t) =>
     h("tr", {title: fieldsText(t.fields)}, h("td", {}, t.id), h("td", {}, t.exception ? codeTag(t.exception) : "–"),
@@ -474,6 +475,20 @@ function renderErp(data) {
   document.querySelector("#ledger tbody").replaceChildren(...data.ledger_documents.map((d) =>
     h("tr", {}, h("td", {class: "nowrap"}, h("strong", {}, d.reference)),
       h("td", {}, words(d.kind), h("div", {class: "fields"}, fieldsText(d.fields))), h("td", {}, when(d.posted_at)))));
+}
+
+// The last check of the plant's erp: settings against the ERP (`mfgos check-erp`, run by serve).
+function renderErpCheck(check) {
+  const box = document.getElementById("erp-check");
+  const problems = check ? check.problems : [];
+  box.hidden = !check || (!problems.length && !check.error);
+  if (box.hidden) return;
+  box.replaceChildren(...[
+    h("strong", {}, problems.length ? `ERP settings: ${problems.length} problem(s)` : "ERP settings not checked"),
+    check.error ? h("div", {class: "muted small"}, `The ERP could not be asked (${check.error}); last problems found:`) : null,
+    problems.length ? h("ul", {}, problems.map((p) => h("li", {}, p))) : null,
+    h("div", {class: "muted small"}, `checked ${when(check.checked_at)}`),
+  ].filter(Boolean));
 }
 
 function renderKpis(k) {
