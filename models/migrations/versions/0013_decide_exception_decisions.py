@@ -4,15 +4,15 @@
 customer-order date); `plant_approvals` names who approves each kind; `machines.kind` and
 `machines.mttr_minutes` let the planner's options find sister machines and repair times.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0011'
-down_revision = '0010'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
