@@ -54,6 +54,13 @@ LINKS_PER_PERSON = 3  # sign-in links sent to one person per window
 REQUESTS_PER_CLIENT = 20  # sign-in requests from one address per window
 KEEP_REQUESTS = timedelta(days=1)  # sign-in requests older than this are deleted
 SECRET_MAX = 200  # longer than any secret we hand out: refused before hashing
+
+
+def link_token() -> str:
+    """A sign-in link's secret: 256 bits as hex. Letters and digits only, because the link travels
+    inside chat text, where `_` and `-` next to each other could be taken for formatting markers and
+    broken with an invisible character by the channel's escaping, which would cut the link."""
+    return secrets.token_hex(32)
 TOUCH_EVERY = timedelta(minutes=1)  # an API token's `last_used_at` is written at most this often
 LOGIN_SENT = {"detail": "If this person is registered, a sign-in link was sent to their chat. "
                         f"It works once, for {LINK_MINUTES} minutes."}
@@ -187,7 +194,7 @@ class Auth:
             if sent >= LINKS_PER_PERSON:
                 log.warning("sign-in link for %r not sent: %d links in %s already", person_id, sent, LIMIT_WINDOW)
                 return "limited"
-            token = secrets.token_urlsafe(32)
+            token = link_token()
             row = SignInRequest(plant_id=self.plant_id, person_id=person_id, client=client, requested_at=now,
                                 outcome="sent", token_hash=digest(token),
                                 expires_at=now + timedelta(minutes=LINK_MINUTES))
