@@ -43,7 +43,6 @@ from sqlmodel import Session, select
 from bot.channels.base import OutboundMessage
 from bot.channels.bridge import BridgeChannel, BridgeError
 from bot.channels.cards import button_label, button_value, parse_button
-from bot.channels.registry import ChannelHub
 from bot.channels.slack import SlackChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.whatsapp import WhatsAppChannel
@@ -57,6 +56,7 @@ from tests.erp_fakes import erpnext
 from tests.erp_fakes.server import serve
 from tests.fakes.server import wait_for
 from tests.fakes.slack import FakeSlack
+from tests.fakes.stack import start_stack
 from tests.test_console_browser import _click, _errors, _texts, _until_texts, _wait, browser  # noqa: F401 - the fixture
 from tests.test_erp_replay import ERP_BLOCKS, PLANT, PuneErp, _erpnext_site
 
@@ -144,25 +144,14 @@ class SlackPlant:
 async def slack_plant(fake_erpnext: PuneErp, database_url: str, tmp_path: Path) -> AsyncIterator[SlackPlant]:
     slack = FakeSlack().start()
     clock = SimulatedClock(START)
-    runtime = Runtime(settings(database_url, tmp_path, fake_erpnext, slack_bot_token="xoxb-fake",
-                               slack_signing_secret="slack-secret", slack_api_url=slack.api_url), clock=clock)
-    hub = ChannelHub(runtime.settings, runtime)
-    app = create_app(runtime, extra_routers=hub.routers())
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    await hub.start()
+    runtime_settings = settings(database_url, tmp_path, fake_erpnext, slack_bot_token="xoxb-fake",
+                                slack_signing_secret="slack-secret", slack_api_url=slack.api_url)
+    stack = await start_stack(runtime_settings, clock=clock)
     try:
-        yield SlackPlant(runtime, clock, slack, f"http://127.0.0.1:{sock.getsockname()[1]}/slack/events")
+        yield SlackPlant(stack.runtime, clock, slack, f"{stack.url}/slack/events")
     finally:
-        await hub.stop()
-        server.should_exit = True
-        await task
-        await runtime.aclose()
+        await stack.stop()
+        await stack.runtime.aclose()
         slack.stop()
 
 

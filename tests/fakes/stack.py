@@ -106,8 +106,8 @@ class Stack:
                                      .order_by(TimelineEvent.id)))
 
 
-async def start_stack(settings: Settings, **outbox: Any) -> Stack:
-    runtime = Runtime(settings)
+async def start_stack(settings: Settings, clock: Any = None, **outbox: Any) -> Stack:
+    runtime = Runtime(settings) if clock is None else Runtime(settings, clock=clock)
     for name, value in outbox.items():
         setattr(runtime.notifications, name, value)
     hub = ChannelHub(settings, runtime)
