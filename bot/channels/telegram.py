@@ -202,11 +202,18 @@ class TelegramChannel:
             log.warning("telegram: a delivery without an update_id was ignored")
             return None
         try:
-            return Update.de_json(data, self.app.bot)
+            update = Update.de_json(data, self.app.bot)
         except Exception as error:  # python-telegram-bot's converters raise whatever a wrong type makes them raise
             log.warning("telegram: an update of the wrong shape was ignored: %s: %s", type(error).__name__,
                         str(error)[:200])
             return None
+        # The Application keys its per-user and per-chat data by these ids before any handler runs, so an id
+        # that is not an integer (a list, say) would fail inside python-telegram-bot, not in our handlers.
+        for holder in (update.effective_user, update.effective_chat):
+            if holder is not None and (type(holder.id) is not int or ident(holder.id) is None):
+                log.warning("telegram: an update whose user or chat id is not an integer was ignored")
+                return None
+        return update
 
     async def handle_update(self, update: Update) -> None:
         """A webhook delivery: processed (stored) before Telegram gets its 200."""
