@@ -6,7 +6,7 @@ English rather than failing, so a new template can land before its translations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 LANGUAGES = ("en", "es", "de", "hi")
@@ -23,6 +23,24 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "Confirma en menos de {ack}.",
         "de": "Bitte innerhalb von {ack} bestätigen.",
         "hi": "{ack} ke andar acknowledge karein.",
+    },
+    "alert_past_fixes": {
+        "en": "Last {count} times: {fixes}.",
+        "es": "Las últimas {count} veces: {fixes}.",
+        "de": "Die letzten {count} Male: {fixes}.",
+        "hi": "Pichhle {count} baar: {fixes}.",
+    },
+    "alert_past_fix_once": {
+        "en": "Last time: {fixes}.",
+        "es": "La última vez: {fixes}.",
+        "de": "Letztes Mal: {fixes}.",
+        "hi": "Pichhli baar: {fixes}.",
+    },
+    "past_fix": {
+        "en": "{fix} ({code}, {ago} ago, {took})",
+        "es": "{fix} ({code}, hace {ago}, {took})",
+        "de": "{fix} ({code}, vor {ago}, {took})",
+        "hi": "{fix} ({code}, {ago} pehle, {took})",
     },
     "alert_work_orders": {
         "en": "Affected work orders: {work_orders}.",
@@ -1084,6 +1102,17 @@ def age(seconds: float, language: str = "en") -> str:
     if total >= 3600:
         total -= total % 3600  # whole hours (and days)
     return duration(total, language)
+
+
+def past_fixes(fixes: Sequence[Mapping[str, Any]], language: str) -> str:
+    """"Last 2 times: replaced the spindle bearing (E-0012, 3 d ago, 45 min), ..." from the fixes
+    routing/similar.py found (code, fix, ago_s: how long before the new exception, minutes: how long
+    the fix took from the report)."""
+    listed = ", ".join(render(
+        "past_fix", language, fix=str(f["fix"])[:200], code=f["code"], ago=age(float(f["ago_s"]), language),
+        took=duration(int(f["minutes"]) * 60, language) if f.get("minutes") is not None else "-") for f in fixes)
+    key = "alert_past_fix_once" if len(fixes) == 1 else "alert_past_fixes"
+    return render(key, language, count=len(fixes), fixes=listed)
 
 
 # The placeholders that name an id: `render` puts the word in, so no caller can leak the id.

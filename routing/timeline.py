@@ -169,11 +169,17 @@ def _fixed(key: str) -> Callable[[_Story, Line], str]:
     return sentence
 
 
+def _similar(story: _Story, line: Line) -> str | None:
+    fixes = [f for f in line.data.get("fixes") or [] if isinstance(f, Mapping)]
+    return messages.past_fixes(fixes, story.language) if fixes else None
+
+
 # Every kind the code writes (routing/workflow.py `log`, bot/ and signals/): kind -> sentence.
 SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "opened": _opened,
     "reported_again": _by_person("tl_reported_again"),
     "impact": _impact,
+    "similar": _similar,
     "unrouted": _fixed("tl_unrouted"),
     "nobody_available": _nobody,
     "routed": _routed,

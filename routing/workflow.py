@@ -8,7 +8,7 @@ after it leaves the outbox workers everything they need.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from routing.lifecycle import (
 )
 from routing.roster import people_for_role
 from routing.rules import NotifyStep, matching_rule
+from routing.similar import past_fixes
 from routing.static import StaticData
 
 OPEN_STATUSES = tuple(state.value for state in UNFINISHED)
@@ -319,10 +320,13 @@ def area_for(ctx: Context, machine_id: str | None, material_id: str | None, work
     return None
 
 
-def _alert_text(ctx: Context, exc: PlantException, who: Person, step: NotifyStep) -> str:
+def _alert_text(ctx: Context, exc: PlantException, who: Person, step: NotifyStep,
+                past: Sequence[Mapping[str, Any]] = ()) -> str:
     lang = who.language
     parts = [messages.render("alert", lang, code=exc.code, type=messages.type_name(exc.type, lang),
                              machine=machine_label(ctx, exc.machine_id), summary=exc.summary)]
+    if past and step.ack_within:  # the roles that answer for it are the ones who fix it
+        parts.append(messages.past_fixes(past, lang))
     if exc.work_orders:
         parts.append(messages.render("alert_work_orders", lang, work_orders=", ".join(exc.work_orders)))
     if exc.customer_orders_at_risk and step.role in ("customer_service", "planner", "manager", "supervisor"):
@@ -352,6 +356,11 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
     exc.rule_position = rule.position
     exc.approver_role = rule.approver
     paged: list[Person] = []
+    past: list[dict[str, Any]] = []
+    if any(step.ack_within for step in rule.steps):
+        past = [fix.as_data(ctx.now) for fix in past_fixes(ctx.session, exc)]
+        if past:
+            log(ctx, exc, "similar", "", None, fixes=past)
     conditions = {
         "staging_conflict": bool(exc.staging_conflict),
         "customer_orders_at_risk": bool(exc.customer_orders_at_risk),
@@ -371,7 +380,7 @@ def route(ctx: Context, exc: PlantException) -> list[Person]:
         earlier = {q.id for q in paged}
         people = [p for p in holders if p.id not in earlier]
         for who in people:
-            notify(ctx, who, "alert", _alert_text(ctx, exc, who, step), exc=exc, role=step.role,
+            notify(ctx, who, "alert", _alert_text(ctx, exc, who, step, past), exc=exc, role=step.role,
                    buttons=("ack", "propose") if step.ack_within else ())
             paged.append(who)
         already = [p.id for p in holders if p.id in earlier]
