@@ -65,6 +65,13 @@ _HOUR_WORDS = ("am", "pm", "a.m.", "p.m.", "uhr", "h", "hours", "hour", "horas",
 MAX_WORDS = 5
 _TIME_ONLY = re.compile(r"(at\s+)?\d{1,2}(:\d{2})?\s*(am|pm|a\.m\.|p\.m\.|uhr|h)?", re.I)  # the longest time phrase tried ("in 2 days 6:00 am")
 _UNITS = {"h": "hours", "m": "minutes", "min": "minutes", "d": "days"}
+# Sentences: a full stop, question or exclamation mark, or semicolon before a space or the end
+# (not the dot of "a.m." nor a colon of "14:00").
+_CLAUSES = re.compile(r"(?<!\ba)(?<!\bp)[.;!?]+(?=\s|$)")
+# The words of three letters or fewer that may stand alone for a day; dateparser reads others too
+# ("mit" as Mittwoch, "an" as a month), which in a sentence they are not.
+_SHORT_DAYS = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun", "hoy", "lun", "mié", "jue", "vie",
+                         "sáb", "dom"})
 
 
 def _plus(match: re.Match[str]) -> str:
@@ -97,24 +104,30 @@ def read_when(text: str, language: str, now: datetime, timezone: str) -> datetim
     if not normalised:
         return None
     languages = [language, "en"] if language in ("en", "es", "de") and language != "en" else ["en"]
-    # The longest run of words that reads as a moment ("tomorrow 6:00 am", not "tomorrow" alone).
-    words = normalised.split()
-    moment = None
-    for length in range(min(len(words), MAX_WORDS), 0, -1):
-        for start in range(len(words) - length + 1):
-            span = words[start:start + length]
-            if span[0].isdigit() and (len(span) == 1 or span[1] not in _HOUR_WORDS):
-                continue  # "2 tomorrow" of "hobber 2 tomorrow", "6" alone: a name's number, a quantity
-            phrase = " ".join(span).strip(" ,.;:!?")
-            if not phrase:
-                continue
-            moment = dateparser.parse(phrase, languages=languages, settings=settings)  # type: ignore[arg-type]
-            if moment is not None:
+    # The longest run of words that reads as a moment ("tomorrow 6:00 am", not "tomorrow" alone),
+    # inside one sentence: "the part comes tomorrow. Ready tomorrow at 14:00" is tomorrow 14:00,
+    # and a run across the full stop ("tomorrow .") would be tomorrow at this minute.
+    found: tuple[int, str, datetime] | None = None
+    for clause in _CLAUSES.split(normalised):
+        words = [w for w in clause.split() if w.strip(" ,.;:!?")]
+        # A later sentence wins a tie: people correct themselves ("6am. no, 8am").
+        for length in range(min(len(words), MAX_WORDS), 0 if found is None else found[0] - 1, -1):
+            for start in range(len(words) - length + 1):
+                span = words[start:start + length]
+                if span[0].isdigit() and (len(span) == 1 or span[1] not in _HOUR_WORDS):
+                    continue  # "2 tomorrow" of "hobber 2 tomorrow", "6" alone: a name's number, a quantity
+                phrase = " ".join(span).strip(" ,.;:!?")
+                if not phrase or (length == 1 and len(phrase) <= 3 and phrase not in _SHORT_DAYS):
+                    continue  # "mit" (Mittwoch to dateparser), "an": words of a sentence, not days
+                moment = dateparser.parse(phrase, languages=languages, settings=settings)  # type: ignore[arg-type]
+                if moment is not None:
+                    found = (length, phrase, moment)
+                    break
+            if found is not None and found[0] == length:
                 break
-        if moment is not None:
-            break
-    if moment is None:
+    if found is None:
         return None
+    _, phrase, moment = found
     base = now.astimezone(zone)
     if _TIME_ONLY.fullmatch(phrase) and moment.date() > base.date() and \
             moment.replace(tzinfo=None) - timedelta(days=1) > base.replace(tzinfo=None):

@@ -62,3 +62,22 @@ def test_a_bare_time_still_ahead_today_is_today() -> None:
     morning = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 09:00 in Pune
     assert read_when("wieder um 14 Uhr", "de", morning, PUNE) == datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo(PUNE))
     assert read_when("8:00", "en", morning, PUNE) == datetime(2026, 11, 26, 8, 0, tzinfo=ZoneInfo(PUNE))
+
+
+def test_the_longest_run_is_read_within_one_sentence_and_a_later_one_wins_a_tie() -> None:
+    friday = datetime(2026, 12, 11, 9, 35, tzinfo=UTC)  # 10:35 in Berlin
+    berlin = ZoneInfo("Europe/Berlin")
+    text = ("Hauptspindellager ist hin, das Ersatzteil kommt erst morgen früh. "
+            "Maschine ist voraussichtlich morgen um 14 Uhr wieder fertig.")
+    assert read_when(text, "de", friday, "Europe/Berlin") == datetime(2026, 12, 12, 14, 0, tzinfo=berlin)
+    assert read_when("tomorrow 6am. no, tomorrow 8am", "en", NOW, PUNE) == TOMORROW_6AM + timedelta(hours=2)
+    assert read_when("tomorrow 6 a.m. please", "en", NOW, PUNE) == TOMORROW_6AM
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("schau ich mir an", "de"),  # dateparser reads "an" as a month
+    ("Habe mit Deccan Tractors telefoniert, Kunde informiert.", "de"),  # and "mit" as Mittwoch
+    ("voy para allá", "es"),
+])
+def test_short_words_of_a_sentence_are_not_days(text: str, language: str) -> None:
+    assert read_when(text, language, NOW, PUNE) is None
