@@ -248,7 +248,8 @@ class Turn:
         ctx, who = self.ctx, self.who
         if ex.intent in ("approve", "reject"):
             return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
-        if ex.intent == "query" or queries.is_question(text) or exc is None and ex.intent == "report":
+        if queries.is_question(text) or ex.intent == "query" and not decisions.names_a_decision(text) \
+                or exc is None and ex.intent == "report":
             return False  # a question, or a new report ("HOB-01 down since 6am"), is no decision
         if exc is not None:
             decisions.note_estimate(ctx, exc, who, ex, text)  # a repairer's "back in 2h"; read on as before

@@ -518,6 +518,12 @@ def _has(text: str, words: tuple[str, ...]) -> bool:
     return any(f" {w} " in lowered or f" {w}," in lowered or f" {w}." in lowered for w in words)
 
 
+def names_a_decision(text: str) -> bool:
+    """A verb of a decision ("mover", "expedite", "verschieben", "not needed"): "Hay que mover la orden
+    1043" names a work order as a status question does, but it is a planner's decision."""
+    return _has(text, MOVE_WORDS + EXPEDITE_WORDS + TRANSFER_WORDS + NOT_NEEDED_WORDS)
+
+
 def kind_for(who: Person, ex: Extraction, text: str, candidates: list[ExceptionDecision]) -> str | None:
     """Which part a decider's message is about: by what it names, then by the role they hold."""
     mine = [k for k in DECISION_KINDS if DECISION_ROLES[k] in who.roles]
@@ -554,8 +560,9 @@ def read(ctx: Context, who: Person, exc: PlantException | None, ex: Extraction, 
         return None
     when = read_when(text, ex.language or who.language, ctx.now, ctx.plant.timezone)
     said_not_needed = _has(text, NOT_NEEDED_WORDS)
+    # "Kunde informiert" confirms the customer order date part whether or not it names the order.
     acted = said_not_needed or _has(text, MOVE_WORDS + EXPEDITE_WORDS + TRANSFER_WORDS) \
-        or bool(ex.customer_order and _has(text, TOLD))
+        or bool((ex.customer_order or kind == "customer_order_date") and _has(text, TOLD))
     # In a thread a time is enough ("WO-1043 tomorrow 6am"); without one, a plan mentioned in
     # passing ("push wo 1043 to nights next week") is no decision: it needs its verb.
     decision_words = acted or when is not None and not threadless
