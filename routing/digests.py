@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -69,7 +69,8 @@ class Period:
 
 
 def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, clock, tzinfo=zone)
+    """The plant-local day and time as UTC: spans are then real hours (a night across a clock change is 7 or 9 h)."""
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
 def _clock(text: str) -> time:
@@ -90,7 +91,8 @@ def _shift_periods(spec: dict[str, Any], shifts: Sequence[Shift], days: list[dat
         for day in days:
             for i, clock in enumerate(times):  # each time ends the period since the one before (yesterday's last)
                 start = _at(day, times[i - 1], zone) if i else _at(day - timedelta(days=1), times[-1], zone)
-                periods.append(Period("shift", f"{start:%H:%M}-{clock:%H:%M}", start, _at(day, clock, zone)))
+                label = f"{times[i - 1]:%H:%M}-{clock:%H:%M}"
+                periods.append(Period("shift", label, start, _at(day, clock, zone)))
         return periods
     wanted = spec.get("shifts")
     periods = []
