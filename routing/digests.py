@@ -49,6 +49,9 @@ from routing.workflow import Context
 KINDS = ("shift", "daily")
 CATCH_UP = timedelta(days=1)  # a period that ended longer ago than this while everything was down is not sent
 LIST_LIMIT = 10  # lines per list; the rest is counted ("... and 4 more")
+# A digest fits one message everywhere (Slack clips a text at 3,000 characters): longer lists are cut shorter.
+MAX_CHARS = 2800
+SHORTER = (LIST_LIMIT, 5, 3, 1, 0)
 SUMMARY_CHARS = 80  # of a report's text, in the list of what opened
 WEEK = timedelta(days=7)
 OPEN_PARTS = ("needed", "proposed", "rejected")  # routing.decisions.OPEN (decisions.py imports this module's peers)
@@ -246,10 +249,10 @@ def _waits_for(exc: PlantException, language: str) -> str:
     return messages.render("digest_wait_running", language, machine=exc.machine_id or "-")
 
 
-def _limited(lines: list[str], language: str) -> list[str]:
-    if len(lines) <= LIST_LIMIT:
+def _limited(lines: list[str], language: str, limit: int) -> list[str]:
+    if len(lines) <= limit:
         return lines
-    return [*lines[:LIST_LIMIT], messages.render("digest_more", language, count=len(lines) - LIST_LIMIT)]
+    return [*lines[:limit], messages.render("digest_more", language, count=len(lines) - limit)]
 
 
 def _minutes(value: float | None) -> str:
@@ -261,7 +264,16 @@ def _share(value: float | None) -> str:
 
 
 def render(facts: Facts, language: str, timezone: str) -> str:
-    """The digest in `language`: a head line, then each list with its count, then the week's figures."""
+    """The digest in `language`: a head line, then each list with its count, then the week's figures;
+    with the lists cut shorter while it would not fit one message (`MAX_CHARS`)."""
+    for limit in SHORTER:
+        text = _render(facts, language, timezone, limit)
+        if len(text) <= MAX_CHARS:
+            break
+    return text
+
+
+def _render(facts: Facts, language: str, timezone: str, limit: int) -> str:
     zone = ZoneInfo(timezone)
     period = facts.period
     start, end = period.start.astimezone(zone), period.end.astimezone(zone)
@@ -272,13 +284,13 @@ def render(facts: Facts, language: str, timezone: str) -> str:
         lines.append(messages.render("digest_quiet", language))
     else:
         lines.append(messages.render("digest_opened", language, count=len(facts.opened)))
-        lines += _limited([_opened_line(e, language) for e in facts.opened], language)
+        lines += _limited([_opened_line(e, language) for e in facts.opened], language, limit)
         lines.append(messages.render("digest_open", language, count=len(facts.still_open)))
-        lines += _limited([_open_line(e, facts, language) for e in facts.still_open], language)
+        lines += _limited([_open_line(e, facts, language) for e in facts.still_open], language, limit)
         lines.append(messages.render("digest_escalations", language, count=len(facts.escalations)))
-        lines += _limited([_escalation_line(e, t, language, zone) for e, t in facts.escalations], language)
+        lines += _limited([_escalation_line(e, t, language, zone) for e, t in facts.escalations], language, limit)
         lines.append(messages.render("digest_parts", language, count=len(facts.parts)))
-        lines += _limited([_part_line(e, p, role, facts.now, language) for e, p, role in facts.parts], language)
+        lines += _limited([_part_line(e, p, role, facts.now, language) for e, p, role in facts.parts], language, limit)
     week = facts.week
     lines.append(messages.render(
         "digest_week", language, opened=week.opened, closed=week.closed, mtta=_minutes(week.mtta_minutes),

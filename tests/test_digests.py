@@ -21,10 +21,11 @@ from mfgos.config import Settings
 from mfgos.replay import replay
 from mfgos.runtime import Runtime
 from mfgos.server import DigestScheduler
-from models import DigestMark, Notification, Plant, Shift
+from models import DigestMark, Notification, Plant, PlantException, Shift
 from models.plant_file import check
 from routing import digests
 from routing.clock import SimulatedClock, SystemClock
+from routing.kpis import Kpis
 from tests.conftest import postgres_schema_url
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -260,3 +261,22 @@ def test_check_plant_refuses_a_bad_digests_or_decisions_section(tmp_path: Path, 
 
 def test_check_plant_accepts_the_digest_plant() -> None:
     assert check(PLANT) == []
+
+
+def test_a_long_digest_is_cut_to_fit_one_message_and_keeps_the_weeks_figures() -> None:
+    now = datetime.now(UTC)
+    period = digests.Period("shift", "a", now - timedelta(hours=8), now)
+    many = [PlantException(id=n, plant_id="p", code=f"E-{n:04d}", type="quality", status="open", machine_id="GRD-02",
+                           summary="burrs on every gear of the lot, " * 10, opened_at=now - timedelta(hours=2))
+            for n in range(1, 41)]
+    week = Kpis(since=now - timedelta(days=7), until=now, opened=40, closed=0, open_now=40, mtta_minutes=None,
+                mttr_minutes=None, mean_resolution_minutes=None, notify_p95_seconds=None, escalations=0,
+                escalation_rate=0.0, schedule_adherence=0.75, customer_orders_at_risk=None, erp_latency_minutes=None,
+                erp_rejected=None, messages_per_exception=None, people_per_exception=None)
+    facts = digests.Facts(period, now, many, many, [], [], week, set())
+    text = digests.render(facts, "en", "UTC")
+    assert len(text) <= digests.MAX_CHARS
+    lines = text.splitlines()
+    assert "Opened: 40" in lines and "Still open: 40" in lines
+    assert any(line.startswith("... and ") and line.endswith(" more") for line in lines)
+    assert lines[-1].startswith("Last 7 days: 40 opened, 0 closed") and "schedule adherence 75%" in lines[-1]
