@@ -17,16 +17,20 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.channels.base import CaptureChannel
+from bot.channels.cards import ZWSP
 from mfgos.config import Settings
 from mfgos.replay import replay
 from mfgos.runtime import Runtime
 from mfgos.server import DigestScheduler
-from models import DigestMark, Notification, Plant, PlantException, Shift
+from models import DigestMark, Notification, Plant, PlantException, Shift, session_scope
 from models.plant_file import check
 from routing import digests
 from routing.clock import SimulatedClock, SystemClock
 from routing.kpis import Kpis
 from tests.conftest import postgres_schema_url
+from tests.fakes.server import wait_for
+from tests.fakes.slack import FakeSlack
+from tests.fakes.stack import start_stack
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PLANT = Path(__file__).parent / "data" / "pune_digest_plant.yaml"
@@ -280,3 +284,35 @@ def test_a_long_digest_is_cut_to_fit_one_message_and_keeps_the_weeks_figures() -
     assert "Opened: 40" in lines and "Still open: 40" in lines
     assert any(line.startswith("... and ") and line.endswith(" more") for line in lines)
     assert lines[-1].startswith("Last 7 days: 40 opened, 0 closed") and "schedule adherence 75%" in lines[-1]
+
+
+HOSTILE = "<!channel> <@U123> <https://evil|click> *bold* &amp;"
+
+
+@pytest.mark.anyio
+async def test_a_digest_reaches_slack_with_what_people_wrote_escaped(tmp_path: Path) -> None:
+    """The report's text inside a digest is shown as written: no mention, link or formatting reaches Slack."""
+    slack = FakeSlack().start()
+    day = next_weekday(datetime.now(UTC).date())
+    clock = SimulatedClock(local(day, 13, 0))
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'slack.db'}",  # type: ignore[call-arg]
+                        plant_file=PLANT, attachments_dir=tmp_path / "attachments", slack_bot_token="xoxb-fake",
+                        slack_signing_secret="slack-secret", slack_api_url=slack.api_url)
+    stack = await start_stack(settings, clock=clock)
+    try:
+        assert stack.runtime.send_digests() == 0
+        with session_scope(stack.runtime.engine) as session:
+            session.add(PlantException(plant_id="pune-1", code="E-0001", type="quality", machine_id="GRD-02",
+                                       area_id="gears", summary=HOSTILE, opened_at=local(day, 10, 0)))
+        clock.set(local(day, 14, 0))
+        assert stack.runtime.send_digests() == 3
+        stack.runtime.notifications.wake()
+        [message] = await wait_for(lambda: slack.posted(to="U01SARA"))
+        shown = message["text"]
+        assert shown.startswith("Resumen del turno a") and "E-0001" in shown
+        assert "<" not in shown and ">" not in shown, "no <!channel>, <@U...> or <url|label> reaches Slack"
+        assert "&lt;!channel&gt;" in shown and "&lt;@U123&gt;" in shown and "&amp;amp;" in shown
+        assert "*bold*" not in shown and "*bold*" in shown.replace(ZWSP, "")
+    finally:
+        await stack.stop()
+        slack.stop()
