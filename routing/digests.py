@@ -43,6 +43,8 @@ from models import (
 )
 from routing import kpis, messages
 from routing import workflow as wf
+from routing.decisions import OPEN as OPEN_PARTS
+from routing.decisions import Status as PartStatus
 from routing.roster import DAY_NAMES, ShiftHours, people_by_id
 from routing.workflow import Context
 
@@ -54,7 +56,6 @@ MAX_CHARS = 2800
 SHORTER = (LIST_LIMIT, 5, 3, 1, 0)
 SUMMARY_CHARS = 80  # of a report's text, in the list of what opened
 WEEK = timedelta(days=7)
-OPEN_PARTS = ("needed", "proposed", "rejected")  # routing.decisions.OPEN (decisions.py imports this module's peers)
 LOOKAHEAD = timedelta(days=8)  # a weekly shift pattern has an end within a week
 
 
@@ -221,10 +222,10 @@ def gather(session: Session, plant: Plant, period: Period, now: datetime) -> Fac
         TimelineEvent.at < period.end).order_by(TimelineEvent.at, TimelineEvent.id)))  # type: ignore[arg-type]
     rows = session.exec(select(PlantException, ExceptionDecision).join(
         ExceptionDecision, ExceptionDecision.exception_id == PlantException.id).where(  # type: ignore[arg-type]
-        ExceptionDecision.plant_id == plant.id, ExceptionDecision.status.in_(OPEN_PARTS))  # type: ignore[attr-defined]
+        ExceptionDecision.plant_id == plant.id, ExceptionDecision.status.in_([s.value for s in OPEN_PARTS]))  # type: ignore[attr-defined]
         .order_by(ExceptionDecision.created_at, ExceptionDecision.id)).all()  # type: ignore[arg-type]
     approvers = _approvers(session, plant)
-    parts = [(exc, part, approvers.get(part.kind, part.role) if part.status == "proposed" else part.role)
+    parts = [(exc, part, approvers.get(part.kind, part.role) if part.status == PartStatus.proposed else part.role)
              for exc, part in rows]
     down = {m.id for m in session.exec(select(Machine).where(Machine.plant_id == plant.id,
                                                              Machine.running == False))}  # noqa: E712
