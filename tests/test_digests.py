@@ -5,6 +5,8 @@ injected clock, two runtimes on one PostgreSQL database, and `check-plant`."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -316,3 +318,12 @@ async def test_a_digest_reaches_slack_with_what_people_wrote_escaped(tmp_path: P
     finally:
         await stack.stop()
         slack.stop()
+
+
+def test_mfgos_check_plant_names_the_line_of_a_bad_digests_section(tmp_path: Path) -> None:
+    path = tmp_path / "plant.yaml"
+    path.write_text(BASE + "digests:\n  daily: {at: '07:00', roles: [manger]}\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "mfgos.cli", "check-plant", str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 1
+    assert f"{path}:6: digests.daily.roles[0]: unknown role 'manger' (did you mean manager?" in done.stdout + done.stderr
