@@ -176,13 +176,26 @@ class Replay:
         The clock stops at each due moment in turn. Work due now that cannot go yet (an ERP
         transaction queued behind an earlier one, ERP posting paused) is passed over: the next
         stop is the next moment strictly later, so a retry due seconds after a failure is
-        made seconds after it, not at the next event or the end of the replay."""
-        await self.runtime.drain()
-        while (due := self.runtime.next_due(after=self.clock.now())) is not None and due <= when:
+        made seconds after it, not at the next event or the end of the replay. A digest goes out at
+        its period's end (`Runtime.send_digests`), as `serve`'s scheduler sends it on the wall clock."""
+        await self._run_due()
+        while (due := self._next_stop()) is not None and due <= when:
             self.clock.set(due)
-            await self.runtime.drain()
+            await self._run_due()
         self.clock.set(when)
+        await self._run_due()
+
+    def _next_stop(self) -> datetime | None:
+        """The next moment something is due: a timer, an outbox retry, or a digest (a shift's end)."""
+        now = self.clock.now()
+        moments = [self.runtime.next_due(after=now), self.runtime.next_digest(after=now)]
+        return min((m for m in moments if m is not None), default=None)
+
+    async def _run_due(self) -> None:
+        """Timers and outboxes, then the digests of periods ended by now (which see what the timers did)."""
         await self.runtime.drain()
+        if self.runtime.send_digests():
+            await self.runtime.drain()
 
     async def run(self, pause_after: int | None = None) -> dict[str, Any]:
         # A signal stored before a crash but not processed is processed when its event comes

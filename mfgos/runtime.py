@@ -44,7 +44,7 @@ from models import (
 )
 from models.plant_file import PlantChanges, apply, load
 from nlp.extractor import Extractor, master_data_from_store
-from routing import decisions, messages
+from routing import decisions, digests, messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
@@ -63,6 +63,8 @@ Handler = Callable[[wf.Context, Signal], None]
 TIMER_LOCK = 0x6D66_676F
 # 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
 PLANT_LOAD_LOCK = 0x6D66_6770
+# 'mfgd', with the hash of the schema and plant id: one replica at a time sends a plant's digests.
+DIGEST_LOCK = 0x6D66_6764
 # A refused ERP transaction retried or abandoned from a thread: the outbox changes the row (routing imports no ERP code).
 REJECTED_ROWS = RowChanges(retry=retry_rejected, abandon=abandon_rejected)
 # NOTIFY channel: master data changed (a plant file loaded, an ERP sync); inbound workers of every
@@ -372,6 +374,27 @@ class Runtime:
             ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="timers",
                              static=self._static.get(session, plant))
             return wf.escalate_unacknowledged(ctx) + open_due_breakdowns(ctx) + decisions.remind(ctx)
+
+    def send_digests(self) -> int:
+        """Queue the digests of every period that ended since the last pass (routing/digests.py); how many
+        messages. On PostgreSQL only the replica holding the plant's digest lock does, and the digests' mark
+        moves in the same transaction as their outbox rows: two replicas or a restart send each one once."""
+        with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                locked = session.exec(sa_text(
+                    "SELECT pg_try_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '') || '/' || :plant))",
+                ).bindparams(key=DIGEST_LOCK, plant=self.plant_id)).one()
+                if not locked[0]:
+                    return 0
+            plant = self.plant(session)
+            ctx = wf.Context(session=session, plant=plant, now=self.clock.now(), cause="digests",
+                             static=self._static.get(session, plant))
+            return digests.send_due(ctx)
+
+    def next_digest(self, after: datetime) -> datetime | None:
+        """When the plant's next digest is due, strictly after `after` (None: the plant file has no `digests:`)."""
+        with Session(self.engine) as session:
+            return digests.next_end(session, self.plant(session), after)
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
         """The earliest moment something is due: an escalation timer, a breakdown `min_down` held back, or

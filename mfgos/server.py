@@ -4,7 +4,8 @@ At start the runtime processes signals stored before a crash; with MFGOS_INBOUND
 (PostgreSQL) inbound messages are then processed in worker processes (mfgos/workers.py).
 A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
-every 15 seconds sweeps for signals another replica stored but died before processing. With an
+every 15 seconds sweeps for signals another replica stored but died before processing. APScheduler
+sends the plant's digests at each period's end (`DigestScheduler`, docs/digests.md). With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -19,10 +20,12 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Protocol
 
 import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from fastapi import APIRouter, FastAPI
 
 from mfgos.auth import oidc_problem
@@ -69,6 +72,41 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+DIGEST_RETRY = timedelta(minutes=1)  # a digest pass that failed (the database away) is tried again this soon
+
+
+class DigestScheduler:
+    """Sends the plant's digests at each period's end (routing/digests.py), on APScheduler.
+
+    One job, planned at the next digest moment the plant file's schedule gives and planned again
+    after each pass; the first pass runs at start, so a digest that came due while the process was
+    down goes out at once. Every replica plans the same moments: the runtime's digest lock and mark
+    let one of them send, once (`Runtime.send_digests`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.scheduler.add_job(self._pass, id="digests", misfire_grace_time=None)  # no trigger: now
+
+    async def _pass(self) -> None:
+        now = self.runtime.clock.now()
+        try:
+            await asyncio.to_thread(self.runtime.send_digests)
+            due = await asyncio.to_thread(self.runtime.next_digest, now)
+        except Exception:
+            log.exception("digest pass failed; trying again in a minute")
+            due = now + DIGEST_RETRY
+        if due is not None:
+            self.scheduler.add_job(self._pass, DateTrigger(run_date=due), id="digests", replace_existing=True,
+                                   misfire_grace_time=None)
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+
 class Hub(Protocol):
     """The configured chat channels (`bot.channels.registry.ChannelHub`): started and stopped with the app."""
 
@@ -94,6 +132,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
             await inbound.start()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
+        digests = DigestScheduler(runtime)
+        digests.start()
         erp_sync = None
         settings = runtime.settings
         if settings.erp != "ledger" and settings.erp_sync_interval > 0:
@@ -109,6 +149,7 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
             yield
         finally:
             stop.set()
+            digests.stop()
             if erp_sync is not None:
                 erp_sync.cancel()  # safe mid-read: the watermark moves only after a whole sync
                 with contextlib.suppress(asyncio.CancelledError):

@@ -516,6 +516,54 @@ class SignalsSpec(_Entry):
     flapping: FlappingSpec | None = None
 
 
+class ShiftDigestSpec(_Entry):
+    """The digest at each shift's end, covering the shift: for `roles`, over the plant's `shifts` (all of
+    them, or those listed), or, in a plant without shifts, between the plant-local times `at`."""
+
+    roles: list[RoleName] = Field(min_length=1)
+    shifts: list[Id] | None = Field(default=None, min_length=1)  # None: every shift of the plant file
+    at: list[Clock] | None = Field(default=None, min_length=1)  # instead of shifts: the times a period ends
+
+    @model_validator(mode="after")
+    def _shifts_or_times(self) -> ShiftDigestSpec:
+        if self.shifts is not None and self.at is not None:
+            raise ValueError("give either shifts (the plant's shifts) or at (times of day), not both")
+        return self
+
+
+class DailyDigestSpec(_Entry):
+    """The digest once a day at the plant-local time `at`, covering the 24 hours before, for `roles`."""
+
+    at: Clock
+    roles: list[RoleName] = Field(min_length=1)
+
+
+class DigestsSpec(_Entry):
+    """Which digests the plant sends (routing/digests.py); docs/digests.md."""
+
+    shift: ShiftDigestSpec | None = None
+    daily: DailyDigestSpec | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _reminder_interval(value: str) -> str:
+    if parse_duration(value) < timedelta(minutes=1):
+        raise ValueError(f"remind_every {value!r} is too short: at least 1m (people would hear nothing else)")
+    return value
+
+
+class DecisionsSpec(_Entry):
+    """Settings of the decision parts (docs/routing.md, "Decisions")."""
+
+    # How often an open part reminds its role; None: every two hours (routing/decisions.py).
+    remind_every: Annotated[Duration, AfterValidator(_reminder_interval)] | None = None
+
+    def remind_every_s(self) -> float | None:
+        return parse_duration(self.remind_every).total_seconds() if self.remind_every else None
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
@@ -531,6 +579,8 @@ class PlantFile(_Entry):
     routing: list[RuleSpec] = Field(default_factory=list)
     erp: dict[str, Any] = Field(default_factory=dict)  # handed to the ERP adapter as is
     signals: SignalsSpec = Field(default_factory=SignalsSpec)
+    digests: DigestsSpec = Field(default_factory=DigestsSpec)
+    decisions: DecisionsSpec = Field(default_factory=DecisionsSpec)
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -550,7 +600,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions")
 # Old names of sections: a file that still uses one is refused with the new name to use.
 _RENAMED = {"x-signals": "signals"}
 
@@ -669,6 +719,8 @@ class _Check:
         self.approvals: ApprovalsSpec | None = None
         self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
         self.signals: SignalsSpec | None = None
+        self.digests: DigestsSpec | None = None
+        self.decisions: DecisionsSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -743,6 +795,10 @@ class _Check:
         self._erp(data.get("erp"))
         if data.get("signals") is not None:
             self.signals = self.validate(SignalsSpec, data["signals"], ("signals",), zone)
+        if data.get("digests") is not None:
+            self.digests = self.validate(DigestsSpec, data["digests"], ("digests",), zone)
+        if data.get("decisions") is not None:
+            self.decisions = self.validate(DecisionsSpec, data["decisions"], ("decisions",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -838,6 +894,7 @@ class _Check:
                 self._reference(("signals", "topics", topic_filter), _text(machine), "machines", "machine")
             for machine in (opcua if isinstance(opcua, dict) else ()):
                 self._reference(("signals", "opcua", machine), _text(machine), "machines", "machine")
+        self._digest_shifts(data)
         for i, rule in _entries(data, "routing"):
             when = rule.get("when")
             for key, section in (("area", "areas"), ("machine", "machines")):
@@ -848,6 +905,19 @@ class _Check:
                 if isinstance(step, dict) and step.get("escalate_to") is not None and step.get("ack_within") is None:
                     self.add(("routing", i, "notify", j, "escalate_to"),
                              "escalate_to needs ack_within (how long to wait before escalating)")
+
+
+    def _digest_shifts(self, data: dict[str, Any]) -> None:
+        """The per-shift digest names shifts of the file, and needs some: the plant's, or its own `at` times."""
+        digests = data.get("digests")
+        spec = digests.get("shift") if isinstance(digests, dict) else None
+        if not isinstance(spec, dict):
+            return
+        for j, value in enumerate(_list(spec.get("shifts"))):
+            self._reference(("digests", "shift", "shifts", j), _text(value), "shifts", "shift")
+        if spec.get("shifts") is None and spec.get("at") is None and not _list(data.get("shifts")):
+            self.add(("digests", "shift"), "the plant has no shifts: list the times the digest is sent under "
+                     "at (e.g. at: [\"06:00\", \"14:00\", \"22:00\"])")
 
 
 def _entries(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
@@ -931,7 +1001,8 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     if problems or checker.plant is None:
         return problems, None
     plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
-                           approvals=checker.approvals or ApprovalsSpec(), **checker.valid)
+                           approvals=checker.approvals or ApprovalsSpec(), digests=checker.digests or DigestsSpec(),
+                           decisions=checker.decisions or DecisionsSpec(), **checker.valid)
     plant_file._file = file
     plant_file._lines = reader.lines
     return [], plant_file
@@ -1065,7 +1136,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
 
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
     wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
-                    "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True)}
+                    "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True),
+                    "digests": plant_file.digests.stored(), "remind_every_s": plant_file.decisions.remind_every_s()}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

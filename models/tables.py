@@ -111,6 +111,8 @@ class Plant(SQLModel, table=True):
     erp: dict[str, Any] = _json()
     signals: dict[str, Any] = _json()  # the plant file's `signals` section, as validated
     loaded_at: datetime | None = None
+    digests: dict[str, Any] = _json()  # the plant file's `digests` section, as validated (routing/digests.py)
+    remind_every_s: float | None = None  # `decisions.remind_every`: how often an open decision part reminds
 
 
 class Area(SQLModel, table=True):

@@ -27,7 +27,8 @@ the new date. The plant file's `approvals:` names who approves each kind; withou
 decider is also the approver, so the proposal is approved at once ("the deciding role's own
 decision stands"). An approved part is one ERP transaction, posted once through the ERP outbox
 with its own installation-unique key; once posted, the part is settled. Open parts (needed,
-proposed, rejected) remind their role every `REMIND_EVERY` until settled or declared not needed.
+proposed, rejected) remind their role every `REMIND_EVERY` (the plant file's `decisions.remind_every`)
+until settled or declared not needed.
 """
 
 from __future__ import annotations
@@ -379,9 +380,14 @@ def erp_result(session: Session, txn: ErpTransaction, outcome: str, now: datetim
             "erp_posted", decider.language, code=exc.code, kind=txn.kind, reference=txn.reference), exc=exc)
 
 
+def remind_every(plant: Plant) -> timedelta:
+    """The plant file's `decisions.remind_every`, else `REMIND_EVERY`."""
+    return timedelta(seconds=plant.remind_every_s) if plant.remind_every_s else REMIND_EVERY
+
+
 def remind(ctx: Context) -> int:
-    """Remind each open part's role, every `REMIND_EVERY`, until it is settled or declared not needed."""
-    due = ctx.now - REMIND_EVERY
+    """Remind each open part's role, every `remind_every`, until it is settled or declared not needed."""
+    due = ctx.now - remind_every(ctx.plant)
     rows = ctx.session.exec(select(ExceptionDecision).where(
         ExceptionDecision.plant_id == ctx.plant.id, ExceptionDecision.status.in_([s.value for s in OPEN]))).all()  # type: ignore[attr-defined]
     reminded = 0
@@ -407,9 +413,10 @@ def remind(ctx: Context) -> int:
 
 def next_reminder(session: Session, after: datetime | None = None) -> datetime | None:
     """When the next reminder is due (strictly after `after`, if given): the replay's clock stops there."""
-    rows = session.exec(select(ExceptionDecision).where(
+    rows = session.exec(select(ExceptionDecision, Plant).join(Plant, Plant.id == ExceptionDecision.plant_id).where(  # type: ignore[arg-type]
         ExceptionDecision.status.in_([s.value for s in OPEN]))).all()  # type: ignore[attr-defined]
-    times = [t for p in rows if (t := (p.reminded_at or p.updated_at) + REMIND_EVERY) and (after is None or t > after)]
+    times = [t for p, plant in rows if (t := (p.reminded_at or p.updated_at) + remind_every(plant))
+             and (after is None or t > after)]
     return min(times) if times else None
 
 

@@ -934,6 +934,74 @@ TEMPLATES.update({
     },
 })
 
+# --- digests: per shift and daily, for the roles the plant file names (routing/digests.py) ---
+TEMPLATES.update({
+    "digest_head_shift": {"en": "Shift digest {shift}, {span}", "es": "Resumen del turno {shift}, {span}",
+                          "de": "Schichtbericht {shift}, {span}", "hi": "Shift {shift} ka saar, {span}"},
+    "digest_head_daily": {"en": "Daily digest, {span}", "es": "Resumen del día, {span}",
+                          "de": "Tagesbericht, {span}", "hi": "Din ka saar, {span}"},
+    "digest_quiet": {
+        "en": "Nothing opened, nothing open, no escalation, no decision waiting.",
+        "es": "Nada abierto, nada pendiente, ninguna escalada, ninguna decisión pendiente.",
+        "de": "Nichts eröffnet, nichts offen, keine Eskalation, keine offene Entscheidung.",
+        "hi": "Kuch nahi khula, kuch baaki nahi, koi escalation nahi, koi decision baaki nahi.",
+    },
+    "digest_opened": {"en": "Opened: {count}", "es": "Abiertas: {count}", "de": "Eröffnet: {count}",
+                      "hi": "Khule: {count}"},
+    "digest_opened_line": {
+        "en": "{code} {type} on {where} ({status}): {summary}", "es": "{code} {type} en {where} ({status}): {summary}",
+        "de": "{code} {type} an {where} ({status}): {summary}", "hi": "{code} {where} par {type} ({status}): {summary}",
+    },
+    "digest_open": {"en": "Still open: {count}", "es": "Siguen abiertas: {count}", "de": "Noch offen: {count}",
+                    "hi": "Abhi bhi khule: {count}"},
+    "digest_open_line": {
+        "en": "{code} {type} on {where}, open {age}, waits for {waits}",
+        "es": "{code} {type} en {where}, abierta hace {age}, espera {waits}",
+        "de": "{code} {type} an {where}, offen seit {age}, wartet auf {waits}",
+        "hi": "{code} {where} par {type}, {age} se khula, intezaar: {waits}",
+    },
+    "digest_wait_ack": {"en": "an acknowledgement", "es": "una confirmación", "de": "eine Bestätigung",
+                        "hi": "acknowledgement"},
+    "digest_wait_fix": {"en": "a fix", "es": "una solución", "de": "eine Lösung", "hi": "fix"},
+    "digest_wait_approval": {"en": "approval by the {role}", "es": "la aprobación de {role}",
+                             "de": "die Freigabe der {role}", "hi": "{role} ka approval"},
+    "digest_wait_erp": {"en": "the ERP", "es": "el ERP", "de": "das ERP", "hi": "ERP"},
+    "digest_wait_running": {"en": "{machine} to run again", "es": "que {machine} vuelva a funcionar",
+                            "de": "den Wiederanlauf von {machine}", "hi": "{machine} ke phir chalne ka"},
+    "digest_escalations": {"en": "Escalations: {count}", "es": "Escaladas: {count}", "de": "Eskalationen: {count}",
+                           "hi": "Escalations: {count}"},
+    "digest_escalation_line": {
+        "en": "{code}: {role} did not acknowledge, {to_role} paged at {time}",
+        "es": "{code}: {role} no confirmó, se avisó a {to_role} a las {time}",
+        "de": "{code}: {role} hat nicht bestätigt, {to_role} um {time} gerufen",
+        "hi": "{code}: {role} ne acknowledge nahi kiya, {time} par {to_role} ko bulaya",
+    },
+    "digest_parts": {"en": "Decisions open: {count}", "es": "Decisiones pendientes: {count}",
+                     "de": "Offene Entscheidungen: {count}", "hi": "Baaki decisions: {count}"},
+    "digest_part_line": {
+        "en": "{code} {kind}: {state} by the {role}, open {age}",
+        "es": "{code} {kind}: {state} por {role}, pendiente hace {age}",
+        "de": "{code} {kind}: {state} durch die {role}, offen seit {age}",
+        "hi": "{code} {kind}: {role} dwara {state}, {age} se baaki",
+    },
+    "digest_part_needed": {"en": "to decide", "es": "por decidir", "de": "zu entscheiden", "hi": "tay karna hai"},
+    "digest_part_proposed": {"en": "to approve", "es": "por aprobar", "de": "freizugeben", "hi": "approve karna hai"},
+    "digest_part_rejected": {"en": "rejected, to decide again", "es": "rechazada, por decidir de nuevo",
+                             "de": "abgelehnt, neu zu entscheiden", "hi": "reject hua, phir tay karna hai"},
+    "digest_more": {"en": "... and {count} more", "es": "... y {count} más", "de": "... und {count} weitere",
+                    "hi": "... aur {count}"},
+    "digest_week": {
+        "en": "Last 7 days: {opened} opened, {closed} closed; MTTA {mtta}, MTTR {mttr}, schedule adherence "
+              "{adherence}, escalation rate {escalation_rate}, ERP rejections {erp_rejected}.",
+        "es": "Últimos 7 días: {opened} abiertas, {closed} cerradas; MTTA {mtta}, MTTR {mttr}, cumplimiento del plan "
+              "{adherence}, tasa de escalada {escalation_rate}, rechazos del ERP {erp_rejected}.",
+        "de": "Letzte 7 Tage: {opened} eröffnet, {closed} geschlossen; MTTA {mtta}, MTTR {mttr}, Termintreue "
+              "{adherence}, Eskalationsquote {escalation_rate}, ERP-Ablehnungen {erp_rejected}.",
+        "hi": "Pichhle 7 din: {opened} khule, {closed} band; MTTA {mtta}, MTTR {mttr}, schedule adherence "
+              "{adherence}, escalation rate {escalation_rate}, ERP rejections {erp_rejected}.",
+    },
+})
+
 TYPE_NAMES: dict[str, dict[str, str]] = {
     "en": {
         "breakdown": "breakdown", "quality": "quality", "material": "material", "safety": "safety",
