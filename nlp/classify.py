@@ -49,6 +49,8 @@ def score_cues(words: list[str], skip: list[bool], lexicon: Lexicon) -> Cues:
             if entries is None and not skip[i]:
                 root = stem(words[i])
                 entries = stems.get(root) if root != words[i] else None
+                if entries and name == "intent" and i > 0 and words[i - 1] in lexicon.negations:
+                    entries = tuple(e for e in entries if e[0] in ("reject", "query"))  # "won't restart"
             for label, weight in entries or ():
                 out[label] = out.get(label, 0.0) + weight
             i += size or 1
