@@ -48,9 +48,9 @@ def _copy(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, i
         for position, row in enumerate(rows):
             copy.write_row((position, row["plant_id"], row["source"], row["source_key"], row["kind"],
                             row["received_at"], json.dumps(row["payload"]), row["processed_at"]))
-    # No ON CONFLICT: the signals table is partitioned and the trigger that claims each row's key
-    # in `signal_keys` skips a row whose key is stored, the batch's own earlier rows included
-    # (models/partitions.py).
+    # No conflict target: the signals table is partitioned, and the trigger that claims each row's
+    # key in `signal_keys` skips a row whose key is stored, the batch's own earlier rows included
+    # (models/partitions.py); on a table of before migration 0014 the unique key does it.
     cursor.execute(f"INSERT INTO signals ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY position "
-                   "RETURNING id, source_key")
+                   "ON CONFLICT DO NOTHING RETURNING id, source_key")
     return {key: signal_id for signal_id, key in cursor.fetchall()}

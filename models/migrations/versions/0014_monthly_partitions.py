@@ -17,8 +17,11 @@ copied, the old table dropped, and the keys, indexes, foreign keys and triggers 
 * Foreign keys to `signals.id` (attachments, conversations, stranger replies) reference
   `signal_keys.signal_id`, which is unique: a partitioned table's id alone cannot be.
 * `signals_notify` (migration 0011) is a statement trigger again, on the partitioned table.
+* New, on SQLite too: partial indexes of the signals not processed yet (`ix_signals_unprocessed`,
+  which inbound workers and the sweep look for) and of what people sent (`ix_signals_person`, the
+  console); without them each look read every signal.
 
-SQLite: nothing changes (no partitioning there).
+SQLite: no partitioning there; only the new indexes.
 """
 
 from datetime import UTC, datetime
@@ -33,13 +36,22 @@ down_revision = '0013'
 branch_labels = None
 depends_on = None
 
-# The secondary indexes each table had (migrations 0001 and 0009), made again on the partitioned table.
+# The secondary indexes each table had (migrations 0001 and 0009), made again on the new table.
 INDEXES = {
     "signals": ("CREATE INDEX ix_signals_plant_id ON signals (plant_id)",
-                "CREATE INDEX ix_signals_source_key ON signals (source_key)",
                 "CREATE INDEX ix_signals_work_orders ON signals (received_at) WHERE kind = 'work_order'"),
     "timeline_events": ("CREATE INDEX ix_timeline_events_exception_id ON timeline_events (exception_id)",
                         "CREATE INDEX ix_timeline_events_at ON timeline_events (at)"),
+}
+# New on both databases: the signals not processed yet, which inbound workers and the sweep look for,
+# and what a person sent (the console); without them each look reads every signal.
+NEW_INDEXES = ("CREATE INDEX ix_signals_unprocessed ON signals (id) WHERE processed_at IS NULL",
+               "CREATE INDEX ix_signals_person ON signals (person_id, id) WHERE person_id IS NOT NULL")
+# New with the partitions: the look-up of a duplicate's first signal (the unique key did it before).
+PARTITIONED_INDEXES = {
+    "signals": ("CREATE INDEX ix_signals_source_key ON signals (source_key)",
+                *NEW_INDEXES),
+    "timeline_events": (),
 }
 FOREIGN_KEYS = {"signals": ("FOREIGN KEY (plant_id) REFERENCES plants (id)",),
                 "timeline_events": ("FOREIGN KEY (exception_id) REFERENCES exceptions (id)",)}
@@ -86,9 +98,8 @@ def _rebuild(connection: Connection, table: str, *, partitioned: bool) -> None:
     connection.execute(text(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})"))
     for foreign_key in FOREIGN_KEYS[table]:
         connection.execute(text(f"ALTER TABLE {table} ADD {foreign_key}"))
-    for index in INDEXES[table]:
-        if partitioned or "ix_signals_source_key" not in index:
-            connection.execute(text(index))
+    for index in INDEXES[table] + (PARTITIONED_INDEXES[table] if partitioned else ()):
+        connection.execute(text(index))
 
 
 def _repoint(connection: Connection, referrers: list[tuple[str, str, str]], target: str) -> None:
@@ -100,6 +111,8 @@ def _repoint(connection: Connection, referrers: list[tuple[str, str, str]], targ
 def upgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name != "postgresql":
+        for index in NEW_INDEXES:
+            op.execute(index)
         return
     referrers = _referrers(connection, "signals")
     for table, constraint, _ in referrers:
@@ -123,6 +136,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name != "postgresql":
+        op.drop_index("ix_signals_person", table_name="signals")
+        op.drop_index("ix_signals_unprocessed", table_name="signals")
         return
     referrers = _referrers(connection, "signal_keys")
     for table, constraint, _ in referrers:
