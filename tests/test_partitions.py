@@ -6,9 +6,11 @@ Every date is relative to today, so the tests hold whatever month they run in.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -17,6 +19,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from mfgos.config import Settings
+from mfgos.runtime import Runtime
+from mfgos.server import run_worker
 from models.db import MIGRATIONS, make_engine, migrate
 from models.partitions import (
     MAINTENANCE_LOCK,
@@ -27,9 +32,11 @@ from models.partitions import (
     partition_name,
     partitions,
 )
+from routing.clock import SimulatedClock
 from signals.bulk import insert_new
-from tests.conftest import _fresh_schema
+from tests.conftest import _fresh_schema, postgres_schema_url
 
+PLANT = Path(__file__).parent / "data" / "pune_plant.yaml"
 NOW = datetime.now(UTC).replace(microsecond=0)
 THIS_MONTH = month_start(NOW)
 
@@ -266,3 +273,36 @@ def test_sqlite_is_not_partitioned(sqlite_engine: Engine) -> None:
         assert "signals" in tables and not [t for t in tables if t.startswith(("signals_", "signal_keys"))]
     with sqlite_engine.begin() as connection, pytest.raises(IntegrityError):
         signal(connection, "x", NOW)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from postgres_schema_url()
+
+
+async def run_worker_once(runtime: Runtime) -> None:
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(runtime, stop, interval=0.02))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await worker
+
+
+def test_serve_keeps_the_partitions_on_its_clock_with_its_retention(pg_url: str) -> None:
+    """`run_worker` (every replica of `serve`) maintains at start: months ahead of the replica's clock,
+    and MFGOS_RETENTION_MONTHS applied."""
+    later = add_months(THIS_MONTH, 30) + timedelta(days=9, hours=7)
+    clock = SimulatedClock(later)
+    runtime = Runtime(Settings(database_url=pg_url, plant_file=PLANT, erp="ledger", retention_months=2), clock=clock)
+    try:
+        runtime.receive(source="mqtt", source_key="old", kind="machine", payload={}, process=False)
+        clock.set(add_months(later, 4))  # "old" is now 4 months back: past the retention
+        asyncio.run(run_worker_once(runtime))
+        with runtime.engine.begin() as connection:
+            names = set(partitions(connection, "signals"))
+            assert {partition_name("signals", add_months(month_start(later), 4 + k))
+                    for k in range(MONTHS_AHEAD + 1)} <= names
+            assert partition_name("signals", month_start(later)) not in names
+            assert connection.execute(text("SELECT count(*) FROM signals")).scalar() == 0
+    finally:
+        runtime.engine.dispose()
