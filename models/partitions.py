@@ -21,7 +21,9 @@ tables' foreign keys reference); a BEFORE INSERT trigger on `signals` claims the
 skips the row when the key is taken, whichever path inserts it (`INSERT`, `COPY`). That is
 `ON CONFLICT (source_key) DO NOTHING` for every writer, concurrent ones included.
 
-pg_partman is not packaged for this PostgreSQL here, and the job is small: this module.
+pg_partman would do this as a server extension, which every deployment's PostgreSQL would have
+to install (and a managed one may not offer), plus a scheduler to run it; the job is small enough
+to need neither.
 On SQLite nothing is partitioned and every function here does nothing.
 """
 
