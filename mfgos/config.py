@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # `serve` on PostgreSQL: process inbound messages in this many processes of their own
     # (mfgos/workers.py); 0 processes them in the web process.
     inbound_workers: int = Field(default=0, ge=0, le=32)
+    # PostgreSQL: keep the signals of this many whole months before the current one and drop older
+    # months' partitions (docs/operations.md, "Data that grows"); unset keeps every signal.
+    retention_months: int | None = Field(default=None, ge=1)
 
     attachments_dir: Path = Path("mfgos-data/attachments")
     # Photos and voice notes fetched from a URL in a payload are cut off past this size (bytes) and time (s).

@@ -42,6 +42,7 @@ from models import (
     migrate,
     session_scope,
 )
+from models.partitions import Maintenance, maintain
 from models.plant_file import PlantChanges, apply, load
 from nlp.extractor import Extractor, master_data_from_store
 from routing import decisions, digests, messages
@@ -174,10 +175,13 @@ class Runtime:
         # (an object, a flush, its identity map) costs CPU here for nothing.
         row = {"plant_id": self.plant_id, "source": source, "source_key": source_key, "kind": kind,
                "received_at": self.clock.now(), "person_id": person_id, "payload": payload}
+        # A stored key: on PostgreSQL the insert returns no row (models/partitions.py), on SQLite it raises.
         try:
             with self.engine.begin() as connection:
-                signal_id = connection.execute(sa_insert(SIGNALS).values(row).returning(SIGNALS.c.id)).scalar_one()
+                signal_id = connection.execute(sa_insert(SIGNALS).values(row).returning(SIGNALS.c.id)).scalar()
         except IntegrityError:
+            signal_id = None
+        if signal_id is None:
             with Session(self.engine) as session:
                 existing = session.exec(select(Signal).where(Signal.source_key == source_key)).one()
                 signal_id, processed = existing.id, existing.processed_at is not None
@@ -359,6 +363,14 @@ class Runtime:
         return sum(self.process_signal(signal_id, skip_locked=True) for signal_id in ids)
 
     # --- time and outboxes -------------------------------------------------------------
+
+    def maintain_partitions(self) -> Maintenance:
+        """Keep the monthly partitions on this runtime's clock, with MFGOS_RETENTION_MONTHS (models/partitions.py)."""
+        report = maintain(self.engine, self.clock.now(), self.settings.retention_months)
+        if report.created or report.dropped or report.moved:
+            log.info("partitions: created %s, moved %d row(s) out of the default partitions, dropped %s",
+                     report.created, report.moved, report.dropped)
+        return report
 
     def fire_timers(self) -> int:
         """Fire due escalation timers and open the breakdowns `min_down` held back; on PostgreSQL only the

@@ -43,6 +43,9 @@ WORKER_INTERVAL = 0.5  # seconds between passes; short enough that the console f
 # (45 s): under a minute. Younger ones are left to the replica (or its inbound workers) that took them.
 SWEEP_INTERVAL = 15.0  # seconds between sweeps for signals a crashed replica stored but never processed
 SWEEP_AGE = timedelta(seconds=30)
+# Monthly partitions on PostgreSQL (models/partitions.py): made MONTHS_AHEAD months ahead, so a day
+# between runs is plenty; retention drops a month at most once a month anyway.
+MAINTENANCE_INTERVAL = 24 * 3600.0
 
 
 async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WORKER_INTERVAL,
@@ -51,10 +54,18 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, interval: float = WO
 
     Every `sweep_interval` seconds it also processes signals stored more than `sweep_age` ago and
     still unprocessed: another replica stored them and died before processing them. Every replica
-    sweeps; a signal being processed elsewhere is skipped (SKIP LOCKED), one processed is done."""
+    sweeps; a signal being processed elsewhere is skipped (SKIP LOCKED), one processed is done.
+    At start and every MAINTENANCE_INTERVAL it keeps the monthly partitions (PostgreSQL)."""
     loop = asyncio.get_running_loop()
     next_sweep = loop.time() + sweep_interval
+    next_maintenance = loop.time()
     while not stop.is_set():
+        if loop.time() >= next_maintenance:
+            next_maintenance = loop.time() + MAINTENANCE_INTERVAL
+            try:
+                await asyncio.to_thread(runtime.maintain_partitions)
+            except Exception:  # months ahead exist and the default partition takes the rest: retry tomorrow
+                log.exception("partition maintenance failed")
         try:
             await runtime.drain()
         except Exception:  # the rows stay in the outbox; the next pass retries them

@@ -249,7 +249,14 @@ class Signal(SQLModel, table=True):
     # Work-order status reports, for schedule adherence (routing/kpis.py); partial: chat and machine
     # signals, nearly all of them, do not pay for it.
     __table_args__ = (Index("ix_signals_work_orders", "received_at", postgresql_where=text("kind = 'work_order'"),
-                            sqlite_where=text("kind = 'work_order'")),)
+                            sqlite_where=text("kind = 'work_order'")),
+                      # What inbound workers and the sweep look for (Runtime.process_waiting): a few
+                      # rows, found without reading the millions processed (migration 0014).
+                      Index("ix_signals_unprocessed", "id", postgresql_where=text("processed_at IS NULL"),
+                            sqlite_where=text("processed_at IS NULL")),
+                      # What a person sent (the console): chat and actions only, machine signals have no person.
+                      Index("ix_signals_person", "person_id", "id", postgresql_where=text("person_id IS NOT NULL"),
+                            sqlite_where=text("person_id IS NOT NULL")))
     id: int | None = Field(default=None, primary_key=True)
     plant_id: str = Field(foreign_key="plants.id", index=True)
     source: str  # slack, telegram, whatsapp, console, replay, mqtt, opcua, webhook, ...

@@ -6,7 +6,7 @@ replica that stored it first) is left alone, as `ON CONFLICT (source_key) DO NOT
 New rows get their ids in the order given, so signals are processed in the order they came.
 
 On PostgreSQL the rows go in with `COPY` into a temporary table and one
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`: SQLAlchemy's multi-row INSERT spent
+`INSERT ... SELECT ... RETURNING`, whose rows with a stored key the dedupe trigger skips: SQLAlchemy's multi-row INSERT spent
 about 100 µs of Python a row building and binding parameters, COPY about a fifth of that
 (docs/benchmarks.md, "Signals"). On SQLite the cached multi-row INSERT is already cheap.
 """
@@ -48,6 +48,9 @@ def _copy(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, i
         for position, row in enumerate(rows):
             copy.write_row((position, row["plant_id"], row["source"], row["source_key"], row["kind"],
                             row["received_at"], json.dumps(row["payload"]), row["processed_at"]))
+    # No conflict target: the signals table is partitioned, and the trigger that claims each row's
+    # key in `signal_keys` skips a row whose key is stored, the batch's own earlier rows included
+    # (models/partitions.py); on a table of before migration 0014 the unique key does it.
     cursor.execute(f"INSERT INTO signals ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY position "
-                   "ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key")
+                   "ON CONFLICT DO NOTHING RETURNING id, source_key")
     return {key: signal_id for signal_id, key in cursor.fetchall()}
