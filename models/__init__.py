@@ -4,6 +4,7 @@ from models.auth import ApiToken, SignInRequest, WebSession
 from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
+from models.mes import MesDocument, MesTransaction
 from models.tables import (
     AckTimer,
     Approval,
@@ -69,6 +70,8 @@ __all__ = [
     "Conversation",
     "ExceptionDecision",
     "PlantApproval",
+    "MesTransaction",
+    "MesDocument",
     "StrangerReply",
     "ChatWindow",
     "SignInRequest",

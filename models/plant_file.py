@@ -358,6 +358,7 @@ Status = Annotated[str, AfterValidator(_one_of("status", _STATUSES))]
 TopicLevel = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_topic_level)]
 TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
+ExceptionTypeName = Annotated[str, AfterValidator(_one_of("exception type", _EXCEPTION_TYPES))]
 OneOrMany = str | list[str]
 
 
@@ -516,6 +517,25 @@ class SignalsSpec(_Entry):
     flapping: FlappingSpec | None = None
 
 
+class ReasonCodeSpec(_Entry):
+    """One of the plant's downtime reason codes, and when an approved outcome gets it: the exception
+    is of one of `types` (empty: any) and its report or approved fix says one of `words` (empty: any)."""
+
+    code: Id = Field(max_length=64)
+    types: list[ExceptionTypeName] = Field(default_factory=list)
+    words: list[Name] = Field(default_factory=list)
+
+
+class MesSpec(_Entry):
+    """Write-back to the MES (docs/mes.md): how the MES names this plant and its machines, and the
+    downtime reason codes. The MES's address and credentials are in the environment, never here."""
+
+    site: Id | None = None  # the plant's name in the MES; default: the plant id
+    machines: dict[Id, Id] = Field(default_factory=dict)  # machine id -> the MES's equipment id
+    reason_codes: list[ReasonCodeSpec] = Field(default_factory=list)  # the first that fits is sent
+    default_reason: Id = Field(max_length=64)  # when none fits
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
@@ -531,6 +551,7 @@ class PlantFile(_Entry):
     routing: list[RuleSpec] = Field(default_factory=list)
     erp: dict[str, Any] = Field(default_factory=dict)  # handed to the ERP adapter as is
     signals: SignalsSpec = Field(default_factory=SignalsSpec)
+    mes: MesSpec | None = None  # None: the MES is not written back to
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -550,7 +571,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "mes")
 # Old names of sections: a file that still uses one is refused with the new name to use.
 _RENAMED = {"x-signals": "signals"}
 
@@ -669,6 +690,7 @@ class _Check:
         self.approvals: ApprovalsSpec | None = None
         self.ids: dict[str, list[str] | None] = {}  # None: the section is unreadable
         self.signals: SignalsSpec | None = None
+        self.mes: MesSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -743,6 +765,8 @@ class _Check:
         self._erp(data.get("erp"))
         if data.get("signals") is not None:
             self.signals = self.validate(SignalsSpec, data["signals"], ("signals",), zone)
+        if data.get("mes") is not None:
+            self.mes = self.validate(MesSpec, data["mes"], ("mes",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -838,6 +862,10 @@ class _Check:
                 self._reference(("signals", "topics", topic_filter), _text(machine), "machines", "machine")
             for machine in (opcua if isinstance(opcua, dict) else ()):
                 self._reference(("signals", "opcua", machine), _text(machine), "machines", "machine")
+        mes = data.get("mes")
+        machines = mes.get("machines") if isinstance(mes, dict) else None
+        for machine in (machines if isinstance(machines, dict) else ()):
+            self._reference(("mes", "machines", machine), _text(machine), "machines", "machine")
         for i, rule in _entries(data, "routing"):
             when = rule.get("when")
             for key, section in (("area", "areas"), ("machine", "machines")):
@@ -931,6 +959,7 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     if problems or checker.plant is None:
         return problems, None
     plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
+                           mes=checker.mes,
                            approvals=checker.approvals or ApprovalsSpec(), **checker.valid)
     plant_file._file = file
     plant_file._lines = reader.lines
@@ -1065,7 +1094,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
 
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
     wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
-                    "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True)}
+                    "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True),
+                    "mes": plant_file.mes.model_dump(mode="json") if plant_file.mes else {}}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -110,6 +110,7 @@ class Plant(SQLModel, table=True):
     content_hash: str | None = None
     erp: dict[str, Any] = _json()
     signals: dict[str, Any] = _json()  # the plant file's `signals` section, as validated
+    mes: dict[str, Any] = _json()  # the plant file's `mes` section, as validated; empty: no MES write-back
     loaded_at: datetime | None = None
 
 
