@@ -246,6 +246,24 @@ class MesContract:
         assert timeline(mes.engine) == [("mes_sent", "", {"kind": "work_order_hold", "slot": "work_order_hold:1",
                                                           "reference": settled.reference})]
 
+    async def test_a_worker_killed_after_the_mes_stored_leaves_it_to_the_next_once(self, mes: MesUnderTest) -> None:
+        """kill -9 between the send and the settle: the row stays leased; when the lease ends another
+        worker sends the same key, and the MES answers with what it stored the first time."""
+        txn_id = queue(mes.engine, "work_order_resume", SAMPLES["work_order_resume"], "killed/1")
+        clock, outcomes, adapter = Clock(), [], mes.make()
+        dying, box = outbox(mes, adapter, clock, []), outbox(mes, adapter, clock, outcomes)
+        try:
+            [claim] = dying._claim(10)  # the dying worker claims and sends, and never settles
+            first = await adapter.post(claim.transaction)
+            assert await box.send_due() == 0  # leased: nobody else touches it
+            clock.at += dying.lease
+            assert await box.send_due() == 1
+        finally:
+            await adapter.aclose()
+        settled = row(mes.engine, txn_id)
+        assert outcomes == ["sent"] and settled.reference == first and settled.attempts == 2
+        assert mes.count("killed/1") == 1
+
     async def test_5xx_is_retried_when_the_mes_says_until_it_is_back(self, mes: MesUnderTest) -> None:
         faults = over_http(mes)
         faults.down, faults.retry_after = True, "30"
