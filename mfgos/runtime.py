@@ -28,7 +28,6 @@ from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
-from mes_adapters.base import MesAdapter
 from mes_adapters.outbox import MesOutbox
 from mes_adapters.registry import create_adapter as create_mes_adapter
 from mfgos.config import Settings
@@ -85,8 +84,7 @@ class Received:
 
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 channels: dict[str, Channel] | None = None, erp: ErpAdapter | None = None,
-                 mes_adapter: MesAdapter | None = None) -> None:
+                 channels: dict[str, Channel] | None = None, erp: ErpAdapter | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.engine = make_engine(settings.database_url)
@@ -101,8 +99,7 @@ class Runtime:
         self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings, now=self.clock.now)
         self.notifications = NotificationOutbox(self.engine, self.channels, now=self.clock.now)
         self.erp_outbox = ErpOutbox(self.engine, self.erp, now=self.clock.now, on_settled=self._erp_settled)
-        self.mes = mes_adapter or create_mes_adapter(settings.mes, engine=self.engine, settings=settings,
-                                                     now=self.clock.now)
+        self.mes = create_mes_adapter(settings.mes, engine=self.engine, settings=settings, now=self.clock.now)
         self.mes_outbox = MesOutbox(self.engine, self.mes, now=self.clock.now, on_settled=self._mes_settled)
         # The one table processing picks a handler from: people's messages and buttons, then the signals.
         self.handlers: dict[str, Handler] = {
