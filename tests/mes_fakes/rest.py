@@ -81,7 +81,7 @@ class RestFixtures:
     def mes(self, engine: Engine) -> Iterator[MesUnderTest]:
         seed(engine)
         state = FakeMesState()
-        state.faults.hang_seconds = 2.0  # past the adapter's 1 s timeout below
+        state.faults.hang_seconds = 4.0  # past the adapter's 2 s timeout below
 
         def stored(key: str) -> dict[str, Any]:
             data = dict(state.received[key]["data"])
@@ -90,7 +90,7 @@ class RestFixtures:
 
         with serve(make_app(state)) as url:
             def make(**overrides: Any) -> RestMes:
-                return RestMes(url + PATH, **{"token": state.token, "timeout": 1.0, **overrides})
+                return RestMes(url + PATH, **{"token": state.token, "timeout": 2.0, **overrides})
 
             yield MesUnderTest(name="rest", make=make, engine=engine, count=state.count, stored=stored,
                                refused=({"machine": "XX-99"}, "unknown equipment XX-99"),
