@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     # `serve` reads master data from the ERP this often (seconds); 0 turns it off. Not with the ledger.
     erp_sync_interval: float = Field(default=900.0, ge=0)
 
+    # Write-back to the MES (docs/mes.md), for a plant file with a `mes:` section: `local` books it in
+    # the store (demo, replay), `rest` posts it to MFGOS_MES_URL. The token is sent in the header
+    # MFGOS_MES_AUTH_HEADER: as "Bearer <token>" in Authorization, as it stands in any other header.
+    mes: str = "local"
+    mes_url: str | None = None
+    mes_token: SecretStr | None = None
+    mes_auth_header: str = "Authorization"
+    mes_timeout: float = Field(default=10.0, gt=0, le=60)
+
     # `serve` on PostgreSQL: process inbound messages in this many processes of their own
     # (mfgos/workers.py); 0 processes them in the web process.
     inbound_workers: int = Field(default=0, ge=0, le=32)

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models import ErpTransaction, Notification, PlantException, Signal, TimelineEvent
+from models import ErpTransaction, MesTransaction, Notification, PlantException, Signal, TimelineEvent
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other: "other"
@@ -41,6 +41,7 @@ N = Notification.__table__  # type: ignore[attr-defined]
 S = Signal.__table__  # type: ignore[attr-defined]
 T = TimelineEvent.__table__  # type: ignore[attr-defined]
 X = ErpTransaction.__table__  # type: ignore[attr-defined]
+M = MesTransaction.__table__  # type: ignore[attr-defined]
 
 
 class StoreCollector(Collector):
@@ -63,6 +64,8 @@ class StoreCollector(Collector):
                 N.c.plant_id == plant, N.c.status.in_(("pending", "failed"))).group_by(N.c.status)).all()
             erp = db.execute(select(X.c.status, func.count()).where(
                 X.c.plant_id == plant, X.c.status.in_(("pending", "rejected", "failed"))).group_by(X.c.status)).all()
+            to_mes = db.execute(select(M.c.status, func.count()).where(
+                M.c.plant_id == plant, M.c.status.in_(("pending", "rejected"))).group_by(M.c.status)).all()
             escalations = db.execute(select(func.count()).select_from(T.join(E, E.c.id == T.c.exception_id)).where(
                 E.c.plant_id == plant, T.c.kind == "escalated")).scalar()
         yield _counter("mfgos_signals", "Signals stored (every inbound event), by kind", "kind", signals)
@@ -72,6 +75,8 @@ class StoreCollector(Collector):
                      _every(notifications, ("pending", "failed")), "status")
         yield _gauge("mfgos_erp_outbox", "ERP outbox rows pending, rejected or abandoned (failed), by status",
                      _every(erp, ("pending", "rejected", "failed")), "status")
+        yield _gauge("mfgos_mes_outbox", "MES outbox rows pending or refused for good (rejected), by status",
+                     _every(to_mes, ("pending", "rejected")), "status")
         yield _counter("mfgos_escalations", "Escalations fired (an acknowledgement overdue, nobody on shift)", None,
                        [((), escalations or 0)])
 

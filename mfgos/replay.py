@@ -30,6 +30,7 @@ from models import (
     AckTimer,
     ErpTransaction,
     ExceptionDecision,
+    MesTransaction,
     Notification,
     Person,
     PlantException,
@@ -210,6 +211,7 @@ class Replay:
                 os_signal.pause()
         await self._advance_to(self.scenario.start + self.scenario.until)
         await self.runtime.erp.aclose()
+        await self.runtime.mes.aclose()
         return self.report()
 
     def _send(self, event: Event) -> None:
@@ -285,15 +287,23 @@ class Replay:
                 "status": "posted" if t.status == "sent" else t.status, "reference": t.reference,
                 "created_at": when(t.created_at), "posted_at": when(t.posted_at), "error": t.error,
             } for t in txns]
+            to_mes = session.exec(select(MesTransaction).where(MesTransaction.plant_id == self.runtime.plant_id)
+                                  .order_by(MesTransaction.id)).all()  # type: ignore[arg-type]
+            out_mes = [{
+                "kind": t.kind, "fields": t.fields, "exception": number.get(t.exception_id), "status": t.status,
+                "reference": t.reference, "created_at": when(t.created_at),
+                "sent_at": when(t.sent_at), "error": t.error,
+            } for t in to_mes]
             # Still waiting when the replay ended (its horizon: `until`, default an hour after the
             # last event): an ERP that never came back, a timer set beyond the horizon.
             timers = session.exec(select(AckTimer).where(AckTimer.status == "pending")).all()
             pending = {"erp_transactions": sum(t.status == "pending" for t in txns),
+                       "mes_transactions": sum(t.status == "pending" for t in to_mes),
                        "notifications": sum(n.status == "pending" for n in notes),
                        "timers": sum(t.exception_id in number for t in timers)}
         return {"scenario": str(self.scenario.path), "plant": self.runtime.plant_id, "start": start.isoformat(),
                 "end": when(self.clock.now()), "exceptions": out_exceptions, "notifications": out_notes,
-                "erp_transactions": out_txns, "pending": pending}
+                "erp_transactions": out_txns, "mes_transactions": out_mes, "pending": pending}
 
 
 def replay(path: Path, database_url: str | None = None, pause_after: int | None = None,

@@ -28,12 +28,15 @@ from bot.outbox import NotificationOutbox
 from erp_adapters.base import ErpAdapter
 from erp_adapters.outbox import ErpOutbox, abandon_rejected, retry_rejected
 from erp_adapters.registry import create_adapter
+from mes_adapters.outbox import MesOutbox
+from mes_adapters.registry import create_adapter as create_mes_adapter
 from mfgos.config import Settings
 from mfgos.metrics import SIGNAL_SECONDS
 from models import (
     AckTimer,
     ChannelIdentity,
     ErpTransaction,
+    MesTransaction,
     Notification,
     Person,
     Plant,
@@ -45,7 +48,7 @@ from models import (
 from models.partitions import Maintenance, maintain
 from models.plant_file import PlantChanges, apply, load
 from nlp.extractor import Extractor, master_data_from_store
-from routing import decisions, digests, messages
+from routing import decisions, digests, mes, messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
 from routing.conversation import handle_chat
@@ -99,6 +102,8 @@ class Runtime:
         self.erp = erp or create_adapter(settings.erp, engine=self.engine, settings=settings, now=self.clock.now)
         self.notifications = NotificationOutbox(self.engine, self.channels, now=self.clock.now)
         self.erp_outbox = ErpOutbox(self.engine, self.erp, now=self.clock.now, on_settled=self._erp_settled)
+        self.mes = create_mes_adapter(settings.mes, engine=self.engine, settings=settings, now=self.clock.now)
+        self.mes_outbox = MesOutbox(self.engine, self.mes, now=self.clock.now, on_settled=self._mes_settled)
         # The one table processing picks a handler from: people's messages and buttons, then the signals.
         self.handlers: dict[str, Handler] = {
             "chat": self._converse, "action": self._converse, **SIGNAL_HANDLERS,
@@ -423,28 +428,35 @@ class Runtime:
                     AckTimer.status == "pending", AckTimer.due_at > after)).one()
             erp = select(func.min(ErpTransaction.next_attempt_at)).where(ErpTransaction.status == "pending")
             note = select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+            to_mes = select(func.min(MesTransaction.next_attempt_at)).where(MesTransaction.status == "pending")
             if after is not None:
                 erp = erp.where(ErpTransaction.next_attempt_at > after)
                 note = note.where(Notification.next_attempt_at > after)
-            moments = [timer, session.exec(erp).one(), session.exec(note).one(), next_breakdown_due(session, after),
-                       decisions.next_reminder(session, after)]
+                to_mes = to_mes.where(MesTransaction.next_attempt_at > after)  # type: ignore[operator]
+            moments = [timer, session.exec(erp).one(), session.exec(note).one(), session.exec(to_mes).one(),
+                       next_breakdown_due(session, after), decisions.next_reminder(session, after)]
         return min((m for m in moments if m is not None), default=None)
 
     def _erp_settled(self, session: Session, txn: Any, outcome: str, detail: str) -> None:
         wf.record_erp_result(session, txn, outcome, detail, self.clock.now())
         decisions.erp_result(session, txn, outcome, self.clock.now())
 
+    def _mes_settled(self, session: Session, row: MesTransaction, outcome: str, detail: str) -> None:
+        mes.record_result(session, row, outcome, detail, self.clock.now())
+
     async def drain(self, rounds: int = 20) -> None:
-        """Run timers and both outboxes until nothing more is due now (replay and tests)."""
+        """Run timers and the outboxes (ERP, MES, notifications) until nothing more is due now."""
         for _ in range(rounds):
             work = self.fire_timers()
             work += await self.erp_outbox.post_due()
+            work += await self.mes_outbox.send_due()
             work += await self.notifications.deliver_due()
             if not work:
                 return
 
     async def aclose(self) -> None:
         await self.erp.aclose()
+        await self.mes.aclose()
         self.engine.dispose()
 
     # --- views -------------------------------------------------------------------------

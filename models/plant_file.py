@@ -358,6 +358,7 @@ Status = Annotated[str, AfterValidator(_one_of("status", _STATUSES))]
 TopicLevel = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_topic_level)]
 TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
+ExceptionTypeName = Annotated[str, AfterValidator(_one_of("exception type", _EXCEPTION_TYPES))]
 OneOrMany = str | list[str]
 
 
@@ -564,6 +565,25 @@ class DecisionsSpec(_Entry):
         return parse_duration(self.remind_every).total_seconds() if self.remind_every else None
 
 
+class ReasonCodeSpec(_Entry):
+    """One of the plant's downtime reason codes, and when an approved outcome gets it: the exception
+    is of one of `types` (empty: any) and its report or approved fix says one of `words` (empty: any)."""
+
+    code: Id = Field(max_length=64)
+    types: list[ExceptionTypeName] = Field(default_factory=list)
+    words: list[Name] = Field(default_factory=list)
+
+
+class MesSpec(_Entry):
+    """Write-back to the MES (docs/mes.md): how the MES names this plant and its machines, and the
+    downtime reason codes. The MES's address and credentials are in the environment, never here."""
+
+    site: Id | None = None  # the plant's name in the MES; default: the plant id
+    machines: dict[Id, Id] = Field(default_factory=dict)  # machine id -> the MES's equipment id
+    reason_codes: list[ReasonCodeSpec] = Field(default_factory=list)  # the first that fits is sent
+    default_reason: Id = Field(max_length=64)  # when none fits
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
@@ -581,6 +601,7 @@ class PlantFile(_Entry):
     signals: SignalsSpec = Field(default_factory=SignalsSpec)
     digests: DigestsSpec = Field(default_factory=DigestsSpec)
     decisions: DecisionsSpec = Field(default_factory=DecisionsSpec)
+    mes: MesSpec | None = None  # None: the MES is not written back to
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -600,7 +621,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions", "mes")
 # Old names of sections: a file that still uses one is refused with the new name to use.
 _RENAMED = {"x-signals": "signals"}
 
@@ -721,6 +742,7 @@ class _Check:
         self.signals: SignalsSpec | None = None
         self.digests: DigestsSpec | None = None
         self.decisions: DecisionsSpec | None = None
+        self.mes: MesSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -799,6 +821,8 @@ class _Check:
             self.digests = self.validate(DigestsSpec, data["digests"], ("digests",), zone)
         if data.get("decisions") is not None:
             self.decisions = self.validate(DecisionsSpec, data["decisions"], ("decisions",), zone)
+        if data.get("mes") is not None:
+            self.mes = self.validate(MesSpec, data["mes"], ("mes",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -895,6 +919,10 @@ class _Check:
             for machine in (opcua if isinstance(opcua, dict) else ()):
                 self._reference(("signals", "opcua", machine), _text(machine), "machines", "machine")
         self._digest_shifts(data)
+        mes = data.get("mes")
+        machines = mes.get("machines") if isinstance(mes, dict) else None
+        for machine in (machines if isinstance(machines, dict) else ()):
+            self._reference(("mes", "machines", machine), _text(machine), "machines", "machine")
         for i, rule in _entries(data, "routing"):
             when = rule.get("when")
             for key, section in (("area", "areas"), ("machine", "machines")):
@@ -1001,6 +1029,7 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     if problems or checker.plant is None:
         return problems, None
     plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
+                           mes=checker.mes,
                            approvals=checker.approvals or ApprovalsSpec(), digests=checker.digests or DigestsSpec(),
                            decisions=checker.decisions or DecisionsSpec(), **checker.valid)
     plant_file._file = file
@@ -1137,7 +1166,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     plant_changes = changes.sections.setdefault("plant", SectionChanges())
     wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
                     "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True),
-                    "digests": plant_file.digests.stored(), "remind_every_s": plant_file.decisions.remind_every_s()}
+                    "digests": plant_file.digests.stored(), "remind_every_s": plant_file.decisions.remind_every_s(),
+                    "mes": plant_file.mes.model_dump(mode="json") if plant_file.mes else {}}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

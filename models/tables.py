@@ -110,6 +110,7 @@ class Plant(SQLModel, table=True):
     content_hash: str | None = None
     erp: dict[str, Any] = _json()
     signals: dict[str, Any] = _json()  # the plant file's `signals` section, as validated
+    mes: dict[str, Any] = _json()  # the plant file's `mes` section, as validated; empty: no MES write-back
     loaded_at: datetime | None = None
     digests: dict[str, Any] = _json()  # the plant file's `digests` section, as validated (routing/digests.py)
     remind_every_s: float | None = None  # `decisions.remind_every`: how often an open decision part reminds

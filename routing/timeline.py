@@ -140,6 +140,10 @@ def _erp_rejected(story: _Story, line: Line) -> str:
     return story.said(story.say("tl_erp_rejected", kind=str(line.data.get("kind") or "")), line.text)
 
 
+def _mes_rejected(story: _Story, line: Line) -> str:
+    return story.said(story.say("tl_mes_rejected", kind=str(line.data.get("kind") or "")), line.text)
+
+
 def _channel_event(key: str) -> Callable[[_Story, Line], str]:
     def sentence(story: _Story, line: Line) -> str:
         return story.say(key, name=story.name(line.person), channel=str(line.data.get("channel") or ""))
@@ -199,6 +203,9 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "erp_retried": _erp_settled("tl_erp_retried"),
     "erp_abandoned": _erp_settled("tl_erp_abandoned"),
     "erp_auth_failed": _fixed("tl_erp_auth_failed"),
+    "mes_sent": _erp("tl_mes_sent"),
+    "mes_rejected": _mes_rejected,
+    "mes_auth_failed": _fixed("tl_mes_auth_failed"),
     "posted": _fixed("tl_posted"),
     "closed": _fixed("tl_closed"),
     "machine_state": _machine_state,

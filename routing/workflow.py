@@ -30,7 +30,7 @@ from models import (
     WorkOrder,
 )
 from models.decisions import DECISION_ERP_KINDS
-from routing import messages
+from routing import mes, messages
 from routing.erp_facts import breakdown_facts
 from routing.impact import analyse
 from routing.keys import erp_key
@@ -774,6 +774,7 @@ def decide(ctx: Context, exc: PlantException, who: Person, decision: str, reason
     for txn in transactions:
         ctx.session.add(txn)
         log(ctx, exc, "erp_queued", "", None, kind=txn.kind, idempotency_key=txn.idempotency_key)
+    mes.on_approval(ctx, exc)  # the same outcome, back to the MES too (routing/mes.py)
     for target in _unique([proposer, person(ctx, exc.reporter_id)]):
         if target.id != who.id:
             notify(ctx, target, "approved", messages.render("approved", target.language, code=exc.code,
@@ -932,6 +933,8 @@ def set_machine_running(ctx: Context, machine_id: str, running: bool, note: str)
         if exc.machine_id == machine_id:
             transition(ctx, exc, Action.machine_running if running else Action.machine_stopped, None, text=note,
                        running=running)
+            if running:
+                mes.on_running(ctx, exc)
             close_if_done(ctx, exc)
 
 

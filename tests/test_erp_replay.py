@@ -316,4 +316,4 @@ def test_outbox_retries_fire_at_their_own_minute_after_the_last_event(tmp_path: 
     for txn in transactions:
         # Within minutes of the approval, not at the end of the replay an hour later.
         assert datetime.fromisoformat(txn["posted_at"]) - approved < timedelta(minutes=5), txn
-    assert result["pending"] == {"erp_transactions": 0, "notifications": 0, "timers": 0}
+    assert result["pending"] == {"erp_transactions": 0, "mes_transactions": 0, "notifications": 0, "timers": 0}

@@ -278,6 +278,7 @@ def test_metrics_report_the_store_and_the_latencies(app_on_replay: Any, replayed
     assert "mfgos_escalations_total 1.0" in lines
     assert 'mfgos_notifications{status="failed"} 0.0' in lines
     assert 'mfgos_erp_outbox{status="pending"} 0.0' in lines
+    assert 'mfgos_mes_outbox{status="rejected"} 0.0' in lines
     assert any(line.startswith("mfgos_signal_processing_seconds_count ") and float(line.split()[1]) > 0
                for line in lines)
     assert any(line.startswith('mfgos_http_request_seconds_count{method="GET",route="/api/kpis"}') for line in lines)

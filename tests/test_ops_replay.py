@@ -29,6 +29,6 @@ events:
 
     result = json.loads(replay("--json"))
     assert result["end"] == "2026-11-25T09:05:00+05:30"
-    assert result["pending"] == {"erp_transactions": 0, "notifications": 0, "timers": 1}
+    assert result["pending"] == {"erp_transactions": 0, "mes_transactions": 0, "notifications": 0, "timers": 1}
     assert not any(n["kind"] == "escalation" for n in result["notifications"])
     assert "Still pending at the end (2026-11-25T09:05:00+05:30): 1 escalation timer(s)." in replay()

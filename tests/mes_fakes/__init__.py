@@ -1,0 +1,1 @@
+"""Fake MES systems and the contract suite every MES adapter joins."""
