@@ -861,6 +861,24 @@ TEMPLATES.update({
         "de": "auf die Reparatur warten: {work_order} auf {machine} ab {start}, fertig {end}",
         "hi": "repair ka intezaar: {work_order} {machine} par {start} se, poora {end}",
     },
+    "option_wait_material": {
+        "en": "wait for the material: {work_order} on {machine} from {start}, done {end}",
+        "es": "esperar el material: {work_order} en {machine} desde {start}, termina {end}",
+        "de": "auf das Material warten: {work_order} auf {machine} ab {start}, fertig {end}",
+        "hi": "material ka intezaar: {work_order} {machine} par {start} se, poora {end}",
+    },
+    "option_split_material": {
+        "en": "split: {quantity} of {work_order} on {machine} from {start}, the rest on its own machine, all done {end}",
+        "es": "dividir: {quantity} de {work_order} en {machine} desde {start}, el resto en su máquina, todo termina {end}",
+        "de": "teilen: {quantity} von {work_order} auf {machine} ab {start}, der Rest auf der eigenen Maschine, alles fertig {end}",
+        "hi": "baanto: {work_order} ke {quantity} {machine} par {start} se, baaki apni machine par, sab poora {end}",
+    },
+    "part_split": {
+        "en": "{work_order} split: {quantity} on {machine} from {start} to {end}, {split_quantity} as {new_order} on {split_machine} from {split_start} to {split_end}",
+        "es": "{work_order} dividida: {quantity} en {machine} del {start} al {end}, {split_quantity} como {new_order} en {split_machine} del {split_start} al {split_end}",
+        "de": "{work_order} geteilt: {quantity} auf {machine} von {start} bis {end}, {split_quantity} als {new_order} auf {split_machine} von {split_start} bis {split_end}",
+        "hi": "{work_order} baanta: {quantity} {machine} par {start} se {end} tak, {split_quantity} {new_order} ke roop mein {split_machine} par {split_start} se {split_end} tak",
+    },
     "option_move": {
         "en": "move to {machine}: {work_order} from {start}, done {end}",
         "es": "mover a {machine}: {work_order} desde {start}, termina {end}",
