@@ -6,6 +6,7 @@ the exception touches decides its part, in the thread, by message or button:
 | kind | decided by | fields | ERP transaction |
 |---|---|---|---|
 | `reschedule` | planner | work_order, start, end, machine (another machine: a move) | production_order_reschedule |
+| (a split) | planner | the above, quantity, new_order, split_quantity, split_machine, split_start, split_end | production_order_split |
 | `material_request` | materials | material, quantity, unit, need_by, action (expedite / transfer), work_order, machine | material_request |
 | `customer_order_date` | customer service | customer_order, promised, previous, customer_told | customer_order_date |
 
