@@ -56,6 +56,7 @@ from models import (
     WorkOrder,
 )
 from models.decisions import DECISION_ERP_KINDS, DECISION_KINDS, DECISION_ROLES
+from models.tables import RowOrigin
 from nlp.extraction import Extraction
 from nlp.when import AFTER_REPAIR, read_when
 from routing import messages
@@ -506,7 +507,9 @@ def _split_plan(ctx: Context, wo: WorkOrder, f: dict[str, Any], start: datetime,
     if wf.master_row(ctx, WorkOrder, f["new_order"]) is None:
         ctx.session.add(WorkOrder(plant_id=ctx.plant.id, id=f["new_order"], machine_id=f["split_machine"],
                                   material_id=wo.material_id, quantity=f["split_quantity"], start=split_start,
-                                  end=split_end, customer_order_id=wo.customer_order_id, status="released"))
+                                  end=split_end, customer_order_id=wo.customer_order_id, status="released",
+                                  # The ERP's order once the split is posted: a plant-file reload keeps it.
+                                  origin=RowOrigin.erp.value))
     wo.quantity, wo.start, wo.end = f["quantity"], start, end
     return found
 

@@ -105,6 +105,7 @@ def test_a_split_is_one_transaction_and_two_orders_in_the_plan(database_url: str
     kept, second = plan["WO-1042"], plan["WO-1042-2"]
     assert (kept.quantity, kept.machine_id, second.quantity, second.machine_id) == (200, "HOB-01", 200, "HOB-02")
     assert second.customer_order_id == "SO-7001" and second.material_id == "FRG-20MNCR5"
+    assert second.origin == "erp", "the ERP's order once posted: a plant-file reload does not delete it"
     # Materials is asked to bring the moved half's blanks to HOB-02 by its start.
     [staging] = sent(result, "vikram", "part_material_request")
     assert "WO-1042-2" in staging["text"] and "200" in staging["text"] and "HOB-02" in staging["text"] \
