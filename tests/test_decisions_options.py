@@ -94,6 +94,8 @@ def test_a_spanish_planner_splits_the_second_held_order_once(database_url: str) 
     assert "WO-1043 split: 150 on HOB-01" in approval["text"] and "150 as WO-1043-2 on HOB-02" in approval["text"]
     [confirmed] = sent(result, "lucia", "confirmation")
     assert "WO-1043 dividida" in confirmed["text"]
+    [posted] = sent(result, "lucia", "erp_reference")
+    assert "división de orden" in posted["text"] and "SPL-" in posted["text"]
 
 
 def test_a_split_is_one_transaction_and_two_orders_in_the_plan(database_url: str) -> None:
