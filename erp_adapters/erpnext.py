@@ -157,6 +157,8 @@ class ErpNextErp(HttpErpAdapter):
             return await self._delivery_date(fields, settings)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
+        if transaction.kind == "production_order_split":
+            return await self._split(fields, settings)
         return await self._reschedule(fields, settings)
 
     async def lookup(self, transaction: Transaction) -> str | None:
@@ -165,6 +167,13 @@ class ErpNextErp(HttpErpAdapter):
         doctype = self._doctype(transaction)
         if doctype is None:
             return None  # a status change or reschedule creates no document: idempotent by state
+        if transaction.kind == "production_order_split":
+            # The second order carries mfgos's name for it; it is ours when it makes the same item.
+            original = await self._get("Work Order", transaction.fields.get("work_order") or "")
+            doc = await self._get("Work Order", transaction.fields.get("new_order") or "")
+            ours = doc is not None and original is not None and doc.get("docstatus") == 1 and \
+                doc.get("production_item") == original.get("production_item")
+            return str(doc["name"]) if ours else None  # type: ignore[index]
         name = document_name(transaction.idempotency_key)
         doc = await self._get(doctype, name)
         if doc is not None and (doctype not in SUBMITTED or doc.get("docstatus") == 1):
@@ -178,6 +187,8 @@ class ErpNextErp(HttpErpAdapter):
             return "Non Conformance"
         if transaction.kind == "material_request":
             return "Material Request"
+        if transaction.kind == "production_order_split":
+            return "Work Order"
         if transaction.kind == "maintenance_request":
             assets = transaction.plant_settings.get("assets") or {}
             return "Asset Repair" if assets.get(transaction.fields.get("machine")) else "Downtime Entry"
@@ -363,7 +374,22 @@ class ErpNextErp(HttpErpAdapter):
             )
         return f"{work_order} Closed" if status != "Completed" else f"{work_order} Completed"
 
+    def _workstation(self, machine: str, settings: dict[str, Any]) -> str:
+        return str((settings.get("workstations") or {}).get(machine, machine))
+
+    def _operations_on(self, current: dict[str, Any], workstation: str) -> list[dict[str, Any]] | None:
+        """The order's operations moved to `workstation`; None when they are there already."""
+        operations = [dict(op) for op in current.get("operations") or []]
+        if not operations or all(op.get("workstation") == workstation for op in operations):
+            return None
+        for op in operations:
+            if op.get("status") != "Completed":
+                op["workstation"] = workstation
+        return operations
+
     async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """New planned dates, and on a move the operations' Workstation (erp.workstations maps
+        machines to Workstations). Idempotent by state: only what differs is written."""
         work_order = fields["work_order"]
         start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
         end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
@@ -371,16 +397,56 @@ class ErpNextErp(HttpErpAdapter):
         if current.get("status") in FINAL:
             # ERPNext would take the new dates on a Closed order; nobody would plan by them.
             raise Rejected(f"ERPNext Work Order {work_order} is {current['status']}: it cannot be rescheduled")
-        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (
-            start,
-            end,
-        ):
-            await self.request(
-                "PUT",
-                _doc_path("Work Order", work_order, version="v1"),
-                json={"planned_start_date": start, "planned_end_date": end},
-            )
-        return f"{work_order} planned {start} to {end}"
+        changes: dict[str, Any] = {}
+        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (start, end):
+            changes.update(planned_start_date=start, planned_end_date=end)
+        workstation = self._workstation(fields["machine"], settings) if fields.get("machine") else None
+        moved = self._operations_on(current, workstation) if workstation else None
+        if moved is not None:
+            changes["operations"] = moved
+        if changes:
+            await self.request("PUT", _doc_path("Work Order", work_order, version="v1"), json=changes)
+        return f"{work_order} planned {start} to {end}" + (f" on {workstation}" if workstation else "")
+
+    async def _split(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """The original Work Order keeps `quantity` with its new dates (a PUT, idempotent by state);
+        then the second Work Order, named `new_order`, is created and submitted for the rest on the
+        split machine's Workstation. The second order comes last: found, it says the split is done."""
+        work_order, new_order = fields["work_order"], fields["new_order"]
+        current = await self._work_order(work_order)
+        if current.get("status") in FINAL:
+            raise Rejected(f"ERPNext Work Order {work_order} is {current['status']}: it cannot be split")
+        if float(current.get("produced_qty") or 0) > float(fields["quantity"]):
+            raise Rejected(f"ERPNext Work Order {work_order} has produced {current['produced_qty']} already: "
+                           f"it cannot keep only {fields['quantity']}")
+        start = self._site_time(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
+        end = self._site_time(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
+        changes: dict[str, Any] = {}
+        if float(current.get("qty") or 0) != float(fields["quantity"]):
+            changes["qty"] = float(fields["quantity"])
+        if (str(current.get("planned_start_date"))[:19], str(current.get("planned_end_date"))[:19]) != (start, end):
+            changes.update(planned_start_date=start, planned_end_date=end)
+        if changes:
+            await self.request("PUT", _doc_path("Work Order", work_order, version="v1"), json=changes)
+        workstation = self._workstation(fields["split_machine"], settings)
+        copied = ("company", "production_item", "bom_no", "sales_order", "wip_warehouse", "fg_warehouse",
+                  "source_warehouse")
+        doc = {key: current[key] for key in copied if current.get(key)}
+        operations = [{**{k: v for k, v in op.items() if k in ("operation", "time_in_mins", "bom")},
+                       "workstation": workstation} for op in current.get("operations") or []]
+        doc.update(
+            name=new_order, qty=float(fields["split_quantity"]), operations=operations, docstatus=1,
+            planned_start_date=self._site_time(kinds.parse_time(fields["split_start"]), settings),  # type: ignore[arg-type]
+            planned_end_date=self._site_time(kinds.parse_time(fields["split_end"]), settings),  # type: ignore[arg-type]
+        )
+        response = await self.request("POST", _doc_path("Work Order"), json=doc, allow=(409,))
+        if response.status_code == 409:
+            existing = await self._get("Work Order", new_order)
+            if existing is None or existing.get("production_item") != current.get("production_item") or \
+                    existing.get("docstatus") != 1:
+                raise Rejected(f"ERPNext already has a Work Order {new_order} that is not this split's: "
+                               "rename or cancel it there, then retry")
+        return str(fields["new_order"])  # the document the split created, as the look-up finds it
 
     # --- preflight ---------------------------------------------------------------------------
 

@@ -45,7 +45,15 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "production_order_status": (("work_order", "action"), ("reason",)),
-    "production_order_reschedule": (("work_order", "start", "end"), ("reason",)),
+    # `machine`: the machine the order now runs on (a move), else it stays where it is.
+    "production_order_reschedule": (("work_order", "start", "end"), ("machine", "reason")),
+    # The planner's split: the order keeps `quantity` (its new dates `start`/`end`, on its own
+    # machine); a second order `new_order` makes `split_quantity` on `split_machine`.
+    "production_order_split": (
+        ("work_order", "quantity", "start", "end", "new_order", "split_quantity", "split_machine", "split_start",
+         "split_end"),
+        ("machine", "reason"),
+    ),
     "stock_status": (("action", "material", "quantity", "unit"), ("lot", "work_order", "reason")),
     "nonconformance": (
         ("exception", "type", "description"),
@@ -62,6 +70,7 @@ PREFIXES = {
     "maintenance_request": "MR",
     "production_order_status": "POS",
     "production_order_reschedule": "RES",
+    "production_order_split": "SPL",
     "stock_status": "STK",
     "nonconformance": "NC",
     "material_request": "MRQ",
@@ -133,15 +142,24 @@ def problems(kind: str, fields: dict[str, Any]) -> list[str]:
     elif kind == "production_order_status":
         text("work_order")
         choice("action", ORDER_ACTIONS)
-    elif kind == "production_order_reschedule":
-        text("work_order")
-        start, end = fields.get("start"), fields.get("end")
-        for name, value in (("start", start), ("end", end)):
-            if value not in (None, "") and parse_time(value) is None:
-                found.append(f"{name} must be an ISO 8601 time with a UTC offset (got {value!r})")
-        start_at, end_at = parse_time(start), parse_time(end)
-        if start_at and end_at and end_at <= start_at:
-            found.append(f"end ({end}) must be after start ({start})")
+    elif kind in ("production_order_reschedule", "production_order_split"):
+        for name in ("work_order", "machine", "new_order", "split_machine"):
+            text(name)
+        spans = (("start", "end"), ("split_start", "split_end")) if kind == "production_order_split" else \
+            (("start", "end"),)
+        for first, last in spans:
+            start, end = fields.get(first), fields.get(last)
+            for name, value in ((first, start), (last, end)):
+                if value not in (None, "") and parse_time(value) is None:
+                    found.append(f"{name} must be an ISO 8601 time with a UTC offset (got {value!r})")
+            start_at, end_at = parse_time(start), parse_time(end)
+            if start_at and end_at and end_at <= start_at:
+                found.append(f"{last} ({end}) must be after {first} ({start})")
+        if kind == "production_order_split":
+            positive("quantity")
+            positive("split_quantity")
+            if fields.get("new_order") not in (None, "") and fields.get("new_order") == fields.get("work_order"):
+                found.append("new_order must name another order than work_order")
     elif kind == "stock_status":
         choice("action", STOCK_ACTIONS)
         for name in ("material", "unit", "lot", "work_order"):

@@ -394,7 +394,9 @@ class OdooErp(HttpErpAdapter):
             return await self._commitment_date(fields)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields)
-        return await self._reschedule(fields)
+        if transaction.kind == "production_order_split":
+            return await self._split(fields, settings)
+        return await self._reschedule(fields, settings)
 
     async def lookup(self, transaction: Transaction) -> str | None:
         """Only the model this transaction creates: a record of another kind carrying the same
@@ -423,6 +425,8 @@ class OdooErp(HttpErpAdapter):
             except Rejected:
                 return None  # no Quality app (Community): nothing of ours can be there
             return str(alerts[0]["name"]) if alerts else None
+        if transaction.kind == "production_order_split":
+            return await self._split_order(transaction.fields, transaction.plant_settings)
         return None  # status changes and reschedules create nothing: idempotent by state
 
     async def _maintenance(
@@ -779,7 +783,25 @@ class OdooErp(HttpErpAdapter):
             await self.call("sale.order", "write", ids=[found[0]["id"]], vals={"commitment_date": promised})
         return f"{order} delivery {promised} UTC"
 
-    async def _reschedule(self, fields: dict[str, Any]) -> str:
+    async def _workcenter(self, machine: str, settings: dict[str, Any]) -> int:
+        center = (settings.get("workcenters") or {}).get(machine, machine)
+        return await self._find_id(
+            "mrp.workcenter", ["|", ["code", "=", center], ["name", "=", center]],
+            f"work center {center} (map the machine with erp.workcenters)")
+
+    async def _move_steps(self, production_id: int, machine: str, settings: dict[str, Any]) -> bool:
+        """The order's unfinished work orders (mrp.workorder) to the machine's work center; False
+        when they are there already."""
+        center = await self._workcenter(machine, settings)
+        steps = await self._search_read(
+            "mrp.workorder", [["production_id", "=", production_id], ["state", "not in", ["done", "cancel"]]],
+            ["id", "workcenter_id"])
+        elsewhere = [s["id"] for s in steps if _id(s.get("workcenter_id")) != center]
+        if elsewhere:
+            await self.call("mrp.workorder", "write", ids=elsewhere, vals={"workcenter_id": center})
+        return bool(elsewhere)
+
+    async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
         start_field, end_field = await self._date_fields()
         production = await self._production(fields["work_order"], [start_field, end_field])
         refuse_finished(production, "rescheduled")
@@ -789,7 +811,71 @@ class OdooErp(HttpErpAdapter):
             await self.call(
                 "mrp.production", "write", ids=[production["id"]], vals={start_field: start, end_field: end}
             )
+        if fields.get("machine"):
+            await self._move_steps(production["id"], fields["machine"], settings)
+            return f"{production['name']} planned {start} to {end} UTC on {fields['machine']}"
         return f"{production['name']} planned {start} to {end} UTC"
+
+    async def _second_order(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The split's second manufacturing order (named `new_order`) when it makes the same product
+        as the original; a namesake of another product is not ours."""
+        original = await self._search_read(
+            "mrp.production", [["name", "=", fields.get("work_order") or ""]], ["product_id"], limit=1)
+        second = await self._search_read(
+            "mrp.production", [["name", "=", fields.get("new_order") or ""], ["state", "!=", "cancel"]],
+            ["id", "name", "state", "product_id"], limit=1)
+        if original and second and _id(second[0]["product_id"]) == _id(original[0]["product_id"]):
+            return second[0]
+        return None
+
+    async def _split_order(self, fields: dict[str, Any], settings: dict[str, Any]) -> str | None:
+        """The second order's name once the split is complete: confirmed, its work orders on the
+        split machine's work center."""
+        second = await self._second_order(fields)
+        if second is None or second["state"] == "draft":
+            return None
+        center = await self._workcenter(fields["split_machine"], settings)
+        steps = await self._search_read(
+            "mrp.workorder", [["production_id", "=", second["id"]], ["state", "not in", ["done", "cancel"]]],
+            ["workcenter_id"])
+        return str(second["name"]) if all(_id(s.get("workcenter_id")) == center for s in steps) else None
+
+    async def _split(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """The original keeps `quantity` and its new dates (a write, idempotent by state); the second
+        order, named `new_order`, is created and confirmed for the rest, and its work orders go to
+        the split machine's work center. Each step is looked for before it is done again."""
+        start_field, end_field = await self._date_fields()
+        production = await self._production(
+            fields["work_order"], [start_field, end_field, "product_id", "product_qty", "qty_producing", "origin"])
+        refuse_finished(production, "split")
+        if float(production.get("qty_producing") or 0) > float(fields["quantity"]):
+            raise Rejected(f"Odoo manufacturing order {production['name']} is producing "
+                           f"{production['qty_producing']} already: it cannot keep only {fields['quantity']}")
+        changes: dict[str, Any] = {}
+        if float(production.get("product_qty") or 0) != float(fields["quantity"]):
+            changes["product_qty"] = float(fields["quantity"])
+        start = _odoo_time(kinds.parse_time(fields["start"]))  # type: ignore[arg-type]
+        end = _odoo_time(kinds.parse_time(fields["end"]))  # type: ignore[arg-type]
+        if (production.get(start_field), production.get(end_field)) != (start, end):
+            changes.update({start_field: start, end_field: end})
+        if changes:
+            await self.call("mrp.production", "write", ids=[production["id"]], vals=changes)
+        second = await self._second_order(fields)
+        if second is None:
+            clash = await self._search_read("mrp.production", [["name", "=", fields["new_order"]]], ["id"], limit=1)
+            if clash:
+                raise Rejected(f"Odoo already has a manufacturing order {fields['new_order']} that is not this "
+                               "split's: rename it there, then retry")
+            second = {"state": "draft", "id": await self._create("mrp.production", {
+                "name": fields["new_order"], "product_id": _id(production["product_id"]),
+                "product_qty": float(fields["split_quantity"]), "origin": production.get("origin") or False,
+                start_field: _odoo_time(kinds.parse_time(fields["split_start"])),  # type: ignore[arg-type]
+                end_field: _odoo_time(kinds.parse_time(fields["split_end"])),  # type: ignore[arg-type]
+            })}
+        if second["state"] == "draft":
+            await self.call("mrp.production", "action_confirm", ids=[second["id"]])
+        await self._move_steps(second["id"], fields["split_machine"], settings)
+        return str(fields["new_order"])  # the document the split created, as the look-up finds it
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ NOTIFICATIONS = f"{ROOT}/API_MAINTNOTIFICATION"
 QUALITY_NOTIFICATIONS = f"{ROOT}/API_QUALITYNOTIFICATION"
 MATERIAL_DOCUMENTS = f"{ROOT}/API_MATERIAL_DOCUMENT_SRV"
 PRODUCTION_ORDERS = f"{ROOT}/API_PRODUCTION_ORDER_2_SRV"
+# The key of A_ProductionOrderOperation_2, as far as the order's operations carry it.
+OPERATION_KEYS = ("ManufacturingOrder", "ManufacturingOrderSequence", "ManufacturingOrderOperation")
 WORK_CENTERS = f"{ROOT}/API_WORK_CENTERS"
 PRODUCTS = f"{ROOT}/API_PRODUCT_SRV"
 SALES_ORDERS = f"{ROOT}/API_SALES_ORDER_SRV"
@@ -269,6 +271,8 @@ class SapODataErp(HttpErpAdapter):
             return await self._delivery_date(fields, settings)
         if transaction.kind == "production_order_status":
             return await self._order_status(fields, settings, key, fresh)
+        if transaction.kind == "production_order_split":
+            return await self._split(fields, settings)
         return await self._reschedule(fields, settings)
 
     async def lookup(self, transaction: Transaction) -> str | None:
@@ -282,6 +286,8 @@ class SapODataErp(HttpErpAdapter):
             return await self._find_material_document(kinds.short_reference(key, 25))
         if transaction.kind == "material_request":
             return await self._find_requisition(kinds.short_reference(key, 20))
+        if transaction.kind == "production_order_split":
+            return await self._split_order(transaction.fields, settings)
         quality = transaction.kind == "nonconformance" or (
             transaction.kind == "production_order_status"
             and transaction.fields.get("action") == "hold"
@@ -533,23 +539,24 @@ class SapODataErp(HttpErpAdapter):
                 continue
         raise Unavailable(f"sap: sales order {order} keeps changing while we change its date")
 
-    async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
-        work_order = fields["work_order"]
-        start = self._local(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
-        end = self._local(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
-        wanted = {
+    def _planned(self, start_value: Any, end_value: Any, settings: dict[str, Any]) -> dict[str, Any]:
+        start = self._local(kinds.parse_time(start_value), settings)  # type: ignore[arg-type]
+        end = self._local(kinds.parse_time(end_value), settings)  # type: ignore[arg-type]
+        return {
             "MfgOrderPlannedStartDate": odata_date(start),
             "MfgOrderPlannedStartTime": odata_time(start),
             "MfgOrderPlannedEndDate": odata_date(end),
             "MfgOrderPlannedEndTime": odata_time(end),
         }
-        reference = f"{work_order} planned {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+
+    async def _patch_order(self, work_order: str, wanted: dict[str, Any], words: str) -> None:
+        """PATCH what differs on the order, with If-Match = its ETag; a 412 reads it again (3 times)."""
         for _ in range(3):
             response = await self._order(work_order)
             order = response.json()["d"]
-            refuse_finished(order, "rescheduled")
+            refuse_finished(order, words)
             if all(order.get(k) == v for k, v in wanted.items()):
-                return reference
+                return
             etag = response.headers.get("etag") or (order.get("__metadata") or {}).get("etag")
             if not etag:
                 raise Rejected(f"SAP sent no ETag for production order {work_order}")
@@ -558,13 +565,89 @@ class SapODataErp(HttpErpAdapter):
                     "PATCH",
                     PRODUCTION_ORDERS,
                     f"A_ProductionOrder_2({literal(work_order)})",
-                    json=wanted,
+                    json={k: v for k, v in wanted.items() if order.get(k) != v},
                     headers={"If-Match": etag},
                 )
-                return reference
+                return
             except _EtagMismatch:
                 continue  # changed under us: read the new ETag and compare again
-        raise Unavailable(f"sap: production order {work_order} keeps changing while we reschedule it")
+        raise Unavailable(f"sap: production order {work_order} keeps changing while we change it")
+
+    def _work_center(self, machine: str, settings: dict[str, Any]) -> str:
+        return str((settings.get("work_centers") or {}).get(machine, machine))
+
+    async def _operations(self, work_order: str) -> list[dict[str, Any]]:
+        response = await self._get(
+            f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(work_order)})",
+            params={"$expand": "to_ProductionOrderOperation"}, allow=(404,))
+        if response.status_code == 404:
+            raise Rejected(f"SAP has no production order {work_order}")
+        return list((response.json()["d"].get("to_ProductionOrderOperation") or {}).get("results") or [])
+
+    async def _move_operations(self, work_order: str, machine: str, settings: dict[str, Any]) -> None:
+        """Each operation of the order not on the machine's work center gets it (a PATCH per operation)."""
+        center = self._work_center(machine, settings)
+        for operation in await self._operations(work_order):
+            if operation.get("WorkCenter") == center:
+                continue
+            keys = ",".join(f"{name}={literal(str(operation[name]))}" for name in OPERATION_KEYS if name in operation)
+            etag = (operation.get("__metadata") or {}).get("etag") or "*"
+            await self._change("PATCH", PRODUCTION_ORDERS, f"A_ProductionOrderOperation_2({keys})",
+                               json={"WorkCenter": center}, headers={"If-Match": etag})
+
+    async def _reschedule(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        work_order = fields["work_order"]
+        start = self._local(kinds.parse_time(fields["start"]), settings)  # type: ignore[arg-type]
+        end = self._local(kinds.parse_time(fields["end"]), settings)  # type: ignore[arg-type]
+        await self._patch_order(work_order, self._planned(fields["start"], fields["end"], settings), "rescheduled")
+        reference = f"{work_order} planned {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+        if fields.get("machine"):
+            await self._move_operations(work_order, fields["machine"], settings)
+            reference += f" on {self._work_center(fields['machine'], settings)}"
+        return reference
+
+    async def _split_order(self, fields: dict[str, Any], settings: dict[str, Any]) -> str | None:
+        """The split's second order (`new_order`) once complete: it exists for the same material and
+        its operations are on the split machine's work center."""
+        original = await self._get(
+            f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(str(fields.get('work_order') or ''))})", allow=(404,))
+        second = await self._get(
+            f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(str(fields.get('new_order') or ''))})",
+            params={"$expand": "to_ProductionOrderOperation"}, allow=(404,))
+        if original.status_code == 404 or second.status_code == 404:
+            return None
+        order = second.json()["d"]
+        if order.get("Material") != original.json()["d"].get("Material"):
+            return None
+        center = self._work_center(str(fields.get("split_machine") or ""), settings)
+        operations = (order.get("to_ProductionOrderOperation") or {}).get("results") or []
+        return str(order["ManufacturingOrder"]) if all(op.get("WorkCenter") == center for op in operations) else None
+
+    async def _split(self, fields: dict[str, Any], settings: dict[str, Any]) -> str:
+        """The original keeps `quantity` and its new dates (a PATCH with its ETag, idempotent by
+        state); the second order is created under `new_order` (an external order number) for the
+        rest, and its operations go to the split machine's work center."""
+        work_order, new_order = fields["work_order"], fields["new_order"]
+        wanted = {"TotalQuantity": f"{float(fields['quantity']):g}",
+                  **self._planned(fields["start"], fields["end"], settings)}
+        await self._patch_order(work_order, wanted, "split")
+        original = (await self._order(work_order)).json()["d"]
+        second = await self._get(f"{PRODUCTION_ORDERS}/A_ProductionOrder_2({literal(new_order)})", allow=(404,))
+        if second.status_code == 404:
+            await self._change("POST", PRODUCTION_ORDERS, "A_ProductionOrder_2", json={
+                "ManufacturingOrder": new_order,
+                "ManufacturingOrderType": original.get("ManufacturingOrderType") or settings.get("order_type", "YBM1"),
+                "Material": original.get("Material"),
+                "ProductionPlant": original.get("ProductionPlant") or settings.get("plant"),
+                "TotalQuantity": f"{float(fields['split_quantity']):g}",
+                "SalesOrder": original.get("SalesOrder") or "",
+                **self._planned(fields["split_start"], fields["split_end"], settings),
+            })
+        elif second.json()["d"].get("Material") != original.get("Material"):
+            raise Rejected(f"SAP already has a production order {new_order} that is not this split's: "
+                           "rename it there, then retry")
+        await self._move_operations(new_order, fields["split_machine"], settings)
+        return str(fields["new_order"])  # the document the split created, as the look-up finds it
 
     # --- reading -----------------------------------------------------------------------------
 

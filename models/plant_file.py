@@ -407,6 +407,10 @@ class MaterialSpec(_Entry):
     name: Name
     aliases: list[Name] = Field(default_factory=list)
     area: Id | None = None
+    lead_time: Duration | None = None  # how long a new supply takes: a shortage's "wait for the material"
+
+    def lead_time_minutes(self) -> int | None:
+        return int(parse_duration(self.lead_time).total_seconds() // 60) if self.lead_time else None
 
 
 class CustomerOrderSpec(_Entry):
@@ -1105,7 +1109,7 @@ def _desired(plant_file: PlantFile) -> dict[str, tuple[type[_Row], str, dict[str
             for m in plant_file.machines}),
         "materials": (Material, "id", {
             m.id: {"plant_id": pid, "id": m.id, "name": m.name, "aliases": list(m.aliases), "area_id": m.area,
-                   "origin": ours}
+                   "lead_time_minutes": m.lead_time_minutes(), "origin": ours}
             for m in plant_file.materials}),
         "customer_orders": (CustomerOrder, "id", {
             c.id: {"plant_id": pid, "id": c.id, "customer": c.customer, "due": c.due, "origin": ours}

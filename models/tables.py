@@ -148,6 +148,8 @@ class Material(SQLModel, table=True):
     aliases: list[str] = _json(factory=list)
     area_id: str | None = None
     origin: str = _origin()
+    # The plant file's `lead_time`: how long a new supply takes, when a shortage's options wait for it.
+    lead_time_minutes: int | None = None
 
 
 class CustomerOrder(SQLModel, table=True):

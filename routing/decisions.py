@@ -6,6 +6,7 @@ the exception touches decides its part, in the thread, by message or button:
 | kind | decided by | fields | ERP transaction |
 |---|---|---|---|
 | `reschedule` | planner | work_order, start, end, machine (another machine: a move) | production_order_reschedule |
+| (a split) | planner | the above, quantity, new_order, split_quantity, split_machine, split_start, split_end | production_order_split |
 | `material_request` | materials | material, quantity, unit, need_by, action (expedite / transfer), work_order, machine | material_request |
 | `customer_order_date` | customer service | customer_order, promised, previous, customer_told | customer_order_date |
 
@@ -56,6 +57,7 @@ from models import (
     WorkOrder,
 )
 from models.decisions import DECISION_ERP_KINDS, DECISION_KINDS, DECISION_ROLES
+from models.tables import RowOrigin
 from nlp.extraction import Extraction
 from nlp.when import AFTER_REPAIR, read_when
 from routing import messages
@@ -100,6 +102,7 @@ OPEN = (Status.needed, Status.proposed, Status.rejected)
 ACTIONS = {Move.propose: Action.decision_propose, Move.approve: Action.decision_approve,
            Move.reject: Action.decision_reject, Move.not_needed: Action.decision_not_needed}
 ERP_KINDS = DECISION_ERP_KINDS
+SPLIT_ERP_KIND = "production_order_split"  # a reschedule that splits the order (the planner's split option)
 # The field that tells two parts of one kind apart on one exception.
 SUBJECT = {"reschedule": "work_order", "material_request": "material", "customer_order_date": "customer_order"}
 REMIND_EVERY = timedelta(hours=2)
@@ -161,6 +164,13 @@ def describe(part: ExceptionDecision, language: str, timezone: str) -> str:
     def at(value: Any) -> str:
         return local_time(value, timezone)
 
+    if part.kind == "reschedule" and f.get("split_quantity"):
+        return messages.render("part_split", language, work_order=f.get("work_order") or "?",
+                               quantity=_number(f.get("quantity")), machine=f.get("machine") or "?",
+                               start=at(f.get("start")), end=at(f.get("end")), new_order=f.get("new_order") or "?",
+                               split_quantity=_number(f.get("split_quantity")),
+                               split_machine=f.get("split_machine") or "?", split_start=at(f.get("split_start")),
+                               split_end=at(f.get("split_end")))
     if part.kind == "reschedule":
         return messages.render("part_reschedule", language, work_order=f.get("work_order") or "?",
                                machine=f.get("machine") or "?", start=at(f.get("start")), end=at(f.get("end")))
@@ -296,7 +306,7 @@ def approve(ctx: Context, exc: PlantException, part: ExceptionDecision, who: Per
     result = move(ctx, exc, part, Move.approve, who, text=reason, reply_channel=reply_channel)
     if not result.applied:
         return result
-    kind = ERP_KINDS[part.kind]
+    kind = erp_kind(part)
     key = decision_key(ctx.plant.id, exc.code, part.id)  # type: ignore[arg-type]
     sequence = 100 + int(part.id or 0)  # after the resolution's own transactions, unique per part
     ctx.session.add(ErpTransaction(plant_id=ctx.plant.id, exception_id=exc.id, sequence=sequence, kind=kind,
@@ -343,13 +353,23 @@ def not_needed(ctx: Context, exc: PlantException, part: ExceptionDecision, who: 
     return result
 
 
+def erp_kind(part: ExceptionDecision) -> str:
+    """The ERP transaction kind of a part: a reschedule that splits the order is a split."""
+    return SPLIT_ERP_KIND if part.kind == "reschedule" and part.fields.get("split_quantity") else ERP_KINDS[part.kind]
+
+
 def erp_fields(part: ExceptionDecision, exc: PlantException) -> dict[str, Any]:
     """The neutral ERP transaction of an approved part (docs/routing.md, "Decisions")."""
     f = part.fields
     reason = f"{exc.code}: {exc.summary}"[:200]
+    if erp_kind(part) == SPLIT_ERP_KIND:
+        return {**{k: f[k] for k in ("work_order", "quantity", "start", "end", "new_order", "split_quantity",
+                                     "split_machine", "split_start", "split_end")},
+                "machine": f.get("machine"), "reason": f"{reason} ({f['new_order']} on {f['split_machine']})"[:200]}
     if part.kind == "reschedule":
         moved = f.get("machine") and f.get("machine") != f.get("previous_machine")
         return {"work_order": f["work_order"], "start": f["start"], "end": f["end"],
+                **({"machine": f["machine"]} if moved else {}),
                 "reason": f"{reason} (to {f['machine']})"[:200] if moved else reason}
     if part.kind == "material_request":
         return {"material": f["material"], "quantity": f["quantity"], "unit": f.get("unit") or "pcs",
@@ -364,7 +384,7 @@ def erp_fields(part: ExceptionDecision, exc: PlantException) -> dict[str, Any]:
 
 def erp_result(session: Session, txn: ErpTransaction, outcome: str, now: datetime) -> None:
     """Called with the ERP outbox's result, in its DB transaction: a part's posted transaction settles it."""
-    if outcome != "posted" or txn.kind not in ERP_KINDS.values() or txn.exception_id is None:
+    if outcome != "posted" or txn.kind not in (*ERP_KINDS.values(), SPLIT_ERP_KIND) or txn.exception_id is None:
         return
     part = session.exec(select(ExceptionDecision).where(ExceptionDecision.erp_key == txn.idempotency_key)).first()
     exc = session.get(PlantException, txn.exception_id)
@@ -463,12 +483,15 @@ def chain(ctx: Context, exc: PlantException, part: ExceptionDecision) -> None:
     start, end = _time(f.get("start")), _time(f.get("end"))
     if wo is None or start is None or end is None:
         return
-    found = effects(ctx, wo, start, end, f.get("machine") or wo.machine_id)
-    wo.start, wo.end, wo.machine_id = start, end, f.get("machine") or wo.machine_id
+    if f.get("split_quantity"):
+        found = _split_plan(ctx, wo, f, start, end)
+    else:
+        found = effects(ctx, wo, start, end, f.get("machine") or wo.machine_id)
+        wo.start, wo.end, wo.machine_id = start, end, f.get("machine") or wo.machine_id
     ctx.session.add(wo)
     if found.staging:
         _ask(ctx, exc, "material_request", {k: v for k, v in found.staging.items() if k != "material_name"},
-             "part_staging_notice", material=found.staging["material_name"], work_order=wo.id,
+             "part_staging_notice", material=found.staging["material_name"], work_order=found.staging["work_order"],
              quantity=_number(found.staging["quantity"]), unit=found.staging["unit"],
              machine=found.staging["machine"], need_by=local_time(found.staging["need_by"], ctx.plant.timezone))
     if found.late:
@@ -476,6 +499,26 @@ def chain(ctx: Context, exc: PlantException, part: ExceptionDecision) -> None:
             "customer_order", "previous", "promised")}, "part_late_notice", customer_order=found.late["customer_order"],
              customer=found.late["customer"], late=messages.duration(found.late["late_minutes"] * 60),
              promised=local_time(found.late["promised"], ctx.plant.timezone), work_order=wo.id)
+
+
+def _split_plan(ctx: Context, wo: WorkOrder, f: dict[str, Any], start: datetime, end: datetime) -> Effects:
+    """An approved split in mfgos's plan: the order keeps its quantity and new dates on its machine,
+    the second order (`new_order`) runs the rest on the split machine. The effects are the second
+    order's: its material is needed there then, and the customer order is late if the later half is."""
+    split_start, split_end = _time(f.get("split_start")), _time(f.get("split_end"))
+    if split_start is None or split_end is None:
+        return Effects()
+    found = effects(ctx, wo, split_start, max(end, split_end), f["split_machine"])
+    if found.staging:
+        found.staging.update(quantity=f["split_quantity"], work_order=f["new_order"])
+    if wf.master_row(ctx, WorkOrder, f["new_order"]) is None:
+        ctx.session.add(WorkOrder(plant_id=ctx.plant.id, id=f["new_order"], machine_id=f["split_machine"],
+                                  material_id=wo.material_id, quantity=f["split_quantity"], start=split_start,
+                                  end=split_end, customer_order_id=wo.customer_order_id, status="released",
+                                  # The ERP's order once the split is posted: a plant-file reload keeps it.
+                                  origin=RowOrigin.erp.value))
+    wo.quantity, wo.start, wo.end = f["quantity"], start, end
+    return found
 
 
 def suggest(ctx: Context, exc: PlantException, kind: str, fields: dict[str, Any]) -> ExceptionDecision | None:

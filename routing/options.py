@@ -1,21 +1,30 @@
-"""The planner's options on a breakdown: wait for the repair, move to a sister machine, or split.
+"""The planner's options when a breakdown or a material shortage holds work orders: wait, move to a
+sister machine, or split; for every work order it holds.
 
-Definitions (also in docs/routing.md):
-- *the order*: the breakdown's work order current on the machine (else the next one);
-  *remaining*: its planned length from now on (its whole length if it has not started);
-- *repair end*: a repairer's estimate in the thread, else the machine's MTTR from the
-  breakdown, else an hour from now (`routing.decisions.repair_end`);
-- **wait**: the order goes on at the repair end for its remaining length; every following order
-  on the machine that it would now overlap moves back just enough (in sequence);
-- **move**: to a sister machine (same `kind`, running), at the first free time from now on
-  that holds the whole remaining length between its own orders; one option per sister;
-- **split**: half the remaining quantity on the first sister at its free time, the other half
-  waiting for the repair: both halves in half the time; the order ends when the later half does;
+Definitions (also in docs/routing.md, "The planner's options"):
+- *the orders*: for a breakdown (tooling, utility) on a machine, the exception's work orders on
+  that machine; for a material shortage, its work orders that consume the material, else (none
+  named) every open work order consuming it that starts before the material arrives;
+- *remaining*: an order's planned length from now on (its whole length if it has not started);
+- *blocked until*: a breakdown blocks the machine until the *repair end* (a repairer's estimate in
+  the thread, else the machine's MTTR from the breakdown, else an hour from now:
+  `routing.decisions.repair_end`); a shortage blocks the order until the *arrival*: the latest
+  `need_by` of an expedite or transfer of the material approved in mfgos and not yet past, else
+  now plus the material's `lead_time` in the plant file; without either nothing is offered;
+- **wait**: the order goes on its own machine when it is no longer blocked, for its remaining
+  length, after the orders before it that wait too (in their planned sequence); every following
+  order on the machine that it would now overlap moves back just enough (in sequence);
+- **move**: to the first sister machine (same `kind`, running) at the first free time that holds the
+  whole remaining length between its own orders, not before the material's arrival;
+- **split**: half the quantity as a new order on that sister at its first free time for half the
+  remaining length (not before the arrival); the other half stays, and waits as above for half
+  the remaining length; the order is done when the later half is;
 - each option's *effects*: the customer orders that end after their due date (and by how much),
-  and the orders whose start moves (a staging conflict: their material is needed at a new
-  time or machine).
+  and the orders whose start moves (a staging conflict: their material is needed at a new time or
+  on another machine).
 
-Choosing an option is the planner's reschedule proposal (routing/decisions.py).
+Choosing an option is the planner's reschedule proposal (routing/decisions.py); a split, once
+approved, is one `production_order_split` transaction.
 """
 
 from __future__ import annotations
@@ -26,13 +35,13 @@ from typing import Any
 
 from sqlmodel import select
 
-from models import CustomerOrder, Machine, PlantException, WorkOrder
+from models import CustomerOrder, ExceptionDecision, Machine, Material, PlantException, WorkOrder
 from routing import decisions, messages
 from routing import workflow as wf
 from routing.impact import OPEN_STATUSES
 from routing.workflow import Context
 
-MAX_OPTIONS = 3  # one button each: wait, the first sister, split
+MAX_BUTTONS = 9  # `part:option1` .. `part:option9` (routing.decisions.OPTION)
 
 
 @dataclass
@@ -45,14 +54,16 @@ class Option:
     quantity: float | None = None  # split: the quantity moved to `machine`
     late: list[dict[str, Any]] = field(default_factory=list)  # customer_order, late_minutes, end
     moved: list[dict[str, Any]] = field(default_factory=list)  # work_order, material, start (the new need time)
+    cause: str = "repair"  # repair | material: what the order waits for
+    split: dict[str, Any] = field(default_factory=dict)  # split: the reschedule's fields for both halves
+    previous: dict[str, Any] = field(default_factory=dict)  # previous_machine, previous_start, previous_end
 
     def fields(self) -> dict[str, Any]:
-        """The reschedule this option proposes (a split names the half it moves)."""
-        data: dict[str, Any] = {"work_order": self.work_order, "start": self.start, "end": self.end,
-                                "machine": self.machine, "option": self.kind}
-        if self.quantity is not None:
-            data["split_quantity"] = self.quantity
-        return data
+        """The reschedule this option proposes; a split names both halves (routing/decisions.py)."""
+        if self.kind == "split":
+            return {**self.split, **self.previous, "option": self.kind}
+        return {"work_order": self.work_order, "start": self.start, "end": self.end, "machine": self.machine,
+                **self.previous, "option": self.kind}
 
 
 def _orders(ctx: Context, machine_id: str) -> list[WorkOrder]:
@@ -82,58 +93,125 @@ def _free_from(orders: list[WorkOrder], after: datetime, length: timedelta) -> d
     return at
 
 
-def compute(ctx: Context, exc: PlantException) -> list[Option]:
-    """The options for the breakdown's current work order, with their effects."""
-    if exc.type != "breakdown" or not exc.machine_id or not exc.work_orders:
-        return []
-    wo = wf.master_row(ctx, WorkOrder, exc.work_orders[0])
-    if wo is None or wo.start is None or wo.end is None or wo.machine_id != exc.machine_id:
-        return []
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def arrival(ctx: Context, material_id: str) -> datetime | None:
+    """When the short material is expected: the latest `need_by` still ahead of an expedite or
+    transfer of it approved in mfgos (its ERP transaction is queued or posted), else now plus its
+    `lead_time`; None when neither is known."""
+    requests = ctx.session.exec(select(ExceptionDecision).where(
+        ExceptionDecision.plant_id == ctx.plant.id, ExceptionDecision.kind == "material_request",
+        ExceptionDecision.status.in_(["approved", "settled"]))).all()  # type: ignore[attr-defined]
+    coming = [moment for p in requests if p.fields.get("material") == material_id
+              and (moment := _moment(p.fields.get("need_by"))) is not None and moment > ctx.now]
+    if coming:
+        return max(coming)
+    material = wf.master_row(ctx, Material, material_id)
+    if material is not None and material.lead_time_minutes:
+        return ctx.now + timedelta(minutes=material.lead_time_minutes)
+    return None
+
+
+def held_orders(ctx: Context, exc: PlantException) -> tuple[list[WorkOrder], datetime | None, datetime | None]:
+    """The orders the exception holds, when the machine is blocked until, and when the orders'
+    material arrives (None: not blocked by that)."""
+    named = [wo for wo in (wf.master_row(ctx, WorkOrder, w) for w in exc.work_orders or []) if wo is not None]
+    named = [wo for wo in named if wo.status in OPEN_STATUSES and wo.start and wo.end]
+    if exc.type in wf.MACHINE_TYPES and exc.machine_id:
+        held = [wo for wo in named if wo.machine_id == exc.machine_id]
+        return sorted(held, key=lambda w: (w.start, w.id)), max(decisions.repair_end(ctx, exc), ctx.now), None  # type: ignore[arg-type, return-value]
+    if exc.type == "material" and exc.material_id:
+        comes = arrival(ctx, exc.material_id)
+        if comes is None:
+            return [], None, None
+        held = [wo for wo in named if wo.material_id == exc.material_id]
+        if not held:
+            held = [wo for wo in ctx.session.exec(select(WorkOrder).where(
+                WorkOrder.plant_id == ctx.plant.id, WorkOrder.material_id == exc.material_id,
+                WorkOrder.status.in_(OPEN_STATUSES))).all()  # type: ignore[attr-defined]
+                if wo.start and wo.end and wo.start < comes]
+        return sorted(held, key=lambda w: (w.start, w.id)), None, comes  # type: ignore[arg-type, return-value]
+    return [], None, None
+
+
+def _new_order_name(ctx: Context, work_order: str, taken: set[str]) -> str:
+    """The split's second order: `<order>-2` (or -3, ...), a name no order of the plant has."""
+    number = 2
+    while f"{work_order}-{number}" in taken or wf.master_row(ctx, WorkOrder, f"{work_order}-{number}") is not None:
+        number += 1
+    return f"{work_order}-{number}"
+
+
+def compute(ctx: Context, exc: PlantException) -> dict[str, list[Option]]:
+    """For every order the exception holds, its options with their effects (wait first, then the
+    first sister, then the split); an order that no longer has time left gets none."""
+    held, machine_free, material_comes = held_orders(ctx, exc)
     now = ctx.now
-    remaining = wo.end - max(now, wo.start)
-    if remaining <= timedelta(0):
-        return []
-    repaired = max(decisions.repair_end(ctx, exc), now)
-    options: list[Option] = []
-    # Wait: the order goes on at the repair end; the ones after it move back in sequence.
-    wait_start = max(repaired, wo.start)
-    wait_end = wait_start + remaining
-    wait = Option("wait", wo.id, wo.machine_id, wait_start.isoformat(), wait_end.isoformat(),
-                  late=_late(ctx, wo, wait_end))
-    previous_end = wait_end
-    for later in (w for w in _orders(ctx, wo.machine_id) if w.id != wo.id and w.start >= wo.end):  # type: ignore[operator]
-        if later.start >= previous_end:  # type: ignore[operator]
-            break
-        shift = previous_end - later.start  # type: ignore[operator]
-        previous_end = later.end + shift  # type: ignore[operator]
-        wait.moved.append({"work_order": later.id, "material": later.material_id,
-                           "start": (later.start + shift).isoformat()})  # type: ignore[operator]
-        wait.late += _late(ctx, later, previous_end)
-    options.append(wait)
-    machine = wf.master_row(ctx, Machine, wo.machine_id)
-    sisters = [] if machine is None or not machine.kind else [
-        m for m in ctx.session.exec(select(Machine).where(
-            Machine.plant_id == ctx.plant.id, Machine.kind == machine.kind, Machine.id != machine.id)).all()
-        if m.running]
-    for sister in sorted(sisters, key=lambda m: m.id):
-        start = _free_from(_orders(ctx, sister.id), now, remaining)
-        move = Option("move", wo.id, sister.id, start.isoformat(), (start + remaining).isoformat(),
-                      late=_late(ctx, wo, start + remaining))
-        move.moved.append({"work_order": wo.id, "material": wo.material_id, "start": start.isoformat(),
-                           "machine": sister.id})
-        options.append(move)
-    if sisters and wo.quantity:
-        half = remaining / 2
-        sister = sorted(sisters, key=lambda m: m.id)[0]
-        start = _free_from(_orders(ctx, sister.id), now, half)
-        end = max(start + half, wait_start + half)
-        split = Option("split", wo.id, sister.id, start.isoformat(), end.isoformat(), quantity=wo.quantity / 2,
-                       late=_late(ctx, wo, end))
-        split.moved.append({"work_order": wo.id, "material": wo.material_id, "start": start.isoformat(),
-                            "machine": sister.id})
-        options.append(split)
-    # Wait first, then the sisters in order, then the split: at most one button each.
-    return options[:1] + [o for o in options if o.kind == "move"][:1] + [o for o in options if o.kind == "split"]
+    found: dict[str, list[Option]] = {}
+    new_orders: set[str] = set()
+    waiting_until: dict[str, datetime] = {}  # per machine: where the orders that wait end, in sequence
+    cause = "material" if material_comes is not None else "repair"
+    for wo in held:
+        remaining = wo.end - max(now, wo.start)  # type: ignore[operator]
+        if remaining <= timedelta(0):
+            continue
+        ready = max(now, material_comes or now)
+        free = waiting_until.get(wo.machine_id, machine_free or now)
+        wait_start = max(free, ready, wo.start)  # type: ignore[type-var]
+        wait_end = wait_start + remaining
+        waiting_until[wo.machine_id] = wait_end
+        wait = Option("wait", wo.id, wo.machine_id, wait_start.isoformat(), wait_end.isoformat(),
+                      late=_late(ctx, wo, wait_end), cause=cause)
+        previous_end = wait_end
+        for later in (w for w in _orders(ctx, wo.machine_id) if w.id != wo.id and w.start >= wo.end):  # type: ignore[operator]
+            if later.start >= previous_end:  # type: ignore[operator]
+                break
+            shift = previous_end - later.start  # type: ignore[operator]
+            previous_end = later.end + shift  # type: ignore[operator]
+            wait.moved.append({"work_order": later.id, "material": later.material_id,
+                               "start": (later.start + shift).isoformat()})  # type: ignore[operator]
+            wait.late += _late(ctx, later, previous_end)
+        options = [wait]
+        machine = wf.master_row(ctx, Machine, wo.machine_id)
+        sisters = [] if machine is None or not machine.kind else sorted((
+            m for m in ctx.session.exec(select(Machine).where(
+                Machine.plant_id == ctx.plant.id, Machine.kind == machine.kind, Machine.id != machine.id)).all()
+            if m.running), key=lambda m: m.id)
+        if sisters:
+            sister = sisters[0]
+            start = _free_from(_orders(ctx, sister.id), ready, remaining)
+            move = Option("move", wo.id, sister.id, start.isoformat(), (start + remaining).isoformat(),
+                          late=_late(ctx, wo, start + remaining), cause=cause)
+            move.moved.append({"work_order": wo.id, "material": wo.material_id, "start": start.isoformat(),
+                               "machine": sister.id})
+            options.append(move)
+        if sisters and wo.quantity:
+            half = remaining / 2
+            sister = sisters[0]
+            start = _free_from(_orders(ctx, sister.id), ready, half)
+            end = max(start + half, wait_start + half)
+            moved_quantity = wo.quantity / 2
+            split = Option("split", wo.id, sister.id, start.isoformat(), end.isoformat(), quantity=moved_quantity,
+                           late=_late(ctx, wo, end), cause=cause)
+            split.split = {
+                "work_order": wo.id, "machine": wo.machine_id, "quantity": wo.quantity - moved_quantity,
+                "start": wait_start.isoformat(), "end": (wait_start + half).isoformat(),
+                "new_order": _new_order_name(ctx, wo.id, new_orders), "split_quantity": moved_quantity,
+                "split_machine": sister.id, "split_start": start.isoformat(), "split_end": (start + half).isoformat()}
+            new_orders.add(split.split["new_order"])
+            split.moved.append({"work_order": split.split["new_order"], "material": wo.material_id,
+                                "start": start.isoformat(), "machine": sister.id})
+            options.append(split)
+        for option in options:
+            option.previous = {"previous_machine": wo.machine_id, "previous_start": wo.start.isoformat(),  # type: ignore[union-attr]
+                               "previous_end": wo.end.isoformat()}  # type: ignore[union-attr]
+        found[wo.id] = options
+    return found
 
 
 def describe(option: Option, language: str, timezone: str) -> str:
@@ -142,7 +220,8 @@ def describe(option: Option, language: str, timezone: str) -> str:
     def local(value: Any) -> str:
         return decisions.local_time(value, timezone)
 
-    text = messages.render(f"option_{option.kind}", language, work_order=option.work_order, machine=option.machine,
+    template = f"option_{option.kind}" + ("_material" if option.cause == "material" and option.kind != "move" else "")
+    text = messages.render(template, language, work_order=option.work_order, machine=option.machine,
                            start=local(option.start), end=local(option.end),
                            quantity=f"{option.quantity:g}" if option.quantity else "")
     late = ", ".join(f"{item['customer_order']} {messages.duration(item['late_minutes'] * 60, language)}"
@@ -157,20 +236,21 @@ def describe(option: Option, language: str, timezone: str) -> str:
 
 
 def offer(ctx: Context, exc: PlantException) -> None:
-    """Offer the planners of a breakdown its options as buttons, when there is a choice (a sister
-    machine): a `needed` reschedule part holds them, so a press proposes that reschedule."""
-    options = compute(ctx, exc)
-    if len(options) < 2:
-        return  # waiting for the repair is all there is: the alert says it, no choice to offer
+    """Offer the planners the options of every order the exception holds, when there is a choice (a
+    sister machine): one message, the orders one after the other with their options numbered on
+    (WO-1042: 1) 2) 3); WO-1043: 4) 5) 6)), a button each. One `needed` reschedule part holds them
+    all (its subject: the first order), so a press proposes that option's reschedule."""
+    choices = [options for options in compute(ctx, exc).values() if len(options) >= 2]
+    offered = [option for options in choices for option in options][:MAX_BUTTONS]
+    if not offered:
+        return  # waiting is all there is: the alert says it, no choice to offer
     part = decisions.suggest(ctx, exc, "reschedule", {
-        "work_order": options[0].work_order,
-        "options": [{**asdict(o), "fields": o.fields()} for o in options]})
+        "work_order": offered[0].work_order, "options": [{**asdict(o), "fields": o.fields()} for o in offered]})
     if part is None:
         return
-    buttons = tuple(f"part:option{number}:{part.id}" for number in range(1, len(options) + 1))
+    buttons = tuple(f"part:option{number}:{part.id}" for number in range(1, len(offered) + 1))
     for who in wf.paged_for_role(ctx, "planner", exc.area_id) or wf.paged_for_role(ctx, "planner", None):
         lines = "; ".join(f"{number}) {describe(option, who.language, ctx.plant.timezone)}"
-                          for number, option in enumerate(options, start=1))
+                          for number, option in enumerate(offered, start=1))
         wf.notify(ctx, who, "options", messages.render("options", who.language, code=exc.code, options=lines),
                   exc=exc, role="planner", buttons=buttons)
-

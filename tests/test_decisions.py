@@ -168,9 +168,14 @@ def test_a_breakdown_with_a_sister_machine_offers_wait_move_and_split_and_a_choi
     # Move: HOB-02 is free from 14:00 (WO-1044 ends then).
     assert "2) move to HOB-02: WO-1042 from 2026-11-25 14:00, done 2026-11-25 23:00 (on time)" in text
     assert "3) split: 200 of WO-1042 on HOB-02 from 2026-11-25 14:00" in text
+    # Every held order has its options, numbered on: WO-1043 (next on HOB-01) waits behind WO-1042's
+    # wait (22:00, 10 h), or moves to HOB-02 when it is free.
+    assert "4) wait for the repair: WO-1043 on HOB-01 from 2026-11-25 22:00, done 2026-11-26 08:00 (on time)" in text
+    assert "5) move to HOB-02: WO-1043 from 2026-11-25 14:00, done 2026-11-26 00:00 (on time)" in text
     [reschedule] = [t for t in result["erp_transactions"] if t["kind"] == "production_order_reschedule"]
     assert (reschedule["fields"]["start"], reschedule["fields"]["end"]) == (
         "2026-11-25T08:30:00+00:00", "2026-11-25T17:30:00+00:00")
+    assert reschedule["fields"]["machine"] == "HOB-02", "the move reaches the ERP as the machine change too"
     first = parts(database_url)[0]
     assert (first.kind, first.status, first.proposed_by, first.decided_by) == ("reschedule", "settled", "deepa", "sara")
     assert first.fields["machine"] == "HOB-02" and first.fields["option"] == "move"

@@ -30,6 +30,7 @@ def _with_pune_orders(name: str, state: Any) -> None:
                                  "company": "Pune Drives Pvt Ltd", "production_item": "FRG-20MNCR5", "qty": 400.0,
                                  "planned_start_date": "2026-11-25 06:00:00", "planned_end_date": "2026-11-25 18:00:00",
                                  "sales_order": "SO-7001", "operations": []})
+        state.put("Workstation", {"name": "HOB-02", "workstation_name": "Liebherr gear hobber 2"})
         state.put("Sales Order", {"name": "SO-7001", "customer": "Deccan Tractors", "delivery_date": "2026-11-26",
                                   "docstatus": 1})
     elif name == "odoo":
@@ -37,10 +38,12 @@ def _with_pune_orders(name: str, state: Any) -> None:
         state.add("mrp.production", name="WO-1042", state="progress", product_id=blank, product_qty=400.0,
                   qty_producing=100.0, date_start="2026-11-25 00:30:00", date_finished="2026-11-25 12:30:00",
                   origin="SO-7001")
+        state.add("mrp.workcenter", name="Liebherr gear hobber 2", code="HOB-02")  # the move's machine
         partner = state.add("res.partner", name="Deccan Tractors")
         state.add("sale.order", name="SO-7001", partner_id=partner, state="sale",
                   commitment_date="2026-11-26 12:30:00")
     else:
+        state.work_centers.append({"WorkCenter": "HOB-02", "Plant": "1010", "WorkCenterDesc": "Liebherr gear hobber 2"})
         state.orders["WO-1042"] = {**state.orders["WO-4471"], "ManufacturingOrder": "WO-1042",
                                    "Material": "FRG-20MNCR5", "OrderIsTechnicallyCompleted": False,
                                    "_operations": [{"ManufacturingOrder": "WO-1042",
@@ -114,5 +117,6 @@ def test_the_chain_against_each_erp_matches_the_ledger_and_lands_once(
         assert item["DeliveryDate"] == odata_date(datetime(2026, 11, 26, tzinfo=UTC))
         order = state.orders["WO-1042"]
         assert (order["MfgOrderPlannedStartTime"], order["MfgOrderPlannedEndTime"]) == ("PT08H00M00S", "PT20H00M00S")
+        assert [op["WorkCenter"] for op in order["_operations"]] == ["HOB-02"], "the move is a machine change too"
         [sale] = [o for o in state.sales_orders if o["SalesOrder"] == "SO-7001"]
         assert sale["RequestedDeliveryDate"] == odata_date(datetime(2026, 11, 26, tzinfo=UTC))

@@ -138,6 +138,19 @@ class TestErpNextMapping(ErpNextFixtures):
         )
         assert reference == "WO-4472 planned 2026-11-26 06:00:00 to 2026-11-26 18:00:00"
 
+    async def test_a_stock_site_refuses_a_split_and_a_move_on_a_submitted_order_in_its_words(
+        self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
+    ) -> None:
+        """`qty` and an operation's `workstation` are not Allow on Submit in ERPNext's Work Order:
+        without the site's customisation the split and the move are refusals, and nothing is created."""
+        site.work_order_customised = False
+        with pytest.raises(Rejected, match="Not allowed to change qty after submission"):
+            await adapter.post(erp.transaction("production_order_split", "split/stock"))
+        with pytest.raises(Rejected, match="Not allowed to change operations after submission"):
+            await adapter.post(erp.transaction("production_order_reschedule", "move/stock", machine="CNC-07"))
+        assert "WO-4472-2" not in site.docs["Work Order"]
+        assert site.docs["Work Order"]["WO-4472"]["qty"] == 500.0
+
     async def test_breakdown_is_an_asset_repair_or_a_downtime_entry(
         self, erp: ErpUnderTest, adapter: ErpNextErp, site: ErpNextState
     ) -> None:

@@ -183,6 +183,46 @@ class ErpContract:
         due = orders[fields["customer_order"]].due
         assert due is not None and due.astimezone(zone).date() == promised
 
+    async def test_a_split_lands_once_and_the_erp_reads_both_orders_back(self, erp: ErpUnderTest) -> None:
+        """The planner's split (issue 16): the original order keeps its part with new dates, a second
+        order makes the rest on the other machine; posted again, nothing changes and the answer is
+        the same; the look-up finds it done (the second order exists, on its machine)."""
+        fields = erp.samples["production_order_split"]
+        adapter = erp.make()
+        try:
+            first = await adapter.post(erp.transaction("production_order_split", "split/1"))
+            again = await adapter.post(erp.transaction("production_order_split", "split/1"))
+            found = await adapter.lookup(erp.transaction("production_order_split", "split/1"))
+            orders = await adapter.read_work_orders(erp.settings) if erp.master_data else []
+        finally:
+            await adapter.aclose()
+        assert first == again and found in (first, fields["new_order"])
+        if not erp.master_data:
+            assert erp.count("split/1") == 1
+            return
+        named = [o for o in orders if o.id in (fields["work_order"], fields["new_order"])]
+        assert sorted(o.id for o in named) == sorted((fields["work_order"], fields["new_order"])), "one new order"
+        kept, second = (next(o for o in named if o.id == name) for name in (fields["work_order"], fields["new_order"]))
+        assert (kept.quantity, second.quantity) == (fields["quantity"], fields["split_quantity"])
+        assert second.machine == fields["split_machine"] and kept.machine != fields["split_machine"]
+        assert kept.start == datetime.fromisoformat(fields["start"])
+        assert second.start == datetime.fromisoformat(fields["split_start"])
+
+    async def test_a_move_changes_the_orders_machine_in_the_erp(self, erp: ErpUnderTest) -> None:
+        """A reschedule with `machine` moves the order's operations there, not only its dates."""
+        if not erp.master_data:
+            pytest.skip(f"{erp.name} keeps no production orders")
+        adapter = erp.make()
+        try:
+            await adapter.post(erp.transaction("production_order_reschedule", "move/1", machine="CNC-07"))
+            await adapter.post(erp.transaction("production_order_reschedule", "move/1", machine="CNC-07"))
+            orders = {o.id: o for o in await adapter.read_work_orders(erp.settings)}
+        finally:
+            await adapter.aclose()
+        moved = orders[erp.samples["production_order_reschedule"]["work_order"]]
+        assert moved.machine == "CNC-07"
+        assert moved.start == datetime.fromisoformat(erp.samples["production_order_reschedule"]["start"])
+
     async def test_the_same_key_twice_is_one_document(self, erp: ErpUnderTest) -> None:
         adapter = erp.make()
         try:

@@ -77,6 +77,10 @@ class ErpNextState:
     counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: int = 0
+    # A stock site allows only a Work Order's planned dates after submission (the doctype's
+    # Allow on Submit); a split and a move need `qty` and the operations' Workstation too, which
+    # the site's Customize Form allows (a Property Setter). False: the stock site.
+    work_order_customised: bool = True
 
     def tick(self) -> str:
         self.clock += 1
@@ -188,6 +192,8 @@ class ErpNextState:
                 raise _validation(f"Cannot submit {doctype}: it is not submittable")
             if docstatus == 1 and doctype == "Stock Entry":
                 self.move_stock(doc)
+            if docstatus == 1 and doctype == "Work Order":
+                doc = {**doc, "status": "Not Started"}
             if doctype == "Stock Entry" and not doc.get("set_posting_time"):
                 # ERPNext's own today, whatever posting_date the request carried.
                 now = datetime.now()
@@ -255,6 +261,14 @@ class ErpNextState:
                 self.link("Warehouse", item.get("warehouse"), "Warehouse")
                 if not item.get("qty") or item["qty"] <= 0 or not item.get("schedule_date"):
                     raise _validation("Material Request Item: qty and Required By are mandatory")
+        elif doctype == "Work Order":
+            mandatory("company", "production_item", "qty", "planned_start_date")
+            self.link("Company", doc["company"], "Company")
+            self.link("Item", doc["production_item"], "Item")
+            for op in doc.get("operations") or []:
+                self.link("Workstation", op.get("workstation"), "Workstation")
+            if doc.get("sales_order"):
+                self.link("Sales Order", doc["sales_order"], "Sales Order")
         elif doctype == "Non Conformance":
             # ERPNext 15 saves a `procedure` naming no Quality Procedure: no link check here.
             mandatory("subject", "procedure", "status")
@@ -283,6 +297,8 @@ class ErpNextState:
             if doc["docstatus"] == 1 and doctype in ("Work Order", "Sales Order"):
                 # Fields allowed on submit: a work order's plan, a sales order's delivery date.
                 allowed = {"planned_start_date", "planned_end_date"} if doctype == "Work Order" else {"delivery_date"}
+                if doctype == "Work Order" and self.work_order_customised:
+                    allowed |= {"qty", "operations"}
                 if set(changes) - allowed:
                     raise FrappeError(
                         417,
@@ -291,6 +307,8 @@ class ErpNextState:
                     )
             if changes.get("docstatus") == 1 and doctype == "Work Order":
                 changes = {**changes, "status": "Not Started"}
+            for op in changes.get("operations") or []:
+                self.link("Workstation", op.get("workstation"), "Workstation")
             doc.update(changes, modified=self.tick())
             return doc
 

@@ -105,12 +105,17 @@ KNOWN_FIELDS: dict[str, set[str]] = {
     },
     "quality.alert": {"title", "description", "product_id", "lot_id", "workcenter_id", "production_id"},
     "mrp.production": {
+        "name",
+        "product_id",
+        "product_qty",
+        "origin",
         "date_start",
         "date_finished",
         "date_planned_start",
         "date_planned_finished",
         "qty_producing",
     },
+    "mrp.workorder": {"workcenter_id"},
 }
 
 
@@ -386,6 +391,12 @@ class OdooState:
         if model == "quality.alert":
             self.sequences["alert"] += 1
             return self.add(model, name=f"QA{self.sequences['alert']:05d}", **values)
+        if model == "mrp.production":
+            if not values.get("product_id") or not values.get("product_qty"):
+                raise OdooError("odoo.exceptions.ValidationError", "The product and its quantity are required")
+            self.sequences["production"] += 1
+            values.setdefault("name", f"WH/MO/{self.sequences['production']:05d}")
+            return self.add(model, state="draft", qty_producing=0.0, **values)
         return self.add(model, **values)
 
     def location(self, complete_name: str) -> int:
@@ -554,7 +565,15 @@ class OdooState:
 
     def mrp_production__action_confirm(self, ids: list[int], context: dict[str, Any]) -> bool:
         for production in ids:
-            self.records["mrp.production"][production]["state"] = "confirmed"
+            record = self.records["mrp.production"][production]
+            record["state"] = "confirmed"
+            steps = [w for w in self.records["mrp.workorder"].values() if w["production_id"] == production]
+            if not steps:
+                # Odoo plans the work orders from the bill of materials' operations: here, the
+                # first work center, where the product's routing starts.
+                center = min(self.records["mrp.workcenter"])
+                self.add("mrp.workorder", name="Operation", production_id=production, workcenter_id=center,
+                         state="ready", working=False)
         return True
 
     def mrp_production__button_mark_done(self, ids: list[int], context: dict[str, Any]) -> Any:

@@ -56,4 +56,16 @@ def samples() -> dict[str, dict[str, Any]]:
             "start": "2026-11-26T06:00:00+01:00",
             "end": "2026-11-26T18:00:00+01:00",
         },
+        "production_order_split": {
+            "work_order": "WO-4472",
+            "quantity": 300,
+            "start": "2026-11-26T06:00:00+01:00",
+            "end": "2026-11-26T14:00:00+01:00",
+            "new_order": "WO-4472-2",
+            "split_quantity": 200,
+            "split_machine": "CNC-07",
+            "split_start": "2026-11-25T20:00:00+01:00",
+            "split_end": "2026-11-26T02:00:00+01:00",
+            "reason": "E-0001: PRESS-02 down, half of WO-4472 on CNC-07",
+        },
     }

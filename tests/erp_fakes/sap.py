@@ -54,6 +54,7 @@ KEYS = {
     "QualityNotification": ("QualityNotification",),
     "A_MaterialDocumentHeader": ("MaterialDocumentYear", "MaterialDocument"),
     "A_ProductionOrder_2": ("ManufacturingOrder",),
+    "A_ProductionOrderOperation_2": ("ManufacturingOrder", "ManufacturingOrderOperation"),
     "A_PurchaseRequisitionHeader": ("PurchaseRequisition",),
     "A_SalesOrder": ("SalesOrder",),
 }
@@ -342,12 +343,45 @@ class SapState:
             "MfgOrderPlannedStartTime",
             "MfgOrderPlannedEndDate",
             "MfgOrderPlannedEndTime",
+            "TotalQuantity",
         }
         if set(body) - allowed:
             raise ODataError(
                 400, "/IWBEP/CM_MGW_RT/022", f"Property {sorted(set(body) - allowed)[0]} cannot be changed"
             )
         order.update(body)
+        order["_changed"] = self.tick()
+
+    def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A production order with an external number (`ManufacturingOrder` given); its operations
+        come from the material's routing: here, those of another order of the same material."""
+        name = str(body.get("ManufacturingOrder") or "")
+        if not name or name in self.orders:
+            raise ODataError(400, "CO/017", f"Order number {name or '(none)'} is not free")
+        if body.get("Material") not in self.materials:
+            raise ODataError(400, "CO/016", f"Material {body.get('Material')} does not exist")
+        routing = next((o["_operations"] for o in self.orders.values() if o["Material"] == body["Material"]), [])
+        order = {
+            "ProductionPlant": "1010", "OrderIsReleased": False, "OrderIsPartiallyConfirmed": False,
+            "OrderIsConfirmed": False, "OrderIsTechnicallyCompleted": False, "OrderIsClosed": False,
+            **{k: v for k, v in body.items() if not k.startswith("_")},
+            "_changed": self.tick(),
+            "_operations": [{**op, "ManufacturingOrder": name} for op in routing],
+        }
+        self.orders[name] = order
+        return order
+
+    def patch_operation(self, keys: dict[str, str], body: dict[str, Any]) -> None:
+        order = self.order(keys.get("ManufacturingOrder", ""))
+        operation = next((op for op in order["_operations"]
+                          if op["ManufacturingOrderOperation"] == keys.get("ManufacturingOrderOperation")), None)
+        if operation is None:
+            raise ODataError(404, "/IWBEP/CM_MGW_RT/020", "Resource not found for segment 'A_ProductionOrderOperation_2'")
+        if set(body) - {"WorkCenter"}:
+            raise ODataError(400, "/IWBEP/CM_MGW_RT/022", f"Property {sorted(set(body) - {'WorkCenter'})[0]} cannot be changed")
+        if not any(w["WorkCenter"] == body.get("WorkCenter") for w in self.work_centers):
+            raise ODataError(400, "CR/010", f"Work center {body.get('WorkCenter')} does not exist in plant 1010")
+        operation.update(body)
         order["_changed"] = self.tick()
 
     def stock_rows(self) -> list[dict[str, Any]]:
@@ -495,6 +529,11 @@ def make_app(state: SapState) -> Any:
                 with state.lock:
                     state.patch_order(keys["ManufacturingOrder"], request.headers.get("if-match"), body)
                 return await state.faults.after_save(Response(status_code=204))
+            if method in ("PATCH", "MERGE") and entity == "A_ProductionOrderOperation_2":
+                body = await json_body(request) or {}
+                with state.lock:
+                    state.patch_operation(keys, body)
+                return await state.faults.after_save(Response(status_code=204))
             if method in ("PATCH", "MERGE") and entity == "A_SalesOrder":
                 body = await json_body(request) or {}
                 with state.lock:
@@ -563,6 +602,8 @@ def make_app(state: SapState) -> Any:
             saved = state.post_material_document(body)
         elif entity == "A_PurchaseRequisitionHeader":
             saved = state.create_requisition(body)
+        elif entity == "A_ProductionOrder_2":
+            saved = state.render_order(state.create_order(body), False)
         elif service == "API_PRODUCTION_ORDER_2_SRV":
             saved = state.render_order(state.call_function(entity, params), False)
         else:
