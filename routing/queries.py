@@ -155,8 +155,8 @@ HEADERS = {
               "'was wartet auf Freigabe?', 'wer hat Bereitschaft in der Instandhaltung?', 'MTTR diese Woche', "
               "'Termintreue gestern', 'häufigste Störungsarten letzten Monat'.",
         "hi": "Main jawab de sakta hoon: 'kya band hai?', 'status HOB-01', 'status WO-1042', 'status SO-7001', "
-              "'status E-0001', 'assembly mein khule quality issues', '2 ghante se zyada khule kaun se hain?', "
-              "'kya escalate hua?', 'manzoori ka intezaar kisko hai?', 'maintenance mein kaun duty par hai?', "
+              "'status E-0001', 'khule quality issues assembly mein', '2 ghante se zyada khule kaun se hain?', "
+              "'kya escalate hua?', 'kaun se approval baaki hain?', 'maintenance mein kaun duty par hai?', "
               "'MTTR is hafte', 'adherence kal', 'sabse zyada types pichle 30 din'.",
     },
 }
@@ -240,8 +240,8 @@ def is_question(text: str) -> bool:
     """A KPI request, a question mark or a question's first word: answer it even when the intent
     model was unsure ("MTTR this week", "estado SO-7001")."""
     text = text[:LIMIT]
-    return bool(_KPI_WORDS.search(text)) or text.rstrip().endswith("?") or text.lstrip().startswith("¿") or \
-        bool(_ASKS.match(text))
+    return bool(_KPI_WORDS.search(text) or _TOP_WORDS.search(text) or _ASKS.match(text)) or \
+        text.rstrip().endswith("?") or text.lstrip().startswith("¿")
 
 
 def asks_instead_of_reporting(text: str, extraction: Extraction) -> bool:
@@ -249,7 +249,7 @@ def asks_instead_of_reporting(text: str, extraction: Extraction) -> bool:
     ("open quality issues in assembly", "top exception types by downtime"). A report names what is
     wrong ("CNC-3 is down"); a question mark alone ("smoke near the washer?") stays a report."""
     text = text[:LIMIT]
-    return extraction.machine is None and (bool(_ASKS.match(text)) or bool(_KPI_WORDS.search(text)))
+    return extraction.machine is None and bool(_ASKS.match(text) or _KPI_WORDS.search(text) or _TOP_WORDS.search(text))
 
 
 def _h(key: str, lang: str, **values: object) -> str:
@@ -422,12 +422,6 @@ def exceptions_list(session: Session, plant: Plant, now: datetime, language: str
     elif listing != "down":
         lines.append(f"{title}: {_h('none', language)}.")
     return "\n".join(lines)
-
-
-def what_is_down(session: Session, plant: Plant, now: datetime, language: str, area: str | None = None,
-                 exception_type: str | None = None) -> str:
-    """The down machines and open exceptions of the whole plant (the console and terminal ask this)."""
-    return exceptions_list(session, plant, now, language, Scope(None), "down", area, exception_type)
 
 
 def _finished_at(session: Session, plant: Plant, work_order_id: str) -> datetime | None:
