@@ -220,3 +220,43 @@ def test_any_question_text_at_any_moment_is_answered_and_never_raises(
     assert isinstance(reply, str) and reply.strip()
     assert len(reply) < 4000
     queries.is_question(text)
+
+
+KOLKATA = Plant(id="p", name="P", timezone="Asia/Kolkata")
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize(("asked_at", "question", "since", "until", "words"), [
+    # A Monday just after midnight: yesterday is Sunday, this week is today only, last week the one before.
+    ("2026-12-07T00:10:00+05:30", "MTTR yesterday", "2026-12-06T00:00+05:30", "2026-12-07T00:00+05:30",
+     "yesterday (Sun 2026-12-06)"),
+    ("2026-12-07T00:10:00+05:30", "MTTR this week", "2026-12-07T00:00+05:30", None, "this week (Mon 2026-12-07)"),
+    ("2026-12-07T00:10:00+05:30", "MTTR last week", "2026-11-30T00:00+05:30", "2026-12-07T00:00+05:30",
+     "last week (Mon 2026-11-30 – Sun 2026-12-06)"),
+    # A week that spans a month end; "diese Woche", "is hafte" and "esta semana" are the same week.
+    ("2026-12-02T15:00:00+05:30", "MTTR diese Woche", "2026-11-30T00:00+05:30", None,
+     "diese Woche (Mo 2026-11-30 – Mi 2026-12-02)"),
+    ("2026-12-02T15:00:00+05:30", "MTTR is hafte", "2026-11-30T00:00+05:30", None,
+     "is hafte (Som 2026-11-30 – Budh 2026-12-02)"),
+    # Last month in January is December of the year before.
+    ("2027-01-01T08:00:00+05:30", "Termintreue letzten Monat", "2026-12-01T00:00+05:30", "2027-01-01T00:00+05:30",
+     "letzten Monat (Di 2026-12-01 – Do 2026-12-31)"),
+    ("2027-01-01T08:00:00+05:30", "adherencia este mes", "2027-01-01T00:00+05:30", None, "este mes (vie 2027-01-01)"),
+    # The plant's day, not UTC's: 20:00 UTC is already tomorrow in Pune.
+    ("2026-12-07T20:00:00+00:00", "KPIs today", "2026-12-08T00:00+05:30", None, "today (Tue 2026-12-08)"),
+    ("2026-12-07T12:00:00+05:30", "KPIs last 30 days", "2026-11-07T12:00+05:30", None,
+     "the last 30 days (Sat 2026-11-07 – Mon 2026-12-07)"),
+    ("2026-12-07T12:00:00+05:30", "MTTR últimos 2 días", "2026-12-05T12:00+05:30", None,
+     "los últimos 2 días (sáb 2026-12-05 – lun 2026-12-07)"),
+])
+def test_periods_are_plant_days_relative_to_the_moment_of_asking(
+        asked_at: str, question: str, since: str, until: str | None, words: str) -> None:
+    now = local(asked_at)
+    language = {"diese": "de", "is hafte": "hi", "Termintreue": "de", "adherencia": "es", "últimos": "es"}
+    lang = next((v for k, v in language.items() if k in question), "en")
+    start, end, said = queries.period_of(question, KOLKATA, now, lang)
+    assert (start, said) == (local(since), words)
+    assert end == (local(until) if until else now + timedelta(seconds=1)), "up to now, this second included"
