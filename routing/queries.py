@@ -44,8 +44,9 @@ _OPEN_WORDS = re.compile(r"\b(open|abiert[oa]s?|offen\w*|khul[ea]|khula|pending|
 _ESCALATED_WORDS = re.compile(r"\b(escalated|escalad[oa]s?|eskaliert\w*|escalate hu\w*)\b", re.I)
 _APPROVAL_WORDS = re.compile(
     r"\b(approvals?|approve|aprobaci[oó]n|aprobar|freigabe\w*|genehmigung\w*|manzoori|manjuri)\b", re.I)
-_TOP_WORDS = re.compile(r"\b(top|pareto|most common|m[aá]s frecuentes?|h[aä]ufigste\w*|sabse zyada|sabse jyada)\b",
-                        re.I)
+# "top" only before what it ranks: "top priority, move WO-1043" is no question.
+_TOP_WORDS = re.compile(r"\b(top\s+(\d{1,2}\s+)?(exception|types?|problems?|issues?|tipos|incidencias|st[oö]rung\w*|"
+                        r"arten)|pareto|most common|m[aá]s frecuentes?|h[aä]ufigste\w*|sabse zyada|sabse jyada)\b", re.I)
 _BY_DOWNTIME = re.compile(r"\b(downtime|tiempo parad[oa]|stillstand\w*|band samay|ausfallzeit)\b", re.I)
 _WHO_WORDS = re.compile(r"\b(who|qui[eé]n(es)?|wer|kaun)\b", re.I)
 _SHIFT_WORDS = re.compile(r"\b(on call|on shift|on duty|de turno|de guardia|guardia|schicht|bereitschaft|"
@@ -53,7 +54,7 @@ _SHIFT_WORDS = re.compile(r"\b(on call|on shift|on duty|de turno|de guardia|guar
 _HELP_WORDS = re.compile(r"^\W*(help|ayuda|hilfe|madad)\W*$", re.I)
 # A question that starts like one: the model may read "open quality issues in assembly" as a report.
 _ASKS = re.compile(
-    r"^\W*(status|estado|stand|top|pareto|most|m[aá]s|h[aä]ufigste\w*|sabse|open|abiert[oa]s|offene|khule|list|show|zeig\w*|muestra\w*|"
+    r"^\W*(status|estado|stand|pareto|h[aä]ufigste\w*|open|abiert[oa]s|offene|khule|list|show|zeig\w*|muestra\w*|"
     r"what|what's|whats|which|who|how many|qu[eé]|cu[aá]l\w*|cu[aá]nt[oa]s|qui[eé]n|was|welche\w*|wer|"
     r"wie viele|kya|kaun\w*|kitne)\b", re.I)
 _CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
