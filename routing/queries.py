@@ -138,6 +138,8 @@ HEADERS = {
                         "hi": "Sabse zyada band samay wale types, {period}"},
     "no_exceptions": {"en": "No exceptions opened {period}.", "es": "Ninguna incidencia abierta {period}.",
                       "de": "Keine Störungen eröffnet {period}.", "hi": "{period} koi exception nahi khula."},
+    "counts": {"en": "{opened} opened, {closed} closed", "es": "{opened} abiertas, {closed} cerradas",
+               "de": "{opened} eröffnet, {closed} geschlossen", "hi": "{opened} khule, {closed} band"},
     "kpi_extra": {"en": "Schedule adherence {adherence}, {at_risk} customer orders at risk, ERP latency {erp}.",
                   "es": "Cumplimiento del plan {adherence}, {at_risk} pedidos en riesgo, latencia ERP {erp}.",
                   "de": "Termintreue {adherence}, {at_risk} Kundenaufträge gefährdet, ERP-Latenz {erp}.",
@@ -652,7 +654,8 @@ def kpi_summary(session: Session, plant: Plant, now: datetime, text: str, langua
             f"\n- {messages.type_name(t, language)}: {g.downtime_minutes:g} min"
             for t, g in kpis.by_type.items() if g.downtime_minutes)
     if named:
-        return f"{period}: " + ", ".join(f"{label} {_figure(kpis, field)}" for field, label in named) + "."
+        return f"{period}: " + ", ".join(f"{label} {_figure(kpis, field)}" for field, label in named) + \
+            f" ({_h('counts', language, opened=kpis.opened, closed=kpis.closed)})."
 
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:g} min"

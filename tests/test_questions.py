@@ -129,17 +129,17 @@ def test_questions_of_a_day_are_answered_with_the_facts(day: dict[str, Any]) -> 
     # Thursday 00:30: Wednesday is yesterday; this week runs from Monday the 23rd.
     # By hand: MTTR = HOB-01 running again at 09:50 - opened 09:00 = 50 min (the only breakdown);
     # MTTA = (tom after 4 min + ana after 3 min) / 2 = 3.5 min; one escalation (E-0003 to neha).
-    assert said["neha", "MTTR yesterday"] == "yesterday (Wed 2026-11-25): MTTR 50 min."
+    assert said["neha", "MTTR yesterday"] == "yesterday (Wed 2026-11-25): MTTR 50 min (3 opened, 2 closed)."
     kpis = said["neha", "KPIs yesterday"]
     assert kpis.startswith("KPIs yesterday (Wed 2026-11-25): 3 exceptions opened, 2 closed, 1 open now. MTTR 50 min, "
                            "MTTA 3.5 min")
     # Adherence by hand: due Wednesday WO-1042 (done 12:00 <= 18:00), WO-1050 (21:00 > 20:00), WO-1077
     # and WO-1078 (not done): 1 of 4.
     assert "1 escalations" in kpis and "Schedule adherence 25%" in kpis and "2 customer orders at risk" in kpis
-    assert said["sara", "schedule adherence yesterday"] == "yesterday (Wed 2026-11-25): adherence 25%."
-    assert said["ana", "MTTR esta semana"] == "esta semana (lun 2026-11-23 – jue 2026-11-26): MTTR 50 min."
-    assert said["tom", "MTTA diese Woche"] == "diese Woche (Mo 2026-11-23 – Do 2026-11-26): MTTA 3.5 min."
-    assert said["ravi", "escalations is hafte"] == "is hafte (Som 2026-11-23 – Guru 2026-11-26): escalations 1."
+    assert said["sara", "schedule adherence yesterday"] == "yesterday (Wed 2026-11-25): adherence 25% (3 opened, 2 closed)."
+    assert said["ana", "MTTR esta semana"] == "esta semana (lun 2026-11-23 – jue 2026-11-26): MTTR 50 min (3 abiertas, 2 cerradas)."
+    assert said["tom", "MTTA diese Woche"] == "diese Woche (Mo 2026-11-23 – Do 2026-11-26): MTTA 3.5 min (3 eröffnet, 2 geschlossen)."
+    assert said["ravi", "escalations is hafte"] == "is hafte (Som 2026-11-23 – Guru 2026-11-26): escalations 1 (3 khule, 2 band)."
     assert said["neha", "top exception types last 30 days"] == (
         "Top exception types by count, the last 30 days (Tue 2026-10-27 – Thu 2026-11-26):\n"
         "1. breakdown: 1, 50 min\n2. material: 1\n3. quality: 1")
