@@ -209,10 +209,11 @@ class Turn:
         if exc and payload.get("attachments"):
             wf.log(ctx, exc, "attachment", "", who.id, attachments=payload["attachments"])
         intent = ex.intent
-        if intent == "other" and queries.is_question(text):
+        if intent == "other" and queries.is_question(text) or \
+                intent == "report" and exc is None and queries.asks_instead_of_reporting(text, ex):
             intent = "query"
         if intent == "query":
-            self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language), exc)
+            self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language, who), exc)
             return
         if intent == "report" and exc is None:
             if ex.unsure_problem:  # small talk or a problem? ask the sender rather than page anyone
