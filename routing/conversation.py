@@ -249,8 +249,11 @@ class Turn:
         ctx, who = self.ctx, self.who
         if ex.intent in ("approve", "reject"):
             return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
-        if queries.is_question(text) or ex.intent == "query" and not decisions.names_a_decision(text) \
-                or exc is None and ex.intent == "report":
+        # A question mark asks; a decision verb without one decides, however the sentence starts
+        # ("Hay que mover la orden 1043", "kya WO-1043 ko CNC-11 par shift karein" is still asked).
+        asked = text.rstrip().endswith("?") or \
+            (queries.is_question(text) or ex.intent == "query") and not decisions.names_a_decision(text)
+        if asked or exc is None and ex.intent == "report":
             return False  # a question, or a new report ("HOB-01 down since 6am"), is no decision
         if exc is not None:
             decisions.note_estimate(ctx, exc, who, ex, text)  # a repairer's "back in 2h"; read on as before
