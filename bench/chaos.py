@@ -339,7 +339,7 @@ class Replica:
             cwd=self.directory, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
 
-    def wait_ready(self, timeout: float = 240) -> None:
+    def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None
@@ -576,7 +576,7 @@ class Event:
 
 
 async def chaos(events: list[Event], tally: Tally, total_reports: int, replicas: list[Replica], pg: Postgres,
-                broker: Broker, log: list[dict[str, Any]], began: float) -> None:
+                broker: Broker, log: list[dict[str, Any]], began: float, start_timeout: float) -> None:
     for event in events:
         while tally.reports_sent < event.at * total_reports:
             await asyncio.sleep(0.1)
@@ -585,7 +585,7 @@ async def chaos(events: list[Event], tally: Tally, total_reports: int, replicas:
             replicas[0].kill()
             await asyncio.sleep(2)
             replicas[0].start()
-            await asyncio.to_thread(replicas[0].wait_ready)
+            await asyncio.to_thread(replicas[0].wait_ready, start_timeout)
         elif event.what == "restart postgresql":
             await asyncio.to_thread(pg.crash)
             await asyncio.sleep(2)
@@ -716,7 +716,8 @@ def workspace(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-async def run(directory: Path, scale: float, chat_rate: float, mqtt_rate: float, settle: float) -> dict[str, Any]:
+async def run(directory: Path, scale: float, chat_rate: float, mqtt_rate: float, settle: float,
+              start_timeout: float) -> dict[str, Any]:
     sizes = {name: max(1, round(n * scale)) for name, n in FULL.items()}
     plant = write_plant(directory / "plant.yaml", max(AREAS, math.ceil(sizes["approvals"] * 1.25 / AREAS) * AREAS))
     pg, broker = Postgres(directory / "postgres"), Broker(directory / "mosquitto")
@@ -732,7 +733,7 @@ async def run(directory: Path, scale: float, chat_rate: float, mqtt_rate: float,
             replica.env = replica_env(replica.number, pg.url, broker.port, plant.path, fakes, erp, replica.directory)
             replica.start()
         for replica in replicas:
-            await asyncio.to_thread(replica.wait_ready)
+            await asyncio.to_thread(replica.wait_ready, start_timeout)
         began = time.monotonic()
         events = [Event(0.15, "kill replica 1"), Event(0.35, "restart postgresql"), Event(0.55, "restart broker"),
                   Event(0.75, "kill replica 1")]
@@ -741,7 +742,8 @@ async def run(directory: Path, scale: float, chat_rate: float, mqtt_rate: float,
         publisher = asyncio.create_task(asyncio.to_thread(
             publish_machine_messages, broker.port, plant, sizes["machine_messages"], mqtt_rate, tally, stop))
         tasks = [asyncio.create_task(send_reports(hooks, plant, sizes["chat_reports"], chat_rate)),
-                 asyncio.create_task(chaos(events, tally, sizes["chat_reports"], replicas, pg, broker, log, began)),
+                 asyncio.create_task(chaos(events, tally, sizes["chat_reports"], replicas, pg, broker, log, began,
+                                                   start_timeout)),
                  asyncio.create_task(drive_approvals(hooks, plant, pg.url, fakes, sizes["approvals"], approvals_done)),
                  publisher]
         load_deadline = time.monotonic() + settle
@@ -782,11 +784,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mqtt-rate", type=float, default=150.0, help="machine messages per second")
     parser.add_argument("--deadline", type=float, default=1800.0,
                         help="seconds for the load and for settling after it (a run past it fails)")
+    parser.add_argument("--start-timeout", type=float, default=900.0,
+                        help="seconds a replica may take to answer /healthz after a (re)start")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs of every service)")
     args = parser.parse_args(argv)
     with workspace(args.keep) as directory:
         try:
-            result = asyncio.run(run(directory, args.scale, args.chat_rate, args.mqtt_rate, args.deadline))
+            result = asyncio.run(run(directory, args.scale, args.chat_rate, args.mqtt_rate, args.deadline,
+                                     args.start_timeout))
         except (RuntimeError, TimeoutError) as error:
             print(json.dumps({"benchmark": "chaos", "error": str(error) or type(error).__name__,
                               "directory": str(directory)}), flush=True)
