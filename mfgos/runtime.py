@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import text as sa_text
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, func, select
 
 from bot.channels.base import CaptureChannel, Channel
@@ -65,6 +66,10 @@ Handler = Callable[[wf.Context, Signal], None]
 # 'mfgo': the advisory lock of the replica that runs the timers, with the schema's hash as the second
 # key, so that stores in other schemas of one server (tenants, parallel tests) never skip each other's timers.
 TIMER_LOCK = 0x6D66_676F
+# A signal whose processing the database broke off (a deadlock with another replica, a lost connection)
+# is tried this often, pausing TRANSIENT_PAUSE x the attempt between tries, before the sweep gets it.
+TRANSIENT_ATTEMPTS = 3
+TRANSIENT_PAUSE = 0.5
 # 'mfgp', with the hash of the schema and plant id: one replica at a time loads a plant file.
 PLANT_LOAD_LOCK = 0x6D66_6770
 # 'mfgd', with the hash of the schema and plant id: one replica at a time sends a plant's digests.
@@ -296,6 +301,24 @@ class Runtime:
                 self._process_signal(signal_id)
 
     def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> bool:
+        """Process one signal; a database that failed (not the signal) gets it again, never a "failed" mark.
+
+        A deadlock with another replica is tried again at once. A lost connection (PostgreSQL
+        restarting) leaves the signal unprocessed for the sweep (mfgos/server.py), where marking it
+        failed would answer the sender "processing failed" and drop a report nothing was wrong with.
+        """
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return self._process_signal_once(signal_id, skip_locked=skip_locked)
+            except (OperationalError, InterfaceError) as error:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    log.warning("processing signal %s: the database failed %d times (%s); the sweep takes it again",
+                                signal_id, attempt, str(error.orig or error).splitlines()[0][:200])
+                    return False
+                time.sleep(TRANSIENT_PAUSE * attempt)
+        return False
+
+    def _process_signal_once(self, signal_id: int, *, skip_locked: bool) -> bool:
         try:
             with session_scope(self.engine) as session:
                 # The row lock makes a second replica handed the same event wait, then find it done;
@@ -321,6 +344,8 @@ class Runtime:
                     signal.error = f"unknown signal kind {signal.kind!r}"
                 signal.processed_at = ctx.now
                 session.add(signal)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the signal: `_process_signal` tries again
         except Exception as error:  # the signal stays stored; say so to the sender and move on
             log.exception("processing signal %s failed", signal_id)
             self._record_failure(signal_id, error)

@@ -250,7 +250,7 @@ class Turn:
         if ex.intent in ("approve", "reject"):
             return decisions.decide_by_text(ctx, who, exc, ex.intent, text, self.channel)
         # A question mark asks; a decision verb without one decides, however the sentence starts
-        # ("Hay que mover la orden 1043", "kya WO-1043 ko CNC-11 par shift karein" is still asked).
+        # ("Hay que mover la orden 1043" decides, "¿movemos la orden 1043?" asks).
         asked = text.rstrip().endswith("?") or \
             (queries.is_question(text) or ex.intent == "query") and not decisions.names_a_decision(text)
         if asked or exc is None and ex.intent == "report":

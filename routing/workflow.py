@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import text as sa_text
 from sqlmodel import Session, select
 
 from models import (
@@ -217,7 +218,50 @@ def find_correlated(ctx: Context, *, exception_type: str, machine_id: str | None
 
     Same problem = same type on the same machine while the exception is open; for reports
     without a machine, same type and the same work order, or the same area within two hours.
+
+    When none is open the caller goes on to open one. Two processes (inbound workers, replicas)
+    reporting the same new breakdown at the same moment would both find none and open two; so on
+    PostgreSQL the second look is made under `hold_opening`, which the first holds until it commits.
     """
+    found = _open_correlated(ctx, exception_type=exception_type, machine_id=machine_id, area_id=area_id,
+                             work_order_id=work_order_id)
+    if found is None and hold_opening(ctx, exception_type, machine_id, area_id):
+        found = _open_correlated(ctx, exception_type=exception_type, machine_id=machine_id, area_id=area_id,
+                                 work_order_id=work_order_id)
+    return found
+
+
+# 'mfgx': the transaction-scoped advisory lock on opening an exception that names no machine, with the hash
+# of the schema, plant, type and area as the second key: other schemas (tenants, tests) never wait for it.
+OPENING_LOCK = 0x6D66_6778
+
+
+def hold_opening(ctx: Context, exception_type: str, machine_id: str | None, area_id: str | None) -> bool:
+    """Wait until no other transaction may be opening an exception on this machine (or, without one, of
+    this type in this area), and hold that right until this one ends. False on SQLite, whose one writer
+    at a time serializes anyway.
+
+    On a machine the lock is the machine's row (FOR UPDATE): a machine state stopping it, or a
+    breakdown opening on it, writes that row anyway, so every path takes the row first and then
+    nothing else of the machine's, and no two of them can wait for each other. Taken only when no
+    open exception was found: a report that joins one costs no round trip. Under READ COMMITTED the
+    look after it sees what the previous holder committed.
+    """
+    if ctx.session.get_bind().dialect.name != "postgresql":
+        return False
+    if machine_id and ctx.session.execute(
+            select(Machine.id).where(Machine.plant_id == ctx.plant.id, Machine.id == machine_id).with_for_update()
+    ).first() is not None:
+        return True
+    ctx.session.execute(sa_text(
+        "SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '') || '/' || :plant"
+        " || '/' || :type || '/' || :subject))"),
+        {"key": OPENING_LOCK, "plant": ctx.plant.id, "type": exception_type, "subject": machine_id or area_id or "-"})
+    return True
+
+
+def _open_correlated(ctx: Context, *, exception_type: str, machine_id: str | None, area_id: str | None,
+                     work_order_id: str | None) -> PlantException | None:
     # Only the open ones of this type (on this machine, if named), newest first: one plant can
     # have many open exceptions, and each row read whole costs (its JSON columns).
     query = select(PlantException).where(

@@ -97,7 +97,7 @@ def _stopped(ctx: Context, machine: Machine, state: str, reason: str, source: st
         machine.stops = _recent_stops(ctx, machine)
         wf.set_machine_running(ctx, machine.id, False, f"{source}: {state}")
     since = machine.down_since or ctx.now
-    if any(e.machine_id == machine.id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
+    if _breakdown_open(ctx, machine):
         machine.breakdown_due_at = None
         return
     flapping = (ctx.plant.signals or {}).get("flapping")
@@ -120,6 +120,13 @@ def _recent_stops(ctx: Context, machine: Machine) -> list[str]:
         return []
     start = ctx.now - parse_duration(flapping["within"])
     return [t for t in machine.stops if datetime.fromisoformat(t) > start] + [ctx.now.isoformat()]
+
+
+def _breakdown_open(ctx: Context, machine: Machine) -> bool:
+    """Whether the machine's breakdown is open; when not, this transaction holds the right to open it
+    (`wf.find_correlated`), so a chat report or another replica's signal cannot open a second one."""
+    return wf.find_correlated(ctx, exception_type="breakdown", machine_id=machine.id, area_id=None,
+                              work_order_id=None) is not None
 
 
 def _open_breakdown(ctx: Context, machine: Machine, since: datetime, text: str, source: str) -> None:
@@ -146,7 +153,7 @@ def open_due_breakdowns(ctx: Context) -> int:
             continue
         since = machine.down_since or ctx.now
         minutes = round((ctx.now - since).total_seconds() / 60, 1)
-        if any(e.machine_id == machine.id and e.type == "breakdown" for e in wf.open_exceptions(ctx)):
+        if _breakdown_open(ctx, machine):
             machine.breakdown_due_at = None
             continue
         _open_breakdown(ctx, machine, since, f"{machine.id} down for {minutes:g} min (longer than its min_down)",
