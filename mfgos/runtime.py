@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import text as sa_text
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, func, select
 
 from bot.channels.base import CaptureChannel, Channel
@@ -182,12 +182,13 @@ class Runtime:
         """Store an inbound event (once per source key), then process it."""
         process = process and not self.defer_processing
         # A core INSERT ... RETURNING: every webhook pays for this, and the ORM's unit of work
-        # (an object, a flush, its identity map) costs CPU here for nothing.
+        # (an object, a flush, its identity map) costs CPU here for nothing. One statement is atomic
+        # by itself: in autocommit it is one round trip, where BEGIN and COMMIT would add two.
         row = {"plant_id": self.plant_id, "source": source, "source_key": source_key, "kind": kind,
                "received_at": self.clock.now(), "person_id": person_id, "payload": payload}
         # A stored key: on PostgreSQL the insert returns no row (models/partitions.py), on SQLite it raises.
         try:
-            with self.engine.begin() as connection:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 signal_id = connection.execute(sa_insert(SIGNALS).values(row).returning(SIGNALS.c.id)).scalar()
         except IntegrityError:
             signal_id = None
@@ -347,6 +348,10 @@ class Runtime:
         except (OperationalError, InterfaceError):
             raise  # the database, not the signal: `_process_signal` tries again
         except Exception as error:  # the signal stays stored; say so to the sender and move on
+            if isinstance(error, DBAPIError) and error.connection_invalidated:
+                # The store went away (a restart, a dropped connection), not the message: it stays
+                # unprocessed for the next pass, rather than answered "failed" for good.
+                raise
             log.exception("processing signal %s failed", signal_id)
             self._record_failure(signal_id, error)
         return True
@@ -388,8 +393,9 @@ class Runtime:
         """Process the oldest unprocessed signals, passing over any another process holds: an inbound
         worker's pass (mfgos/workers.py). Returns how many this call processed."""
         query = select(Signal.id).where(Signal.processed_at == None).order_by(Signal.id).limit(limit)  # noqa: E711
-        with Session(self.engine) as session:
-            ids = session.exec(query).all()
+        # A read outside any transaction: one round trip per pass, not three (BEGIN, SELECT, ROLLBACK).
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            ids = connection.execute(query).scalars().all()
         return sum(self.process_signal(signal_id, skip_locked=True) for signal_id in ids)
 
     # --- time and outboxes -------------------------------------------------------------

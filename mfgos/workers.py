@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from mfgos.config import Settings
 from mfgos.runtime import MASTER_DATA_CHANNEL, Runtime
@@ -67,7 +68,12 @@ def work(settings: Settings, stop: threading.Event | None = None) -> None:
             while not stop.is_set():
                 # Notifications queue on the connection from LISTEN on: those that came while processing
                 # are read at once (no wait while busy), so the next pass starts without delay.
-                busy = runtime.process_waiting() > 0
+                try:
+                    busy = runtime.process_waiting() > 0
+                except DBAPIError as error:  # the store is away: the signals wait in it for the next pass
+                    log.warning("inbound worker: %s; trying again in %.0fs", error.orig or error, POLL)
+                    stop.wait(POLL)
+                    continue
                 notes = list(listener.notifies(timeout=0.0 if busy else POLL, stop_after=None if busy else 1))
                 if any(note.channel == MASTER_DATA_CHANNEL for note in notes):  # a plant file or ERP sync
                     runtime.refresh_master_data(announce=False)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,6 +19,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # replicas starting together on a fresh database take turns instead of racing to create the same
 # tables; stores in other schemas (tenants, parallel tests) don't wait for each other.
 MIGRATION_LOCK = 0x6D66_676D
+# Seconds a pooled PostgreSQL connection may rest before its next checkout pings the server. Why
+# not every checkout (SQLAlchemy's pool_pre_ping): under load each webhook, worker pass and
+# outbox claim or settle checks a connection out, and the ping is a round trip each (one in ten
+# of a processed message's). A connection back in the pool for less than this was working a
+# moment ago; a server restart takes longer than this, so connections rested through it are pinged.
+PING_AFTER_IDLE = 1.0
 
 
 def normalise_url(url: str) -> str:
@@ -47,7 +55,31 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
 
         return engine
     connect_args = {"options": f"-csearch_path={schema}"} if schema is not None else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(url, connect_args=connect_args)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it rested over `PING_AFTER_IDLE` seconds.
+
+    A dead one is replaced (the pool retries the checkout on `DisconnectionError`); an error that
+    shows a disconnect later still invalidates the whole pool, as with SQLAlchemy's own pre-ping.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _rested_from(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping(dbapi_connection: object, record: ConnectionPoolEntry, _proxy: object) -> None:
+        rested = record.info.get("checked_in")
+        if rested is None or time.monotonic() - rested <= PING_AFTER_IDLE:
+            return  # new (just connected), or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # type: ignore[arg-type]
+        except engine.dialect.loaded_dbapi.Error as error:  # the pool connects anew and checks out again
+            raise exc.DisconnectionError(f"a pooled connection failed its ping: {error}") from error
 
 
 def migrate(engine: Engine) -> None:

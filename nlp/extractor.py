@@ -67,7 +67,14 @@ class Extractor:
         return self.index.master
 
     def refresh(self, master: MasterData) -> None:
-        """New master data (a plant reload, an ERP sync): rebuild the indexes, keep the pipelines."""
+        """New master data (a plant reload, an ERP sync): rebuild the indexes, keep the pipelines.
+
+        Master data equal to the indexed one rebuilds nothing: the announcement that asks for a
+        refresh (mfgos/workers.py) reaches every process listening on the database, whichever
+        plant or schema changed, and a rebuild costs about a second of CPU.
+        """
+        if master == self.index.master:
+            return
         index = MasterIndex(master, self.lexicon)
         with self._lock:
             self.index = index

@@ -656,7 +656,9 @@ def _conversation(ctx: Context, who: Person) -> Conversation:
     conv = ctx.session.exec(select(Conversation).where(
         Conversation.plant_id == ctx.plant.id, Conversation.person_id == who.id).with_for_update()).first()
     if conv is None:
-        return Conversation(plant_id=ctx.plant.id, person_id=who.id, state=State.idle)
+        # Every message of someone never asked builds this: the JSON columns are given, since
+        # their default factories cost pydantic a signature inspection each (0.5 against 0.1 ms).
+        return Conversation(plant_id=ctx.plant.id, person_id=who.id, state=State.idle, pending={}, options=[])
     if conv.state != State.idle and conv.expires_at is not None and conv.expires_at <= ctx.now:
         state, asked_at = State(conv.state), conv.asked_at
         transition(conv, Event.expired)

@@ -196,6 +196,17 @@ def test_refresh_picks_up_new_master_data(extractor: Extractor) -> None:
     assert extractor.extract("wo 2001 stopped").work_order is None  # other extractors keep their plant
 
 
+def test_refresh_with_the_same_master_data_keeps_the_indexes(extractor: Extractor) -> None:
+    """Every process listening on the database hears every plant's announcement: equal data rebuilds nothing."""
+    from dataclasses import replace
+
+    local = Extractor(extractor.master)
+    index = local.index
+    local.refresh(replace(local.master))  # equal, not the same object: as read again from the store
+    assert local.index is index
+    assert local.extract("hobber 1 stopped").machine == "HOB-01"
+
+
 def test_spacy_pipeline_spans(extractor: Extractor) -> None:
     nlp = extractor.pipeline("en")
     assert [name for name in nlp.pipe_names] == ["mfgos_normalizer", "mfgos_orders", "mfgos_machines",

@@ -246,9 +246,12 @@ class WhatsAppChannel:
         await asyncio.to_thread(self._store_windows, heard)
 
     def _store_windows(self, heard: dict[str, float]) -> None:
-        with session_scope(self.engine) as session:
+        # Each upsert stands alone (the later time wins), so each commits by itself: every inbound
+        # WhatsApp webhook pays this, and autocommit spares it the BEGIN and COMMIT round trips.
+        assert self.engine is not None
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for address, at in heard.items():
-                session.execute(window_upsert(self.engine, self.name, address, at, self.window))
+                connection.execute(window_upsert(self.engine, self.name, address, at, self.window))
 
     async def known_closed(self, address: str) -> bool:
         """Known to be outside the window, by what any replica heard or was refused (the store);
