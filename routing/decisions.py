@@ -691,7 +691,8 @@ def press(ctx: Context, who: Person, button: str, reply_channel: str | None) -> 
         offered = part.fields.get("options") or []
         index = int(found.group(1)) - 1
         if 0 <= index < len(offered):
-            propose(ctx, exc, who, part.kind, dict(offered[index]["fields"]), reply_channel=reply_channel, part=part)
+            fields = current_option_fields(ctx, exc, offered[index])
+            propose(ctx, exc, who, part.kind, fields, reply_channel=reply_channel, part=part)
     else:
         fields = {**part.fields, **({"customer_told": True} if part.kind == "customer_order_date" else {})}
         if _missing(part.kind, fields):
@@ -701,6 +702,18 @@ def press(ctx: Context, who: Person, button: str, reply_channel: str | None) -> 
         else:
             propose(ctx, exc, who, part.kind, fields, reply_channel=reply_channel, part=part)
     return True
+
+
+def current_option_fields(ctx: Context, exc: PlantException, offered: dict[str, Any]) -> dict[str, Any]:
+    """The pressed option as it stands now: the same order and the same choice (wait, move, split),
+    computed again, since a repair estimate given after the options were offered moves the wait's end;
+    the offered fields when the option is no longer there (the order ran out of time, the sister stopped)."""
+    from routing.options import compute  # routing.options offers through this module: imported when pressed
+
+    for option in compute(ctx, exc).get(str(offered.get("work_order")), []):
+        if option.kind == offered.get("kind"):
+            return option.fields()
+    return dict(offered["fields"])
 
 
 def decide_by_text(ctx: Context, who: Person, exc: PlantException | None, decision: str, text: str,

@@ -157,7 +157,9 @@ def compute(ctx: Context, exc: PlantException) -> dict[str, list[Option]]:
     waiting_until: dict[str, datetime] = {}  # per machine: where the orders that wait end, in sequence
     cause = "material" if material_comes is not None else "repair"
     for wo in held:
-        remaining = wo.end - max(now, wo.start)  # type: ignore[operator]
+        # What the order still had to run when the exception stopped it: the same when the options
+        # are computed again later (a press after a repair estimate), as nothing ran meanwhile.
+        remaining = wo.end - max(min(now, exc.opened_at), wo.start)  # type: ignore[operator]
         if remaining <= timedelta(0):
             continue
         ready = max(now, material_comes or now)

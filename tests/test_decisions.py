@@ -226,3 +226,26 @@ events:
     # Tom's 15:00 (09:30 UTC), not HOB-01's MTTR (13:00); WO-1043 keeps its 10 h.
     assert (reschedule.fields["start"], reschedule.fields["end"]) == ("2026-11-25T09:30:00+00:00",
                                                                       "2026-11-25T19:30:00+00:00")
+
+
+def test_a_wait_pressed_after_the_technicians_estimate_waits_for_that_estimate(
+        tmp_path: Path, database_url: str) -> None:
+    """The options were offered at 09:00 with the MTTR (repair until 13:00); tom then says it runs
+    again at 15:00; deepa presses "wait" at 10:00: WO-1042 (9 h left when it stopped) waits for 15:00."""
+    scenario = tmp_path / "estimate.yaml"
+    scenario.write_text(f"""plant: {DATA / "pune_decide_plant.yaml"}
+start: "2026-11-25T09:00:00+05:30"
+events:
+  - {{at: 0s, chat: {{from: ravi, channel: whatsapp, text: "hobber 1 band ho gaya, spindle se awaaz aa rahi hai. wo 1042"}}}}
+  - {{at: 20m, chat: {{from: tom, channel: slack, exception: 1, text: "Lager defekt, wieder um 15 Uhr"}}}}
+  - {{at: 1h, action: {{from: deepa, exception: 1, kind: "part:option1:1"}}}}
+  - {{at: 1h5m, action: {{from: sara, exception: 1, kind: "part:approve:1"}}}}
+""", encoding="utf-8")
+    result = replay(scenario, database_url=database_url)
+    [offered] = sent(result, "deepa", "options")
+    assert "1) wait for the repair: WO-1042 on HOB-01 from 2026-11-25 13:00" in offered["text"]  # the MTTR then
+    [reschedule] = [t for t in result["erp_transactions"] if t["kind"] == "production_order_reschedule"]
+    # 15:00 to 24:00 in Pune (9 h left when it stopped), not the offered 13:00 to 22:00
+    assert (reschedule["fields"]["start"], reschedule["fields"]["end"]) == (
+        "2026-11-25T09:30:00+00:00", "2026-11-25T18:30:00+00:00")
+    assert reschedule["fields"]["work_order"] == "WO-1042" and reschedule["fields"].get("machine") in (None, "HOB-01")
