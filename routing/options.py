@@ -100,10 +100,11 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def arrival(ctx: Context, material_id: str) -> datetime | None:
+def arrival(ctx: Context, material_id: str, since: datetime) -> datetime | None:
     """When the short material is expected: the latest `need_by` still ahead of an expedite or
-    transfer of it approved in mfgos (its ERP transaction is queued or posted), else now plus its
-    `lead_time`; None when neither is known."""
+    transfer of it approved in mfgos (its ERP transaction is queued or posted), else its `lead_time`
+    from `since` (when the shortage was reported: the same moment when a press computes the options
+    again later); None when neither is known."""
     requests = ctx.session.exec(select(ExceptionDecision).where(
         ExceptionDecision.plant_id == ctx.plant.id, ExceptionDecision.kind == "material_request",
         ExceptionDecision.status.in_(["approved", "settled"]))).all()  # type: ignore[attr-defined]
@@ -113,7 +114,7 @@ def arrival(ctx: Context, material_id: str) -> datetime | None:
         return max(coming)
     material = wf.master_row(ctx, Material, material_id)
     if material is not None and material.lead_time_minutes:
-        return ctx.now + timedelta(minutes=material.lead_time_minutes)
+        return max(ctx.now, since + timedelta(minutes=material.lead_time_minutes))
     return None
 
 
@@ -126,7 +127,7 @@ def held_orders(ctx: Context, exc: PlantException) -> tuple[list[WorkOrder], dat
         held = [wo for wo in named if wo.machine_id == exc.machine_id]
         return sorted(held, key=lambda w: (w.start, w.id)), max(decisions.repair_end(ctx, exc), ctx.now), None  # type: ignore[arg-type, return-value]
     if exc.type == "material" and exc.material_id:
-        comes = arrival(ctx, exc.material_id)
+        comes = arrival(ctx, exc.material_id, exc.opened_at)
         if comes is None:
             return [], None, None
         held = [wo for wo in named if wo.material_id == exc.material_id]
