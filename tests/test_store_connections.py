@@ -76,8 +76,9 @@ def runtime() -> Iterator[Runtime]:
             runtime.engine.dispose()
 
 
-def test_a_message_whose_connection_dies_while_processing_stays_waiting(runtime: Runtime) -> None:
-    """Losing the store is not the message's fault: no "processing failed" answer, processed on the next pass."""
+def test_a_message_whose_connection_dies_while_processing_is_tried_again_not_failed(runtime: Runtime) -> None:
+    """Losing the store is not the message's fault: no "processing failed" answer; the runtime tries
+    the signal again on a new connection (mfgos/runtime.py `_process_signal`) and it is processed once."""
     dies = {"once": True}
     converse = runtime.handlers["chat"]
 
@@ -90,15 +91,10 @@ def test_a_message_whose_connection_dies_while_processing_stays_waiting(runtime:
     runtime.defer_processing = True
     received = runtime.receive_chat(channel="console", address="ravi", person_id="ravi", event_id="e1",
                                     text="hobber 1 band ho gaya, spindle se awaaz aa rahi hai")
-    with pytest.raises(DBAPIError):
-        runtime.process_waiting()
-    with Session(runtime.engine) as session:
-        signal = session.get(Signal, received.signal_id)
-        assert signal is not None and signal.processed_at is None and signal.error is None
-        assert session.exec(select(Notification)).all() == []
-    assert runtime.process_waiting() == 1  # the next pass, on a new connection
+    assert runtime.process_waiting() == 1
+    assert dies == {}, "the backend was killed during the first attempt"
     with Session(runtime.engine) as session:
         signal = session.get(Signal, received.signal_id)
         assert signal is not None and signal.processed_at is not None and signal.error is None
-        kinds = {row.kind for row in session.exec(select(Notification))}
-    assert "opened" in kinds and "reply" not in kinds
+        kinds = [row.kind for row in session.exec(select(Notification))]
+    assert kinds.count("opened") == 1 and "reply" not in kinds
