@@ -21,7 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -35,6 +35,9 @@ from mfgos.runtime import Runtime
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from signals.base import SignalSource
 from signals.registry import build_routers, build_sources, with_sources
+
+if TYPE_CHECKING:
+    from mfgos.simulate import DemoSimulation
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_server(settings: Settings, host: str, port: int, demo: bool,
-               extra_routers: Sequence[APIRouter] = ()) -> int:
+               extra_routers: Sequence[APIRouter] = (), simulation: DemoSimulation | None = None) -> int:
     """Serve the console, the REST API and `extra_routers` until Ctrl-C; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if demo:
@@ -241,6 +244,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
             # Structured signals (signals/registry.py): MQTT / OPC UA sources and the MES webhook.
             sources = build_sources(settings)
             routers += build_routers(runtime, settings)
+        elif simulation is not None:  # `demo --simulate`: the demo reads its simulated machines
+            sources = simulation.sources
     except Exception as error:  # a bad plant file, an unreachable database, half a channel config: say which
         sock.close()
         print(f"mfgos: cannot start: {error}", file=sys.stderr)
@@ -266,6 +271,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
                   "and set MFGOS_PUBLIC_URL to its https address", flush=True)
 
     lifespan = with_sources(worker_lifespan(runtime, hub=hub, on_ready=ready), runtime, sources)
+    if demo and simulation is not None:
+        lifespan = simulation.around(lifespan)
     app = create_app(runtime, extra_routers=routers, lifespan=lifespan, demo=demo)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
