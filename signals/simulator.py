@@ -430,6 +430,7 @@ class OpcUaPlant:
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name("mfgos plant simulator")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])  # a test bench: no certificates to hand out
         nodes = {m.id: ua.NodeId.from_string(m.opcua_node) for m in self.config.machines}
         index = await server.register_namespace(f"urn:mfgos:simulator:{self.config.plant_id}")
         while index < max([2, *(n.NamespaceIndex for n in nodes.values())]):
