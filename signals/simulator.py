@@ -281,6 +281,7 @@ class MqttPlant:
                                                 self._client(f"mfgos-sim-{machine.edge_node}-{self.suffix}"))
                 self.nodes[key].devices.append(machine)
         self.sent = 0
+        self._last: dict[int, paho.MQTTMessageInfo] = {}  # per client: the last publish, waited for at stop
 
     def _client(self, client_id: str) -> paho.Client:
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
@@ -332,9 +333,16 @@ class MqttPlant:
                     node.birth_due.set()
         return command
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Wait until the broker has acknowledged what was published (QoS 1 acknowledgements come in
+        order), then disconnect cleanly: the Will (NDEATH) is not sent."""
+        deadline = time.monotonic() + timeout
         for client in [self.json_client, *(node.client for node in self.nodes.values())]:
-            client.disconnect()  # clean: the Will (NDEATH) is not sent
+            last = self._last.get(id(client))
+            if last is not None and client.is_connected():
+                with contextlib.suppress(RuntimeError, ValueError):
+                    last.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            client.disconnect()
             client.loop_stop()
 
     def births(self, statuses: dict[str, _Status], at: float) -> None:
@@ -395,7 +403,7 @@ class MqttPlant:
         self._send(machine.json_topic, _json_bytes(body), self.json_client)
 
     def _send(self, topic: str, data: bytes, client: paho.Client) -> None:
-        client.publish(topic, data, qos=self.qos)
+        self._last[id(client)] = client.publish(topic, data, qos=self.qos)
         self.sent += 1
 
 
@@ -495,15 +503,17 @@ class Simulator:
             first = next(stream, None)
             if first is not None:
                 heapq.heappush(upcoming, (first.at, first.machine, order, first, stream))
-        if self.opcua is not None:
-            await self.opcua.start()
-        if self.mqtt is not None:
-            await asyncio.to_thread(self.mqtt.start)
-        loop = asyncio.get_running_loop()
-        start, start_ms = loop.time(), _now_ms()
-        rate, count = self.config.rate, len(self.config.machines)
-        next_counters = COUNTER_INTERVAL
+        mqtt_started = False
         try:
+            if self.opcua is not None:
+                await self.opcua.start()
+            if self.mqtt is not None:
+                await asyncio.to_thread(self.mqtt.start)  # raises ConnectionError, having closed its clients
+                mqtt_started = True
+            loop = asyncio.get_running_loop()
+            start, start_ms = loop.time(), _now_ms()
+            rate, count = self.config.rate, len(self.config.machines)
+            next_counters = COUNTER_INTERVAL
             self.ready.set()
             while not stop.is_set():
                 now = loop.time() - start
@@ -530,7 +540,7 @@ class Simulator:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, wake - (loop.time() - start)))
         finally:
-            if self.mqtt is not None:
+            if self.mqtt is not None and mqtt_started:
                 await asyncio.to_thread(self.mqtt.stop)
             if self.opcua is not None:
                 await self.opcua.stop()
