@@ -21,7 +21,8 @@ And without a broker or a database: Sparkplug B DDATA telemetry (ten aliased met
 state metric) through `MqttSource.read`, decoded and filtered, messages/s.
 
 With `--simulator` the load comes from the plant simulator instead (`mfgos simulate`, its own
-process): `--machines` machines of the plant (extra ones named SIM-0009, ...), half JSON and
+process): `--machines` machines (the plant's eight and SIM-0009, ..., added to a copy of the
+plant file so mfgos knows them all), half JSON and
 half Sparkplug B, reporting `--rate` messages/s for `--seconds` seconds with `--faults` faults
 per machine-hour, read by the MQTT source (JSON and Sparkplug). Baseline in the same run:
 `mosquitto_sub` subscribed to the same topics. It prints published, read by mfgos and received
@@ -70,6 +71,7 @@ from signals import sparkplug_b_pb2 as pb  # noqa: E402
 from signals.base import Backoff, Incoming  # noqa: E402
 from signals.mapping import SignalMap  # noqa: E402
 from signals.mqtt import MqttSource  # noqa: E402
+from signals.simulator import extra_machine_id  # noqa: E402
 
 PLANT = ROOT / "tests" / "data" / "pune_plant.yaml"
 PLANT_ID = "pune-1"
@@ -371,6 +373,18 @@ def _window_rate(count: int, first: float, last: float) -> int | None:
     return round(count / (last - first)) if count > 1 and last > first else None
 
 
+def plant_with(machines: int, directory: Path) -> Path:
+    """The bench plant with the simulator's extra machines (SIM-0009, ...) added, so every simulated machine
+    is one mfgos knows: its repeats are stored already processed and its faults open breakdowns, as in a plant."""
+    text = PLANT.read_text(encoding="utf-8")
+    last = next(line for line in text.splitlines() if line.startswith("  - {id: CMP-02,"))
+    extra = "".join(f"\n  - {{id: {extra_machine_id(n)}, name: Simulated machine {n}, area: gears}}"
+                    for n in range(len(MACHINES) + 1, machines + 1))
+    path = directory / "bench_plant.yaml"
+    path.write_text(text.replace(last, last + extra), encoding="utf-8")
+    return path
+
+
 async def simulated(port: int, runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
     """The simulator (`mfgos simulate`, its own process) as the load; the MQTT source reads it live."""
     source = CountingSource(f"mqtt://{HOST}:{port}", client_id=f"bench-sim-{uuid.uuid4().hex[:8]}",
@@ -381,7 +395,7 @@ async def simulated(port: int, runtime: Runtime, args: argparse.Namespace) -> di
     await asyncio.wait_for(source.connected.wait(), 10)
     baseline = LineCounter(port)
     await asyncio.sleep(0.5)  # mosquitto_sub subscribed
-    command = [sys.executable, "-m", "mfgos.cli", "simulate", "--plant", str(PLANT), "--machines",
+    command = [sys.executable, "-m", "mfgos.cli", "simulate", "--plant", str(args.plant), "--machines",
                str(args.machines), "--rate", str(args.rate), "--faults", str(args.faults), "--seed", "1",
                "--duration", str(args.seconds), "--broker", f"mqtt://{HOST}:{port}", "--opcua-port", "0", "--quiet"]
     run = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, capture_output=True, text=True, check=True,
@@ -408,7 +422,7 @@ async def simulated(port: int, runtime: Runtime, args: argparse.Namespace) -> di
 
 def run_database(kind: str, args: argparse.Namespace, port: int) -> dict[str, Any]:
     with database(kind, args.database) as url:
-        runtime = Runtime(Settings(_env_file=None, database_url=url, plant_file=PLANT))
+        runtime = Runtime(Settings(_env_file=None, database_url=url, plant_file=args.plant))
         try:
             if args.simulator:
                 return {"simulator": asyncio.run(simulated(port, runtime, args))}
@@ -439,7 +453,8 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {"sparkplug_ddata": telemetry(args.sparkplug)} if args.sparkplug and not args.simulator \
         else {}
-    with own_broker(queue=2 * args.burst) as port:
+    with tempfile.TemporaryDirectory() as directory, own_broker(queue=2 * args.burst) as port:
+        args.plant = plant_with(args.machines, Path(directory)) if args.simulator else PLANT
         for kind in ("sqlite", "postgresql"):
             if args.only in (None, kind):
                 report[kind] = run_database(kind, args, port)
