@@ -326,20 +326,27 @@ def until(condition: Callable[[], bool], what: str, timeout: float, nudge: Calla
 MIN_DOWN = 4.0  # seconds: short faults last up to 2.8 s, long ones from 6 s
 
 
+FLAPPING = "\nsignals:\n  flapping: {stops: 3, within: 1m}\n"  # the 4th stop within a minute opens one breakdown
+
+
 def opens_breakdown(plan: list[Change], machine: str, end: float) -> bool:
-    """Whether the plan makes `machine` open a breakdown: a FAULT longer than min_down, or one still on at the
-    end (the simulator stops, the machine stays down)."""
-    return any(c.machine == machine and (c.down_for > MIN_DOWN or c.at + c.down_for > end) for c in faults(plan))
+    """Whether the plan makes `machine` open a breakdown: a FAULT longer than min_down, one still on at the
+    end (the simulator stops, the machine stays down), or a 4th stop within a minute (the run is shorter)."""
+    stops = [c for c in faults(plan) if c.machine == machine]
+    return len(stops) > 3 or any(c.down_for > MIN_DOWN or c.at + c.down_for > end for c in stops)
 
 
-def test_simulate_against_serve_long_faults_open_exceptions_short_ones_page_nobody(tmp_path: Path) -> None:
+def test_simulate_against_serve_long_faults_and_flapping_open_exceptions_short_ones_page_nobody(
+        tmp_path: Path) -> None:
     require_broker()
-    path, plant_id = plant_file(tmp_path, min_down="4s")
-    seed, duration, rate = 22, 14.0, 600
+    path, plant_id = plant_file(tmp_path, min_down="4s", extra=FLAPPING)
+    seed, duration, rate = 7, 14.0, 600
     plan = load_config(path, seed=seed, faults_per_hour=rate).plan(duration)
     expected = {m for m in MACHINES if opens_breakdown(plan, m, duration)}
     stopped = {c.machine for c in faults(plan)}
-    assert expected and stopped - expected, "the seed gives both long and only-short faults"
+    flapped = {m for m in MACHINES if all(c.down_for < MIN_DOWN for c in faults(plan) if c.machine == m)} & expected
+    assert flapped and stopped - expected and expected - flapped, \
+        "the seed gives long faults, flapping and only a few short faults"
     assert all(abs(c.at - duration) > 0.5 for c in plan), "no change on the edge of the run"
 
     database = f"sqlite:///{tmp_path / 'serve.db'}"
