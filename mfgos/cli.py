@@ -101,7 +101,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 # --- simulate (issue 12) ----------------------------------------------------------------------
 
-SIMULATE_BROKER = "mqtt://127.0.0.1:1883"
 SIMULATE_OPCUA_PORT = 4840
 
 
@@ -109,14 +108,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """`mfgos simulate`'s options (docs/signals.md, "The plant simulator"); mfgos/simulate.py runs it."""
     parser.add_argument("--plant", help="plant file (default: MFGOS_PLANT_FILE or the demo plant)")
     parser.add_argument("--machines", type=int, help="how many machines: the plant's first N, or more named "
-                                                     "SIM-0009, SIM-0010, ... (default: the plant's)")
+                                                     "SIM-<n>, numbered on from the plant's count (default: the plant's)")
     parser.add_argument("--rate", type=float, default=10.0,
                         help="periodic reports per second over all machines (state changes come on top); 0: none")
     parser.add_argument("--faults", type=float, default=6.0, help="faults per machine per hour of running")
     parser.add_argument("--seed", type=int, default=1, help="the same seed makes the same changes")
     parser.add_argument("--protocol", choices=("mixed", "json", "sparkplug"), default="mixed",
                         help="MQTT protocol of machines the plant file does not map (mixed: alternately)")
-    parser.add_argument("--broker", help=f"MQTT broker URL (default: MFGOS_MQTT_URL or {SIMULATE_BROKER}); "
+    parser.add_argument("--broker", help="MQTT broker URL (default: MFGOS_MQTT_URL or mqtt://127.0.0.1:1883); "
                                          "'none': no MQTT")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1)
     parser.add_argument("--opcua-port", type=int, default=SIMULATE_OPCUA_PORT,

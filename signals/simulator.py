@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import heapq
 import json
-import logging
 import random
 import re
 import threading
@@ -43,8 +42,6 @@ from models.plant_file import load, parse_duration
 from signals import sparkplug_b_pb2 as pb
 from signals.mqtt import Broker
 from signals.sparkplug import BDSEQ_METRIC, NAMESPACE, REBIRTH_METRIC
-
-log = logging.getLogger(__name__)
 
 # The faults a machine reports: code and text (the text is the stop reason mfgos shows).
 FAULTS = (("E-101", "spindle overload"), ("E-204", "servo alarm"), ("E-317", "coolant pressure low"),
@@ -155,7 +152,6 @@ class SimConfig:
     seed: int = 1
     faults_per_hour: float = 6.0
     rate: float = 10.0  # periodic reports per second, over all machines
-    sparkplug_groups: tuple[str, ...] = ()
 
     def plan(self, until: float) -> list[Change]:
         """Every change before `until` seconds, in time order (ties: by machine, then as generated)."""
@@ -196,19 +192,18 @@ def load_config(plant_file: Path, *, machines: int | None = None, seed: int = 1,
     specs = specs[:count] + [(extra_machine_id(n), None) for n in range(len(specs) + 1, count + 1)]
     built = []
     for index, (machine_id, min_down_s) in enumerate(specs):
-        json_topic, spb = f"plants/{plant.plant.id}/{machine_id}/state", None
+        json_topic, spb, mapped = f"plants/{plant.plant.id}/{machine_id}/state", None, False
         for topic_filter, target in section.topics.items():
-            if target != machine_id:
-                continue
             levels = topic_filter.split("/")
-            if levels[0] == NAMESPACE and len(levels) == 5 and "+" not in levels[1:2] + levels[3:] \
-                    and "#" not in levels:
-                spb = (levels[1], levels[3], levels[4])
-            elif "+" not in levels and "#" not in levels:
-                json_topic = topic_filter
-            break
-        if spb is None and (protocol == "sparkplug" or (protocol == "mixed" and index % 2 == 1)) \
-                and json_topic.startswith("plants/"):
+            if target != machine_id or "#" in levels:
+                continue
+            if levels[0] == NAMESPACE and len(levels) == 5 and "+" not in (levels[1], levels[3], levels[4]):
+                spb, mapped = (levels[1], levels[3], levels[4]), True
+                break
+            if levels[0] != NAMESPACE and "+" not in levels:
+                json_topic, mapped = topic_filter, True
+                break
+        if not mapped and (protocol == "sparkplug" or (protocol == "mixed" and index % 2 == 1)):
             spb = (group, DEFAULT_NODE, machine_id)
         cycle_s = round(_seeded(seed, f"cycle/{machine_id}").uniform(5.0, 60.0), 1)
         built.append(SimMachine(
@@ -216,15 +211,16 @@ def load_config(plant_file: Path, *, machines: int | None = None, seed: int = 1,
             json_topic=json_topic, group=spb[0] if spb else group, edge_node=spb[1] if spb else DEFAULT_NODE,
             device=spb[2] if spb else machine_id,
             opcua_node=section.opcua.get(machine_id, f"ns=2;s={machine_id}.State"), cycle_s=cycle_s))
-    return SimConfig(plant.plant.id, built, seed=seed, faults_per_hour=faults_per_hour, rate=rate,
-                     sparkplug_groups=tuple(section.sparkplug_groups))
+    return SimConfig(plant.plant.id, built, seed=seed, faults_per_hour=faults_per_hour, rate=rate)
 
 
 # --- MQTT: JSON and Sparkplug B ------------------------------------------------------------
 
 
-def _metric(payload: pb.Payload, alias: int, datatype: int, value: object, name: str | None = None) -> None:
-    metric = payload.metrics.add(alias=alias, datatype=datatype)
+def _metric(payload: pb.Payload, alias: int | None, datatype: int, value: object, name: str | None = None) -> None:
+    metric = payload.metrics.add(datatype=datatype)
+    if alias is not None:
+        metric.alias = alias
     if name is not None:
         metric.name = name.encode()
     if value is None:
@@ -298,8 +294,7 @@ class MqttPlant:
         for node in self.nodes.values():
             node.bdseq = 0
             death = pb.Payload(timestamp=_now_ms())
-            _metric(death, 0, INT64, node.bdseq, BDSEQ_METRIC)
-            death.metrics[0].ClearField("alias")
+            _metric(death, None, INT64, node.bdseq, BDSEQ_METRIC)
             node.client.will_set(f"{NAMESPACE}/{node.group}/NDEATH/{node.name}", death.SerializeToString(), qos=1)
             node.client.on_connect = self._on_connect(node)
             node.client.on_message = self._on_command(node)
@@ -353,10 +348,8 @@ class MqttPlant:
             node.birth_due.clear()
             node.seq = 0
             birth = pb.Payload(timestamp=_now_ms(), seq=node.next_seq())
-            _metric(birth, 0, INT64, node.bdseq, BDSEQ_METRIC)
-            birth.metrics[0].ClearField("alias")
-            _metric(birth, 0, BOOLEAN, False, REBIRTH_METRIC)
-            birth.metrics[1].ClearField("alias")
+            _metric(birth, None, INT64, node.bdseq, BDSEQ_METRIC)
+            _metric(birth, None, BOOLEAN, False, REBIRTH_METRIC)
             self._send(f"{NAMESPACE}/{node.group}/NBIRTH/{node.name}", birth.SerializeToString(), node.client)
             for machine in node.devices:
                 status = statuses[machine.id]

@@ -107,6 +107,21 @@ def test_seeded_plans_are_reproducible_and_mix_short_long_and_flapping_faults(tm
         assert mine[0].state == "RUNNING" and all(a.at <= b.at for a, b in zip(mine, mine[1:], strict=False))
 
 
+def test_machines_report_where_the_plant_file_maps_them(tmp_path: Path) -> None:
+    path, plant_id = plant_file(tmp_path, extra=(
+        "\nsignals:\n  sparkplug_groups: [gears]\n  topics:\n"
+        "    \"spBv1.0/pune/+/gateway-3/lc300\": HOB-01\n    \"plants/+/grinder2/state\": GRD-02\n"
+        "    \"plants/pune/grinder2/state\": GRD-02\n  opcua:\n    CNC-11: \"ns=3;s=CNC-11.PackML.StateCurrent\"\n"))
+    machines = {m.id: m for m in load_config(path, protocol="mixed").machines}
+    hob, grd, cnc, ht = machines["HOB-01"], machines["GRD-02"], machines["CNC-11"], machines["HT-01"]
+    assert (hob.protocol, hob.group, hob.edge_node, hob.device) == ("sparkplug", "pune", "gateway-3", "lc300")
+    assert (grd.protocol, grd.json_topic) == ("json", "plants/pune/grinder2/state")  # the first without wildcards
+    assert (cnc.protocol, cnc.json_topic, cnc.opcua_node) == ("json", f"plants/{plant_id}/CNC-11/state",
+                                                               "ns=3;s=CNC-11.PackML.StateCurrent")
+    assert (ht.protocol, ht.group, ht.edge_node, ht.device) == ("sparkplug", "gears", "mfgos-sim", "HT-01")
+    assert ht.opcua_node == "ns=2;s=HT-01.State"
+
+
 def simulate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")}
     return subprocess.run([sys.executable, "-m", "mfgos.cli", "simulate", *args], cwd=ROOT, env=env,
@@ -230,8 +245,10 @@ def breakdowns(engine: object) -> set[str]:
         return {e.machine_id or "" for e in session.exec(select(PlantException)) if e.type == "breakdown"}
 
 
-def test_opcua_nodes_are_read_and_subscribed_by_the_opcua_source(runtime: Runtime) -> None:
-    config = load_config(PLANT, seed=4, faults_per_hour=3600, rate=0)
+def test_opcua_nodes_are_read_and_subscribed_by_the_opcua_source(runtime: Runtime, tmp_path: Path) -> None:
+    # CNC-11's state is a PackML number in a namespace of its own, as the plant file says
+    path, _ = plant_file(tmp_path, extra='\nsignals:\n  opcua:\n    CNC-11: "ns=3;s=CNC-11.PackML.StateCurrent"\n')
+    config = load_config(path, seed=4, faults_per_hour=3600, rate=0)
     opcua = OpcUaPlant(config, free_port())
     simulator = Simulator(config, opcua=opcua)
     connected_at: list[float] = []
@@ -255,6 +272,7 @@ def test_opcua_nodes_are_read_and_subscribed_by_the_opcua_source(runtime: Runtim
             state = await client.get_node("ns=2;s=HOB-01.State").read_value()
             assert state in ("RUNNING", "IDLE", "FAULT") and isinstance(parts, int)
             assert (code == "") == (state != "FAULT")
+            assert await client.get_node("ns=3;s=CNC-11.PackML.StateCurrent").read_value() in (4, 6, 9)
         finally:
             await client.disconnect()
         await task
@@ -271,6 +289,8 @@ def test_opcua_nodes_are_read_and_subscribed_by_the_opcua_source(runtime: Runtim
     with Session(runtime.engine) as session:
         rows = list(session.exec(select(Signal)))
     assert rows and all(s.source == "opcua" and s.error is None for s in rows)
+    assert {s.payload["payload"]["state"] for s in rows if s.payload["machine"] == "CNC-11"} <= {
+        "EXECUTE", "IDLE", "ABORTED"}
 
 
 # --- black box: `mfgos simulate` against `mfgos serve` ------------------------------------------
