@@ -29,6 +29,7 @@ DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+    """Run the simulator until Ctrl-C or `--duration`; 2 for a bad plant file or URL, 1 when it cannot connect."""
     settings = Settings()
     plant = Path(args.plant) if args.plant else settings.plant_file
     broker = args.broker or settings.mqtt_url or DEFAULT_BROKER

@@ -475,6 +475,7 @@ class OpcUaPlant:
 
 TICK = 0.01  # seconds: the pacing step (reports due within a tick go together)
 COUNTER_INTERVAL = 1.0  # seconds between OPC UA part-counter updates
+MAX_BURST_S = 0.1  # a late simulator sends at most this many seconds' worth of reports in one go
 
 
 class Simulator:
@@ -520,7 +521,9 @@ class Simulator:
                         heapq.heappush(upcoming, (following.at, following.machine, order, following, stream))
                 if self.mqtt is not None:
                     self.mqtt.births(self.statuses, now)
-                    due = int(now * rate)
+                    # what is due, but at most a tenth of a second's worth at once: a simulator that falls
+                    # behind its rate still applies changes and sees `stop` on time
+                    due = min(int(now * rate), self.reports + max(1, int(rate * MAX_BURST_S)))
                     while self.reports < due:
                         machine = self.config.machines[self.reports % count]
                         self.mqtt.report(machine, self.statuses[machine.id], now, start_ms)
