@@ -228,6 +228,34 @@ def test_sparkplug_births_data_seq_and_rebirth_decode_as_mfgos_reads_them(tmp_pa
         assert read[machine] == collapsed
 
 
+def test_a_killed_simulator_s_will_takes_its_sparkplug_machines_down(tmp_path: Path) -> None:
+    require_broker()
+    path, plant_id = plant_file(tmp_path)
+    recorder = Recorder(f"spBv1.0/{plant_id}/#")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")}
+    process = subprocess.Popen([sys.executable, "-m", "mfgos.cli", "simulate", "--plant", str(path), "--protocol",
+                                "sparkplug", "--opcua-port", "0", "--broker", f"mqtt://{HOST}:{PORT}", "--quiet"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until(lambda: sum(1 for topic, _ in recorder.messages if "/DBIRTH/" in topic) == len(MACHINES),
+              "the births", 30)
+        process.kill()  # no clean disconnect: the broker sends the Will
+        until(lambda: any("/NDEATH/" in topic for topic, _ in recorder.messages), "the NDEATH", 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        recorder.close()
+    source = MqttSource(f"mqtt://{HOST}:{PORT}", client_id="unused",
+                        signal_map=SignalMap(plant_id=plant_id, machines=frozenset(MACHINES)))
+    down: set[str] = set()
+    for topic, data in recorder.messages:
+        signals, _ = source.read(topic, data, time.time())
+        if "/NDEATH/" in topic:
+            down = {item.payload["machine"] for item in signals if item.payload["payload"]["state"] == "DOWN"}
+    assert down == set(MACHINES), "the NDEATH's bdSeq matches the NBIRTH: every device of the node goes down"
+
+
 # --- OPC UA: mfgos's source subscribes to the simulator's server ---------------------------------
 
 
