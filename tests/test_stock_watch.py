@@ -27,7 +27,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import worker_lifespan
 from mfgos.stock_watch import Run, watch_stock
-from models import Notification, PlantException, Signal, StockLevel, StockWatchRun, TimelineEvent
+from models import Notification, PlantException, Signal, StockLevel, StockWatchRun, TimelineEvent, make_engine
 from models.plant_file import check
 from routing.clock import SimulatedClock
 from tests.conftest import postgres_schema_url
@@ -166,6 +166,40 @@ def test_a_shortage_opens_one_exception_with_the_short_orders_then_follows_the_s
     assert len(site.rows(Signal, Signal.source == "erp_stock")) == 2  # 700 -> 2000; nothing for the quiet run
     [run] = site.rows(StockWatchRun)
     assert (run.erp, run.materials, run.shortages, run.error) == ("erpnext", 1, [], None)
+
+
+@pytest.mark.parametrize("erp", ["ledger", "erpnext", "odoo", "sap"])
+def test_every_erp_s_stock_opens_the_same_shortage(erp: str, tmp_path: Path) -> None:
+    """The same plant on each ERP's stock (900 bars): WO-5003 is short, whatever the ERP."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    if erp == "ledger":
+        settings = Settings(database_url=url, plant_file=write_plant(tmp_path / "plant.yaml", {}), erp="ledger")
+        runtime = Runtime(settings)
+        asyncio.run(LedgerErp(runtime.engine).count_stock(BAR, 900))
+        run = asyncio.run(watch_stock(runtime))
+        asyncio.run(runtime.aclose())
+    else:
+        fake = build_fake(erp, stock=900.0)
+        with serve(fake.app) as base:
+            settings = Settings(database_url=url, plant_file=write_plant(tmp_path / "plant.yaml", fake.settings),
+                                erp=erp)
+            runtime = Runtime(settings, erp=fake.adapter(base))
+
+            async def once() -> Run:
+                try:
+                    return await watch_stock(runtime)
+                finally:
+                    await runtime.aclose()
+
+            run = asyncio.run(once())
+    assert run.error is None and run.outcome is not None and run.outcome.opened == ["E-0001"]
+    engine = make_engine(url)
+    with Session(engine) as session:
+        [exc] = session.exec(select(PlantException)).all()
+        [level] = session.exec(select(StockLevel)).all()
+    engine.dispose()
+    assert exc.work_orders == ["WO-5003"] and exc.customer_orders_at_risk == ["SO-9002"]
+    assert level.quantity == 900 and not level.blocked
 
 
 def test_the_erp_down_or_answering_junk_opens_nothing_and_the_next_run_tries_again(site: Site) -> None:
