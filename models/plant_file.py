@@ -575,12 +575,18 @@ def _watch_interval(value: str) -> str:
     return value
 
 
+def _watch_horizon(value: str) -> str:
+    if parse_duration(value) < timedelta(minutes=1):
+        raise ValueError(f"horizon {value!r} is too short: at least 1m (no work order would be checked)")
+    return value
+
+
 class StockWatchSpec(_Entry):
     """The ERP stock watch (routing/stock_watch.py): every `every`, the stock of the materials the work
     orders starting within `horizon` need, against what they need; docs/plant-file.md."""
 
     every: Annotated[Duration, AfterValidator(_watch_interval)]
-    horizon: Duration = "24h"
+    horizon: Annotated[Duration, AfterValidator(_watch_horizon)] = "24h"
 
     def stored(self) -> dict[str, Any]:
         return {"every_s": parse_duration(self.every).total_seconds(),

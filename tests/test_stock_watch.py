@@ -289,6 +289,7 @@ def test_without_the_section_the_watch_is_off(tmp_path: Path) -> None:
     ({"every": "10s"}, "too short: at least 1m"),
     ({"every": "15 mins"}, "bad duration"),
     ({"horizon": "24h"}, "every"),
+    ({"every": "15m", "horizon": "30s"}, "horizon '30s' is too short"),
     ({"every": "15m", "horizon": "1d", "materials": ["X"]}, "materials"),
 ])
 def test_check_plant_refuses_a_bad_stock_watch_section(tmp_path: Path, section: dict[str, Any], words: str) -> None:
