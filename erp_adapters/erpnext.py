@@ -508,12 +508,15 @@ class ErpNextErp(HttpErpAdapter):
     # --- reading -----------------------------------------------------------------------------
 
     async def _list(
-        self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None
+        self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None, cap: int | None = None
     ) -> list[dict[str, Any]]:
-        """Every row of a v1 list, page by page."""
+        """Every row of a v1 list, page by page; more than `cap` rows is `Unavailable` (a site that
+        ignores `limit_start` would otherwise page forever)."""
         rows: list[dict[str, Any]] = []
         page = 500
         while True:
+            if cap is not None and len(rows) > cap:
+                raise Unavailable(f"erpnext: the ERP answered more than {cap} {doctype} rows")
             params = {
                 "fields": json.dumps(fields),
                 "filters": json.dumps(filters or []),
@@ -618,9 +621,8 @@ class ErpNextErp(HttpErpAdapter):
         lines: list[StockLine] = []
         for chunk in chunks(materials):
             try:
-                rows = await self._list(
-                    "Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"], [["item_code", "in", chunk]]
-                )
+                rows = await self._list("Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"],
+                                        [["item_code", "in", chunk]], cap=MAX_STOCK_LINES)
             except (ValueError, AttributeError, TypeError) as exc:  # not JSON, or no {"data": [...]}
                 raise Unavailable(f"erpnext: the ERP's stock answer is not understood ({type(exc).__name__})") from exc
             for r in stock_rows(self.name, rows):

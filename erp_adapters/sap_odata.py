@@ -235,9 +235,15 @@ class SapODataErp(HttpErpAdapter):
                 token = await self._token_for(service, stale=token)
         raise AssertionError("unreachable")
 
-    async def _collection(self, service: str, entity: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _collection(
+        self, service: str, entity: str, params: dict[str, Any], cap: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every entity of a collection, page by page; more than `cap` is `Unavailable` (a service
+        that ignores `$skip` would otherwise page forever)."""
         rows: list[dict[str, Any]] = []
         while True:
+            if cap is not None and len(rows) > cap:
+                raise Unavailable(f"sap: the ERP answered more than {cap} {entity} entities")
             body = (
                 await self._get(f"{service}/{entity}", {**params, "$top": PAGE, "$skip": len(rows)})
             ).json()
@@ -787,7 +793,8 @@ class SapODataErp(HttpErpAdapter):
             wanted = " or ".join(f"Material eq {literal(m)}" for m in chunk)
             params = {"$filter": f"({wanted}) and Plant eq {literal(plant)}"}
             try:
-                rows = stock_rows(self.name, await self._collection(STOCK, "A_MatlStkInAcctMod", params))
+                rows = stock_rows(self.name, await self._collection(STOCK, "A_MatlStkInAcctMod", params,
+                                                                  cap=MAX_STOCK_LINES))
             except (ValueError, AttributeError, TypeError) as exc:  # not JSON, or no {"d": {"results": [...]}}
                 raise Unavailable(f"sap: the ERP's stock answer is not understood ({type(exc).__name__})") from exc
             for r in rows:

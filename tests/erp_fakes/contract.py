@@ -291,11 +291,19 @@ class ErpContract:
             "sap": '{"d": {"results": [{"Material": "AL-6061-BAR", "MatlWrhsStkQtyInMatlBaseUnit": "NaN"}]}}',
             "odoo": '[{"id": 1, "default_code": "AL-6061-BAR", "product_id": [1, "bar"], "quantity": "lots"}]',
         }
-        for junk in ("<html>maintenance</html>", '{"data": 5, "d": 5, "result": 5}', quantity[erp.name]):
+        row = '{"item_code": "AL-6061-BAR", "warehouse": "W", "actual_qty": 1, "Material": "AL-6061-BAR", "id": 1}'
+        page, long = ",".join([row] * 500), ",".join([row] * 20_001)
+        endless = {  # every page full, whatever was skipped; Odoo's one answer too long
+            "erpnext": f'{{"data": [{page}]}}',
+            "sap": f'{{"d": {{"results": [{page}]}}}}',
+            "odoo": f"[{long}]",
+        }
+        for junk in ("<html>maintenance</html>", '{"data": 5, "d": 5, "result": 5}', quantity[erp.name],
+                     endless[erp.name]):
             faults.junk = junk
             adapter = erp.make()
             try:
-                with pytest.raises(Unavailable, match="stock answer|not understood|stock lines"):
+                with pytest.raises(Unavailable, match="stock answer|not understood|stock lines|more than 20000"):
                     await adapter.read_stocks(erp.settings, [erp.material])
             finally:
                 await adapter.aclose()
