@@ -165,7 +165,7 @@ def _summary(ctx: Context, shortage: Shortage, orders: dict[str, WorkOrder]) -> 
     first = orders[shortage.work_orders[0]]
     return (f"{shortage.material} short by {shortage.short_by:g}{unit}: the ERP holds {shortage.usable:g}{unit} "
             f"usable, {', '.join(shortage.work_orders)} need {shortage.needed:g}{unit} with what comes before; "
-            f"{first.id} starts {shortage.first_start.astimezone(zone):%Y-%m-%d %H:%M} on {first.machine_id}")
+            f"{first.id} starts {shortage.first_start.astimezone(zone):%Y-%m-%d %H:%M} on {first.machine_id}.")
 
 
 def _open_shortage(ctx: Context, material: str) -> PlantException | None:
