@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -27,6 +28,7 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.server import worker_lifespan
 from mfgos.stock_watch import Run, watch_stock
+from mfgos.web import create_app
 from models import Notification, PlantException, Signal, StockLevel, StockWatchRun, TimelineEvent, make_engine
 from models.plant_file import check
 from routing.clock import SimulatedClock
@@ -213,6 +215,8 @@ def test_the_erp_down_or_answering_junk_opens_nothing_and_the_next_run_tries_aga
     assert site.exceptions() == [] and site.rows(StockLevel) == [] and site.rows(Signal, Signal.source == "erp_stock") == []
     [run] = site.rows(StockWatchRun)
     assert run.error == junk.error
+    shown = TestClient(create_app(site.runtime, demo=True)).get("/api/erp").json()["stock_watch"]
+    assert (shown["error"], shown["materials"], shown["erp"]) == (junk.error, 1, "erpnext")
     site.state.bins[(BAR, STORES)] = 1000.0
     assert site.run().outcome is not None
     assert [e.work_orders for e in site.exceptions()] == [["WO-5003"]]
