@@ -5,7 +5,8 @@ At start the runtime processes signals stored before a crash; with MFGOS_INBOUND
 A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
 every 15 seconds sweeps for signals another replica stored but died before processing. APScheduler
-sends the plant's digests at each period's end (`DigestScheduler`, docs/digests.md). With an
+sends the plant's digests at each period's end (`DigestScheduler`, docs/digests.md) and runs the ERP
+stock watch every `stock_watch.every` (`StockWatchScheduler`, mfgos/stock_watch.py). With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -32,6 +33,7 @@ from mfgos.auth import oidc_problem
 from mfgos.config import DEMO_PLANT, Settings
 from mfgos.guard import allowed_hosts
 from mfgos.runtime import Runtime
+from mfgos.stock_watch import StockWatchScheduler
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from signals.base import SignalSource
 from signals.registry import build_routers, build_sources, with_sources
@@ -148,6 +150,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
         digests = DigestScheduler(runtime)
         digests.start()
+        stock = StockWatchScheduler(runtime)  # the plant file's `stock_watch:`; idle without it
+        stock.start()
         erp_sync = None
         settings = runtime.settings
         if settings.erp != "ledger" and settings.erp_sync_interval > 0:
@@ -164,6 +168,7 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
         finally:
             stop.set()
             digests.stop()
+            stock.stop()
             if erp_sync is not None:
                 erp_sync.cancel()  # safe mid-read: the watermark moves only after a whole sync
                 with contextlib.suppress(asyncio.CancelledError):

@@ -45,6 +45,7 @@ from models import (
     PlantException,
     Shift,
     Signal,
+    StockWatchRun,
     TimelineEvent,
 )
 from models.db import migration_head, schema_revision
@@ -522,12 +523,17 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                                      .limit(LIST_LIMIT)).all()
             codes = _codes(session, (t.exception_id for t in txns))
             check = session.get(ErpCheck, plant_id)
+            watch = session.get(StockWatchRun, plant_id)
             return {
                 "erp": runtime.settings.erp,
                 # The last preflight of the plant's erp: settings (`mfgos check-erp`), None before the first.
                 "check": None if check is None else {
                     "erp": check.erp, "checked_at": iso(check.checked_at), "problems": check.problems,
                     "error": check.error},
+                # The stock watch's last run (docs/routing.md, "Stock watch"), None before the first.
+                "stock_watch": None if watch is None else {
+                    "erp": watch.erp, "ran_at": iso(watch.ran_at), "materials": watch.materials,
+                    "shortages": watch.shortages, "error": watch.error},
                 "transactions": [_transaction_json(t, codes) for t in txns],
                 "ledger_documents": [{"reference": d.reference, "kind": d.kind, "fields": d.fields,
                                       "idempotency_key": d.idempotency_key, "posted_at": iso(d.posted_at)}

@@ -302,9 +302,13 @@ def open_exception(
     expected_downtime: timedelta | None = None,
     reply_channel: str | None = None,
     source: str = "chat",
+    work_orders: Sequence[str] = (),
 ) -> PlantException:
-    """Open an exception, analyse its impact, route it and page the people the rules name."""
-    area_id = area_for(ctx, machine_id, material_id, work_order_id, reporter)
+    """Open an exception, analyse its impact, route it and page the people the rules name.
+
+    `work_orders`: the orders it holds, when the opener knows them (the stock watch's short
+    orders, on any machine): they are its affected work orders, before routing pages anyone."""
+    area_id = area_for(ctx, machine_id, material_id, work_order_id or next(iter(work_orders), None), reporter)
     if machine_id is None and work_order_id:
         wo = master_row(ctx, WorkOrder, work_order_id)
         machine_id = wo.machine_id if wo else None
@@ -324,7 +328,7 @@ def open_exception(
     with ctx.session.no_autoflush:
         impact = analyse(
             ctx.session, ctx.plant.id, machine_id=machine_id, work_order_id=work_order_id, material_id=material_id,
-            exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime,
+            exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime, named=work_orders,
         )
     exc.work_orders = impact.work_orders
     exc.customer_orders_at_risk = impact.customer_orders_at_risk
