@@ -39,6 +39,7 @@ _ANSWER_WORDS = {
     "yes": ("yes", "y", "yeah", "yep", "si", "sí", "ja", "jo", "haan", "han", "ha", "haa", "ji"),
     "no": ("no", "n", "nope", "nah", "nein", "nee", "nahi", "nahin", "nai"),
 }
+PHOTOS_READ = 4  # photos of one message read by OCR (mfgos/runtime.py); the others are only kept
 QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
 STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
 # An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
@@ -167,7 +168,48 @@ def handle_chat(ctx: Context, signal: Signal, reader: Reader, rows: RowChanges |
     if payload.get("too_long"):
         turn.reply("reply", messages.render("too_long", who.language, length=payload["too_long"], limit=MAX_TEXT))
         return
-    turn.handle(payload)
+    read = [r for r in payload.get("photo_text") or [] if r.get("status") == "read" and r.get("text")]
+    if payload.get("photo_text") and not read and not (payload.get("text") or "").strip() \
+            and _platform_thread(ctx, payload) is None:
+        # A photo of paper with nothing readable and nothing typed: say so, rather than page anyone.
+        turn.reply("reply", messages.render("photo_unreadable", who.language))
+        return
+    if read:
+        turn.handle(payload | {"text": message_text(payload)})
+        _log_photo_text(ctx, who, payload, read)
+    else:
+        turn.handle(payload)
+
+
+def photos_to_read(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored images of a chat message not read yet (at most `PHOTOS_READ`): the runtime reads
+    them by OCR before the message is processed, so their text is read like a typed message."""
+    if "photo_text" in payload or payload.get("action"):
+        return []
+    return [item for item in payload.get("attachments") or [] if isinstance(item, dict) and item.get("path")
+            and str(item.get("content_type") or "").startswith("image/")][:PHOTOS_READ]
+
+
+def message_text(payload: dict[str, Any]) -> str:
+    """What the person said: the typed text (a photo's caption) and then the text read from the photos."""
+    parts = [str(payload.get("text") or "").strip()]
+    parts += [str(r["text"]).strip() for r in payload.get("photo_text") or [] if r.get("status") == "read"]
+    return "\n".join(p for p in parts if p)[:MAX_TEXT]
+
+
+def _log_photo_text(ctx: Context, who: Person, payload: dict[str, Any], read: list[dict[str, Any]]) -> None:
+    """On the exception the message went to (the thread, or the one it opened or joined): the text
+    read from the photo, as read, so anyone can check what the OCR made of the paper."""
+    exc = _platform_thread(ctx, payload)
+    if exc is None:
+        found = ctx.session.exec(select(Notification.exception_id).where(
+            Notification.dedupe_key.like(f"{ctx.cause}:%"),  # type: ignore[attr-defined]
+            Notification.exception_id.is_not(None)).limit(1)).first()  # type: ignore[union-attr]
+        exc = ctx.session.get(PlantException, found) if found else None
+    if exc is not None:
+        wf.log(ctx, exc, "photo_text", "\n\n".join(str(r["text"]) for r in read), who.id,
+               photos=[{"sha256": r.get("sha256"), "confidence": r.get("confidence"), "words": r.get("words")}
+                       for r in read])
 
 
 @dataclass

@@ -266,6 +266,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Schreib, was los ist (Maschine, Auftrag), oder frag: 'was steht?', 'Status WO-1042'.",
         "hi": "Batayein kya problem hai (machine, work order), ya poochein: 'kya band hai?', 'status WO-1042'.",
     },
+    "photo_unreadable": {
+        "en": "I could not read any text on that photo. Please type what is wrong (machine, problem), or send a sharper photo of the paper.",
+        "es": "No pude leer texto en esa foto. Escribe qué pasa (máquina, problema) o envía una foto más nítida del papel.",
+        "de": "Auf dem Foto konnte ich keinen Text lesen. Bitte schreib, was los ist (Maschine, Problem), oder schick ein schärferes Foto.",
+        "hi": "Is photo par koi text padh nahi paaya. Kripya likhein kya problem hai (machine, problem), ya kagaz ki saaf photo bhejein.",
+    },
     "processing_failed": {
         "en": "Sorry, I could not process that message; it is stored and an admin will look at it.",
         "es": "Perdón, no pude procesar el mensaje; quedó guardado y un administrador lo revisará.",

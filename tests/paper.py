@@ -58,7 +58,7 @@ PAPERS: tuple[Paper, ...] = (
           machine="HOB-01", work_order="WO-1042", exception_type="breakdown"),
     Paper("label", "en", ("MATERIAL FRG-20", "Gear blank forging", "Qty 400 pcs", "For WO-1042"),
           material="FRG-20", work_order="WO-1042", exception_type="material",
-          caption="these blanks are missing at the line"),
+          caption="these blanks are missing"),
     Paper("label", "es", ("MATERIAL FRG-20", "Forja en bruto", "Cantidad 400 uds", "Para WO-1042"),
           material="FRG-20", work_order="WO-1042", exception_type="material", caption="falta este material"),
     Paper("label", "de", ("MATERIAL FRG-20", "Schmiederohling", "Menge 400 Stück", "Für WO-1042"),
