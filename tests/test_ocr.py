@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import re
 import shutil
 import struct
 import time
@@ -235,3 +236,12 @@ def test_a_photo_in_a_thread_without_text_stays_a_comment(runtime: Runtime, tmp_
     runtime.accept(Inbound(**{**message.__dict__, "exception_ref": "E-0001"}))
     assert [e.text for e in timeline(runtime) if e.kind == "comment"] == ["(attachment)"]
     assert not any("No pude leer" in r for r in replies(runtime, "carlos"))
+
+
+def test_the_set_up_installs_tesseract_with_every_language_model_read() -> None:
+    """The README's set-up, .ci/run and the image install the Debian package of every model nlp/ocr.py loads."""
+    root = Path(__file__).resolve().parents[1]
+    packages = {"tesseract-ocr"} | {f"tesseract-ocr-{m}" for m in (*ocr.MODELS.values(), ocr.DEVANAGARI)}
+    for where in ("README.md", ".ci/run", "deploy/Dockerfile"):
+        named = set(re.findall(r"tesseract-ocr(?:-[a-z]{3})?\b", (root / where).read_text(encoding="utf-8")))
+        assert packages <= named, f"{where} does not install {sorted(packages - named)}"
