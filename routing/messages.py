@@ -594,6 +594,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "tl_comment": {"en": "{name} wrote", "es": "{name} escribió", "de": "{name} schrieb", "hi": "{name} ne likha"},
     "tl_attachment": {"en": "{name} sent an attachment", "es": "{name} envió un adjunto",
                       "de": "{name} hat einen Anhang geschickt", "hi": "{name} ne attachment bheja"},
+    "tl_photo_text": {"en": "Text read from {name}'s photo", "es": "Texto leído de la foto de {name}",
+                      "de": "Text aus dem Foto von {name} gelesen", "hi": "{name} ki photo se padha gaya text"},
     "tl_proposed": {"en": "{name} proposed a fix", "es": "{name} propuso una solución",
                     "de": "{name} hat eine Lösung vorgeschlagen", "hi": "{name} ne fix ka prastav diya"},
     "tl_refused": {

@@ -192,6 +192,7 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "acknowledged": _by_person("tl_acknowledged"),
     "comment": _by_person("tl_comment"),
     "attachment": _by_person("tl_attachment", with_text=False),
+    "photo_text": _by_person("tl_photo_text"),
     "proposed": _by_person("tl_proposed"),
     "approval_refused": _refused,
     "decision_ignored": _by_person("tl_decision_ignored", with_text=False),

@@ -28,6 +28,7 @@ from mfgos.runtime import Runtime
 from models import Notification, PlantException, Signal, TimelineEvent
 from nlp import ocr
 from routing.inbound import Inbound
+from routing.timeline import Line, sentences
 from tests.conftest import service_unavailable
 from tests.paper import PAPERS, Paper, papers, render
 
@@ -178,6 +179,9 @@ def test_a_photo_of_a_form_opens_the_exception_it_describes(runtime: Runtime, tm
     assert (exc.type, exc.machine_id, exc.work_orders[0]) == ("breakdown", "HOB-01", "WO-1042")
     [read] = [e for e in timeline(runtime) if e.kind == "photo_text"]
     assert accuracy(read.text, paper.text) > 0.98 and read.data["photos"][0]["words"] > 10
+    person = SENDERS[language][0]
+    [sentence] = sentences([Line(read.kind, read.person_id, read.text, read.data)], "en", names={person: "P. Erson"})
+    assert sentence.startswith("Text read from P. Erson's photo — ") and paper.lines[1] in sentence  # the console's line
     assert replies(runtime, SENDERS[language][0])[0].startswith("E-0001")
 
 
