@@ -83,7 +83,7 @@ MASTER_DATA_CHANNEL = "mfgos_master_data"
 SIGNALS = Signal.__table__  # type: ignore[attr-defined]
 
 
-class _PhotosToRead(Exception):  # noqa: N818 -- a signal, not an error
+class _PhotosToRead(Exception):
     """Raised inside a chat signal's processing (so its transaction rolls back, nothing done) when
     its photos have not been read yet: they are read outside the processing lock, then it runs again."""
 
@@ -276,7 +276,7 @@ class Runtime:
                 return self._process_signal(signal_id, skip_locked=skip_locked)
         except _PhotosToRead as unread:
             # Seconds of Tesseract, outside the lock: the other messages of this process go on meanwhile.
-            if not self.read_photos(signal_id, unread):
+            if not self._read_photos(signal_id, unread):
                 return False
         try:
             with self._processing, SIGNAL_SECONDS.time():
@@ -284,7 +284,7 @@ class Runtime:
         except _PhotosToRead:
             return False  # read by nobody after all (the store failed meanwhile): the sweep takes it again
 
-    def read_photos(self, signal_id: int, unread: _PhotosToRead) -> bool:
+    def _read_photos(self, signal_id: int, unread: _PhotosToRead) -> bool:
         """OCR of a chat signal's photos, kept on the signal (`photo_text`, one result per photo) while it
         is unprocessed, so the conversation reads the text like a typed message. A crash before this
         commits leaves the signal as it was and the next processing reads the photos again; the same

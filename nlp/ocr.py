@@ -128,7 +128,13 @@ def prepare(data: bytes, limits: OcrLimits = OcrLimits()) -> Image:
         if width < 1 or height < 1 or width * height > limits.max_pixels:
             raise ValueError(f"{width}x{height} pixels is more than the {limits.max_pixels} read")
         opened.draft("L", (width, height))  # JPEG: decode straight to grayscale
-        image = ImageOps.exif_transpose(opened.convert("L"))
+        if opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info:
+            # A screenshot or a cut-out label: transparent means paper, not black.
+            rgba = opened.convert("RGBA")
+            image = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("L")
+        else:
+            image = opened.convert("L")
+        image = ImageOps.exif_transpose(image)
     scale = min(MAX_UPSCALE, MIN_SIDE / max(image.size))
     if scale > 1.1:
         scale = min(scale, (MAX_OCR_PIXELS / (image.width * image.height)) ** 0.5)

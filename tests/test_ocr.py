@@ -249,3 +249,17 @@ def test_the_set_up_installs_tesseract_with_every_language_model_read() -> None:
     for where in ("README.md", ".ci/run", "deploy/Dockerfile"):
         named = set(re.findall(r"tesseract-ocr(?:-[a-z]{3})?\b", (root / where).read_text(encoding="utf-8")))
         assert packages <= named, f"{where} does not install {sorted(packages - named)}"
+
+
+def test_a_photo_taken_sideways_or_a_transparent_cut_out_is_read_upright_on_white() -> None:
+    paper = papers("label", "de")[0]
+    page = Image.open(io.BytesIO(render(paper))).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; the viewer rotates 90° clockwise
+    out = io.BytesIO()
+    page.rotate(90, expand=True).save(out, format="JPEG", quality=90, exif=exif.tobytes())
+    assert accuracy(ocr.read_bytes(out.getvalue(), ["de"]).text, paper.text) > 0.95
+    ink = page.convert("L").point(lambda v: 255 - v)  # black text -> opaque, white paper -> transparent
+    cut_out = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    cut_out.putalpha(ink)
+    assert accuracy(ocr.read_bytes(png(cut_out), ["de"]).text, paper.text) > 0.95
