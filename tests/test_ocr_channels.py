@@ -4,6 +4,7 @@ and the text read from it on the exception's timeline, the answer in the sender'
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from sqlmodel import Session, select
 from models import Attachment, Signal
 from nlp import ocr
 from tests.conftest import service_unavailable
+from tests.fakes.bridge import FakeBridge
 from tests.fakes.server import wait_for
 from tests.fakes.slack import FakeSlack
 from tests.fakes.stack import Stack, settings_for, start_stack
@@ -27,7 +29,7 @@ from tests.paper import papers, render
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
 
-MEENA, CARLOS = 5002, "+34600000001"
+MEENA, CARLOS, BEA = 5002, "+34600000001", "+4915100000009"
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +167,27 @@ async def test_slack_a_file_that_only_claims_to_be_an_image_is_not_read(slack: F
 
     [signal] = await wait_for(read)
     assert "photo_text" not in signal.payload
+
+
+# --- the bridge: a photo inline (base64) in a signed request ---------------------------------------
+
+
+@pytest.fixture
+def bridge() -> Iterator[FakeBridge]:
+    server = FakeBridge().start()
+    yield server
+    server.stop()
+
+
+async def test_bridge_a_german_note_inline_opens_the_breakdown_in_german(bridge: FakeBridge, tmp_path: Path) -> None:
+    stack = await start_stack(settings_for(f"sqlite:///{tmp_path / 'bridge.db'}", tmp_path,
+                                           bridge_secret="bridge-secret", bridge_callback_url=bridge.callback_url))
+    try:
+        note = render(papers("note", "de")[0], fmt="JPEG")
+        body = bridge.inbound(BEA, "", attachments=[
+            {"kind": "photo", "content_type": "image/jpeg", "data": base64.b64encode(note).decode()}])
+        assert (await bridge.acall(bridge.deliver(stack.url + "/bridge/inbound", body)))[0] == 200
+        [reply] = await wait_for(lambda: bridge.sent_to(BEA), timeout=60)
+        assert reply["text"].startswith("E-0001 eröffnet: Ausfall an ASM-01")
+    finally:
+        await stack.stop()
