@@ -263,3 +263,14 @@ def test_a_photo_taken_sideways_or_a_transparent_cut_out_is_read_upright_on_whit
     cut_out = Image.new("RGBA", page.size, (0, 0, 0, 0))
     cut_out.putalpha(ink)
     assert accuracy(ocr.read_bytes(png(cut_out), ["de"]).text, paper.text) > 0.95
+
+
+def test_a_note_without_its_machine_is_asked_back_like_a_typed_one(runtime: Runtime, tmp_path: Path) -> None:
+    note = Paper("note", "en", ("conveyor motor broken", "belt not moving"))
+    runtime.accept(photo_message(runtime, tmp_path, note, "q1"))
+    assert exceptions(runtime) == []
+    [question] = replies(runtime, "meena")
+    assert "machine" in question.lower()
+    runtime.receive_chat(channel="telegram", address="5002", person_id="meena", event_id="q2", text="line 1")
+    [exc] = exceptions(runtime)
+    assert exc.machine_id == "ASM-01" and "conveyor motor broken" in exc.summary
