@@ -16,6 +16,11 @@ from typing import Any
 from routing import messages
 
 
+def attachment_link(public_id: str) -> str:
+    """The console's link to an attachment (served by bot/webhooks.py), as an `attachment` event carries it."""
+    return f"/attachments/{public_id}"
+
+
 @dataclass(frozen=True)
 class Line:
     """What a sentence is made of: a timeline row, from the store or from the replay JSON."""

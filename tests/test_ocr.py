@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from bot.media import MediaStore
 from mfgos.config import Settings
 from mfgos.runtime import Runtime
-from models import Notification, PlantException, Signal, TimelineEvent
+from models import Attachment, Notification, PlantException, Signal, TimelineEvent
 from nlp import ocr
 from routing.inbound import Inbound
 from routing.timeline import Line, sentences
@@ -267,10 +267,19 @@ def test_a_photo_taken_sideways_or_a_transparent_cut_out_is_read_upright_on_whit
 
 def test_a_note_without_its_machine_is_asked_back_like_a_typed_one(runtime: Runtime, tmp_path: Path) -> None:
     note = Paper("note", "en", ("conveyor motor broken", "belt not moving"))
-    runtime.accept(photo_message(runtime, tmp_path, note, "q1"))
+    message = photo_message(runtime, tmp_path, note, "q1")
+    received = runtime.accept(message)
+    MediaStore(tmp_path / "attachments").link(runtime.engine, received.signal_id, list(message.attachments), None)
     assert exceptions(runtime) == []
     [question] = replies(runtime, "meena")
     assert "machine" in question.lower()
     runtime.receive_chat(channel="telegram", address="5002", person_id="meena", event_id="q2", text="line 1")
     [exc] = exceptions(runtime)
     assert exc.machine_id == "ASM-01" and "conveyor motor broken" in exc.summary
+    # The photo asked about, and its text, are on the exception the answer opened.
+    with Session(runtime.engine) as session:
+        [photo] = session.exec(select(Attachment)).all()
+    assert photo.exception_id == exc.id
+    events = {e.kind: e for e in timeline(runtime)}
+    assert events["attachment"].data["attachments"][0]["url"] == f"/attachments/{photo.public_id}"
+    assert events["photo_text"].text.startswith("conveyor motor broken")
