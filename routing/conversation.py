@@ -225,7 +225,7 @@ def _exception_caused(ctx: Context, payload: dict[str, Any]) -> PlantException |
 def _log_photo_text(ctx: Context, who: Person, exc: PlantException | None, read: list[dict[str, Any]]) -> None:
     """On the exception the message went to: the text read from the photo, as read, so anyone can
     check what the OCR made of the paper."""
-    if exc is not None:
+    if exc is not None and read:
         wf.log(ctx, exc, "photo_text", "\n\n".join(str(r["text"]) for r in read), who.id,
                photos=[{"sha256": r.get("sha256"), "confidence": r.get("confidence"), "words": r.get("words")}
                        for r in read])
@@ -234,8 +234,11 @@ def _log_photo_text(ctx: Context, who: Person, exc: PlantException | None, read:
 def _photos_of_the_question(ctx: Context, who: Person, payload: dict[str, Any], asked_by: int) -> None:
     """A photo the bot asked about ("which machine?"), answered now: the exception the answer opened
     or joined gets the photo and the text read from it, as if they had come with the answer."""
-    exc, asking = _exception_caused(ctx, payload), ctx.session.get(Signal, asked_by)
-    if exc is None or asking is None:
+    asking = ctx.session.get(Signal, asked_by)
+    if asking is None or not asking.payload.get("photo_text"):
+        return  # the question was about a typed message: nothing to carry over
+    exc = _exception_caused(ctx, payload)
+    if exc is None:
         return
     _log_photo_text(ctx, who, exc, [r for r in asking.payload.get("photo_text") or []
                                     if r.get("status") == "read" and r.get("text")])
