@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
@@ -35,7 +35,6 @@ class Paper:
     material: str | None = None
     exception_type: str | None = None
     caption: str = ""  # what the sender types with the photo (a label says little by itself)
-    expect: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
