@@ -15,6 +15,7 @@ import hashlib
 import io
 import threading
 import unicodedata
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -23,6 +24,7 @@ SIZE = (int(WIDTH * DPI), int(HEIGHT * DPI))
 MAX_LABEL = 24  # characters of an axis label
 MAX_TITLE = 90  # characters of the title
 MAX_POINTS = 400  # values drawn (366 days fit)
+MAX_VALUE = 1e12  # larger figures are not counts or minutes of a plant: drawn at this height
 CACHE = 64  # drawings kept by their figures' hash: a retry or the console's second look draws nothing
 BAR = "#2f6f9f"
 LINE = "#c0392b"
@@ -52,7 +54,9 @@ def _number(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         return 0.0
-    return number if number == number and abs(number) != float("inf") else 0.0
+    if number != number or abs(number) == float("inf"):
+        return 0.0
+    return min(max(number, 0.0), MAX_VALUE)  # counts and minutes: never below zero
 
 
 def spec_of(chart: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +98,9 @@ def _draw(spec: dict[str, Any]) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    with matplotlib.rc_context(STYLE):
+    # A character DejaVu Sans lacks (CJK, emoji) is drawn as a box: matplotlib's warning says only that.
+    with matplotlib.rc_context(STYLE), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
@@ -115,7 +121,7 @@ def _draw(spec: dict[str, Any]) -> bytes:
         else:
             axes.plot(positions, values, color=BAR, marker="o" if len(values) <= 60 else None)
             axes.fill_between(positions, values, color=BAR, alpha=0.15)
-        axes.set_ylim(bottom=0)
+        axes.set_ylim(0, max(values, default=0) * 1.1 or 1)
         axes.yaxis.set_major_locator(MaxNLocator(integer=not spec["unit"]))
         if spec["unit"]:
             axes.set_ylabel(spec["unit"])
