@@ -256,3 +256,51 @@ async def test_a_retry_after_a_failure_posts_the_chart_once(fakes: Fakes, stack:
     await asyncio.sleep(0.3)  # nothing more arrives later
     assert len(fakes.slack.shared) == 1 and len(fakes.whatsapp.images_to(CARLOS)) == 1
     assert len([r for r in fakes.slack.requests if r.path == "/api/files.getUploadURLExternal"]) >= 2
+
+
+# --- the console ----------------------------------------------------------------------------------
+
+
+def test_the_console_shows_the_same_chart_to_the_asker_only(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from mfgos.config import DEMO_PLANT, Settings
+    from mfgos.runtime import Runtime
+    from mfgos.web import CONSOLE, ConsoleChannel, create_app
+    from routing.clock import SimulatedClock
+
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'console.db'}",  # type: ignore[call-arg]
+                        plant_file=DEMO_PLANT, erp="ledger")
+    runtime = Runtime(settings, clock=SimulatedClock(datetime.now(UTC)), channels={CONSOLE: ConsoleChannel()})
+    try:
+        app = create_app(runtime)
+        auth = app.state.auth
+        neha = TestClient(app, headers={"Authorization": f"Bearer {auth.create_token('neha', 'act', 'neha')}"})
+        ravi = TestClient(app, headers={"Authorization": f"Bearer {auth.create_token('ravi', 'act', 'ravi')}"})
+        nobody = TestClient(app)
+        said = ravi.post("/api/messages", json={"person_id": "ravi", "text": "hobber 1 band ho gaya, wo 1042"})
+        assert said.status_code == 200, said.text
+        asked = neha.post("/api/messages", json={"person_id": "neha", "text": "top exception types last 7 days"})
+        assert asked.status_code == 200, asked.text
+        [answer] = asked.json()["replies"]
+        assert answer["text"].startswith("Top exception types by count, the last 7 days (")
+        assert answer["chart"] == f"/api/people/neha/charts/{answer['id']}"
+        # The bubble's image: the PNG the chat platforms would get for the row's figures.
+        image = neha.get(answer["chart"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert png_size(image.content) == charts.SIZE
+        with session_scope(runtime.engine) as session:
+            row = session.get(Notification, answer["id"])
+            assert row is not None and row.chart is not None
+            assert row.chart["labels"] == ["breakdown"] and row.chart["values"] == [1.0]
+            assert image.content == charts.render(row.chart)
+        # Only the asker reads it: another person is refused, an unknown or chartless row is not found.
+        assert ravi.get(answer["chart"]).status_code == 403
+        assert nobody.get(answer["chart"]).status_code == 401
+        assert neha.get("/api/people/neha/charts/999999").status_code == 404
+        text_only = said.json()["replies"][0]
+        assert text_only["chart"] is None
+        assert ravi.get(f"/api/people/ravi/charts/{text_only['id']}").status_code == 404
+        assert neha.get("/api/people/neha/charts/not-a-number").status_code == 422
+    finally:
+        runtime.engine.dispose()
