@@ -100,6 +100,18 @@ def test_trend_and_pareto_questions_get_charts_with_the_weeks_figures(week: dict
     assert hindi["text"].startswith("Sabse zyada exception types, is hafte (Som 2026-11-23 – Guru 2026-11-26):")
     assert hindi["chart"]["values"] == [3.0, 1.0, 1.0]
 
+    hindi_trend = reply_to(week, "ravi", 1)
+    assert hindi_trend["text"] == ("Khule exceptions har din, is hafte (Som 2026-11-23 – Guru 2026-11-26): kul 5.\n"
+                                   "- Som 11-23: 2\n- Mangal 11-24: 1\n- Budh 11-25: 2")
+    assert hindi_trend["chart"]["values"] == [2.0, 1.0, 2.0, 0.0]
+    # Downtime per day, by hand: HOB-01 ran again after 40 min (Mon); TST-01 (Wed 09:00) and CNC-11
+    # (Wed 11:00) are still down at Thursday 09:00, 24 h and 22 h: 2760 min on Wednesday.
+    downtime_trend = reply_to(week, "sara")
+    assert downtime_trend["text"] == ("Downtime (min) per day, this week (Mon 2026-11-23 – Thu 2026-11-26): "
+                                      "total 2800 min.\n- Mon 11-23: 40 min\n- Wed 11-25: 2760 min")
+    assert downtime_trend["chart"]["values"] == [40.0, 0.0, 2760.0, 0.0]
+    assert downtime["chart"]["values"] == [2800.0]
+
     # What the bot cannot chart is answered with text alone.
     joke, down = reply_to(week, "neha", 3), reply_to(week, "neha", 4)
     assert joke["text"].startswith("I can answer:") and "chart" not in joke
@@ -108,7 +120,7 @@ def test_trend_and_pareto_questions_get_charts_with_the_weeks_figures(week: dict
     assert len(week["exceptions"]) == 5
 
     # Each chart draws as an 800 x 450 PNG.
-    for answer in (trend, mttr, downtime, pareto, german, hindi):
+    for answer in (trend, mttr, downtime, pareto, german, hindi, hindi_trend, downtime_trend):
         assert png_size(charts.render(answer["chart"])) == charts.SIZE
 
 
