@@ -152,7 +152,6 @@ HEADERS = {
     "per_day": {"en": "per day", "es": "por día", "de": "pro Tag", "hi": "har din"},
     "per_hour": {"en": "per hour", "es": "por hora", "de": "pro Stunde", "hi": "har ghante"},
     "trend_total": {"en": "total {total}", "es": "total {total}", "de": "gesamt {total}", "hi": "kul {total}"},
-    "trend_mean": {"en": "mean {mean}", "es": "media {mean}", "de": "Mittel {mean}", "hi": "ausat {mean}"},
     "trend_empty": {"en": "nothing to show", "es": "nada que mostrar", "de": "nichts zu zeigen",
                     "hi": "dikhane ko kuch nahi"},
     "no_exceptions": {"en": "No exceptions opened {period}.", "es": "Ninguna incidencia abierta {period}.",
@@ -167,19 +166,23 @@ HEADERS = {
         "en": "I can answer: 'what is down?', 'status HOB-01', 'status WO-1042', 'status SO-7001', 'status E-0001', "
               "'open quality issues in assembly', 'what's been open more than 2 hours?', 'what is escalated?', "
               "'what is waiting for approval?', 'who is the maintenance on call?', 'MTTR this week', "
-              "'schedule adherence yesterday', 'top exception types by downtime last 30 days'.",
+              "'schedule adherence yesterday', 'top exception types by downtime last 30 days', "
+              "'trend of breakdowns last 30 days' (with a chart).",
         "es": "Puedo responder: '¿qué está parado?', 'estado HOB-01', 'estado WO-1042', 'estado SO-7001', "
               "'estado E-0001', 'incidencias de calidad abiertas en assembly', '¿qué lleva abierto más de 2 horas?', "
               "'¿qué está escalado?', '¿qué espera aprobación?', '¿quién está de turno en calidad?', "
-              "'MTTR esta semana', 'adherencia ayer', 'tipos más frecuentes últimos 30 días'.",
+              "'MTTR esta semana', 'adherencia ayer', 'tipos más frecuentes últimos 30 días', "
+              "'tendencia de averías últimos 30 días' (con gráfico).",
         "de": "Ich beantworte: 'was steht?', 'Status HOB-01', 'Status WO-1042', 'Status SO-7001', 'Status E-0001', "
               "'offene Qualität Störungen in assembly', 'was ist länger als 2 Stunden offen?', 'was ist eskaliert?', "
               "'was wartet auf Freigabe?', 'wer hat Bereitschaft in der Instandhaltung?', 'MTTR diese Woche', "
-              "'Termintreue gestern', 'häufigste Störungsarten letzten Monat'.",
+              "'Termintreue gestern', 'häufigste Störungsarten letzten Monat', "
+              "'Trend der Störungen diese Woche' (mit Diagramm).",
         "hi": "Main jawab de sakta hoon: 'kya band hai?', 'status HOB-01', 'status WO-1042', 'status SO-7001', "
               "'status E-0001', 'khule quality issues assembly mein', '2 ghante se zyada khule kaun se hain?', "
               "'kya escalate hua?', 'kaun se approval baaki hain?', 'maintenance mein kaun duty par hai?', "
-              "'MTTR is hafte', 'adherence kal', 'sabse zyada types pichle 30 din'.",
+              "'MTTR is hafte', 'adherence kal', 'sabse zyada types pichle 30 din', "
+              "'is hafte ka trend' (chart ke saath).",
     },
 }
 
@@ -352,32 +355,28 @@ def answer(session: Session, plant: Plant, now: datetime, extraction: Extraction
 def respond(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
             asker: Person | None = None) -> Answer:
     """The question in `extraction` answered for `asker`, with a chart when one says it better (a
-    trend, a ranking); a question it cannot place gets the list of questions it can answer."""
-    text = extraction.text[:LIMIT]
-    if _HELP_WORDS.match(text) or _CODE.search(text) or \
-            (_WHO_WORDS.search(text) and (_SHIFT_WORDS.search(text) or _role_named(text))):
-        return Answer(_answer_text(session, plant, now, extraction, language, asker))
-    if _TREND_WORDS.search(text):
-        return trend(session, plant, now, text, language)
-    if _TOP_WORDS.search(text):
-        return top_types_chart(session, plant, now, text, language, by_downtime=bool(_BY_DOWNTIME.search(text)))
-    return Answer(_answer_text(session, plant, now, extraction, language, asker))
-
-
-def _answer_text(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
-                 asker: Person | None = None) -> str:
-    """The answer to a question without a chart. Order matters: an exception code or a "who" names
-    the subject more surely than a machine the question also mentions."""
+    trend, a ranking); a question it cannot place gets the list of questions it can answer. Order
+    matters: an exception code or a "who" names the subject more surely than a machine the question
+    also mentions, and a trend of a KPI ("MTTR trend") is a trend, not the KPI."""
     text = extraction.text[:LIMIT]
     scope = scope_of(asker)
     if _HELP_WORDS.match(text):
-        return _h("can_answer", language)
+        return Answer(_h("can_answer", language))
     if code := _CODE.search(text):
-        return exception_status(session, plant, now, f"E-{int(code.group(1)):04d}", language, scope)
+        return Answer(exception_status(session, plant, now, f"E-{int(code.group(1)):04d}", language, scope))
     if _WHO_WORDS.search(text) and (_SHIFT_WORDS.search(text) or _role_named(text)):
-        return on_shift(session, plant, now, _role_named(text), _area_named(session, plant, text), language)
+        return Answer(on_shift(session, plant, now, _role_named(text), _area_named(session, plant, text), language))
+    if _TREND_WORDS.search(text):
+        return trend(session, plant, now, text, language)
     if _TOP_WORDS.search(text):
         return top_types(session, plant, now, text, language, by_downtime=bool(_BY_DOWNTIME.search(text)))
+    return Answer(_answer_text(session, plant, now, extraction, language, scope))
+
+
+def _answer_text(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
+                 scope: Scope) -> str:
+    """The answers without a chart: KPIs, orders, machines, lists."""
+    text = extraction.text[:LIMIT]
     if _KPI_WORDS.search(text):
         return kpi_summary(session, plant, now, text, language)
     customer_order = extraction.customer_order or (
@@ -740,14 +739,9 @@ def kpi_summary(session: Session, plant: Plant, now: datetime, text: str, langua
 
 
 def top_types(session: Session, plant: Plant, now: datetime, text: str, language: str,
-              by_downtime: bool = False) -> str:
-    """The exception types of the period ranked by count, or by the downtime their breakdowns caused."""
-    return top_types_chart(session, plant, now, text, language, by_downtime).text
-
-
-def top_types_chart(session: Session, plant: Plant, now: datetime, text: str, language: str,
-                    by_downtime: bool = False) -> Answer:
-    """The ranking as text (the top five) and as a Pareto chart of every type of the period."""
+              by_downtime: bool = False) -> Answer:
+    """The exception types of the period ranked by count, or by the downtime their breakdowns caused:
+    as text (the top five) and as a Pareto chart of every type of the period."""
     since, until, period = period_of(text[:LIMIT], plant, now, language)
     groups = compute(session, plant.id, since, until).by_type
     if not groups:
