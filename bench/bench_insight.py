@@ -83,9 +83,9 @@ def fill(engine: Any, exceptions: int, events: int, now: datetime) -> None:
                   'console', 'u' || k, 'en', 'text', '[]', e.opened_at, 'sent', 1
            FROM exceptions e JOIN signals s ON s.source_key = 'console:' || e.id, generate_series(0, 4) k""",
         """INSERT INTO erp_transactions (plant_id, exception_id, sequence, kind, fields, idempotency_key, status,
-               attempts, created_at, posted_at, reference)
+               attempts, created_at, posted_at, reference, public_id)
            SELECT 'p1', e.id, 1, 'maintenance_request', '{}', 'k' || e.id, 'sent', 1, e.approved_at, e.posted_at,
-                  'MR-' || e.id FROM exceptions e""",
+                  'MR-' || e.id, md5('erp' || e.id) FROM exceptions e""",
         """INSERT INTO work_orders (plant_id, id, machine_id, "end", status, origin)
            SELECT 'p1', 'WO-' || n, 'M-' || (n % 200), :now - n * interval '52 minutes', 'done', 'plant_file'
            FROM generate_series(0, 9999) n""",

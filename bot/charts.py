@@ -61,6 +61,7 @@ def _number(value: Any) -> float:
 
 def spec_of(chart: dict[str, Any]) -> dict[str, Any]:
     """The chart as drawn: cleaned text, numbers that are finite, as many labels as values."""
+    chart = chart if isinstance(chart, dict) else {}
     values = [_number(v) for v in list(chart.get("values") or [])[:MAX_POINTS]]
     labels = [clean(v, MAX_LABEL) for v in list(chart.get("labels") or [])[: len(values)]]
     labels += [""] * (len(values) - len(labels))

@@ -344,7 +344,7 @@ class Notification(SQLModel, table=True):
     updates_id: int | None = Field(default=None, foreign_key="notifications.id")
     # An answer that is better as a chart (a trend, a ranking): its figures (routing/queries.py `Chart`);
     # the channels and the console draw the same PNG from them (bot/charts.py).
-    chart: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    chart: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class AckTimer(SQLModel, table=True):
