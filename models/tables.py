@@ -343,6 +343,9 @@ class Notification(SQLModel, table=True):
     # A `buttons_update` row edits the buttons of this earlier notification (its platform message):
     # written by the lifecycle when an action is no longer allowed, delivered by the channel.
     updates_id: int | None = Field(default=None, foreign_key="notifications.id")
+    # An answer that is better as a chart (a trend, a ranking): its figures (routing/queries.py `Chart`);
+    # the channels and the console draw the same PNG from them (bot/charts.py).
+    chart: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class AckTimer(SQLModel, table=True):

@@ -296,7 +296,8 @@ class Turn:
                 intent == "report" and exc is None and queries.asks_instead_of_reporting(text, ex):
             intent = "query"
         if intent == "query":
-            self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language, who), exc)
+            said = queries.respond(ctx.session, ctx.plant, ctx.now, ex, who.language, who)
+            self.reply("reply", said.text, exc, chart=said.chart.to_json() if said.chart else None)
             return
         if intent == "report" and exc is None:
             if ex.unsure_problem:  # small talk or a problem? ask the sender rather than page anyone
@@ -721,9 +722,10 @@ class Turn:
 
     # --- answers to the person -----------------------------------------------------------------
 
-    def reply(self, kind: str, text: str, exc: PlantException | None = None, buttons: tuple[str, ...] = ()) -> None:
+    def reply(self, kind: str, text: str, exc: PlantException | None = None, buttons: tuple[str, ...] = (),
+              chart: dict[str, Any] | None = None) -> None:
         wf.notify(self.ctx, self.who, kind, text, exc=exc, role=(self.who.roles or [None])[0], buttons=buttons,
-                  reply_channel=self.channel)
+                  reply_channel=self.channel, chart=chart)
 
     def confirm(self, exc: PlantException, key: str, **values: Any) -> None:
         """Tell the sender what was recorded on `exc` and what happens next."""

@@ -140,7 +140,8 @@ def preferred_channel(who: Person, reply_channel: str | None = None) -> tuple[st
 
 
 def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantException | None = None,
-           role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None) -> Notification:
+           role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None,
+           chart: dict[str, Any] | None = None) -> Notification:
     channel, address = preferred_channel(who, reply_channel)
     if role is None:
         # Say in which capacity the person hears about it: as the reporter, or by their role.
@@ -148,7 +149,7 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
     return _add_once(ctx, f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}", lambda key: Notification(
         plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id if exc else None, person_id=who.id,
         role=role, kind=kind, channel=channel, address=address, language=who.language, text=text,
-        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
+        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now, chart=chart,
     ))
 
 
