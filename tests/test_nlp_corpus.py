@@ -155,6 +155,7 @@ def test_language_is_identified_without_the_senders_hint(extractors: dict[str, E
     assert report["fields"]["language"] >= 0.95
 
 
+@pytest.mark.timeout(1000)  # the retraining takes minutes of pure-Python SGD (its own limit is 900 s)
 def test_training_is_reproducible_and_ships_what_it_trains(tmp_path: Path) -> None:
     langid, classifier = tmp_path / "langid.json", tmp_path / "classifier.json"
     subprocess.run([sys.executable, "-m", "nlp.train", "--langid", str(langid), "--classifier", str(classifier)],
