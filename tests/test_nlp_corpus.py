@@ -85,9 +85,9 @@ def test_blind_probes_meet_the_held_out_bar(extractors: dict[str, Extractor], sp
 # docs/nlp.md has the figures): per field and for the share of small talk paging nobody, clean and
 # on the noisy copy. The assertions name the field only, never a probe's misses: the probes stay blind.
 SMALL_TALK_FLOORS = {
-    ("smalltalk_probe", False): {"intent": 0.73, "exception_type": 0.80, "quiet": 0.95},
-    ("smalltalk_probe", True): {"intent": 0.72, "exception_type": 0.77, "quiet": 0.94},
-    ("smalltalk2_probe", False): {"intent": 0.89, "exception_type": 0.92, "quiet": 0.97},
+    ("smalltalk_probe", False): {"intent": 0.73, "exception_type": 0.80, "quiet": 0.94},
+    ("smalltalk_probe", True): {"intent": 0.72, "exception_type": 0.77, "quiet": 0.90},
+    ("smalltalk2_probe", False): {"intent": 0.89, "exception_type": 0.92, "quiet": 0.96},
     ("smalltalk2_probe", True): {"intent": 0.86, "exception_type": 0.92, "quiet": 0.96},
 }
 
