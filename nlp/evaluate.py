@@ -28,7 +28,7 @@ CORPUS_PLANTS = {  # labelled split in nlp/data/corpus -> the plant file (nlp/da
     "stamping_test": "stamping", "foundry_test": "foundry", "foundry_probe": "foundry",
     "moulding_probe": "moulding", "moulding_check": "moulding", "bottling_probe": "bottling",
     "bodyshop_probe": "bodyshop", "foodpack_probe": "foodpack",
-    "smalltalk_train": "demo", "smalltalk_probe": "demo",
+    "smalltalk_train": "demo", "smalltalk_probe": "demo", "smalltalk2_probe": "demo",
 }
 
 

@@ -289,5 +289,5 @@ def test_progress_on_an_open_problem_is_an_update(extractor: Extractor, text: st
 
 
 def test_an_unsure_report_is_flagged_for_asking(extractor: Extractor) -> None:
-    assert extractor.extract("a dog got into the yard", "en").unsure_problem
+    assert extractor.extract("a cat got into the warehouse", "en").unsure_problem
     assert not extractor.extract("hobber 1 band ho gaya, spindle alarm", "hi").unsure_problem
