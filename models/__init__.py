@@ -5,6 +5,7 @@ from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
+from models.figures import ExceptionFigures, FigureOrder, FiguresMark
 from models.mes import MesDocument, MesTransaction
 from models.tables import (
     AckTimer,
@@ -72,6 +73,9 @@ __all__ = [
     "ExceptionDecision",
     "PlantApproval",
     "DigestMark",
+    "ExceptionFigures",
+    "FigureOrder",
+    "FiguresMark",
     "MesTransaction",
     "MesDocument",
     "StrangerReply",

@@ -27,6 +27,8 @@ from models import (
     TimelineEvent,
     WorkOrder,
 )
+from routing import figures
+from routing.figures import NOT_MESSAGES, SKEW
 
 E = PlantException.__table__  # type: ignore[attr-defined]
 T = TimelineEvent.__table__  # type: ignore[attr-defined]
@@ -38,12 +40,8 @@ X = ErpTransaction.__table__  # type: ignore[attr-defined]
 # The statuses an MES or ERP reports for a finished order (signals/work_orders.py STATUS_WORDS,
 # those that map to `done`; a test keeps the two in step: routing may not import signals).
 DONE_WORDS = ("done", "completed", "complete", "finished", "closed", "to_close")
-# Internal rows of the notification outbox, not messages to a person: edits of earlier buttons.
-NOT_MESSAGES = ("buttons_update",)
 OPEN = tuple(s.value for s in ExceptionStatus if s is not ExceptionStatus.closed)  # by index, unlike `!= closed`
 NO_AREA = "-"  # the by_area name of exceptions without an area
-# Replicas' clocks may differ a little: an event of an exception may carry a time just before its opening.
-SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -116,8 +114,70 @@ def _ratio(part: Any, whole: Any, digits: int = 3) -> float | None:
 
 
 def compute(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
-    """The figures for exceptions opened in [since, until) of one plant; see docs/kpis.md."""
+    """The figures for exceptions opened in [since, until) of one plant; see docs/kpis.md. A period
+    that nothing happened after (one ending now) reads each exception's kept figures on
+    PostgreSQL (routing/figures.py); any other is computed from the raw rows."""
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and figures.settled(session, until):
+        figures.refresh(session, plant_id)
+        return _from_figures(session, plant_id, since, until)
+    return _from_rows(session, dialect, plant_id, since, until)
+
+
+def _repair(dialect: str, c: Any) -> Any:
+    """Seconds from opening to the machine running again or the close, whichever came first."""
+    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
+                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
+    return _seconds(dialect, repaired, c.opened_at)
+
+
+def _times(dialect: str, c: Any, until: datetime) -> list[Any]:
+    """opened, closed, MTTA, MTTR, resolution and ERP latency over a cohort."""
+    return [
+        func.count(),
+        func.count(c.closed_at),
+        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
+        func.avg(case((c.type == "breakdown", _repair(dialect, c)))),
+        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
+        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
+    ]
+
+
+def _open_now(session: Session, plant_id: str) -> int:
+    return session.execute(select(func.count()).select_from(E).where(E.c.plant_id == plant_id,
+                                                                     E.c.status.in_(OPEN))).scalar()
+
+
+def _from_figures(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
+    """The same figures from each exception's kept ones: one narrow row per exception."""
+    cohort = figures.cohort(plant_id, since, until)
+    c = cohort.c
+    row = session.execute(select(
+        *_times("postgresql", c, until),
+        func.coalesce(func.sum(c.escalations), 0), func.count(case((c.escalations > 0, 1))),
+        func.coalesce(func.sum(c.rejected), 0), func.coalesce(func.sum(c.erp_rows), 0),
+        func.coalesce(func.sum(c.messages), 0), func.coalesce(func.sum(c.people), 0),
+    ).select_from(cohort)).one()
+    opened, closed, mtta, mttr, resolution, erp_latency, escalations, escalated, rejected, erp_rows, messages, \
+        people = row
+    repair = _repair("postgresql", c)
+    return Kpis(
+        since=since, until=until, opened=opened, closed=closed, open_now=_open_now(session, plant_id),
+        mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
+        notify_p95_seconds=figures.notify_p95(session, cohort),
+        escalations=int(escalations), escalation_rate=_ratio(escalated, opened),
+        schedule_adherence=_adherence(session, plant_id, since, until),
+        customer_orders_at_risk=session.execute(figures.at_risk(plant_id, since, until)).scalar() if opened else None,
+        erp_latency_minutes=_minutes(erp_latency),
+        erp_rejected=int(rejected) if erp_rows else None,
+        messages_per_exception=_ratio(messages, opened, 2), people_per_exception=_ratio(people, opened, 2),
+        by_type=_groups(session, cohort, c.type, repair, until, "postgresql"),
+        by_area=_groups(session, cohort, func.coalesce(c.area_id, NO_AREA), repair, until, "postgresql"),
+    )
+
+
+def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, until: datetime) -> Kpis:
+    """The figures from the period's raw rows (any period, any database)."""
 
     def run(query: Any) -> Any:
         return session.execute(query)
@@ -138,21 +198,9 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
         E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
     ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
     c = cohort.c
-    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
-                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
-    repair = _seconds(dialect, repaired, c.opened_at)
-    breakdown = c.type == "breakdown"
-
-    row = run(select(
-        func.count(),
-        func.count(c.closed_at),
-        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
-        func.avg(case((breakdown, repair))),
-        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
-        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
-    ).select_from(cohort)).one()
-    opened, closed, mtta, mttr, resolution, erp_latency = row
-    open_now = run(select(func.count()).select_from(E).where(E.c.plant_id == plant_id, E.c.status.in_(OPEN))).scalar()
+    repair = _repair(dialect, c)
+    opened, closed, mtta, mttr, resolution, erp_latency = run(select(*_times(dialect, c, until))
+                                                              .select_from(cohort)).one()
     ids = select(E.c.id).where(*in_period)
 
     events = run(select(
@@ -176,7 +224,7 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     people = run(select(func.count()).select_from(involved)).scalar()
 
     return Kpis(
-        since=since, until=until, opened=opened, closed=closed, open_now=open_now,
+        since=since, until=until, opened=opened, closed=closed, open_now=_open_now(session, plant_id),
         mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
         notify_p95_seconds=_notify_p95(session, dialect, ids, after, until),
         escalations=escalations, escalation_rate=_ratio(escalated, opened),

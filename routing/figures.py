@@ -1,0 +1,181 @@
+"""Each exception's KPI figures, kept up to date so that a year's KPIs answer in milliseconds.
+
+`routing/kpis.py` defines the figures over the raw rows: for a year of a busy plant that is a
+scan of a million timeline events and half a million notifications per query. Here the same
+definitions are computed once per exception into `exception_figures` (models/figures.py) and
+brought up to date on demand: the exceptions that got an event (timeline, notification, ERP
+row) since the plant's mark, or opened since, are computed again. The mark steps back `SKEW`
+before each refresh, so an event stamped by a replica whose clock is a little behind, or that
+committed a moment late, is still seen.
+
+The figures have no end: they count every event an exception has. They equal a period's figures
+only when nothing in the store happened at or after the period's end (`settled`): a period that
+ends now, which is what people ask for ("this week", "last 365 days"). A period in the past is
+computed from the raw rows, as before.
+
+PostgreSQL only: the refresh runs in its own transaction under an advisory lock per plant, which
+SQLite (one writer, and small stores) neither needs nor allows beside a caller's open transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, case, cast, delete, func, literal, select, union
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Session
+
+from models import (
+    ErpTransaction,
+    ExceptionFigures,
+    FigureOrder,
+    FiguresMark,
+    Notification,
+    PlantException,
+    Signal,
+    TimelineEvent,
+)
+
+E = PlantException.__table__  # type: ignore[attr-defined]
+T = TimelineEvent.__table__  # type: ignore[attr-defined]
+N = Notification.__table__  # type: ignore[attr-defined]
+S = Signal.__table__  # type: ignore[attr-defined]
+X = ErpTransaction.__table__  # type: ignore[attr-defined]
+F = ExceptionFigures.__table__  # type: ignore[attr-defined]
+O = FigureOrder.__table__  # type: ignore[attr-defined]  # noqa: E741
+MARK = FiguresMark.__table__  # type: ignore[attr-defined]
+
+# Internal rows of the notification outbox, not messages to a person: edits of earlier buttons.
+NOT_MESSAGES = ("buttons_update",)
+# Replicas' clocks may differ a little, and a transaction may commit a moment after its rows' time.
+SKEW = timedelta(minutes=5)
+CHUNK = 2000  # exceptions computed per statement: bounded memory, no huge IN lists
+LOCK = 0x6D66_6673  # "mffs": the advisory lock class of a plant's figures refresh
+
+
+def settled(session: Session, until: datetime) -> bool:
+    """Nothing was stored at or after `until`: the figures equal those of a period ending then.
+    Four index look-ups (the newest exception, event, message and ERP row)."""
+    for column in (E.c.opened_at, T.c.at, N.c.created_at, X.c.created_at):
+        latest = session.execute(select(func.max(column))).scalar()
+        if latest is not None and latest >= until:
+            return False
+    return True
+
+
+def refresh(session: Session, plant_id: str) -> int:
+    """Bring the plant's figures up to date, in a transaction of its own (the caller's may be
+    read-only or long); returns how many exceptions were computed again."""
+    engine = session.get_bind()
+    with engine.begin() as connection:
+        connection.execute(select(func.pg_advisory_xact_lock(LOCK, func.hashtext(plant_id))))
+        mark = connection.execute(select(MARK.c.done_until).where(MARK.c.plant_id == plant_id)).scalar()
+        latest = max((at for at in (connection.execute(select(func.max(column))).scalar()
+                                    for column in (E.c.opened_at, T.c.at, N.c.created_at, X.c.created_at))
+                      if at is not None), default=None)
+        if latest is None or (mark is not None and latest < mark - SKEW):
+            return 0
+        ids = sorted(connection.execute(_touched(plant_id, None if mark is None else mark - SKEW)).scalars())
+        for start in range(0, len(ids), CHUNK):
+            _compute(connection, ids[start:start + CHUNK])
+        done = latest if mark is None else max(mark, latest)
+        connection.execute(insert(MARK).values(plant_id=plant_id, done_until=done)
+                           .on_conflict_do_update(index_elements=[MARK.c.plant_id], set_={"done_until": done}))
+        return len(ids)
+
+
+def _touched(plant_id: str, since: datetime | None) -> Any:
+    """Ids of the plant's exceptions that opened or got an event at or after `since` (all of them without)."""
+    mine = select(E.c.id).where(E.c.plant_id == plant_id)
+    if since is None:
+        return mine
+    touched = union(
+        select(E.c.id.label("id")).where(E.c.opened_at >= since),
+        select(T.c.exception_id).where(T.c.at >= since),
+        select(N.c.exception_id).where(N.c.created_at >= since, N.c.exception_id.is_not(None)),
+        select(X.c.exception_id).where(X.c.created_at >= since, X.c.exception_id.is_not(None)),
+    ).subquery()
+    return select(touched.c.id).where(touched.c.id.in_(mine))
+
+
+def _compute(connection: Any, ids: list[int]) -> None:
+    """The figures of `ids`, replaced in one go (the same definitions as routing/kpis.py, with no end)."""
+    chosen = bindparam("ids", ids, expanding=True)
+    running = (select(T.c.exception_id.label("id"), func.min(T.c.at).label("at"))
+               .where(T.c.exception_id.in_(chosen), T.c.kind == "machine_state",
+                      T.c.data["running"].as_boolean().is_(True))
+               .group_by(T.c.exception_id).subquery())
+    events = (select(T.c.exception_id.label("id"),
+                     func.count(case((T.c.kind == "escalated", 1))).label("escalations"),
+                     func.count(case((T.c.kind == "erp_rejected", 1))).label("rejected"))
+              .where(T.c.exception_id.in_(chosen), T.c.kind.in_(("escalated", "erp_rejected")))
+              .group_by(T.c.exception_id).subquery())
+    erp = (select(X.c.exception_id.label("id"), func.count().label("n"))
+           .where(X.c.exception_id.in_(chosen)).group_by(X.c.exception_id).subquery())
+    messages = (select(N.c.exception_id.label("id"), func.count().label("n"))
+                .where(N.c.exception_id.in_(chosen), N.c.kind.not_in(NOT_MESSAGES))
+                .group_by(N.c.exception_id).subquery())
+    pairs = union(
+        select(N.c.exception_id.label("id"), N.c.person_id.label("person"))
+        .where(N.c.exception_id.in_(chosen), N.c.kind.not_in(NOT_MESSAGES)),
+        select(T.c.exception_id, T.c.person_id).where(T.c.exception_id.in_(chosen), T.c.person_id.is_not(None)),
+    ).subquery()
+    people = select(pairs.c.id, func.count().label("n")).group_by(pairs.c.id).subquery()
+    alerts = N.alias("alerts")
+    signal_id = cast(func.split_part(alerts.c.dedupe_key, ":", 2), Integer)  # `signal:ID:kind:person:exception`
+    notify = (select(alerts.c.exception_id.label("id"),
+                     func.extract("epoch", func.max(alerts.c.created_at) - func.min(S.c.received_at)).label("s"))
+              .select_from(alerts.join(S, S.c.id == signal_id))
+              .where(alerts.c.exception_id.in_(chosen), alerts.c.kind == "alert",
+                     alerts.c.dedupe_key.like("signal:%"))
+              .group_by(alerts.c.exception_id).subquery())
+    rows = (select(E.c.id, E.c.plant_id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at,
+                   running.c.at, E.c.approved_at, E.c.posted_at, E.c.closed_at,
+                   func.coalesce(events.c.escalations, 0), func.coalesce(events.c.rejected, 0),
+                   func.coalesce(erp.c.n, 0), func.coalesce(messages.c.n, 0), func.coalesce(people.c.n, 0),
+                   notify.c.s)
+            .select_from(E.outerjoin(running, running.c.id == E.c.id).outerjoin(events, events.c.id == E.c.id)
+                         .outerjoin(erp, erp.c.id == E.c.id).outerjoin(messages, messages.c.id == E.c.id)
+                         .outerjoin(people, people.c.id == E.c.id).outerjoin(notify, notify.c.id == E.c.id))
+            .where(E.c.id.in_(chosen)))
+    orders = func.json_array_elements_text(E.c.customer_orders_at_risk).table_valued("value")
+    at_risk = (select(E.c.id, orders.c.value, E.c.plant_id, E.c.opened_at).distinct()
+               .select_from(E).join(orders, literal(True)).where(E.c.id.in_(chosen)))
+    connection.execute(delete(F).where(F.c.exception_id.in_(chosen)))
+    connection.execute(delete(O).where(O.c.exception_id.in_(chosen)))
+    connection.execute(F.insert().from_select(
+        ["exception_id", "plant_id", "type", "area_id", "opened_at", "acknowledged_at", "running_at", "approved_at",
+         "posted_at", "closed_at", "escalations", "rejected", "erp_rows", "messages", "people", "notify_seconds"],
+        rows))
+    connection.execute(O.insert().from_select(["exception_id", "customer_order", "plant_id", "opened_at"], at_risk))
+
+
+def cohort(plant_id: str, since: datetime, until: datetime) -> Any:
+    """The period's exceptions as routing/kpis.py's cohort, from their figures: the same columns
+    (closed only if before the end) plus the counts, so the same aggregates read either."""
+    closed_in = case((F.c.closed_at < until, F.c.closed_at))
+    return select(
+        F.c.exception_id.label("id"), F.c.type, F.c.area_id, F.c.opened_at, F.c.acknowledged_at, F.c.approved_at,
+        F.c.posted_at, closed_in.label("closed_at"), F.c.running_at, F.c.escalations, F.c.rejected,
+        F.c.erp_rows, F.c.messages, F.c.people, F.c.notify_seconds,
+    ).where(F.c.plant_id == plant_id, F.c.opened_at >= since, F.c.opened_at < until).subquery("cohort")
+
+
+def at_risk(plant_id: str, since: datetime, until: datetime) -> Any:
+    """Distinct customer orders named at risk by the period's exceptions."""
+    return select(func.count(func.distinct(O.c.customer_order))).where(
+        O.c.plant_id == plant_id, O.c.opened_at >= since, O.c.opened_at < until)
+
+
+def notify_p95(session: Session, cohort: Any) -> float | None:
+    """Nearest-rank 95th percentile of the cohort's notification times."""
+    seconds = cohort.c.notify_seconds
+    count = session.execute(select(func.count(seconds))).scalar() or 0
+    if not count:
+        return None
+    rank = -(-95 * count // 100)
+    value = session.execute(select(seconds).where(seconds.is_not(None)).order_by(seconds)
+                            .offset(rank - 1).limit(1)).scalar()
+    return round(max(0.0, float(value)), 1)
+
