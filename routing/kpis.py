@@ -9,12 +9,14 @@ Time differences and JSON arrays are the two things SQLite and PostgreSQL spell 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, case, cast, distinct, func, literal, select, union
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -30,6 +32,7 @@ from models import (
 from routing import figures
 from routing.figures import NOT_MESSAGES, SKEW
 
+log = logging.getLogger(__name__)
 E = PlantException.__table__  # type: ignore[attr-defined]
 T = TimelineEvent.__table__  # type: ignore[attr-defined]
 N = Notification.__table__  # type: ignore[attr-defined]
@@ -119,8 +122,13 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     PostgreSQL (routing/figures.py); any other is computed from the raw rows."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and figures.settled(session, until):
-        figures.refresh(session, plant_id)
-        return _from_figures(session, plant_id, since, until)
+        try:
+            figures.refresh(session, plant_id)
+        except DBAPIError as error:  # a read-only standby: the raw rows still answer
+            log.warning("KPIs from the raw rows: the kept figures could not be brought up to date (%s)",
+                        str(error.orig).splitlines()[0] if error.orig else error)
+        else:
+            return _from_figures(session, plant_id, since, until)
     return _from_rows(session, dialect, plant_id, since, until)
 
 

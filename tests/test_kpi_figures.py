@@ -90,3 +90,17 @@ def test_sqlite_keeps_computing_from_the_raw_rows(tmp_path: Path) -> None:
         kpis.compute(session, "pune-1", DAY, DAY + timedelta(days=3))
         assert session.exec(select(ExceptionFigures)).all() == []
     engine.dispose()
+
+
+def test_a_read_only_database_answers_from_the_raw_rows(store: str) -> None:
+    """A standby used for reporting cannot keep figures: the raw rows answer, nothing fails."""
+    read_only = make_engine(store + "%20-cdefault_transaction_read_only%3Don")
+    until = DAY + timedelta(days=3)
+    with Session(read_only) as session:
+        kept, rows = both(session, DAY, until)
+        assert kept == rows and kept["opened"] >= 3
+    read_only.dispose()
+    engine = make_engine(store)
+    with Session(engine) as session:
+        assert session.exec(select(ExceptionFigures)).all() == []
+    engine.dispose()
