@@ -162,15 +162,15 @@ def main() -> int:
         result["fill_seconds"] = round(time.perf_counter() - started, 1)
 
         # Each statement compute() sends, timed at the cursor: QUERIES names them in the order they run.
-        statements: list[float] = []
+        statements: list[tuple[str, float]] = []
 
         @event.listens_for(engine, "before_cursor_execute")
         def _start(conn: Any, *_: Any) -> None:
             conn.info["started"] = time.perf_counter()
 
         @event.listens_for(engine, "after_cursor_execute")
-        def _stop(conn: Any, *_: Any) -> None:
-            statements.append((time.perf_counter() - conn.info.pop("started")) * 1000)
+        def _stop(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            statements.append((" ".join(statement.split())[:60], (time.perf_counter() - conn.info.pop("started")) * 1000))
 
         # The fill's last events (ERP rows 40 minutes after an opening) run past `now`: the periods
         # end an hour later, so nothing lies after them and the kept figures answer.
@@ -186,6 +186,7 @@ def main() -> int:
             per_query: list[list[float]] = [[] for _ in QUERIES]
             totals = []
             kept = []
+            kept_statements: dict[str, list[float]] = {}
             for _ in range(args.rounds):
                 statements.clear()
                 start = time.perf_counter()
@@ -193,13 +194,16 @@ def main() -> int:
                     kpis._from_rows(session, "postgresql", "p1", since, end)
                 totals.append((time.perf_counter() - start) * 1000)
                 assert len(statements) == len(QUERIES), statements
-                for slot, ms in zip(per_query, statements, strict=True):
+                for slot, (_, ms) in zip(per_query, statements, strict=True):
                     slot.append(ms)
                 happen(engine, now + timedelta(seconds=next(more)))
+                statements.clear()
                 start = time.perf_counter()
                 with Session(engine) as session:
                     kpis.compute(session, "p1", since, end)
                 kept.append((time.perf_counter() - start) * 1000)
+                for label, ms in statements:
+                    kept_statements.setdefault(label, []).append(ms)
             with Session(engine) as session:
                 baseline = timed(args.rounds, lambda s=session, f=since: old_compute(s, "p1", f, end))
             result[f"kpis_{days}d"] = {
@@ -210,6 +214,7 @@ def main() -> int:
                 "ratio_raw_to_baseline_p95": round(percentiles(totals)["p95_ms"]
                                                    / max(percentiles(baseline)["p95_ms"], 0.001), 2),
                 "queries": {name: percentiles(ms) for name, ms in zip(QUERIES, per_query, strict=True)},
+                "kept_statements": {label: percentiles(ms) for label, ms in kept_statements.items()},
             }
         week = now - timedelta(days=7)
         for name, lines in (("csv", export.csv_lines), ("json", export.json_chunks)):

@@ -166,16 +166,3 @@ def at_risk(plant_id: str, since: datetime, until: datetime) -> Any:
     """Distinct customer orders named at risk by the period's exceptions."""
     return select(func.count(func.distinct(O.c.customer_order))).where(
         O.c.plant_id == plant_id, O.c.opened_at >= since, O.c.opened_at < until)
-
-
-def notify_p95(session: Session, cohort: Any) -> float | None:
-    """Nearest-rank 95th percentile of the cohort's notification times."""
-    seconds = cohort.c.notify_seconds
-    count = session.execute(select(func.count(seconds))).scalar() or 0
-    if not count:
-        return None
-    rank = -(-95 * count // 100)
-    value = session.execute(select(seconds).where(seconds.is_not(None)).order_by(seconds)
-                            .offset(rank - 1).limit(1)).scalar()
-    return round(max(0.0, float(value)), 1)
-

@@ -46,7 +46,8 @@ def test_kept_figures_equal_the_raw_rows_for_every_period_ending_after_the_last_
         assert plant == "pune-1"
         until = DAY + timedelta(days=3)
         assert figures.settled(session, until)
-        for since in (DAY - timedelta(days=365), DAY, DAY + timedelta(hours=9, minutes=30), DAY + timedelta(hours=14)):
+        for since in (DAY - timedelta(days=365), DAY, DAY + timedelta(hours=9, minutes=30), DAY + timedelta(hours=14),
+                      DAY + timedelta(days=2)):  # the last: nothing opened, every figure null
             kept, rows = both(session, since, until)
             assert kept == rows, since
         kept, _ = both(session, DAY, until)
