@@ -5,7 +5,7 @@ from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
-from models.figures import ExceptionFigures, FigureOrder, FiguresMark
+from models.figures import ExceptionFigures, FigureDay, FigureOrder, FiguresMark
 from models.mes import MesDocument, MesTransaction
 from models.tables import (
     AckTimer,
@@ -75,6 +75,7 @@ __all__ = [
     "DigestMark",
     "ExceptionFigures",
     "FigureOrder",
+    "FigureDay",
     "FiguresMark",
     "MesTransaction",
     "MesDocument",

@@ -19,16 +19,30 @@ SQLite (one writer, and small stores) neither needs nor allows beside a caller's
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, cast, delete, func, literal, select, union
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session
 
 from models import (
     ErpTransaction,
     ExceptionFigures,
+    FigureDay,
     FigureOrder,
     FiguresMark,
     Notification,
@@ -45,6 +59,8 @@ X = ErpTransaction.__table__  # type: ignore[attr-defined]
 F = ExceptionFigures.__table__  # type: ignore[attr-defined]
 O = FigureOrder.__table__  # type: ignore[attr-defined]  # noqa: E741
 MARK = FiguresMark.__table__  # type: ignore[attr-defined]
+D = FigureDay.__table__  # type: ignore[attr-defined]
+NO_AREA = "-"  # the by_area name of exceptions without an area
 
 # Internal rows of the notification outbox, not messages to a person: edits of earlier buttons.
 NOT_MESSAGES = ("buttons_update",)
@@ -54,14 +70,18 @@ CHUNK = 2000  # exceptions computed per statement: bounded memory, no huge IN li
 LOCK = 0x6D66_6673  # "mffs": the advisory lock class of a plant's figures refresh
 
 
-def settled(session: Session, until: datetime) -> bool:
+def settled(session: Session, plant_id: str, until: datetime) -> bool:
     """Nothing was stored at or after `until`: the figures equal those of a period ending then.
-    Four index look-ups (the newest exception, event, message and ERP row)."""
-    for column in (E.c.opened_at, T.c.at, N.c.created_at, X.c.created_at):
-        latest = session.execute(select(func.max(column))).scalar()
-        if latest is not None and latest >= until:
-            return False
-    return True
+    Four index look-ups (the plant's newest exception, and the newest event, message and ERP row)."""
+    latest = _latest(session, plant_id)
+    return latest is None or latest < until
+
+
+def _latest(connection: Any, plant_id: str) -> datetime | None:
+    moments = [connection.execute(select(func.max(E.c.opened_at)).where(E.c.plant_id == plant_id)).scalar(),
+               *(connection.execute(select(func.max(column))).scalar()
+                 for column in (T.c.at, N.c.created_at, X.c.created_at))]
+    return max((at for at in moments if at is not None), default=None)
 
 
 def refresh(session: Session, plant_id: str) -> int:
@@ -71,14 +91,14 @@ def refresh(session: Session, plant_id: str) -> int:
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(LOCK, func.hashtext(plant_id))))
         mark = connection.execute(select(MARK.c.done_until).where(MARK.c.plant_id == plant_id)).scalar()
-        latest = max((at for at in (connection.execute(select(func.max(column))).scalar()
-                                    for column in (E.c.opened_at, T.c.at, N.c.created_at, X.c.created_at))
-                      if at is not None), default=None)
+        latest = _latest(connection, plant_id)
         if latest is None or (mark is not None and latest < mark - SKEW):
             return 0
         ids = sorted(connection.execute(_touched(plant_id, None if mark is None else mark - SKEW)).scalars())
+        days: set[datetime] = set()
         for start in range(0, len(ids), CHUNK):
-            _compute(connection, ids[start:start + CHUNK])
+            days |= _compute(connection, ids[start:start + CHUNK])
+        _sum_days(connection, plant_id, sorted(days))
         done = latest if mark is None else max(mark, latest)
         connection.execute(insert(MARK).values(plant_id=plant_id, done_until=done)
                            .on_conflict_do_update(index_elements=[MARK.c.plant_id], set_={"done_until": done}))
@@ -99,8 +119,9 @@ def _touched(plant_id: str, since: datetime | None) -> Any:
     return select(touched.c.id).where(touched.c.id.in_(mine))
 
 
-def _compute(connection: Any, ids: list[int]) -> None:
-    """The figures of `ids`, replaced in one go (the same definitions as routing/kpis.py, with no end)."""
+def _compute(connection: Any, ids: list[int]) -> set[datetime]:
+    """The figures of `ids`, replaced in one go (the same definitions as routing/kpis.py, with no
+    end); returns the days they opened on, whose sums change with them."""
     chosen = bindparam("ids", ids, expanding=True)
     running = (select(T.c.exception_id.label("id"), func.min(T.c.at).label("at"))
                .where(T.c.exception_id.in_(chosen), T.c.kind == "machine_state",
@@ -149,17 +170,93 @@ def _compute(connection: Any, ids: list[int]) -> None:
          "posted_at", "closed_at", "escalations", "rejected", "erp_rows", "messages", "people", "notify_seconds"],
         rows))
     connection.execute(O.insert().from_select(["exception_id", "customer_order", "plant_id", "opened_at"], at_risk))
+    return set(connection.execute(select(DAY.distinct()).select_from(F).where(F.c.exception_id.in_(chosen))).scalars())
 
 
-def cohort(plant_id: str, since: datetime, until: datetime) -> Any:
-    """The period's exceptions as routing/kpis.py's cohort, from their figures: the same columns
-    (closed only if before the end) plus the counts, so the same aggregates read either."""
-    closed_in = case((F.c.closed_at < until, F.c.closed_at))
-    return select(
-        F.c.exception_id.label("id"), F.c.type, F.c.area_id, F.c.opened_at, F.c.acknowledged_at, F.c.approved_at,
-        F.c.posted_at, closed_in.label("closed_at"), F.c.running_at, F.c.escalations, F.c.rejected,
-        F.c.erp_rows, F.c.messages, F.c.people, F.c.notify_seconds,
-    ).where(F.c.plant_id == plant_id, F.c.opened_at >= since, F.c.opened_at < until).subquery("cohort")
+DAY = func.date_trunc("day", F.c.opened_at, "UTC")  # the UTC day an exception opened on
+EPOCH = func.extract("epoch", F.c.opened_at)
+
+
+def _seconds(later: Any, earlier: Any) -> Any:
+    return func.extract("epoch", later - earlier)
+
+
+def sums(where: Any, *keys: Any) -> Any:
+    """The FigureDay columns summed over the exception figures `where` selects, grouped by `keys`
+    then type and area: what a day row holds, and what a partial day at a period's edge adds."""
+    repaired = case((F.c.running_at.is_(None), F.c.closed_at), (F.c.closed_at.is_(None), F.c.running_at),
+                    (F.c.running_at < F.c.closed_at, F.c.running_at), else_=F.c.closed_at)
+    repair = _seconds(repaired, F.c.opened_at)
+    breakdown = F.c.type == "breakdown"
+    area = func.coalesce(F.c.area_id, NO_AREA)
+    unrepaired = and_(breakdown, repaired.is_(None))
+    ack = _seconds(F.c.acknowledged_at, F.c.opened_at)
+    resolution = _seconds(F.c.closed_at, F.c.opened_at)
+    erp = _seconds(F.c.posted_at, F.c.approved_at)
+    zero = literal(0.0)
+    columns = {
+        "opened": func.count(), "closed": func.count(F.c.closed_at),
+        "ack_sum": func.coalesce(func.sum(ack), zero), "ack_n": func.count(ack),
+        "breakdowns": func.count(case((breakdown, 1))),
+        "breakdown_repair_sum": func.coalesce(func.sum(case((breakdown, repair))), zero),
+        "breakdown_repair_n": func.count(case((breakdown, repair))),
+        "resolution_sum": func.coalesce(func.sum(resolution), zero), "resolution_n": func.count(resolution),
+        "erp_latency_sum": func.coalesce(func.sum(erp), zero), "erp_latency_n": func.count(erp),
+        "repair_sum": func.coalesce(func.sum(repair), zero), "repair_n": func.count(repair),
+        "unrepaired_breakdowns": func.count(case((unrepaired, 1))),
+        "unrepaired_opened_sum": func.coalesce(func.sum(case((unrepaired, EPOCH))), zero),
+        "escalations": func.sum(F.c.escalations), "escalated": func.count(case((F.c.escalations > 0, 1))),
+        "rejected": func.sum(F.c.rejected), "erp_rows": func.sum(F.c.erp_rows),
+        "messages": func.sum(F.c.messages), "people": func.sum(F.c.people),
+        "notified": func.count(F.c.notify_seconds),
+    }
+    return (select(*keys, F.c.type.label("type"), area.label("area_id"),
+                   *(value.label(name) for name, value in columns.items()))
+            .where(where).group_by(*keys, F.c.type, area))
+
+
+def _sum_days(connection: Any, plant_id: str, days: list[datetime]) -> None:
+    """The day rows of `days` summed again from their exceptions' figures."""
+    if not days:
+        return
+    chosen = bindparam("days", days, expanding=True)
+    connection.execute(delete(D).where(D.c.plant_id == plant_id, D.c.day.in_(chosen)))
+    rows = sums(and_(F.c.plant_id == plant_id, DAY.in_(chosen)), literal(plant_id).label("plant_id"),
+                DAY.label("day"))
+    connection.execute(D.insert().from_select([c.name for c in rows.selected_columns], rows))
+
+
+def period_rows(plant_id: str, since: datetime, until: datetime) -> Any:
+    """The period's sums per type and area: whole UTC days from the day rows, the partial days at
+    either edge from the exceptions' own figures (at most two days of them)."""
+    first = _day_after(since)
+    last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = F.c.plant_id == plant_id
+    if first >= last:  # no whole day inside: the exceptions themselves
+        return sums(and_(mine, F.c.opened_at >= since, F.c.opened_at < until)).subquery("period")
+    names = [c.name for c in D.c if c.name not in ("plant_id", "day")]
+    days = select(*(D.c[name] for name in names)).where(D.c.plant_id == plant_id, D.c.day >= first, D.c.day < last)
+    edges = sums(and_(mine, or_(and_(F.c.opened_at >= since, F.c.opened_at < first),
+                                and_(F.c.opened_at >= last, F.c.opened_at < until))))
+    return union_all(days, edges).subquery("period")
+
+
+def _day_after(moment: datetime) -> datetime:
+    """The first UTC midnight at or after `moment`."""
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == moment else day + timedelta(days=1)
+
+
+def notify_p95(session: Session, plant_id: str, since: datetime, until: datetime, count: int) -> float | None:
+    """Nearest-rank 95th percentile of the period's notification times: the slowest 5 % walked
+    down an index, not the whole period sorted."""
+    if not count:
+        return None
+    rank = -(-95 * count // 100)
+    value = session.execute(select(F.c.notify_seconds).where(
+        F.c.plant_id == plant_id, F.c.notify_seconds.is_not(None), F.c.opened_at >= since, F.c.opened_at < until,
+    ).order_by(F.c.notify_seconds.desc()).offset(count - rank).limit(1)).scalar()
+    return round(max(0.0, float(value)), 1)
 
 
 def at_risk(plant_id: str, since: datetime, until: datetime) -> Any:

@@ -121,7 +121,7 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     that nothing happened after (one ending now) reads each exception's kept figures on
     PostgreSQL (routing/figures.py); any other is computed from the raw rows."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and figures.settled(session, until):
+    if dialect == "postgresql" and figures.settled(session, plant_id, until):
         try:
             figures.refresh(session, plant_id)
         except DBAPIError as error:  # a read-only standby: the raw rows still answer
@@ -157,34 +157,40 @@ def _open_now(session: Session, plant_id: str) -> int:
 
 
 def _from_figures(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
-    """The same figures from each exception's kept ones, in one pass over one narrow row per
-    exception: the plant's totals, per type and per area as grouping sets of one statement, and
-    the notification time's 95th percentile (nearest rank: `percentile_disc`) with them."""
-    cohort = figures.cohort(plant_id, since, until)
-    c = cohort.c
-    area = func.coalesce(c.area_id, NO_AREA)
-    repair = _repair("postgresql", c)
-    down = case((c.type == "breakdown", func.coalesce(repair, func.extract("epoch", literal(until, E.c.opened_at.type)
-                                                                               - c.opened_at))))
+    """The same figures from the kept sums: whole days from the day rows, the edges of the period
+    from the exceptions' figures, totals, types and areas as grouping sets of one statement. In a
+    settled period every moment is before its end, so the sums need no cut-off but the downtime
+    of breakdowns still down, which runs to the period's end."""
+    rows_in = figures.period_rows(plant_id, since, until)
+    p = rows_in.c
+    end = until.timestamp()
+
+    def mean(total: Any, count: Any) -> Any:
+        return func.sum(total) / func.nullif(func.sum(count), 0)
+
+    downtime = case((func.sum(p.breakdowns) > 0, func.sum(p.breakdown_repair_sum)
+                     + func.sum(p.unrepaired_breakdowns) * end - func.sum(p.unrepaired_opened_sum)))
     rows = session.execute(select(
-        func.grouping(c.type, area), c.type, area, *_times("postgresql", c, until),
-        func.coalesce(func.sum(c.escalations), 0), func.count(case((c.escalations > 0, 1))),
-        func.coalesce(func.sum(c.rejected), 0), func.coalesce(func.sum(c.erp_rows), 0),
-        func.coalesce(func.sum(c.messages), 0), func.coalesce(func.sum(c.people), 0),
-        func.percentile_disc(0.95).within_group(c.notify_seconds), func.sum(down), func.avg(repair),
-    ).select_from(cohort).group_by(func.grouping_sets(text("()"), c.type, area))).all()
-    totals = next(row for row in rows if row[0] == 3)  # grouped by neither: the whole period
-    (_, _, _, opened, closed, mtta, mttr, resolution, erp_latency, escalations, escalated, rejected, erp_rows,
-     messages, people, notify, _, _) = totals
+        func.grouping(p.type, p.area_id), p.type, p.area_id, func.sum(p.opened), func.sum(p.closed),
+        mean(p.ack_sum, p.ack_n), mean(p.breakdown_repair_sum, p.breakdown_repair_n),
+        mean(p.resolution_sum, p.resolution_n), mean(p.erp_latency_sum, p.erp_latency_n),
+        func.sum(p.escalations), func.sum(p.escalated), func.sum(p.rejected), func.sum(p.erp_rows),
+        func.sum(p.messages), func.sum(p.people), func.sum(p.notified), downtime, mean(p.repair_sum, p.repair_n),
+    ).group_by(func.grouping_sets(text("()"), p.type, p.area_id))).all()
+    totals = next((row for row in rows if row[0] == 3), None)  # grouped by neither: the whole period
+    (opened, closed, mtta, mttr, resolution, erp_latency, escalations, escalated, rejected, erp_rows, messages,
+     people, notified) = ((0, 0) + (None,) * 4 + (0,) * 7) if totals is None or not totals[3] else totals[3:16]
 
     def groups(flag: int, name: int) -> dict[str, Group]:
-        return {row[name]: Group(count=row[3], downtime_minutes=_minutes(row[-2]), mttr_minutes=_minutes(row[-1]))
+        return {row[name]: Group(count=int(row[3]), downtime_minutes=_minutes(row[-2]),
+                                 mttr_minutes=_minutes(row[-1]))
                 for row in sorted((r for r in rows if r[0] == flag), key=lambda r: r[name])}
 
+    opened = int(opened)
     return Kpis(
-        since=since, until=until, opened=opened, closed=closed, open_now=_open_now(session, plant_id),
+        since=since, until=until, opened=opened, closed=int(closed), open_now=_open_now(session, plant_id),
         mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
-        notify_p95_seconds=None if notify is None else round(max(0.0, float(notify)), 1),
+        notify_p95_seconds=figures.notify_p95(session, plant_id, since, until, int(notified)),
         escalations=int(escalations), escalation_rate=_ratio(escalated, opened),
         schedule_adherence=_adherence(session, plant_id, since, until),
         customer_orders_at_risk=session.execute(figures.at_risk(plant_id, since, until)).scalar() if opened else None,

@@ -45,7 +45,7 @@ def test_kept_figures_equal_the_raw_rows_for_every_period_ending_after_the_last_
         plant = session.exec(select(PlantException.plant_id)).first()
         assert plant == "pune-1"
         until = DAY + timedelta(days=3)
-        assert figures.settled(session, until)
+        assert figures.settled(session, "pune-1", until)
         for since in (DAY - timedelta(days=365), DAY, DAY + timedelta(hours=9, minutes=30), DAY + timedelta(hours=14),
                       DAY + timedelta(days=2)):  # the last: nothing opened, every figure null
             kept, rows = both(session, since, until)
@@ -54,7 +54,7 @@ def test_kept_figures_equal_the_raw_rows_for_every_period_ending_after_the_last_
         assert kept["opened"] >= 3 and kept["mtta_minutes"] is not None and kept["messages_per_exception"]
         assert session.exec(select(ExceptionFigures)).all(), "the figures were kept"
         # A period that ends before the day's last event is not settled: the raw rows answer it.
-        assert not figures.settled(session, DAY + timedelta(hours=10))
+        assert not figures.settled(session, "pune-1", DAY + timedelta(hours=10))
     engine.dispose()
 
 
