@@ -170,7 +170,7 @@ def _compute(connection: Any, ids: list[int]) -> set[datetime]:
          "posted_at", "closed_at", "escalations", "rejected", "erp_rows", "messages", "people", "notify_seconds"],
         rows))
     connection.execute(O.insert().from_select(["exception_id", "customer_order", "plant_id", "opened_at"], at_risk))
-    return set(connection.execute(select(DAY.distinct()).select_from(F).where(F.c.exception_id.in_(chosen))).scalars())
+    return set(connection.execute(select(DAY).distinct().where(F.c.exception_id.in_(chosen))).scalars())
 
 
 DAY = func.date_trunc("day", F.c.opened_at, "UTC")  # the UTC day an exception opened on
