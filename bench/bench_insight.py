@@ -16,6 +16,8 @@ MES "done" signal each. Timed, `--rounds` times each, p50 and p95 in millisecond
   (routing/figures.py): the first build of the figures once, then each round after a little
   more happened (one new exception and five events on older ones, as a busy plant between two
   questions), so every round pays its refresh;
+- the per-day figures of a trend question (`routing.kpis.trend`) for the last 7, 30 and 365 days,
+  and drawing its chart (`bot.charts.render`: the first drawing, then every drawing);
 - the export of the last 7 days, CSV and JSON, to the last byte;
 - baseline: the previous KPIs (every exception of the period loaded into Python), same periods.
 
@@ -43,9 +45,10 @@ from sqlalchemy import text as sql  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from bench.bench_pipeline import database  # noqa: E402
-from models import PlantException, make_engine  # noqa: E402
+from bot import charts  # noqa: E402
+from models import Plant, PlantException, make_engine  # noqa: E402
 from models.db import migrate  # noqa: E402
-from routing import export, figures, kpis  # noqa: E402
+from routing import export, figures, kpis, queries  # noqa: E402
 
 QUERIES = ("cohort figures", "open now", "escalations and rejections", "erp rows", "messages", "people",
            "notify: count", "notify: p95 row", "schedule adherence", "customer orders at risk", "by type", "by area")
@@ -84,11 +87,10 @@ def fill(engine: Any, exceptions: int, events: int, now: datetime) -> None:
                   CASE WHEN k < 3 THEN 'alert' WHEN k = 3 THEN 'buttons_update' ELSE 'reply' END,
                   'console', 'u' || k, 'en', 'text', '[]', e.opened_at, 'sent', 1
            FROM exceptions e JOIN signals s ON s.source_key = 'console:' || e.id, generate_series(0, 4) k""",
-        """INSERT INTO erp_transactions (plant_id, exception_id, sequence, kind, fields, idempotency_key, public_id,
-               status, attempts, created_at, posted_at, reference)
-           SELECT 'p1', e.id, 1, 'maintenance_request', '{}', 'k' || e.id, 'x' || e.id, 'sent', 1, e.approved_at,
-                  e.posted_at,
-                  'MR-' || e.id FROM exceptions e""",
+        """INSERT INTO erp_transactions (plant_id, exception_id, sequence, kind, fields, idempotency_key, status,
+               attempts, created_at, posted_at, reference, public_id)
+           SELECT 'p1', e.id, 1, 'maintenance_request', '{}', 'k' || e.id, 'sent', 1, e.approved_at, e.posted_at,
+                  'MR-' || e.id, md5('erp' || e.id) FROM exceptions e""",
         """INSERT INTO work_orders (plant_id, id, machine_id, "end", status, origin)
            SELECT 'p1', 'WO-' || n, 'M-' || (n % 200), :now - n * interval '52 minutes', 'done', 'plant_file'
            FROM generate_series(0, 9999) n""",
@@ -216,6 +218,27 @@ def main() -> int:
                 "queries": {name: percentiles(ms) for name, ms in zip(QUERIES, per_query, strict=True)},
                 "kept_statements": {label: percentiles(ms) for label, ms in kept_statements.items()},
             }
+        # Charts: the per-day figures of a trend (one grouped query over the period's day edges), and
+        # drawing the chart (after the first drawing, which imports matplotlib and loads its font).
+        plant = Plant(id="p1", name="Plant", timezone="UTC")
+        for days in (7, 30, 365):
+            edges, _ = queries.slots(plant, now - timedelta(days=days), now)
+            with Session(engine) as session:
+                result[f"trend_{days}d"] = {**percentiles(timed(args.rounds, lambda s=session, e=edges: kpis.trend(
+                    s, "p1", e))), "slots": len(edges) - 1}
+            with Session(engine) as session:
+                values = [float(g.count) for g in kpis.trend(session, "p1", edges)]
+            chart = {"kind": "trend", "title": f"Exceptions opened per day, the last {days} days",
+                     "labels": [f"{e:%m-%d}" for e in edges[:-1]], "values": values, "unit": ""}
+            started = time.perf_counter()
+            charts.render(chart)
+            first = (time.perf_counter() - started) * 1000
+
+            def draw(c: dict[str, Any] = chart) -> bytes:
+                charts._cache.clear()  # drawn every time, not taken from the cache
+                return charts.render(c)
+
+            result[f"chart_{days}d"] = {"first_ms": round(first, 1), **percentiles(timed(args.rounds, draw))}
         week = now - timedelta(days=7)
         for name, lines in (("csv", export.csv_lines), ("json", export.json_chunks)):
             size = sum(len(chunk) for chunk in lines(engine, "p1", week, now))

@@ -20,6 +20,16 @@ its own, dropped afterwards):
 And without a broker or a database: Sparkplug B DDATA telemetry (ten aliased metrics, no
 state metric) through `MqttSource.read`, decoded and filtered, messages/s.
 
+With `--simulator` the load comes from the plant simulator instead (`mfgos simulate`, its own
+process): `--machines` machines (the plant's eight and SIM-0009, ..., added to a copy of the
+plant file so mfgos knows them all), half JSON and
+half Sparkplug B, reporting `--rate` messages/s for `--seconds` seconds with `--faults` faults
+per machine-hour, read by the MQTT source (JSON and Sparkplug). Baseline in the same run:
+`mosquitto_sub` subscribed to the same topics. It prints published, read by mfgos and received
+by `mosquitto_sub` (each over the run's window, msg/s and the ratio), signals stored, lag p50/p99
+of the stored states (commit time - the message's own timestamp) and the breakdowns opened.
+    python bench/bench_signals.py --simulator [--machines 200] [--rate 2000] [--seconds 10] [--faults 60]
+
 Prints one JSON object. The stream: eight machines of tests/data/pune_plant.yaml, each
 sending `{"state": "RUNNING", "ts": ..., "seq": ...}`, with a FAULT and a RUNNING again every
 1,000 messages per machine (so breakdowns open and close while the stream flows).
@@ -30,6 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import resource
 import shutil
 import socket
@@ -37,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,11 +66,12 @@ from sqlmodel import Session, func, select  # noqa: E402
 
 from mfgos.config import Settings  # noqa: E402
 from mfgos.runtime import Runtime  # noqa: E402
-from models import Signal, make_engine  # noqa: E402
+from models import PlantException, Signal, make_engine  # noqa: E402
 from signals import sparkplug_b_pb2 as pb  # noqa: E402
 from signals.base import Backoff, Incoming  # noqa: E402
 from signals.mapping import SignalMap  # noqa: E402
 from signals.mqtt import MqttSource  # noqa: E402
+from signals.simulator import extra_machine_id  # noqa: E402
 
 PLANT = ROOT / "tests" / "data" / "pune_plant.yaml"
 PLANT_ID = "pune-1"
@@ -165,9 +179,13 @@ def _children_cpu() -> float:
 
 
 class Timed:
-    """The runtime as the source's sink, timing each commit (stored, and processed)."""
+    """The runtime as the source's sink, timing each commit (stored, and processed).
 
-    def __init__(self, runtime: Runtime) -> None:
+    The send time is the payload's `sent`; with `stamps`, a payload without it is timed by its own
+    `ts` (epoch milliseconds), as the simulator's messages carry."""
+
+    def __init__(self, runtime: Runtime, *, stamps: bool = False) -> None:
+        self.stamps = stamps
         self.runtime, self.plant_id, self.engine = runtime, runtime.plant_id, runtime.engine
         self.stored = self.processed = 0
         self.batches: list[int] = []
@@ -185,7 +203,10 @@ class Timed:
                 continue
             self.stored += 1
             self.processed += event.repeat  # a repeat of the machine's state is stored already processed
-            sent = event.payload["payload"].get("sent")
+            body = event.payload["payload"]
+            sent = body.get("sent")
+            if sent is None and self.stamps and isinstance(body.get("ts"), int):
+                sent = body["ts"] / 1000
             if sent is not None:
                 self.sent_at[row.signal_id] = sent
                 self.stored_lag.append(now - sent)
@@ -311,10 +332,100 @@ def telemetry(count: int) -> dict[str, Any]:
     return {"messages": count, "msg_s": round(count / elapsed), "us_per_msg": round(elapsed / count * 1e6, 1)}
 
 
+class CountingSource(MqttSource):
+    """The MQTT source, counting every message it reads (telemetry it drops included)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads, self.first_read, self.last_read = 0, 0.0, 0.0
+
+    def read(self, topic: str, data: bytes, received_at: float, *, retained: bool = False) -> Any:
+        self.reads += 1
+        self.last_read = time.time()
+        self.first_read = self.first_read or self.last_read
+        return super().read(topic, data, received_at, retained=retained)
+
+
+class LineCounter:
+    """`mosquitto_sub` on the simulator's topics, its lines counted on a thread: the baseline."""
+
+    def __init__(self, port: int) -> None:
+        self.process = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(port), "-q", "1", "-F", "%t",
+                                         "-t", f"plants/{PLANT_ID}/+/state", "-t", f"spBv1.0/{PLANT_ID}/#"],
+                                        stdout=subprocess.PIPE)
+        self.count, self.first, self.last = 0, 0.0, 0.0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for _ in self.process.stdout:
+            self.count += 1
+            self.last = time.time()
+            self.first = self.first or self.last
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _window_rate(count: int, first: float, last: float) -> int | None:
+    return round(count / (last - first)) if count > 1 and last > first else None
+
+
+def plant_with(machines: int, directory: Path) -> Path:
+    """The bench plant with the simulator's extra machines (SIM-0009, ...) added, so every simulated machine
+    is one mfgos knows: its repeats are stored already processed and its faults open breakdowns, as in a plant."""
+    text = PLANT.read_text(encoding="utf-8")
+    last = next(line for line in text.splitlines() if line.startswith("  - {id: CMP-02,"))
+    extra = "".join(f"\n  - {{id: {extra_machine_id(n)}, name: Simulated machine {n}, area: gears}}"
+                    for n in range(len(MACHINES) + 1, machines + 1))
+    path = directory / "bench_plant.yaml"
+    path.write_text(text.replace(last, last + extra), encoding="utf-8")
+    return path
+
+
+async def simulated(port: int, runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator (`mfgos simulate`, its own process) as the load; the MQTT source reads it live."""
+    source = CountingSource(f"mqtt://{HOST}:{port}", client_id=f"bench-sim-{uuid.uuid4().hex[:8]}",
+                            signal_map=SignalMap(plant_id=PLANT_ID), sparkplug_groups=(PLANT_ID,),
+                            backoff=Backoff(first=0.05, cap=0.5), session_expiry=3600)
+    sink, stop = Timed(runtime, stamps=True), asyncio.Event()
+    task = asyncio.create_task(source.run(sink, stop))
+    await asyncio.wait_for(source.connected.wait(), 10)
+    baseline = LineCounter(port)
+    await asyncio.sleep(0.5)  # mosquitto_sub subscribed
+    command = [sys.executable, "-m", "mfgos.cli", "simulate", "--plant", str(args.plant), "--machines",
+               str(args.machines), "--rate", str(args.rate), "--faults", str(args.faults), "--seed", "1",
+               "--duration", str(args.seconds), "--broker", f"mqtt://{HOST}:{port}", "--opcua-port", "0", "--quiet"]
+    run = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, capture_output=True, text=True, check=True,
+                                  env={k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")})
+    published = int(re.search(r"(\d+) MQTT messages", run.stdout).group(1))  # type: ignore[union-attr]
+    complete = await until(lambda: source.reads >= published, 120)
+    await until(lambda: baseline.count >= published, 30)
+    await until(lambda: sink.processed >= sink.stored, 60)
+    stop.set()
+    await task
+    baseline.stop()
+    with Session(runtime.engine) as session:
+        opened = session.exec(select(func.count()).select_from(PlantException)).one()
+    read_rate = _window_rate(source.reads, source.first_read, source.last_read)
+    base_rate = _window_rate(baseline.count, baseline.first, baseline.last)
+    return {"machines": args.machines, "target_msg_s": args.rate, "seconds": args.seconds, "published": published,
+            "read_by_mfgos": source.reads, "complete": complete, "mfgos_msg_s": read_rate,
+            "baseline_mosquitto_sub": {"received": baseline.count, "msg_s": base_rate},
+            "ratio_to_baseline": round(read_rate / base_rate, 3) if read_rate and base_rate else None,
+            "stored_signals": sink.stored, "stored_lag_s": quantiles(sink.stored_lag),
+            "processed_lag_s": quantiles(sink.processed_lag), "breakdowns_opened": opened,
+            "mean_batch": round(statistics.fmean(sink.batches), 1) if sink.batches else 0}
+
+
 def run_database(kind: str, args: argparse.Namespace, port: int) -> dict[str, Any]:
     with database(kind, args.database) as url:
-        runtime = Runtime(Settings(_env_file=None, database_url=url, plant_file=PLANT))
+        runtime = Runtime(Settings(_env_file=None, database_url=url, plant_file=args.plant))
         try:
+            if args.simulator:
+                return {"simulator": asyncio.run(simulated(port, runtime, args))}
             base = baseline(port, args.burst)
             result: dict[str, Any] = {"baseline_mosquitto_sub": base, "burst": asyncio.run(burst(port, runtime, args.burst))}
             stored = result["burst"]["stored_msg_s"]
@@ -334,9 +445,16 @@ def main() -> None:
     parser.add_argument("--sparkplug", type=int, default=20_000, help="Sparkplug DDATA messages decoded")
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database only")
+    parser.add_argument("--simulator", action="store_true",
+                        help="the plant simulator is the load (live, JSON and Sparkplug) instead of the burst and "
+                             "live runs; --rate and --seconds apply")
+    parser.add_argument("--machines", type=int, default=200, help="with --simulator: simulated machines")
+    parser.add_argument("--faults", type=float, default=60.0, help="with --simulator: faults per machine-hour")
     args = parser.parse_args()
-    report: dict[str, Any] = {"sparkplug_ddata": telemetry(args.sparkplug)} if args.sparkplug else {}
-    with own_broker(queue=2 * args.burst) as port:
+    report: dict[str, Any] = {"sparkplug_ddata": telemetry(args.sparkplug)} if args.sparkplug and not args.simulator \
+        else {}
+    with tempfile.TemporaryDirectory() as directory, own_broker(queue=2 * args.burst) as port:
+        args.plant = plant_with(args.machines, Path(directory)) if args.simulator else PLANT
         for kind in ("sqlite", "postgresql"):
             if args.only in (None, kind):
                 report[kind] = run_database(kind, args, port)

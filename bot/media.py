@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from models import Attachment, Notification, PlantException, Signal, TimelineEvent, session_scope
 from routing.conversation import CODE
+from routing.timeline import attachment_link
 
 MAX_BYTES = 25 * 1024 * 1024  # WhatsApp's largest voice/video; Slack and Telegram bots get less
 DOWNLOAD = "application/octet-stream"
@@ -65,9 +66,7 @@ def sniff_file(path: Path) -> str:
         return sniff(handle.read(16))
 
 
-def link_of(public_id: str) -> str:
-    """The console's link to an attachment."""
-    return f"/attachments/{public_id}"
+link_of = attachment_link  # the console's link to an attachment: one definition, in routing/timeline.py
 
 
 class MediaStore:

@@ -37,7 +37,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +45,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot import charts
 from bot.channels.base import (
     BUTTONS_UPDATE,
     Channel,
@@ -299,7 +300,7 @@ class NotificationOutbox:
                            channel=row.channel, address=row.address, text=row.text, notification_id=row.id,
                            exception_code=codes.get(row.exception_id), thread_key=key,
                            buttons=tuple(row.buttons or ()), language=row.language or "en", kind=row.kind,
-                           updates=originals.get(row.updates_id) if row.updates_id else None))
+                           updates=originals.get(row.updates_id) if row.updates_id else None, chart=row.chart))
                 for row, attempts in rows
             ]
             runs.append(_Run(key=key, claims=claims, lease_until=lease_until))
@@ -380,6 +381,8 @@ class NotificationOutbox:
                 # Edits follow the message they edit: wait for it (its own thread may be held up).
                 return self._reschedule(min(ORIGINAL_WAIT, self._backoff(claim.attempts)),
                                         "waiting for the message it updates to be delivered"), None
+        if claim.message.chart and claim.message.image is None:
+            claim.message = await self._drawn(claim)
         buckets = channel.rate_buckets(claim.message) if isinstance(channel, RateLimitedChannel) else ()
         waited = 0.0
         failures = 0
@@ -425,6 +428,16 @@ class NotificationOutbox:
                 return {"status": "failed", "error": str(error)[:2000], "next_attempt_at": None}, str(error)
             return {"status": "sent", "sent_at": self.now(), "platform_message_id": message_id,
                     "error": None, "next_attempt_at": None}, None
+
+    async def _drawn(self, claim: _Claim) -> OutboundMessage:
+        """The message with its chart drawn (off the event loop; the same figures give the same PNG, so a
+        retry sends the same file). A chart that cannot be drawn is left out: the text has the facts."""
+        try:
+            image = await asyncio.to_thread(charts.render, claim.message.chart or {})
+        except Exception:
+            log.exception("notification %s: the chart could not be drawn; sending the text alone", claim.id)
+            return replace(claim.message, chart=None)
+        return replace(claim.message, image=image)
 
     def _refund(self, reservation: Reservation | None) -> None:
         if reservation is not None:

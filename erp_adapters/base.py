@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -107,6 +108,42 @@ class StockLine:
     unit: str | None = None
 
 
+# A stock read (`read_stocks`) asks for at most this many materials per request (SAP and ERPNext put
+# them in the URL) and takes at most MAX_STOCK_LINES lines back: a bigger answer is junk or a wrong
+# filter, refused rather than held in memory.
+STOCK_CHUNK = 40
+MAX_STOCK_LINES = 20_000
+
+
+def stock_quantity(erp: str, value: Any) -> float:
+    """A stock quantity from an ERP answer (a number or numeric text, as OData V2 sends decimals),
+    or `Unavailable` naming the junk: a stock watch then opens nothing on data it cannot read."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        number = float(value if value not in (None, "") else 0)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise Unavailable(f"{erp}: the ERP's stock answer holds a quantity that is no number: {str(value)[:40]!r}")
+    return number
+
+
+def stock_rows(erp: str, rows: Any) -> list[dict[str, Any]]:
+    """The rows of a stock answer, or `Unavailable` when the answer is no list of records or too long."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise Unavailable(f"{erp}: the ERP's stock answer is not a list of records")
+    if len(rows) > MAX_STOCK_LINES:
+        raise Unavailable(f"{erp}: the ERP answered {len(rows)} stock lines, more than {MAX_STOCK_LINES}")
+    return rows
+
+
+def chunks(materials: Iterable[str], size: int = STOCK_CHUNK) -> list[list[str]]:
+    """The distinct materials in requests of at most `size`."""
+    distinct = sorted(set(materials))
+    return [distinct[start : start + size] for start in range(0, len(distinct), size)]
+
+
 @dataclass(frozen=True)
 class SettingProblem:
     """One thing `mfgos check-erp` found: where (`erp.company`, `material FRG-20MNCR5`), what is
@@ -164,6 +201,12 @@ class ErpAdapter(Protocol):
         """Where the material is and how much of it is blocked."""
         ...
 
+    async def read_stocks(self, settings: dict[str, Any], materials: Iterable[str]) -> list[StockLine]:
+        """The stock lines of many materials in as few requests as the ERP allows (the stock watch,
+        routing/stock_watch.py); a material without a line has none on hand. Junk or a huge answer
+        is `Unavailable`."""
+        ...
+
     async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
         """Every `erp:` setting and reference the adapter will use, checked against the ERP;
         empty when all is well. Raises the error family when the ERP cannot be asked."""
@@ -196,6 +239,10 @@ class ErpAdapterBase:
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
         return []
+
+    async def read_stocks(self, settings: dict[str, Any], materials: Iterable[str]) -> list[StockLine]:
+        """One read per material: an adapter whose ERP can filter on many at once overrides this."""
+        return [line for material in sorted(set(materials)) for line in await self.read_stock(settings, material)]
 
     async def check(self, settings: dict[str, Any], needs: PlantNeeds) -> list[SettingProblem]:
         return []  # an ERP that needs no settings (the ledger): nothing can be wrong

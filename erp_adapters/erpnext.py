@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -21,6 +21,7 @@ import httpx
 
 from erp_adapters import kinds
 from erp_adapters.base import (
+    MAX_STOCK_LINES,
     ErpCustomerOrder,
     ErpMachine,
     ErpMaterial,
@@ -31,8 +32,12 @@ from erp_adapters.base import (
     SettingProblem,
     StockLine,
     Transaction,
+    Unavailable,
+    chunks,
     decision_time,
     require_setting,
+    stock_quantity,
+    stock_rows,
 )
 
 WORK_ORDER_METHODS = "/api/method/erpnext.manufacturing.doctype.work_order.work_order"
@@ -503,12 +508,15 @@ class ErpNextErp(HttpErpAdapter):
     # --- reading -----------------------------------------------------------------------------
 
     async def _list(
-        self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None
+        self, doctype: str, fields: list[str], filters: list[list[Any]] | None = None, cap: int | None = None
     ) -> list[dict[str, Any]]:
-        """Every row of a v1 list, page by page."""
+        """Every row of a v1 list, page by page; more than `cap` rows is `Unavailable` (a site that
+        ignores `limit_start` would otherwise page forever)."""
         rows: list[dict[str, Any]] = []
         page = 500
         while True:
+            if cap is not None and len(rows) > cap:
+                raise Unavailable(f"erpnext: the ERP answered more than {cap} {doctype} rows")
             params = {
                 "fields": json.dumps(fields),
                 "filters": json.dumps(filters or []),
@@ -604,18 +612,29 @@ class ErpNextErp(HttpErpAdapter):
         ]
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
-        rows = await self._list(
-            "Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"], [["item_code", "=", material]]
-        )
+        return await self.read_stocks(settings, [material])
+
+    async def read_stocks(self, settings: dict[str, Any], materials: Iterable[str]) -> list[StockLine]:
+        """Bins (`actual_qty`: on hand per warehouse) of up to STOCK_CHUNK items a request; the
+        quarantine warehouse counts as blocked."""
         quarantine = settings.get("quarantine_warehouse")
-        return [
-            StockLine(
-                material=r["item_code"],
-                quantity=float(r.get("actual_qty") or 0),
-                location=r["warehouse"],
-                blocked=r["warehouse"] == quarantine,
-                unit=r.get("stock_uom"),
-            )
-            for r in rows
-            if r.get("actual_qty")
-        ]
+        lines: list[StockLine] = []
+        for chunk in chunks(materials):
+            try:
+                rows = await self._list("Bin", ["item_code", "warehouse", "actual_qty", "stock_uom"],
+                                        [["item_code", "in", chunk]], cap=MAX_STOCK_LINES)
+            except (ValueError, AttributeError, TypeError) as exc:  # not JSON, or no {"data": [...]}
+                raise Unavailable(f"erpnext: the ERP's stock answer is not understood ({type(exc).__name__})") from exc
+            for r in stock_rows(self.name, rows):
+                quantity = stock_quantity(self.name, r.get("actual_qty"))
+                if quantity and r.get("item_code") in chunk:
+                    lines.append(StockLine(
+                        material=str(r["item_code"]),
+                        quantity=quantity,
+                        location=str(r.get("warehouse") or ""),
+                        blocked=r.get("warehouse") == quarantine,
+                        unit=r.get("stock_uom"),
+                    ))
+            if len(lines) > MAX_STOCK_LINES:
+                raise Unavailable(f"erpnext: the ERP answered more than {MAX_STOCK_LINES} stock lines")
+        return lines

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -25,6 +25,7 @@ import httpx
 
 from erp_adapters import kinds
 from erp_adapters.base import (
+    MAX_STOCK_LINES,
     AuthFailed,
     ErpCustomerOrder,
     ErpMachine,
@@ -37,8 +38,11 @@ from erp_adapters.base import (
     StockLine,
     Transaction,
     Unavailable,
+    chunks,
     decision_time,
     require_setting,
+    stock_quantity,
+    stock_rows,
 )
 
 PRIORITY = {"low": "0", "medium": "1", "high": "2", "critical": "3"}
@@ -959,21 +963,43 @@ class OdooErp(HttpErpAdapter):
         ]
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
-        product = await self._product(material)
+        return await self.read_stocks(settings, [material])
+
+    async def read_stocks(self, settings: dict[str, Any], materials: Iterable[str]) -> list[StockLine]:
+        """stock.quant in internal locations of up to STOCK_CHUNK products a request (two calls: the
+        products by internal reference, then their quants); the quarantine location counts as
+        blocked. A material Odoo has no product for has no stock."""
         quarantine = settings.get("quarantine_location")
-        rows = await self._search_read(
-            "stock.quant",
-            [["product_id", "=", product], ["location_id.usage", "=", "internal"], ["quantity", "!=", 0]],
-            ["location_id", "quantity", "lot_id", "product_uom_id"],
-        )
-        return [
-            StockLine(
-                material=material,
-                quantity=float(r["quantity"]),
-                location=_name(r["location_id"]) or "",
-                blocked=_name(r["location_id"]) == quarantine,
-                lot=_name(r.get("lot_id")),
-                unit=_name(r.get("product_uom_id")),
-            )
-            for r in rows
-        ]
+        lines: list[StockLine] = []
+        for chunk in chunks(materials):
+            try:
+                products = stock_rows(self.name, await self._search_read(
+                    "product.product", [["default_code", "in", chunk]], ["id", "default_code"]))
+                codes = {r.get("id"): r.get("default_code") for r in products if r.get("default_code") in chunk}
+                if not codes:
+                    continue
+                quants = stock_rows(self.name, await self._search_read(
+                    "stock.quant",
+                    [["product_id", "in", sorted(codes)], ["location_id.usage", "=", "internal"],
+                     ["quantity", "!=", 0]],
+                    ["product_id", "location_id", "quantity", "lot_id", "product_uom_id"],
+                ))
+            except (ValueError, AttributeError, TypeError) as exc:  # not JSON, or not JSON-RPC's shape
+                raise Unavailable(f"odoo: the ERP's stock answer is not understood ({type(exc).__name__})") from exc
+            for r in quants:
+                material = codes.get(_id(r.get("product_id")))
+                quantity = stock_quantity(self.name, r.get("quantity"))
+                if material is None or not quantity:
+                    continue
+                location = _name(r.get("location_id")) or ""
+                lines.append(StockLine(
+                    material=str(material),
+                    quantity=quantity,
+                    location=str(location),
+                    blocked=location == quarantine,
+                    lot=_name(r.get("lot_id")),
+                    unit=_name(r.get("product_uom_id")),
+                ))
+            if len(lines) > MAX_STOCK_LINES:
+                raise Unavailable(f"odoo: the ERP answered more than {MAX_STOCK_LINES} stock lines")
+        return lines

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -29,6 +29,7 @@ import httpx
 
 from erp_adapters import kinds
 from erp_adapters.base import (
+    MAX_STOCK_LINES,
     AuthFailed,
     ErpCustomerOrder,
     ErpError,
@@ -42,8 +43,11 @@ from erp_adapters.base import (
     StockLine,
     Transaction,
     Unavailable,
+    chunks,
     decision_time,
     require_setting,
+    stock_quantity,
+    stock_rows,
 )
 
 ROOT = "/sap/opu/odata/sap"
@@ -231,9 +235,15 @@ class SapODataErp(HttpErpAdapter):
                 token = await self._token_for(service, stale=token)
         raise AssertionError("unreachable")
 
-    async def _collection(self, service: str, entity: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _collection(
+        self, service: str, entity: str, params: dict[str, Any], cap: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every entity of a collection, page by page; more than `cap` is `Unavailable` (a service
+        that ignores `$skip` would otherwise page forever)."""
         rows: list[dict[str, Any]] = []
         while True:
+            if cap is not None and len(rows) > cap:
+                raise Unavailable(f"sap: the ERP answered more than {cap} {entity} entities")
             body = (
                 await self._get(f"{service}/{entity}", {**params, "$top": PAGE, "$skip": len(rows)})
             ).json()
@@ -770,19 +780,35 @@ class SapODataErp(HttpErpAdapter):
         ]
 
     async def read_stock(self, settings: dict[str, Any], material: str) -> list[StockLine]:
+        return await self.read_stocks(settings, [material])
+
+    async def read_stocks(self, settings: dict[str, Any], materials: Iterable[str]) -> list[StockLine]:
+        """`A_MatlStkInAcctMod` of the plant, up to STOCK_CHUNK materials a request
+        (`(Material eq 'A' or Material eq 'B') and Plant eq '1010'`), one line per storage
+        location, batch and stock type; the `blocked_stock_types` count as blocked."""
         plant = require_setting(settings, "plant", "to read stock")
         blocked_types = tuple(settings.get("blocked_stock_types") or BLOCKED_STOCK_TYPES)
-        params = {"$filter": f"Material eq {literal(material)} and Plant eq {literal(plant)}"}
-        rows = await self._collection(STOCK, "A_MatlStkInAcctMod", params)
-        return [
-            StockLine(
-                material=material,
-                quantity=float(r.get("MatlWrhsStkQtyInMatlBaseUnit") or 0),
-                location=f"{r.get('Plant')}/{r.get('StorageLocation')}",
-                blocked=r.get("InventoryStockType") in blocked_types,
-                lot=r.get("Batch") or None,
-                unit=r.get("MaterialBaseUnit"),
-            )
-            for r in rows
-            if float(r.get("MatlWrhsStkQtyInMatlBaseUnit") or 0)
-        ]
+        lines: list[StockLine] = []
+        for chunk in chunks(materials):
+            wanted = " or ".join(f"Material eq {literal(m)}" for m in chunk)
+            params = {"$filter": f"({wanted}) and Plant eq {literal(plant)}"}
+            try:
+                rows = stock_rows(self.name, await self._collection(STOCK, "A_MatlStkInAcctMod", params,
+                                                                  cap=MAX_STOCK_LINES))
+            except (ValueError, AttributeError, TypeError) as exc:  # not JSON, or no {"d": {"results": [...]}}
+                raise Unavailable(f"sap: the ERP's stock answer is not understood ({type(exc).__name__})") from exc
+            for r in rows:
+                quantity = stock_quantity(self.name, r.get("MatlWrhsStkQtyInMatlBaseUnit"))
+                if not quantity or r.get("Material") not in chunk:
+                    continue
+                lines.append(StockLine(
+                    material=str(r["Material"]),
+                    quantity=quantity,
+                    location=f"{r.get('Plant')}/{r.get('StorageLocation')}",
+                    blocked=r.get("InventoryStockType") in blocked_types,
+                    lot=r.get("Batch") or None,
+                    unit=r.get("MaterialBaseUnit"),
+                ))
+            if len(lines) > MAX_STOCK_LINES:
+                raise Unavailable(f"sap: the ERP answered more than {MAX_STOCK_LINES} stock lines")
+        return lines

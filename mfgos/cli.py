@@ -91,7 +91,46 @@ def _demo(args: argparse.Namespace) -> int:
             return 2
         print(f"mfgos demo: removed {removed}; starting fresh" if removed else "mfgos demo: nothing to reset",
               flush=True)
-    return run_server(settings, host=args.host, port=args.port, demo=True)
+    simulation = None
+    if args.simulate:
+        from mfgos.simulate import demo_simulation
+
+        simulation = demo_simulation(faults=args.faults, seed=args.seed, broker=args.broker)
+    return run_server(settings, host=args.host, port=args.port, demo=True, simulation=simulation)
+
+
+# --- simulate (issue 12) ----------------------------------------------------------------------
+
+SIMULATE_OPCUA_PORT = 4840
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """`mfgos simulate`'s options (docs/signals.md, "The plant simulator"); mfgos/simulate.py runs it."""
+    parser.add_argument("--plant", help="plant file (default: MFGOS_PLANT_FILE or the demo plant)")
+    parser.add_argument("--machines", type=int, help="how many machines: the plant's first N, or more named "
+                                                     "SIM-<n>, numbered on from the plant's count (default: the plant's)")
+    parser.add_argument("--rate", type=float, default=10.0,
+                        help="periodic reports per second over all machines (state changes come on top); 0: none")
+    parser.add_argument("--faults", type=float, default=6.0, help="faults per machine per hour of running")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed makes the same changes")
+    parser.add_argument("--protocol", choices=("mixed", "json", "sparkplug"), default="mixed",
+                        help="MQTT protocol of machines the plant file does not map (mixed: alternately)")
+    parser.add_argument("--broker", help="MQTT broker URL (default: MFGOS_MQTT_URL or mqtt://127.0.0.1:1883); "
+                                         "'none': no MQTT")
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--opcua-port", type=int, default=SIMULATE_OPCUA_PORT,
+                        help=f"OPC UA server port on 127.0.0.1 (default {SIMULATE_OPCUA_PORT}); 0: no OPC UA")
+    parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    parser.add_argument("--quiet", action="store_true", help="do not print each state change")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from mfgos.simulate import simulate_command
+
+    return simulate_command(args)
+
+
+# --- end simulate ------------------------------------------------------------------------------
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -267,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", help="database URL (default: a SQLite file in the working directory)")
     demo.add_argument("--reset", action="store_true",
                       help="start fresh: delete the demo's SQLite file first (refused if it holds another plant)")
+    demo.add_argument("--simulate", action="store_true",
+                      help="simulated machines run, fail and flap, and open exceptions on their own")
+    demo.add_argument("--faults", type=float, default=12.0, help="with --simulate: faults per machine-hour")
+    demo.add_argument("--seed", type=int, default=1, help="with --simulate: the same seed, the same faults")
+    demo.add_argument("--broker", help="with --simulate: go through this MQTT broker (default: OPC UA, in-process)")
     demo.set_defaults(func=_demo)
 
     serve = sub.add_parser("serve", help="serve the configured channels, sources and the console")
@@ -316,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     end.add_argument("--person", help="person id from the plant file")
     end.add_argument("--all", action="store_true", help="every person")
     sessions.set_defaults(func=_sessions)
+
+    simulate = sub.add_parser("simulate", help="simulate the plant's machines on MQTT and OPC UA (docs/signals.md)")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
 
     check = sub.add_parser("check-plant", help="validate a plant file and report every problem")
     check.add_argument("file")

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # Photos and voice notes fetched from a URL in a payload are cut off past this size (bytes) and time (s).
     media_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     media_timeout: float = Field(default=30.0, gt=0)
+    # Photos of paper read by OCR (nlp/ocr.py, docs/channels.md "Photos of paper"): 0 turns OCR off;
+    # an image over this many pixels is not decoded; Tesseract is stopped after this many seconds;
+    # `ocr_devanagari` also loads Tesseract's Hindi (Devanagari) model.
+    ocr_max_pixels: int = Field(default=40_000_000, ge=0)
+    ocr_timeout: float = Field(default=20.0, gt=0, le=120)
+    ocr_devanagari: bool = False
 
     # Host names the app answers to (comma list, e.g. "mfgos.example.com,10.0.0.5"); empty: the host
     # `serve` listens on plus localhost, 127.0.0.1 and [::1] (mfgos/guard.py).

@@ -278,7 +278,7 @@ class Replay:
             out_notes = [{
                 "at": when(n.created_at), "elapsed_s": elapsed(n.created_at), "to": n.person_id, "role": n.role,
                 "exception": number.get(n.exception_id) if n.exception_id else None, "kind": n.kind,
-                "channel": n.channel, "text": n.text, "status": n.status,
+                "channel": n.channel, "text": n.text, "status": n.status, **({"chart": n.chart} if n.chart else {}),
             } for n in notes]
             txns = session.exec(select(ErpTransaction).where(ErpTransaction.plant_id == self.runtime.plant_id)
                                 .order_by(ErpTransaction.id)).all()

@@ -48,11 +48,12 @@ from models import (
 )
 from models.partitions import Maintenance, maintain
 from models.plant_file import PlantChanges, apply, load
+from nlp import ocr
 from nlp.extractor import Extractor, master_data_from_store
 from routing import decisions, digests, mes, messages
 from routing import workflow as wf
 from routing.clock import Clock, SystemClock
-from routing.conversation import handle_chat
+from routing.conversation import handle_chat, photos_to_read
 from routing.erp_rejections import RowChanges
 from routing.inbound import Inbound
 from routing.static import StaticCache
@@ -80,6 +81,15 @@ REJECTED_ROWS = RowChanges(retry=retry_rejected, abandon=abandon_rejected)
 # replica rebuild their NLP indexes (mfgos/workers.py).
 MASTER_DATA_CHANNEL = "mfgos_master_data"
 SIGNALS = Signal.__table__  # type: ignore[attr-defined]
+
+
+class _PhotosToRead(Exception):
+    """Raised inside a chat signal's processing (so its transaction rolls back, nothing done) when
+    its photos have not been read yet: they are read outside the processing lock, then it runs again."""
+
+    def __init__(self, payload: dict[str, Any], photos: list[dict[str, Any]], language: str | None) -> None:
+        super().__init__("photos to read")
+        self.payload, self.photos, self.language = payload, photos, language
 
 
 @dataclass
@@ -116,6 +126,8 @@ class Runtime:
         # With inbound workers in processes of their own (PostgreSQL, mfgos/workers.py) the web
         # process only stores; a trigger announces the signal to the workers.
         self.defer_processing = False
+        self.ocr_limits = ocr.OcrLimits(max_bytes=settings.media_max_bytes, max_pixels=settings.ocr_max_pixels,
+                                        timeout=settings.ocr_timeout, devanagari=settings.ocr_devanagari)
 
     # --- plant -------------------------------------------------------------------------
 
@@ -259,8 +271,40 @@ class Runtime:
         """Process one stored signal; False when it was done already (or, `skip_locked`, being done elsewhere)."""
         # One signal at a time per process: the extractor's pipelines are not thread-safe and
         # SQLite takes one writer anyway; replicas on PostgreSQL run side by side.
-        with self._processing, SIGNAL_SECONDS.time():
-            return self._process_signal(signal_id, skip_locked=skip_locked)
+        try:
+            with self._processing, SIGNAL_SECONDS.time():
+                return self._process_signal(signal_id, skip_locked=skip_locked)
+        except _PhotosToRead as unread:
+            # Seconds of Tesseract, outside the lock: the other messages of this process go on meanwhile.
+            if not self._read_photos(signal_id, unread):
+                return False
+        try:
+            with self._processing, SIGNAL_SECONDS.time():
+                return self._process_signal(signal_id, skip_locked=skip_locked)
+        except _PhotosToRead:
+            return False  # read by nobody after all (the store failed meanwhile): the sweep takes it again
+
+    def _read_photos(self, signal_id: int, unread: _PhotosToRead) -> bool:
+        """OCR of a chat signal's photos, kept on the signal (`photo_text`, one result per photo) while it
+        is unprocessed, so the conversation reads the text like a typed message. A crash before this
+        commits leaves the signal as it was and the next processing reads the photos again; the same
+        bytes give the same text, so a second replica reading them meanwhile changes nothing."""
+        results = [{"sha256": item.get("sha256"), **self._read_photo(item, unread.language).to_json()}
+                   for item in unread.photos]
+        for result in results:
+            if result["status"] != "read":
+                log.info("signal %s: photo %s not read: %s %s", signal_id, str(result["sha256"])[:12],
+                         result["status"], result["reason"])
+        try:
+            with session_scope(self.engine) as session:
+                session.execute(update(Signal).where(Signal.id == signal_id, Signal.processed_at == None)  # noqa: E711
+                                .values(payload={**unread.payload, "photo_text": results})
+                                .execution_options(synchronize_session=False))
+        except (OperationalError, InterfaceError) as error:
+            log.warning("signal %s: the photos' text was not stored (%s); the sweep reads them again",
+                        signal_id, str(error.orig or error).splitlines()[0][:200])
+            return False
+        return True
 
     def process_signals(self, signal_ids: Sequence[int]) -> None:
         """Process stored machine signals in one transaction: a source's batch costs one commit.
@@ -301,6 +345,13 @@ class Runtime:
             for signal_id in signal_ids:
                 self._process_signal(signal_id)
 
+    def _read_photo(self, item: dict[str, Any], language: str | None) -> ocr.OcrResult:
+        try:
+            return ocr.read_file(Path(str(item["path"])), (language,), self.ocr_limits)
+        except Exception as error:  # a bug in reading must not fail the message: it is read without the photo
+            log.exception("reading the photo %s failed", item.get("path"))
+            return ocr.OcrResult("failed", reason=f"{type(error).__name__}: {str(error)[:200]}")
+
     def _process_signal(self, signal_id: int, *, skip_locked: bool = False) -> bool:
         """Process one signal; a database that failed (not the signal) gets it again, never a "failed" mark.
 
@@ -339,14 +390,17 @@ class Runtime:
                                  static=self._static.get(session, plant), new_cause=True)
                 if sender is not None:  # `wf.person` finds it in the session, without a query
                     ctx.held[(Person, sender.id)] = sender
+                    if signal.kind == "chat" and self.ocr_limits.max_pixels and \
+                            (photos := photos_to_read(signal.payload)):
+                        raise _PhotosToRead(dict(signal.payload), photos, sender.language)
                 if (handler := self.handlers.get(signal.kind)) is not None:
                     handler(ctx, signal)
                 else:
                     signal.error = f"unknown signal kind {signal.kind!r}"
                 signal.processed_at = ctx.now
                 session.add(signal)
-        except (OperationalError, InterfaceError):
-            raise  # the database, not the signal: `_process_signal` tries again
+        except (OperationalError, InterfaceError, _PhotosToRead):
+            raise  # the database, not the signal: `_process_signal` tries again; photos: `process_signal`
         except Exception as error:  # the signal stays stored; say so to the sender and move on
             if isinstance(error, DBAPIError) and error.connection_invalidated:
                 # The store went away (a restart, a dropped connection), not the message: it stays

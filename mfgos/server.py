@@ -5,7 +5,8 @@ At start the runtime processes signals stored before a crash; with MFGOS_INBOUND
 A worker on the server's event loop fires escalation timers and drains both outboxes every half second on
 the system clock, so a timer that came due while the process was down fires at once, and
 every 15 seconds sweeps for signals another replica stored but died before processing. APScheduler
-sends the plant's digests at each period's end (`DigestScheduler`, docs/digests.md). With an
+sends the plant's digests at each period's end (`DigestScheduler`, docs/digests.md) and runs the ERP
+stock watch every `stock_watch.every` (`StockWatchScheduler`, mfgos/stock_watch.py). With an
 ERP other than the ledger a second task reads master data from it every
 MFGOS_ERP_SYNC_INTERVAL seconds (mfgos/sync.py).
 """
@@ -21,7 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -32,9 +33,13 @@ from mfgos.auth import oidc_problem
 from mfgos.config import DEMO_PLANT, Settings
 from mfgos.guard import allowed_hosts
 from mfgos.runtime import Runtime
+from mfgos.stock_watch import StockWatchScheduler
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from signals.base import SignalSource
 from signals.registry import build_routers, build_sources, with_sources
+
+if TYPE_CHECKING:
+    from mfgos.simulate import DemoSimulation
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +150,8 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
         task = asyncio.create_task(run_worker(runtime, stop, interval), name="mfgos-outbox-worker")
         digests = DigestScheduler(runtime)
         digests.start()
+        stock = StockWatchScheduler(runtime)  # the plant file's `stock_watch:`; idle without it
+        stock.start()
         erp_sync = None
         settings = runtime.settings
         if settings.erp != "ledger" and settings.erp_sync_interval > 0:
@@ -161,6 +168,7 @@ def worker_lifespan(runtime: Runtime, *, interval: float = WORKER_INTERVAL, hub:
         finally:
             stop.set()
             digests.stop()
+            stock.stop()
             if erp_sync is not None:
                 erp_sync.cancel()  # safe mid-read: the watermark moves only after a whole sync
                 with contextlib.suppress(asyncio.CancelledError):
@@ -202,7 +210,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_server(settings: Settings, host: str, port: int, demo: bool,
-               extra_routers: Sequence[APIRouter] = ()) -> int:
+               extra_routers: Sequence[APIRouter] = (), simulation: DemoSimulation | None = None) -> int:
     """Serve the console, the REST API and `extra_routers` until Ctrl-C; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if demo:
@@ -241,6 +249,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
             # Structured signals (signals/registry.py): MQTT / OPC UA sources and the MES webhook.
             sources = build_sources(settings)
             routers += build_routers(runtime, settings)
+        elif simulation is not None:  # `demo --simulate`: the demo reads its simulated machines
+            sources = simulation.sources
     except Exception as error:  # a bad plant file, an unreachable database, half a channel config: say which
         sock.close()
         print(f"mfgos: cannot start: {error}", file=sys.stderr)
@@ -266,6 +276,8 @@ def run_server(settings: Settings, host: str, port: int, demo: bool,
                   "and set MFGOS_PUBLIC_URL to its https address", flush=True)
 
     lifespan = with_sources(worker_lifespan(runtime, hub=hub, on_ready=ready), runtime, sources)
+    if demo and simulation is not None:
+        lifespan = simulation.around(lifespan)
     app = create_app(runtime, extra_routers=routers, lifespan=lifespan, demo=demo)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

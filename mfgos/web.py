@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from bot import charts
 from bot.channels.base import OutboundMessage
 from bot.webhooks import MAX_TEXT, text_too_long
 from mfgos import guard, metrics
@@ -45,6 +46,7 @@ from models import (
     PlantException,
     Shift,
     Signal,
+    StockWatchRun,
     TimelineEvent,
 )
 from models.db import migration_head, schema_revision
@@ -260,8 +262,13 @@ def _notification_json(row: Notification, codes: dict[int, str],
         "channel": row.channel, "text": row.text, "buttons": update.buttons if update else row.buttons,
         "buttons_status": update.text if update else None, "updates_id": row.updates_id,
         "exception": codes.get(row.exception_id) if row.exception_id else None,
-        "status": row.status, "error": row.error,
+        "status": row.status, "error": row.error, "chart": chart_url(row),
     }
+
+
+def chart_url(row: Notification) -> str | None:
+    """Where the console reads the chart of an answer (the PNG the chat platforms got), if it has one."""
+    return f"/api/people/{row.person_id}/charts/{row.id}" if row.chart and row.id is not None else None
 
 
 def _notifications_json(session: Session, rows: Sequence[Notification], codes: dict[int, str]) -> list[dict[str, Any]]:
@@ -513,6 +520,19 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                           "exception": s.payload.get("exception_ref"), "error": s.error} for s in sent],
             }
 
+    @app.get("/api/people/{person_id}/charts/{notification_id}", include_in_schema=False)
+    def chart_png(person_id: str, notification_id: int, request: Request) -> Response:
+        """The chart of a bot answer to `person_id`, as a PNG: the same drawing the chat platforms got.
+        Read as the messages are: a signed-in person reads only their own; another plant's row is a 404."""
+        principal_of(request).acting_as(person_id)
+        with Session(runtime.engine) as session:
+            row = session.get(Notification, notification_id)
+            if row is None or row.plant_id != plant_id or row.person_id != person_id or not row.chart:
+                raise HTTPException(404, "no such chart")
+            chart = row.chart
+        return Response(charts.render(chart), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=86400", "ETag": f'"{charts.digest(chart)}"'})
+
     @app.get("/api/erp")
     def erp_view() -> dict[str, Any]:
         with Session(runtime.engine) as session:
@@ -522,12 +542,17 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                                      .limit(LIST_LIMIT)).all()
             codes = _codes(session, (t.exception_id for t in txns))
             check = session.get(ErpCheck, plant_id)
+            watch = session.get(StockWatchRun, plant_id)
             return {
                 "erp": runtime.settings.erp,
                 # The last preflight of the plant's erp: settings (`mfgos check-erp`), None before the first.
                 "check": None if check is None else {
                     "erp": check.erp, "checked_at": iso(check.checked_at), "problems": check.problems,
                     "error": check.error},
+                # The stock watch's last run (docs/routing.md, "Stock watch"), None before the first.
+                "stock_watch": None if watch is None else {
+                    "erp": watch.erp, "ran_at": iso(watch.ran_at), "materials": watch.materials,
+                    "shortages": watch.shortages, "error": watch.error},
                 "transactions": [_transaction_json(t, codes) for t in txns],
                 "ledger_documents": [{"reference": d.reference, "kind": d.kind, "fields": d.fields,
                                       "idempotency_key": d.idempotency_key, "posted_at": iso(d.posted_at)}

@@ -7,6 +7,7 @@ from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
 from models.figures import ExceptionFigures, FigureDay, FigureOrder, FiguresMark
 from models.mes import MesDocument, MesTransaction
+from models.stock import StockLevel, StockWatchRun
 from models.tables import (
     AckTimer,
     Approval,
@@ -79,6 +80,8 @@ __all__ = [
     "FiguresMark",
     "MesTransaction",
     "MesDocument",
+    "StockLevel",
+    "StockWatchRun",
     "StrangerReply",
     "ChatWindow",
     "SignInRequest",

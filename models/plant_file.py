@@ -569,6 +569,30 @@ class DecisionsSpec(_Entry):
         return parse_duration(self.remind_every).total_seconds() if self.remind_every else None
 
 
+def _watch_interval(value: str) -> str:
+    if parse_duration(value) < timedelta(minutes=1):
+        raise ValueError(f"every {value!r} is too short: at least 1m (each run reads the ERP)")
+    return value
+
+
+def _watch_horizon(value: str) -> str:
+    if parse_duration(value) < timedelta(minutes=1):
+        raise ValueError(f"horizon {value!r} is too short: at least 1m (no work order would be checked)")
+    return value
+
+
+class StockWatchSpec(_Entry):
+    """The ERP stock watch (routing/stock_watch.py): every `every`, the stock of the materials the work
+    orders starting within `horizon` need, against what they need; docs/plant-file.md."""
+
+    every: Annotated[Duration, AfterValidator(_watch_interval)]
+    horizon: Annotated[Duration, AfterValidator(_watch_horizon)] = "24h"
+
+    def stored(self) -> dict[str, Any]:
+        return {"every_s": parse_duration(self.every).total_seconds(),
+                "horizon_s": parse_duration(self.horizon).total_seconds()}
+
+
 class ReasonCodeSpec(_Entry):
     """One of the plant's downtime reason codes, and when an approved outcome gets it: the exception
     is of one of `types` (empty: any) and its report or approved fix says one of `words` (empty: any)."""
@@ -606,6 +630,7 @@ class PlantFile(_Entry):
     digests: DigestsSpec = Field(default_factory=DigestsSpec)
     decisions: DecisionsSpec = Field(default_factory=DecisionsSpec)
     mes: MesSpec | None = None  # None: the MES is not written back to
+    stock_watch: StockWatchSpec | None = None  # None: no stock watch
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -625,7 +650,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions", "mes")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions", "mes", "stock_watch")
 # Old names of sections: a file that still uses one is refused with the new name to use.
 _RENAMED = {"x-signals": "signals"}
 
@@ -747,6 +772,7 @@ class _Check:
         self.digests: DigestsSpec | None = None
         self.decisions: DecisionsSpec | None = None
         self.mes: MesSpec | None = None
+        self.stock_watch: StockWatchSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -827,6 +853,8 @@ class _Check:
             self.decisions = self.validate(DecisionsSpec, data["decisions"], ("decisions",), zone)
         if data.get("mes") is not None:
             self.mes = self.validate(MesSpec, data["mes"], ("mes",), zone)
+        if data.get("stock_watch") is not None:
+            self.stock_watch = self.validate(StockWatchSpec, data["stock_watch"], ("stock_watch",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -1033,7 +1061,7 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     if problems or checker.plant is None:
         return problems, None
     plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
-                           mes=checker.mes,
+                           mes=checker.mes, stock_watch=checker.stock_watch,
                            approvals=checker.approvals or ApprovalsSpec(), digests=checker.digests or DigestsSpec(),
                            decisions=checker.decisions or DecisionsSpec(), **checker.valid)
     plant_file._file = file
@@ -1171,7 +1199,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
     wanted_plant = {"name": plant_file.plant.name, "timezone": plant_file.plant.timezone, "erp": plant_file.erp,
                     "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True),
                     "digests": plant_file.digests.stored(), "remind_every_s": plant_file.decisions.remind_every_s(),
-                    "mes": plant_file.mes.model_dump(mode="json") if plant_file.mes else {}}
+                    "mes": plant_file.mes.model_dump(mode="json") if plant_file.mes else {},
+                    "stock_watch": plant_file.stock_watch.stored() if plant_file.stock_watch else {}}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -114,6 +114,7 @@ class Plant(SQLModel, table=True):
     loaded_at: datetime | None = None
     digests: dict[str, Any] = _json()  # the plant file's `digests` section, as validated (routing/digests.py)
     remind_every_s: float | None = None  # `decisions.remind_every`: how often an open decision part reminds
+    stock_watch: dict[str, Any] = _json()  # the plant file's `stock_watch` section; empty: no stock watch
 
 
 class Area(SQLModel, table=True):
@@ -342,6 +343,9 @@ class Notification(SQLModel, table=True):
     # A `buttons_update` row edits the buttons of this earlier notification (its platform message):
     # written by the lifecycle when an action is no longer allowed, delivered by the channel.
     updates_id: int | None = Field(default=None, foreign_key="notifications.id")
+    # An answer that is better as a chart (a trend, a ranking): its figures (routing/queries.py `Chart`);
+    # the channels and the console draw the same PNG from them (bot/charts.py).
+    chart: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class AckTimer(SQLModel, table=True):

@@ -15,11 +15,21 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlmodel import select
 
-from models import Conversation, Notification, OutboxStatus, Person, PlantException, Signal, StrangerReply
+from models import (
+    Attachment,
+    Conversation,
+    Notification,
+    OutboxStatus,
+    Person,
+    PlantException,
+    Signal,
+    StrangerReply,
+)
 from nlp.extraction import Extraction, Quantity
 from routing import decisions, erp_rejections, messages, queries
 from routing import workflow as wf
@@ -27,6 +37,7 @@ from routing.erp_rejections import RowChanges
 from routing.inbound import MAX_TEXT
 from routing.lifecycle import Action
 from routing.options import offer as offer_options
+from routing.timeline import attachment_link
 from routing.workflow import Context
 
 CODE = re.compile(r"\bE-?(\d{1,6})\b", re.I)
@@ -39,6 +50,7 @@ _ANSWER_WORDS = {
     "yes": ("yes", "y", "yeah", "yep", "si", "sí", "ja", "jo", "haan", "han", "ha", "haa", "ji"),
     "no": ("no", "n", "nope", "nah", "nein", "nee", "nahi", "nahin", "nai"),
 }
+PHOTOS_READ = 4  # photos of one message read by OCR (mfgos/runtime.py); the others are only kept
 QUESTION_TTL = timedelta(minutes=30)  # an answer later than this is read as a new message
 STRANGER_QUIET = timedelta(hours=1)  # one "not registered" answer per address in this time
 # An answer that is only a number, maybe with an article: "1", "la 2", "the 3rd", "Nr. 2", "#2".
@@ -167,7 +179,78 @@ def handle_chat(ctx: Context, signal: Signal, reader: Reader, rows: RowChanges |
     if payload.get("too_long"):
         turn.reply("reply", messages.render("too_long", who.language, length=payload["too_long"], limit=MAX_TEXT))
         return
-    turn.handle(payload)
+    asked_by = turn.conv.signal_id if turn.conv.state != State.idle else None
+    read = [r for r in payload.get("photo_text") or [] if r.get("status") == "read" and r.get("text")]
+    if payload.get("photo_text") and not read and not (payload.get("text") or "").strip() \
+            and _platform_thread(ctx, payload) is None:
+        # A photo of paper with nothing readable and nothing typed: say so, rather than page anyone.
+        turn.reply("reply", messages.render("photo_unreadable", who.language))
+        return
+    if read:
+        turn.handle(payload | {"text": message_text(payload)})
+        _log_photo_text(ctx, who, _exception_caused(ctx, payload), read)
+    else:
+        turn.handle(payload)
+    if asked_by is not None and turn.conv.signal_id != asked_by:
+        _photos_of_the_question(ctx, who, payload, asked_by)
+
+
+def photos_to_read(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored images of a chat message not read yet (at most `PHOTOS_READ`): the runtime reads
+    them by OCR before the message is processed, so their text is read like a typed message."""
+    if "photo_text" in payload or payload.get("action"):
+        return []
+    return [item for item in payload.get("attachments") or [] if isinstance(item, dict) and item.get("path")
+            and str(item.get("content_type") or "").startswith("image/")][:PHOTOS_READ]
+
+
+def message_text(payload: dict[str, Any]) -> str:
+    """What the person said: the typed text (a photo's caption) and then the text read from the photos."""
+    parts = [str(payload.get("text") or "").strip()]
+    parts += [str(r["text"]).strip() for r in payload.get("photo_text") or [] if r.get("status") == "read"]
+    return "\n".join(p for p in parts if p)[:MAX_TEXT]
+
+
+def _exception_caused(ctx: Context, payload: dict[str, Any]) -> PlantException | None:
+    """The exception this message went to: its thread, or the one it opened, joined or commented on."""
+    exc = _platform_thread(ctx, payload)
+    if exc is None:
+        found = ctx.session.exec(select(Notification.exception_id).where(
+            Notification.dedupe_key.like(f"{ctx.cause}:%"),  # type: ignore[attr-defined]
+            Notification.exception_id.is_not(None)).limit(1)).first()  # type: ignore[union-attr]
+        exc = ctx.session.get(PlantException, found) if found else None
+    return exc
+
+
+def _log_photo_text(ctx: Context, who: Person, exc: PlantException | None, read: list[dict[str, Any]]) -> None:
+    """On the exception the message went to: the text read from the photo, as read, so anyone can
+    check what the OCR made of the paper."""
+    if exc is not None and read:
+        wf.log(ctx, exc, "photo_text", "\n\n".join(str(r["text"]) for r in read), who.id,
+               photos=[{"sha256": r.get("sha256"), "confidence": r.get("confidence"), "words": r.get("words")}
+                       for r in read])
+
+
+def _photos_of_the_question(ctx: Context, who: Person, payload: dict[str, Any], asked_by: int) -> None:
+    """A photo the bot asked about ("which machine?"), answered now: the exception the answer opened
+    or joined gets the photo and the text read from it, as if they had come with the answer."""
+    asking = ctx.session.get(Signal, asked_by)
+    if asking is None or not asking.payload.get("photo_text"):
+        return  # the question was about a typed message: nothing to carry over
+    exc = _exception_caused(ctx, payload)
+    if exc is None:
+        return
+    _log_photo_text(ctx, who, exc, [r for r in asking.payload.get("photo_text") or []
+                                    if r.get("status") == "read" and r.get("text")])
+    rows = ctx.session.exec(select(Attachment).where(
+        Attachment.signal_id == asked_by, Attachment.exception_id == None)).all()  # noqa: E711
+    for row in rows:
+        row.exception_id = exc.id
+        ctx.session.add(row)
+    if rows:
+        wf.log(ctx, exc, "attachment", ", ".join(f"{r.kind} {Path(r.path).name}" for r in rows), who.id,
+               attachments=[{"url": attachment_link(r.public_id), "kind": r.kind, "content_type": r.content_type}
+                            for r in rows])
 
 
 @dataclass
@@ -213,7 +296,8 @@ class Turn:
                 intent == "report" and exc is None and queries.asks_instead_of_reporting(text, ex):
             intent = "query"
         if intent == "query":
-            self.reply("reply", queries.answer(ctx.session, ctx.plant, ctx.now, ex, who.language, who), exc)
+            said = queries.respond(ctx.session, ctx.plant, ctx.now, ex, who.language, who)
+            self.reply("reply", said.text, exc, chart=said.chart.to_json() if said.chart else None)
             return
         if intent == "report" and exc is None:
             if ex.unsure_problem:  # small talk or a problem? ask the sender rather than page anyone
@@ -638,9 +722,10 @@ class Turn:
 
     # --- answers to the person -----------------------------------------------------------------
 
-    def reply(self, kind: str, text: str, exc: PlantException | None = None, buttons: tuple[str, ...] = ()) -> None:
+    def reply(self, kind: str, text: str, exc: PlantException | None = None, buttons: tuple[str, ...] = (),
+              chart: dict[str, Any] | None = None) -> None:
         wf.notify(self.ctx, self.who, kind, text, exc=exc, role=(self.who.roles or [None])[0], buttons=buttons,
-                  reply_channel=self.channel)
+                  reply_channel=self.channel, chart=chart)
 
     def confirm(self, exc: PlantException, key: str, **values: Any) -> None:
         """Tell the sender what was recorded on `exc` and what happens next."""

@@ -15,6 +15,7 @@ Definitions (also in docs/routing.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,14 +66,19 @@ def analyse(
     exception_type: str,
     at: datetime,
     expected_downtime: timedelta | None = None,
+    named: Sequence[str] = (),
 ) -> Impact:
+    """`named`: orders the caller knows are held (the stock watch's short orders), after the machine's."""
     orders: list[WorkOrder] = []
     if machine_id:
         orders = affected_work_orders(session, plant_id, machine_id, at)
+    for wo_id in named:
+        if all(wo.id != wo_id for wo in orders) and (found := session.get(WorkOrder, (plant_id, wo_id))):
+            orders.append(found)
     if work_order_id and all(wo.id != work_order_id for wo in orders):
-        named = session.get(WorkOrder, (plant_id, work_order_id))
-        if named:
-            orders.insert(0, named)
+        named_order = session.get(WorkOrder, (plant_id, work_order_id))
+        if named_order:
+            orders.insert(0, named_order)
     impact = Impact(work_orders=[wo.id for wo in orders])
     impact.customer_orders_at_risk = sorted({wo.customer_order_id for wo in orders if wo.customer_order_id})
     impact.staging_conflict = _staging_conflict(orders, at, exception_type, material_id, expected_downtime)

@@ -11,11 +11,25 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, cast, distinct, func, literal, select, text, union
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -211,19 +225,8 @@ def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, u
     # What happens to an exception happens after it opened: bounding the timeline, outbox and ERP
     # rows by time too lets the database read the period's rows by index, not every row it has.
     after = since - SKEW
-    # The first "machine running" on each timeline: the end of a repair if it came before the close.
-    # Grouped once and joined (a correlated subquery would run per exception, and per use).
-    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
-               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
-                      T.c.data["running"].as_boolean().is_(True), T.c.at >= after, T.c.at < until)
-               .group_by(T.c.exception_id).subquery("running"))
-    closed_in = case((E.c.closed_at < until, E.c.closed_at))
-    cohort = select(
-        E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
-        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
-    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
+    cohort, repair = _cohort(dialect, in_period, since, until)
     c = cohort.c
-    repair = _repair(dialect, c)
     opened, closed, mtta, mttr, resolution, erp_latency = run(select(*_times(dialect, c, until))
                                                               .select_from(cohort)).one()
     ids = select(E.c.id).where(*in_period)
@@ -261,6 +264,50 @@ def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, u
         by_type=_groups(session, cohort, c.type, repair, until, dialect),
         by_area=_groups(session, cohort, func.coalesce(c.area_id, NO_AREA), repair, until, dialect),
     )
+
+
+def _cohort(dialect: str, in_period: tuple[Any, ...], since: datetime, until: datetime) -> tuple[Any, Any]:
+    """The exceptions `in_period` with when each was repaired, and the repair time (seconds) expression."""
+    # The first "machine running" on each timeline: the end of a repair if it came before the close.
+    # Grouped once and joined (a correlated subquery would run per exception, and per use).
+    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
+               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
+                      T.c.data["running"].as_boolean().is_(True), T.c.at >= since - SKEW, T.c.at < until)
+               .group_by(T.c.exception_id).subquery("running"))
+    closed_in = case((E.c.closed_at < until, E.c.closed_at))
+    cohort = select(
+        E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
+        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
+    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
+    return cohort, _repair(dialect, cohort.c)
+
+
+def trend(session: Session, plant_id: str, edges: Sequence[datetime], exception_type: str | None = None) -> list[Group]:
+    """One `Group` per slot [edges[i], edges[i+1]) of the exceptions opened in it (of `exception_type`
+    only, if given): how many, the downtime their breakdowns caused, their MTTR. One grouped query:
+    the slot of each exception is found among the edges in SQL (`width_bucket` on PostgreSQL, a
+    CASE on SQLite), so a year of days costs one scan of the period's exceptions."""
+    if len(edges) < 2:
+        return []
+    dialect = session.get_bind().dialect.name
+    since, until = edges[0], edges[-1]
+    in_period: tuple[Any, ...] = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
+    if exception_type:
+        in_period += (E.c.type == exception_type,)
+    cohort, repair = _cohort(dialect, in_period, since, until)
+    last = len(edges) - 2
+    inner = list(edges[1:-1])
+    if not last:
+        slot: Any = literal(0)
+    elif dialect == "postgresql":
+        # width_bucket over the inner edges: a binary search per exception (0 before the first edge, i from
+        # edge i on), where a CASE would test every edge in turn: a year's 366 slots cost what 7 do.
+        slot = func.width_bucket(cohort.c.opened_at, cast(bindparam("edges", inner, type_=ARRAY(DateTime(timezone=True))),
+                                                          ARRAY(DateTime(timezone=True))))
+    else:
+        slot = case(*[(cohort.c.opened_at < edge, i) for i, edge in enumerate(inner)], else_=last)
+    groups = _groups(session, cohort, slot, repair, until, dialect)
+    return [groups.get(i) or Group(count=0, downtime_minutes=None, mttr_minutes=None) for i in range(last + 1)]
 
 
 def _groups(session: Session, cohort: Any, name: Any, repair: Any, until: datetime, dialect: str) -> dict[str, Group]:

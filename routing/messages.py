@@ -266,6 +266,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Schreib, was los ist (Maschine, Auftrag), oder frag: 'was steht?', 'Status WO-1042'.",
         "hi": "Batayein kya problem hai (machine, work order), ya poochein: 'kya band hai?', 'status WO-1042'.",
     },
+    "photo_unreadable": {
+        "en": "I could not read any text on that photo. Please type what is wrong (machine, problem), or send a sharper photo of the paper.",
+        "es": "No pude leer texto en esa foto. Escribe qué pasa (máquina, problema) o envía una foto más nítida del papel.",
+        "de": "Auf dem Foto konnte ich keinen Text lesen. Bitte schreib, was los ist (Maschine, Problem), oder schick ein schärferes Foto.",
+        "hi": "Is photo par koi text padh nahi paaya. Kripya likhein kya problem hai (machine, problem), ya kagaz ki saaf photo bhejein.",
+    },
     "processing_failed": {
         "en": "Sorry, I could not process that message; it is stored and an admin will look at it.",
         "es": "Perdón, no pude procesar el mensaje; quedó guardado y un administrador lo revisará.",
@@ -588,6 +594,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "tl_comment": {"en": "{name} wrote", "es": "{name} escribió", "de": "{name} schrieb", "hi": "{name} ne likha"},
     "tl_attachment": {"en": "{name} sent an attachment", "es": "{name} envió un adjunto",
                       "de": "{name} hat einen Anhang geschickt", "hi": "{name} ne attachment bheja"},
+    "tl_photo_text": {"en": "Text read from {name}'s photo", "es": "Texto leído de la foto de {name}",
+                      "de": "Text aus dem Foto von {name} gelesen", "hi": "{name} ki photo se padha gaya text"},
     "tl_proposed": {"en": "{name} proposed a fix", "es": "{name} propuso una solución",
                     "de": "{name} hat eine Lösung vorgeschlagen", "hi": "{name} ne fix ka prastav diya"},
     "tl_refused": {

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -29,11 +31,13 @@ from models import (
 from nlp.extraction import Extraction
 from routing import messages
 from routing.kpis import DONE_WORDS, OPEN, Kpis, compute
+from routing.kpis import trend as kpis_trend
 from routing.roster import Roster, plant_local
 
 LIMIT = 500  # characters of a question that are read: a pasted log is not a longer question
 MAX_LINES = 15  # exceptions listed in one answer; the rest are counted
 MAX_DAYS = 366  # the longest "last N days" read
+MAX_BARS = 20  # bars of a Pareto chart: the rest are too small to read
 
 _KPI_WORDS = re.compile(
     r"\b(mttr|mtta|kpi|kpis|resolution time|downtime|adherence|adherencia|termintreue|escalation rate|"
@@ -47,6 +51,9 @@ _APPROVAL_WORDS = re.compile(
 # "top" only before what it ranks: "top priority, move WO-1043" is no question.
 _TOP_WORDS = re.compile(r"\b(top\s+(\d{1,2}\s+)?(exception|types?|problems?|issues?|tipos|incidencias|st[oö]rung\w*|"
                         r"arten)|pareto|most common|m[aá]s frecuentes?|h[aä]ufigste\w*|sabse zyada|sabse jyada)\b", re.I)
+# A trend asks how a figure moved over the period: charted per day (per hour over two days or less).
+_TREND_WORDS = re.compile(r"\b(trends?|tendencias?|evoluci[oó]n|verlauf|entwicklung|chart|graph|gr[aá]fic[oa]|"
+                          r"diagramm|grafik|per day|por d[ií]a|pro tag|har din)\b", re.I)
 _BY_DOWNTIME = re.compile(r"\b(downtime|tiempo parad[oa]|stillstand\w*|band samay|ausfallzeit)\b", re.I)
 _WHO_WORDS = re.compile(r"\b(who|qui[eé]n(es)?|wer|kaun)\b", re.I)
 _SHIFT_WORDS = re.compile(r"\b(on call|on shift|on duty|de turno|de guardia|guardia|schicht|bereitschaft|"
@@ -136,6 +143,17 @@ HEADERS = {
                         "es": "Tipos con más tiempo parado, {period}",
                         "de": "Störungsarten nach Stillstandszeit, {period}",
                         "hi": "Sabse zyada band samay wale types, {period}"},
+    "trend_count": {"en": "Exceptions opened", "es": "Incidencias abiertas", "de": "Eröffnete Störungen",
+                    "hi": "Khule exceptions"},
+    "trend_type": {"en": "{type} opened", "es": "{type}: abiertas", "de": "{type}: eröffnet", "hi": "{type} khule"},
+    "trend_mttr": {"en": "MTTR (min)", "es": "MTTR (min)", "de": "MTTR (min)", "hi": "MTTR (min)"},
+    "trend_downtime": {"en": "Downtime (min)", "es": "Tiempo parado (min)", "de": "Stillstand (min)",
+                       "hi": "Band samay (min)"},
+    "per_day": {"en": "per day", "es": "por día", "de": "pro Tag", "hi": "har din"},
+    "per_hour": {"en": "per hour", "es": "por hora", "de": "pro Stunde", "hi": "har ghante"},
+    "trend_total": {"en": "total {total}", "es": "total {total}", "de": "gesamt {total}", "hi": "kul {total}"},
+    "trend_empty": {"en": "nothing to show", "es": "nada que mostrar", "de": "nichts zu zeigen",
+                    "hi": "dikhane ko kuch nahi"},
     "no_exceptions": {"en": "No exceptions opened {period}.", "es": "Ninguna incidencia abierta {period}.",
                       "de": "Keine Störungen eröffnet {period}.", "hi": "{period} koi exception nahi khula."},
     "counts": {"en": "{opened} opened, {closed} closed", "es": "{opened} abiertas, {closed} cerradas",
@@ -148,19 +166,23 @@ HEADERS = {
         "en": "I can answer: 'what is down?', 'status HOB-01', 'status WO-1042', 'status SO-7001', 'status E-0001', "
               "'open quality issues in assembly', 'what's been open more than 2 hours?', 'what is escalated?', "
               "'what is waiting for approval?', 'who is the maintenance on call?', 'MTTR this week', "
-              "'schedule adherence yesterday', 'top exception types by downtime last 30 days'.",
+              "'schedule adherence yesterday', 'top exception types by downtime last 30 days', "
+              "'trend of breakdowns last 30 days' (with a chart).",
         "es": "Puedo responder: '¿qué está parado?', 'estado HOB-01', 'estado WO-1042', 'estado SO-7001', "
               "'estado E-0001', 'incidencias de calidad abiertas en assembly', '¿qué lleva abierto más de 2 horas?', "
               "'¿qué está escalado?', '¿qué espera aprobación?', '¿quién está de turno en calidad?', "
-              "'MTTR esta semana', 'adherencia ayer', 'tipos más frecuentes últimos 30 días'.",
+              "'MTTR esta semana', 'adherencia ayer', 'tipos más frecuentes últimos 30 días', "
+              "'tendencia de averías últimos 30 días' (con gráfico).",
         "de": "Ich beantworte: 'was steht?', 'Status HOB-01', 'Status WO-1042', 'Status SO-7001', 'Status E-0001', "
               "'offene Qualität Störungen in assembly', 'was ist länger als 2 Stunden offen?', 'was ist eskaliert?', "
               "'was wartet auf Freigabe?', 'wer hat Bereitschaft in der Instandhaltung?', 'MTTR diese Woche', "
-              "'Termintreue gestern', 'häufigste Störungsarten letzten Monat'.",
+              "'Termintreue gestern', 'häufigste Störungsarten letzten Monat', "
+              "'Trend der Störungen diese Woche' (mit Diagramm).",
         "hi": "Main jawab de sakta hoon: 'kya band hai?', 'status HOB-01', 'status WO-1042', 'status SO-7001', "
               "'status E-0001', 'khule quality issues assembly mein', '2 ghante se zyada khule kaun se hain?', "
               "'kya escalate hua?', 'kaun se approval baaki hain?', 'maintenance mein kaun duty par hai?', "
-              "'MTTR is hafte', 'adherence kal', 'sabse zyada types pichle 30 din'.",
+              "'MTTR is hafte', 'adherence kal', 'sabse zyada types pichle 30 din', "
+              "'is hafte ka trend' (chart ke saath).",
     },
 }
 
@@ -243,7 +265,8 @@ def is_question(text: str) -> bool:
     """A KPI request, a question mark or a question's first word: answer it even when the intent
     model was unsure ("MTTR this week", "estado SO-7001")."""
     text = text[:LIMIT]
-    return bool(_KPI_WORDS.search(text) or _TOP_WORDS.search(text) or _ASKS.match(text)) or \
+    return bool(_KPI_WORDS.search(text) or _TOP_WORDS.search(text) or _TREND_WORDS.search(text)
+                or _ASKS.match(text)) or \
         text.rstrip().endswith("?") or text.lstrip().startswith("¿")
 
 
@@ -252,7 +275,8 @@ def asks_instead_of_reporting(text: str, extraction: Extraction) -> bool:
     ("open quality issues in assembly", "top exception types by downtime"). A report names what is
     wrong ("CNC-3 is down"); a question mark alone ("smoke near the washer?") stays a report."""
     text = text[:LIMIT]
-    return extraction.machine is None and bool(_ASKS.match(text) or _KPI_WORDS.search(text) or _TOP_WORDS.search(text))
+    return extraction.machine is None and bool(_ASKS.match(text) or _KPI_WORDS.search(text)
+                                          or _TOP_WORDS.search(text) or _TREND_WORDS.search(text))
 
 
 def _h(key: str, lang: str, **values: object) -> str:
@@ -294,21 +318,65 @@ def _lines(now: datetime, found: list[PlantException], language: str) -> list[st
     return lines
 
 
+@dataclass(frozen=True)
+class Chart:
+    """What a chart shows, decided here and drawn elsewhere (bot/charts.py): one value per label.
+
+    `trend`: a line over time slots (`labels` are days or hours); `pareto`: bars ranked from the
+    largest with the cumulative share. Labels and title are plant and user text: the drawing escapes them.
+    Stored as JSON on the answer's outbox row (`Notification.chart`), so every channel and the
+    console draw the same chart from the same figures."""
+
+    kind: str  # trend | pareto
+    title: str
+    labels: tuple[str, ...]
+    values: tuple[float, ...]
+    unit: str = ""  # "" for counts, "min" for times
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "title": self.title, "labels": list(self.labels), "values": list(self.values),
+                "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer's text (always: the facts, with their numbers) and, for a trend or a ranking, its chart."""
+
+    text: str
+    chart: Chart | None = None
+
+
 def answer(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
            asker: Person | None = None) -> str:
-    """The question in `extraction` answered for `asker`; a question it cannot place gets the list
-    of questions it can answer. Order matters: an exception code or a "who" names the subject more
-    surely than a machine the question also mentions."""
+    """The text of `respond`."""
+    return respond(session, plant, now, extraction, language, asker).text
+
+
+def respond(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
+            asker: Person | None = None) -> Answer:
+    """The question in `extraction` answered for `asker`, with a chart when one says it better (a
+    trend, a ranking); a question it cannot place gets the list of questions it can answer. Order
+    matters: an exception code or a "who" names the subject more surely than a machine the question
+    also mentions, and a trend of a KPI ("MTTR trend") is a trend, not the KPI."""
     text = extraction.text[:LIMIT]
     scope = scope_of(asker)
     if _HELP_WORDS.match(text):
-        return _h("can_answer", language)
+        return Answer(_h("can_answer", language))
     if code := _CODE.search(text):
-        return exception_status(session, plant, now, f"E-{int(code.group(1)):04d}", language, scope)
+        return Answer(exception_status(session, plant, now, f"E-{int(code.group(1)):04d}", language, scope))
     if _WHO_WORDS.search(text) and (_SHIFT_WORDS.search(text) or _role_named(text)):
-        return on_shift(session, plant, now, _role_named(text), _area_named(session, plant, text), language)
+        return Answer(on_shift(session, plant, now, _role_named(text), _area_named(session, plant, text), language))
+    if _TREND_WORDS.search(text):
+        return trend(session, plant, now, text, language)
     if _TOP_WORDS.search(text):
         return top_types(session, plant, now, text, language, by_downtime=bool(_BY_DOWNTIME.search(text)))
+    return Answer(_answer_text(session, plant, now, extraction, language, scope))
+
+
+def _answer_text(session: Session, plant: Plant, now: datetime, extraction: Extraction, language: str,
+                 scope: Scope) -> str:
+    """The answers without a chart: KPIs, orders, machines, lists."""
+    text = extraction.text[:LIMIT]
     if _KPI_WORDS.search(text):
         return kpi_summary(session, plant, now, text, language)
     customer_order = extraction.customer_order or (
@@ -362,11 +430,12 @@ def _area_named(session: Session, plant: Plant, text: str) -> str | None:
 
 
 def _type_named(text: str) -> str | None:
-    """An exception type named in any of the four languages ("quality", "calidad", "Qualität")."""
+    """An exception type named in any of the four languages ("quality", "calidad", "Qualität"), also
+    in the plural ("breakdowns", "averías")."""
     lowered = text.lower()
     for exception_type in messages.TYPE_NAMES["en"]:
         names = {exception_type} | {messages.type_name(exception_type, lang).lower() for lang in messages.LANGUAGES}
-        if exception_type != "other" and any(re.search(rf"\b{re.escape(n)}\b", lowered) for n in names):
+        if exception_type != "other" and any(re.search(rf"\b{re.escape(n)}(?:s|es|en|n)?\b", lowered) for n in names):
             return exception_type
     return None
 
@@ -670,12 +739,13 @@ def kpi_summary(session: Session, plant: Plant, now: datetime, text: str, langua
 
 
 def top_types(session: Session, plant: Plant, now: datetime, text: str, language: str,
-              by_downtime: bool = False) -> str:
-    """The exception types of the period ranked by count, or by the downtime their breakdowns caused."""
+              by_downtime: bool = False) -> Answer:
+    """The exception types of the period ranked by count, or by the downtime their breakdowns caused:
+    as text (the top five) and as a Pareto chart of every type of the period."""
     since, until, period = period_of(text[:LIMIT], plant, now, language)
     groups = compute(session, plant.id, since, until).by_type
     if not groups:
-        return _h("no_exceptions", language, period=period)
+        return Answer(_h("no_exceptions", language, period=period))
     if by_downtime:
         ranked = sorted(groups.items(), key=lambda item: (-(item[1].downtime_minutes or 0), -item[1].count, item[0]))
     else:
@@ -687,4 +757,69 @@ def top_types(session: Session, plant: Plant, now: datetime, text: str, language
         if group.downtime_minutes is not None:
             line += f", {group.downtime_minutes:g} min"
         lines.append(line)
-    return f"{title}:\n" + "\n".join(lines)
+    charted = [(name, float(group.downtime_minutes or 0) if by_downtime else float(group.count))
+               for name, group in ranked]
+    charted = [(name, value) for name, value in charted if value > 0][:MAX_BARS]
+    chart = Chart("pareto", title, tuple(messages.type_name(name, language) for name, _ in charted),
+                  tuple(value for _, value in charted), "min" if by_downtime else "") if charted else None
+    return Answer(f"{title}:\n" + "\n".join(lines), chart)
+
+
+def slots(plant: Plant, since: datetime, until: datetime) -> tuple[list[datetime], str]:
+    """The edges of a trend's slots: plant-local days (hours when the period spans two days or less),
+    the first and last cut to the period; and "day" or "hour". Local midnights are found on the
+    calendar, not by adding 24 hours, so a day with a clock change is still one day."""
+    zone = ZoneInfo(plant.timezone)
+    start, end = since.astimezone(zone), until.astimezone(zone)
+    if until - since <= timedelta(days=2):
+        step = start.replace(minute=0, second=0, microsecond=0)
+        edges = [since]
+        while True:
+            step = (step.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+            if step >= end:
+                break
+            edges.append(step)
+        return [*edges, until], "hour"
+    edges, day = [since], start.date()
+    while True:
+        day += timedelta(days=1)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        if midnight >= end:
+            break
+        edges.append(midnight)
+    return [*edges, until], "day"
+
+
+def trend(session: Session, plant: Plant, now: datetime, text: str, language: str) -> Answer:
+    """How a figure moved over the period, per day (or hour): exceptions opened (of a type, if one is
+    named), MTTR, or breakdown downtime; the text gives the total or mean and the slots that had any."""
+    since, until, period = period_of(text[:LIMIT], plant, now, language)
+    edges, unit = slots(plant, since, until)
+    exception_type = _type_named(text)
+    mttr = bool(_FIGURES[0][1].search(text))
+    if mttr:
+        exception_type = exception_type or "breakdown"  # MTTR is the breakdowns' figure (docs/kpis.md)
+    groups = kpis_trend(session, plant.id, edges, exception_type)
+    if mttr:
+        measure, values, chart_unit = _h("trend_mttr", language), [g.mttr_minutes for g in groups], "min"
+        whole = kpis_trend(session, plant.id, [since, until], exception_type)[0].mttr_minutes
+        summary = f"MTTR {whole:g} min" if whole is not None else _h("trend_empty", language)
+    elif _BY_DOWNTIME.search(text):
+        measure, values, chart_unit = _h("trend_downtime", language), [g.downtime_minutes for g in groups], "min"
+        summary = _h("trend_total", language, total=f"{sum(v or 0 for v in values):g} min")
+    else:
+        measure = _h("trend_type", language, type=messages.type_name(exception_type, language)) if exception_type \
+            else _h("trend_count", language)
+        values, chart_unit = [float(g.count) for g in groups], ""
+        summary = _h("trend_total", language, total=f"{sum(v or 0 for v in values):g}")
+    zone = ZoneInfo(plant.timezone)
+    days = DAY_NAMES.get(language, DAY_NAMES["en"])
+    labels = tuple(f"{e.astimezone(zone):%H:00}" if unit == "hour" else
+                   f"{days[e.astimezone(zone).weekday()]} {e.astimezone(zone):%m-%d}" for e in edges[:-1])
+    title = f"{measure[:1].upper()}{measure[1:]} {_h('per_' + unit, language)}, {period}"
+    filled = [(label, value) for label, value in zip(labels, values, strict=True) if value]
+    lines = [f"- {label}: {value:g}{' min' if chart_unit else ''}" for label, value in filled[-MAX_LINES:]]
+    if len(filled) > MAX_LINES:  # the latest slots are listed; the chart shows them all
+        lines.insert(0, _h("more", language, count=len(filled) - MAX_LINES))
+    chart = Chart("trend", title, labels, tuple(float(v or 0) for v in values), chart_unit)
+    return Answer(f"{title}: {summary}." + ("\n" + "\n".join(lines) if lines else ""), chart)

@@ -16,6 +16,11 @@ from typing import Any
 from routing import messages
 
 
+def attachment_link(public_id: str) -> str:
+    """The console's link to an attachment (served by bot/webhooks.py), as an `attachment` event carries it."""
+    return f"/attachments/{public_id}"
+
+
 @dataclass(frozen=True)
 class Line:
     """What a sentence is made of: a timeline row, from the store or from the replay JSON."""
@@ -192,6 +197,7 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "acknowledged": _by_person("tl_acknowledged"),
     "comment": _by_person("tl_comment"),
     "attachment": _by_person("tl_attachment", with_text=False),
+    "photo_text": _by_person("tl_photo_text"),
     "proposed": _by_person("tl_proposed"),
     "approval_refused": _refused,
     "decision_ignored": _by_person("tl_decision_ignored", with_text=False),

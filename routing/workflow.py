@@ -140,7 +140,8 @@ def preferred_channel(who: Person, reply_channel: str | None = None) -> tuple[st
 
 
 def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantException | None = None,
-           role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None) -> Notification:
+           role: str | None = None, buttons: tuple[str, ...] = (), reply_channel: str | None = None,
+           chart: dict[str, Any] | None = None) -> Notification:
     channel, address = preferred_channel(who, reply_channel)
     if role is None:
         # Say in which capacity the person hears about it: as the reporter, or by their role.
@@ -148,7 +149,7 @@ def notify(ctx: Context, who: Person, kind: str, text: str, *, exc: PlantExcepti
     return _add_once(ctx, f"{ctx.cause}:{kind}:{who.id}:{exc.id if exc else '-'}", lambda key: Notification(
         plant_id=ctx.plant.id, dedupe_key=key, exception_id=exc.id if exc else None, person_id=who.id,
         role=role, kind=kind, channel=channel, address=address, language=who.language, text=text,
-        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now,
+        buttons=list(buttons), created_at=ctx.now, next_attempt_at=ctx.now, chart=chart,
     ))
 
 
@@ -302,9 +303,13 @@ def open_exception(
     expected_downtime: timedelta | None = None,
     reply_channel: str | None = None,
     source: str = "chat",
+    work_orders: Sequence[str] = (),
 ) -> PlantException:
-    """Open an exception, analyse its impact, route it and page the people the rules name."""
-    area_id = area_for(ctx, machine_id, material_id, work_order_id, reporter)
+    """Open an exception, analyse its impact, route it and page the people the rules name.
+
+    `work_orders`: the orders it holds, when the opener knows them (the stock watch's short
+    orders, on any machine): they are its affected work orders, before routing pages anyone."""
+    area_id = area_for(ctx, machine_id, material_id, work_order_id or next(iter(work_orders), None), reporter)
     if machine_id is None and work_order_id:
         wo = master_row(ctx, WorkOrder, work_order_id)
         machine_id = wo.machine_id if wo else None
@@ -324,7 +329,7 @@ def open_exception(
     with ctx.session.no_autoflush:
         impact = analyse(
             ctx.session, ctx.plant.id, machine_id=machine_id, work_order_id=work_order_id, material_id=material_id,
-            exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime,
+            exception_type=exception_type, at=ctx.now, expected_downtime=expected_downtime, named=work_orders,
         )
     exc.work_orders = impact.work_orders
     exc.customer_orders_at_risk = impact.customer_orders_at_risk

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class OutboundMessage:
     kind: str = ""  # the outbox row's kind; thread_root / thread_reply are posts in an area thread (bot/threads.py)
     # kind buttons_update: the message whose buttons become `buttons` (possibly none); `text` is the status line
     updates: Original | None = None
+    chart: dict[str, Any] | None = None  # the figures of a chart answer (routing/queries.py `Chart`)
+    # The chart drawn (PNG, bot/charts.py), set by the outbox before `send`: the channel sends it with
+    # `text` as its caption. None: a text message (no chart, or the drawing failed: the facts still go).
+    image: bytes | None = None
 
 
 class DeliveryError(Exception):

@@ -80,6 +80,7 @@ MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 STYLES = {"ack": "primary", "approve": "primary", "reject": "danger"}
 MAX_TEXT = 3000  # characters of a section's text and of a message's `text`
 MAX_BUTTON = 75  # characters of a button's text
+MAX_FILE_TITLE = 200  # characters of an uploaded file's title
 # What mrkdwn still formats once & < > are entities: *bold* _italic_ ~strike~ `code`, a "> " quote at
 # the start of a line (Slack's own messages carry it as "&gt;"), and the broadcast words.
 # A marker between two letters or digits (maintenance_request) cannot open or close anything: left alone.
@@ -352,6 +353,8 @@ class SlackChannel:
         if message.kind == BUTTONS_UPDATE:
             return await self._update_buttons(message)
         conversation, in_thread = self._conversation(message)
+        if message.image is not None:
+            return await self._send_chart(message, conversation, in_thread)
         # The exception's card (a DB read) only where it is shown: thread roots and messages with buttons.
         card = await self._card(message.exception_code) if in_thread or message.buttons else None
         text = mrkdwn(message.text)
@@ -367,6 +370,30 @@ class SlackChannel:
         except Exception as error:
             raise self._error(error) from error
         return f"{response['channel']}:{response['ts']}"
+
+    async def _send_chart(self, message: OutboundMessage, conversation: str, in_thread: bool) -> str:
+        """A chart answer: the PNG uploaded the current way (`files_upload_v2`: files.getUploadURLExternal,
+        the upload, files.completeUploadExternal) into the person's DM (or the exception's thread), with the
+        answer as its comment. Only the completion posts: a retry after a failed upload or completion
+        uploads again, and the file that was never shared stays unseen."""
+        text = mrkdwn(message.text)
+        thread_ts = None
+        try:
+            if in_thread:
+                card = await self._card(message.exception_code)
+                if card is not None:
+                    thread_ts = await self._thread_root(conversation, card)
+                    text = f"<@{message.address}> {text}"
+            elif conversation.startswith(("U", "W")):  # a user: the file goes into the DM with them
+                opened = await self.client.conversations_open(users=conversation)
+                conversation = opened["channel"]["id"]
+            response = await self.client.files_upload_v2(
+                channel=conversation, file=message.image, filename="chart.png",
+                title=str((message.chart or {}).get("title") or "chart")[:MAX_FILE_TITLE],
+                initial_comment=clip(text), thread_ts=thread_ts)
+        except Exception as error:
+            raise self._error(error) from error
+        return f"{conversation}:file:{response['file']['id']}"
 
     async def _update_buttons(self, message: OutboundMessage) -> str:
         """A buttons_update: `chat.update` of the original (its channel and ts) showing what it showed,

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ReplyParameters, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -85,6 +85,7 @@ from routing import messages
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
+MAX_CAPTION = 1024  # characters of a photo's caption
 MAX_TOPIC = 128  # characters of a forum topic's name
 MAX_BUTTON = 64  # characters of a "which one?" answer button's title: short enough to read on a phone
 NOT_A_FORUM = ("not a forum", "not enough rights")  # createForumTopic's refusals that mean "use reply chains"
@@ -333,12 +334,28 @@ class TelegramChannel:
             return await self._send_in_area_thread(message)
         if message.kind == BUTTONS_UPDATE:
             return await self._update_buttons(message)
+        if message.image is not None:
+            return await self._send_chart(message)
         text = plain(with_code(message.text, message.exception_code))[:MAX_TEXT]
         try:
             sent = await self.app.bot.send_message(
                 chat_id=message.address, text=text,
                 reply_markup=self._keyboard(message.buttons, message.exception_code, message.language,
                                             await self._labels(message.buttons)))
+        except TelegramError as error:
+            raise self._error(error) from error
+        return f"{sent.chat_id}:{sent.message_id}"
+
+    async def _send_chart(self, message: OutboundMessage) -> str:
+        """A chart answer: one `sendPhoto` (multipart) with the answer as its caption, so the facts and the
+        chart arrive as one message. A caption longer than Telegram's 1024 characters is cut."""
+        caption = plain(with_code(message.text, message.exception_code))
+        if len(caption) > MAX_CAPTION:
+            caption = caption[: MAX_CAPTION - 1] + "…"
+        try:
+            sent = await self.app.bot.send_photo(
+                chat_id=message.address, photo=InputFile(message.image or b"", filename="chart.png"), caption=caption,
+                reply_markup=self._keyboard(message.buttons, message.exception_code, message.language))
         except TelegramError as error:
             raise self._error(error) from error
         return f"{sent.chat_id}:{sent.message_id}"

@@ -26,6 +26,7 @@ without a template, recorded as not reached.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import re
@@ -68,6 +69,8 @@ MAX_BUTTONS = 3
 MAX_TITLE = 20
 MAX_ROWS = 10  # rows of a list message: the answers of a "which one?" with more than MAX_BUTTONS choices
 MAX_BODY = 1024  # interactive body; a plain text message may have 4096
+MAX_CAPTION = 1024  # characters of an image's caption
+MAX_MEDIA_IDS = 256  # uploaded charts remembered by their bytes' hash
 RATE_LIMIT_CODES = {130429: "all", 131056: "chat", 4: "all", 80007: "all"}
 TEMPORARY_CODES = {1, 2, 131000, 131016}
 AUTH_CODES = {190, 0}
@@ -136,6 +139,7 @@ class WhatsAppChannel:
         self._heard: dict[str, float] = {}  # address -> unix time of their last message (0: window known closed)
         self._unsaved: dict[str, float] = {}  # heard here, not yet in the store
         self._client: httpx.AsyncClient | None = None
+        self._media: dict[str, str] = {}  # sha256 of an uploaded chart -> its media id (valid for 30 days)
 
     @classmethod
     def from_settings(cls, settings: Any, *, engine: Any = None, **_: Any) -> WhatsAppChannel:
@@ -203,6 +207,41 @@ class WhatsAppChannel:
             # valid, if any) is a reply quoting the message whose buttons no longer all apply.
             body["context"] = {"message_id": message.updates.platform_message_id}
         return body
+
+    def image_payload(self, message: OutboundMessage, media_id: str) -> dict[str, Any]:
+        """A chart answer: an image message of the uploaded media with the answer as its caption."""
+        body = self._recipient(message.address)
+        caption = plain(with_code(message.text, message.exception_code))
+        if len(caption) > MAX_CAPTION:
+            caption = caption[: MAX_CAPTION - 1] + "…"
+        body["type"] = "image"
+        body["image"] = {"id": media_id, "caption": caption}
+        return body
+
+    async def _media_id(self, image: bytes) -> str:
+        """Upload a PNG (POST /<phone-number-id>/media, multipart) and return its media id. An upload is
+        not a message: the person sees nothing until the image message is sent, so a retry after a failed
+        send reuses the id this process got for the same bytes rather than uploading them again."""
+        digest = hashlib.sha256(image).hexdigest()
+        if digest in self._media:
+            return self._media[digest]
+        try:
+            response = await self.client.post(
+                f"/{self.phone_number_id}/media", data={"messaging_product": "whatsapp", "type": "image/png"},
+                files={"file": ("chart.png", image, "image/png")})
+        except httpx.TransportError as error:
+            raise TemporaryFailure(f"WhatsApp unreachable: {type(error).__name__}") from error
+        if not response.is_success:
+            raise self._error(response)
+        try:
+            media_id = str(response.json()["id"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise TemporaryFailure(f"WhatsApp answered {response.status_code} to the upload without a media id") \
+                from error
+        if len(self._media) >= MAX_MEDIA_IDS:
+            self._media.pop(next(iter(self._media)))
+        self._media[digest] = media_id
+        return media_id
 
     def template_payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The approved template, its body parameter the message's text (on one line, as Meta requires)."""
@@ -274,6 +313,8 @@ class WhatsAppChannel:
         labels = await asyncio.to_thread(choice_labels, self.engine, message.buttons, MAX_TITLE) \
             if self.engine is not None and any(choice_code(b) for b in message.buttons) else {}
         try:
+            if message.image is not None:
+                return await self._post(self.image_payload(message, await self._media_id(message.image)))
             return await self._post(self.payload(message, labels))
         except WindowClosed as error:
             self._heard[message.address] = 0.0  # closed until they write again

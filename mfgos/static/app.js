@@ -261,8 +261,15 @@ function messageItem(item) {
       item.exception ? codeTag(item.exception) : null, h("span", {class: "tag"}, noteKind(item.kind)), when(item.at),
       item.status === "failed" ? h("span", {class: "badge st-failed", title: item.error || ""}, "not delivered") : null),
     h("div", {class: "body"}, item.text),
+    item.chart ? chartImage(item) : null,
     buttons.length ? h("div", {class: "buttons"}, buttons) : null,
     item.buttons_status ? h("div", {class: "buttons-status"}, item.buttons_status) : null);
+}
+
+// A trend or ranking answer carries its chart: the same PNG the chat platforms got, read with the
+// session like the messages are (GET /api/people/{id}/charts/{notification}).
+function chartImage(item) {
+  return h("img", {class: "chart", src: item.chart, alt: "chart", loading: "lazy", width: 800, height: 450});
 }
 
 function addMessages(data) {

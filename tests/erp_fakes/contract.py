@@ -255,6 +255,59 @@ class ErpContract:
         finally:
             await adapter.aclose()
 
+    async def test_the_stock_of_many_materials_is_one_read_per_material_and_place(self, erp: ErpUnderTest) -> None:
+        """The stock watch's read (issue 12): a list of materials in as few requests as one, usable
+        and blocked stock per place, nothing for a material without stock or unknown to the ERP."""
+        if not erp.stock:
+            pytest.skip(f"{erp.name} keeps no stock")
+        wanted = [erp.material, "HOUSING-A", "NO-SUCH-MATERIAL"]
+        adapter = erp.make()
+        try:
+            await adapter.post(erp.stock_txn("block", 40, "watch/1"))
+            await adapter.read_stocks(erp.settings, [erp.material])  # a log-in or token fetched before counting
+            before = erp.faults.requests if erp.faults else 0
+            one = await adapter.read_stocks(erp.settings, [erp.material])
+            single = (erp.faults.requests if erp.faults else 0) - before
+            before = erp.faults.requests if erp.faults else 0
+            lines = await adapter.read_stocks(erp.settings, wanted)
+            several = (erp.faults.requests if erp.faults else 0) - before
+        finally:
+            await adapter.aclose()
+        assert several <= single, "more materials, more requests"
+        assert sorted(lines, key=repr) == sorted(one, key=repr)
+        assert {line.material for line in lines} == {erp.material}
+        assert sum(line.quantity for line in lines if not line.blocked) == 1000 - 40
+        assert sum(line.quantity for line in lines if line.blocked) == 40
+        assert all(line.location for line in lines)
+        usable = {line.location for line in lines if not line.blocked}
+        assert usable and usable.isdisjoint(line.location for line in lines if line.blocked) or erp.name == "sap"
+
+    async def test_a_junk_stock_answer_is_unavailable_never_a_crash(self, erp: ErpUnderTest) -> None:
+        """An ERP (or a proxy in front of it) answering junk: the error family's `Unavailable`, so a
+        stock watch records it and opens nothing, instead of a parsing error escaping."""
+        faults = over_http(erp)
+        quantity = {  # the protocol's own shape, with a quantity that is no number
+            "erpnext": '{"data": [{"item_code": "AL-6061-BAR", "warehouse": "Stores - BG", "actual_qty": "lots"}]}',
+            "sap": '{"d": {"results": [{"Material": "AL-6061-BAR", "MatlWrhsStkQtyInMatlBaseUnit": "NaN"}]}}',
+            "odoo": '[{"id": 1, "default_code": "AL-6061-BAR", "product_id": [1, "bar"], "quantity": "lots"}]',
+        }
+        row = '{"item_code": "AL-6061-BAR", "warehouse": "W", "actual_qty": 1, "Material": "AL-6061-BAR", "id": 1}'
+        page, long = ",".join([row] * 500), ",".join([row] * 20_001)
+        endless = {  # every page full, whatever was skipped; Odoo's one answer too long
+            "erpnext": f'{{"data": [{page}]}}',
+            "sap": f'{{"d": {{"results": [{page}]}}}}',
+            "odoo": f"[{long}]",
+        }
+        for junk in ("<html>maintenance</html>", '{"data": 5, "d": 5, "result": 5}', quantity[erp.name],
+                     endless[erp.name]):
+            faults.junk = junk
+            adapter = erp.make()
+            try:
+                with pytest.raises(Unavailable, match="stock answer|not understood|stock lines|more than 20000"):
+                    await adapter.read_stocks(erp.settings, [erp.material])
+            finally:
+                await adapter.aclose()
+
     async def test_bad_fields_are_rejected_before_the_erp_is_asked(self, erp: ErpUnderTest) -> None:
         adapter = erp.make()
         requests = erp.faults.requests if erp.faults else 0

@@ -1,7 +1,8 @@
-"""The embedded ledger joins the contract suite too: same behaviour, no HTTP, no stock."""
+"""The embedded ledger joins the contract suite too: same behaviour, no HTTP; its stock is counted in."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ class LedgerFixtures:
     def erp(self, sqlite_engine: Engine) -> Iterator[ErpUnderTest]:
         engine = sqlite_engine
         seed_plant(engine)
+        asyncio.run(LedgerErp(engine).count_stock("AL-6061-BAR", 1000))  # as the fakes hold
 
         def count(key: str) -> int:
             with Session(engine) as session:
@@ -42,7 +44,6 @@ class LedgerFixtures:
             samples=samples(),
             refused=("stock_status", {"action": "hold"}, "action must be one of block, release, scrap"),
             required_setting=None,
-            stock=False,
             master_data=False,
             finished_work_order=None,
         )

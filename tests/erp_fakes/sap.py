@@ -409,7 +409,16 @@ def parse_filter(text: str | None) -> list[tuple[str, str, Any]]:
     for part in re.split(r"\s+and\s+", text or ""):
         if not part.strip():
             continue
-        found = CONDITION.fullmatch(part.strip())
+        part = part.strip()
+        if part.startswith("(") and part.endswith(")"):  # (Material eq 'A' or Material eq 'B'): one of
+            alternatives = [
+                condition for alternative in re.split(r"\s+or\s+", part[1:-1]) for condition in parse_filter(alternative)
+            ]
+            if len({name for name, _op, _value in alternatives}) != 1 or any(op != "eq" for _n, op, _v in alternatives):
+                raise ODataError(400, "/IWBEP/CM_MGW_RT/004", f"Invalid filter expression: {part}")
+            conditions.append((alternatives[0][0], "in", [value for _n, _op, value in alternatives]))
+            continue
+        found = CONDITION.fullmatch(part)
         if not found:
             raise ODataError(400, "/IWBEP/CM_MGW_RT/004", f"Invalid filter expression: {part}")
         name, op, raw = found.groups()
@@ -430,6 +439,10 @@ def keep(row: dict[str, Any], conditions: list[tuple[str, str, Any]]) -> bool:
         actual = row.get("_changed") if name == "LastChangeDateTime" else row.get(name)
         if actual is None:
             return False
+        if op == "in":
+            if actual not in value:
+                return False
+            continue
         if not {
             "eq": actual == value,
             "ne": actual != value,

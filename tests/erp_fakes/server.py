@@ -33,6 +33,7 @@ class Faults:
     hang_after_save: int = 0  # the next N saving requests save, then hang past the client timeout
     hang_seconds: float = 0.8  # past the tests' 0.5 s client timeout
     latency: float = 0.0  # added to every request
+    junk: str | None = None  # every answer: this body, 200, as JSON (a broken proxy, a wrong URL)
     seed: int = 11
     requests: int = 0
     saves: int = 0
@@ -80,6 +81,8 @@ class FaultMiddleware:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         refused = self.faults.before()
+        if refused is None and self.faults.junk is not None:
+            refused = Response(self.faults.junk, 200, media_type="application/json")
         if refused is not None:
             await refused(scope, receive, send)
             return

@@ -2,7 +2,9 @@
 
 Web API (`/api/<method>`, Bearer token): auth.test, chat.postMessage (JSON or form),
 chat.update, chat.delete, users.info (GET; the locale of the users in `locales`, with
-`include_locale`), apps.connections.open (app token) and file downloads. A channel
+`include_locale`), conversations.open, the upload of files_upload_v2 (files.getUploadURLExternal,
+the upload URL, files.completeUploadExternal: `shared` keeps what was posted, with its bytes),
+apps.connections.open (app token) and file downloads. A channel
 id starting with `CGONE` or a user starting with `UGONE` answers `channel_not_found`.
 As the platform it signs Events API requests (v0 HMAC) and pushes Socket Mode envelopes.
 """
@@ -41,6 +43,10 @@ class FakeSlack(FakeServer):
         self.app.router.add_get("/api/{method}", self._api)  # users.info is a GET with query parameters
         self.app.router.add_get("/link", self._link)
         self.app.router.add_get("/files/{name}", self._file)
+        self.app.router.add_post("/upload/v1/{file_id}", self._upload)
+        # files_upload_v2: file id -> {"filename", "length", "data" (once uploaded)}; shared ones in `shared`.
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.shared: list[dict[str, Any]] = []
 
     @property
     def api_url(self) -> str:
@@ -50,12 +56,12 @@ class FakeSlack(FakeServer):
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.method == "GET":
-            body: dict[str, Any] = dict(request.query)
-        elif request.content_type == "application/json":
-            body = await request.json()
-        else:
-            body = dict(await request.post())
+        # slack_sdk sends some methods' arguments in the query string of a POST (files.getUploadURLExternal).
+        body: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.content_type == "application/json":
+            body.update(await request.json())
+        elif request.method == "POST":
+            body.update(await request.post())
         self.record(request, body)
         auth = request.headers.get("Authorization", "")
         expected = self.app_token if method == "apps.connections.open" else self.token
@@ -64,7 +70,7 @@ class FakeSlack(FakeServer):
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        if method in ("chat.postMessage", "chat.update"):
+        if method in ("chat.postMessage", "chat.update", "files.completeUploadExternal"):
             outcome = self.faults.draw()
             if outcome == "429":
                 return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
@@ -124,6 +130,61 @@ class FakeSlack(FakeServer):
         self.deleted.append(body)
         self.messages = [m for m in self.messages if not (m["channel"] == body.get("channel") and m["ts"] == body.get("ts"))]
         return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    async def _conversations_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The DM with one user (`users`): its channel id."""
+        users = str(body.get("users") or "")
+        conversation = self._conversation(users) if users.startswith("U") and "," not in users else None
+        if conversation is None:
+            return {"ok": False, "error": "user_not_found" if users else "not_enough_users"}
+        return {"ok": True, "channel": {"id": conversation}}
+
+    async def _files_getUploadURLExternal(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of an upload: `filename` and `length` (bytes) are required; an upload URL and a file id back."""
+        filename, length = str(body.get("filename") or ""), str(body.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self.uploads[file_id] = {"filename": filename, "length": int(length), "data": None}
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """Step 2: the bytes, raw or as a multipart part; they must be as long as step 1 said."""
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="unknown upload")
+        if request.content_type == "multipart/form-data":
+            part = next((v for v in (await request.post()).values() if isinstance(v, web.FileField)), None)
+            data = part.file.read() if part is not None else b""
+        else:
+            data = await request.read()
+        if len(data) != upload["length"]:
+            return web.Response(status=400, text="length mismatch")
+        upload["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _files_completeUploadExternal(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: `files` (JSON: ids and titles) of uploads whose bytes arrived, shared into `channel_id`
+        (and `thread_ts`) with `initial_comment`: this is what posts the message."""
+        try:
+            files = json.loads(body.get("files") or "[]")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) and f.get("id") for f in files):
+            return {"ok": False, "error": "invalid_arguments"}
+        if any(self.uploads.get(f["id"], {}).get("data") is None for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        channel = body.get("channel_id")
+        if channel is not None:
+            if str(channel).startswith("U"):  # a user id is not a conversation: the DM comes from conversations.open
+                return {"ok": False, "error": "channel_not_found"}
+            if self._conversation(str(channel)) is None:
+                return {"ok": False, "error": "channel_not_found"}
+        for f in files:
+            self.shared.append({"id": f["id"], "title": f.get("title"), "channel": channel,
+                                "thread_ts": body.get("thread_ts"), "initial_comment": body.get("initial_comment"),
+                                "data": self.uploads[f["id"]]["data"]})
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
 
     async def _apps_connections_open(self, _body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link?ticket={uuid.uuid4().hex}"}

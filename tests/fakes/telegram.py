@@ -1,7 +1,7 @@
 """A fake Telegram Bot API: `/bot<token>/<method>` as python-telegram-bot calls it, and file downloads.
 
 getUpdates is a real long poll (held until an update arrives or `timeout` passes).
-Methods: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, editMessageText,
+Methods: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, sendPhoto (multipart), editMessageText,
 editMessageReplyMarkup, answerCallbackQuery, getFile, createForumTopic. Chat ids starting with 403 answer "Forbidden:
 bot was blocked by the user", with 400 "Bad Request: chat not found". Groups have negative
 ids; those in `forums` take topics (createForumTopic elsewhere answers "the chat is not a
@@ -31,6 +31,7 @@ class FakeTelegram(FakeServer):
         self.token = token
         self.sent: list[dict[str, Any]] = []
         self.edits: list[dict[str, Any]] = []
+        self.photos: list[dict[str, Any]] = []  # sendPhoto: chat_id, message_id, caption, data (the bytes received)
         self.answered: list[str] = []
         self.webhook: dict[str, Any] = {}
         self.files: dict[str, bytes] = {}
@@ -52,10 +53,15 @@ class FakeTelegram(FakeServer):
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        files: dict[str, dict[str, Any]] = {}
         if request.content_type == "application/json":
             params = await request.json()
         else:
-            params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            form = await request.post()
+            params = {k: v for k, v in form.items() if isinstance(v, str)}
+            # Files come as multipart parts (sendPhoto): kept apart, with their name and bytes.
+            files = {k: {"filename": v.filename, "content_type": v.content_type, "data": v.file.read()}
+                     for k, v in form.items() if isinstance(v, web.FileField)}
         for key in ("reply_markup", "allowed_updates", "reply_parameters"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
@@ -65,7 +71,9 @@ class FakeTelegram(FakeServer):
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
-        if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
+        if files:
+            params["_files"] = files
+        if method in ("sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"):
             outcome = self.faults.draw()
             if outcome == "429":
                 wait = int(self.faults.retry_after)
@@ -139,6 +147,41 @@ class FakeTelegram(FakeServer):
                           "reply_markup": params.get("reply_markup"), "message_thread_id": thread,
                           "reply_parameters": params.get("reply_parameters")})
         return message
+
+    async def _sendPhoto(self, params: dict[str, Any]) -> Any:
+        """sendPhoto as documented: `chat_id` and `photo` (here a multipart upload) are required, the photo
+        at most 10 MB and a real image, the caption at most 1024 characters."""
+        chat_id = str(params.get("chat_id") or "")
+        if not chat_id:
+            return self._bad("Bad Request: chat_id is empty")
+        if (refused := self._refuse(chat_id)) is not None:
+            return refused
+        photo = params.get("_files", {}).get("photo")
+        if photo is None:
+            return self._bad("Bad Request: there is no photo in the request")
+        data = photo["data"]
+        if not data or len(data) > 10 * 1024 * 1024:
+            return self._bad("Bad Request: file must be non-empty and at most 10 MB")
+        if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            return self._bad("Bad Request: IMAGE_PROCESS_FAILED")
+        caption = str(params.get("caption") or "")
+        if len(caption) > 1024:
+            return self._bad("Bad Request: message caption is too long")
+        message_id = next(self._message_ids[chat_id])
+        message = {"message_id": message_id, "date": int(time.time()), "from": BOT, "chat": self.chat(chat_id),
+                   "photo": [{"file_id": f"photo-{chat_id}-{message_id}", "file_unique_id": f"u{message_id}",
+                              "width": 800, "height": 450}]}
+        if caption:
+            message["caption"] = caption
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.photos.append({"chat_id": chat_id, "message_id": message_id, "caption": caption, "data": data,
+                            "filename": photo["filename"], "reply_markup": params.get("reply_markup")})
+        return message
+
+    @staticmethod
+    def _bad(description: str) -> web.Response:
+        return web.json_response({"ok": False, "error_code": 400, "description": description}, status=400)
 
     async def _createForumTopic(self, params: dict[str, Any]) -> Any:
         chat_id, name = str(params.get("chat_id")), str(params.get("name") or "")

@@ -1,4 +1,5 @@
-"""A fake WhatsApp Cloud API (Graph): `POST /<version>/<phone-number-id>/messages`, media look-up and download.
+"""A fake WhatsApp Cloud API (Graph): `POST /<version>/<phone-number-id>/messages`, media upload
+(`POST /<version>/<phone-number-id>/media`, multipart), look-up and download.
 
 It validates what Meta validates for reply buttons (at most 3, titles of at most 20
 characters, body at most 1024) with Graph-style 400 errors; a recipient starting with
@@ -57,6 +58,8 @@ class FakeWhatsApp(FakeServer):
         self.media: dict[str, tuple[bytes, str]] = {}
         self._ids = itertools.count(1)
         self.app.router.add_post(f"/{VERSION}/{{phone}}/messages", self._messages)
+        self.app.router.add_post(f"/{VERSION}/{{phone}}/media", self._upload)
+        self.uploads: list[str] = []  # media ids of POST /<phone-number-id>/media, in order
         self.app.router.add_get(f"/{VERSION}/{{media_id}}", self._media_info)
         self.app.router.add_get("/download/{media_id}", self._download)
 
@@ -98,6 +101,14 @@ class FakeWhatsApp(FakeServer):
             return graph_error(400, 131047, "Re-engagement message", error_data={
                 "messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours have "
                 "passed since the customer last replied to this number."})
+        if body.get("type") == "image":
+            image = body.get("image") or {}
+            if not image.get("id") and not image.get("link"):
+                return graph_error(400, 100, "Invalid parameter: image needs an id or a link")
+            if image.get("id") and image["id"] not in self.media:
+                return graph_error(400, 131053, "Media upload error: unknown media id")
+            if len(str(image.get("caption") or "")) > 1024:
+                return graph_error(400, 131009, "Parameter value is not valid: caption longer than 1024")
         if body.get("type") == "interactive" and body["interactive"].get("type") == "list":
             action = body["interactive"]["action"]
             rows = [r for section in action["sections"] for r in section["rows"]]
@@ -120,6 +131,35 @@ class FakeWhatsApp(FakeServer):
         self.sent.append({"id": wamid, **body})
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
                                   "messages": [{"id": wamid}]})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """POST /<phone-number-id>/media as documented: multipart with `messaging_product` "whatsapp", the
+        `file` and its `type`; an image is JPEG or PNG of at most 5 MB, and the bytes must be what `type` says."""
+        if not self._authorised(request):
+            return graph_error(401, 190, "Invalid OAuth access token")
+        if request.match_info["phone"] != self.phone_number_id:
+            return graph_error(400, 100, "Unsupported post request")
+        if request.content_type != "multipart/form-data":
+            return graph_error(400, 100, "Invalid parameter: the upload is multipart/form-data")
+        form = await request.post()
+        self.record(request, {k: v for k, v in form.items() if isinstance(v, str)})
+        file = form.get("file")
+        if form.get("messaging_product") != "whatsapp" or not isinstance(file, web.FileField):
+            return graph_error(400, 100, "Invalid parameter: messaging_product and file are required")
+        data, declared = file.file.read(), str(form.get("type") or file.content_type or "")
+        magic = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+        if declared not in magic:
+            return graph_error(400, 131053, f"Media upload error: unsupported type {declared!r}")
+        if not data.startswith(magic[declared]) or len(data) > 5 * 1024 * 1024:
+            return graph_error(400, 131053, "Media upload error: the file is not the type it claims or too large")
+        media_id = f"{next(self._ids) + 900000000000}"
+        self.media[media_id] = (data, declared)
+        self.uploads.append(media_id)
+        return web.json_response({"id": media_id})
+
+    def images_to(self, number: str) -> list[tuple[dict[str, Any], bytes]]:
+        """Image messages sent to `number`, each with the bytes of the media it showed."""
+        return [(m, self.media[m["image"]["id"]][0]) for m in self.sent_to(number) if m.get("type") == "image"]
 
     async def _report_failed(self, wamid: str, recipient: str) -> None:
         await asyncio.sleep(0.05)
@@ -183,6 +223,8 @@ class FakeWhatsApp(FakeServer):
             return " | ".join(p["text"] for c in message["template"]["components"] for p in c["parameters"])
         if message["type"] == "interactive":
             return message["interactive"]["body"]["text"]
+        if message["type"] == "image":
+            return message["image"].get("caption", "")
         return message["text"]["body"]
 
     @staticmethod

@@ -1,7 +1,7 @@
 """exception figures: each exception's KPI figures kept as they happen (routing/figures.py)
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0019
 
 `exception_figures` holds per exception the moments and counts the KPIs aggregate, so a
 year's KPIs read one narrow row per exception instead of its million timeline events;
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0023'
-down_revision = '0017'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
