@@ -5,6 +5,7 @@ from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
+from models.figures import ExceptionFigures, FigureDay, FigureOrder, FiguresMark
 from models.mes import MesDocument, MesTransaction
 from models.stock import StockLevel, StockWatchRun
 from models.tables import (
@@ -73,6 +74,10 @@ __all__ = [
     "ExceptionDecision",
     "PlantApproval",
     "DigestMark",
+    "ExceptionFigures",
+    "FigureOrder",
+    "FigureDay",
+    "FiguresMark",
     "MesTransaction",
     "MesDocument",
     "StockLevel",

@@ -9,13 +9,28 @@ Time differences and JSON arrays are the two things SQLite and PostgreSQL spell 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, DateTime, Integer, bindparam, case, cast, distinct, func, literal, select, union
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+    text,
+    union,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -28,7 +43,10 @@ from models import (
     TimelineEvent,
     WorkOrder,
 )
+from routing import figures
+from routing.figures import NOT_MESSAGES, SKEW
 
+log = logging.getLogger(__name__)
 E = PlantException.__table__  # type: ignore[attr-defined]
 T = TimelineEvent.__table__  # type: ignore[attr-defined]
 N = Notification.__table__  # type: ignore[attr-defined]
@@ -39,12 +57,8 @@ X = ErpTransaction.__table__  # type: ignore[attr-defined]
 # The statuses an MES or ERP reports for a finished order (signals/work_orders.py STATUS_WORDS,
 # those that map to `done`; a test keeps the two in step: routing may not import signals).
 DONE_WORDS = ("done", "completed", "complete", "finished", "closed", "to_close")
-# Internal rows of the notification outbox, not messages to a person: edits of earlier buttons.
-NOT_MESSAGES = ("buttons_update",)
 OPEN = tuple(s.value for s in ExceptionStatus if s is not ExceptionStatus.closed)  # by index, unlike `!= closed`
 NO_AREA = "-"  # the by_area name of exceptions without an area
-# Replicas' clocks may differ a little: an event of an exception may carry a time just before its opening.
-SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -117,8 +131,92 @@ def _ratio(part: Any, whole: Any, digits: int = 3) -> float | None:
 
 
 def compute(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
-    """The figures for exceptions opened in [since, until) of one plant; see docs/kpis.md."""
+    """The figures for exceptions opened in [since, until) of one plant; see docs/kpis.md. A period
+    that nothing happened after (one ending now) reads each exception's kept figures on
+    PostgreSQL (routing/figures.py); any other is computed from the raw rows."""
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and figures.settled(session, plant_id, until):
+        try:
+            figures.refresh(session, plant_id)
+        except DBAPIError as error:  # a read-only standby: the raw rows still answer
+            log.warning("KPIs from the raw rows: the kept figures could not be brought up to date (%s)",
+                        str(error.orig).splitlines()[0] if error.orig else error)
+        else:
+            return _from_figures(session, plant_id, since, until)
+    return _from_rows(session, dialect, plant_id, since, until)
+
+
+def _repair(dialect: str, c: Any) -> Any:
+    """Seconds from opening to the machine running again or the close, whichever came first."""
+    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
+                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
+    return _seconds(dialect, repaired, c.opened_at)
+
+
+def _times(dialect: str, c: Any, until: datetime) -> list[Any]:
+    """opened, closed, MTTA, MTTR, resolution and ERP latency over a cohort."""
+    return [
+        func.count(),
+        func.count(c.closed_at),
+        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
+        func.avg(case((c.type == "breakdown", _repair(dialect, c)))),
+        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
+        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
+    ]
+
+
+def _open_now(session: Session, plant_id: str) -> int:
+    return session.execute(select(func.count()).select_from(E).where(E.c.plant_id == plant_id,
+                                                                     E.c.status.in_(OPEN))).scalar()
+
+
+def _from_figures(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
+    """The same figures from the kept sums: whole days from the day rows, the edges of the period
+    from the exceptions' figures, totals, types and areas as grouping sets of one statement. In a
+    settled period every moment is before its end, so the sums need no cut-off but the downtime
+    of breakdowns still down, which runs to the period's end."""
+    rows_in = figures.period_rows(plant_id, since, until)
+    p = rows_in.c
+    end = until.timestamp()
+
+    def mean(total: Any, count: Any) -> Any:
+        return func.sum(total) / func.nullif(func.sum(count), 0)
+
+    downtime = case((func.sum(p.breakdowns) > 0, func.sum(p.breakdown_repair_sum)
+                     + func.sum(p.unrepaired_breakdowns) * end - func.sum(p.unrepaired_opened_sum)))
+    rows = session.execute(select(
+        func.grouping(p.type, p.area_id), p.type, p.area_id, func.sum(p.opened), func.sum(p.closed),
+        mean(p.ack_sum, p.ack_n), mean(p.breakdown_repair_sum, p.breakdown_repair_n),
+        mean(p.resolution_sum, p.resolution_n), mean(p.erp_latency_sum, p.erp_latency_n),
+        func.sum(p.escalations), func.sum(p.escalated), func.sum(p.rejected), func.sum(p.erp_rows),
+        func.sum(p.messages), func.sum(p.people), func.sum(p.notified), downtime, mean(p.repair_sum, p.repair_n),
+    ).group_by(func.grouping_sets(text("()"), p.type, p.area_id))).all()
+    totals = next((row for row in rows if row[0] == 3), None)  # grouped by neither: the whole period
+    (opened, closed, mtta, mttr, resolution, erp_latency, escalations, escalated, rejected, erp_rows, messages,
+     people, notified) = ((0, 0) + (None,) * 4 + (0,) * 7) if totals is None or not totals[3] else totals[3:16]
+
+    def groups(flag: int, name: int) -> dict[str, Group]:
+        return {row[name]: Group(count=int(row[3]), downtime_minutes=_minutes(row[-2]),
+                                 mttr_minutes=_minutes(row[-1]))
+                for row in sorted((r for r in rows if r[0] == flag), key=lambda r: r[name])}
+
+    opened = int(opened)
+    return Kpis(
+        since=since, until=until, opened=opened, closed=int(closed), open_now=_open_now(session, plant_id),
+        mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
+        notify_p95_seconds=figures.notify_p95(session, plant_id, since, until, int(notified)),
+        escalations=int(escalations), escalation_rate=_ratio(escalated, opened),
+        schedule_adherence=_adherence(session, plant_id, since, until),
+        customer_orders_at_risk=session.execute(figures.at_risk(plant_id, since, until)).scalar() if opened else None,
+        erp_latency_minutes=_minutes(erp_latency),
+        erp_rejected=int(rejected) if erp_rows else None,
+        messages_per_exception=_ratio(messages, opened, 2), people_per_exception=_ratio(people, opened, 2),
+        by_type=groups(1, 1), by_area=groups(2, 2),
+    )
+
+
+def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, until: datetime) -> Kpis:
+    """The figures from the period's raw rows (any period, any database)."""
 
     def run(query: Any) -> Any:
         return session.execute(query)
@@ -129,18 +227,8 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     after = since - SKEW
     cohort, repair = _cohort(dialect, in_period, since, until)
     c = cohort.c
-    breakdown = c.type == "breakdown"
-
-    row = run(select(
-        func.count(),
-        func.count(c.closed_at),
-        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
-        func.avg(case((breakdown, repair))),
-        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
-        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
-    ).select_from(cohort)).one()
-    opened, closed, mtta, mttr, resolution, erp_latency = row
-    open_now = run(select(func.count()).select_from(E).where(E.c.plant_id == plant_id, E.c.status.in_(OPEN))).scalar()
+    opened, closed, mtta, mttr, resolution, erp_latency = run(select(*_times(dialect, c, until))
+                                                              .select_from(cohort)).one()
     ids = select(E.c.id).where(*in_period)
 
     events = run(select(
@@ -164,7 +252,7 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
     people = run(select(func.count()).select_from(involved)).scalar()
 
     return Kpis(
-        since=since, until=until, opened=opened, closed=closed, open_now=open_now,
+        since=since, until=until, opened=opened, closed=closed, open_now=_open_now(session, plant_id),
         mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
         notify_p95_seconds=_notify_p95(session, dialect, ids, after, until),
         escalations=escalations, escalation_rate=_ratio(escalated, opened),
@@ -191,10 +279,7 @@ def _cohort(dialect: str, in_period: tuple[Any, ...], since: datetime, until: da
         E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
         E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
     ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
-    c = cohort.c
-    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
-                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
-    return cohort, _seconds(dialect, repaired, c.opened_at)
+    return cohort, _repair(dialect, cohort.c)
 
 
 def trend(session: Session, plant_id: str, edges: Sequence[datetime], exception_type: str | None = None) -> list[Group]:
