@@ -290,7 +290,11 @@ class Turn:
         if self.decision_part(exc, ex, text):
             return
         if exc and payload.get("attachments"):
-            wf.log(ctx, exc, "attachment", "", who.id, attachments=payload["attachments"])
+            # What was sent, not where it is kept: the stored path and the platform's file reference
+            # stay on the signal (the console links the file once bot/media.py has its row).
+            wf.log(ctx, exc, "attachment", "", who.id,
+                   attachments=[{"kind": item.get("kind"), "content_type": item.get("content_type")}
+                                for item in payload["attachments"] if isinstance(item, dict)])
         intent = ex.intent
         if intent == "other" and queries.is_question(text) or \
                 intent == "report" and exc is None and queries.asks_instead_of_reporting(text, ex):

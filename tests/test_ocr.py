@@ -242,6 +242,21 @@ def test_a_photo_in_a_thread_without_text_stays_a_comment(runtime: Runtime, tmp_
     assert not any("No pude leer" in r for r in replies(runtime, "carlos"))
 
 
+def test_a_photo_with_a_caption_in_a_thread_shows_no_server_path(runtime: Runtime, tmp_path: Path) -> None:
+    """The timeline (and so the console's API) says what was sent, never where the file is kept."""
+    runtime.receive_chat(channel="console", address="carlos", person_id="carlos", event_id="c1",
+                         text="hobber 1 parada, ruido en el husillo")
+    blank = png(Image.new("L", (900, 700), 250))
+    message = photo_message(runtime, tmp_path, None, "p3", data=blank, caption="así quedó el husillo",
+                            language="es")
+    runtime.accept(Inbound(**{**message.__dict__, "exception_ref": "E-0001"}))
+    attached = [e for e in timeline(runtime) if e.kind == "attachment"]
+    assert attached, "the photo is on the timeline"
+    for event in timeline(runtime):
+        assert str(tmp_path) not in f"{event.text} {event.data}"
+        assert all("path" not in item for item in event.data.get("attachments", []))
+
+
 def test_the_set_up_installs_tesseract_with_every_language_model_read() -> None:
     """The README's set-up, .ci/run and the image install the Debian package of every model nlp/ocr.py loads."""
     root = Path(__file__).resolve().parents[1]
