@@ -48,7 +48,8 @@ from models import (
     TimelineEvent,
 )
 from models.db import migration_head, schema_revision
-from routing import decisions, erp_rejections, export, messages
+from models.mes import MesTransaction
+from routing import decisions, erp_rejections, export, messages, outcomes, trends
 from routing.inbound import Inbound
 from routing.kpis import compute
 from routing.kpis import period as kpis_period
@@ -60,6 +61,9 @@ from routing.workflow import Context
 STATIC = Path(__file__).parent / "static"
 CONSOLE = "console"
 LIST_LIMIT = 200  # newest rows a list endpoint returns; the console shows a plant's day, not its history
+SIGNAL_PAGE = 50  # signals per page of the signal log (at most 200)
+SIGNAL_TEXT = 200  # characters of a signal's text the log shows
+FILTER_WORD = r"^[A-Za-z0-9._:@-]{1,64}$"  # a source or machine id to filter the signal log by
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -297,6 +301,36 @@ def _codes(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     rows = session.exec(select(PlantException.id, PlantException.code)
                         .where(PlantException.id.in_(wanted))).all()  # type: ignore[union-attr]
     return {row_id: code for row_id, code in rows if row_id is not None}
+
+
+def _mes_json(row: MesTransaction, codes: dict[int, str]) -> dict[str, Any]:
+    return {"id": row.id, "exception": codes.get(row.exception_id), "kind": row.kind,
+            "kind_name": messages.kind_name(row.kind, "en"), "fields": row.fields, "status": row.status,
+            "reference": row.reference, "attempts": row.attempts, "error": row.error,
+            "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
+            "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None}
+
+
+def _signal_what(signal: Signal) -> str:
+    """One line of what a signal said: a person's text, a machine's state, a work order's status."""
+    payload = signal.payload or {}
+    if isinstance(payload.get("text"), str) and payload["text"]:
+        said = payload["text"]
+    elif signal.kind == "action":
+        said = f"{payload.get('action') or ''} {payload.get('exception_ref') or ''}"
+    elif signal.kind == "work_order":
+        said = f"{payload.get('work_order') or ''} {payload.get('status') or ''}"
+    else:
+        said = " ".join(f"{k}={payload[k]}" for k in ("state", "running", "reason") if k in payload)
+    said = " ".join(str(said).split())
+    return said if len(said) <= SIGNAL_TEXT else said[:SIGNAL_TEXT - 1] + "…"
+
+
+def _signal_json(signal: Signal) -> dict[str, Any]:
+    machine = (signal.payload or {}).get("machine")
+    return {"id": signal.id, "at": iso(signal.received_at), "source": signal.source, "kind": signal.kind,
+            "person": signal.person_id, "machine": machine if isinstance(machine, str) else None,
+            "what": _signal_what(signal), "processed": signal.processed_at is not None, "error": signal.error}
 
 
 def _validation_problem(error: dict[str, Any]) -> str:
@@ -559,6 +593,84 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
                 end = now + timedelta(seconds=1)
             figures = compute(session, plant_id, start, end)
         return {"plant": plant_id, **({"period": period} if period else {}), **figures.to_json()}
+
+    def plant_or_503(session: Session) -> Plant:
+        plant = session.get(Plant, plant_id)
+        if plant is None:
+            raise HTTPException(503, "the plant is not loaded")
+        return plant
+
+    # --- the dashboard (docs/console.md, "Dashboard") ------------------------------------------
+
+    @app.get("/api/outcomes")
+    def outcomes_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                      until: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+        """The four outcomes per exception type against the plant file's `baseline:` (docs/kpis.md)."""
+        start, end = asked_period(since, until)
+        with Session(runtime.engine) as session:
+            plant = plant_or_503(session)
+            found = outcomes.compute(session, plant_id, plant.baseline or {}, start, end)
+        return {"plant": plant_id, **found.to_json()}
+
+    @app.get("/api/trends")
+    def trends_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                    until: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+        """KPIs per plant-local day of the period (at most `trends.MAX_DAYS` days; 422 beyond)."""
+        start, end = asked_period(since, until)
+        with Session(runtime.engine) as session:
+            plant = plant_or_503(session)
+            try:
+                days = trends.daily(session, plant_id, plant.timezone, start, end)
+            except ValueError as error:
+                raise HTTPException(422, str(error)) from None
+        return {"plant": plant_id, "since": start.isoformat(), "until": end.isoformat(), "timezone": plant.timezone,
+                "days": days}
+
+    @app.get("/api/pareto")
+    def pareto_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                    until: Annotated[str | None, Query(max_length=40)] = None,
+                    lang: Annotated[str | None, Query(max_length=5)] = None) -> dict[str, Any]:
+        """Exception types by count and by downtime (minutes), largest first, with their running share."""
+        start, end = asked_period(since, until)
+        language = viewer_language(lang)
+        with Session(runtime.engine) as session:
+            ranked = trends.pareto(session, plant_id, start, end)
+        for bars in ranked.values():
+            for bar in bars:
+                bar["type_name"] = messages.type_name(bar["type"], language)
+        return {"plant": plant_id, "since": start.isoformat(), "until": end.isoformat(), **ranked}
+
+    @app.get("/api/mes")
+    def mes_view() -> dict[str, Any]:
+        """The MES outbox (docs/mes.md), newest first, with how many rows wait or were refused."""
+        with Session(runtime.engine) as session:
+            rows = session.exec(select(MesTransaction).where(MesTransaction.plant_id == plant_id)
+                                .order_by(MesTransaction.id.desc()).limit(LIST_LIMIT)).all()  # type: ignore[union-attr]
+            counts = dict(session.exec(select(MesTransaction.status, func.count()).where(
+                MesTransaction.plant_id == plant_id).group_by(MesTransaction.status)).all())
+            codes = _codes(session, (r.exception_id for r in rows))
+            plant = plant_or_503(session)
+            return {"configured": bool(plant.mes), "counts": counts,
+                    "transactions": [_mes_json(r, codes) for r in rows]}
+
+    @app.get("/api/signals")
+    def signals_view(source: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
+                     machine: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
+                     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT)] = SIGNAL_PAGE) -> dict[str, Any]:
+        """The signal log: every inbound event of the plant, newest first, a page of `limit` with ids
+        below `before`; filtered by `source` (slack, mqtt, mes, ...) and `machine`. `next_before` pages on."""
+        query = select(Signal).where(Signal.plant_id == plant_id)
+        if source:
+            query = query.where(Signal.source == source)
+        if machine:
+            query = query.where(Signal.payload["machine"].as_string() == machine)  # type: ignore[index]
+        if before:
+            query = query.where(Signal.id < before)  # type: ignore[operator]
+        with Session(runtime.engine) as session:
+            rows = session.exec(query.order_by(Signal.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+        return {"signals": [_signal_json(s) for s in rows],
+                "next_before": rows[-1].id if len(rows) == limit else None}
 
     @app.get("/api/export")
     def export_view(since: Annotated[str | None, Query(max_length=40)] = None,

@@ -114,6 +114,7 @@ class Plant(SQLModel, table=True):
     loaded_at: datetime | None = None
     digests: dict[str, Any] = _json()  # the plant file's `digests` section, as validated (routing/digests.py)
     remind_every_s: float | None = None  # `decisions.remind_every`: how often an open decision part reminds
+    baseline: dict[str, Any] = _json()  # the plant file's `baseline` section: its figures before mfgos (routing/outcomes.py)
 
 
 class Area(SQLModel, table=True):
