@@ -1026,6 +1026,22 @@ TEMPLATES.update({
         "hi": "Pichhle 7 din: {opened} khule, {closed} band; MTTA {mtta}, MTTR {mttr}, schedule adherence "
               "{adherence}, escalation rate {escalation_rate}, ERP rejections {erp_rejected}.",
     },
+    # The four outcomes against the plant file's baseline (routing/outcomes.py), one line per type.
+    "digest_outcomes": {"en": "Against the baseline (7 days):", "es": "Frente a la línea base (7 días):",
+                        "de": "Im Vergleich zur Ausgangslage (7 Tage):", "hi": "Baseline se tulna (7 din):"},
+    "digest_outcomes_all": {"en": "all types", "es": "todos los tipos", "de": "alle Arten", "hi": "sab types"},
+    "digest_outcome": {"en": "{name} {current} (was {baseline}, {change})",
+                       "es": "{name} {current} (antes {baseline}, {change})",
+                       "de": "{name} {current} (vorher {baseline}, {change})",
+                       "hi": "{name} {current} (pehle {baseline}, {change})"},
+    "outcome_resolution_minutes": {"en": "resolution time", "es": "tiempo de resolución", "de": "Lösungszeit",
+                                   "hi": "resolution time"},
+    "outcome_schedule_adherence": {"en": "schedule adherence", "es": "cumplimiento del plan", "de": "Termintreue",
+                                   "hi": "schedule adherence"},
+    "outcome_erp_correction_rate": {"en": "ERP corrections", "es": "correcciones en el ERP",
+                                    "de": "ERP-Korrekturen", "hi": "ERP corrections"},
+    "outcome_coordination_per_week": {"en": "coordination per week", "es": "coordinación por semana",
+                                      "de": "Abstimmungen pro Woche", "hi": "coordination har hafte"},
 })
 
 TYPE_NAMES: dict[str, dict[str, str]] = {
