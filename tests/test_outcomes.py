@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
@@ -207,3 +209,62 @@ def test_the_digest_shows_the_outcomes_in_each_language(
     assert any(line.startswith("- avería: tiempo de resolución ") and "(antes 2 h" in line for line in said["es"])
     assert "Im Vergleich zur Ausgangslage (7 Tage):" in said["de"]
     assert "Baseline se tulna (7 din):" in said["hi"]
+
+
+# --- the dashboard's other endpoints on the same replayed day --------------------------------
+
+
+def test_trends_per_plant_day_match_the_day_by_hand(replayed: dict[str, Any], scenario: Path,
+                                                    client: TestClient) -> None:
+    answer = client.get("/api/trends", params={"since": "2026-11-24T00:00:00+05:30", "until": UNTIL}).json()
+    assert [d["day"] for d in answer["days"]] == ["2026-11-24", "2026-11-25"] and answer["timezone"] == "Asia/Kolkata"
+    quiet, day = answer["days"]
+    assert quiet == {"day": "2026-11-24", "opened": 0, "closed": 0, "mtta_minutes": None, "mttr_minutes": None,
+                     "downtime_minutes": None}
+    cohort = [e for e in replayed["exceptions"] if at(SINCE) <= at(e["opened_at"]) < at(UNTIL)]
+    expected = by_hand(replayed, scenario, at(SINCE), at(UNTIL))
+    assert day["opened"] == len(cohort) == 3
+    assert day["closed"] == sum(1 for e in cohort if e["closed_at"] and at(e["closed_at"]) < at(UNTIL))
+    assert day["mttr_minutes"] == expected["by_type"]["breakdown"]["resolution_minutes"]
+    assert day["downtime_minutes"] == day["mttr_minutes"]  # one breakdown, repaired within the day
+    too_long = client.get("/api/trends", params={"since": "200d"})
+    assert too_long.status_code == 422 and "92 days" in too_long.json()["detail"]
+
+
+def test_pareto_ranks_the_types_by_count_and_by_downtime(replayed: dict[str, Any], client: TestClient) -> None:
+    answer = client.get("/api/pareto", params={"since": SINCE, "until": UNTIL, "lang": "es"}).json()
+    cohort = [e for e in replayed["exceptions"] if at(SINCE) <= at(e["opened_at"]) < at(UNTIL)]
+    counts = sorted((-sum(e["type"] == t for e in cohort), t) for t in {e["type"] for e in cohort})
+    assert [(b["type"], b["value"]) for b in answer["by_count"]] == [(t, -n) for n, t in counts]
+    assert answer["by_count"][-1]["cumulative_share"] == 1.0
+    assert [b["type"] for b in answer["by_downtime"]] == ["breakdown"]  # only breakdowns stop a machine
+    assert answer["by_downtime"][0]["type_name"] == "avería"
+
+
+def test_the_signal_log_pages_and_filters(replayed: dict[str, Any], client: TestClient) -> None:
+    everything = client.get("/api/signals", params={"limit": 200}).json()
+    assert everything["next_before"] is None
+    ids = [s["id"] for s in everything["signals"]]
+    assert ids == sorted(ids, reverse=True) and len(ids) >= 13  # every event of the scenario, newest first
+    paged, before = [], None
+    while True:
+        page = client.get("/api/signals", params={"limit": 4, **({"before": before} if before else {})}).json()
+        paged += [s["id"] for s in page["signals"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    assert paged == ids
+    mes = client.get("/api/signals", params={"source": "mes"}).json()["signals"]
+    assert [s["what"] for s in mes] == ["WO-1050 Done", "WO-1042 completed"]
+    assert all(s["kind"] == "work_order" and s["processed"] for s in mes)
+    assert client.get("/api/signals", params={"machine": "HOB-01"}).json()["signals"] == []  # no machine signal
+    assert client.get("/api/mes").json() == {"configured": False, "counts": {}, "transactions": []}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(["source", "machine", "before", "limit", "since", "until"]),
+                              st.text(max_size=80) | st.integers(-2**70, 2**70).map(str), max_size=4))
+def test_junk_in_the_dashboards_queries_is_a_4xx_never_a_500(client: TestClient, params: dict[str, str]) -> None:
+    for path in ("/api/signals", "/api/trends", "/api/pareto", "/api/outcomes"):
+        answer = client.get(path, params=params)
+        assert answer.status_code in (200, 400, 422), (path, params, answer.status_code, answer.text)
