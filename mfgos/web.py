@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +28,8 @@ from sqlmodel import Session, select
 
 from bot.channels.base import OutboundMessage
 from bot.webhooks import MAX_TEXT, text_too_long
+from mes_adapters.outbox import abandon_rejected as mes_abandon_rejected
+from mes_adapters.outbox import retry_rejected as mes_retry_rejected
 from mfgos import guard, metrics
 from mfgos.auth import LINK_KIND, Auth, SignInGate, principal_of, sign_in_routers
 from mfgos.runtime import Runtime
@@ -49,7 +52,7 @@ from models import (
 )
 from models.db import migration_head, schema_revision
 from models.mes import MesTransaction
-from routing import decisions, erp_rejections, export, messages, outcomes, trends
+from routing import decisions, erp_rejections, export, mes_rejections, messages, outcomes, trends
 from routing.inbound import Inbound
 from routing.kpis import compute
 from routing.kpis import period as kpis_period
@@ -117,6 +120,15 @@ class ActionIn(_FromPerson):
     exception: str = Field(min_length=1, max_length=40)
     text: str = Field(default="", max_length=4000,
                       description="a reason (reject, erp_abandon: asked in the chat when left out) or the fix (propose)")
+
+
+class MesActionIn(BaseModel):
+    person_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                  description="who acts: the signed-in person when left out (required in the demo)")
+    text: str = Field(default="", max_length=500, description="the reason (required to abandon)")
+
+
+MES_ROWS = mes_rejections.RowChanges(retry=mes_retry_rejected, abandon=mes_abandon_rejected)
 
 
 # --- serialisation -------------------------------------------------------------------------
@@ -718,6 +730,33 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             # Recorded and told like any refusal (the lifecycle's); the API says so with its status too.
             raise HTTPException(403, refused)
         return outcome(received.signal_id, received.duplicate, person_id, newest)
+
+    @app.post("/api/mes/{row_id}/{action}")
+    def mes_action(row_id: Annotated[int, InPath(ge=1, le=2**62)], action: Literal["retry", "abandon"],
+                   body: MesActionIn, request: Request) -> dict[str, Any]:
+        """Retry or abandon a row the MES refused (docs/console.md, "Dashboard"): the lifecycle
+        table decides who may (the exception's approver role; 403 with its sentence otherwise).
+        The row, the timeline and the messages change in one DB transaction."""
+        person_id = principal_of(request).acting_as(body.person_id)
+        reason = body.text.strip()
+        if action == "abandon" and not reason:
+            raise HTTPException(422, "say why the row is given up (text)")
+        with Session(runtime.engine) as session:
+            who = person_or_404(session, person_id)
+            row = session.get(MesTransaction, row_id)
+            if row is None or row.plant_id != plant_id:
+                raise HTTPException(404, "unknown MES transaction")
+            plant = plant_or_503(session)
+            ctx = Context(session=session, plant=plant, now=runtime.clock.now(),
+                          cause=f"console:mes:{row_id}:{action}:{uuid.uuid4().hex[:12]}")
+            try:
+                refused = mes_rejections.settle(ctx, row, mes_rejections.ACTIONS[action], who, reason, MES_ROWS)
+            except ValueError as problem:
+                raise HTTPException(409, str(problem)) from None
+            session.commit()
+            if refused is not None:
+                raise HTTPException(403, refused.text(who.language))
+            return {"id": row_id, "status": row.status, "error": row.error}
 
     def erp_refusal(person_id: str, action: Action, public_id: str) -> str | None:
         """The lifecycle's refusal of a person outside the table's `who` for a Retry / Abandon."""

@@ -96,6 +96,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Nur die {role} darf erneut senden oder aufgeben, was das ERP für {code} abgelehnt hat. Dein Versuch wurde vermerkt.",
         "hi": "Sirf {role} role wale {code} ke liye ERP ka reject kiya hua dobara bhej ya chhod sakte hain. Aapki koshish record ho gayi.",
     },
+    "refused_mes": {
+        "en": "Only someone with the {role} role can retry or abandon what the MES refused for {code}. Your attempt was recorded.",
+        "es": "Solo alguien con el rol {role} puede reintentar o abandonar lo que el MES rechazó en {code}. Tu intento quedó registrado.",
+        "de": "Nur die {role} darf erneut senden oder aufgeben, was das MES für {code} abgelehnt hat. Dein Versuch wurde vermerkt.",
+        "hi": "Sirf {role} role wale {code} ke liye MES ka reject kiya hua dobara bhej ya chhod sakte hain. Aapki koshish record ho gayi.",
+    },
     "approved": {
         "en": "{code} approved by {name}.",
         "es": "{code} aprobado por {name}.",
@@ -618,6 +624,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "tl_erp_abandoned": {"en": "{name} gave up the {kind} in the ERP", "es": "{name} abandonó el envío ({kind}) al ERP",
                          "de": "{name} hat die Buchung ({kind}) im ERP aufgegeben",
                          "hi": "{name} ne ERP mein {kind} chhod diya"},
+    "tl_mes_retried": {"en": "{name} sent the {kind} to the MES again", "es": "{name} reenvió al MES: {kind}",
+                       "de": "{name} hat {kind} erneut ans MES gesendet", "hi": "{name} ne {kind} MES ko dobara bheja"},
+    "tl_mes_abandoned": {"en": "{name} gave up the {kind} in the MES", "es": "{name} abandonó el envío ({kind}) al MES",
+                         "de": "{name} hat {kind} im MES aufgegeben", "hi": "{name} ne MES mein {kind} chhod diya"},
+    "tl_refused_mes": {
+        "en": "{name} tried to retry or abandon the MES transaction; refused: only someone with the {role} role can",
+        "es": "{name} intentó reintentar o abandonar el envío al MES; rechazado: solo puede alguien con el rol {role}",
+        "de": "{name} wollte die MES-Meldung erneut senden oder aufgeben; abgewiesen: nur die {role} darf das",
+        "hi": "{name} ne MES transaction dobara bhejna ya chhodna chaha; mana: sirf {role} role wale kar sakte hain",
+    },
     "tl_refused_erp": {
         "en": "{name} tried to retry or abandon the ERP transaction; refused: only someone with the {role} role can",
         "es": "{name} intentó reintentar o abandonar el envío al ERP; rechazado: solo puede alguien con el rol {role}",

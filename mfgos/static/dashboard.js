@@ -193,6 +193,24 @@
     refresh();
   }
 
+  // Retry or abandon a row the MES refused: the lifecycle decides who may (403 with its sentence).
+  async function actOnMes(row, action) {
+    const person = dash.person || (document.getElementById("person") || {}).value;
+    let text = "";
+    if (action === "abandon") {
+      text = window.prompt(`Why give up ${words(row.kind)} of ${row.exception} in the MES?`) || "";
+      if (!text.trim()) return;
+    }
+    const note = document.getElementById("dash-outbox-note");
+    const response = await fetch(`/api/mes/${row.id}/${action}`, {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify({person_id: person || undefined, text})});
+    const data = await response.json().catch(() => ({}));
+    note.textContent = response.ok ? `MES ${words(row.kind)} of ${row.exception}: ${data.status}.`
+                                   : `Refused: ${data.detail || response.status}`;
+    note.className = response.ok ? "note ok" : "note bad";
+    refresh();
+  }
+
   function renderOutboxes(erp, mes) {
     if (!fresh("outboxes", [erp, mes, dash.person])) return;
     const failed = erp.transactions.filter((t) => t.status === "rejected" || t.status === "failed" || t.status === "pending");
@@ -215,7 +233,11 @@
       el("tr", {class: t.status === "rejected" ? "refused" : null},
         el("td", {class: "code"}, t.exception || "–"), el("td", {}, t.kind_name || words(t.kind)),
         el("td", {}, el("span", {class: `badge st-${t.status}`}, t.status)),
-        el("td", {class: "error-text"}, t.reference || t.error || "–"), el("td", {}, t.attempts))));
+        el("td", {class: "error-text"}, t.reference || t.error || "–"), el("td", {}, t.attempts),
+        el("td", {class: "buttons"}, t.status === "rejected" ? [
+          el("button", {type: "button", class: "mes_retry", onclick: () => actOnMes(t, "retry")}, "Retry"),
+          el("button", {type: "button", class: "mes_abandon erp_abandon", onclick: () => actOnMes(t, "abandon")},
+             "Abandon")] : null))));
   }
 
   function renderSignals() {
