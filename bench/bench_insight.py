@@ -12,7 +12,10 @@ MES "done" signal each. Timed, `--rounds` times each, p50 and p95 in millisecond
 
 - every query `routing.kpis.compute` runs, for the last 7, 30 and 365 days;
 - the export of the last 7 days, CSV and JSON, to the last byte;
-- baseline: the previous KPIs (every exception of the period loaded into Python), same periods.
+- baseline: the previous KPIs (every exception of the period loaded into Python), same periods;
+- the dashboard's queries (`routing.outcomes`, `routing.trends`, the signal log's first page) for
+  the last 7, 30 and 90 days, each with its ratio to `kpis.compute` of the same period, timed in
+  the same run. `--dashboard-only` times only these.
 
 Prints one JSON object.
 """
@@ -38,9 +41,12 @@ from sqlalchemy import text as sql  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from bench.bench_pipeline import database  # noqa: E402
-from models import PlantException, make_engine  # noqa: E402
+from models import PlantException, Signal, make_engine  # noqa: E402
 from models.db import migrate  # noqa: E402
-from routing import export, kpis  # noqa: E402
+from routing import export, kpis, outcomes, trends  # noqa: E402
+
+BASELINE = {"mttr_minutes": 95, "schedule_adherence": 0.78, "status_calls_per_week": 40, "erp_correction_rate": 0.12,
+            "by_type": {"breakdown": {"mttr_minutes": 130}}}
 
 QUERIES = ("cohort figures", "open now", "escalations and rejections", "erp rows", "messages", "people",
            "notify: count", "notify: p95 row", "schedule adherence", "customer orders at risk", "by type", "by area")
@@ -80,9 +86,9 @@ def fill(engine: Any, exceptions: int, events: int, now: datetime) -> None:
                   'console', 'u' || k, 'en', 'text', '[]', e.opened_at, 'sent', 1
            FROM exceptions e JOIN signals s ON s.source_key = 'console:' || e.id, generate_series(0, 4) k""",
         """INSERT INTO erp_transactions (plant_id, exception_id, sequence, kind, fields, idempotency_key, status,
-               attempts, created_at, posted_at, reference)
+               attempts, created_at, posted_at, reference, public_id)
            SELECT 'p1', e.id, 1, 'maintenance_request', '{}', 'k' || e.id, 'sent', 1, e.approved_at, e.posted_at,
-                  'MR-' || e.id FROM exceptions e""",
+                  'MR-' || e.id, md5('txn' || e.id) FROM exceptions e""",
         """INSERT INTO work_orders (plant_id, id, machine_id, "end", status, origin)
            SELECT 'p1', 'WO-' || n, 'M-' || (n % 200), :now - n * interval '52 minutes', 'done', 'plant_file'
            FROM generate_series(0, 9999) n""",
@@ -121,12 +127,34 @@ def timed(rounds: int, run: Callable[[], Any]) -> list[float]:
     return samples
 
 
+def dashboard(engine: Any, now: datetime, rounds: int) -> dict[str, Any]:
+    """The dashboard's endpoints' queries per period, p50/p95 ms, each with its ratio to the KPIs' compute."""
+    out: dict[str, Any] = {}
+    for days in (7, 30, 90):
+        since = now - timedelta(days=days)
+        with Session(engine) as session:
+            calls: dict[str, Callable[[], Any]] = {
+                "kpis_compute": lambda s=session, f=since: kpis.compute(s, "p1", f, now),
+                "outcomes": lambda s=session, f=since: outcomes.compute(s, "p1", BASELINE, f, now),
+                "trends": lambda s=session, f=since: trends.daily(s, "p1", "Asia/Kolkata", f, now),
+                "pareto": lambda s=session, f=since: trends.pareto(s, "p1", f, now),
+                "signal_log_page": lambda s=session: s.exec(select(Signal).where(Signal.plant_id == "p1").order_by(
+                    Signal.id.desc()).limit(50)).all(),  # type: ignore[union-attr]
+            }
+            figures = {name: percentiles(timed(rounds, call)) for name, call in calls.items()}
+        base = max(figures["kpis_compute"]["p95_ms"], 0.001)
+        out[f"dashboard_{days}d"] = {name: {**f, "ratio_p95_to_kpis": round(f["p95_ms"] / base, 2)}
+                                     for name, f in figures.items()}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exceptions", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--database", default=os.environ.get("MFGOS_TEST_DATABASE_URL"))
+    parser.add_argument("--dashboard-only", action="store_true", help="time only the dashboard's queries")
     args = parser.parse_args()
     if not args.database:
         parser.error("give --database postgresql://... (or set MFGOS_TEST_DATABASE_URL)")
@@ -153,7 +181,8 @@ def main() -> int:
         def _stop(conn: Any, *_: Any) -> None:
             statements.append((time.perf_counter() - conn.info.pop("started")) * 1000)
 
-        for days in (7, 30, 365):
+        result.update(dashboard(engine, now, args.rounds))
+        for days in () if args.dashboard_only else (7, 30, 365):
             since = now - timedelta(days=days)
             per_query: list[list[float]] = [[] for _ in QUERIES]
             totals = []
@@ -174,7 +203,7 @@ def main() -> int:
                 "queries": {name: percentiles(ms) for name, ms in zip(QUERIES, per_query, strict=True)},
             }
         week = now - timedelta(days=7)
-        for name, lines in (("csv", export.csv_lines), ("json", export.json_chunks)):
+        for name, lines in () if args.dashboard_only else (("csv", export.csv_lines), ("json", export.json_chunks)):
             size = sum(len(chunk) for chunk in lines(engine, "p1", week, now))
             result[f"export_7d_{name}"] = {**percentiles(timed(args.rounds, lambda f=lines: sum(
                 1 for _ in f(engine, "p1", week, now)))), "bytes": size}

@@ -81,7 +81,7 @@ def compute(session: Session, plant_id: str, baseline: dict[str, Any], since: da
             result[key] = asdict(_outcome(base, mine.get(key), lower, scope))
         return result
 
-    return Outcomes(since, until, {k: v for k, v in baseline.items()}, figures(ALL), {t: figures(t) for t in types})
+    return Outcomes(since, until, dict(baseline), figures(ALL), {t: figures(t) for t in types})
 
 
 def _current(session: Session, plant_id: str, found: Cohort) -> dict[str, dict[str, Any]]:
