@@ -67,6 +67,7 @@ LIST_LIMIT = 200  # newest rows a list endpoint returns; the console shows a pla
 SIGNAL_PAGE = 50  # signals per page of the signal log (at most 200)
 SIGNAL_TEXT = 200  # characters of a signal's text the log shows
 FILTER_WORD = r"^[A-Za-z0-9._:@-]{1,64}$"  # a source or machine id to filter the signal log by
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers in the store: a bigger one must not reach PostgreSQL
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -668,7 +669,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
     @app.get("/api/signals")
     def signals_view(source: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
                      machine: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
-                     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                      limit: Annotated[int, Query(ge=1, le=LIST_LIMIT)] = SIGNAL_PAGE) -> dict[str, Any]:
         """The signal log: every inbound event of the plant, newest first, a page of `limit` with ids
         below `before`; filtered by `source` (slack, mqtt, mes, ...) and `machine`. `next_before` pages on."""
@@ -732,7 +733,7 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
         return outcome(received.signal_id, received.duplicate, person_id, newest)
 
     @app.post("/api/mes/{row_id}/{action}")
-    def mes_action(row_id: Annotated[int, InPath(ge=1, le=2**62)], action: Literal["retry", "abandon"],
+    def mes_action(row_id: Annotated[int, InPath(ge=1, le=MAX_ID)], action: Literal["retry", "abandon"],
                    body: MesActionIn, request: Request) -> dict[str, Any]:
         """Retry or abandon a row the MES refused (docs/console.md, "Dashboard"): the lifecycle
         table decides who may (the exception's approver role; 403 with its sentence otherwise).

@@ -116,13 +116,15 @@ def _current(session: Session, plant_id: str, found: Cohort) -> dict[str, dict[s
 
     # ERP data quality: the share of the exceptions' ERP transactions the ERP refused at least once
     # before the period's end (each needed a correction: a retry after a fix, or an abandon).
-    refused = (select(T.c.data["transaction"].as_integer().label("txn"))
+    # Grouped once and joined: an `IN (subquery)` per transaction would be read per row.
+    refused_id = T.c.data["transaction"].as_integer()
+    refused = (select(refused_id.label("txn"))
                .where(T.c.exception_id.in_(found.ids), T.c.kind == "erp_rejected", T.c.at >= after,
-                      T.c.at < found.until).subquery("refused"))
+                      T.c.at < found.until).group_by(refused_id).subquery("refused"))
     txns = (select(X.c.id, X.c.exception_id).where(X.c.exception_id.in_(found.ids), X.c.created_at >= after,
                                                      X.c.created_at < found.until).subquery("txns"))
-    source = found.rows.join(txns, txns.c.exception_id == c.id)
-    corrected = func.count(distinct(case((txns.c.id.in_(select(refused.c.txn)), txns.c.id))))
+    source = found.rows.join(txns, txns.c.exception_id == c.id).outerjoin(refused, refused.c.txn == txns.c.id)
+    corrected = func.count(distinct(case((refused.c.txn.is_not(None), txns.c.id))))
     for name, total, fixed in by_type_and_all(func.count(distinct(txns.c.id)), corrected, source=source):
         figures.setdefault(name, {})["erp_correction_rate"] = round(fixed / total, 3) if total else None
 

@@ -81,6 +81,7 @@ def test_only_the_approver_retries_or_abandons_what_the_mes_refused(served: tupl
     assert meena.post(f"/api/mes/{bad_id}/retry", json={"person_id": "sara"}).status_code == 403  # nobody else
     assert sara.post(f"/api/mes/{bad_id}/abandon", json={"text": "  "}).status_code == 422
     assert sara.post("/api/mes/999999/retry", json={}).status_code == 404
+    assert sara.post(f"/api/mes/{2**31}/retry", json={}).status_code == 422  # beyond any id the store holds
     assert sara.post(f"/api/mes/{bad_id}/explode", json={}).status_code == 422
 
     retried = sara.post(f"/api/mes/{bad_id}/retry", json={})
