@@ -85,19 +85,25 @@ def compute(session: Session, plant_id: str, baseline: dict[str, Any], since: da
 
 
 def _current(session: Session, plant_id: str, found: Cohort) -> dict[str, dict[str, Any]]:
-    """`{type or ALL: {"count", outcome key: value}}`: four grouped queries, each also run once ungrouped."""
+    """`{type or ALL: {"count", outcome key: value}}`: one grouped query per outcome (and the plant's
+    schedule adherence). Every column summed is additive over types (an exception, its ERP rows and
+    its timeline have one type), so the plant's row is the sum of the types' rows."""
     c = found.rows.c
     after = found.since - SKEW
     figures: dict[str, dict[str, Any]] = {}
 
-    def by_type_and_all(*columns: Any, source: Any) -> list[Any]:
-        grouped = session.execute(select(c.type, *columns).select_from(source).group_by(c.type)).all()
-        whole = session.execute(select(literal(ALL), *columns).select_from(source)).all()
-        return [*grouped, *whole]
+    def by_type_and_all(*sums: Any, source: Any) -> list[Any]:
+        grouped = session.execute(select(c.type, *sums).select_from(source).group_by(c.type)).all()
+        columns = list(zip(*(row[1:] for row in grouped), strict=True)) or [() for _ in sums]
+        whole = tuple(sum(v for v in column if v is not None) if any(v is not None for v in column) else
+                      (0 if not grouped else None) for column in columns)
+        return [*grouped, (ALL, *whole)]
 
     # How many, and resolution: opened -> machine running or closed (the KPIs' time to repair, every type).
-    for name, count, seconds in by_type_and_all(func.count(), func.avg(found.repair), source=found.rows):
-        figures.setdefault(name, {}).update(count=count, resolution_minutes=_round(seconds, 60))
+    for name, count, seconds, resolved in by_type_and_all(func.count(), func.sum(found.repair), func.count(found.repair),
+                                                           source=found.rows):
+        figures.setdefault(name, {}).update(count=count or 0,
+                                            resolution_minutes=_round(seconds / resolved, 60) if resolved else None)
 
     # Schedule adherence of the work orders the type's exceptions named, due in the period; the whole
     # plant's is the KPI's (every work order due in the period, hit by an exception or not).
