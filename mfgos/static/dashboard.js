@@ -114,7 +114,7 @@
 
   // Horizontal bars, largest first, with the running share of the whole: the few types that matter.
   function paretoChart(bars, unit, label) {
-    const width = 320, row = 26, left = 104, right = 76;
+    const width = 320, row = 26, left = 96, right = 100;
     const height = Math.max(bars.length, 1) * row + 6;
     const max = Math.max(...bars.map((b) => b.value)) || 1;
     const chart = svg("svg", {viewBox: `0 0 ${width} ${height}`, class: "chart pareto", role: "img", "aria-label": label});
