@@ -19,7 +19,10 @@ MES "done" signal each. Timed, `--rounds` times each, p50 and p95 in millisecond
 - the per-day figures of a trend question (`routing.kpis.trend`) for the last 7, 30 and 365 days,
   and drawing its chart (`bot.charts.render`: the first drawing, then every drawing);
 - the export of the last 7 days, CSV and JSON, to the last byte;
-- baseline: the previous KPIs (every exception of the period loaded into Python), same periods.
+- baseline: the previous KPIs (every exception of the period loaded into Python), same periods;
+- the dashboard's queries (`routing.outcomes`, `routing.trends`, the signal log's first page) for
+  the last 7, 30 and 90 days, each with its ratio to `kpis.compute` of the same period, timed in
+  the same run. `--dashboard-only` times only these.
 
 Prints one JSON object.
 """
@@ -46,9 +49,12 @@ from sqlmodel import Session, select  # noqa: E402
 
 from bench.bench_pipeline import database  # noqa: E402
 from bot import charts  # noqa: E402
-from models import Plant, PlantException, make_engine  # noqa: E402
+from models import Plant, PlantException, Signal, make_engine  # noqa: E402
 from models.db import migrate  # noqa: E402
-from routing import export, figures, kpis, queries  # noqa: E402
+from routing import export, figures, kpis, outcomes, queries, trends  # noqa: E402
+
+BASELINE = {"mttr_minutes": 95, "schedule_adherence": 0.78, "status_calls_per_week": 40, "erp_correction_rate": 0.12,
+            "by_type": {"breakdown": {"mttr_minutes": 130}}}
 
 QUERIES = ("cohort figures", "open now", "escalations and rejections", "erp rows", "messages", "people",
            "notify: count", "notify: p95 row", "schedule adherence", "customer orders at risk", "by type", "by area")
@@ -142,12 +148,34 @@ def timed(rounds: int, run: Callable[[], Any]) -> list[float]:
     return samples
 
 
+def dashboard(engine: Any, now: datetime, rounds: int) -> dict[str, Any]:
+    """The dashboard's endpoints' queries per period, p50/p95 ms, each with its ratio to the KPIs' compute."""
+    out: dict[str, Any] = {}
+    for days in (7, 30, 90):
+        since = now - timedelta(days=days)
+        with Session(engine) as session:
+            calls: dict[str, Callable[[], Any]] = {
+                "kpis_compute": lambda s=session, f=since: kpis.compute(s, "p1", f, now),
+                "outcomes": lambda s=session, f=since: outcomes.compute(s, "p1", BASELINE, f, now),
+                "trends": lambda s=session, f=since: trends.daily(s, "p1", "Asia/Kolkata", f, now),
+                "pareto": lambda s=session, f=since: trends.pareto(s, "p1", f, now),
+                "signal_log_page": lambda s=session: s.exec(select(Signal).where(Signal.plant_id == "p1").order_by(
+                    Signal.id.desc()).limit(50)).all(),  # type: ignore[union-attr]
+            }
+            figures = {name: percentiles(timed(rounds, call)) for name, call in calls.items()}
+        base = max(figures["kpis_compute"]["p95_ms"], 0.001)
+        out[f"dashboard_{days}d"] = {name: {**f, "ratio_p95_to_kpis": round(f["p95_ms"] / base, 2)}
+                                     for name, f in figures.items()}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exceptions", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--database", default=os.environ.get("MFGOS_TEST_DATABASE_URL"))
+    parser.add_argument("--dashboard-only", action="store_true", help="time only the dashboard's queries")
     args = parser.parse_args()
     if not args.database:
         parser.error("give --database postgresql://... (or set MFGOS_TEST_DATABASE_URL)")
@@ -182,8 +210,9 @@ def main() -> int:
             built = figures.refresh(session, "p1")
             result["figures_first_build"] = {"exceptions": built,
                                              "seconds": round(time.perf_counter() - started, 1)}
+        result.update(dashboard(engine, now, args.rounds))
         more = iter(range(1, 10**6))
-        for days in (7, 30, 365):
+        for days in () if args.dashboard_only else (7, 30, 365):
             since = now - timedelta(days=days)
             per_query: list[list[float]] = [[] for _ in QUERIES]
             totals = []
@@ -193,7 +222,7 @@ def main() -> int:
                 statements.clear()
                 start = time.perf_counter()
                 with Session(engine) as session:
-                    kpis._from_rows(session, "postgresql", "p1", since, end)
+                    kpis._from_rows(session, "p1", since, end)
                 totals.append((time.perf_counter() - start) * 1000)
                 assert len(statements) == len(QUERIES), statements
                 for slot, (_, ms) in zip(per_query, statements, strict=True):
@@ -240,7 +269,7 @@ def main() -> int:
 
             result[f"chart_{days}d"] = {"first_ms": round(first, 1), **percentiles(timed(args.rounds, draw))}
         week = now - timedelta(days=7)
-        for name, lines in (("csv", export.csv_lines), ("json", export.json_chunks)):
+        for name, lines in () if args.dashboard_only else (("csv", export.csv_lines), ("json", export.json_chunks)):
             size = sum(len(chunk) for chunk in lines(engine, "p1", week, now))
             result[f"export_7d_{name}"] = {**percentiles(timed(args.rounds, lambda f=lines: sum(
                 1 for _ in f(engine, "p1", week, now)))), "bytes": size}

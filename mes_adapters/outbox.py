@@ -193,3 +193,28 @@ class MesOutbox:
                 self.on_settled(session, row, outcome.outcome, outcome.detail)
             session.commit()
         return 1
+
+
+def retry_rejected(session: Session, row_id: int) -> MesTransaction:
+    """Queue a row the MES refused again (after the fix in the MES), in the caller's DB transaction:
+    the same idempotency key, so an MES that did store it after all answers with its reference."""
+    row = session.get(MesTransaction, row_id)
+    if row is None:
+        raise LookupError(f"no MES transaction {row_id}")
+    if row.status != REJECTED:
+        raise ValueError(f"MES transaction {row_id} is {row.status}; only a rejected one can be retried")
+    row.status, row.error, row.next_attempt_at = "pending", None, None
+    session.add(row)
+    return row
+
+
+def abandon_rejected(session: Session, row_id: int, reason: str) -> MesTransaction:
+    """Give a row the MES refused up for good (status failed), with the reason, in the caller's DB transaction."""
+    row = session.get(MesTransaction, row_id)
+    if row is None:
+        raise LookupError(f"no MES transaction {row_id}")
+    if row.status != REJECTED:
+        raise ValueError(f"MES transaction {row_id} is {row.status}; only a rejected one can be abandoned")
+    row.status, row.error = "failed", f"abandoned: {reason}" if reason else "abandoned"
+    session.add(row)
+    return row

@@ -75,7 +75,7 @@ PUBLIC_PATHS = frozenset({
     "/healthz", "/readyz",
     "/slack/events", "/telegram/webhook", "/whatsapp/webhook", "/bridge/inbound",  # signed by the platform
     "/signals/mes",  # HMAC signed (or a `signals` token, checked by the route)
-    "/static/login.js", "/static/login.css",  # what the sign-in page needs
+    "/static/login.js", "/static/login.css", "/static/favicon.svg",  # what the sign-in page needs
 })
 PUBLIC_PREFIXES = ("/auth/",)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +29,8 @@ from sqlmodel import Session, select
 from bot import charts
 from bot.channels.base import OutboundMessage
 from bot.webhooks import MAX_TEXT, text_too_long
+from mes_adapters.outbox import abandon_rejected as mes_abandon_rejected
+from mes_adapters.outbox import retry_rejected as mes_retry_rejected
 from mfgos import guard, metrics
 from mfgos.auth import LINK_KIND, Auth, SignInGate, principal_of, sign_in_routers
 from mfgos.runtime import Runtime
@@ -50,7 +53,8 @@ from models import (
     TimelineEvent,
 )
 from models.db import migration_head, schema_revision
-from routing import decisions, erp_rejections, export, messages
+from models.mes import MesTransaction
+from routing import decisions, erp_rejections, export, mes_rejections, messages, outcomes, trends
 from routing.inbound import Inbound
 from routing.kpis import compute
 from routing.kpis import period as kpis_period
@@ -62,6 +66,10 @@ from routing.workflow import Context
 STATIC = Path(__file__).parent / "static"
 CONSOLE = "console"
 LIST_LIMIT = 200  # newest rows a list endpoint returns; the console shows a plant's day, not its history
+SIGNAL_PAGE = 50  # signals per page of the signal log (at most 200)
+SIGNAL_TEXT = 200  # characters of a signal's text the log shows
+FILTER_WORD = r"^[A-Za-z0-9._:@-]{1,64}$"  # a source or machine id to filter the signal log by
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers in the store: a bigger one must not reach PostgreSQL
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -115,6 +123,15 @@ class ActionIn(_FromPerson):
     exception: str = Field(min_length=1, max_length=40)
     text: str = Field(default="", max_length=4000,
                       description="a reason (reject, erp_abandon: asked in the chat when left out) or the fix (propose)")
+
+
+class MesActionIn(BaseModel):
+    person_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                  description="who acts: the signed-in person when left out (required in the demo)")
+    text: str = Field(default="", max_length=500, description="the reason (required to abandon)")
+
+
+MES_ROWS = mes_rejections.RowChanges(retry=mes_retry_rejected, abandon=mes_abandon_rejected)
 
 
 # --- serialisation -------------------------------------------------------------------------
@@ -304,6 +321,36 @@ def _codes(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     rows = session.exec(select(PlantException.id, PlantException.code)
                         .where(PlantException.id.in_(wanted))).all()  # type: ignore[union-attr]
     return {row_id: code for row_id, code in rows if row_id is not None}
+
+
+def _mes_json(row: MesTransaction, codes: dict[int, str]) -> dict[str, Any]:
+    return {"id": row.id, "exception": codes.get(row.exception_id), "kind": row.kind,
+            "kind_name": messages.kind_name(row.kind, "en"), "fields": row.fields, "status": row.status,
+            "reference": row.reference, "attempts": row.attempts, "error": row.error,
+            "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
+            "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None}
+
+
+def _signal_what(signal: Signal) -> str:
+    """One line of what a signal said: a person's text, a machine's state, a work order's status."""
+    payload = signal.payload or {}
+    if isinstance(payload.get("text"), str) and payload["text"]:
+        said = payload["text"]
+    elif signal.kind == "action":
+        said = f"{payload.get('action') or ''} {payload.get('exception_ref') or ''}"
+    elif signal.kind == "work_order":
+        said = f"{payload.get('work_order') or ''} {payload.get('status') or ''}"
+    else:
+        said = " ".join(f"{k}={payload[k]}" for k in ("state", "running", "reason") if k in payload)
+    said = " ".join(str(said).split())
+    return said if len(said) <= SIGNAL_TEXT else said[:SIGNAL_TEXT - 1] + "…"
+
+
+def _signal_json(signal: Signal) -> dict[str, Any]:
+    machine = (signal.payload or {}).get("machine")
+    return {"id": signal.id, "at": iso(signal.received_at), "source": signal.source, "kind": signal.kind,
+            "person": signal.person_id, "machine": machine if isinstance(machine, str) else None,
+            "what": _signal_what(signal), "processed": signal.processed_at is not None, "error": signal.error}
 
 
 def _validation_problem(error: dict[str, Any]) -> str:
@@ -585,6 +632,84 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             figures = compute(session, plant_id, start, end)
         return {"plant": plant_id, **({"period": period} if period else {}), **figures.to_json()}
 
+    def plant_or_503(session: Session) -> Plant:
+        plant = session.get(Plant, plant_id)
+        if plant is None:
+            raise HTTPException(503, "the plant is not loaded")
+        return plant
+
+    # --- the dashboard (docs/console.md, "Dashboard") ------------------------------------------
+
+    @app.get("/api/outcomes")
+    def outcomes_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                      until: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+        """The four outcomes per exception type against the plant file's `baseline:` (docs/kpis.md)."""
+        start, end = asked_period(since, until)
+        with Session(runtime.engine) as session:
+            plant = plant_or_503(session)
+            found = outcomes.compute(session, plant_id, plant.baseline or {}, start, end)
+        return {"plant": plant_id, **found.to_json()}
+
+    @app.get("/api/trends")
+    def trends_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                    until: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+        """KPIs per plant-local day of the period (at most `trends.MAX_DAYS` days; 422 beyond)."""
+        start, end = asked_period(since, until)
+        with Session(runtime.engine) as session:
+            plant = plant_or_503(session)
+            try:
+                days = trends.daily(session, plant_id, plant.timezone, start, end)
+            except ValueError as error:
+                raise HTTPException(422, str(error)) from None
+        return {"plant": plant_id, "since": start.isoformat(), "until": end.isoformat(), "timezone": plant.timezone,
+                "days": days}
+
+    @app.get("/api/pareto")
+    def pareto_view(since: Annotated[str | None, Query(max_length=40)] = None,
+                    until: Annotated[str | None, Query(max_length=40)] = None,
+                    lang: Annotated[str | None, Query(max_length=5)] = None) -> dict[str, Any]:
+        """Exception types by count and by downtime (minutes), largest first, with their running share."""
+        start, end = asked_period(since, until)
+        language = viewer_language(lang)
+        with Session(runtime.engine) as session:
+            ranked = trends.pareto(session, plant_id, start, end)
+        for bars in ranked.values():
+            for bar in bars:
+                bar["type_name"] = messages.type_name(bar["type"], language)
+        return {"plant": plant_id, "since": start.isoformat(), "until": end.isoformat(), **ranked}
+
+    @app.get("/api/mes")
+    def mes_view() -> dict[str, Any]:
+        """The MES outbox (docs/mes.md), newest first, with how many rows wait or were refused."""
+        with Session(runtime.engine) as session:
+            rows = session.exec(select(MesTransaction).where(MesTransaction.plant_id == plant_id)
+                                .order_by(MesTransaction.id.desc()).limit(LIST_LIMIT)).all()  # type: ignore[union-attr]
+            counts = dict(session.exec(select(MesTransaction.status, func.count()).where(
+                MesTransaction.plant_id == plant_id).group_by(MesTransaction.status)).all())
+            codes = _codes(session, (r.exception_id for r in rows))
+            plant = plant_or_503(session)
+            return {"configured": bool(plant.mes), "counts": counts,
+                    "transactions": [_mes_json(r, codes) for r in rows]}
+
+    @app.get("/api/signals")
+    def signals_view(source: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
+                     machine: Annotated[str | None, Query(pattern=FILTER_WORD)] = None,
+                     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT)] = SIGNAL_PAGE) -> dict[str, Any]:
+        """The signal log: every inbound event of the plant, newest first, a page of `limit` with ids
+        below `before`; filtered by `source` (slack, mqtt, mes, ...) and `machine`. `next_before` pages on."""
+        query = select(Signal).where(Signal.plant_id == plant_id)
+        if source:
+            query = query.where(Signal.source == source)
+        if machine:
+            query = query.where(Signal.payload["machine"].as_string() == machine)  # type: ignore[index]
+        if before:
+            query = query.where(Signal.id < before)  # type: ignore[operator]
+        with Session(runtime.engine) as session:
+            rows = session.exec(query.order_by(Signal.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+        return {"signals": [_signal_json(s) for s in rows],
+                "next_before": rows[-1].id if len(rows) == limit else None}
+
     @app.get("/api/export")
     def export_view(since: Annotated[str | None, Query(max_length=40)] = None,
                     until: Annotated[str | None, Query(max_length=40)] = None,
@@ -631,6 +756,33 @@ def create_app(runtime: Runtime, *, extra_routers: Sequence[APIRouter] = (),
             # Recorded and told like any refusal (the lifecycle's); the API says so with its status too.
             raise HTTPException(403, refused)
         return outcome(received.signal_id, received.duplicate, person_id, newest)
+
+    @app.post("/api/mes/{row_id}/{action}")
+    def mes_action(row_id: Annotated[int, InPath(ge=1, le=MAX_ID)], action: Literal["retry", "abandon"],
+                   body: MesActionIn, request: Request) -> dict[str, Any]:
+        """Retry or abandon a row the MES refused (docs/console.md, "Dashboard"): the lifecycle
+        table decides who may (the exception's approver role; 403 with its sentence otherwise).
+        The row, the timeline and the messages change in one DB transaction."""
+        person_id = principal_of(request).acting_as(body.person_id)
+        reason = body.text.strip()
+        if action == "abandon" and not reason:
+            raise HTTPException(422, "say why the row is given up (text)")
+        with Session(runtime.engine) as session:
+            who = person_or_404(session, person_id)
+            row = session.get(MesTransaction, row_id)
+            if row is None or row.plant_id != plant_id:
+                raise HTTPException(404, "unknown MES transaction")
+            plant = plant_or_503(session)
+            ctx = Context(session=session, plant=plant, now=runtime.clock.now(),
+                          cause=f"console:mes:{row_id}:{action}:{uuid.uuid4().hex[:12]}")
+            try:
+                refused = mes_rejections.settle(ctx, row, mes_rejections.ACTIONS[action], who, reason, MES_ROWS)
+            except ValueError as problem:
+                raise HTTPException(409, str(problem)) from None
+            session.commit()
+            if refused is not None:
+                raise HTTPException(403, refused.text(who.language))
+            return {"id": row_id, "status": row.status, "error": row.error}
 
     def erp_refusal(person_id: str, action: Action, public_id: str) -> str | None:
         """The lifecycle's refusal of a person outside the table's `who` for a Retry / Abandon."""

@@ -612,6 +612,25 @@ class MesSpec(_Entry):
     default_reason: Id = Field(max_length=64)  # when none fits
 
 
+class BaselineFigures(_Entry):
+    """The plant's figures from before mfgos, for one exception type or the whole plant: what the four
+    outcomes (routing/outcomes.py) are compared with. Each is optional: a figure not given is not compared."""
+
+    mttr_minutes: float | None = Field(default=None, gt=0)  # mean time from a problem to its resolution
+    schedule_adherence: float | None = Field(default=None, ge=0, le=1)  # share of work orders finished on time
+    status_calls_per_week: float | None = Field(default=None, ge=0)  # status meetings or calls a week
+    erp_correction_rate: float | None = Field(default=None, ge=0, le=1)  # share of ERP postings corrected later
+
+
+class BaselineSpec(BaselineFigures):
+    """`baseline:` the plant's figures before mfgos (docs/plant-file.md), overall and per exception type."""
+
+    by_type: dict[ExceptionTypeName, BaselineFigures] = Field(default_factory=dict)
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+
+
 class PlantFile(_Entry):
     """A validated plant file; datetimes are aware UTC, everything else as written."""
 
@@ -631,6 +650,7 @@ class PlantFile(_Entry):
     decisions: DecisionsSpec = Field(default_factory=DecisionsSpec)
     mes: MesSpec | None = None  # None: the MES is not written back to
     stock_watch: StockWatchSpec | None = None  # None: no stock watch
+    baseline: BaselineSpec | None = None  # None: no figures from before mfgos to compare with
     _file: str = PrivateAttr(default="plant.yaml")
     _lines: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
 
@@ -650,7 +670,7 @@ _LISTS: dict[str, type[_Entry]] = {
     "people": PersonSpec,
     "routing": RuleSpec,
 }
-_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions", "mes", "stock_watch")
+_SECTIONS = ("plant", *_LISTS, "approvals", "erp", "signals", "digests", "decisions", "mes", "stock_watch", "baseline")
 # Old names of sections: a file that still uses one is refused with the new name to use.
 _RENAMED = {"x-signals": "signals"}
 
@@ -773,6 +793,7 @@ class _Check:
         self.decisions: DecisionsSpec | None = None
         self.mes: MesSpec | None = None
         self.stock_watch: StockWatchSpec | None = None
+        self.baseline: BaselineSpec | None = None
 
     def line(self, path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -855,6 +876,8 @@ class _Check:
             self.mes = self.validate(MesSpec, data["mes"], ("mes",), zone)
         if data.get("stock_watch") is not None:
             self.stock_watch = self.validate(StockWatchSpec, data["stock_watch"], ("stock_watch",), zone)
+        if data.get("baseline") is not None:
+            self.baseline = self.validate(BaselineSpec, data["baseline"], ("baseline",), zone)
         self._references(data, zone)
 
     def _ids(self, section: str, entries: list[Any]) -> None:
@@ -1061,7 +1084,7 @@ def _inspect(path: str | Path, now: datetime | None = None) -> tuple[list[Proble
     if problems or checker.plant is None:
         return problems, None
     plant_file = PlantFile(plant=checker.plant, erp=data.get("erp") or {}, signals=checker.signals or SignalsSpec(),
-                           mes=checker.mes, stock_watch=checker.stock_watch,
+                           mes=checker.mes, stock_watch=checker.stock_watch, baseline=checker.baseline,
                            approvals=checker.approvals or ApprovalsSpec(), digests=checker.digests or DigestsSpec(),
                            decisions=checker.decisions or DecisionsSpec(), **checker.valid)
     plant_file._file = file
@@ -1200,7 +1223,8 @@ def apply(session: Session, plant_file: PlantFile, source_file: str | None = Non
                     "signals": plant_file.signals.model_dump(mode="json", exclude_defaults=True),
                     "digests": plant_file.digests.stored(), "remind_every_s": plant_file.decisions.remind_every_s(),
                     "mes": plant_file.mes.model_dump(mode="json") if plant_file.mes else {},
-                    "stock_watch": plant_file.stock_watch.stored() if plant_file.stock_watch else {}}
+                    "stock_watch": plant_file.stock_watch.stored() if plant_file.stock_watch else {},
+                    "baseline": plant_file.baseline.stored() if plant_file.baseline else {}}
     if source_file is not None:
         wanted_plant["source_file"] = source_file
     if plant is None:

@@ -115,6 +115,7 @@ class Plant(SQLModel, table=True):
     digests: dict[str, Any] = _json()  # the plant file's `digests` section, as validated (routing/digests.py)
     remind_every_s: float | None = None  # `decisions.remind_every`: how often an open decision part reminds
     stock_watch: dict[str, Any] = _json()  # the plant file's `stock_watch` section; empty: no stock watch
+    baseline: dict[str, Any] = _json()  # the plant file's `baseline` section: its figures before mfgos (routing/outcomes.py)
 
 
 class Area(SQLModel, table=True):

@@ -41,7 +41,7 @@ from models import (
     Shift,
     TimelineEvent,
 )
-from routing import kpis, messages
+from routing import kpis, messages, outcomes
 from routing import workflow as wf
 from routing.decisions import OPEN as OPEN_PARTS
 from routing.decisions import Status as PartStatus
@@ -191,6 +191,8 @@ class Facts:
     parts: list[tuple[PlantException, ExceptionDecision, str]]  # the part and the role it waits for
     week: kpis.Kpis
     machines_down: set[str]
+    # The four outcomes of the same seven days against the plant file's baseline; None without one.
+    outcomes: outcomes.Outcomes | None = None
 
     def for_person(self, who: Person) -> Facts:
         if not who.areas:
@@ -201,7 +203,7 @@ class Facts:
 
         return Facts(self.period, self.now, [e for e in self.opened if mine(e)],
                      [e for e in self.still_open if mine(e)], [x for x in self.escalations if mine(x[0])],
-                     [x for x in self.parts if mine(x[0])], self.week, self.machines_down)
+                     [x for x in self.parts if mine(x[0])], self.week, self.machines_down, self.outcomes)
 
     @property
     def quiet(self) -> bool:
@@ -229,8 +231,10 @@ def gather(session: Session, plant: Plant, period: Period, now: datetime) -> Fac
              for exc, part in rows]
     down = {m.id for m in session.exec(select(Machine).where(Machine.plant_id == plant.id,
                                                              Machine.running == False))}  # noqa: E712
+    compared = outcomes.compute(session, plant.id, plant.baseline, period.end - WEEK, period.end) \
+        if plant.baseline else None
     return Facts(period, now, opened, still_open, list(escalations), parts,
-                 kpis.compute(session, plant.id, period.end - WEEK, period.end), down)
+                 kpis.compute(session, plant.id, period.end - WEEK, period.end), down, compared)
 
 
 def _approvers(session: Session, plant: Plant) -> dict[str, str]:
@@ -297,7 +301,39 @@ def _render(facts: Facts, language: str, timezone: str, limit: int) -> str:
         "digest_week", language, opened=week.opened, closed=week.closed, mtta=_minutes(week.mtta_minutes),
         mttr=_minutes(week.mttr_minutes), adherence=_share(week.schedule_adherence),
         escalation_rate=_share(week.escalation_rate), erp_rejected=week.erp_rejected or 0))
+    if facts.outcomes is not None:
+        lines += _outcome_lines(facts.outcomes, language)
     return "\n".join(lines)
+
+
+def _outcome_lines(found: outcomes.Outcomes, language: str) -> list[str]:
+    """One line per exception type (and the whole plant first) with each outcome that has both a
+    baseline and a current figure: the workflows that pay off, and those to design next."""
+    lines = []
+    groups = [(messages.render("digest_outcomes_all", language), found.overall),
+              *((messages.type_name(t, language), f) for t, f in found.by_type.items())]
+    for name, figures in groups:
+        said = [messages.render("digest_outcome", language, name=messages.render(f"outcome_{key}", language),
+                                current=_outcome_value(key, figures[key]["current"]),
+                                baseline=_outcome_value(key, figures[key]["baseline"]),
+                                change=_outcome_change(key, figures[key]))
+                for key, _, _ in outcomes.OUTCOMES if figures[key]["change"] is not None]
+        if said:
+            lines.append(f"- {name}: " + ", ".join(said))
+    return [messages.render("digest_outcomes", language), *lines] if lines else []
+
+
+def _outcome_value(key: str, value: float) -> str:
+    if key == "resolution_minutes":
+        return _minutes(value)
+    return _share(value) if key in ("schedule_adherence", "erp_correction_rate") else f"{value:g}"
+
+
+def _outcome_change(key: str, figure: dict[str, Any]) -> str:
+    """Rates change by points, the others by a share of the baseline."""
+    if key in ("schedule_adherence", "erp_correction_rate"):
+        return f"{figure['change'] * 100:+.1f} pts"
+    return f"{figure['change_pct']:+.0f}%" if figure["change_pct"] is not None else f"{figure['change']:+g}"
 
 
 def _opened_line(exc: PlantException, language: str) -> str:

@@ -115,10 +115,7 @@ def _signal_id(dialect: str, key: Any) -> ColumnElement[Any]:
 
 def _at_risk(dialect: str, cohort: Any) -> Any:
     """Distinct customer orders named at risk by the cohort's exceptions (a JSON list each)."""
-    if dialect == "sqlite":
-        each = func.json_each(cohort.c.customer_orders_at_risk).table_valued("value")
-        return select(func.count(distinct(each.c.value))).select_from(cohort).join(each, literal(True))
-    each = func.json_array_elements_text(cohort.c.customer_orders_at_risk).table_valued("value")
+    each = elements(dialect, cohort.c.customer_orders_at_risk)
     return select(func.count(distinct(each.c.value))).select_from(cohort).join(each, literal(True))
 
 
@@ -128,6 +125,53 @@ def _minutes(value: Any) -> float | None:
 
 def _ratio(part: Any, whole: Any, digits: int = 3) -> float | None:
     return round(float(part or 0) / whole, digits) if whole else None
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The exceptions opened in a period, one row each with what the figures need (a subquery), and
+    the SQL of their time to repair: shared by the figures here, the outcomes and the trends."""
+
+    rows: Any  # subquery: id, type, area_id, opened_at, acknowledged_at, approved_at, posted_at,
+    # customer_orders_at_risk, work_orders, closed_at (before `until`), running_at
+    repair: Any  # seconds from opening to the machine running or the close, whichever came first
+    ids: Any  # select of the ids: for `IN (...)` on the timeline, outbox and ERP tables
+    dialect: str
+    since: datetime
+    until: datetime
+
+
+def cohort(session: Session, plant_id: str, since: datetime, until: datetime,
+           exception_type: str | None = None) -> Cohort:
+    """The exceptions of `plant_id` (of `exception_type` only, if given) opened in [since, until),
+    with what happened to them before `until`."""
+    dialect = session.get_bind().dialect.name
+    in_period: tuple[Any, ...] = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
+    if exception_type:
+        in_period += (E.c.type == exception_type,)
+    # What happens to an exception happens after it opened: bounding the timeline, outbox and ERP
+    # rows by time too lets the database read the period's rows by index, not every row it has.
+    after = since - SKEW
+    # The first "machine running" on each timeline: the end of a repair if it came before the close.
+    # Grouped once and joined (a correlated subquery would run per exception, and per use).
+    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
+               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
+                      T.c.data["running"].as_boolean().is_(True), T.c.at >= after, T.c.at < until)
+               .group_by(T.c.exception_id).subquery("running"))
+    closed_in = case((E.c.closed_at < until, E.c.closed_at))
+    rows = select(
+        E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
+        E.c.customer_orders_at_risk, E.c.work_orders, closed_in.label("closed_at"), running.c.at.label("running_at"),
+    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
+    return Cohort(rows=rows, repair=_repair(dialect, rows.c), ids=select(E.c.id).where(*in_period),
+                  dialect=dialect, since=since, until=until)
+
+
+def _repair(dialect: str, c: Any) -> Any:
+    """Seconds from opening to the machine running again or the close, whichever came first."""
+    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
+                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
+    return _seconds(dialect, repaired, c.opened_at)
 
 
 def compute(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
@@ -143,26 +187,7 @@ def compute(session: Session, plant_id: str, since: datetime, until: datetime) -
                         str(error.orig).splitlines()[0] if error.orig else error)
         else:
             return _from_figures(session, plant_id, since, until)
-    return _from_rows(session, dialect, plant_id, since, until)
-
-
-def _repair(dialect: str, c: Any) -> Any:
-    """Seconds from opening to the machine running again or the close, whichever came first."""
-    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
-                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
-    return _seconds(dialect, repaired, c.opened_at)
-
-
-def _times(dialect: str, c: Any, until: datetime) -> list[Any]:
-    """opened, closed, MTTA, MTTR, resolution and ERP latency over a cohort."""
-    return [
-        func.count(),
-        func.count(c.closed_at),
-        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
-        func.avg(case((c.type == "breakdown", _repair(dialect, c)))),
-        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
-        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
-    ]
+    return _from_rows(session, plant_id, since, until)
 
 
 def _open_now(session: Session, plant_id: str) -> int:
@@ -206,7 +231,7 @@ def _from_figures(session: Session, plant_id: str, since: datetime, until: datet
         mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
         notify_p95_seconds=figures.notify_p95(session, plant_id, since, until, int(notified)),
         escalations=int(escalations), escalation_rate=_ratio(escalated, opened),
-        schedule_adherence=_adherence(session, plant_id, since, until),
+        schedule_adherence=adherence(session, plant_id, since, until),
         customer_orders_at_risk=session.execute(figures.at_risk(plant_id, since, until)).scalar() if opened else None,
         erp_latency_minutes=_minutes(erp_latency),
         erp_rejected=int(rejected) if erp_rows else None,
@@ -215,21 +240,26 @@ def _from_figures(session: Session, plant_id: str, since: datetime, until: datet
     )
 
 
-def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, until: datetime) -> Kpis:
+def _from_rows(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
     """The figures from the period's raw rows (any period, any database)."""
 
     def run(query: Any) -> Any:
         return session.execute(query)
 
-    in_period = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
-    # What happens to an exception happens after it opened: bounding the timeline, outbox and ERP
-    # rows by time too lets the database read the period's rows by index, not every row it has.
+    found = cohort(session, plant_id, since, until)
+    dialect, c, repair, ids = found.dialect, found.rows.c, found.repair, found.ids
     after = since - SKEW
-    cohort, repair = _cohort(dialect, in_period, since, until)
-    c = cohort.c
-    opened, closed, mtta, mttr, resolution, erp_latency = run(select(*_times(dialect, c, until))
-                                                              .select_from(cohort)).one()
-    ids = select(E.c.id).where(*in_period)
+    breakdown = c.type == "breakdown"
+
+    row = run(select(
+        func.count(),
+        func.count(c.closed_at),
+        func.avg(case((c.acknowledged_at < until, _seconds(dialect, c.acknowledged_at, c.opened_at)))),
+        func.avg(case((breakdown, repair))),
+        func.avg(_seconds(dialect, c.closed_at, c.opened_at)),
+        func.avg(case((c.posted_at < until, _seconds(dialect, c.posted_at, c.approved_at)))),
+    ).select_from(found.rows)).one()
+    opened, closed, mtta, mttr, resolution, erp_latency = row
 
     events = run(select(
         func.count(case((T.c.kind == "escalated", 1))),
@@ -256,30 +286,14 @@ def _from_rows(session: Session, dialect: str, plant_id: str, since: datetime, u
         mtta_minutes=_minutes(mtta), mttr_minutes=_minutes(mttr), mean_resolution_minutes=_minutes(resolution),
         notify_p95_seconds=_notify_p95(session, dialect, ids, after, until),
         escalations=escalations, escalation_rate=_ratio(escalated, opened),
-        schedule_adherence=_adherence(session, plant_id, since, until),
-        customer_orders_at_risk=run(_at_risk(dialect, cohort)).scalar() if opened else None,
+        schedule_adherence=adherence(session, plant_id, since, until),
+        customer_orders_at_risk=run(_at_risk(dialect, found.rows)).scalar() if opened else None,
         erp_latency_minutes=_minutes(erp_latency),
         erp_rejected=rejected if erp_rows else None,
         messages_per_exception=_ratio(messages, opened, 2), people_per_exception=_ratio(people, opened, 2),
-        by_type=_groups(session, cohort, c.type, repair, until, dialect),
-        by_area=_groups(session, cohort, func.coalesce(c.area_id, NO_AREA), repair, until, dialect),
+        by_type=groups(session, found, c.type),
+        by_area=groups(session, found, func.coalesce(c.area_id, NO_AREA)),
     )
-
-
-def _cohort(dialect: str, in_period: tuple[Any, ...], since: datetime, until: datetime) -> tuple[Any, Any]:
-    """The exceptions `in_period` with when each was repaired, and the repair time (seconds) expression."""
-    # The first "machine running" on each timeline: the end of a repair if it came before the close.
-    # Grouped once and joined (a correlated subquery would run per exception, and per use).
-    running = (select(T.c.exception_id, func.min(T.c.at).label("at"))
-               .where(T.c.exception_id.in_(select(E.c.id).where(*in_period)), T.c.kind == "machine_state",
-                      T.c.data["running"].as_boolean().is_(True), T.c.at >= since - SKEW, T.c.at < until)
-               .group_by(T.c.exception_id).subquery("running"))
-    closed_in = case((E.c.closed_at < until, E.c.closed_at))
-    cohort = select(
-        E.c.id, E.c.type, E.c.area_id, E.c.opened_at, E.c.acknowledged_at, E.c.approved_at, E.c.posted_at,
-        E.c.customer_orders_at_risk, closed_in.label("closed_at"), running.c.at.label("running_at"),
-    ).select_from(E.outerjoin(running, running.c.exception_id == E.c.id)).where(*in_period).subquery("cohort")
-    return cohort, _repair(dialect, cohort.c)
 
 
 def trend(session: Session, plant_id: str, edges: Sequence[datetime], exception_type: str | None = None) -> list[Group]:
@@ -289,34 +303,34 @@ def trend(session: Session, plant_id: str, edges: Sequence[datetime], exception_
     CASE on SQLite), so a year of days costs one scan of the period's exceptions."""
     if len(edges) < 2:
         return []
-    dialect = session.get_bind().dialect.name
-    since, until = edges[0], edges[-1]
-    in_period: tuple[Any, ...] = (E.c.plant_id == plant_id, E.c.opened_at >= since, E.c.opened_at < until)
-    if exception_type:
-        in_period += (E.c.type == exception_type,)
-    cohort, repair = _cohort(dialect, in_period, since, until)
+    found = cohort(session, plant_id, edges[0], edges[-1], exception_type)
+    opened_at = found.rows.c.opened_at
     last = len(edges) - 2
     inner = list(edges[1:-1])
     if not last:
         slot: Any = literal(0)
-    elif dialect == "postgresql":
+    elif found.dialect == "postgresql":
         # width_bucket over the inner edges: a binary search per exception (0 before the first edge, i from
         # edge i on), where a CASE would test every edge in turn: a year's 366 slots cost what 7 do.
-        slot = func.width_bucket(cohort.c.opened_at, cast(bindparam("edges", inner, type_=ARRAY(DateTime(timezone=True))),
+        slot = func.width_bucket(opened_at, cast(bindparam("edges", inner, type_=ARRAY(DateTime(timezone=True))),
                                                           ARRAY(DateTime(timezone=True))))
     else:
-        slot = case(*[(cohort.c.opened_at < edge, i) for i, edge in enumerate(inner)], else_=last)
-    groups = _groups(session, cohort, slot, repair, until, dialect)
-    return [groups.get(i) or Group(count=0, downtime_minutes=None, mttr_minutes=None) for i in range(last + 1)]
+        slot = case(*[(opened_at < edge, i) for i, edge in enumerate(inner)], else_=last)
+    per_slot = groups(session, found, slot)
+    return [per_slot.get(i) or Group(count=0, downtime_minutes=None, mttr_minutes=None) for i in range(last + 1)]
 
 
-def _groups(session: Session, cohort: Any, name: Any, repair: Any, until: datetime, dialect: str) -> dict[str, Group]:
-    """`{name: Group}`: a breakdown not yet repaired is down until the period's end."""
-    c = cohort.c
-    down = case((c.type == "breakdown", func.coalesce(repair, _seconds(dialect, literal(until, E.c.opened_at.type),
-                                                                        c.opened_at))))
-    rows = session.execute(select(name, func.count(), func.sum(down), func.avg(repair))
-                           .select_from(cohort).group_by(name).order_by(name)).all()
+def downtime(found: Cohort) -> Any:
+    """Seconds a breakdown kept its machine down: to running or closed, else to the period's end; null otherwise."""
+    c = found.rows.c
+    return case((c.type == "breakdown", func.coalesce(
+        found.repair, _seconds(found.dialect, literal(found.until, E.c.opened_at.type), c.opened_at))))
+
+
+def groups(session: Session, found: Cohort, name: Any) -> dict[str, Group]:
+    """`{name: Group}` of the cohort grouped by `name`: a breakdown not yet repaired is down until the period's end."""
+    rows = session.execute(select(name, func.count(), func.sum(downtime(found)), func.avg(found.repair))
+                           .select_from(found.rows).group_by(name).order_by(name)).all()
     return {key: Group(count=count, downtime_minutes=_minutes(downtime), mttr_minutes=_minutes(mttr))
             for key, count, downtime, mttr in rows}
 
@@ -339,24 +353,35 @@ def _notify_p95(session: Session, dialect: str, ids: Any, after: datetime, until
     return round(max(0.0, float(value)), 1)
 
 
-def _adherence(session: Session, plant_id: str, since: datetime, until: datetime) -> float | None:
-    """Work orders due in the period (their `end`) that the MES or ERP reported done by then, over those due."""
+def done_at(plant_id: str, until: datetime, orders: Any) -> Any:
+    """When each of `orders` (a select of work-order ids) was first reported done by the MES or ERP
+    before `until`: a subquery (work_order, at), grouped once and then joined (no per-order look-up)."""
     status = func.lower(func.replace(func.replace(S.c.payload["status"].as_string(), "-", "_"), " ", "_"))
     order = S.c.payload["work_order"].as_string()
-    is_due = (W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)
-    # When each due order was first reported done (grouped once, then joined: no per-order look-up).
-    done_at = (select(order.label("work_order"), func.min(S.c.received_at).label("at"))
-               # The kind as a literal in the SQL, so PostgreSQL uses the partial index of work-order signals.
-               .where(S.c.plant_id == plant_id, S.c.kind == bindparam("kind", "work_order", literal_execute=True),
-                      S.c.error.is_(None),
-                      S.c.processed_at.is_not(None), S.c.received_at < until, status.in_(DONE_WORDS),
-                      order.in_(select(W.c.id).where(*is_due)))
-               .group_by(order).subquery("done_at"))
-    due, done = session.execute(
-        select(func.count(), func.count(case((done_at.c.at <= W.c.end, 1))))
-        .select_from(W.outerjoin(done_at, done_at.c.work_order == W.c.id)).where(*is_due)).one()
-    return _ratio(done, due)
+    return (select(order.label("work_order"), func.min(S.c.received_at).label("at"))
+            # The kind as a literal in the SQL, so PostgreSQL uses the partial index of work-order signals.
+            .where(S.c.plant_id == plant_id, S.c.kind == bindparam("kind", "work_order", literal_execute=True),
+                   S.c.error.is_(None),
+                   S.c.processed_at.is_not(None), S.c.received_at < until, status.in_(DONE_WORDS),
+                   order.in_(orders))
+            .group_by(order).subquery("done_at"))
 
+
+def adherence(session: Session, plant_id: str, since: datetime, until: datetime) -> float | None:
+    """Work orders due in the period (their `end`) that the MES or ERP reported done by then, over those due."""
+    is_due = (W.c.plant_id == plant_id, W.c.end >= since, W.c.end < until)
+    done = done_at(plant_id, until, select(W.c.id).where(*is_due))
+    due, on_time = session.execute(
+        select(func.count(), func.count(case((done.c.at <= W.c.end, 1))))
+        .select_from(W.outerjoin(done, done.c.work_order == W.c.id)).where(*is_due)).one()
+    return _ratio(on_time, due)
+
+
+def elements(dialect: str, column: Any) -> Any:
+    """The texts of a JSON list column, as a table-valued function with one `value` column (join it on true)."""
+    if dialect == "sqlite":
+        return func.json_each(column).table_valued("value")
+    return func.json_array_elements_text(column).table_valued("value")
 
 
 _SPAN = re.compile(r"^(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?$")

@@ -28,6 +28,7 @@ The table (`TABLE`, the same in docs/routing.md):
 | proposed | approve | approved | approver |
 | proposed | reject | acknowledged | approver |
 | approved | erp_retry, erp_abandon (a rejected ERP transaction) | approved | approver |
+| approved, posted, closed | mes_retry, mes_abandon (a rejected MES transaction) | (same) | approver |
 | approved | erp_posted | posted | system |
 | posted | close | closed | system |
 | every state but closed | machine_running, machine_stopped | (same) | system |
@@ -75,6 +76,8 @@ class Action(StrEnum):
     close = "close"
     erp_retry = "erp_retry"  # queue a transaction the ERP refused again (after the fix in the ERP or the plant file)
     erp_abandon = "erp_abandon"  # give a refused transaction up, with a reason; the exception's later ones post
+    mes_retry = "mes_retry"  # send a row the MES refused again (after the fix in the MES)
+    mes_abandon = "mes_abandon"  # give a row the MES refused up, with a reason
     # On a decision part of the exception (routing/decisions.py); the exception's state stays.
     decision_propose = "decision_propose"
     decision_approve = "decision_approve"
@@ -131,6 +134,9 @@ TABLE: tuple[Step, ...] = (
     Step(S.approved, A.erp_retry, S.approved, DECIDERS),
     Step(S.approved, A.erp_abandon, S.approved, DECIDERS),
     Step(S.approved, A.erp_posted, S.posted, SYSTEM),
+    # The MES hears of an approved outcome, so its refusals come after the approval, often after the close.
+    *_same((S.approved, S.posted, S.closed), A.mes_retry, DECIDERS),
+    *_same((S.approved, S.posted, S.closed), A.mes_abandon, DECIDERS),
     Step(S.posted, A.close, S.closed, SYSTEM),
     *_same(AWAITING_DECISION, A.escalate, SYSTEM),
     *_same(UNFINISHED, A.machine_running, SYSTEM),
@@ -152,6 +158,7 @@ EVENT = {
     A.acknowledge: "acknowledged", A.propose: "proposed", A.approve: "approved", A.reject: "rejected",
     A.comment: "comment", A.escalate: "escalated", A.erp_posted: "posted", A.machine_running: "machine_state",
     A.machine_stopped: "machine_state", A.close: "closed", A.erp_retry: "erp_retried", A.erp_abandon: "erp_abandoned",
+    A.mes_retry: "mes_retried", A.mes_abandon: "mes_abandoned",
     A.decision_propose: "decision_proposed", A.decision_approve: "decision_approved",
     A.decision_reject: "decision_rejected", A.decision_not_needed: "decision_not_needed",
 }

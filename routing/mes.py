@@ -145,3 +145,4 @@ def record_result(session: Session, row: MesTransaction, outcome: str, detail: s
         session.add(TimelineEvent(exception_id=exc.id, at=now, kind="mes_rejected", text=detail, data=data))
     elif outcome == "auth_failed":
         session.add(TimelineEvent(exception_id=exc.id, at=now, kind="mes_auth_failed", text=detail, data=data))
+

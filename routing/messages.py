@@ -96,6 +96,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Nur die {role} darf erneut senden oder aufgeben, was das ERP für {code} abgelehnt hat. Dein Versuch wurde vermerkt.",
         "hi": "Sirf {role} role wale {code} ke liye ERP ka reject kiya hua dobara bhej ya chhod sakte hain. Aapki koshish record ho gayi.",
     },
+    "refused_mes": {
+        "en": "Only someone with the {role} role can retry or abandon what the MES refused for {code}. Your attempt was recorded.",
+        "es": "Solo alguien con el rol {role} puede reintentar o abandonar lo que el MES rechazó en {code}. Tu intento quedó registrado.",
+        "de": "Nur die {role} darf erneut senden oder aufgeben, was das MES für {code} abgelehnt hat. Dein Versuch wurde vermerkt.",
+        "hi": "Sirf {role} role wale {code} ke liye MES ka reject kiya hua dobara bhej ya chhod sakte hain. Aapki koshish record ho gayi.",
+    },
     "approved": {
         "en": "{code} approved by {name}.",
         "es": "{code} aprobado por {name}.",
@@ -626,6 +632,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "tl_erp_abandoned": {"en": "{name} gave up the {kind} in the ERP", "es": "{name} abandonó el envío ({kind}) al ERP",
                          "de": "{name} hat die Buchung ({kind}) im ERP aufgegeben",
                          "hi": "{name} ne ERP mein {kind} chhod diya"},
+    "tl_mes_retried": {"en": "{name} sent the {kind} to the MES again", "es": "{name} reenvió al MES: {kind}",
+                       "de": "{name} hat {kind} erneut ans MES gesendet", "hi": "{name} ne {kind} MES ko dobara bheja"},
+    "tl_mes_abandoned": {"en": "{name} gave up the {kind} in the MES", "es": "{name} abandonó el envío ({kind}) al MES",
+                         "de": "{name} hat {kind} im MES aufgegeben", "hi": "{name} ne MES mein {kind} chhod diya"},
+    "tl_refused_mes": {
+        "en": "{name} tried to retry or abandon the MES transaction; refused: only someone with the {role} role can",
+        "es": "{name} intentó reintentar o abandonar el envío al MES; rechazado: solo puede alguien con el rol {role}",
+        "de": "{name} wollte die MES-Meldung erneut senden oder aufgeben; abgewiesen: nur die {role} darf das",
+        "hi": "{name} ne MES transaction dobara bhejna ya chhodna chaha; mana: sirf {role} role wale kar sakte hain",
+    },
     "tl_refused_erp": {
         "en": "{name} tried to retry or abandon the ERP transaction; refused: only someone with the {role} role can",
         "es": "{name} intentó reintentar o abandonar el envío al ERP; rechazado: solo puede alguien con el rol {role}",
@@ -1034,6 +1050,22 @@ TEMPLATES.update({
         "hi": "Pichhle 7 din: {opened} khule, {closed} band; MTTA {mtta}, MTTR {mttr}, schedule adherence "
               "{adherence}, escalation rate {escalation_rate}, ERP rejections {erp_rejected}.",
     },
+    # The four outcomes against the plant file's baseline (routing/outcomes.py), one line per type.
+    "digest_outcomes": {"en": "Against the baseline (7 days):", "es": "Frente a la línea base (7 días):",
+                        "de": "Im Vergleich zur Ausgangslage (7 Tage):", "hi": "Baseline se tulna (7 din):"},
+    "digest_outcomes_all": {"en": "all types", "es": "todos los tipos", "de": "alle Arten", "hi": "sab types"},
+    "digest_outcome": {"en": "{name} {current} (was {baseline}, {change})",
+                       "es": "{name} {current} (antes {baseline}, {change})",
+                       "de": "{name} {current} (vorher {baseline}, {change})",
+                       "hi": "{name} {current} (pehle {baseline}, {change})"},
+    "outcome_resolution_minutes": {"en": "resolution time", "es": "tiempo de resolución", "de": "Lösungszeit",
+                                   "hi": "resolution time"},
+    "outcome_schedule_adherence": {"en": "schedule adherence", "es": "cumplimiento del plan", "de": "Termintreue",
+                                   "hi": "schedule adherence"},
+    "outcome_erp_correction_rate": {"en": "ERP corrections", "es": "correcciones en el ERP",
+                                    "de": "ERP-Korrekturen", "hi": "ERP corrections"},
+    "outcome_coordination_per_week": {"en": "coordination per week", "es": "coordinación por semana",
+                                      "de": "Abstimmungen pro Woche", "hi": "coordination har hafte"},
 })
 
 TYPE_NAMES: dict[str, dict[str, str]] = {

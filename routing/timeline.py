@@ -129,7 +129,9 @@ def _by_person(key: str, with_text: bool = True) -> Callable[[_Story, Line], str
 
 
 def _refused(story: _Story, line: Line) -> str:
-    key = "tl_refused_erp" if str(line.data.get("action") or "").startswith("erp_") else "tl_refused"
+    action = str(line.data.get("action") or "")
+    key = "tl_refused_erp" if action.startswith("erp_") else "tl_refused_mes" if action.startswith("mes_") \
+        else "tl_refused"
     return story.say(key, name=story.name(line.person), role=str(line.data.get("required_role") or ""))
 
 
@@ -208,6 +210,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "erp_rejected": _erp_rejected,
     "erp_retried": _erp_settled("tl_erp_retried"),
     "erp_abandoned": _erp_settled("tl_erp_abandoned"),
+    "mes_retried": _erp_settled("tl_mes_retried"),
+    "mes_abandoned": _erp_settled("tl_mes_abandoned"),
     "erp_auth_failed": _fixed("tl_erp_auth_failed"),
     "mes_sent": _erp("tl_mes_sent"),
     "mes_rejected": _mes_rejected,

@@ -531,7 +531,8 @@ class Refusal:
 
     def text(self, language: str) -> str:
         if self.reason == "role":
-            key = "refused_erp" if self.action.value in ERP_BUTTONS else "refused"
+            key = "refused_erp" if self.action.value in ERP_BUTTONS else \
+                "refused_mes" if self.action.value.startswith("mes_") else "refused"
             return messages.render(key, language, role=self.role, code=self.code)
         if self.reason == "not_paged":
             return messages.render("refused_not_paged", language, code=self.code)

@@ -34,7 +34,7 @@ def store() -> Iterator[str]:
 def both(session: Session, since: datetime, until: datetime) -> tuple[dict, dict]:
     """The period's KPIs through `compute` (kept figures when settled) and from the raw rows."""
     kept = kpis.compute(session, "pune-1", since, until).to_json()
-    rows = kpis._from_rows(session, "postgresql", "pune-1", since, until).to_json()
+    rows = kpis._from_rows(session, "pune-1", since, until).to_json()
     return kept, rows
 
 
@@ -74,7 +74,7 @@ def test_new_events_reach_the_next_kpis_and_only_their_exceptions_are_computed_a
         session.commit()
         kept, rows = both(session, DAY - timedelta(days=30), until)
         assert kept == rows
-        before = kpis._from_rows(session, "postgresql", "pune-1", DAY - timedelta(days=30), DAY + timedelta(hours=23))
+        before = kpis._from_rows(session, "pune-1", DAY - timedelta(days=30), DAY + timedelta(hours=23))
         assert kept["opened"] == before.opened + 1
         assert kept["escalations"] == before.escalations + 1
         assert kept["by_type"]["safety"]["count"] >= 1

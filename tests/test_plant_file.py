@@ -319,7 +319,7 @@ def test_files_that_are_not_a_plant(tmp_path: Path) -> None:
     assert [p.reason for p in check(write(tmp_path, "# nothing yet\n"))] == ["the file is empty"]
     assert [p.reason for p in check(write(tmp_path, "- a\n- b\n"))] == [
         "the top level must be a mapping of sections (plant, areas, machines, materials, customer_orders, "
-        "work_orders, shifts, people, routing, approvals, erp, signals, digests, decisions, mes, stock_watch), got a list"]
+        "work_orders, shifts, people, routing, approvals, erp, signals, digests, decisions, mes, stock_watch, baseline), got a list"]
     assert [(p.location, p.line, p.reason) for p in check(write(tmp_path, "areas: []\n"))] == [
         ("", 1, "missing required section 'plant'")]
     missing = check(tmp_path / "nope.yaml")

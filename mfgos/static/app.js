@@ -571,8 +571,14 @@ function start() {
       area.value = text;
       area.focus();
     }}, label)));
-  poll();
-  setInterval(poll, POLL_MS);
+  // Signed in, the page reads only the person's own messages: learn who before the first poll,
+  // so it never asks for someone else's (a 403) while session.js is still finding out.
+  fetch("/api/session", {cache: "no-store"}).then((r) => (r.ok ? r.json() : null)).then((session) => {
+    if (session && session.person) state.person = session.person.id;
+  }).catch(() => {}).finally(() => {
+    poll();
+    setInterval(poll, POLL_MS);
+  });
 }
 
 start();
