@@ -6,6 +6,7 @@ from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
 from models.mes import MesDocument, MesTransaction
+from models.quality import QualityChart
 from models.tables import (
     AckTimer,
     Approval,
@@ -74,6 +75,7 @@ __all__ = [
     "DigestMark",
     "MesTransaction",
     "MesDocument",
+    "QualityChart",
     "StrangerReply",
     "ChatWindow",
     "SignInRequest",
