@@ -8,12 +8,13 @@ them from `POST /signals/quality` and MQTT). Two decisions are made here:
   orders and customer orders, the planner's options). A further failed result of a lot that
   already has an open exception joins it; so does a failed lot on a machine whose quality
   exception is open (one problem on one machine is one thread, as with chat reports).
-- **Drift**: per machine and characteristic, `RUN` results in a row on the same side of the
-  centre line (the nominal when given, else the middle of the two limits) open one quality
-  *warning* (severity `low`), before any part is out of tolerance. One per run: it resets when
-  a result lands on the other side or on the line. Likewise `TREND` results in a row each
-  higher (or each lower) than the one before. These are the classic control-chart run rules
-  (Western Electric / Nelson), counted over the results as they are processed.
+- **Drift**: per machine and characteristic, `RUN` results in a row (the plant file's
+  `signals.quality.run`) on the same side of the centre line (the nominal when given, else the
+  middle of the two limits) open one quality *warning* (severity `low`), before any part is out
+  of tolerance. One per run: it resets when a result lands on the other side or on the line.
+  Likewise `TREND` results in a row (`signals.quality.trend`) each higher, or each lower, than
+  the one before. These are the classic control-chart run rules (Western Electric / Nelson),
+  counted over the results in the order they are processed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from routing import workflow as wf
 from routing.options import offer as offer_options
 from routing.workflow import Context
 
-RUN = 7  # results in a row on one side of the centre line that open a drift warning
-TREND = 7  # results in a row rising, or falling, that open a trend warning
+RUN = 7  # results in a row on one side of the centre line that open a drift warning (plant file: `run`)
+TREND = 7  # results in a row rising, or falling, that open a trend warning (plant file: `trend`)
 FAILED_SEVERITY = "high"
 WARNING_SEVERITY = "low"
 RESULT_EVENT = "quality_result"  # timeline kind of an inspection result on an exception
@@ -175,11 +176,13 @@ def _chart(ctx: Context, inspection: Inspection, machine_id: str, source: str, s
     else:
         chart.direction, chart.trend, chart.trend_warned = direction, 2 if direction else 1, False
     chart.last_value, chart.results, chart.updated_at = value, chart.results + 1, ctx.now
-    if chart.run >= RUN and not chart.run_warned:
+    limits = (ctx.plant.signals or {}).get("quality") or {}  # the plant file's `signals.quality`
+    run_limit, trend_limit = limits.get("run", RUN), limits.get("trend", TREND)  # 0: that rule is off
+    if run_limit and chart.run >= run_limit and not chart.run_warned:
         chart.run_warned = True
         _warn(ctx, inspection, machine_id, source, signal_id, rule="run", count=chart.run, side=chart.side,
               centre=centre)
-    if chart.trend >= TREND and not chart.trend_warned:
+    if trend_limit and chart.trend >= trend_limit and not chart.trend_warned:
         chart.trend_warned = True
         _warn(ctx, inspection, machine_id, source, signal_id, rule="trend", count=chart.trend,
               side=chart.direction, centre=centre)
