@@ -169,9 +169,13 @@ def _quality_result(story: _Story, line: Line) -> str:
     key = "tl_quality_passed" if data.get("result") == "pass" else "tl_quality_failed"
     parts = [story.say(key, lot=data.get("lot") or "-", characteristic=data.get("characteristic") or "-",
                        value=_measured(data.get("value"), unit))]
-    if data.get("lower") is not None or data.get("upper") is not None:
-        parts.append(story.say("tl_quality_limits", lower=_measured(data.get("lower"), unit),
-                               upper=_measured(data.get("upper"), unit)))
+    lower, upper = _measured(data.get("lower"), unit), _measured(data.get("upper"), unit)
+    if data.get("lower") is not None and data.get("upper") is not None:
+        parts.append(story.say("tl_quality_limits", lower=lower, upper=upper))
+    elif data.get("upper") is not None:
+        parts.append(story.say("tl_quality_at_most", upper=upper))
+    elif data.get("lower") is not None:
+        parts.append(story.say("tl_quality_at_least", lower=lower))
     if data.get("nominal") is not None:
         parts.append(story.say("tl_quality_nominal", nominal=_measured(data.get("nominal"), unit)))
     if data.get("rejected") is not None:
