@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import paho.mqtt.client as paho
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.channels.base import CaptureChannel
@@ -26,7 +33,7 @@ from mfgos.config import Settings
 from mfgos.replay import replay
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
-from models import Notification, PlantException, Signal, TimelineEvent
+from models import Notification, PlantException, Signal, TimelineEvent, make_engine
 from models.plant_file import check
 from routing.clock import SimulatedClock
 from signals.decoding import Unreadable, storable_problem
@@ -75,7 +82,11 @@ def signals(runtime: Runtime) -> list[Signal]:
 
 
 def exceptions(runtime: Runtime) -> list[PlantException]:
-    with Session(runtime.engine) as session:
+    return exceptions_in(runtime.engine)
+
+
+def exceptions_in(engine: Engine) -> list[PlantException]:
+    with Session(engine) as session:
         return list(session.exec(select(PlantException).order_by(PlantException.id)))
 
 
@@ -403,3 +414,78 @@ def test_the_parser_is_total_and_what_it_accepts_can_be_stored(value: Any) -> No
 @given(st.binary(max_size=300) | st.builds(lambda v: json.dumps(v, allow_nan=True).encode(), results))
 def test_raw_bytes_never_raise(data: bytes) -> None:
     assert isinstance(read_bytes(data), QualityResult | Unreadable)
+
+
+# --- black box: one real `mfgos serve` ------------------------------------------------------------------
+
+
+def test_mfgos_serve_takes_results_by_http_and_mqtt(tmp_path: Path, broker: str, unique: str) -> None:
+    """`mfgos serve` as deployed, probed from outside: a token made by `mfgos token create`, real HTTP,
+    and the plant file's quality topic on the real Mosquitto (a bad payload first, then a failed lot)."""
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(PLANT.read_text(encoding="utf-8") + f"signals:\n  plant_aliases: [{unique}]\n"
+                     f"  quality: {{topics: [plants/{unique}/quality]}}\n", encoding="utf-8")
+    database = f"sqlite:///{tmp_path / 'serve.db'}"
+    client_id = f"mfgos-test-{unique}-serve"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MFGOS_")} | {
+        "PYTHONUNBUFFERED": "1", "MFGOS_DATABASE_URL": database, "MFGOS_PLANT_FILE": str(plant),
+        "MFGOS_ATTACHMENTS_DIR": str(tmp_path / "attachments"), "MFGOS_MQTT_URL": broker,
+        "MFGOS_MQTT_CLIENT_ID": client_id}
+    made = subprocess.run([sys.executable, "-m", "mfgos.cli", "token", "create", "qms", "--scope", "signals"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    process = subprocess.Popen([sys.executable, "-m", "mfgos.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    engine = make_engine(database)
+    try:
+        url = ""
+        for line in process.stdout:
+            if "mfgos console:" in line:
+                url = line.split("mfgos console:", 1)[1].strip().rstrip("/")
+                break
+        assert url, "mfgos serve did not start"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.post("/signals/quality", json=FAILED).status_code == 401
+            assert http.post("/signals/quality", json=FAILED,
+                             headers={"Authorization": "Bearer mfgos_nope"}).status_code == 401
+            ok = http.post("/signals/quality", json={**FAILED, "result": "pass"},
+                           headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200, ok.text
+            junk = http.post("/signals/quality", content=b"{", headers={"Authorization": f"Bearer {token}"})
+            assert junk.status_code == 400
+
+        def stored() -> list[Signal]:
+            with Session(engine) as session:
+                return list(session.exec(select(Signal).order_by(Signal.id)))
+
+        async def mqtt() -> None:
+            topic = f"plants/{unique}/quality"
+            await until(lambda: bool(process.poll() is None and stored()), "serve's store")
+            marker = 0
+            while not any(s.payload.get("topic") == topic for s in stored()):  # until serve has subscribed
+                marker += 1
+                await publish(topic, b"not json " + str(marker).encode())
+                await asyncio.sleep(0.2)
+                assert marker < 100, "serve never took a quality message"
+            await publish(topic, {**FAILED, "lot": "IL-5000"})
+            await until(lambda: bool(exceptions_in(engine)), "the exception")
+
+        asyncio.run(mqtt())
+        [exc] = exceptions_in(engine)
+        assert (exc.type, exc.machine_id) == ("quality", "GRD-02") and "IL-5000" in exc.summary
+        assert [s.kind for s in stored()][:2] == ["quality", "unreadable"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        engine.dispose()
+        cleanup = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        cleanup.connect("127.0.0.1", 1883, clean_start=True)
+        cleanup.disconnect()
+    output = process.stdout.read() if process.stdout else ""
+    assert "Traceback" not in output, output
