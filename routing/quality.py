@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from models import PlantException, TimelineEvent, WorkOrder
@@ -77,10 +79,14 @@ def record(ctx: Context, inspection: Inspection, *, source: str, signal_id: int 
     """Apply one result: a failed lot opens (or joins) a quality exception; every measured value
     moves its characteristic's chart, which may open a drift warning."""
     machine_id = inspection.machine or _machine_of_work_order(ctx, inspection.work_order)
+    charted = bool(machine_id) and inspection.value is not None and inspection.centre is not None
+    # The chart's row is locked before anything of the machine's (`find_correlated` may lock the
+    # machine's row): every result takes them in this order, so two results never wait for each other.
+    chart = _locked_chart(ctx, str(machine_id), inspection.characteristic) if charted else None
     if not inspection.passed:
         _failed(ctx, inspection, machine_id, source, signal_id)
-    if machine_id and inspection.value is not None and inspection.centre is not None:
-        _chart(ctx, inspection, machine_id, source, signal_id)
+    if chart is not None:
+        _chart(ctx, chart, inspection, str(machine_id), source, signal_id)
 
 
 def summary(inspection: Inspection) -> str:
@@ -158,12 +164,10 @@ def _machine_of_work_order(ctx: Context, work_order_id: str | None) -> str | Non
 # --- drift -----------------------------------------------------------------------------------
 
 
-def _chart(ctx: Context, inspection: Inspection, machine_id: str, source: str, signal_id: int | None) -> None:
+def _chart(ctx: Context, chart: QualityChart, inspection: Inspection, machine_id: str, source: str,
+           signal_id: int | None) -> None:
     """Move the characteristic's chart by one result; at the `RUN`th (`TREND`th) result of a run, warn once."""
     value, centre = float(inspection.value), float(inspection.centre)  # type: ignore[arg-type]
-    key = (ctx.plant.id, machine_id, inspection.characteristic)
-    chart = ctx.session.get(QualityChart, key, with_for_update=True) or QualityChart(
-        plant_id=ctx.plant.id, machine_id=machine_id, characteristic=inspection.characteristic)
     side = 0 if math.isclose(value, centre, rel_tol=0, abs_tol=1e-12) else (1 if value > centre else -1)
     if side != 0 and side == chart.side:
         chart.run += 1
@@ -187,6 +191,24 @@ def _chart(ctx: Context, inspection: Inspection, machine_id: str, source: str, s
         _warn(ctx, inspection, machine_id, source, signal_id, rule="trend", count=chart.trend,
               side=chart.direction, centre=centre)
     ctx.session.add(chart)
+
+
+def _locked_chart(ctx: Context, machine_id: str, characteristic: str) -> QualityChart:
+    """The chart's row, locked until the commit: two results of one characteristic are counted one after
+    the other, even by two workers. A new chart's row is inserted first (`ON CONFLICT DO NOTHING`), so
+    two first results at once both find the row instead of one failing on the primary key."""
+    key = (ctx.plant.id, machine_id, characteristic)
+    chart = ctx.session.get(QualityChart, key, with_for_update=True)
+    if chart is not None:
+        return chart
+    table = QualityChart.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    ctx.session.execute(insert(table).values(
+        plant_id=ctx.plant.id, machine_id=machine_id, characteristic=characteristic, side=0, run=0,
+        run_warned=False, direction=0, trend=0, trend_warned=False, results=0).on_conflict_do_nothing())
+    found = ctx.session.get(QualityChart, key, with_for_update=True)
+    assert found is not None
+    return found
 
 
 def _warn(ctx: Context, inspection: Inspection, machine_id: str, source: str, signal_id: int | None, *,
