@@ -35,7 +35,9 @@ from mfgos.runtime import Runtime
 from mfgos.web import create_app
 from models import Notification, PlantException, Signal, TimelineEvent, make_engine
 from models.plant_file import check
+from models.quality import QualityChart
 from routing.clock import SimulatedClock
+from signals.base import Incoming
 from signals.decoding import Unreadable, storable_problem
 from signals.mapping import SignalMap
 from signals.quality import MAX_BODY, QualityResult, read_bytes, read_result
@@ -489,3 +491,34 @@ def test_mfgos_serve_takes_results_by_http_and_mqtt(tmp_path: Path, broker: str,
         cleanup.disconnect()
     output = process.stdout.read() if process.stdout else ""
     assert "Traceback" not in output, output
+
+
+# --- many at once ----------------------------------------------------------------------------------------
+
+
+def test_a_batch_and_two_replicas_at_once_open_one_exception_and_count_every_result(database_url: str) -> None:
+    """Results stored in one batch (as the MQTT source stores them) and processed by two runtimes at the
+    same moment (two replicas): one exception, each result counted once on the chart, none failed."""
+    config = Settings(_env_file=None, database_url=database_url, plant_file=PLANT)  # type: ignore[call-arg]
+    first, second = (Runtime(config, clock=SimulatedClock(START), channels={"console": CaptureChannel("console")})
+                     for _ in range(2))
+    try:
+        results = [QualityResult.model_validate({**FAILED, "lot": f"IL-{n}", "value": 2.55 + n / 1000})
+                   for n in range(1, 7)]
+        stored = first.receive_many("mqtt", [Incoming(r.source_key, r.payload(), "quality") for r in results])
+        ids = [s.signal_id for s in stored]
+
+        async def both() -> None:
+            await asyncio.gather(asyncio.to_thread(first.process_signals, ids[0::2]),
+                                 asyncio.to_thread(second.process_signals, ids[1::2]))
+
+        asyncio.run(both())
+        assert [(s.processed_at is not None, s.error) for s in signals(first)] == [(True, None)] * 6
+        [exc] = exceptions(first)
+        assert sorted(r.data["lot"] for r in timeline(first, exc, "quality_result")) == [f"IL-{n}" for n in range(1, 7)]
+        with Session(first.engine) as session:
+            [chart] = session.exec(select(QualityChart)).all()
+        assert (chart.machine_id, chart.results, chart.side, chart.run) == ("GRD-02", 6, 1, 6)
+    finally:
+        for rt in (first, second):
+            asyncio.run(rt.aclose())
