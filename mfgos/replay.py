@@ -126,10 +126,12 @@ def load_scenario(path: Path) -> Scenario:
                                 "part:<approve|reject|confirm|skip|optionK>:<N> (the scenario's Nth decision part)")
         if kinds[0] == "signal" and "payload" not in body:
             raise ScenarioError(f"{where}.signal: missing 'payload'")
-        if kinds[0] == "signal" and body.get("kind", "machine") not in ("machine", "work_order"):
-            raise ScenarioError(f"{where}.signal: kind must be machine (the default) or work_order")
+        if kinds[0] == "signal" and body.get("kind", "machine") not in ("machine", "work_order", "quality"):
+            raise ScenarioError(f"{where}.signal: kind must be machine (the default), work_order or quality")
         if kinds[0] == "signal" and body.get("kind") == "work_order" and not isinstance(body["payload"], dict):
             raise ScenarioError(f"{where}.signal: a work_order payload is a mapping with work_order and status")
+        if kinds[0] == "signal" and body.get("kind") == "quality" and not isinstance(body["payload"], dict):
+            raise ScenarioError(f"{where}.signal: a quality payload is a mapping with lot, characteristic and result")
         events.append(Event(index=index, at=parse_offset(item["at"], f"{where}.at"), kind=kinds[0], body=body))
     if any(b.at < a.at for a, b in zip(events, events[1:], strict=False)):
         raise ScenarioError(f"{path}: events must be in time order")
@@ -218,9 +220,10 @@ class Replay:
         """Hand the event to the runtime's one gate, as a channel would, with an id from its place in the file."""
         body, where = event.body, f"{self.scenario.path}: events[{event.index}]"
         event_id = f"replay:{self.scenario.key}:{event.index}"
-        if event.kind == "signal" and body.get("kind") == "work_order":  # as the MES webhook stores it
-            self.runtime.accept(Inbound(source=str(body.get("source", "mes")), event_id=event_id, kind="work_order",
-                                        data=dict(body["payload"])))
+        if event.kind == "signal" and body.get("kind") in ("work_order", "quality"):  # as their webhooks store them
+            kind = str(body["kind"])
+            self.runtime.accept(Inbound(source=str(body.get("source", "mes" if kind == "work_order" else kind)),
+                                        event_id=event_id, kind=kind, data=dict(body["payload"])))
             return
         if event.kind == "signal":
             self.runtime.accept(Inbound(source=str(body.get("source", "signal")), event_id=event_id, kind="machine",

@@ -7,6 +7,7 @@ from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
 from models.figures import ExceptionFigures, FigureDay, FigureOrder, FiguresMark
 from models.mes import MesDocument, MesTransaction
+from models.quality import QualityChart
 from models.stock import StockLevel, StockWatchRun
 from models.tables import (
     AckTimer,
@@ -80,6 +81,7 @@ __all__ = [
     "FiguresMark",
     "MesTransaction",
     "MesDocument",
+    "QualityChart",
     "StockLevel",
     "StockWatchRun",
     "StrangerReply",

@@ -511,6 +511,53 @@ class FlappingSpec(_Entry):
     within: Duration
 
 
+def filters_overlap(first: str, second: str) -> bool:
+    """Whether some topic matches both MQTT filters (`+` one level, a final `#` any number)."""
+    a, b = first.split("/"), second.split("/")
+    for index in range(max(len(a), len(b))):
+        x = a[index] if index < len(a) else None
+        y = b[index] if index < len(b) else None
+        if x == "#" or y == "#":
+            return True
+        if x is None or y is None:
+            return False
+        if x != y and "+" not in (x, y):
+            return False
+    return True
+
+
+STATE_TOPICS = "plants/+/+/state"  # the plain-JSON machine states (signals/mqtt.py)
+SPARKPLUG_TOPICS = "spBv1.0/#"
+
+
+def _quality_topic(value: str) -> str:
+    """A quality topic filter must not take machine states or Sparkplug messages from their readers."""
+    for taken, what in ((STATE_TOPICS, "machine states"), (SPARKPLUG_TOPICS, "Sparkplug B")):
+        if filters_overlap(value, taken):
+            raise ValueError(f"{value!r} overlaps {taken} ({what}): give quality results a topic of their own, "
+                             "like plants/<plant>/quality")
+    return value
+
+
+def _run_length(value: int) -> int:
+    if value != 0 and not 3 <= value <= 50:
+        raise ValueError(f"must be 0 (off) or 3 to 50 results, got {value}")
+    return value
+
+
+QualityTopic = Annotated[str, AfterValidator(_topic_filter), AfterValidator(_quality_topic)]
+RunLength = Annotated[int, AfterValidator(_run_length)]
+
+
+class QualitySignalsSpec(_Entry):
+    """Quality inspection results (docs/signals.md): the MQTT topic filters that carry them, and how many
+    results in a row open a drift warning (on one side of the centre line: `run`; rising or falling: `trend`)."""
+
+    topics: list[QualityTopic] = Field(default_factory=list)
+    run: RunLength = 7
+    trend: RunLength = 7
+
+
 class SignalsSpec(_Entry):
     """How machine signals name this plant and its machines (MQTT, Sparkplug B, OPC UA); docs/signals.md."""
 
@@ -519,6 +566,17 @@ class SignalsSpec(_Entry):
     topics: dict[TopicFilter, Id] = Field(default_factory=dict)  # MQTT topic filter -> machine id
     opcua: dict[Id, NodeId] = Field(default_factory=dict)  # machine id -> node id of its state variable
     flapping: FlappingSpec | None = None
+    quality: QualitySignalsSpec | None = None
+
+    @model_validator(mode="after")
+    def _quality_topics_own(self) -> SignalsSpec:
+        """A topic the `topics` map gives a machine carries its states: it cannot carry quality results too."""
+        for quality_topic in self.quality.topics if self.quality else ():
+            for state_topic in self.topics:
+                if filters_overlap(quality_topic, state_topic):
+                    raise ValueError(f"quality topic {quality_topic!r} overlaps the machine state topic "
+                                     f"{state_topic!r} in signals.topics")
+        return self
 
 
 class ShiftDigestSpec(_Entry):

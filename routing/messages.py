@@ -529,6 +529,78 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Ein Maschinensignal hat {problem} an {where} gemeldet",
         "hi": "Machine signal ne {where} par {problem} report kiya",
     },
+    "tl_opened_by_inspection": {
+        "en": "An inspection result reported {problem} on {where}",
+        "es": "Un resultado de inspección reportó {problem} en {where}",
+        "de": "Ein Prüfergebnis hat {problem} an {where} gemeldet",
+        "hi": "Inspection result ne {where} par {problem} report kiya",
+    },
+    # --- quality inspection results (routing/quality.py) ---
+    "tl_quality_failed": {
+        "en": "Lot {lot} failed inspection: {characteristic} {value}",
+        "es": "El lote {lot} no pasó la inspección: {characteristic} {value}",
+        "de": "Los {lot} hat die Prüfung nicht bestanden: {characteristic} {value}",
+        "hi": "Lot {lot} inspection mein fail hua: {characteristic} {value}",
+    },
+    "tl_quality_passed": {
+        "en": "Lot {lot} passed inspection: {characteristic} {value}",
+        "es": "El lote {lot} pasó la inspección: {characteristic} {value}",
+        "de": "Los {lot} hat die Prüfung bestanden: {characteristic} {value}",
+        "hi": "Lot {lot} inspection mein pass hua: {characteristic} {value}",
+    },
+    "tl_quality_limits": {"en": "limits {lower} to {upper}", "es": "límites {lower} a {upper}",
+                          "de": "Grenzen {lower} bis {upper}", "hi": "limits {lower} se {upper}"},
+    "tl_quality_at_most": {"en": "at most {upper}", "es": "como máximo {upper}", "de": "höchstens {upper}",
+                           "hi": "zyada se zyada {upper}"},
+    "tl_quality_at_least": {"en": "at least {lower}", "es": "como mínimo {lower}", "de": "mindestens {lower}",
+                            "hi": "kam se kam {lower}"},
+    "tl_quality_nominal": {"en": "nominal {nominal}", "es": "nominal {nominal}", "de": "Nennmaß {nominal}",
+                           "hi": "nominal {nominal}"},
+    "tl_quality_rejected": {"en": "{rejected} of {inspected} rejected", "es": "{rejected} de {inspected} rechazadas",
+                            "de": "{rejected} von {inspected} ausgesondert",
+                            "hi": "{inspected} mein se {rejected} reject"},
+    "tl_quality_drift_above": {
+        "en": "Drift: {characteristic} on {machine}, {count} results in a row above the centre line {centre} "
+              "(last {value}, lot {lot})",
+        "es": "Deriva: {characteristic} en {machine}, {count} resultados seguidos por encima de la línea central "
+              "{centre} (último {value}, lote {lot})",
+        "de": "Drift: {characteristic} an {machine}, {count} Ergebnisse in Folge über der Mittellinie {centre} "
+              "(zuletzt {value}, Los {lot})",
+        "hi": "Drift: {machine} par {characteristic}, lagatar {count} results centre line {centre} se upar "
+              "(aakhri {value}, lot {lot})",
+    },
+    "tl_quality_drift_below": {
+        "en": "Drift: {characteristic} on {machine}, {count} results in a row below the centre line {centre} "
+              "(last {value}, lot {lot})",
+        "es": "Deriva: {characteristic} en {machine}, {count} resultados seguidos por debajo de la línea central "
+              "{centre} (último {value}, lote {lot})",
+        "de": "Drift: {characteristic} an {machine}, {count} Ergebnisse in Folge unter der Mittellinie {centre} "
+              "(zuletzt {value}, Los {lot})",
+        "hi": "Drift: {machine} par {characteristic}, lagatar {count} results centre line {centre} se neeche "
+              "(aakhri {value}, lot {lot})",
+    },
+    "tl_quality_trend_above": {
+        "en": "Trend: {characteristic} on {machine}, {count} results in a row rising (last {value}, lot {lot})",
+        "es": "Tendencia: {characteristic} en {machine}, {count} resultados seguidos subiendo "
+              "(último {value}, lote {lot})",
+        "de": "Trend: {characteristic} an {machine}, {count} Ergebnisse in Folge steigend (zuletzt {value}, Los {lot})",
+        "hi": "Trend: {machine} par {characteristic}, lagatar {count} results badh rahe hain "
+              "(aakhri {value}, lot {lot})",
+    },
+    "tl_quality_trend_below": {
+        "en": "Trend: {characteristic} on {machine}, {count} results in a row falling (last {value}, lot {lot})",
+        "es": "Tendencia: {characteristic} en {machine}, {count} resultados seguidos bajando "
+              "(último {value}, lote {lot})",
+        "de": "Trend: {characteristic} an {machine}, {count} Ergebnisse in Folge fallend (zuletzt {value}, Los {lot})",
+        "hi": "Trend: {machine} par {characteristic}, lagatar {count} results ghat rahe hain "
+              "(aakhri {value}, lot {lot})",
+    },
+    "quality_lot_failed": {
+        "en": "{code}: another failed inspection: {summary}",
+        "es": "{code}: otra inspección no superada: {summary}",
+        "de": "{code}: eine weitere Prüfung nicht bestanden: {summary}",
+        "hi": "{code}: ek aur inspection fail: {summary}",
+    },
     "tl_reported_again": {
         "en": "{name} reported it again",
         "es": "{name} lo reportó de nuevo",

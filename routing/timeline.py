@@ -65,7 +65,8 @@ def _opened(story: _Story, line: Line) -> str:
     if line.person:
         return story.said(story.say("tl_opened", name=story.name(line.person), problem=problem, where=story.where),
                           line.text)
-    return story.said(story.say("tl_opened_by_signal", problem=problem, where=story.where), line.text)
+    key = "tl_opened_by_inspection" if line.data.get("type") == "quality" else "tl_opened_by_signal"
+    return story.said(story.say(key, problem=problem, where=story.where), line.text)
 
 
 def _impact(story: _Story, line: Line) -> str | None:
@@ -162,6 +163,46 @@ def _work_order_status(story: _Story, line: Line) -> str:
                      status=messages.work_order_status_name(str(line.data.get("status") or ""), story.language))
 
 
+def _measured(value: Any, unit: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value:g} {unit}" if isinstance(unit, str) and unit else f"{value:g}"
+
+
+def _quality_result(story: _Story, line: Line) -> str:
+    """An inspection result (routing/quality.py): the lot, the characteristic, its value, the limits and
+    the quantities, whatever of them the inspection system sent."""
+    data, unit = line.data, line.data.get("unit")
+    key = "tl_quality_passed" if data.get("result") == "pass" else "tl_quality_failed"
+    parts = [story.say(key, lot=data.get("lot") or "-", characteristic=data.get("characteristic") or "-",
+                       value=_measured(data.get("value"), unit))]
+    lower, upper = _measured(data.get("lower"), unit), _measured(data.get("upper"), unit)
+    if data.get("lower") is not None and data.get("upper") is not None:
+        parts.append(story.say("tl_quality_limits", lower=lower, upper=upper))
+    elif data.get("upper") is not None:
+        parts.append(story.say("tl_quality_at_most", upper=upper))
+    elif data.get("lower") is not None:
+        parts.append(story.say("tl_quality_at_least", lower=lower))
+    if data.get("nominal") is not None:
+        parts.append(story.say("tl_quality_nominal", nominal=_measured(data.get("nominal"), unit)))
+    if data.get("rejected") is not None:
+        parts.append(story.say("tl_quality_rejected", rejected=data["rejected"],
+                               inspected=data["inspected"] if data.get("inspected") is not None else "-"))
+    named = [str(data[k]) for k in ("work_order", "material") if data.get(k)]
+    return "; ".join(parts) + (f" ({', '.join(named)})" if named else "")
+
+
+def _quality_drift(story: _Story, line: Line) -> str:
+    """A drift warning: which rule, on which side (or which way), how many results, the last one."""
+    data, unit = line.data, line.data.get("unit")
+    rule = "trend" if data.get("rule") == "trend" else "drift"
+    side = "above" if data.get("side") == "above" else "below"
+    return story.say(f"tl_quality_{rule}_{side}", characteristic=data.get("characteristic") or "-",
+                     machine=data.get("machine") or story.machine, count=data.get("count") or "-",
+                     centre=_measured(data.get("centre"), unit), value=_measured(data.get("value"), unit),
+                     lot=data.get("lot") or "-")
+
+
 def _ack_overdue(story: _Story, line: Line) -> str:
     return story.say("tl_ack_overdue", role=str(line.data.get("role") or ""))
 
@@ -223,6 +264,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "whatsapp_template": _channel_event("tl_template_sent"),
     "work_order_status": _work_order_status,
     "repair_estimate": _by_person("tl_repair_estimate", with_text=False),
+    "quality_result": _quality_result,
+    "quality_drift": _quality_drift,
     **{kind: _decision(f"tl_{kind}") for kind in ("decision_needed", "decision_proposed", "decision_approved",
                                                   "decision_rejected", "decision_not_needed", "decision_settled",
                                                   "decision_refused")},

@@ -9,6 +9,8 @@ signals:
     "spBv1.0/pune/+/gateway-3/lc300": HOB-01
   opcua:                                   # machine id -> node id of its state variable
     HOB-01: "ns=2;s=HOB-01.State"
+  quality:
+    topics: ["plants/pune-1/quality"]      # MQTT topic filters carrying inspection results (signals/quality.py)
 ```
 
 Without a `topics` entry a topic names its machine by id (`plants/<plant>/<machine>/state`,
@@ -52,6 +54,7 @@ class SignalMap:
     opcua: dict[str, str] = field(default_factory=dict)
     plant_aliases: frozenset[str] = frozenset()
     sparkplug_groups: tuple[str, ...] = ()  # empty: every group
+    quality_topics: tuple[str, ...] = ()  # MQTT topic filters carrying quality inspection results
 
     def machine_for_topic(self, topic: str) -> str | None:
         return next((machine for pattern, machine in self.topics.items() if topic_matches(pattern, topic)), None)
@@ -67,4 +70,5 @@ def load_signal_map(plant_file: Path) -> SignalMap:
     section = loaded.signals
     return SignalMap(plant_id=loaded.plant.id, machines=frozenset(m.id for m in loaded.machines),
                      topics=dict(section.topics), opcua=dict(section.opcua),
-                     plant_aliases=frozenset(section.plant_aliases), sparkplug_groups=tuple(section.sparkplug_groups))
+                     plant_aliases=frozenset(section.plant_aliases), sparkplug_groups=tuple(section.sparkplug_groups),
+                     quality_topics=tuple(section.quality.topics) if section.quality else ())

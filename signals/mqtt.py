@@ -7,6 +7,8 @@ Topics
   message is acknowledged, dropped and counted, never applied here.
   With `MFGOS_MQTT_SHARED_GROUP=g` this is subscribed as `$share/g/plants/+/+/state`, so
   replicas split the messages between them (docs/architecture.md, "Several replicas").
+- the plant file's `signals.quality.topics`: quality inspection results, one JSON object each
+  (signals/quality.py), shared among replicas like the states.
 - `spBv1.0/+/#`: Sparkplug B (every group, or the groups given). Never shared: a host must see every birth of a node to name the
   aliases in its data messages, so each replica reads all of it and the source key lets
   exactly one of them store each message.
@@ -45,10 +47,10 @@ from paho.mqtt.properties import Properties
 from sqlmodel import Session, select
 
 from models import Machine
-from signals import decoding, sparkplug
+from signals import decoding, quality, sparkplug
 from signals.base import Backoff, Incoming, SignalSettings, SignalSink, Stored, digest, store_many
 from signals.machine_state import KNOWN_STATES, state_name
-from signals.mapping import SignalMap
+from signals.mapping import SignalMap, topic_matches
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +134,11 @@ class MqttSource:
                    ca_file=settings.mqtt_ca_file)
 
     def subscriptions(self) -> list[str]:
-        state = f"$share/{self.shared_group}/{self.state_filter}" if self.shared_group else self.state_filter
-        return [state, *(f"{sparkplug.NAMESPACE}/{group}/#" for group in self.sparkplug_groups)]
+        """The state topics and the quality topics (shared among replicas with a group), and Sparkplug."""
+        shared = [self.state_filter, *self.signal_map.quality_topics]
+        if self.shared_group:
+            shared = [f"$share/{self.shared_group}/{topic_filter}" for topic_filter in shared]
+        return [*shared, *(f"{sparkplug.NAMESPACE}/{group}/#" for group in self.sparkplug_groups)]
 
     # --- the connection ------------------------------------------------------------------
 
@@ -349,6 +354,8 @@ class MqttSource:
         keyed by its content alone, so a reconnect does not replay an old FAULT as a new one.
         """
         when = None if retained else received_at
+        if any(topic_matches(topic_filter, topic) for topic_filter in self.signal_map.quality_topics):
+            return [self._quality(topic, data, when)], None
         spb = sparkplug.parse_topic(topic)
         if spb is not None:
             return self._sparkplug(topic, spb, data, when)
@@ -391,6 +398,16 @@ class MqttSource:
         if problem := decoding.storable_problem([topic, machine]):  # the body is checked; the topic, e.g. a lone surrogate
             return self._unreadable(topic, data, received_at, f"unreadable MQTT message on {topic}: {problem}")
         return Incoming(_key(topic, body.get("ts"), data, received_at), payload)
+
+    def _quality(self, topic: str, data: bytes, received_at: float | None) -> Incoming:
+        """A quality inspection result, keyed like `POST /signals/quality`'s (signals/quality.py): the same
+        result sent both ways is stored once."""
+        found = quality.read_bytes(data, limit=MAX_JSON)
+        if isinstance(found, decoding.Unreadable):
+            return self._unreadable(topic, data, received_at, f"unreadable quality result on {topic}: {found.reason}")
+        if problem := decoding.storable_problem(topic):
+            return self._unreadable(topic, data, received_at, f"unreadable MQTT message on {topic}: {problem}")
+        return Incoming(found.source_key, {**found.payload(), "topic": topic}, quality.KIND)
 
     def _sparkplug(self, topic: str, spb: sparkplug.Topic, data: bytes,
                    received_at: float | None) -> tuple[list[Incoming], tuple[str, str] | None]:

@@ -28,6 +28,8 @@ from signals.base import SignalSettings, SignalSink, SignalSource
 from signals.decoding import UNREADABLE, handle_unreadable_signal
 from signals.machine_state import handle_machine_signal
 from signals.mapping import load_signal_map
+from signals.quality import KIND as QUALITY
+from signals.quality import handle_quality_signal
 from signals.work_orders import handle_work_order_signal
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ SOURCES: dict[str, SourceEntry] = {
 SIGNAL_HANDLERS: dict[str, Callable[[Context, Signal], None]] = {
     "machine": handle_machine_signal,
     "work_order": handle_work_order_signal,
+    QUALITY: handle_quality_signal,
     UNREADABLE: handle_unreadable_signal,
 }
 
@@ -79,13 +82,17 @@ def build_sources(settings: SignalSettings) -> list[SignalSource]:
 
 
 def build_routers(sink: SignalSink, settings: SignalSettings) -> list[APIRouter]:
-    """The webhook routers that are configured: `POST /signals/mes` once its secret is set."""
-    secret = settings.signals_webhook_secret
-    if secret is None or not secret.get_secret_value():
-        return []
-    from signals.webhooks import webhook_router
+    """The webhook routers: `POST /signals/quality` always (only `signals` tokens pass the sign-in gate),
+    `POST /signals/mes` once its secret is set."""
+    from signals.quality import quality_router
 
-    return [webhook_router(sink, secret.get_secret_value())]
+    routers = [quality_router(sink)]
+    secret = settings.signals_webhook_secret
+    if secret is not None and secret.get_secret_value():
+        from signals.webhooks import webhook_router
+
+        routers.append(webhook_router(sink, secret.get_secret_value()))
+    return routers
 
 
 @contextlib.asynccontextmanager

@@ -124,16 +124,16 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
                                            "the raw body with the shared secret>"}, status_code=401)
         data = json_value(body, limit=MAX_BODY)
         if isinstance(data, Unreadable):
-            return await _unreadable(sink, body, f"body is {data.reason}", 400)
+            return await keep_unreadable(sink, SOURCE, body, f"body is {data.reason}", 400)
         try:
             event = MesEvent.model_validate(data)
         except ValidationError as error:
             problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()]
-            return await _unreadable(sink, body, "; ".join(problems), 422, problems=problems)
+            return await keep_unreadable(sink, SOURCE, body, "; ".join(problems), 422, problems=problems)
         kind, payload = _signal(event)
         received = await run_in_threadpool(sink.receive, source=SOURCE, source_key=f"{SOURCE}:{event.event_id}",
                                            kind=kind, payload=payload)
-        error_text = await run_in_threadpool(_error_of, sink, received.signal_id)
+        error_text = await run_in_threadpool(signal_error, sink, received.signal_id)
         answer = {"signal_id": received.signal_id, "duplicate": received.duplicate, "stored": True}
         if error_text:
             return JSONResponse({**answer, "detail": error_text}, status_code=422)
@@ -142,9 +142,10 @@ def webhook_router(sink: SignalSink, secret: str) -> APIRouter:
     return router
 
 
-async def _unreadable(sink: SignalSink, body: bytes, reason: str, status: int, **extra: Any) -> JSONResponse:
-    """A signed body we cannot use is kept as an `unreadable` signal (once per body) and answered with why."""
-    received = await run_in_threadpool(sink.receive, source=SOURCE, source_key=f"{SOURCE}:unreadable:{digest(body)}",
+async def keep_unreadable(sink: SignalSink, source: str, body: bytes, reason: str, status: int,
+                          **extra: Any) -> JSONResponse:
+    """An authenticated body we cannot use is kept as an `unreadable` signal (once per body) and answered why."""
+    received = await run_in_threadpool(sink.receive, source=source, source_key=f"{source}:unreadable:{digest(body)}",
                                        kind=UNREADABLE, payload=unreadable_payload(reason, body))
     return JSONResponse({"detail": reason, **extra, "signal_id": received.signal_id,
                          "duplicate": received.duplicate, "stored": True}, status_code=status)
@@ -157,7 +158,8 @@ def _signals_token(request: Request) -> bool:
 
 
 
-def _error_of(sink: SignalSink, signal_id: int) -> str | None:
+def signal_error(sink: SignalSink, signal_id: int) -> str | None:
+    """Why a stored signal could not be applied (None: applied), for the webhook's answer."""
     with Session(sink.engine) as session:
         signal = session.get(Signal, signal_id)
         return signal.error if signal else None

@@ -64,6 +64,8 @@ TEMPLATES: dict[str, list[Any]] = {
          "attachments": [{"kind": "photo", "content_type": "image/png", "data": "iVBORw0KGgo="}]},
     ],
     "/signals/mes": [{"event_id": "m1", "machine": "HOB-01", "state": "DOWN", "reason": "x"}],
+    "/signals/quality": [{"lot": "IL-1", "characteristic": "bore", "result": "fail", "value": 25.04, "lower": 24.98,
+                          "upper": 25.02, "inspected": 5, "rejected": 1, "machine": "HOB-01", "work_order": "WO-1042"}],
     "/api/messages": [{"person_id": "tom", "text": "hobber 1 down", "event_id": "e1"}],
     "/api/actions": [{"person_id": "tom", "action": "ack", "exception": "E-0001"}],
 }

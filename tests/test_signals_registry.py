@@ -66,8 +66,10 @@ def test_every_registered_source_keeps_the_protocol(name: str) -> None:
 
 
 def test_nothing_configured_nothing_built() -> None:
+    """No source runs unconfigured; of the webhooks only quality results, which need a `signals` token."""
     assert build_sources(settings()) == []
-    assert build_routers(object(), settings()) == []  # type: ignore[arg-type]
+    routers = build_routers(object(), settings())  # type: ignore[arg-type]
+    assert [route.path for router in routers for route in router.routes] == ["/signals/quality"]  # type: ignore[attr-defined]
 
 
 def test_configured_sources_are_built(tmp_path: Path) -> None:
@@ -102,13 +104,16 @@ def test_opcua_without_nodes_is_a_clear_error() -> None:
 
 
 def test_webhook_router_needs_its_secret() -> None:
+    """The MES webhook needs its secret; quality results come with a `signals` token, so always mounted."""
     routers = build_routers(object(), settings(signals_webhook_secret=SecretStr("s")))  # type: ignore[arg-type]
-    assert [route.path for router in routers for route in router.routes] == ["/signals/mes"]  # type: ignore[attr-defined]
-    assert build_routers(object(), settings(signals_webhook_secret=SecretStr(""))) == []  # type: ignore[arg-type]
+    assert [route.path for router in routers for route in router.routes] == [  # type: ignore[attr-defined]
+        "/signals/quality", "/signals/mes"]
+    unsigned = build_routers(object(), settings(signals_webhook_secret=SecretStr("")))  # type: ignore[arg-type]
+    assert [route.path for router in unsigned for route in router.routes] == ["/signals/quality"]  # type: ignore[attr-defined]
 
 
 def test_signal_kinds_have_handlers() -> None:
-    assert set(SIGNAL_HANDLERS) == {"machine", "work_order", "unreadable"}
+    assert set(SIGNAL_HANDLERS) == {"machine", "work_order", "quality", "unreadable"}
 
 
 def test_running_sources_start_and_stop() -> None:
