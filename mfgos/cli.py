@@ -76,6 +76,11 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    simulated = [flag for flag, value in (("--faults", args.faults), ("--seed", args.seed), ("--broker", args.broker))
+                 if value is not None]
+    if simulated and not args.simulate:
+        print(f"mfgos demo: {', '.join(simulated)} only apply with --simulate", file=sys.stderr)
+        return 2
     from mfgos.server import run_server
 
     settings = Settings()
@@ -95,9 +100,12 @@ def _demo(args: argparse.Namespace) -> int:
     if args.simulate:
         from mfgos.simulate import demo_simulation
 
-        simulation = demo_simulation(faults=args.faults, seed=args.seed, broker=args.broker)
+        simulation = demo_simulation(faults=DEMO_FAULTS if args.faults is None else args.faults,
+                                     seed=1 if args.seed is None else args.seed, broker=args.broker)
     return run_server(settings, host=args.host, port=args.port, demo=True, simulation=simulation)
 
+
+DEMO_FAULTS = 12.0  # faults per machine-hour in `demo --simulate`: a few breakdowns a minute on the demo plant
 
 # --- simulate (issue 12) ----------------------------------------------------------------------
 
@@ -308,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start fresh: delete the demo's SQLite file first (refused if it holds another plant)")
     demo.add_argument("--simulate", action="store_true",
                       help="simulated machines run, fail and flap, and open exceptions on their own")
-    demo.add_argument("--faults", type=float, default=12.0, help="with --simulate: faults per machine-hour")
-    demo.add_argument("--seed", type=int, default=1, help="with --simulate: the same seed, the same faults")
+    demo.add_argument("--faults", type=float, help=f"with --simulate: faults per machine-hour (default {DEMO_FAULTS:g})")
+    demo.add_argument("--seed", type=int, help="with --simulate: the same seed, the same faults (default 1)")
     demo.add_argument("--broker", help="with --simulate: go through this MQTT broker (default: OPC UA, in-process)")
     demo.set_defaults(func=_demo)
 

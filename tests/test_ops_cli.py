@@ -125,3 +125,10 @@ def test_demo_reset_refuses_a_database_that_is_not_the_demos(tmp_path: Path, env
     refused = mfgos("demo", "--reset", "--database", "postgresql://nobody@127.0.0.1:1/x", cwd=tmp_path,
                     env=environment)
     assert refused.returncode == 2 and "is not one" in refused.stderr
+
+
+def test_demo_refuses_simulator_options_without_simulate(tmp_path: Path, environment: dict[str, str]) -> None:
+    """`--faults`, `--seed` and `--broker` shape the simulated machines: given alone they would be ignored."""
+    done = mfgos("demo", "--port", "0", "--faults", "3", "--seed", "7", cwd=tmp_path, env=environment)
+    assert done.returncode == 2 and "--faults, --seed only apply with --simulate" in done.stderr
+    assert not list(tmp_path.glob("*.db")), "nothing started"
