@@ -5,7 +5,7 @@ from models.conversation import ChatWindow, Conversation, StrangerReply
 from models.db import make_engine, migrate, normalise_url, session_scope
 from models.decisions import ExceptionDecision, PlantApproval
 from models.digests import DigestMark
-from models.figures import ExceptionFigures, FigureDay, FigureOrder, FiguresMark
+from models.figures import ExceptionFigures, FigureDay, FigureOrder, FigureOrderLast, FiguresMark
 from models.mes import MesDocument, MesTransaction
 from models.quality import QualityChart
 from models.stock import StockLevel, StockWatchRun
@@ -77,6 +77,7 @@ __all__ = [
     "DigestMark",
     "ExceptionFigures",
     "FigureOrder",
+    "FigureOrderLast",
     "FigureDay",
     "FiguresMark",
     "MesTransaction",

@@ -47,14 +47,26 @@ class ExceptionFigures(SQLModel, table=True):
 
 
 class FigureOrder(SQLModel, table=True):
-    """A customer order an exception named at risk: distinct orders over a period are counted here."""
+    """A customer order an exception named at risk: when each order was last named is kept from these."""
 
     __tablename__ = "figure_orders"
-    __table_args__ = (Index("ix_figure_orders_plant_opened", "plant_id", "opened_at", "customer_order"),)
+    __table_args__ = (Index("ix_figure_orders_plant_order", "plant_id", "customer_order", "opened_at"),)
     exception_id: int = Field(primary_key=True)
     customer_order: str = Field(primary_key=True)
     plant_id: str
     opened_at: datetime
+
+
+class FigureOrderLast(SQLModel, table=True):
+    """When a customer order was last named at risk by an exception opening. In a settled period
+    (nothing opened after its end) an order was at risk in it exactly when its last opening falls
+    in it: the distinct orders of a year are a range of this index, not a scan of a year's names."""
+
+    __tablename__ = "figure_order_lasts"
+    __table_args__ = (Index("ix_figure_order_lasts_plant_opened", "plant_id", "last_opened_at"),)
+    plant_id: str = Field(primary_key=True)
+    customer_order: str = Field(primary_key=True)
+    last_opened_at: datetime
 
 
 class FigureDay(SQLModel, table=True):

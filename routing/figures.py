@@ -44,6 +44,7 @@ from models import (
     ExceptionFigures,
     FigureDay,
     FigureOrder,
+    FigureOrderLast,
     FiguresMark,
     Notification,
     PlantException,
@@ -58,6 +59,7 @@ S = Signal.__table__  # type: ignore[attr-defined]
 X = ErpTransaction.__table__  # type: ignore[attr-defined]
 F = ExceptionFigures.__table__  # type: ignore[attr-defined]
 O = FigureOrder.__table__  # type: ignore[attr-defined]  # noqa: E741
+LAST = FigureOrderLast.__table__  # type: ignore[attr-defined]
 MARK = FiguresMark.__table__  # type: ignore[attr-defined]
 D = FigureDay.__table__  # type: ignore[attr-defined]
 NO_AREA = "-"  # the by_area name of exceptions without an area
@@ -97,7 +99,7 @@ def refresh(session: Session, plant_id: str) -> int:
         ids = sorted(connection.execute(_touched(plant_id, None if mark is None else mark - SKEW)).scalars())
         days: set[datetime] = set()
         for start in range(0, len(ids), CHUNK):
-            days |= _compute(connection, ids[start:start + CHUNK])
+            days |= _compute(connection, plant_id, ids[start:start + CHUNK])
         _sum_days(connection, plant_id, sorted(days))
         done = latest if mark is None else max(mark, latest)
         connection.execute(insert(MARK).values(plant_id=plant_id, done_until=done)
@@ -119,7 +121,7 @@ def _touched(plant_id: str, since: datetime | None) -> Any:
     return select(touched.c.id).where(touched.c.id.in_(mine))
 
 
-def _compute(connection: Any, ids: list[int]) -> set[datetime]:
+def _compute(connection: Any, plant_id: str, ids: list[int]) -> set[datetime]:
     """The figures of `ids`, replaced in one go (the same definitions as routing/kpis.py, with no
     end); returns the days they opened on, whose sums change with them."""
     chosen = bindparam("ids", ids, expanding=True)
@@ -164,12 +166,15 @@ def _compute(connection: Any, ids: list[int]) -> set[datetime]:
     at_risk = (select(E.c.id, orders.c.value, E.c.plant_id, E.c.opened_at).distinct()
                .select_from(E).join(orders, literal(True)).where(E.c.id.in_(chosen)))
     connection.execute(delete(F).where(F.c.exception_id.in_(chosen)))
+    named = set(connection.execute(select(O.c.customer_order).where(O.c.exception_id.in_(chosen))).scalars())
     connection.execute(delete(O).where(O.c.exception_id.in_(chosen)))
     connection.execute(F.insert().from_select(
         ["exception_id", "plant_id", "type", "area_id", "opened_at", "acknowledged_at", "running_at", "approved_at",
          "posted_at", "closed_at", "escalations", "rejected", "erp_rows", "messages", "people", "notify_seconds"],
         rows))
     connection.execute(O.insert().from_select(["exception_id", "customer_order", "plant_id", "opened_at"], at_risk))
+    named |= set(connection.execute(select(O.c.customer_order).where(O.c.exception_id.in_(chosen))).scalars())
+    _last_named(connection, plant_id, sorted(named))
     return set(connection.execute(select(DAY).distinct().where(F.c.exception_id.in_(chosen))).scalars())
 
 
@@ -259,7 +264,21 @@ def notify_p95(session: Session, plant_id: str, since: datetime, until: datetime
     return round(max(0.0, float(value)), 1)
 
 
+def _last_named(connection: Any, plant_id: str, orders: list[str]) -> None:
+    """When each of `orders` was last named at risk in the plant, from what its exceptions name now."""
+    if not orders:
+        return
+    chosen = bindparam("orders", orders, expanding=True)
+    connection.execute(delete(LAST).where(LAST.c.plant_id == plant_id, LAST.c.customer_order.in_(chosen)))
+    connection.execute(LAST.insert().from_select(
+        ["plant_id", "customer_order", "last_opened_at"],
+        select(O.c.plant_id, O.c.customer_order, func.max(O.c.opened_at))
+        .where(O.c.plant_id == plant_id, O.c.customer_order.in_(chosen)).group_by(O.c.plant_id, O.c.customer_order)))
+
+
 def at_risk(plant_id: str, since: datetime, until: datetime) -> Any:
-    """Distinct customer orders named at risk by the period's exceptions."""
-    return select(func.count(func.distinct(O.c.customer_order))).where(
-        O.c.plant_id == plant_id, O.c.opened_at >= since, O.c.opened_at < until)
+    """Distinct customer orders named at risk by the period's exceptions. In a settled period
+    nothing opened after `until`, so an order was named in the period exactly when its last
+    naming is in it."""
+    return select(func.count()).select_from(LAST).where(
+        LAST.c.plant_id == plant_id, LAST.c.last_opened_at >= since, LAST.c.last_opened_at < until)

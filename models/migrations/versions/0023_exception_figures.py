@@ -5,7 +5,8 @@ Revises: 0019
 
 `exception_figures` holds per exception the moments and counts the KPIs aggregate, so a
 year's KPIs read one narrow row per exception instead of its million timeline events;
-`figure_orders` the customer orders each named at risk; `figures_marks`, per plant, up to
+`figure_orders` the customer orders each named at risk, `figure_order_lasts` when each order was
+last named; `figures_marks`, per plant, up to
 when they are up to date. Filled on first use: nothing to copy here.
 """
 import sqlalchemy as sa
@@ -48,7 +49,7 @@ def upgrade() -> None:
     sa.Column('opened_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('exception_id', 'customer_order')
     )
-    op.create_index('ix_figure_orders_plant_opened', 'figure_orders', ['plant_id', 'opened_at', 'customer_order'],
+    op.create_index('ix_figure_orders_plant_order', 'figure_orders', ['plant_id', 'customer_order', 'opened_at'],
                     unique=False)
     ints = ('opened', 'closed', 'ack_n', 'breakdowns', 'breakdown_repair_n', 'resolution_n', 'erp_latency_n',
             'repair_n', 'unrepaired_breakdowns', 'escalations', 'escalated', 'rejected', 'erp_rows', 'messages',
@@ -74,6 +75,14 @@ def upgrade() -> None:
     *(sa.Column(name, sa.Integer(), nullable=False) for name in ints[9:]),
     sa.PrimaryKeyConstraint('plant_id', 'day', 'type', 'area_id')
     )
+    op.create_table('figure_order_lasts',
+    sa.Column('plant_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('customer_order', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('last_opened_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('plant_id', 'customer_order')
+    )
+    op.create_index('ix_figure_order_lasts_plant_opened', 'figure_order_lasts', ['plant_id', 'last_opened_at'],
+                    unique=False)
     op.create_table('figures_marks',
     sa.Column('plant_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('done_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -83,8 +92,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('figures_marks')
+    op.drop_index('ix_figure_order_lasts_plant_opened', table_name='figure_order_lasts')
+    op.drop_table('figure_order_lasts')
     op.drop_table('figure_days')
-    op.drop_index('ix_figure_orders_plant_opened', table_name='figure_orders')
+    op.drop_index('ix_figure_orders_plant_order', table_name='figure_orders')
     op.drop_table('figure_orders')
     op.drop_index('ix_exception_figures_plant_notify', table_name='exception_figures')
     op.drop_index('ix_exception_figures_plant_opened', table_name='exception_figures')
