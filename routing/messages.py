@@ -535,6 +535,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "de": "Ein Prüfergebnis hat {problem} an {where} gemeldet",
         "hi": "Inspection result ne {where} par {problem} report kiya",
     },
+    # --- ERP stock watch (routing/stock_watch.py) ---
+    "tl_stock_short": {
+        "en": "The ERP's stock of {material} is short: {usable} usable, {needed} needed by {work_orders}",
+        "es": "Falta {material} en el stock del ERP: {usable} disponibles, {needed} necesarios para {work_orders}",
+        "de": "{material} fehlt im ERP-Bestand: {usable} verfügbar, {needed} gebraucht für {work_orders}",
+        "hi": "ERP stock mein {material} kam hai: {usable} available, {work_orders} ke liye {needed} chahiye",
+    },
+    "tl_stock_recovered": {
+        "en": "The ERP's stock of {material} covers the next work orders again",
+        "es": "El stock de {material} en el ERP vuelve a cubrir las próximas órdenes",
+        "de": "Der ERP-Bestand von {material} deckt die nächsten Aufträge wieder",
+        "hi": "ERP stock mein {material} ab agle work orders ke liye kaafi hai",
+    },
     # --- quality inspection results (routing/quality.py) ---
     "tl_quality_failed": {
         "en": "Lot {lot} failed inspection: {characteristic} {value}",

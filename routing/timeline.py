@@ -169,6 +169,16 @@ def _measured(value: Any, unit: Any) -> str:
     return f"{value:g} {unit}" if isinstance(unit, str) and unit else f"{value:g}"
 
 
+def _stock(story: _Story, line: Line) -> str:
+    """What the stock watch found (routing/stock_watch.py): the material, usable against needed, and
+    the work orders that need it; or that the stock covers them again."""
+    data, unit = line.data, line.data.get("unit")
+    orders = data.get("work_orders")
+    return story.say(f"tl_{line.kind}", material=str(data.get("material") or "-"),
+                     usable=_measured(data.get("usable"), unit), needed=_measured(data.get("needed"), unit),
+                     work_orders=", ".join(str(o) for o in orders) if isinstance(orders, list) and orders else "-")
+
+
 def _quality_result(story: _Story, line: Line) -> str:
     """An inspection result (routing/quality.py): the lot, the characteristic, its value, the limits and
     the quantities, whatever of them the inspection system sent."""
@@ -265,6 +275,8 @@ SENTENCES: dict[str, Callable[[_Story, Line], str | None]] = {
     "work_order_status": _work_order_status,
     "repair_estimate": _by_person("tl_repair_estimate", with_text=False),
     "quality_result": _quality_result,
+    "stock_short": _stock,
+    "stock_recovered": _stock,
     "quality_drift": _quality_drift,
     **{kind: _decision(f"tl_{kind}") for kind in ("decision_needed", "decision_proposed", "decision_approved",
                                                   "decision_rejected", "decision_not_needed", "decision_settled",

@@ -202,6 +202,12 @@ def test_the_timeline_reads_as_sentences_in_the_readers_language(
         "Posted maintenance request MR-000001 to the ERP",
         "Everything is posted to the ERP",
         "Closed",
+        # The demo plant writes back to its embedded MES (docs/mes.md): after the close, in the outbox's order.
+        "Told the MES: machine status MS-000001",
+        "Told the MES: work order hold WH-000002",
+        "Told the MES: downtime reason DR-000003",
+        "Told the MES: machine status MS-000004",
+        "Told the MES: work order resume WR-000005",
     ]
     german = [t["sentence"] for t in client.get("/api/exceptions/E-0001", params={"lang": "de"}).json()["timeline"]]
     assert "Eskaliert an Lena Vogel (Instandhaltungsleitung): nicht innerhalb von 10 min bestätigt" in german
@@ -300,3 +306,14 @@ def test_replay_tables_tell_the_timeline_in_sentences(tmp_path: Path) -> None:
     assert "Escalated to neha (manager): not acknowledged within 10 min" in out.stdout
     assert "Paged vikram (materials), to acknowledge within 10 min" in out.stdout
     assert "ack_within" not in out.stdout and "=" not in out.stdout
+
+
+def test_the_stock_watch_reads_as_a_sentence() -> None:
+    short = Line("stock_short", data={"material": "FRG-20", "usable": 120, "needed": 400, "unit": "pcs",
+                                      "work_orders": ["WO-1042", "WO-1043"]})
+    assert sentences([short], "en") == [
+        "The ERP's stock of FRG-20 is short: 120 pcs usable, 400 pcs needed by WO-1042, WO-1043"]
+    assert sentences([short], "es") == [
+        "Falta FRG-20 en el stock del ERP: 120 pcs disponibles, 400 pcs necesarios para WO-1042, WO-1043"]
+    assert sentences([Line("stock_recovered", data={"material": "FRG-20"})], "de") == [
+        "Der ERP-Bestand von FRG-20 deckt die nächsten Aufträge wieder"]
