@@ -57,8 +57,9 @@ async def test_slack_edits_the_original_and_a_button_left_still_works(slack: Fak
                                  buttons=("ack", "propose"), person_id="tom")
     [message] = await wait_for(lambda: slack.posted(to="U01TOM"))
     assert slack.buttons(message) == ["ack:E-0001", "propose:E-0001"]
-    stored = slack_stack.notification(original)
-    assert stored is not None and stored.platform_message_id == f"{message['channel']}:{message['ts']}"
+    # The fake has the post before the outbox has written down its id: wait for the row, not the post.
+    stored = await wait_for(lambda: settled(slack_stack, original))
+    assert stored.platform_message_id == f"{message['channel']}:{message['ts']}"
 
     done = slack_stack.queue("slack", "U01TOM", STATUS, exception_id=exc, kind="buttons_update", buttons=("ack",),
                              updates_id=original, person_id="tom")
