@@ -182,6 +182,13 @@ DAY = func.date_trunc("day", F.c.opened_at, "UTC")  # the UTC day an exception o
 EPOCH = func.extract("epoch", F.c.opened_at)
 
 
+def repaired_at(c: Any) -> Any:
+    """When an exception's repair ended: the machine running again or the close, whichever came
+    first (the KPIs' definition, docs/kpis.md); `c` has `running_at` and `closed_at`."""
+    return case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
+                (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
+
+
 def _seconds(later: Any, earlier: Any) -> Any:
     return func.extract("epoch", later - earlier)
 
@@ -189,8 +196,7 @@ def _seconds(later: Any, earlier: Any) -> Any:
 def sums(where: Any, *keys: Any) -> Any:
     """The FigureDay columns summed over the exception figures `where` selects, grouped by `keys`
     then type and area: what a day row holds, and what a partial day at a period's edge adds."""
-    repaired = case((F.c.running_at.is_(None), F.c.closed_at), (F.c.closed_at.is_(None), F.c.running_at),
-                    (F.c.running_at < F.c.closed_at, F.c.running_at), else_=F.c.closed_at)
+    repaired = repaired_at(F.c)
     repair = _seconds(repaired, F.c.opened_at)
     breakdown = F.c.type == "breakdown"
     area = func.coalesce(F.c.area_id, NO_AREA)

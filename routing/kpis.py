@@ -169,9 +169,7 @@ def cohort(session: Session, plant_id: str, since: datetime, until: datetime,
 
 def _repair(dialect: str, c: Any) -> Any:
     """Seconds from opening to the machine running again or the close, whichever came first."""
-    repaired = case((c.running_at.is_(None), c.closed_at), (c.closed_at.is_(None), c.running_at),
-                    (c.running_at < c.closed_at, c.running_at), else_=c.closed_at)
-    return _seconds(dialect, repaired, c.opened_at)
+    return _seconds(dialect, figures.repaired_at(c), c.opened_at)
 
 
 def compute(session: Session, plant_id: str, since: datetime, until: datetime) -> Kpis:
@@ -220,7 +218,7 @@ def _from_figures(session: Session, plant_id: str, since: datetime, until: datet
     (opened, closed, mtta, mttr, resolution, erp_latency, escalations, escalated, rejected, erp_rows, messages,
      people, notified) = ((0, 0) + (None,) * 4 + (0,) * 7) if totals is None or not totals[3] else totals[3:16]
 
-    def groups(flag: int, name: int) -> dict[str, Group]:
+    def grouped(flag: int, name: int) -> dict[str, Group]:
         return {row[name]: Group(count=int(row[3]), downtime_minutes=_minutes(row[-2]),
                                  mttr_minutes=_minutes(row[-1]))
                 for row in sorted((r for r in rows if r[0] == flag), key=lambda r: r[name])}
@@ -236,7 +234,7 @@ def _from_figures(session: Session, plant_id: str, since: datetime, until: datet
         erp_latency_minutes=_minutes(erp_latency),
         erp_rejected=int(rejected) if erp_rows else None,
         messages_per_exception=_ratio(messages, opened, 2), people_per_exception=_ratio(people, opened, 2),
-        by_type=groups(1, 1), by_area=groups(2, 2),
+        by_type=grouped(1, 1), by_area=grouped(2, 2),
     )
 
 

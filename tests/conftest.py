@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from models.db import make_engine, migrate
+from tests.fakes.stack import Fakes
 
 DATABASE_URL_VARIABLE = "MFGOS_TEST_DATABASE_URL"
 
@@ -125,3 +126,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def anyio_backend() -> str:
     """Async tests (`pytest.mark.anyio`) run on asyncio, the loop the product runs on."""
     return "asyncio"
+
+
+@pytest.fixture
+def fakes() -> Iterator[Fakes]:
+    """Slack, Telegram and WhatsApp wire fakes, started for the test and stopped after it."""
+    started = Fakes.start()
+    yield started
+    started.stop()

@@ -10,18 +10,14 @@ with Socket Mode and the Telegram webhook.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mfgos.server import run_worker
 from tests.fakes.server import wait_for
-from tests.fakes.slack import FakeSlack
-from tests.fakes.stack import Stack, settings_for, start_stack
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.whatsapp import FakeWhatsApp
+from tests.fakes.stack import Fakes, Stack, settings_for, start_stack
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -29,21 +25,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120),
 CARLOS, TOM, SARA = "+34600000001", "U01TOM", 5001
 TG_SECRET = "tg-secret"
 
-
-
-@dataclass
-class Fakes:
-    slack: FakeSlack
-    telegram: FakeTelegram
-    whatsapp: FakeWhatsApp
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    started = Fakes(FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start())
-    yield started
-    for fake in (started.slack, started.telegram, started.whatsapp):
-        fake.stop()
 
 
 @pytest.fixture(params=["events-api+polling", "socket-mode+webhook"])

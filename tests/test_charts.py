@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,7 @@ from bot import charts
 from mfgos.replay import replay
 from models import Notification, PlantException, session_scope
 from tests.fakes.server import Faults, wait_for
-from tests.fakes.slack import FakeSlack
-from tests.fakes.stack import Stack, settings_for, start_stack
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.whatsapp import FakeWhatsApp
+from tests.fakes.stack import Fakes, Stack, settings_for, start_stack
 
 SCENARIO = Path(__file__).parent / "scenarios" / "charts_week.yaml"
 CARLOS, TOM, SARA = "+34600000001", "U01TOM", 5001
@@ -150,21 +146,6 @@ def test_no_label_text_or_figure_breaks_a_drawing(title: str, labels: list[str],
 
 
 # --- end to end: a question in, a chart out, on each platform -----------------------------------
-
-
-@dataclass
-class Fakes:
-    slack: FakeSlack
-    telegram: FakeTelegram
-    whatsapp: FakeWhatsApp
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    started = Fakes(FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start())
-    yield started
-    for fake in (started.slack, started.telegram, started.whatsapp):
-        fake.stop()
 
 
 @pytest.fixture

@@ -40,11 +40,8 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
-    settings = demo_settings(Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}"))
-    runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
-    app = create_app(runtime, demo=True, lifespan=worker_lifespan(runtime, interval=0.2))
+def serve_app(app: Any, what: str) -> Iterator[str]:
+    """`app` served by uvicorn on a free port in a thread, as `mfgos serve` runs it; yields its URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -53,16 +50,16 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
+        assert thread.is_alive() and time.monotonic() < deadline, f"the {what} did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", runtime
+    yield f"http://127.0.0.1:{port}/"
     server.should_exit = True
     thread.join(timeout=30)
     sock.close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+def chrome(*flags: str) -> Iterator[Any]:
+    """A headless Chromium (Debian's, driven by Selenium) with the browser's log kept, and `flags`."""
     binary, driver_path = _chromium()
     try:
         from selenium import webdriver
@@ -70,8 +67,7 @@ def browser() -> Iterator[Any]:
         service_unavailable("selenium is not installed (pip install -e '.[test]')")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1600,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", *flags):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
@@ -80,6 +76,20 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
+    settings = demo_settings(Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}"))
+    runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
+    app = create_app(runtime, demo=True, lifespan=worker_lifespan(runtime, interval=0.2))
+    for url in serve_app(app, "console"):
+        yield url, runtime
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    yield from chrome("--window-size=1600,1000")
 
 
 def _wait(browser: Any, condition: Any, timeout: float = 30) -> Any:

@@ -12,8 +12,6 @@ nothing refused by the page's Content-Security-Policy. Screenshots go to docs/im
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import Session, select
 
 from mfgos.auth import LINK_KIND
@@ -31,7 +28,7 @@ from mfgos.server import demo_settings, worker_lifespan
 from mfgos.web import CONSOLE, ConsoleChannel, create_app
 from models import Notification
 from routing.inbound import Inbound
-from tests.test_console_browser import REPORT, _chromium, _errors, _texts, _until_texts, _wait
+from tests.test_console_browser import REPORT, _errors, _texts, _until_texts, _wait, chrome, serve_app
 
 IMAGES = Path(__file__).parent.parent / "docs" / "img"
 ROW = "#exceptions tbody tr[data-code='E-0001']"
@@ -42,39 +39,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     settings = demo_settings(Settings(database_url=f"sqlite:///{tmp_path / 'dash.db'}"))
     runtime = Runtime(settings, channels={CONSOLE: ConsoleChannel()})
     app = create_app(runtime, demo=False, lifespan=worker_lifespan(runtime, interval=0.2))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", runtime
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    for url in serve_app(app, "server"):
+        yield url, runtime
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    binary, driver_path = _chromium()
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1440,1000", "--hide-scrollbars"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chrome("--window-size=1440,1000", "--hide-scrollbars")
 
 
 def sign_in(browser: Any, url: str, runtime: Runtime, person: str) -> None:

@@ -22,10 +22,30 @@ from mfgos.config import Settings
 from mfgos.runtime import Runtime
 from mfgos.web import create_app
 from models import Notification, PlantException, Signal, TimelineEvent, session_scope
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.whatsapp import FakeWhatsApp
 
 _keys = itertools.count(1)
 
 PLANT = Path(__file__).resolve().parents[1] / "data" / "channels_plant.yaml"
+
+
+@dataclass
+class Fakes:
+    """The three chat platforms' wire fakes, started together (the `fakes` fixture, tests/conftest.py)."""
+
+    slack: FakeSlack
+    telegram: FakeTelegram
+    whatsapp: FakeWhatsApp
+
+    @classmethod
+    def start(cls) -> Fakes:
+        return cls(FakeSlack().start(), FakeTelegram().start(), FakeWhatsApp().start())
+
+    def stop(self) -> None:
+        for fake in (self.slack, self.telegram, self.whatsapp):
+            fake.stop()
 
 
 def settings_for(database_url: str, tmp: Path, **channels: Any) -> Settings:
